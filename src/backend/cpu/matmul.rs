@@ -1,0 +1,136 @@
+//! Matrix products through the `gemm` crate (packed, SIMD, multi-threaded natively).
+
+use crate::model::plan::Linear;
+
+/// How many threads a large product may use. Natively gemm splits the work over the rayon
+/// pool; on wasm32 there are no threads.
+pub fn parallelism() -> gemm::Parallelism {
+    #[cfg(not(target_arch = "wasm32"))]
+    {
+        gemm::Parallelism::Rayon(0)
+    }
+    #[cfg(target_arch = "wasm32")]
+    {
+        gemm::Parallelism::None
+    }
+}
+
+/// `out[m, n] (+)= a[m, k] · w[n, k]ᵀ` — `w` in PyTorch's `[out, in]` layout.
+#[allow(clippy::too_many_arguments)]
+pub fn matmul_nt(
+    a: &[f32],
+    m: usize,
+    k: usize,
+    w: &[f32],
+    n: usize,
+    out: &mut [f32],
+    accumulate: bool,
+    par: gemm::Parallelism,
+) {
+    assert_eq!(a.len(), m * k, "lhs size");
+    assert_eq!(w.len(), n * k, "rhs size");
+    assert_eq!(out.len(), m * n, "out size");
+    if m == 0 || n == 0 {
+        return;
+    }
+    if k == 0 {
+        if !accumulate {
+            out.fill(0.0);
+        }
+        return;
+    }
+    // SAFETY: the three asserts above bound every index gemm computes from these strides:
+    // dst (i, j) at i·n + j, lhs (i, p) at i·k + p, rhs (p, j) = w[j·k + p].
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            out.as_mut_ptr(),
+            1,
+            n as isize,
+            accumulate,
+            a.as_ptr(),
+            1,
+            k as isize,
+            w.as_ptr(),
+            k as isize,
+            1,
+            1.0,
+            1.0,
+            false,
+            false,
+            false,
+            par,
+        )
+    }
+}
+
+/// `x[rows, in] · Wᵀ + b`
+pub fn linear(x: &[f32], rows: usize, lin: &Linear) -> Vec<f32> {
+    let (n, k) = (lin.out_dim(), lin.in_dim());
+    let mut out = vec![0.0f32; rows * n];
+    let accumulate = match &lin.bias {
+        Some(b) => {
+            for r in out.chunks_exact_mut(n) {
+                r.copy_from_slice(b);
+            }
+            true
+        }
+        None => false,
+    };
+    matmul_nt(
+        x,
+        rows,
+        k,
+        &lin.weight.data,
+        n,
+        &mut out,
+        accumulate,
+        parallelism(),
+    );
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tensor::Tensor;
+
+    fn naive(a: &[f32], m: usize, k: usize, w: &[f32], n: usize) -> Vec<f32> {
+        let mut o = vec![0.0; m * n];
+        for i in 0..m {
+            for j in 0..n {
+                o[i * n + j] = (0..k)
+                    .map(|p| a[i * k + p] as f64 * w[j * k + p] as f64)
+                    .sum::<f64>() as f32;
+            }
+        }
+        o
+    }
+
+    #[test]
+    fn matches_naive_on_odd_shapes() {
+        for &(m, k, n) in &[(1, 1, 1), (7, 13, 5), (33, 65, 17), (130, 31, 257)] {
+            let a: Vec<f32> = (0..m * k)
+                .map(|i| ((i * 37 % 101) as f32 - 50.0) / 50.0)
+                .collect();
+            let w: Vec<f32> = (0..n * k)
+                .map(|i| ((i * 53 % 97) as f32 - 48.0) / 48.0)
+                .collect();
+            let b: Vec<f32> = (0..n).map(|i| i as f32 * 0.5).collect();
+            let lin = Linear::new(
+                Tensor::new(vec![n, k], w.clone()),
+                Some(Tensor::new(vec![n], b.clone())),
+            );
+            let got = linear(&a, m, &lin);
+            let want = naive(&a, m, k, &w, n);
+            for i in 0..m {
+                for j in 0..n {
+                    let d = (got[i * n + j] - want[i * n + j] - b[j]).abs();
+                    assert!(d < 1e-4, "({m},{k},{n}) at ({i},{j}): {d}");
+                }
+            }
+        }
+    }
+}

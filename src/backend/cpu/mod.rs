@@ -1,0 +1,236 @@
+//! The CPU backend: plain Rust executing a [`Plan`], the reference every other backend is
+//! tested against and the fallback wherever no GPU adapter exists (the browser included).
+//! One file per op; this file composes them into blocks, the encoder and the head.
+
+pub mod activation;
+pub mod adaln;
+pub mod attention;
+pub mod embedding;
+pub mod matmul;
+pub mod norm;
+pub mod rope;
+
+use crate::batch::Batch;
+use crate::model::plan::{Block, Ffn, NormPlacement, Plan};
+use crate::tensor::Tensor;
+
+use super::ForwardOutput;
+use adaln::{gated_residual, modulate};
+use attention::{attention, AttentionShape};
+use matmul::linear;
+
+/// Applies `f` to every `cols`-wide row, in parallel natively.
+pub(crate) fn for_rows<F: Fn(&mut [f32]) + Sync + Send>(data: &mut [f32], cols: usize, f: F) {
+    #[cfg(not(target_arch = "wasm32"))]
+    {
+        use rayon::prelude::*;
+        // Small tensors are not worth waking the pool for.
+        if data.len() >= 1 << 15 {
+            data.par_chunks_mut(cols).for_each(f);
+            return;
+        }
+    }
+    data.chunks_mut(cols).for_each(f);
+}
+
+/// `(0..n).map(f)`, in parallel natively.
+pub(crate) fn map_indices<T: Send, F: Fn(usize) -> T + Sync + Send>(n: usize, f: F) -> Vec<T> {
+    #[cfg(not(target_arch = "wasm32"))]
+    {
+        use rayon::prelude::*;
+        (0..n).into_par_iter().map(f).collect()
+    }
+    #[cfg(target_arch = "wasm32")]
+    {
+        (0..n).map(f).collect()
+    }
+}
+
+/// One sequence of a batch.
+pub struct Row<'a> {
+    pub ids: &'a [u32],
+    pub key_mask: Option<&'a [bool]>,
+    pub token_types: Option<&'a [u32]>,
+    pub sigma: f32,
+}
+
+/// The backbone's output for one sequence.
+pub struct Encoded {
+    /// `[len, hidden]`, before the final norm.
+    pub hidden: Vec<f32>,
+    /// MDLM's conditioning vector, when the plan is time-conditioned (not folded).
+    pub cond: Option<Vec<f32>>,
+    /// With `capture`: the embedding output, then each block's output.
+    pub layers: Vec<Vec<f32>>,
+}
+
+pub fn encode(plan: &Plan, row: &Row, capture: bool) -> Encoded {
+    let len = row.ids.len();
+    let cond = plan
+        .conditioning
+        .as_ref()
+        .map(|c| adaln::conditioning(c, row.sigma));
+    let mut x = embedding::embed(&plan.embeddings, row.ids, row.token_types);
+    if let Some(n) = &plan.embeddings.norm {
+        norm::apply(n, &mut x);
+    }
+    let mut layers = Vec::new();
+    if capture {
+        layers.push(x.clone());
+    }
+    for b in &plan.blocks {
+        block(plan, b, &mut x, len, row.key_mask, cond.as_deref());
+        if capture {
+            layers.push(x.clone());
+        }
+    }
+    Encoded {
+        hidden: x,
+        cond,
+        layers,
+    }
+}
+
+fn block(
+    plan: &Plan,
+    b: &Block,
+    x: &mut [f32],
+    len: usize,
+    key_mask: Option<&[bool]>,
+    cond: Option<&[f32]>,
+) {
+    let h = plan.hidden;
+    let mods = b
+        .modulation
+        .as_ref()
+        .map(|m| linear(cond.expect("a modulated plan carries conditioning"), 1, m));
+    let part = |i: usize| mods.as_ref().map(|m| &m[i * h..(i + 1) * h]);
+    match b.placement {
+        NormPlacement::Pre => {
+            let mut a = match &b.attn_norm {
+                Some(n) => norm::normed(n, x),
+                None => x.to_vec(),
+            };
+            if let (Some(shift), Some(scale)) = (part(0), part(1)) {
+                modulate(&mut a, shift, scale);
+            }
+            let o = attention_branch(plan, b, &a, len, key_mask);
+            gated_residual(x, &o, part(2));
+            let mut f = match &b.ffn_norm {
+                Some(n) => norm::normed(n, x),
+                None => x.to_vec(),
+            };
+            if let (Some(shift), Some(scale)) = (part(3), part(4)) {
+                modulate(&mut f, shift, scale);
+            }
+            let o = ffn(&b.ffn, &f, len);
+            gated_residual(x, &o, part(5));
+        }
+        NormPlacement::Post => {
+            let o = attention_branch(plan, b, x, len, key_mask);
+            gated_residual(x, &o, None);
+            if let Some(n) = &b.attn_norm {
+                norm::apply(n, x);
+            }
+            let o = ffn(&b.ffn, x, len);
+            gated_residual(x, &o, None);
+            if let Some(n) = &b.ffn_norm {
+                norm::apply(n, x);
+            }
+        }
+    }
+}
+
+fn attention_branch(
+    plan: &Plan,
+    b: &Block,
+    x: &[f32],
+    len: usize,
+    key_mask: Option<&[bool]>,
+) -> Vec<f32> {
+    let mut qkv = linear(x, len, &b.qkv);
+    if let Some(r) = &b.rope {
+        rope::apply_qkv(r, &mut qkv, len, plan.heads, plan.head_dim);
+    }
+    let shape = AttentionShape {
+        len,
+        heads: plan.heads,
+        head_dim: plan.head_dim,
+    };
+    let a = attention(&qkv, &shape, key_mask, b.window);
+    linear(&a, len, &b.attn_out)
+}
+
+fn ffn(f: &Ffn, x: &[f32], len: usize) -> Vec<f32> {
+    match f {
+        Ffn::Plain { up, act, down } => {
+            let mut u = linear(x, len, up);
+            activation::apply(*act, &mut u, up.out_dim());
+            linear(&u, len, down)
+        }
+        Ffn::Gated { up, act, down } => {
+            let u = linear(x, len, up);
+            let g = activation::gated(*act, &u, len, up.out_dim() / 2);
+            linear(&g, len, down)
+        }
+    }
+}
+
+/// The backbone's final norm (and output modulation) on `rows` rows of hidden states.
+pub fn final_norm(plan: &Plan, hidden: &[f32], rows: usize, cond: Option<&[f32]>) -> Vec<f32> {
+    let h = plan.hidden;
+    let mut x = hidden.to_vec();
+    debug_assert_eq!(x.len(), rows * h);
+    if let Some(n) = &plan.head.final_norm {
+        norm::apply(n, &mut x);
+    }
+    if let Some(m) = &plan.head.final_modulation {
+        let mods = linear(cond.expect("a modulated plan carries conditioning"), 1, m);
+        modulate(&mut x, &mods[..h], &mods[h..2 * h]);
+    }
+    x
+}
+
+/// Logits `[rows, vocab]` for `rows` rows of hidden states: final norm, MLM transform, decoder.
+/// The sampler calls this on the masked rows only; `forward` on all of them.
+pub fn head(plan: &Plan, hidden: &[f32], rows: usize, cond: Option<&[f32]>) -> Vec<f32> {
+    let mut x = final_norm(plan, hidden, rows, cond);
+    if let Some((dense, act, n)) = &plan.head.transform {
+        x = linear(&x, rows, dense);
+        activation::apply(*act, &mut x, dense.out_dim());
+        norm::apply(n, &mut x);
+    }
+    linear(&x, rows, &plan.head.decoder)
+}
+
+/// The full forward pass over a batch: logits `[B, L, V]`, and with `capture` the hidden
+/// states after the embeddings and after every block (`[B, L, H]` each) and after the final norm.
+pub fn forward(plan: &Plan, batch: &Batch, capture: bool) -> ForwardOutput {
+    let (bsz, len, h, v) = (batch.size, batch.len, plan.hidden, plan.vocab);
+    let mut logits = Vec::with_capacity(bsz * len * v);
+    let mut layers: Vec<Vec<f32>> = Vec::new();
+    let mut finals = Vec::new();
+    for b in 0..bsz {
+        let row = batch.row(b);
+        let enc = encode(plan, &row, capture);
+        logits.extend(head(plan, &enc.hidden, len, enc.cond.as_deref()));
+        if capture {
+            if layers.is_empty() {
+                layers = vec![Vec::with_capacity(bsz * len * h); enc.layers.len()];
+            }
+            for (dst, src) in layers.iter_mut().zip(&enc.layers) {
+                dst.extend_from_slice(src);
+            }
+            finals.extend(final_norm(plan, &enc.hidden, len, enc.cond.as_deref()));
+        }
+    }
+    let shape = |d: usize| vec![bsz, len, d];
+    ForwardOutput {
+        logits: Tensor::new(shape(v), logits),
+        hidden_states: layers
+            .into_iter()
+            .map(|l| Tensor::new(shape(h), l))
+            .collect(),
+        final_norm: capture.then(|| Tensor::new(shape(h), finals)),
+    }
+}

@@ -1,0 +1,80 @@
+//! The one error type of the crate. Every message names what is wrong (file, tensor, field,
+//! position) and what was expected, so a user can fix the input without reading the code.
+
+use std::fmt;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The file could not be read at all.
+    #[error("{path}: {source}")]
+    Io {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    /// A file was read but its contents are malformed (bad header, truncated data …).
+    #[error("{path}: {msg}")]
+    File { path: String, msg: String },
+    /// A field of a config file is missing, has the wrong type or an unsupported value.
+    #[error("{path}: field `{field}`: {msg}")]
+    Config {
+        path: String,
+        field: String,
+        msg: String,
+    },
+    /// A weight tensor is missing, has the wrong shape or an unsupported dtype.
+    #[error("{path}: tensor `{tensor}`: {msg}")]
+    Tensor {
+        path: String,
+        tensor: String,
+        msg: String,
+    },
+    /// The caller's input (ids, masks, lengths) does not fit the model.
+    #[error("input: {0}")]
+    Input(String),
+    /// The tokenizer could not be loaded or could not encode/decode.
+    #[error("tokenizer {path}: {msg}")]
+    Tokenizer { path: String, msg: String },
+}
+
+pub type Result<T> = std::result::Result<T, Error>;
+
+impl Error {
+    pub fn io(path: impl fmt::Display, source: std::io::Error) -> Self {
+        Error::Io {
+            path: path.to_string(),
+            source,
+        }
+    }
+    pub fn file(path: impl fmt::Display, msg: impl Into<String>) -> Self {
+        Error::File {
+            path: path.to_string(),
+            msg: msg.into(),
+        }
+    }
+    pub fn config(
+        path: impl fmt::Display,
+        field: impl Into<String>,
+        msg: impl Into<String>,
+    ) -> Self {
+        Error::Config {
+            path: path.to_string(),
+            field: field.into(),
+            msg: msg.into(),
+        }
+    }
+    pub fn tensor(
+        path: impl fmt::Display,
+        tensor: impl Into<String>,
+        msg: impl Into<String>,
+    ) -> Self {
+        Error::Tensor {
+            path: path.to_string(),
+            tensor: tensor.into(),
+            msg: msg.into(),
+        }
+    }
+    pub fn input(msg: impl Into<String>) -> Self {
+        Error::Input(msg.into())
+    }
+}

@@ -1,0 +1,137 @@
+//! One builder per architecture: it reads the config, states the architecture's facts
+//! (mask token, tied decoder, position ids, logit reading) and composes the generic ops
+//! of [`Plan`] from the weights. Nothing outside this folder knows a checkpoint's key names.
+
+mod bert;
+mod distilbert;
+mod llada;
+mod mdlm;
+mod modernbert;
+
+use super::config::Config;
+use super::plan::{Activation, Linear, Norm, NormKind, Plan};
+use super::weights::Weights;
+use super::{Architecture, LoadOptions, ModelSpec};
+use crate::error::{Error, Result};
+use crate::tensor::Tensor;
+
+pub fn build(cfg: &Config, w: &Weights, opts: LoadOptions) -> Result<(ModelSpec, Plan)> {
+    match Architecture::from_model_type(cfg)? {
+        Architecture::Mdlm => mdlm::build(cfg, w, opts),
+        Architecture::Bert => bert::build(cfg, w, bert::Flavour::Bert),
+        Architecture::Roberta => bert::build(cfg, w, bert::Flavour::Roberta),
+        Architecture::DistilBert => distilbert::build(cfg, w),
+        Architecture::ModernBert => modernbert::build(cfg, w),
+        Architecture::Llada => llada::build(cfg, w),
+    }
+}
+
+/// Hidden size and head count that divide into an even head dimension (RoPE needs pairs).
+fn head_dim(cfg: &Config, hidden: usize, heads: usize, heads_field: &str) -> Result<usize> {
+    cfg.require(
+        hidden % heads == 0,
+        heads_field,
+        format!("{heads} heads do not divide the hidden size {hidden}"),
+    )?;
+    Ok(hidden / heads)
+}
+
+fn linear(w: &Weights, prefix: &str, out: usize, inp: usize, bias: bool) -> Result<Linear> {
+    let weight = w.get(&format!("{prefix}.weight"), &[out, inp])?;
+    let bias = if bias {
+        Some(w.get(&format!("{prefix}.bias"), &[out])?)
+    } else {
+        None
+    };
+    Ok(Linear::new(weight, bias))
+}
+
+/// Stacks separate q, k, v projections into one `[3·out, in]` linear.
+fn fused_qkv(parts: [Linear; 3]) -> Linear {
+    let mut weight = Vec::new();
+    let mut bias: Option<Vec<f32>> = parts[0].bias.as_ref().map(|_| Vec::new());
+    let inp = parts[0].in_dim();
+    let mut rows = 0;
+    for p in &parts {
+        weight.extend_from_slice(&p.weight.data);
+        rows += p.out_dim();
+        if let (Some(b), Some(pb)) = (bias.as_mut(), &p.bias) {
+            b.extend_from_slice(pb);
+        }
+    }
+    Linear::new(
+        Tensor::new(vec![rows, inp], weight),
+        bias.map(|b| Tensor::new(vec![rows], b)),
+    )
+}
+
+/// Stacks two projections with the same input (a gated FFN's gate and up) into one.
+fn stacked(a: Linear, b: Linear) -> Linear {
+    let (ra, rb, inp) = (a.out_dim(), b.out_dim(), a.in_dim());
+    let mut weight = a.weight.data.clone();
+    weight.extend_from_slice(&b.weight.data);
+    Linear::new(Tensor::new(vec![ra + rb, inp], weight), None)
+}
+
+/// A LayerNorm whose weight (and optional bias) may be stored under new or legacy names.
+fn layer_norm(w: &Weights, prefix: &str, dim: usize, bias: bool, eps: f64) -> Result<Norm> {
+    let weight = w.get_any(
+        &[&format!("{prefix}.weight"), &format!("{prefix}.gamma")],
+        &[dim],
+    )?;
+    let bias = if bias {
+        Some(
+            w.get_any(
+                &[&format!("{prefix}.bias"), &format!("{prefix}.beta")],
+                &[dim],
+            )?
+            .data,
+        )
+    } else {
+        None
+    };
+    Ok(Norm {
+        kind: NormKind::LayerNorm,
+        weight: weight.data,
+        bias,
+        eps: eps as f32,
+    })
+}
+
+fn rms_norm(w: &Weights, name: &str, dim: usize, eps: f64) -> Result<Norm> {
+    Ok(Norm {
+        kind: NormKind::RmsNorm,
+        weight: w.get(name, &[dim])?.data,
+        bias: None,
+        eps: eps as f32,
+    })
+}
+
+/// HF activation names → our activations.
+fn activation(cfg: &Config, field: &str, default: &str) -> Result<Activation> {
+    match cfg.str_or(field, default)? {
+        "gelu" => Ok(Activation::GeluErf),
+        "gelu_new" | "gelu_pytorch_tanh" | "gelu_fast" => Ok(Activation::GeluTanh),
+        "silu" | "swish" => Ok(Activation::Silu),
+        other => Err(Error::config(
+            &cfg.path,
+            field,
+            format!(
+                "activation `{other}` is not supported (gelu, gelu_new, gelu_pytorch_tanh, silu)"
+            ),
+        )),
+    }
+}
+
+/// A token id from the config that must fit the vocabulary.
+fn token_id(cfg: &Config, field: &str, vocab: usize) -> Result<Option<u32>> {
+    match cfg.uint_opt(field)? {
+        None => Ok(None),
+        Some(id) if id < vocab => Ok(Some(id as u32)),
+        Some(id) => Err(Error::config(
+            &cfg.path,
+            field,
+            format!("{id} is outside the vocabulary (size {vocab})"),
+        )),
+    }
+}

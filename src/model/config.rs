@@ -1,0 +1,143 @@
+//! Typed reads of `config.json`. Every accessor names the file and the field when the value is
+//! missing, of the wrong type or out of range, so a broken config never becomes a panic or an
+//! absurd allocation later.
+
+use serde_json::{Map, Value};
+
+use crate::error::{Error, Result};
+
+/// Upper bound for any size field; the tensors' shapes are checked against the file anyway,
+/// this only keeps arithmetic on config values far from overflow.
+const MAX_DIM: usize = 1 << 24;
+
+pub struct Config {
+    pub path: String,
+    map: Map<String, Value>,
+}
+
+impl Config {
+    pub fn parse(path: impl Into<String>, text: &str) -> Result<Config> {
+        let path = path.into();
+        let v: Value = serde_json::from_str(text)
+            .map_err(|e| Error::file(&path, format!("not valid JSON: {e}")))?;
+        match v {
+            Value::Object(map) => Ok(Config { path, map }),
+            _ => Err(Error::file(&path, "expected a JSON object")),
+        }
+    }
+
+    pub fn has(&self, field: &str) -> bool {
+        self.map.get(field).is_some_and(|v| !v.is_null())
+    }
+
+    pub fn str(&self, field: &str) -> Result<&str> {
+        match self.map.get(field) {
+            Some(Value::String(s)) => Ok(s),
+            Some(v) => Err(Error::config(
+                &self.path,
+                field,
+                format!("expected a string, found {v}"),
+            )),
+            None => Err(Error::config(&self.path, field, "missing")),
+        }
+    }
+
+    /// A positive size (dimension, count).
+    pub fn dim(&self, field: &str) -> Result<usize> {
+        let n = self.uint(field)?;
+        if n == 0 || n > MAX_DIM {
+            return Err(Error::config(
+                &self.path,
+                field,
+                format!("{n} is out of range (expected 1..={MAX_DIM})"),
+            ));
+        }
+        Ok(n)
+    }
+
+    pub fn dim_or(&self, field: &str, default: usize) -> Result<usize> {
+        if self.has(field) {
+            self.dim(field)
+        } else {
+            Ok(default)
+        }
+    }
+
+    pub fn uint(&self, field: &str) -> Result<usize> {
+        match self.map.get(field) {
+            Some(v) => v
+                .as_u64()
+                .and_then(|n| usize::try_from(n).ok())
+                .ok_or_else(|| {
+                    Error::config(
+                        &self.path,
+                        field,
+                        format!("expected a non-negative integer, found {v}"),
+                    )
+                }),
+            None => Err(Error::config(&self.path, field, "missing")),
+        }
+    }
+
+    pub fn uint_opt(&self, field: &str) -> Result<Option<usize>> {
+        if self.has(field) {
+            self.uint(field).map(Some)
+        } else {
+            Ok(None)
+        }
+    }
+
+    pub fn float(&self, field: &str) -> Result<f64> {
+        match self.map.get(field) {
+            Some(v) => v.as_f64().filter(|x| x.is_finite()).ok_or_else(|| {
+                Error::config(&self.path, field, format!("expected a number, found {v}"))
+            }),
+            None => Err(Error::config(&self.path, field, "missing")),
+        }
+    }
+
+    pub fn float_or(&self, field: &str, default: f64) -> Result<f64> {
+        if self.has(field) {
+            self.float(field)
+        } else {
+            Ok(default)
+        }
+    }
+
+    pub fn bool(&self, field: &str) -> Result<bool> {
+        match self.map.get(field) {
+            Some(Value::Bool(b)) => Ok(*b),
+            Some(v) => Err(Error::config(
+                &self.path,
+                field,
+                format!("expected true or false, found {v}"),
+            )),
+            None => Err(Error::config(&self.path, field, "missing")),
+        }
+    }
+
+    pub fn bool_or(&self, field: &str, default: bool) -> Result<bool> {
+        if self.has(field) {
+            self.bool(field)
+        } else {
+            Ok(default)
+        }
+    }
+
+    pub fn str_or<'a>(&'a self, field: &str, default: &'a str) -> Result<&'a str> {
+        if self.has(field) {
+            self.str(field)
+        } else {
+            Ok(default)
+        }
+    }
+
+    /// Fails with a message naming the field when `ok` is false.
+    pub fn require(&self, ok: bool, field: &str, msg: impl Into<String>) -> Result<()> {
+        if ok {
+            Ok(())
+        } else {
+            Err(Error::config(&self.path, field, msg))
+        }
+    }
+}

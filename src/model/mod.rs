@@ -1,0 +1,260 @@
+//! Models in Hugging Face layout: `config.json` → [`ModelSpec`] (the per-architecture facts),
+//! `model.safetensors` → [`Weights`] → a [`Plan`] of ops, `tokenizer.json` → [`Tokenizer`].
+
+pub mod arch;
+pub mod config;
+pub mod plan;
+pub mod weights;
+
+use std::path::Path;
+
+use crate::backend::{cpu, Backend, ForwardOutput};
+use crate::batch::Batch;
+use crate::diffusion::subs;
+use crate::error::{Error, Result};
+use crate::tensor::Tensor;
+use crate::text::Tokenizer;
+use config::Config;
+use plan::Plan;
+pub use weights::Weights;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Architecture {
+    Mdlm,
+    Bert,
+    DistilBert,
+    Roberta,
+    ModernBert,
+    Llada,
+}
+
+impl Architecture {
+    pub const ALL: [(&'static str, Architecture); 6] = [
+        ("mdlm", Architecture::Mdlm),
+        ("bert", Architecture::Bert),
+        ("distilbert", Architecture::DistilBert),
+        ("roberta", Architecture::Roberta),
+        ("modernbert", Architecture::ModernBert),
+        ("llada", Architecture::Llada),
+    ];
+
+    pub fn from_model_type(cfg: &Config) -> Result<Architecture> {
+        let t = cfg.str("model_type")?;
+        Architecture::ALL
+            .iter()
+            .find(|(name, _)| *name == t)
+            .map(|(_, a)| *a)
+            .ok_or_else(|| {
+                let names: Vec<&str> = Architecture::ALL.iter().map(|(n, _)| *n).collect();
+                Error::config(
+                    &cfg.path,
+                    "model_type",
+                    format!("unknown model type `{t}`; supported: {}", names.join(", ")),
+                )
+            })
+    }
+
+    pub fn name(self) -> &'static str {
+        Architecture::ALL
+            .iter()
+            .find(|(_, a)| *a == self)
+            .expect("listed")
+            .0
+    }
+}
+
+/// How the raw logits are read as a distribution over clean tokens (dlm-reference §1).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogitReading {
+    /// MDLM "subs": mask column to −∞-like, log-softmax, unmasked rows carried over.
+    Subs,
+    /// MLMs and LLaDA: raw logits; the sampler must suppress the mask and special tokens.
+    Raw,
+}
+
+/// The mask token, by id (in the config) or by its text (resolved through the tokenizer).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum MaskToken {
+    Id(u32),
+    Text(&'static str),
+}
+
+/// Per-architecture facts, all decided in `model/arch/<name>.rs` and nowhere else.
+#[derive(Clone, Debug)]
+pub struct ModelSpec {
+    pub arch: Architecture,
+    /// Rows of the output logits.
+    pub vocab_size: usize,
+    /// Longest canvas the model accepts.
+    pub max_len: usize,
+    pub mask: MaskToken,
+    pub pad_id: Option<u32>,
+    /// Number of token types (`token_type_ids` must be below it); 0 = none.
+    pub type_vocab: usize,
+    /// MDLM time conditioning: σ changes the output.
+    pub time_conditioning: bool,
+    pub logits: LogitReading,
+    /// The field of config.json that `max_len` comes from, for error messages.
+    pub max_len_field: &'static str,
+}
+
+#[derive(Clone, Copy, Debug)]
+pub struct LoadOptions {
+    /// Fold MDLM's constant adaLN modulation into the weights when `time_conditioning` is false.
+    pub fold_adaln: bool,
+}
+
+impl Default for LoadOptions {
+    fn default() -> Self {
+        LoadOptions { fold_adaln: true }
+    }
+}
+
+/// A loaded model: its facts, its forward plan and (when the folder has one) its tokenizer.
+pub struct Model {
+    pub spec: ModelSpec,
+    pub plan: Plan,
+    pub tokenizer: Option<Tokenizer>,
+}
+
+/// The output of [`Model::forward`].
+pub struct Forward {
+    pub out: ForwardOutput,
+    /// MDLM "subs" log-probabilities `[B, L, V]`.
+    pub log_probs: Option<Tensor>,
+}
+
+impl Model {
+    /// Loads `config.json`, `model.safetensors` (or its sharded index) and, if present,
+    /// `tokenizer.json` from a folder.
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn load(dir: &Path) -> Result<Model> {
+        Model::load_with(dir, LoadOptions::default())
+    }
+
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn load_with(dir: &Path, opts: LoadOptions) -> Result<Model> {
+        if !dir.is_dir() {
+            return Err(Error::file(
+                dir.display(),
+                "not a folder (expected config.json, model.safetensors, tokenizer.json)",
+            ));
+        }
+        let cfg_path = dir.join("config.json");
+        let text =
+            std::fs::read_to_string(&cfg_path).map_err(|e| Error::io(cfg_path.display(), e))?;
+        let cfg = Config::parse(cfg_path.display().to_string(), &text)?;
+        let weights = Weights::open_dir(dir)?;
+        let tok_path = dir.join("tokenizer.json");
+        let tokenizer = if tok_path.is_file() {
+            Some(Tokenizer::from_file(&tok_path)?)
+        } else {
+            None
+        };
+        Model::from_parts(&cfg, &weights, tokenizer, opts)
+    }
+
+    /// Builds a model from an already-parsed config, weights and tokenizer (the browser,
+    /// embedded models, benchmarks).
+    pub fn from_parts(
+        cfg: &Config,
+        weights: &Weights,
+        tokenizer: Option<Tokenizer>,
+        opts: LoadOptions,
+    ) -> Result<Model> {
+        let (spec, plan) = arch::build(cfg, weights, opts)?;
+        let model = Model {
+            spec,
+            plan,
+            tokenizer,
+        };
+        model.mask_id()?;
+        Ok(model)
+    }
+
+    /// The mask token id. For architectures that name their mask by text it needs the tokenizer.
+    pub fn mask_id(&self) -> Result<Option<u32>> {
+        match &self.spec.mask {
+            MaskToken::Id(id) => Ok(Some(*id)),
+            MaskToken::Text(t) => match &self.tokenizer {
+                None => Ok(None),
+                Some(tok) => tok
+                    .token_to_id(t)
+                    .map(Some)
+                    .ok_or_else(|| Error::Tokenizer {
+                        path: tok.path().to_string(),
+                        msg: format!(
+                            "has no `{t}` token, which a {} model uses as its mask",
+                            self.spec.arch.name()
+                        ),
+                    }),
+            },
+        }
+    }
+
+    /// Checks a batch against the model before anything is computed.
+    pub fn check(&self, batch: &Batch) -> Result<()> {
+        let spec = &self.spec;
+        if batch.size == 0 || batch.len == 0 {
+            return Err(Error::input("empty input: no tokens to run"));
+        }
+        if batch.len > spec.max_len {
+            return Err(Error::input(format!(
+                "sequence length {} exceeds the model's maximum of {} (config.json `{}`)",
+                batch.len, spec.max_len, spec.max_len_field
+            )));
+        }
+        if let Some(i) = batch
+            .ids
+            .iter()
+            .position(|&t| t as usize >= spec.vocab_size)
+        {
+            return Err(Error::input(format!(
+                "input_ids[{}, {}] = {} is outside the vocabulary (size {})",
+                i / batch.len,
+                i % batch.len,
+                batch.ids[i],
+                spec.vocab_size
+            )));
+        }
+        if let Some(tt) = &batch.token_types {
+            if let Some(i) = tt
+                .iter()
+                .position(|&t| t as usize >= spec.type_vocab.max(1))
+            {
+                return Err(Error::input(format!(
+                    "token_type_ids[{}, {}] = {} is out of range (the model has {} token types)",
+                    i / batch.len,
+                    i % batch.len,
+                    tt[i],
+                    spec.type_vocab.max(1)
+                )));
+            }
+        }
+        if let Some(s) = &batch.sigma {
+            if let Some(i) = s.iter().position(|v| !v.is_finite() || *v < 0.0) {
+                return Err(Error::input(format!(
+                    "sigma[{i}] = {} is not a finite, non-negative noise level",
+                    s[i]
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// Runs the forward pass; for MDLM also returns the subs log-probabilities.
+    pub fn forward(&self, batch: &Batch, backend: Backend, capture: bool) -> Result<Forward> {
+        self.check(batch)?;
+        let out = match backend {
+            Backend::Cpu => cpu::forward(&self.plan, batch, capture),
+        };
+        let log_probs = match self.spec.logits {
+            LogitReading::Subs => {
+                let mask = self.mask_id()?.expect("subs models carry their mask id");
+                Some(subs::log_probs(&out.logits, &batch.ids, mask))
+            }
+            LogitReading::Raw => None,
+        };
+        Ok(Forward { out, log_probs })
+    }
+}

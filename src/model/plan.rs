@@ -1,0 +1,201 @@
+//! The forward plan: every supported architecture is described as the same few ops
+//! (embedding, norm, linear, RoPE, attention, activation, residual, head), so any backend
+//! that executes a `Plan` runs every model. A new architecture is a new builder in
+//! `model/arch`, not a new backend.
+
+use std::sync::Arc;
+
+use crate::tensor::Tensor;
+
+/// `y = x · Wᵀ + b`, W stored `[out, in]` as in PyTorch.
+#[derive(Clone, Debug)]
+pub struct Linear {
+    pub weight: Arc<Tensor>,
+    pub bias: Option<Vec<f32>>,
+}
+
+impl Linear {
+    pub fn new(weight: Tensor, bias: Option<Tensor>) -> Linear {
+        Linear {
+            weight: Arc::new(weight),
+            bias: bias.map(|b| b.data),
+        }
+    }
+    pub fn out_dim(&self) -> usize {
+        self.weight.shape[0]
+    }
+    pub fn in_dim(&self) -> usize {
+        self.weight.shape[1]
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NormKind {
+    /// `(x − mean) / sqrt(var + eps) · w (+ b)`
+    LayerNorm,
+    /// `x / sqrt(mean(x²) + eps) · w`
+    RmsNorm,
+}
+
+#[derive(Clone, Debug)]
+pub struct Norm {
+    pub kind: NormKind,
+    pub weight: Vec<f32>,
+    pub bias: Option<Vec<f32>>,
+    pub eps: f32,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Activation {
+    /// Exact GELU, `0.5·x·(1 + erf(x/√2))` (HF "gelu").
+    GeluErf,
+    /// Tanh-approximated GELU (HF "gelu_new", `nn.GELU(approximate='tanh')`).
+    GeluTanh,
+    Silu,
+}
+
+#[derive(Clone, Debug)]
+pub enum Ffn {
+    /// `down(act(up(x)))`
+    Plain {
+        up: Linear,
+        act: Activation,
+        down: Linear,
+    },
+    /// `down(act(a) ⊙ b)` where `[a | b] = up(x)`: the first half of `up`'s outputs is
+    /// activated (ModernBERT GeGLU `input, gate = Wi(x).chunk(2)`; LLaDA `ff_proj` then `up_proj`).
+    Gated {
+        up: Linear,
+        act: Activation,
+        down: Linear,
+    },
+}
+
+impl Ffn {
+    pub fn down(&self) -> &Linear {
+        match self {
+            Ffn::Plain { down, .. } | Ffn::Gated { down, .. } => down,
+        }
+    }
+}
+
+/// Where the norms of a block sit relative to the residual adds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NormPlacement {
+    /// `x = x + f(norm(x))` (MDLM, LLaDA, ModernBERT)
+    Pre,
+    /// `x = norm(x + f(x))` (BERT, DistilBERT, RoBERTa)
+    Post,
+}
+
+/// Rotary position embedding, GPT-NeoX "rotate-half" layout over the whole head dimension.
+#[derive(Clone, Debug)]
+pub struct Rope {
+    /// `1/θ^(2j/d)`, j < d/2, in f32 as the references compute it.
+    pub inv_freq: Vec<f32>,
+}
+
+impl Rope {
+    pub fn new(theta: f64, head_dim: usize) -> Rope {
+        // torch: 1.0 / (base ** (arange(0, d, 2).float() / d)) — every step in f32
+        let inv_freq = (0..head_dim / 2)
+            .map(|j| {
+                let e = (2 * j) as f32 / head_dim as f32;
+                1.0f32 / (theta as f32).powf(e)
+            })
+            .collect();
+        Rope { inv_freq }
+    }
+}
+
+/// Time conditioning of MDLM's DiT: σ → sinusoidal features → MLP → `c`, then each adaLN
+/// projects `c` to shifts, scales and gates.
+#[derive(Clone, Debug)]
+pub struct Conditioning {
+    /// Number of sinusoidal features (256 in MDLM: 128 cos then 128 sin).
+    pub freq_dim: usize,
+    pub mlp_in: Linear,
+    pub mlp_out: Linear,
+    /// MDLM with `time_conditioning: false` zeroes σ before embedding it.
+    pub zero_sigma: bool,
+}
+
+#[derive(Clone, Debug)]
+pub struct Block {
+    pub placement: NormPlacement,
+    /// `None` is the identity (ModernBERT's first layer has no attention norm).
+    pub attn_norm: Option<Norm>,
+    /// Fused projection, rows `[q | k | v]`, each `heads × head_dim`, head-major.
+    pub qkv: Linear,
+    pub rope: Option<Rope>,
+    /// Sliding-window attention: a query attends to keys with `|i − j| ≤ window`.
+    pub window: Option<usize>,
+    pub attn_out: Linear,
+    pub ffn_norm: Option<Norm>,
+    pub ffn: Ffn,
+    /// adaLN for time-conditioned MDLM: `c → [shift1, scale1, gate1, shift2, scale2, gate2]`.
+    /// When the conditioning is constant it is folded into the norms and linears instead.
+    pub modulation: Option<Linear>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PositionIds {
+    /// 0..L−1
+    FromZero,
+    /// RoBERTa: `pad + 1 + cumsum(id != pad)` for real tokens, `pad` for padding.
+    AfterPadding { pad_id: u32 },
+}
+
+#[derive(Clone, Debug)]
+pub struct Embeddings {
+    pub tokens: Arc<Tensor>,
+    pub positions: Option<(Tensor, PositionIds)>,
+    pub token_types: Option<Tensor>,
+    pub norm: Option<Norm>,
+}
+
+#[derive(Clone, Debug)]
+pub struct Head {
+    /// The final norm of the backbone (`ln_f`, `final_norm`, MDLM `norm_final`).
+    pub final_norm: Option<Norm>,
+    /// MDLM's output adaLN `c → [shift, scale]` when not folded.
+    pub final_modulation: Option<Linear>,
+    /// The MLM transform `norm(act(dense(x)))` of BERT-family heads.
+    pub transform: Option<(Linear, Activation, Norm)>,
+    pub decoder: Linear,
+}
+
+#[derive(Clone, Debug)]
+pub struct Plan {
+    pub hidden: usize,
+    pub heads: usize,
+    pub head_dim: usize,
+    pub vocab: usize,
+    pub embeddings: Embeddings,
+    pub conditioning: Option<Conditioning>,
+    pub blocks: Vec<Block>,
+    pub head: Head,
+}
+
+impl Plan {
+    /// Multiply-add FLOPs (×2) of one forward over `len` positions with the head on `head_rows`.
+    pub fn flops(&self, len: usize, head_rows: usize) -> f64 {
+        let mm =
+            |rows: usize, l: &Linear| 2.0 * rows as f64 * l.in_dim() as f64 * l.out_dim() as f64;
+        let mut f = 0.0;
+        for b in &self.blocks {
+            f += mm(len, &b.qkv) + mm(len, &b.attn_out);
+            match &b.ffn {
+                Ffn::Plain { up, down, .. } | Ffn::Gated { up, down, .. } => {
+                    f += mm(len, up) + mm(len, down)
+                }
+            }
+            // scores and weighted sum
+            f += 4.0 * (len * len * self.hidden) as f64;
+        }
+        if let Some((dense, _, _)) = &self.head.transform {
+            f += mm(head_rows, dense);
+        }
+        f + mm(head_rows, &self.head.decoder)
+    }
+}

@@ -1,0 +1,342 @@
+//! Weight storage: safetensors files (single or sharded, memory-mapped natively) or tensors
+//! built in memory. Every tensor is checked against the shape the architecture expects
+//! before it is converted, and converted to f32 once, at load.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use half::{bf16, f16};
+use safetensors::tensor::{Metadata, TensorInfo};
+use safetensors::Dtype;
+
+use crate::error::{Error, Result};
+use crate::tensor::Tensor;
+
+/// The bytes of one safetensors file.
+enum Bytes {
+    #[cfg(not(target_arch = "wasm32"))]
+    Mapped(memmap2::Mmap),
+    Owned(Vec<u8>),
+}
+
+impl Bytes {
+    fn as_slice(&self) -> &[u8] {
+        match self {
+            #[cfg(not(target_arch = "wasm32"))]
+            Bytes::Mapped(m) => m,
+            Bytes::Owned(v) => v,
+        }
+    }
+}
+
+struct File {
+    path: String,
+    bytes: Bytes,
+    /// Start of the data section (8-byte length + JSON header).
+    data_start: usize,
+    meta: Metadata,
+}
+
+impl File {
+    fn parse(path: String, bytes: Bytes) -> Result<File> {
+        let (header_len, meta) = safetensors::SafeTensors::read_metadata(bytes.as_slice())
+            .map_err(|e| Error::file(&path, describe_safetensors_error(&e)))?;
+        Ok(File {
+            path,
+            bytes,
+            data_start: 8 + header_len,
+            meta,
+        })
+    }
+
+    fn info(&self, name: &str) -> Option<&TensorInfo> {
+        self.meta.info(name)
+    }
+
+    fn data(&self, info: &TensorInfo) -> &[u8] {
+        let (a, b) = info.data_offsets;
+        &self.bytes.as_slice()[self.data_start + a..self.data_start + b]
+    }
+}
+
+/// Turns the safetensors crate's terse errors into a sentence a user can act on.
+fn describe_safetensors_error(e: &safetensors::SafeTensorError) -> String {
+    use safetensors::SafeTensorError as E;
+    match e {
+        E::HeaderTooSmall => "not a safetensors file: shorter than its 8-byte header length".into(),
+        E::HeaderTooLarge => {
+            "not a safetensors file: the header length it claims is absurdly large (over 100 MB)"
+                .into()
+        }
+        E::InvalidHeaderLength => {
+            "truncated or corrupt safetensors file: the header length it claims runs past the end of the file"
+                .into()
+        }
+        E::MetadataIncompleteBuffer => {
+            "truncated or corrupt safetensors file: the tensor data does not match the file size the header implies"
+                .into()
+        }
+        E::InvalidHeader(_) | E::InvalidHeaderStart | E::InvalidHeaderDeserialization(_) => {
+            format!("corrupt safetensors header: {e}")
+        }
+        E::ValidationOverflow => {
+            "corrupt safetensors header: a tensor's shape is absurdly large (its size overflows)"
+                .into()
+        }
+        other => format!("invalid safetensors file: {other}"),
+    }
+}
+
+/// All weight tensors of one model, by name.
+pub struct Weights {
+    /// What to call the source in messages (a folder, a file, "memory").
+    origin: String,
+    files: Vec<File>,
+    /// tensor name -> index into `files`
+    index: HashMap<String, usize>,
+    memory: HashMap<String, Tensor>,
+}
+
+impl Weights {
+    /// Opens `model.safetensors`, or the shards listed in `model.safetensors.index.json`.
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn open_dir(dir: &Path) -> Result<Weights> {
+        let single = dir.join("model.safetensors");
+        let index_path = dir.join("model.safetensors.index.json");
+        if single.is_file() {
+            let file = open_mapped(&single)?;
+            return Ok(Weights::from_files(
+                single.display().to_string(),
+                vec![file],
+            ));
+        }
+        if index_path.is_file() {
+            let text = std::fs::read_to_string(&index_path)
+                .map_err(|e| Error::io(index_path.display(), e))?;
+            let shards = parse_index(&index_path.display().to_string(), &text)?;
+            let mut files = Vec::with_capacity(shards.len());
+            for shard in &shards {
+                files.push(open_mapped(&dir.join(shard))?);
+            }
+            return Ok(Weights::from_files(dir.display().to_string(), files));
+        }
+        Err(Error::file(
+            dir.display(),
+            "no model.safetensors or model.safetensors.index.json in this folder",
+        ))
+    }
+
+    /// One safetensors file already in memory (the browser, embedded models).
+    pub fn from_bytes(name: &str, bytes: Vec<u8>) -> Result<Weights> {
+        let file = File::parse(name.to_string(), Bytes::Owned(bytes))?;
+        Ok(Weights::from_files(name.to_string(), vec![file]))
+    }
+
+    /// Tensors built in memory (benchmarks, tests).
+    pub fn from_tensors(tensors: HashMap<String, Tensor>) -> Weights {
+        Weights {
+            origin: "<memory>".into(),
+            files: Vec::new(),
+            index: HashMap::new(),
+            memory: tensors,
+        }
+    }
+
+    fn from_files(origin: String, files: Vec<File>) -> Weights {
+        let mut index = HashMap::new();
+        for (i, f) in files.iter().enumerate() {
+            for name in f.meta.tensors().keys() {
+                index.insert(name.clone(), i);
+            }
+        }
+        Weights {
+            origin,
+            files,
+            index,
+            memory: HashMap::new(),
+        }
+    }
+
+    pub fn origin(&self) -> &str {
+        &self.origin
+    }
+
+    pub fn contains(&self, name: &str) -> bool {
+        self.memory.contains_key(name) || self.index.contains_key(name)
+    }
+
+    /// The stored shape of a tensor, if it exists.
+    pub fn shape(&self, name: &str) -> Option<Vec<usize>> {
+        if let Some(t) = self.memory.get(name) {
+            return Some(t.shape.clone());
+        }
+        let f = &self.files[*self.index.get(name)?];
+        f.info(name).map(|i| i.shape.clone())
+    }
+
+    /// Loads a tensor that must exist with exactly this shape.
+    pub fn get(&self, name: &str, shape: &[usize]) -> Result<Tensor> {
+        self.get_opt(name, shape)?.ok_or_else(|| {
+            Error::tensor(
+                &self.origin,
+                name,
+                format!("missing (expected shape {shape:?})"),
+            )
+        })
+    }
+
+    /// Loads the first of several names that exists (legacy spellings such as `gamma`/`weight`).
+    pub fn get_any(&self, names: &[&str], shape: &[usize]) -> Result<Tensor> {
+        for n in names {
+            if let Some(t) = self.get_opt(n, shape)? {
+                return Ok(t);
+            }
+        }
+        Err(Error::tensor(
+            &self.origin,
+            names.join("` or `"),
+            format!("missing (expected shape {shape:?})"),
+        ))
+    }
+
+    /// Loads a tensor that may be absent; if present, its shape must match.
+    pub fn get_opt(&self, name: &str, shape: &[usize]) -> Result<Option<Tensor>> {
+        if let Some(t) = self.memory.get(name) {
+            if t.shape != shape {
+                return Err(Error::tensor(
+                    &self.origin,
+                    name,
+                    format!("has shape {:?}, expected {shape:?}", t.shape),
+                ));
+            }
+            return Ok(Some(t.clone()));
+        }
+        let Some(&fi) = self.index.get(name) else {
+            return Ok(None);
+        };
+        let file = &self.files[fi];
+        let info = file.info(name).expect("index built from metadata");
+        if info.shape != shape {
+            return Err(Error::tensor(
+                &file.path,
+                name,
+                format!("has shape {:?}, expected {shape:?}", info.shape),
+            ));
+        }
+        let data = convert_to_f32(&file.path, name, info.dtype, file.data(info))?;
+        Ok(Some(Tensor::new(shape.to_vec(), data)))
+    }
+}
+
+#[cfg(not(target_arch = "wasm32"))]
+fn open_mapped(path: &Path) -> Result<File> {
+    let f = std::fs::File::open(path).map_err(|e| Error::io(path.display(), e))?;
+    // SAFETY: the map is read-only and the file is not expected to change while the model is
+    // loading; a concurrent writer would only corrupt the weights we read, which the shape and
+    // size checks bound.
+    let map = unsafe { memmap2::Mmap::map(&f) }.map_err(|e| Error::io(path.display(), e))?;
+    File::parse(path.display().to_string(), Bytes::Mapped(map))
+}
+
+/// The distinct shard file names of a `model.safetensors.index.json`, in first-seen order.
+fn parse_index(path: &str, text: &str) -> Result<Vec<String>> {
+    let v: serde_json::Value = serde_json::from_str(text)
+        .map_err(|e| Error::file(path, format!("not valid JSON: {e}")))?;
+    let map = v
+        .get("weight_map")
+        .and_then(|m| m.as_object())
+        .ok_or_else(|| Error::config(path, "weight_map", "missing or not an object"))?;
+    let mut shards: Vec<String> = Vec::new();
+    for (tensor, file) in map {
+        let file = file.as_str().ok_or_else(|| {
+            Error::config(path, format!("weight_map.{tensor}"), "not a file name")
+        })?;
+        // Shards live next to the index; a path here would let a config read any file.
+        if file.contains('/') || file.contains('\\') || file.starts_with('.') {
+            return Err(Error::config(
+                path,
+                format!("weight_map.{tensor}"),
+                format!("`{file}` is not a plain file name in the model folder"),
+            ));
+        }
+        if !shards.iter().any(|s| s == file) {
+            shards.push(file.to_string());
+        }
+    }
+    if shards.is_empty() {
+        return Err(Error::config(path, "weight_map", "lists no tensors"));
+    }
+    Ok(shards)
+}
+
+fn convert_to_f32(path: &str, name: &str, dtype: Dtype, bytes: &[u8]) -> Result<Vec<f32>> {
+    Ok(match dtype {
+        Dtype::F32 => bytes
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect(),
+        Dtype::F16 => bytes
+            .chunks_exact(2)
+            .map(|c| f16::from_le_bytes([c[0], c[1]]).to_f32())
+            .collect(),
+        Dtype::BF16 => bytes
+            .chunks_exact(2)
+            .map(|c| bf16::from_le_bytes([c[0], c[1]]).to_f32())
+            .collect(),
+        Dtype::F64 => bytes
+            .chunks_exact(8)
+            .map(|c| f64::from_le_bytes(c.try_into().expect("chunk of 8")) as f32)
+            .collect(),
+        other => {
+            return Err(Error::tensor(
+                path,
+                name,
+                format!("has dtype {other:?}; weights must be F32, F16, BF16 or F64"),
+            ))
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file_with(dtype: Dtype, shape: Vec<usize>, data: Vec<u8>) -> Vec<u8> {
+        let view = safetensors::tensor::TensorView::new(dtype, shape, &data).unwrap();
+        safetensors::serialize([("w", view)], None).unwrap()
+    }
+
+    #[test]
+    fn converts_half_precisions_exactly() {
+        let vals = [1.5f32, -2.25, 0.0, 65504.0];
+        let f16s: Vec<u8> = vals
+            .iter()
+            .flat_map(|v| f16::from_f32(*v).to_le_bytes())
+            .collect();
+        let bf16s: Vec<u8> = vals
+            .iter()
+            .flat_map(|v| bf16::from_f32(*v).to_le_bytes())
+            .collect();
+        for (dt, bytes) in [(Dtype::F16, f16s), (Dtype::BF16, bf16s)] {
+            let w = Weights::from_bytes("t.safetensors", file_with(dt, vec![2, 2], bytes)).unwrap();
+            let t = w.get("w", &[2, 2]).unwrap();
+            assert_eq!(t.data[..3], vals[..3], "{dt:?}");
+        }
+    }
+
+    #[test]
+    fn rejects_integer_weights_by_name() {
+        let w = Weights::from_bytes("t.safetensors", file_with(Dtype::I32, vec![1], vec![0; 4]))
+            .unwrap();
+        let e = w.get("w", &[1]).unwrap_err().to_string();
+        assert!(e.contains("`w`") && e.contains("I32"), "{e}");
+    }
+
+    #[test]
+    fn index_rejects_paths() {
+        let e = parse_index("i.json", r#"{"weight_map":{"a":"../x.safetensors"}}"#).unwrap_err();
+        assert!(e.to_string().contains("weight_map.a"), "{e}");
+        let ok = parse_index("i.json", r#"{"weight_map":{"a":"s1","b":"s2","c":"s1"}}"#).unwrap();
+        assert_eq!(ok, vec!["s1", "s2"]);
+    }
+}

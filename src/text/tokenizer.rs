@@ -1,0 +1,78 @@
+//! A thin wrapper over `tokenizers::Tokenizer` that keeps the file name for error messages.
+
+use crate::error::{Error, Result};
+
+pub struct Tokenizer {
+    path: String,
+    inner: tokenizers::Tokenizer,
+}
+
+impl Tokenizer {
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn from_file(path: &std::path::Path) -> Result<Tokenizer> {
+        let bytes = std::fs::read(path).map_err(|e| Error::io(path.display(), e))?;
+        Tokenizer::from_bytes(&path.display().to_string(), &bytes)
+    }
+
+    pub fn from_bytes(name: &str, bytes: &[u8]) -> Result<Tokenizer> {
+        let inner = tokenizers::Tokenizer::from_bytes(bytes).map_err(|e| Error::Tokenizer {
+            path: name.to_string(),
+            msg: format!("cannot load: {e}"),
+        })?;
+        Ok(Tokenizer {
+            path: name.to_string(),
+            inner,
+        })
+    }
+
+    pub fn path(&self) -> &str {
+        &self.path
+    }
+
+    pub fn token_to_id(&self, token: &str) -> Option<u32> {
+        self.inner.token_to_id(token)
+    }
+
+    pub fn id_to_token(&self, id: u32) -> Option<String> {
+        self.inner.id_to_token(id)
+    }
+
+    /// Size including added tokens.
+    pub fn vocab_size(&self) -> usize {
+        self.inner.get_vocab_size(true)
+    }
+
+    /// Token ids of `text`; with `special`, the post-processor's template (`[CLS] … [SEP]`).
+    pub fn encode(&self, text: &str, special: bool) -> Result<Vec<u32>> {
+        self.inner
+            .encode(text, special)
+            .map(|e| e.get_ids().to_vec())
+            .map_err(|e| self.err(format!("cannot encode {text:?}: {e}")))
+    }
+
+    /// Ids and byte offsets of each token in `text`.
+    pub fn encode_with_offsets(
+        &self,
+        text: &str,
+        special: bool,
+    ) -> Result<(Vec<u32>, Vec<(usize, usize)>)> {
+        let e = self
+            .inner
+            .encode(text, special)
+            .map_err(|e| self.err(format!("cannot encode {text:?}: {e}")))?;
+        Ok((e.get_ids().to_vec(), e.get_offsets().to_vec()))
+    }
+
+    pub fn decode(&self, ids: &[u32], skip_special: bool) -> Result<String> {
+        self.inner
+            .decode(ids, skip_special)
+            .map_err(|e| self.err(format!("cannot decode: {e}")))
+    }
+
+    fn err(&self, msg: String) -> Error {
+        Error::Tokenizer {
+            path: self.path.clone(),
+            msg,
+        }
+    }
+}

@@ -1,0 +1,96 @@
+//! Shared helpers: fixture paths, golden files and the parity comparison.
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+
+use unmask::batch::{read_f32_tensors, Batch};
+use unmask::tensor::Tensor;
+
+pub fn fixture(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
+}
+
+/// The golden batch (ids, masks, token types) and all F32 tensors of `golden.safetensors`.
+pub fn golden(name: &str) -> (Batch, HashMap<String, Tensor>) {
+    let path = fixture(name).join("golden.safetensors");
+    let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let batch = Batch::from_safetensors_bytes(&path.display().to_string(), &bytes).unwrap();
+    let tensors = read_f32_tensors(&path.display().to_string(), &bytes).unwrap();
+    (batch, tensors)
+}
+
+/// Max |got − want| over the real (non-padding) positions of `[B, L, D]` tensors.
+pub fn max_diff(got: &Tensor, want: &Tensor, batch: &Batch) -> f32 {
+    assert_eq!(got.shape, want.shape, "shapes");
+    let d = got.cols();
+    let mut m = 0.0f32;
+    for b in 0..batch.size {
+        for i in 0..batch.len {
+            if !batch.is_real(b, i) {
+                continue;
+            }
+            let o = (b * batch.len + i) * d;
+            for k in 0..d {
+                let diff = (got.data[o + k] - want.data[o + k]).abs();
+                if diff.is_nan() {
+                    return f32::INFINITY;
+                }
+                m = m.max(diff);
+            }
+        }
+    }
+    m
+}
+
+fn argmax(row: &[f32]) -> usize {
+    let mut best = 0;
+    for (i, &v) in row.iter().enumerate() {
+        if v > row[best] {
+            best = i;
+        }
+    }
+    best
+}
+
+/// Parity on logits: max |Δ| within `tol` and the argmax equal at every real position.
+pub fn assert_logits_match(what: &str, got: &Tensor, want: &Tensor, batch: &Batch, tol: f32) {
+    let d = max_diff(got, want, batch);
+    assert!(d <= tol, "{what}: max |diff| {d} > {tol}");
+    let v = got.cols();
+    for b in 0..batch.size {
+        for i in 0..batch.len {
+            if batch.is_real(b, i) {
+                let o = (b * batch.len + i) * v;
+                assert_eq!(
+                    argmax(&got.data[o..o + v]),
+                    argmax(&want.data[o..o + v]),
+                    "{what}: argmax differs at [{b}, {i}]"
+                );
+            }
+        }
+    }
+    eprintln!("{what}: max |diff| = {d:.2e}");
+}
+
+/// Subs log-probs: values at or below −1e5 are "−∞-like" on both sides; the rest within `tol`.
+pub fn assert_subs_match(what: &str, got: &Tensor, want: &Tensor, tol: f32) {
+    assert_eq!(got.shape, want.shape);
+    let mut m = 0.0f32;
+    for (i, (&g, &w)) in got.data.iter().zip(&want.data).enumerate() {
+        if w <= -1e5 {
+            assert!(
+                g <= -1e5,
+                "{what}: element {i} is {g}, expected −∞-like ({w})"
+            );
+        } else {
+            let d = (g - w).abs();
+            assert!(d.is_finite(), "{what}: element {i} is {g}");
+            m = m.max(d);
+        }
+    }
+    assert!(m <= tol, "{what}: max |diff| {m} > {tol}");
+    eprintln!("{what}: max |diff| = {m:.2e}");
+}

@@ -1,0 +1,173 @@
+//! CPU forward parity against the golden outputs of the reference implementations
+//! (`tests/fixtures`, copied from `shared/fixtures`): logits within 1e-4 with equal argmax at
+//! every real position, and every intermediate the fixture records, layer by layer.
+
+mod common;
+
+use common::*;
+use unmask::backend::Backend;
+use unmask::model::{LoadOptions, Model};
+
+const TOL: f32 = 1e-4;
+
+fn check_hidden(name: &str, model: &Model, prefix: &str, count: usize) {
+    let (batch, g) = golden(name);
+    let out = model.forward(&batch, Backend::Cpu, true).unwrap().out;
+    assert_eq!(out.hidden_states.len(), count, "{name}: captured layers");
+    for i in 0..count {
+        let key = format!("{prefix}{i}");
+        let d = max_diff(&out.hidden_states[i], &g[&key], &batch);
+        assert!(d <= TOL, "{name} {key}: max |diff| {d}");
+        eprintln!("{name} {key}: {d:.2e}");
+    }
+}
+
+fn bert_family(name: &str, layers: usize) {
+    let model = Model::load(&fixture(name)).unwrap();
+    let (batch, g) = golden(name);
+    let f = model.forward(&batch, Backend::Cpu, false).unwrap();
+    assert!(f.log_probs.is_none(), "MLMs have no subs output");
+    assert_logits_match(name, &f.out.logits, &g["logits"], &batch, TOL);
+    check_hidden(name, &model, "hidden_states.", layers + 1);
+}
+
+#[test]
+fn bert_matches_golden() {
+    bert_family("bert", 2);
+}
+
+#[test]
+fn distilbert_matches_golden() {
+    bert_family("distilbert", 2);
+}
+
+#[test]
+fn roberta_matches_golden() {
+    bert_family("roberta", 2);
+}
+
+#[test]
+fn modernbert_matches_golden() {
+    bert_family("modernbert", 3);
+}
+
+#[test]
+fn llada_matches_golden() {
+    let model = Model::load(&fixture("llada")).unwrap();
+    let (batch, g) = golden("llada");
+    let f = model.forward(&batch, Backend::Cpu, true).unwrap();
+    assert_logits_match("llada", &f.out.logits, &g["logits"], &batch, TOL);
+    let hs = &f.out.hidden_states;
+    assert_eq!(hs.len(), 3);
+    for (i, key) in ["debug.embed", "debug.block_out.0", "debug.block_out.1"]
+        .iter()
+        .enumerate()
+    {
+        let d = max_diff(&hs[i], &g[*key], &batch);
+        assert!(d <= TOL, "llada {key}: {d}");
+    }
+    let d = max_diff(
+        f.out.final_norm.as_ref().unwrap(),
+        &g["debug.final_norm"],
+        &batch,
+    );
+    assert!(d <= TOL, "llada debug.final_norm: {d}");
+}
+
+/// Both MDLM fixtures, every σ the golden file has, folded (the default) and unfolded.
+fn mdlm(name: &str, sigmas: usize, fold: bool) {
+    let model = Model::load_with(&fixture(name), LoadOptions { fold_adaln: fold }).unwrap();
+    let (mut batch, g) = golden(name);
+    for k in 0..sigmas {
+        batch.sigma = Some(g[&format!("sigma.{k}")].data.clone());
+        let f = model.forward(&batch, Backend::Cpu, k == 0).unwrap();
+        let what = format!("{name} fold={fold} sigma.{k}");
+        assert_logits_match(
+            &what,
+            &f.out.logits,
+            &g[&format!("backbone_logits.{k}")],
+            &batch,
+            TOL,
+        );
+        let lp = f.log_probs.expect("MDLM writes subs log-probs");
+        assert_subs_match(&what, &lp, &g[&format!("subs_log_probs.{k}")], TOL);
+        if k == 0 {
+            // debug.block_out.i were recorded for sigma.0
+            let hs = &f.out.hidden_states;
+            let d = max_diff(&hs[0], &g["debug.embed"], &batch);
+            assert!(d <= TOL, "{what} debug.embed: {d}");
+            for i in 1..hs.len() {
+                let key = format!("debug.block_out.{}", i - 1);
+                let d = max_diff(&hs[i], &g[&key], &batch);
+                assert!(d <= TOL, "{what} {key}: {d}");
+            }
+        }
+    }
+}
+
+#[test]
+fn mdlm_matches_golden_folded() {
+    mdlm("mdlm_dit", 2, true);
+}
+
+#[test]
+fn mdlm_matches_golden_unfolded() {
+    mdlm("mdlm_dit", 2, false);
+}
+
+#[test]
+fn mdlm_timecond_matches_golden() {
+    // time-conditioned: nothing may be folded, whatever the option says
+    mdlm("mdlm_dit_timecond", 3, true);
+    let m = Model::load(&fixture("mdlm_dit_timecond")).unwrap();
+    assert!(m.plan.conditioning.is_some() && m.plan.blocks.iter().all(|b| b.modulation.is_some()));
+}
+
+#[test]
+fn conditioning_vector_matches_golden() {
+    use unmask::backend::cpu::adaln::conditioning;
+    for (name, sigmas) in [("mdlm_dit", 2), ("mdlm_dit_timecond", 3)] {
+        let m = Model::load_with(&fixture(name), LoadOptions { fold_adaln: false }).unwrap();
+        let (_, g) = golden(name);
+        let cond = m.plan.conditioning.as_ref().unwrap();
+        for k in 0..sigmas {
+            let want = &g[&format!("debug.cond.{k}")];
+            let sig = &g[&format!("sigma.{k}")];
+            for b in 0..3 {
+                let c = conditioning(cond, sig.data[b]);
+                for (i, (x, y)) in c.iter().zip(want.row(b)).enumerate() {
+                    assert!(
+                        (x - y).abs() <= 1e-5,
+                        "{name} cond.{k}[{b},{i}]: {x} vs {y}"
+                    );
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn folding_the_constant_modulation_changes_nothing() {
+    let folded = Model::load(&fixture("mdlm_dit")).unwrap();
+    let unfolded =
+        Model::load_with(&fixture("mdlm_dit"), LoadOptions { fold_adaln: false }).unwrap();
+    assert!(
+        folded.plan.conditioning.is_none()
+            && folded.plan.blocks.iter().all(|b| b.modulation.is_none())
+    );
+    assert!(unfolded.plan.conditioning.is_some());
+    let (batch, _) = golden("mdlm_dit");
+    let a = folded
+        .forward(&batch, Backend::Cpu, false)
+        .unwrap()
+        .out
+        .logits;
+    let b = unfolded
+        .forward(&batch, Backend::Cpu, false)
+        .unwrap()
+        .out
+        .logits;
+    let d = max_diff(&a, &b, &batch);
+    assert!(d <= 1e-5, "folded vs unfolded: {d}");
+    eprintln!("folded vs unfolded: {d:.2e}");
+}
