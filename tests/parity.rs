@@ -94,11 +94,12 @@ fn mdlm(name: &str, sigmas: usize, fold: bool) {
         if k == 0 {
             // debug.block_out.i were recorded for sigma.0
             let hs = &f.out.hidden_states;
+            assert_eq!(hs.len(), 3, "embedding + 2 blocks");
             let d = max_diff(&hs[0], &g["debug.embed"], &batch);
             assert!(d <= TOL, "{what} debug.embed: {d}");
-            for i in 1..hs.len() {
+            for (i, h) in hs.iter().enumerate().skip(1) {
                 let key = format!("debug.block_out.{}", i - 1);
-                let d = max_diff(&hs[i], &g[&key], &batch);
+                let d = max_diff(h, &g[&key], &batch);
                 assert!(d <= TOL, "{what} {key}: {d}");
             }
         }

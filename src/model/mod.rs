@@ -6,6 +6,7 @@ pub mod config;
 pub mod plan;
 pub mod weights;
 
+#[cfg(not(target_arch = "wasm32"))]
 use std::path::Path;
 
 use crate::backend::{cpu, Backend, ForwardOutput};

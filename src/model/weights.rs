@@ -3,6 +3,7 @@
 //! before it is converted, and converted to f32 once, at load.
 
 use std::collections::HashMap;
+#[cfg(not(target_arch = "wasm32"))]
 use std::path::Path;
 
 use half::{bf16, f16};
@@ -113,7 +114,7 @@ impl Weights {
         if index_path.is_file() {
             let text = std::fs::read_to_string(&index_path)
                 .map_err(|e| Error::io(index_path.display(), e))?;
-            let shards = parse_index(&index_path.display().to_string(), &text)?;
+            let shards = shard_names(&index_path.display().to_string(), &text)?;
             let mut files = Vec::with_capacity(shards.len());
             for shard in &shards {
                 files.push(open_mapped(&dir.join(shard))?);
@@ -130,6 +131,15 @@ impl Weights {
     pub fn from_bytes(name: &str, bytes: Vec<u8>) -> Result<Weights> {
         let file = File::parse(name.to_string(), Bytes::Owned(bytes))?;
         Ok(Weights::from_files(name.to_string(), vec![file]))
+    }
+
+    /// Shards already in memory, named as in `model.safetensors.index.json` (see [`shard_names`]).
+    pub fn from_shard_bytes(origin: &str, shards: Vec<(String, Vec<u8>)>) -> Result<Weights> {
+        let files = shards
+            .into_iter()
+            .map(|(name, bytes)| File::parse(name, Bytes::Owned(bytes)))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Weights::from_files(origin.to_string(), files))
     }
 
     /// Tensors built in memory (benchmarks, tests).
@@ -239,7 +249,7 @@ fn open_mapped(path: &Path) -> Result<File> {
 }
 
 /// The distinct shard file names of a `model.safetensors.index.json`, in first-seen order.
-fn parse_index(path: &str, text: &str) -> Result<Vec<String>> {
+pub fn shard_names(path: &str, text: &str) -> Result<Vec<String>> {
     let v: serde_json::Value = serde_json::from_str(text)
         .map_err(|e| Error::file(path, format!("not valid JSON: {e}")))?;
     let map = v
@@ -334,9 +344,9 @@ mod tests {
 
     #[test]
     fn index_rejects_paths() {
-        let e = parse_index("i.json", r#"{"weight_map":{"a":"../x.safetensors"}}"#).unwrap_err();
+        let e = shard_names("i.json", r#"{"weight_map":{"a":"../x.safetensors"}}"#).unwrap_err();
         assert!(e.to_string().contains("weight_map.a"), "{e}");
-        let ok = parse_index("i.json", r#"{"weight_map":{"a":"s1","b":"s2","c":"s1"}}"#).unwrap();
+        let ok = shard_names("i.json", r#"{"weight_map":{"a":"s1","b":"s2","c":"s1"}}"#).unwrap();
         assert_eq!(ok, vec!["s1", "s2"]);
     }
 }

@@ -50,17 +50,13 @@ impl Tokenizer {
             .map_err(|e| self.err(format!("cannot encode {text:?}: {e}")))
     }
 
-    /// Ids and byte offsets of each token in `text`.
-    pub fn encode_with_offsets(
-        &self,
-        text: &str,
-        special: bool,
-    ) -> Result<(Vec<u32>, Vec<(usize, usize)>)> {
+    /// Ids and token type ids of a sentence pair (`[CLS] a [SEP] b [SEP]` for BERT).
+    pub fn encode_pair(&self, a: &str, b: &str, special: bool) -> Result<(Vec<u32>, Vec<u32>)> {
         let e = self
             .inner
-            .encode(text, special)
-            .map_err(|e| self.err(format!("cannot encode {text:?}: {e}")))?;
-        Ok((e.get_ids().to_vec(), e.get_offsets().to_vec()))
+            .encode((a, b), special)
+            .map_err(|e| self.err(format!("cannot encode the pair ({a:?}, {b:?}): {e}")))?;
+        Ok((e.get_ids().to_vec(), e.get_type_ids().to_vec()))
     }
 
     pub fn decode(&self, ids: &[u32], skip_special: bool) -> Result<String> {

@@ -54,9 +54,9 @@ mod tests {
     #[test]
     fn known_values() {
         // torch.nn.functional.gelu(torch.tensor([1.0, -2.0])) and approximate='tanh'
-        assert!((gelu_erf(1.0) - 0.841_344_74).abs() < 1e-6);
+        assert!((gelu_erf(1.0) - 0.841_344_7).abs() < 1e-6);
         assert!((gelu_erf(-2.0) - -0.045_500_26).abs() < 1e-6);
-        assert!((gelu_tanh(1.0) - 0.841_191_97).abs() < 1e-6);
+        assert!((gelu_tanh(1.0) - 0.841_192).abs() < 1e-6);
         assert!((gelu_tanh(-2.0) - -0.045_402_3).abs() < 1e-6);
         assert!((silu(1.0) - 0.731_058_6).abs() < 1e-6);
         // the two GELUs differ enough for the parity tests to tell them apart

@@ -1,0 +1,300 @@
+//! Loading: sharded and half-precision checkpoints load and still match the golden outputs;
+//! bad files, configs and inputs each give a clear error naming the culprit (never a panic).
+
+mod common;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use common::*;
+use half::{bf16, f16};
+use safetensors::tensor::TensorView;
+use safetensors::{Dtype, SafeTensors};
+use unmask::backend::Backend;
+use unmask::batch::Batch;
+use unmask::Model;
+
+/// A writable copy of a fixture folder.
+fn copy_fixture(name: &str) -> (tempfile::TempDir, PathBuf) {
+    let tmp = tempfile::tempdir().unwrap();
+    let dst = tmp.path().join(name);
+    std::fs::create_dir(&dst).unwrap();
+    for f in ["config.json", "model.safetensors", "tokenizer.json"] {
+        std::fs::copy(fixture(name).join(f), dst.join(f)).unwrap();
+    }
+    (tmp, dst)
+}
+
+/// All tensors of a safetensors file as (dtype, shape, bytes).
+fn read_all(path: &Path) -> Vec<(String, Dtype, Vec<usize>, Vec<u8>)> {
+    let bytes = std::fs::read(path).unwrap();
+    let st = SafeTensors::deserialize(&bytes).unwrap();
+    let mut v: Vec<_> = st
+        .tensors()
+        .into_iter()
+        .map(|(n, t)| (n, t.dtype(), t.shape().to_vec(), t.data().to_vec()))
+        .collect();
+    v.sort_by(|a, b| a.0.cmp(&b.0));
+    v
+}
+
+fn write_all(path: &Path, tensors: &[(String, Dtype, Vec<usize>, Vec<u8>)]) {
+    let views: HashMap<String, TensorView> = tensors
+        .iter()
+        .map(|(n, d, s, b)| (n.clone(), TensorView::new(*d, s.clone(), b).unwrap()))
+        .collect();
+    safetensors::serialize_to_file(views, None, path).unwrap();
+}
+
+fn load_err(dir: &Path) -> String {
+    match Model::load(dir) {
+        Ok(_) => panic!("{} loaded although it is broken", dir.display()),
+        Err(e) => e.to_string(),
+    }
+}
+
+fn assert_mentions(msg: &str, parts: &[&str]) {
+    for p in parts {
+        assert!(
+            msg.contains(p),
+            "error message {msg:?} does not mention {p:?}"
+        );
+    }
+}
+
+#[test]
+fn sharded_checkpoint_loads_and_matches() {
+    let (_tmp, dir) = copy_fixture("llada");
+    let tensors = read_all(&dir.join("model.safetensors"));
+    std::fs::remove_file(dir.join("model.safetensors")).unwrap();
+    let (a, b) = tensors.split_at(tensors.len() / 2);
+    write_all(&dir.join("model-00001-of-00002.safetensors"), a);
+    write_all(&dir.join("model-00002-of-00002.safetensors"), b);
+    let mut map = serde_json::Map::new();
+    for (part, file) in [
+        (a, "model-00001-of-00002.safetensors"),
+        (b, "model-00002-of-00002.safetensors"),
+    ] {
+        for t in part {
+            map.insert(t.0.clone(), file.into());
+        }
+    }
+    let index = serde_json::json!({"metadata": {}, "weight_map": map});
+    std::fs::write(dir.join("model.safetensors.index.json"), index.to_string()).unwrap();
+    let model = Model::load(&dir).unwrap();
+    let (batch, g) = golden("llada");
+    let out = model
+        .forward(&batch, Backend::Cpu, false)
+        .unwrap()
+        .out
+        .logits;
+    assert_logits_match("sharded llada", &out, &g["logits"], &batch, 1e-4);
+}
+
+/// F16 and BF16 copies of the MDLM fixture load; their logits stay near the f32 golden.
+#[test]
+fn half_precision_checkpoints_load() {
+    for (dtype, tol) in [(Dtype::F16, 1e-2), (Dtype::BF16, 6e-2)] {
+        let (_tmp, dir) = copy_fixture("mdlm_dit");
+        let path = dir.join("model.safetensors");
+        let converted: Vec<_> = read_all(&path)
+            .into_iter()
+            .map(|(n, _, s, b)| {
+                let vals = b
+                    .chunks_exact(4)
+                    .map(|c| f32::from_le_bytes(c.try_into().unwrap()));
+                let bytes: Vec<u8> = match dtype {
+                    Dtype::F16 => vals.flat_map(|v| f16::from_f32(v).to_le_bytes()).collect(),
+                    _ => vals.flat_map(|v| bf16::from_f32(v).to_le_bytes()).collect(),
+                };
+                (n, dtype, s, bytes)
+            })
+            .collect();
+        write_all(&path, &converted);
+        let model = Model::load(&dir).unwrap();
+        let (batch, g) = golden("mdlm_dit");
+        let out = model
+            .forward(&batch, Backend::Cpu, false)
+            .unwrap()
+            .out
+            .logits;
+        let d = max_diff(&out, &g["backbone_logits.0"], &batch);
+        eprintln!("{dtype:?}: max |diff| {d:.3e}");
+        assert!(d < tol && d > 0.0, "{dtype:?}: {d}");
+    }
+}
+
+#[test]
+fn truncated_weights_file() {
+    let (_tmp, dir) = copy_fixture("bert");
+    let path = dir.join("model.safetensors");
+    let bytes = std::fs::read(&path).unwrap();
+    std::fs::write(&path, &bytes[..bytes.len() - 100]).unwrap();
+    assert_mentions(&load_err(&dir), &["model.safetensors", "truncated"]);
+    std::fs::write(&path, &bytes[..5]).unwrap();
+    assert_mentions(&load_err(&dir), &["model.safetensors", "8-byte header"]);
+}
+
+#[test]
+fn absurd_header_sizes() {
+    let (_tmp, dir) = copy_fixture("bert");
+    let path = dir.join("model.safetensors");
+    // a header length of 2^62 bytes
+    let mut bytes = (1u64 << 62).to_le_bytes().to_vec();
+    bytes.extend_from_slice(b"{}");
+    std::fs::write(&path, &bytes).unwrap();
+    assert_mentions(&load_err(&dir), &["model.safetensors", "absurdly large"]);
+    // a header whose tensor claims 10^21 elements in 4 bytes of data
+    let header =
+        br#"{"w":{"dtype":"F32","shape":[1000000000000,1000000000],"data_offsets":[0,4]}}"#;
+    let mut bytes = (header.len() as u64).to_le_bytes().to_vec();
+    bytes.extend_from_slice(header);
+    bytes.extend_from_slice(&[0; 4]);
+    std::fs::write(&path, &bytes).unwrap();
+    let e = load_err(&dir);
+    assert_mentions(&e, &["model.safetensors"]);
+    assert!(e.contains("absurdly large") || e.contains("offset"), "{e}");
+}
+
+#[test]
+fn wrong_shape_and_missing_tensor() {
+    let (_tmp, dir) = copy_fixture("roberta");
+    let path = dir.join("model.safetensors");
+    let orig = read_all(&path);
+    let name = "roberta.encoder.layer.1.intermediate.dense.weight";
+    let reshaped: Vec<_> = orig
+        .iter()
+        .cloned()
+        .map(|(n, d, s, b)| {
+            if n == name {
+                (n, d, vec![64, 128], b)
+            } else {
+                (n, d, s, b)
+            }
+        })
+        .collect();
+    write_all(&path, &reshaped);
+    assert_mentions(&load_err(&dir), &[name, "[64, 128]", "expected [128, 64]"]);
+    let missing: Vec<_> = orig.iter().filter(|t| t.0 != name).cloned().collect();
+    write_all(&path, &missing);
+    assert_mentions(&load_err(&dir), &[name, "missing"]);
+}
+
+#[test]
+fn integer_weights_are_refused() {
+    let (_tmp, dir) = copy_fixture("distilbert");
+    let path = dir.join("model.safetensors");
+    let name = "vocab_projector.bias";
+    let t: Vec<_> = read_all(&path)
+        .into_iter()
+        .map(|(n, d, s, b)| {
+            if n == name {
+                (n, Dtype::I32, s, b)
+            } else {
+                (n, d, s, b)
+            }
+        })
+        .collect();
+    write_all(&path, &t);
+    assert_mentions(&load_err(&dir), &[name, "I32"]);
+}
+
+fn edit_config(dir: &Path, f: impl FnOnce(&mut serde_json::Value)) {
+    let p = dir.join("config.json");
+    let mut v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&p).unwrap()).unwrap();
+    f(&mut v);
+    std::fs::write(&p, v.to_string()).unwrap();
+}
+
+#[test]
+fn bad_configs() {
+    let (_tmp, dir) = copy_fixture("mdlm_dit");
+    edit_config(&dir, |v| v["model_type"] = "gpt-neo".into());
+    assert_mentions(
+        &load_err(&dir),
+        &["config.json", "model_type", "gpt-neo", "supported: mdlm"],
+    );
+
+    let (_tmp, dir) = copy_fixture("mdlm_dit");
+    edit_config(&dir, |v| v["hidden_dim"] = "wide".into());
+    assert_mentions(&load_err(&dir), &["config.json", "hidden_dim", "integer"]);
+
+    let (_tmp, dir) = copy_fixture("mdlm_dit");
+    edit_config(&dir, |v| v["n_heads"] = 5.into());
+    assert_mentions(
+        &load_err(&dir),
+        &["config.json", "n_heads", "do not divide"],
+    );
+
+    let (_tmp, dir) = copy_fixture("llada");
+    edit_config(&dir, |v| {
+        v.as_object_mut().unwrap().remove("d_model");
+    });
+    assert_mentions(&load_err(&dir), &["config.json", "d_model", "missing"]);
+
+    let (_tmp, dir) = copy_fixture("bert");
+    edit_config(&dir, |v| {
+        v["vocab_size"] = 1u64.checked_shl(40).unwrap().into()
+    });
+    assert_mentions(
+        &load_err(&dir),
+        &["config.json", "vocab_size", "out of range"],
+    );
+
+    let (_tmp, dir) = copy_fixture("bert");
+    std::fs::write(dir.join("config.json"), "{ not json").unwrap();
+    assert_mentions(&load_err(&dir), &["config.json", "not valid JSON"]);
+
+    let (_tmp, dir) = copy_fixture("bert");
+    std::fs::remove_file(dir.join("config.json")).unwrap();
+    assert_mentions(&load_err(&dir), &["config.json"]);
+}
+
+#[test]
+fn missing_folder_and_bad_tokenizer() {
+    let e = load_err(Path::new("/nonexistent/model"));
+    assert_mentions(&e, &["/nonexistent/model", "not a folder"]);
+    let (_tmp, dir) = copy_fixture("bert");
+    std::fs::write(dir.join("tokenizer.json"), "{}").unwrap();
+    assert_mentions(
+        &load_err(&dir),
+        &["tokenizer", "tokenizer.json", "cannot load"],
+    );
+}
+
+fn forward_err(name: &str, batch: &Batch) -> String {
+    let model = Model::load(&fixture(name)).unwrap();
+    match model.forward(batch, Backend::Cpu, false) {
+        Ok(_) => panic!("forward accepted bad input"),
+        Err(e) => e.to_string(),
+    }
+}
+
+#[test]
+fn bad_inputs() {
+    let mut b = Batch::single(vec![1, 2, 3, 98, 4]);
+    assert_mentions(
+        &forward_err("mdlm_dit", &b),
+        &["input_ids[0, 3] = 98", "outside the vocabulary (size 98)"],
+    );
+    b = Batch::single(vec![0; 33]);
+    assert_mentions(
+        &forward_err("mdlm_dit", &b),
+        &["length 33", "maximum of 32", "model_length"],
+    );
+    b = Batch::single(vec![0; 65]);
+    // RoBERTa: 66 position rows, but real tokens start at pad + 1 = 2
+    assert_mentions(&forward_err("roberta", &b), &["length 65", "maximum of 64"]);
+    b = Batch::single(vec![]);
+    assert_mentions(&forward_err("bert", &b), &["empty input"]);
+    b = Batch::single(vec![2, 5, 3]);
+    b.token_types = Some(vec![0, 2, 0]);
+    assert_mentions(
+        &forward_err("bert", &b),
+        &["token_type_ids[0, 1] = 2", "2 token types"],
+    );
+    b = Batch::single(vec![2, 5, 3]);
+    b.sigma = Some(vec![f32::NAN]);
+    assert_mentions(&forward_err("mdlm_dit", &b), &["sigma[0]"]);
+}
