@@ -90,30 +90,34 @@ fn softmax_masked(
     key_mask: Option<&[bool]>,
     window: Option<usize>,
 ) {
-    let visible =
-        |j: usize| key_mask.is_none_or(|m| m[j]) && window.is_none_or(|w| i.abs_diff(j) <= w);
-    let mut max = f32::NEG_INFINITY;
-    for (j, v) in row.iter_mut().enumerate() {
-        if visible(j) {
-            *v *= scale;
-            max = max.max(*v);
+    // Keys outside the window are hidden; those inside may still be padding.
+    let (lo, hi) = match window {
+        Some(w) => (i.saturating_sub(w), (i + w + 1).min(row.len())),
+        None => (0, row.len()),
+    };
+    row[..lo].fill(0.0);
+    row[hi..].fill(0.0);
+    let span = &mut row[lo..hi];
+    if let Some(m) = key_mask {
+        for (v, &keep) in span.iter_mut().zip(&m[lo..hi]) {
+            if !keep {
+                *v = f32::NEG_INFINITY;
+            }
         }
     }
+    let max = span.iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b));
     if max == f32::NEG_INFINITY {
-        row.fill(0.0);
+        span.fill(0.0);
         return;
     }
-    let mut sum = 0.0f64;
-    for (j, v) in row.iter_mut().enumerate() {
-        if visible(j) {
-            *v = (*v - max).exp();
-            sum += *v as f64;
-        } else {
-            *v = 0.0;
-        }
+    let mut sum = 0.0f32;
+    for v in span.iter_mut() {
+        // exp(−∞) = 0 hides the padded keys
+        *v = ((*v - max) * scale).exp();
+        sum += *v;
     }
-    let inv = (1.0 / sum) as f32;
-    row.iter_mut().for_each(|v| *v *= inv);
+    let inv = 1.0 / sum;
+    span.iter_mut().for_each(|v| *v *= inv);
 }
 
 #[cfg(test)]
