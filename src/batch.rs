@@ -112,8 +112,17 @@ impl Batch {
             Ok(_) => Some(
                 read_ints(name, "token_type_ids", &st, &shape)?
                     .into_iter()
-                    .map(|v| u32::try_from(v).unwrap_or(u32::MAX))
-                    .collect(),
+                    .enumerate()
+                    .map(|(i, v)| {
+                        u32::try_from(v).map_err(|_| {
+                            Error::input(format!(
+                                "{name}: token_type_ids[{}, {}] = {v} is negative",
+                                i / len,
+                                i % len
+                            ))
+                        })
+                    })
+                    .collect::<Result<Vec<u32>>>()?,
             ),
             Err(_) => None,
         };

@@ -295,6 +295,52 @@ fn bad_inputs() {
         &["token_type_ids[0, 1] = 2", "2 token types"],
     );
     b = Batch::single(vec![2, 5, 3]);
+    b.attention_mask = Some(vec![true; 2]);
+    assert_mentions(
+        &forward_err("bert", &b),
+        &["attention_mask has 2 values, expected 3"],
+    );
+    b = Batch::single(vec![2, 5, 3]);
     b.sigma = Some(vec![f32::NAN]);
     assert_mentions(&forward_err("mdlm_dit", &b), &["sigma[0]"]);
+}
+
+#[test]
+fn bad_input_files() {
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("in.safetensors");
+    let read = |tensors: &[(&str, Dtype, Vec<usize>, Vec<u8>)]| {
+        let owned: Vec<_> = tensors
+            .iter()
+            .map(|(n, d, s, b)| (n.to_string(), *d, s.clone(), b.clone()))
+            .collect();
+        write_all(&path, &owned);
+        Batch::read_safetensors(&path).unwrap_err().to_string()
+    };
+    let i32s = |v: &[i32]| v.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>();
+    let i64s = |v: &[i64]| v.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>();
+    let e = read(&[("input_ids", Dtype::I32, vec![1, 3], i32s(&[5, -1, 2]))]);
+    assert_mentions(&e, &["in.safetensors", "input_ids[0, 1] = -1"]);
+    let e = read(&[("input_ids", Dtype::I64, vec![3], i64s(&[5, 1, 2]))]);
+    assert_mentions(&e, &["input_ids", "[3]", "[B, L]"]);
+    let e = read(&[("input_ids", Dtype::F32, vec![1, 1], vec![0; 4])]);
+    assert_mentions(&e, &["input_ids", "F32", "I64 or I32"]);
+    let e = read(&[
+        ("input_ids", Dtype::I64, vec![1, 2], i64s(&[5, 1])),
+        ("attention_mask", Dtype::I64, vec![1, 2], i64s(&[1, 2])),
+    ]);
+    assert_mentions(&e, &["attention_mask", "value 2 at [0, 1]"]);
+    let e = read(&[
+        ("input_ids", Dtype::I64, vec![1, 2], i64s(&[5, 1])),
+        ("token_type_ids", Dtype::I64, vec![2, 1], i64s(&[0, 0])),
+    ]);
+    assert_mentions(&e, &["token_type_ids", "[2, 1]", "like input_ids"]);
+    let e = read(&[
+        ("input_ids", Dtype::I64, vec![1, 2], i64s(&[5, 1])),
+        ("sigma", Dtype::F32, vec![2], vec![0; 8]),
+    ]);
+    assert_mentions(&e, &["sigma", "F32 [1]"]);
+    std::fs::write(&path, b"garbage").unwrap();
+    let e = Batch::read_safetensors(&path).unwrap_err().to_string();
+    assert_mentions(&e, &["in.safetensors", "not a valid safetensors file"]);
 }

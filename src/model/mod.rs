@@ -199,6 +199,29 @@ impl Model {
         if batch.size == 0 || batch.len == 0 {
             return Err(Error::input("empty input: no tokens to run"));
         }
+        let cells = batch.size * batch.len;
+        let lengths = [
+            ("input_ids", Some(batch.ids.len()), cells),
+            (
+                "attention_mask",
+                batch.attention_mask.as_ref().map(Vec::len),
+                cells,
+            ),
+            (
+                "token_type_ids",
+                batch.token_types.as_ref().map(Vec::len),
+                cells,
+            ),
+            ("sigma", batch.sigma.as_ref().map(Vec::len), batch.size),
+        ];
+        for (name, got, want) in lengths {
+            if let Some(got) = got.filter(|&g| g != want) {
+                return Err(Error::input(format!(
+                    "{name} has {got} values, expected {want} for a batch of {} x {}",
+                    batch.size, batch.len
+                )));
+            }
+        }
         if batch.len > spec.max_len {
             return Err(Error::input(format!(
                 "sequence length {} exceeds the model's maximum of {} (config.json `{}`)",

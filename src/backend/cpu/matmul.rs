@@ -69,16 +69,9 @@ pub fn matmul_nt(
 /// `x[rows, in] · Wᵀ + b`
 pub fn linear(x: &[f32], rows: usize, lin: &Linear) -> Vec<f32> {
     let (n, k) = (lin.out_dim(), lin.in_dim());
+    // Written by gemm's threads first, so the pages of a large output (the 50k-wide head) are
+    // faulted in parallel rather than by a serial bias fill.
     let mut out = vec![0.0f32; rows * n];
-    let accumulate = match &lin.bias {
-        Some(b) => {
-            for r in out.chunks_exact_mut(n) {
-                r.copy_from_slice(b);
-            }
-            true
-        }
-        None => false,
-    };
     matmul_nt(
         x,
         rows,
@@ -86,9 +79,14 @@ pub fn linear(x: &[f32], rows: usize, lin: &Linear) -> Vec<f32> {
         &lin.weight.data,
         n,
         &mut out,
-        accumulate,
+        false,
         parallelism(),
     );
+    if let Some(b) = &lin.bias {
+        super::for_rows(&mut out, n, |r| {
+            r.iter_mut().zip(b).for_each(|(v, b)| *v += b)
+        });
+    }
     out
 }
 

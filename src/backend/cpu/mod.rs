@@ -207,13 +207,20 @@ pub fn head(plan: &Plan, hidden: &[f32], rows: usize, cond: Option<&[f32]>) -> V
 /// states after the embeddings and after every block (`[B, L, H]` each) and after the final norm.
 pub fn forward(plan: &Plan, batch: &Batch, capture: bool) -> ForwardOutput {
     let (bsz, len, h, v) = (batch.size, batch.len, plan.hidden, plan.vocab);
-    let mut logits = Vec::with_capacity(bsz * len * v);
+    let mut logits: Vec<f32> = Vec::new();
     let mut layers: Vec<Vec<f32>> = Vec::new();
     let mut finals = Vec::new();
     for b in 0..bsz {
         let row = batch.row(b);
         let enc = encode(plan, &row, capture);
-        logits.extend(head(plan, &enc.hidden, len, enc.cond.as_deref()));
+        let row_logits = head(plan, &enc.hidden, len, enc.cond.as_deref());
+        // A single row's logits (up to 200 MB) are moved, not copied.
+        if logits.is_empty() {
+            logits = row_logits;
+            logits.reserve_exact((bsz - 1) * len * v);
+        } else {
+            logits.extend_from_slice(&row_logits);
+        }
         if capture {
             if layers.is_empty() {
                 layers = vec![Vec::with_capacity(bsz * len * h); enc.layers.len()];
