@@ -123,6 +123,7 @@ pub struct Measurement {
 pub fn measure(
     model: &Model,
     name: &str,
+    backend: Backend,
     len: usize,
     iters: usize,
     seed: u64,
@@ -132,11 +133,11 @@ pub fn measure(
         .map(|_| rng.random_range(0..model.spec.vocab_size as u32))
         .collect();
     let batch = Batch::single(ids);
-    model.forward(&batch, Backend::Cpu, false)?; // warm-up: page in weights, spin up threads
+    model.forward(&batch, backend, false)?; // warm-up: page in weights, spin up threads
     let mut times = Vec::with_capacity(iters);
     for _ in 0..iters.max(1) {
         let t0 = Instant::now();
-        let out = model.forward(&batch, Backend::Cpu, false)?;
+        let out = model.forward(&batch, backend, false)?;
         times.push(t0.elapsed().as_secs_f64() * 1e3);
         std::hint::black_box(out);
     }
@@ -145,7 +146,7 @@ pub fn measure(
     let gflop = model.plan.flops(len, len) / 1e9;
     Ok(Measurement {
         model: name.to_string(),
-        backend: "cpu".into(),
+        backend: backend.name().into(),
         len,
         iters: times.len(),
         ms_median,

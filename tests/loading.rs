@@ -242,6 +242,13 @@ fn bad_configs() {
         &["config.json", "vocab_size", "out of range"],
     );
 
+    let (_tmp, dir) = copy_fixture("llada");
+    edit_config(&dir, |v| v["rope_theta"] = (-1.0).into());
+    assert_mentions(
+        &load_err(&dir),
+        &["config.json", "rope_theta", "greater than 0"],
+    );
+
     let (_tmp, dir) = copy_fixture("bert");
     std::fs::write(dir.join("config.json"), "{ not json").unwrap();
     assert_mentions(&load_err(&dir), &["config.json", "not valid JSON"]);

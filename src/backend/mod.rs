@@ -22,3 +22,11 @@ pub enum Backend {
     #[default]
     Cpu,
 }
+
+impl Backend {
+    pub fn name(self) -> &'static str {
+        match self {
+            Backend::Cpu => "cpu",
+        }
+    }
+}

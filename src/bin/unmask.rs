@@ -103,12 +103,18 @@ fn run(cmd: Command) -> Result<()> {
             iters,
             threads,
             json,
-            backend: _,
-        } => bench(&lengths, iters, threads, json),
+            backend,
+        } => bench(&lengths, iters, threads, json, backend.into()),
     }
 }
 
-fn bench(lengths: &[usize], iters: usize, threads: Option<usize>, json: bool) -> Result<()> {
+fn bench(
+    lengths: &[usize],
+    iters: usize,
+    threads: Option<usize>,
+    json: bool,
+    backend: Backend,
+) -> Result<()> {
     use unmask::bench::{measure, random_mdlm, Shape};
     if let Some(n) = threads {
         // Only fails if a pool already exists, which cannot happen this early.
@@ -127,14 +133,17 @@ fn bench(lengths: &[usize], iters: usize, threads: Option<usize>, json: bool) ->
     let model = random_mdlm(&shape, 0)?;
     let threads = rayon::current_num_threads();
     if !json {
-        println!("model: MDLM-OWT shape (12 x 768, 12 heads, V 50258), f32, backend cpu, {threads} threads");
+        println!(
+            "model: MDLM-OWT shape (12 x 768, 12 heads, V 50258), f32, backend {}, {threads} threads",
+            backend.name()
+        );
         println!(
             "{:>6} {:>12} {:>12} {:>10} {:>10}",
             "L", "ms/forward", "min ms", "GFLOP", "GFLOP/s"
         );
     }
     for &len in lengths {
-        let m = measure(&model, "mdlm-owt-shape", len, iters, 1)?;
+        let m = measure(&model, "mdlm-owt-shape", backend, len, iters, 1)?;
         if json {
             println!("{}", serde_json::to_string(&m).expect("serialisable"));
         } else {

@@ -104,6 +104,20 @@ impl Config {
         }
     }
 
+    /// A strictly positive number (an epsilon, a RoPE base), or `default` when absent.
+    pub fn positive_or(&self, field: &str, default: f64) -> Result<f64> {
+        let x = self.float_or(field, default)?;
+        if x > 0.0 {
+            Ok(x)
+        } else {
+            Err(Error::config(
+                &self.path,
+                field,
+                format!("{x} must be greater than 0"),
+            ))
+        }
+    }
+
     pub fn bool(&self, field: &str) -> Result<bool> {
         match self.map.get(field) {
             Some(Value::Bool(b)) => Ok(*b),

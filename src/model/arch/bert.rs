@@ -24,7 +24,7 @@ pub fn build(cfg: &Config, w: &Weights, flavour: Flavour) -> Result<(ModelSpec, 
     let inter = cfg.dim("intermediate_size")?;
     let max_pos = cfg.dim("max_position_embeddings")?;
     let type_vocab = cfg.dim_or("type_vocab_size", 2)?;
-    let eps = cfg.float_or("layer_norm_eps", 1e-12)?;
+    let eps = cfg.positive_or("layer_norm_eps", 1e-12)?;
     let act = activation(cfg, "hidden_act", "gelu")?;
     let hd = head_dim(cfg, h, heads, "num_attention_heads")?;
     let pos_type = cfg.str_or("position_embedding_type", "absolute")?;

@@ -29,8 +29,8 @@ pub fn build(cfg: &Config, w: &Weights) -> Result<(ModelSpec, Plan)> {
     )?;
     let inter = cfg.dim("mlp_hidden_size")?;
     let max_len = cfg.dim("max_sequence_length")?;
-    let theta = cfg.float_or("rope_theta", 10000.0)?;
-    let eps = cfg.float_or("rms_norm_eps", 1e-5)?;
+    let theta = cfg.positive_or("rope_theta", 10000.0)?;
+    let eps = cfg.positive_or("rms_norm_eps", 1e-5)?;
     let hd = head_dim(cfg, h, heads, "n_heads")?;
     cfg.require(
         hd % 2 == 0,

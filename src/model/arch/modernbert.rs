@@ -18,7 +18,7 @@ pub fn build(cfg: &Config, w: &Weights) -> Result<(ModelSpec, Plan)> {
     let heads = cfg.dim("num_attention_heads")?;
     let inter = cfg.dim("intermediate_size")?;
     let max_pos = cfg.dim("max_position_embeddings")?;
-    let eps = cfg.float_or("norm_eps", 1e-5)?;
+    let eps = cfg.positive_or("norm_eps", 1e-5)?;
     let norm_bias = cfg.bool_or("norm_bias", false)?;
     let attn_bias = cfg.bool_or("attention_bias", false)?;
     let mlp_bias = cfg.bool_or("mlp_bias", false)?;
@@ -26,8 +26,8 @@ pub fn build(cfg: &Config, w: &Weights) -> Result<(ModelSpec, Plan)> {
     let dec_bias = cfg.bool_or("decoder_bias", true)?;
     let every = cfg.dim_or("global_attn_every_n_layers", 3)?;
     let local = cfg.dim_or("local_attention", 128)?;
-    let global_theta = cfg.float_or("global_rope_theta", 160000.0)?;
-    let local_theta = cfg.float_or("local_rope_theta", global_theta)?;
+    let global_theta = cfg.positive_or("global_rope_theta", 160000.0)?;
+    let local_theta = cfg.positive_or("local_rope_theta", global_theta)?;
     let act = activation(cfg, "hidden_activation", "gelu")?;
     let head_act = activation(cfg, "classifier_activation", "gelu")?;
     let hd = head_dim(cfg, h, heads, "num_attention_heads")?;
