@@ -1,5 +1,16 @@
 //! The diffusion side: how a denoiser's output is read as a distribution over clean tokens
-//! (`subs`), and — with the infill issue — noise schedules, unmasking strategies, the sampler
-//! loop and the step trace.
+//! (`subs`, `proposal`), noise schedules, unmasking strategies, the sampler loop and its trace.
 
+pub mod eval;
+pub mod proposal;
+pub mod sampler;
+pub mod schedule;
+pub mod strategy;
 pub mod subs;
+pub mod trace;
+
+pub use proposal::TokenChoice;
+pub use sampler::{InfillResult, Infiller, SamplerOptions};
+pub use schedule::Schedule;
+pub use strategy::Strategy;
+pub use trace::TraceEvent;

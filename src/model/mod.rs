@@ -14,7 +14,7 @@ use crate::batch::Batch;
 use crate::diffusion::subs;
 use crate::error::{Error, Result};
 use crate::tensor::Tensor;
-use crate::text::Tokenizer;
+use crate::text::{CanvasRule, Tokenizer};
 use config::Config;
 use plan::Plan;
 pub use weights::Weights;
@@ -97,6 +97,8 @@ pub struct ModelSpec {
     pub logits: LogitReading,
     /// The field of config.json that `max_len` comes from, for error messages.
     pub max_len_field: &'static str,
+    /// How an infill canvas is framed with special tokens.
+    pub canvas: CanvasRule,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -264,6 +266,50 @@ impl Model {
             }
         }
         Ok(())
+    }
+
+    /// The model's own mask string (`<mask>`, `<|mdm_mask|>`), when its tokenizer has one.
+    pub fn mask_text(&self) -> Option<String> {
+        match &self.spec.mask {
+            MaskToken::Text(t) => Some(t.to_string()),
+            MaskToken::Id(id) => self.tokenizer.as_ref().and_then(|t| t.id_to_token(*id)),
+        }
+    }
+
+    /// Logits `[rows.len(), V]` at the given positions of one canvas: the backbone over the whole
+    /// canvas, the head only on those rows (the masked ones, in the sampler).
+    pub fn denoise(
+        &self,
+        ids: &[u32],
+        rows: &[usize],
+        sigma: f32,
+        backend: Backend,
+    ) -> Result<Vec<f32>> {
+        let mut batch = Batch::single(ids.to_vec());
+        batch.sigma = Some(vec![sigma]);
+        self.check(&batch)?;
+        if let Some(&r) = rows.iter().find(|&&r| r >= ids.len()) {
+            return Err(Error::input(format!(
+                "row {r} is outside the canvas of {} tokens",
+                ids.len()
+            )));
+        }
+        match backend {
+            Backend::Cpu => {
+                let enc = cpu::encode(&self.plan, &batch.row(0), false);
+                let h = self.plan.hidden;
+                let mut picked = Vec::with_capacity(rows.len() * h);
+                for &r in rows {
+                    picked.extend_from_slice(&enc.hidden[r * h..(r + 1) * h]);
+                }
+                Ok(cpu::head(
+                    &self.plan,
+                    &picked,
+                    rows.len(),
+                    enc.cond.as_deref(),
+                ))
+            }
+        }
     }
 
     /// Runs the forward pass; for MDLM also returns the subs log-probabilities.

@@ -1,6 +1,10 @@
-//! Text: the tokenizer (the `tokenizers` crate over a model's `tokenizer.json`). Hole templates
-//! and canvases arrive with the infill issue.
+//! Text: the tokenizer (the `tokenizers` crate over a model's `tokenizer.json`), hole
+//! templates, and the canvas they become.
 
+pub mod canvas;
+pub mod template;
 mod tokenizer;
 
+pub use canvas::{Canvas, CanvasRule};
+pub use template::Template;
 pub use tokenizer::Tokenizer;

@@ -37,6 +37,16 @@ impl Tokenizer {
         self.inner.id_to_token(id)
     }
 
+    /// Ids of the added tokens marked special (`[CLS]`, `<|endoftext|>` …).
+    pub fn special_ids(&self) -> Vec<u32> {
+        self.inner
+            .get_added_tokens_decoder()
+            .iter()
+            .filter(|(_, t)| t.special)
+            .map(|(id, _)| *id)
+            .collect()
+    }
+
     /// Size including added tokens.
     pub fn vocab_size(&self) -> usize {
         self.inner.get_vocab_size(true)

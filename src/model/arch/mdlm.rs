@@ -123,6 +123,7 @@ pub fn build(cfg: &Config, w: &Weights, opts: LoadOptions) -> Result<(ModelSpec,
         time_conditioning,
         logits: LogitReading::Subs,
         max_len_field: "model_length",
+        canvas: crate::text::CanvasRule::EosBothEnds,
     };
     let plan = Plan {
         hidden: h,

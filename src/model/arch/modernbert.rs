@@ -107,6 +107,7 @@ pub fn build(cfg: &Config, w: &Weights) -> Result<(ModelSpec, Plan)> {
         time_conditioning: false,
         logits: LogitReading::Raw,
         max_len_field: "max_position_embeddings",
+        canvas: crate::text::CanvasRule::PostProcessor,
     };
     let plan = Plan {
         hidden: h,

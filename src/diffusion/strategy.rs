@@ -1,0 +1,187 @@
+//! Unmasking strategies (dlm-reference §3, §4.2, §4.4, §5): which masked positions a step
+//! commits, and how many.
+
+use std::fmt;
+use std::str::FromStr;
+
+use super::proposal::Proposal;
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Strategy {
+    /// MDLM `ddpm`: each masked position commits with the posterior probability `(α_s − α_t)/(1 − α_t)`.
+    Ancestral,
+    /// Exactly one uniformly chosen position per step, `t ← t·u^{1/n}` (Zheng et al.).
+    FirstHitting,
+    /// LLaDA low-confidence: the k most probable proposals, k from the transfer-count schedule.
+    TopProb,
+    /// The k largest `p1 − p2`.
+    Margin,
+    /// The k lowest entropies.
+    Entropy,
+    /// Fast-dLLM: the most confident proposal plus every other with `p ≥ τ`.
+    Threshold(f64),
+    /// Mask-Predict: predict every hole, then re-mask and re-predict the least probable ones.
+    MaskPredict,
+}
+
+impl Strategy {
+    /// Names accepted by `FromStr` (the CLI's `--strategy`).
+    pub const NAMES: &'static str =
+        "ancestral, first-hitting, top-prob, margin, entropy, threshold[:TAU], mask-predict";
+
+    /// The score to rank positions by (higher commits first), for the ranking strategies.
+    pub fn score(&self, p: &Proposal) -> f64 {
+        match self {
+            Strategy::Margin => p.margin,
+            Strategy::Entropy => p.neg_entropy,
+            _ => p.p,
+        }
+    }
+
+    /// Strategies that never revise a committed token.
+    pub fn is_absorbing(&self) -> bool {
+        !matches!(self, Strategy::MaskPredict)
+    }
+}
+
+impl FromStr for Strategy {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Strategy, String> {
+        let (name, arg) = match s.split_once(':') {
+            Some((n, a)) => (n, Some(a)),
+            None => (s, None),
+        };
+        let strategy = match name {
+            "ancestral" | "ddpm" | "random" => Strategy::Ancestral,
+            "first-hitting" => Strategy::FirstHitting,
+            "top-prob" | "low-confidence" | "confidence" => Strategy::TopProb,
+            "margin" => Strategy::Margin,
+            "entropy" => Strategy::Entropy,
+            "threshold" => {
+                let tau = match arg {
+                    None => 0.9,
+                    Some(a) => a
+                        .parse::<f64>()
+                        .ok()
+                        .filter(|t| (0.0..=1.0).contains(t))
+                        .ok_or_else(|| format!("threshold `{a}` must be a number in [0, 1]"))?,
+                };
+                return Ok(Strategy::Threshold(tau));
+            }
+            "mask-predict" | "remask" => Strategy::MaskPredict,
+            _ => {
+                return Err(format!(
+                    "unknown strategy `{s}`; one of: {}",
+                    Strategy::NAMES
+                ))
+            }
+        };
+        match arg {
+            Some(a) => Err(format!("strategy `{name}` takes no argument (`:{a}`)")),
+            None => Ok(strategy),
+        }
+    }
+}
+
+impl fmt::Display for Strategy {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        match self {
+            Strategy::Ancestral => write!(f, "ancestral"),
+            Strategy::FirstHitting => write!(f, "first-hitting"),
+            Strategy::TopProb => write!(f, "top-prob"),
+            Strategy::Margin => write!(f, "margin"),
+            Strategy::Entropy => write!(f, "entropy"),
+            Strategy::Threshold(t) => write!(f, "threshold:{t}"),
+            Strategy::MaskPredict => write!(f, "mask-predict"),
+        }
+    }
+}
+
+/// LLaDA's `get_num_transfer_tokens`: `n` tokens over `steps` steps, `n / steps` each and the
+/// remainder to the first steps.
+pub fn transfer_counts(n: usize, steps: usize) -> Vec<usize> {
+    let steps = steps.max(1);
+    (0..steps)
+        .map(|i| n / steps + usize::from(i < n % steps))
+        .collect()
+}
+
+/// Mask-Predict: how many tokens iteration `c` (1 ≤ c < T) re-masks, `⌊N·(1 − c/T)⌋`.
+pub fn remask_count(n: usize, c: usize, iterations: usize) -> usize {
+    (n * (iterations - c)) / iterations
+}
+
+/// Indices of the `k` highest scores; ties go to the earlier index (stable).
+pub fn top_k(scores: &[f64], k: usize) -> Vec<usize> {
+    let mut idx: Vec<usize> = (0..scores.len()).collect();
+    idx.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]).then(a.cmp(&b)));
+    idx.truncate(k);
+    idx.sort_unstable();
+    idx
+}
+
+/// Fast-dLLM: the best one always, and every other at or above `tau`.
+pub fn threshold_select(p: &[f64], tau: f64) -> Vec<usize> {
+    let best = top_k(p, 1);
+    let mut out: Vec<usize> = (0..p.len())
+        .filter(|&i| p[i] >= tau || best.contains(&i))
+        .collect();
+    out.dedup();
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn llada_transfer_counts() {
+        assert_eq!(transfer_counts(10, 4), vec![3, 3, 2, 2]);
+        assert_eq!(transfer_counts(3, 5), vec![1, 1, 1, 0, 0]);
+        assert_eq!(transfer_counts(8, 8), vec![1; 8]);
+        for (n, s) in [(37, 5), (1, 1), (100, 7)] {
+            assert_eq!(transfer_counts(n, s).iter().sum::<usize>(), n);
+        }
+    }
+
+    #[test]
+    fn selections() {
+        assert_eq!(top_k(&[0.1, 0.9, 0.5, 0.9], 2), vec![1, 3]);
+        assert_eq!(threshold_select(&[0.1, 0.95, 0.5, 0.92], 0.9), vec![1, 3]);
+        // at least one commit even when nothing reaches τ
+        assert_eq!(threshold_select(&[0.1, 0.3, 0.2], 0.9), vec![1]);
+        assert_eq!(remask_count(10, 1, 4), 7);
+        assert_eq!(remask_count(10, 3, 4), 2);
+    }
+
+    #[test]
+    fn parse_names() {
+        assert_eq!(
+            "threshold:0.8".parse::<Strategy>().unwrap(),
+            Strategy::Threshold(0.8)
+        );
+        assert_eq!(
+            "threshold".parse::<Strategy>().unwrap(),
+            Strategy::Threshold(0.9)
+        );
+        assert!("threshold:2"
+            .parse::<Strategy>()
+            .unwrap_err()
+            .contains("[0, 1]"));
+        assert!("greedy"
+            .parse::<Strategy>()
+            .unwrap_err()
+            .contains("one of: ancestral"));
+        for s in [
+            "ancestral",
+            "first-hitting",
+            "top-prob",
+            "margin",
+            "entropy",
+            "threshold:0.5",
+            "mask-predict",
+        ] {
+            assert_eq!(s.parse::<Strategy>().unwrap().to_string(), s);
+        }
+    }
+}

@@ -1,0 +1,55 @@
+//! The step trace (design brief §3): one event per denoising step and a last `done` event. The
+//! CLI writes them as JSON lines (`--trace`); the library hands them to a callback.
+
+use serde::Serialize;
+
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct Commit {
+    /// Canvas position.
+    pub pos: usize,
+    pub id: u32,
+    /// The token's text in context.
+    pub text: String,
+    /// The model's probability of this token when it was chosen (not temperature-scaled).
+    pub p: f64,
+}
+
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct StepEvent {
+    pub step: usize,
+    /// Diffusion time the model saw at this step (1 = all masked).
+    pub t: f64,
+    /// Forward passes so far.
+    pub nfe: usize,
+    pub committed: Vec<Commit>,
+    /// Holes still masked after this step.
+    pub masked: usize,
+    /// Mask-Predict only: positions re-masked before this step's prediction.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub remasked: Vec<usize>,
+}
+
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct DoneEvent {
+    pub done: bool,
+    pub text: String,
+    pub steps: usize,
+    pub nfe: usize,
+    pub ms: f64,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum TraceEvent {
+    Step(StepEvent),
+    Done(DoneEvent),
+}
+
+impl TraceEvent {
+    pub fn to_json(&self) -> String {
+        match self {
+            TraceEvent::Step(s) => serde_json::to_string(s),
+            TraceEvent::Done(d) => serde_json::to_string(d),
+        }
+        .expect("trace events serialise")
+    }
+}

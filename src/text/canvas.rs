@@ -1,0 +1,225 @@
+//! The canvas: a template turned into token ids, with its holes set to the mask id, the model's
+//! special tokens around it, and enough layout to give the user's text back byte for byte.
+//!
+//! Known text is tokenised piece by piece, so its tokens are exactly the tokens of that text.
+//! Spaces just before a hole are left to the hole: `The [MASK]` is tokenised as `The` followed
+//! by the hole, whose first token then carries the space (` cat`), as in natural text. The
+//! output puts the user's text back verbatim and drops a fill's leading space when the known
+//! text already ends with one.
+
+use std::ops::Range;
+
+use super::template::{Piece, Template};
+use super::Tokenizer;
+use crate::error::{Error, Result};
+
+/// How a model's canvas is framed (dlm-reference §3.9, §4.2, §7).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CanvasRule {
+    /// `<|endoftext|>` at both ends, as MDLM-OWT was trained.
+    EosBothEnds,
+    /// The tokenizer's post-processor template (`[CLS] … [SEP]`, `<s> … </s>`).
+    PostProcessor,
+    /// A beginning-of-text token only (LLaDA's `<|startoftext|>`).
+    Bos,
+}
+
+#[derive(Clone, Debug)]
+pub enum Slot {
+    Known {
+        text: String,
+    },
+    Hole {
+        range: Range<usize>,
+        /// The known text before this hole ends with whitespace.
+        after_space: bool,
+        /// For `[[words]]`: the words being rewritten.
+        original: Option<String>,
+    },
+}
+
+#[derive(Clone, Debug)]
+pub struct Canvas {
+    pub ids: Vec<u32>,
+    /// The positions to fill, in canvas order.
+    pub holes: Vec<usize>,
+    /// The positions of the user's known text (not the frame's special tokens): the "prompt"
+    /// that classifier-free guidance masks out.
+    pub known: Vec<usize>,
+    pub slots: Vec<Slot>,
+    pub mask_id: u32,
+}
+
+/// Token ids of one piece of known text, without special tokens.
+fn encode(tok: &Tokenizer, text: &str) -> Result<Vec<u32>> {
+    if text.is_empty() {
+        return Ok(Vec::new());
+    }
+    tok.encode(text, false)
+}
+
+/// The special tokens the post-processor puts before and after a text.
+fn post_processor_frame(tok: &Tokenizer) -> Result<(Vec<u32>, Vec<u32>)> {
+    let full = tok.encode("a", true)?;
+    let bare = tok.encode("a", false)?;
+    let at = (0..=full.len().saturating_sub(bare.len()))
+        .find(|&i| full[i..].starts_with(&bare))
+        .ok_or_else(|| Error::Tokenizer {
+            path: tok.path().to_string(),
+            msg: "its post-processor does not keep the text's tokens together".into(),
+        })?;
+    Ok((full[..at].to_vec(), full[at + bare.len()..].to_vec()))
+}
+
+fn special(tok: &Tokenizer, token: &str, why: &str) -> Result<u32> {
+    tok.token_to_id(token).ok_or_else(|| Error::Tokenizer {
+        path: tok.path().to_string(),
+        msg: format!("has no `{token}` token, which {why}"),
+    })
+}
+
+/// The special tokens a model's canvas starts and ends with.
+pub fn frame(tok: &Tokenizer, rule: CanvasRule) -> Result<(Vec<u32>, Vec<u32>)> {
+    Ok(match rule {
+        CanvasRule::EosBothEnds => {
+            let eos = special(tok, "<|endoftext|>", "frames an MDLM canvas")?;
+            (vec![eos], vec![eos])
+        }
+        CanvasRule::Bos => (
+            vec![special(tok, "<|startoftext|>", "starts a LLaDA canvas")?],
+            vec![],
+        ),
+        CanvasRule::PostProcessor => post_processor_frame(tok)?,
+    })
+}
+
+impl Canvas {
+    /// Builds the canvas; `max_len`/`max_field` give the model's context for the error message.
+    pub fn build(
+        template: &Template,
+        tok: &Tokenizer,
+        rule: CanvasRule,
+        mask_id: u32,
+        max_len: usize,
+        max_field: &str,
+    ) -> Result<Canvas> {
+        let (prefix, suffix) = frame(tok, rule)?;
+        let mut ids = prefix;
+        let mut holes = Vec::new();
+        let mut known = Vec::new();
+        let mut slots = Vec::new();
+        let pieces = &template.pieces;
+        // whitespace held back from the previous known text, for the next hole to carry
+        let mut carried = String::new();
+        for (k, piece) in pieces.iter().enumerate() {
+            match piece {
+                Piece::Text(text) => {
+                    let next_is_hole = pieces
+                        .get(k + 1)
+                        .is_some_and(|p| !matches!(p, Piece::Text(_)));
+                    let body = if next_is_hole {
+                        text.trim_end_matches(' ')
+                    } else {
+                        text.as_str()
+                    };
+                    carried = text[body.len()..].to_string();
+                    let start = ids.len();
+                    ids.extend(encode(tok, body)?);
+                    known.extend(start..ids.len());
+                    slots.push(Slot::Known { text: text.clone() });
+                }
+                Piece::Holes(n) => {
+                    let start = ids.len();
+                    ids.extend(std::iter::repeat_n(mask_id, *n));
+                    holes.extend(start..ids.len());
+                    slots.push(Slot::Hole {
+                        range: start..ids.len(),
+                        after_space: !carried.is_empty() || ends_with_space(&slots),
+                        original: None,
+                    });
+                    carried.clear();
+                }
+                Piece::Rewrite(words) => {
+                    // same token count as the words would have in place, space included
+                    let n = encode(tok, &format!("{carried}{words}"))?.len().max(1);
+                    let start = ids.len();
+                    ids.extend(std::iter::repeat_n(mask_id, n));
+                    holes.extend(start..ids.len());
+                    slots.push(Slot::Hole {
+                        range: start..ids.len(),
+                        after_space: !carried.is_empty() || ends_with_space(&slots),
+                        original: Some(words.clone()),
+                    });
+                    carried.clear();
+                }
+            }
+        }
+        ids.extend(suffix);
+        if ids.len() > max_len {
+            return Err(Error::input(format!(
+                "the template needs {} tokens (with the model's special tokens) but the model's context is {} (config.json `{max_field}`)",
+                ids.len(),
+                max_len
+            )));
+        }
+        Ok(Canvas {
+            ids,
+            holes,
+            known,
+            slots,
+            mask_id,
+        })
+    }
+
+    /// The filled text: known text verbatim, each hole decoded in context.
+    pub fn text(&self, ids: &[u32], tok: &Tokenizer) -> Result<String> {
+        let mut out = String::new();
+        for (k, slot) in self.slots.iter().enumerate() {
+            match slot {
+                Slot::Known { text } => out.push_str(text),
+                Slot::Hole {
+                    range, after_space, ..
+                } => {
+                    let mut fill = self.span_text(ids, range.clone(), tok)?;
+                    if *after_space || k == 0 {
+                        fill = fill.trim_start_matches(' ').to_string();
+                    }
+                    out.push_str(&fill);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Text of `ids[range]` as it reads after the tokens before it: decoding with one token of
+    /// left context lets WordPiece join `##` pieces and place spaces as it would in the sentence.
+    fn span_text(&self, ids: &[u32], range: Range<usize>, tok: &Tokenizer) -> Result<String> {
+        let content: Vec<u32> = ids[range.clone()]
+            .iter()
+            .copied()
+            .filter(|&t| t != self.mask_id)
+            .collect();
+        if content.is_empty() {
+            return Ok(String::new());
+        }
+        if let Some(&left) = ids[..range.start].last().filter(|&&t| t != self.mask_id) {
+            let head = tok.decode(&[left], false)?;
+            let mut with = vec![left];
+            with.extend(&content);
+            let both = tok.decode(&with, false)?;
+            if let Some(rest) = both.strip_prefix(&head) {
+                return Ok(rest.to_string());
+            }
+        }
+        tok.decode(&content, false)
+    }
+
+    /// The text of the single token at `pos`, read in context (for the trace and the animation).
+    pub fn token_text(&self, ids: &[u32], pos: usize, tok: &Tokenizer) -> String {
+        self.span_text(ids, pos..pos + 1, tok).unwrap_or_default()
+    }
+}
+
+fn ends_with_space(slots: &[Slot]) -> bool {
+    matches!(slots.last(), Some(Slot::Known { text }) if text.ends_with(char::is_whitespace))
+}

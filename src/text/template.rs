@@ -1,0 +1,185 @@
+//! Hole templates: `[MASK]` is one hole, `[MASK*N]` is N holes, `[[some words]]` re-masks the
+//! tokens of those words so they are rewritten, `\[` `\]` `\\` are literal characters, and the
+//! model's own mask string (`<mask>`, `<|mdm_mask|>` …) is also one hole. Any other `[` is text.
+
+use crate::error::{Error, Result};
+
+/// Upper bound on one `[MASK*N]`, far above any context; the canvas check gives the real limit.
+pub const MAX_HOLES: usize = 1 << 16;
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Piece {
+    /// Known text, kept byte for byte.
+    Text(String),
+    /// This many masked tokens.
+    Holes(usize),
+    /// Words whose tokens are masked and regenerated (same token count).
+    Rewrite(String),
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Template {
+    pub pieces: Vec<Piece>,
+}
+
+fn err(col: usize, msg: impl std::fmt::Display) -> Error {
+    Error::input(format!("template column {col}: {msg}"))
+}
+
+impl Template {
+    /// Parses `src`; `model_mask` is the model's own mask string, if it has one.
+    pub fn parse(src: &str, model_mask: Option<&str>) -> Result<Template> {
+        if src.trim().is_empty() {
+            return Err(Error::input("template is empty"));
+        }
+        let mut pieces: Vec<Piece> = Vec::new();
+        let mut text = String::new();
+        let flush = |text: &mut String, pieces: &mut Vec<Piece>| {
+            if !text.is_empty() {
+                pieces.push(Piece::Text(std::mem::take(text)));
+            }
+        };
+        let chars: Vec<(usize, char)> = src.char_indices().collect();
+        let mut i = 0;
+        while i < chars.len() {
+            let (byte, c) = chars[i];
+            let col = i + 1;
+            let rest = &src[byte..];
+            if c == '\\' {
+                match chars.get(i + 1).map(|p| p.1) {
+                    Some(e @ ('[' | ']' | '\\')) => {
+                        text.push(e);
+                        i += 2;
+                    }
+                    _ => {
+                        text.push('\\');
+                        i += 1;
+                    }
+                }
+                continue;
+            }
+            if let Some(inner) = rest.strip_prefix("[[") {
+                let Some(end) = inner.find("]]") else {
+                    return Err(err(col, "`[[` is never closed by `]]`"));
+                };
+                let words = &inner[..end];
+                if words.trim().is_empty() {
+                    return Err(err(col, "`[[ ]]` holds no words to rewrite"));
+                }
+                if words.contains("[[") {
+                    return Err(err(col, "`[[` cannot be nested"));
+                }
+                flush(&mut text, &mut pieces);
+                pieces.push(Piece::Rewrite(words.to_string()));
+                i += 2 + words.chars().count() + 2;
+                continue;
+            }
+            if rest.starts_with("[MASK*") {
+                let Some(end) = rest.find(']') else {
+                    return Err(err(col, "`[MASK*` is never closed by `]`"));
+                };
+                let count = &rest[6..end];
+                let n: usize = count.trim().parse().map_err(|_| {
+                    err(
+                        col,
+                        format!("`[MASK*{count}]` needs a whole number of holes, like `[MASK*3]`"),
+                    )
+                })?;
+                if n == 0 || n > MAX_HOLES {
+                    return Err(err(
+                        col,
+                        format!("`[MASK*{n}]` must ask for 1 to {MAX_HOLES} holes"),
+                    ));
+                }
+                flush(&mut text, &mut pieces);
+                push_holes(&mut pieces, n);
+                i += rest[..=end].chars().count();
+                continue;
+            }
+            let own = model_mask.filter(|m| !m.is_empty() && rest.starts_with(*m));
+            let matched = if rest.starts_with("[MASK]") {
+                Some("[MASK]")
+            } else {
+                own
+            };
+            if let Some(m) = matched {
+                flush(&mut text, &mut pieces);
+                push_holes(&mut pieces, 1);
+                i += m.chars().count();
+                continue;
+            }
+            text.push(c);
+            i += 1;
+        }
+        flush(&mut text, &mut pieces);
+        if !pieces.iter().any(|p| !matches!(p, Piece::Text(_))) {
+            return Err(Error::input(
+                "template has no holes: write [MASK], [MASK*N] or [[words to rewrite]] where text should be filled",
+            ));
+        }
+        Ok(Template { pieces })
+    }
+}
+
+fn push_holes(pieces: &mut Vec<Piece>, n: usize) {
+    if let Some(Piece::Holes(k)) = pieces.last_mut() {
+        *k += n;
+    } else {
+        pieces.push(Piece::Holes(n));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use Piece::*;
+
+    fn parse(s: &str) -> Vec<Piece> {
+        Template::parse(s, Some("<mask>")).unwrap().pieces
+    }
+
+    #[test]
+    fn holes_rewrites_and_escapes() {
+        assert_eq!(
+            parse("The [MASK*3] sat on the [MASK]."),
+            vec![
+                Text("The ".into()),
+                Holes(3),
+                Text(" sat on the ".into()),
+                Holes(1),
+                Text(".".into())
+            ]
+        );
+        assert_eq!(
+            parse("a [[big red]] dog"),
+            vec![
+                Text("a ".into()),
+                Rewrite("big red".into()),
+                Text(" dog".into())
+            ]
+        );
+        assert_eq!(
+            parse(r"\[MASK] is literal [MASK]"),
+            vec![Text("[MASK] is literal ".into()), Holes(1)]
+        );
+        assert_eq!(
+            parse("see [1] and <mask><mask>"),
+            vec![Text("see [1] and ".into()), Holes(2)]
+        );
+        assert_eq!(parse(r"x\\[MASK]"), vec![Text("x\\".into()), Holes(1)]);
+        assert_eq!(parse("é [MASK*2]"), vec![Text("é ".into()), Holes(2)]);
+    }
+
+    #[test]
+    fn errors_name_the_column() {
+        let e = |s: &str| Template::parse(s, None).unwrap_err().to_string();
+        assert!(e("ab [[never closed").contains("column 4: `[[` is never closed"));
+        assert!(e("[MASK*x]").contains("column 1: `[MASK*x]` needs a whole number"));
+        assert!(e("ok [MASK*0]").contains("column 4"));
+        assert!(e("ok [MASK*99999999]").contains("1 to 65536"));
+        assert!(e("[MASK*3").contains("never closed by `]`"));
+        assert!(e("[[ ]]").contains("no words"));
+        assert!(e("no holes here").contains("no holes"));
+        assert!(e("  ").contains("empty"));
+    }
+}

@@ -1,0 +1,385 @@
+//! Infilling on the fixture models: the known text never changes (property test over random
+//! templates, strategies and seeds), exactly the holes are filled, each strategy's commit counts
+//! follow its schedule, threshold decoding and the forward-skip cache save forward passes, runs
+//! are reproducible from their seed, and bad templates give clear errors.
+
+mod common;
+
+use common::fixture;
+use proptest::prelude::*;
+use proptest::strategy::Strategy as _;
+use unmask::diffusion::strategy::{remask_count, transfer_counts};
+use unmask::diffusion::trace::StepEvent;
+use unmask::diffusion::{InfillResult, Infiller, SamplerOptions, Strategy, TraceEvent};
+use unmask::text::canvas::Slot;
+
+fn infiller(name: &str) -> Infiller {
+    Infiller::load(&fixture(name)).unwrap()
+}
+
+/// Fills `template`, returning the result and the step events.
+fn run(inf: &Infiller, template: &str, opts: &SamplerOptions) -> (InfillResult, Vec<StepEvent>) {
+    let mut steps = Vec::new();
+    let mut done = None;
+    let r = inf
+        .infill(template, opts, &mut |e| match e {
+            TraceEvent::Step(s) => steps.push(s.clone()),
+            TraceEvent::Done(d) => done = Some(d.clone()),
+        })
+        .unwrap_or_else(|e| panic!("{template:?}: {e}"));
+    let d = done.expect("a done event");
+    assert_eq!(
+        (d.text.as_str(), d.steps, d.nfe),
+        (r.text.as_str(), r.steps, r.nfe)
+    );
+    (r, steps)
+}
+
+fn opts(inf: &Infiller, strategy: Strategy, steps: Option<usize>, seed: u64) -> SamplerOptions {
+    let mut o = SamplerOptions::for_model(&inf.model);
+    o.strategy = strategy;
+    o.steps = steps;
+    o.seed = seed;
+    o
+}
+
+/// The invariants every fill must keep.
+fn check_fill(
+    inf: &Infiller,
+    template: &str,
+    r: &InfillResult,
+    events: &[StepEvent],
+    absorbing: bool,
+) {
+    let canvas = inf.canvas(template).unwrap();
+    // known tokens and the frame unchanged; every hole filled with an allowed token
+    for (i, (&got, &was)) in r.ids.iter().zip(&canvas.ids).enumerate() {
+        if canvas.holes.contains(&i) {
+            assert!(
+                inf.allowed[got as usize],
+                "{template:?}: hole {i} holds a suppressed token {got}"
+            );
+        } else {
+            assert_eq!(
+                got, was,
+                "{template:?}: position {i} outside the holes changed"
+            );
+        }
+    }
+    // the user's text comes back byte for byte, in order, around the fills
+    let mut rest = r.text.as_str();
+    for slot in &canvas.slots {
+        if let Slot::Known { text } = slot {
+            let at = rest
+                .find(text.as_str())
+                .unwrap_or_else(|| panic!("{template:?} → {:?}: lost {text:?}", r.text));
+            rest = &rest[at + text.len()..];
+        }
+    }
+    if let Some(Slot::Known { text }) = canvas.slots.first() {
+        assert!(
+            r.text.starts_with(text.as_str()),
+            "{:?} does not start with {text:?}",
+            r.text
+        );
+    }
+    if let Some(Slot::Known { text }) = canvas.slots.last() {
+        assert!(
+            r.text.ends_with(text.as_str()),
+            "{:?} does not end with {text:?}",
+            r.text
+        );
+    }
+    // the trace adds up
+    let committed: usize = events.iter().map(|e| e.committed.len()).sum();
+    let remasked: usize = events.iter().map(|e| e.remasked.len()).sum();
+    assert_eq!(
+        committed - remasked,
+        canvas.holes.len(),
+        "{template:?}: commits minus re-masks"
+    );
+    if absorbing {
+        assert_eq!(committed, canvas.holes.len());
+    }
+    assert_eq!(events.last().unwrap().masked, 0);
+    assert!(events
+        .windows(2)
+        .all(|w| w[0].nfe <= w[1].nfe && w[0].step < w[1].step));
+    for e in events {
+        for c in &e.committed {
+            assert!(canvas.holes.contains(&c.pos) && (0.0..=1.0).contains(&c.p));
+        }
+    }
+}
+
+const WORDS: &[&str] = &[
+    "the", "cat", "sat", "on", "mat", "dog", "ran", "park", "to", "a", "quiet", "river",
+];
+
+fn template_strategy() -> impl proptest::strategy::Strategy<Value = String> {
+    let piece = prop_oneof![
+        3 => proptest::sample::select(WORDS).prop_map(|w| format!("{w} ")),
+        1 => (1usize..4).prop_map(|n| if n == 1 { "[MASK] ".to_string() } else { format!("[MASK*{n}] ") }),
+        1 => proptest::sample::select(WORDS).prop_map(|w| format!("[[{w}]] ")),
+        1 => Just(". ".to_string()),
+    ];
+    proptest::collection::vec(piece, 1..8).prop_map(|ps| {
+        let mut t: String = ps.concat();
+        if !t.contains("[MASK") && !t.contains("[[") {
+            t.push_str("[MASK]");
+        }
+        t.trim_end().to_string()
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+
+    #[test]
+    fn known_text_never_changes(
+        template in template_strategy(),
+        model in proptest::sample::select(vec!["mdlm_dit", "bert", "roberta", "llada"]),
+        strategy in proptest::sample::select(vec![
+            Strategy::Ancestral, Strategy::FirstHitting, Strategy::TopProb, Strategy::Margin,
+            Strategy::Entropy, Strategy::Threshold(0.5), Strategy::MaskPredict,
+        ]),
+        temperature in proptest::sample::select(vec![0.0, 0.7, 1.0]),
+        seed in 0u64..1000,
+    ) {
+        let inf = infiller(model);
+        let mut o = opts(&inf, strategy, None, seed);
+        o.choice.temperature = temperature;
+        let (r, events) = run(&inf, &template, &o);
+        check_fill(&inf, &template, &r, &events, strategy.is_absorbing());
+    }
+}
+
+#[test]
+fn text_assembly_is_byte_exact() {
+    // forced tokens make the fill known, so the whole output can be checked exactly
+    let inf = infiller("bert");
+    let the = inf
+        .tokenizer()
+        .token_to_id("the")
+        .expect("fixture vocab has `the`");
+    let mut o = opts(&inf, Strategy::TopProb, None, 0);
+    o.forced = vec![(0, the)];
+    let (r, _) = run(&inf, "The  Café [MASK] sat.", &o);
+    assert_eq!(r.text, "The  Café the sat.");
+    let (r, _) = run(&inf, "[MASK] sat.", &o);
+    assert_eq!(r.text, "the sat.");
+    // byte-level BPE: the hole's token carries the space the known text left to it
+    let inf = infiller("roberta");
+    let the = inf
+        .tokenizer()
+        .token_to_id("Ġthe")
+        .expect("fixture vocab has `Ġthe`");
+    let mut o = opts(&inf, Strategy::TopProb, None, 0);
+    o.forced = vec![(0, the)];
+    let c = inf.canvas("Over [MASK] river").unwrap();
+    assert_eq!(
+        inf.tokenizer()
+            .decode(&c.ids[1..c.holes[0]], false)
+            .unwrap(),
+        "Over"
+    );
+    let (r, _) = run(&inf, "Over [MASK] river", &o);
+    assert_eq!(r.text, "Over the river");
+}
+
+#[test]
+fn commit_counts_follow_each_schedule() {
+    let inf = infiller("bert");
+    let t = "a [MASK*7] b [MASK*3] c";
+    // LLaDA transfer counts, with and without semi-autoregressive blocks
+    let (_, ev) = run(&inf, t, &opts(&inf, Strategy::TopProb, Some(4), 1));
+    assert_eq!(
+        ev.iter().map(|e| e.committed.len()).collect::<Vec<_>>(),
+        transfer_counts(10, 4)
+    );
+    let mut o = opts(&inf, Strategy::Margin, Some(4), 1);
+    o.block_len = Some(5);
+    let (_, ev) = run(&inf, t, &o);
+    assert_eq!(
+        ev.iter().map(|e| e.committed.len()).collect::<Vec<_>>(),
+        vec![3, 2, 3, 2]
+    );
+    // the first block (holes 0..5) is finished before the second starts
+    let holes = inf.canvas(t).unwrap().holes;
+    for e in &ev[..2] {
+        assert!(e.committed.iter().all(|c| holes[..5].contains(&c.pos)));
+    }
+    let mut o = opts(&inf, Strategy::Entropy, Some(3), 1);
+    o.block_len = Some(5);
+    let e = inf.infill(t, &o, &mut |_| {}).unwrap_err().to_string();
+    assert!(
+        e.contains("3 steps cannot be split evenly over 2 blocks"),
+        "{e}"
+    );
+    // first-hitting: one token per step, one forward each
+    let (r, ev) = run(&inf, t, &opts(&inf, Strategy::FirstHitting, None, 1));
+    assert!(ev.iter().all(|e| e.committed.len() == 1));
+    assert_eq!((r.steps, r.nfe), (10, 10));
+    // ancestral: every hole once, the last step commits what is left
+    let (r, ev) = run(&inf, t, &opts(&inf, Strategy::Ancestral, Some(6), 1));
+    assert_eq!(r.steps, 6);
+    assert_eq!(ev.iter().map(|e| e.committed.len()).sum::<usize>(), 10);
+    // threshold: at least one per step
+    let (_, ev) = run(&inf, t, &opts(&inf, Strategy::Threshold(0.99), None, 1));
+    assert!(ev.iter().all(|e| !e.committed.is_empty()));
+    // Mask-Predict: predict all, then re-mask ⌊N(1 − c/T)⌋ and re-predict those
+    let (_, ev) = run(&inf, t, &opts(&inf, Strategy::MaskPredict, Some(4), 1));
+    assert_eq!(ev[0].committed.len(), 10);
+    for (c, e) in ev.iter().enumerate().skip(1) {
+        assert_eq!(e.remasked.len(), remask_count(10, c, 4));
+        assert_eq!(e.committed.len(), e.remasked.len());
+    }
+}
+
+#[test]
+fn threshold_needs_fewer_forward_passes() {
+    // The random fixture models are unconfident (top p ≈ 0.3–0.7), so τ = 0.3 here plays the
+    // role τ = 0.9 plays on a trained model.
+    let inf = infiller("bert");
+    let t = "the [MASK*12] river .";
+    let (one, _) = run(&inf, t, &opts(&inf, Strategy::TopProb, None, 0));
+    let (fast, _) = run(&inf, t, &opts(&inf, Strategy::Threshold(0.3), None, 0));
+    eprintln!(
+        "one per step: {} NFE; threshold 0.3: {} NFE",
+        one.nfe, fast.nfe
+    );
+    assert_eq!(one.nfe, 12);
+    assert!(fast.nfe < one.nfe, "threshold {} vs {}", fast.nfe, one.nfe);
+}
+
+#[test]
+fn forward_skip_cache_saves_passes_and_changes_nothing() {
+    for model in ["mdlm_dit", "llada"] {
+        let inf = infiller(model);
+        let t = "the cat [MASK*5] on the [MASK*3] .";
+        // many steps for few holes: most ancestral steps commit nothing
+        let mut o = opts(&inf, Strategy::Ancestral, Some(64), 3);
+        o.choice.temperature = 1.0;
+        let (cached, _) = run(&inf, t, &o);
+        o.cache = false;
+        let (uncached, _) = run(&inf, t, &o);
+        assert_eq!(
+            cached.ids, uncached.ids,
+            "{model}: the cache changed the output"
+        );
+        eprintln!(
+            "{model}: {} NFE cached, {} uncached",
+            cached.nfe, uncached.nfe
+        );
+        assert!(cached.nfe <= 8, "{model}: {} NFE for 8 holes", cached.nfe);
+        assert!(
+            uncached.nfe > 2 * cached.nfe,
+            "{model}: {} vs {}",
+            uncached.nfe,
+            cached.nfe
+        );
+    }
+    // time-conditioned models must not reuse a forward pass across times
+    let inf = infiller("mdlm_dit_timecond");
+    let (r, ev) = run(
+        &inf,
+        "the [MASK*3] .",
+        &opts(&inf, Strategy::Ancestral, Some(12), 3),
+    );
+    let steps_with_holes = 1 + ev.windows(2).filter(|w| w[0].masked > 0).count();
+    assert_eq!(r.nfe, steps_with_holes);
+    assert!(r.nfe > 3);
+}
+
+#[test]
+fn same_seed_same_output() {
+    let inf = infiller("mdlm_dit");
+    let t = "the [MASK*6] sat on the [MASK*2] .";
+    let o = opts(&inf, Strategy::Ancestral, None, 42);
+    let (a, _) = run(&inf, t, &o);
+    let (b, _) = run(&inf, t, &o);
+    assert_eq!(a.ids, b.ids);
+    let outs: std::collections::HashSet<Vec<u32>> = (0..8)
+        .map(|s| {
+            run(&inf, t, &opts(&inf, Strategy::Ancestral, None, s))
+                .0
+                .ids
+        })
+        .collect();
+    assert!(
+        outs.len() > 1,
+        "different seeds should give different samples at temperature 1"
+    );
+}
+
+#[test]
+fn guidance_runs_two_passes_per_step() {
+    let inf = infiller("llada");
+    let mut o = opts(&inf, Strategy::TopProb, None, 0);
+    let (plain, ev) = run(&inf, "the cat [MASK*3] on the mat", &o);
+    o.cfg_scale = 1.5;
+    let (guided, gev) = run(&inf, "the cat [MASK*3] on the mat", &o);
+    assert_eq!(guided.nfe, 2 * plain.nfe);
+    check_fill(&inf, "the cat [MASK*3] on the mat", &guided, &gev, true);
+    check_fill(&inf, "the cat [MASK*3] on the mat", &plain, &ev, true);
+}
+
+#[test]
+fn bad_templates_and_options() {
+    let inf = infiller("mdlm_dit");
+    let err = |t: &str, o: &SamplerOptions| inf.infill(t, o, &mut |_| {}).unwrap_err().to_string();
+    let o = SamplerOptions::for_model(&inf.model);
+    assert!(err("a [[b", &o).contains("column 3: `[[` is never closed"));
+    assert!(err("a [MASK*0]", &o).contains("column 3"));
+    assert!(err("no holes", &o).contains("no holes"));
+    let e = err("the [MASK*40]", &o);
+    assert!(
+        e.contains("needs 4") && e.contains("context is 32") && e.contains("model_length"),
+        "{e}"
+    );
+    let mut bad = o.clone();
+    bad.choice.temperature = -1.0;
+    assert!(err("a [MASK]", &bad).contains("temperature"));
+    let mut bad = o.clone();
+    bad.forced = vec![(5, 1)];
+    assert!(err("a [MASK]", &bad).contains("hole 5, but the template has 1 holes"));
+    let mut bad = o.clone();
+    bad.steps = Some(0);
+    assert!(err("a [MASK]", &bad).contains("steps must be at least 1"));
+}
+
+#[test]
+fn model_mask_string_is_a_hole() {
+    for (model, mask) in [
+        ("roberta", "<mask>"),
+        ("llada", "<|mdm_mask|>"),
+        ("bert", "[MASK]"),
+    ] {
+        let inf = infiller(model);
+        let c = inf.canvas(&format!("the cat {mask} on the mat")).unwrap();
+        assert_eq!(c.holes.len(), 1, "{model}");
+    }
+}
+
+#[test]
+fn canvas_frames_per_model() {
+    let frame = |m: &str| {
+        let inf = infiller(m);
+        let c = inf.canvas("the [MASK]").unwrap();
+        let tok = inf.tokenizer();
+        (
+            tok.id_to_token(c.ids[0]).unwrap(),
+            c.ids.last().and_then(|&i| tok.id_to_token(i)),
+        )
+    };
+    assert_eq!(
+        frame("mdlm_dit"),
+        ("<|endoftext|>".into(), Some("<|endoftext|>".into()))
+    );
+    assert_eq!(frame("bert"), ("[CLS]".into(), Some("[SEP]".into())));
+    assert_eq!(frame("roberta"), ("<s>".into(), Some("</s>".into())));
+    assert_eq!(frame("modernbert"), ("[CLS]".into(), Some("[SEP]".into())));
+    let (first, last) = frame("llada");
+    assert_eq!(first, "<|startoftext|>");
+    assert_ne!(last.as_deref(), Some("<|startoftext|>"));
+}
