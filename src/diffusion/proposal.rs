@@ -58,7 +58,8 @@ pub fn log_softmax(logits: &[f32], allowed: &[bool], scale: f64) -> Vec<f64> {
 }
 
 /// The sampling distribution over token ids: tempered, then top-k / top-p filtered and
-/// renormalised. Returns (id, probability) pairs in descending probability, ids ascending on ties.
+/// renormalised, as (id, probability) pairs. With a filter they come in descending probability
+/// (ids ascending on ties); without one in id order, sparing a sort of the whole vocabulary.
 pub fn sampling_distribution(
     logits: &[f32],
     allowed: &[bool],
@@ -71,6 +72,9 @@ pub fn sampling_distribution(
         .filter(|(_, v)| v.is_finite())
         .map(|(i, v)| (i as u32, v.exp()))
         .collect();
+    if choice.top_k == 0 && choice.top_p >= 1.0 {
+        return cand;
+    }
     cand.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
     if choice.top_k > 0 && cand.len() > choice.top_k {
         cand.truncate(choice.top_k);
