@@ -3,6 +3,7 @@
 //! backend (`gpu`) arrives with its own issue and is tested op by op against `cpu`.
 
 pub mod cpu;
+pub mod gpu;
 
 use crate::tensor::Tensor;
 

@@ -1,0 +1,78 @@
+// Bidirectional multi-head attention with an optional key-padding mask and sliding window.
+// One workgroup per (query, head); keys are visited in slices of 64 with an online softmax, so
+// any sequence length runs in constant workgroup memory.
+//
+// qkv:  [L, 3·H] f32 rows [q | k | v], head-major (H = heads·hd)
+// keep: [L] u32, 1 = key may be attended (padding mask)
+// out:  [L, H] f32
+
+struct Params { len: u32, heads: u32, hd: u32, window: u32, scale: f32, use_window: u32, _p0: u32, _p1: u32 }
+
+@group(0) @binding(0) var<storage, read> qkv: array<f32>;
+@group(0) @binding(1) var<storage, read> keep: array<u32>;
+@group(0) @binding(2) var<storage, read_write> out: array<f32>;
+@group(0) @binding(3) var<uniform> p: Params;
+
+const WG: u32 = 64u;
+const MAX_HD: u32 = 256u;
+var<workgroup> q: array<f32, 256>;
+var<workgroup> s: array<f32, 64>;
+
+@compute @workgroup_size(64)
+fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+    let i = wg.x;
+    let h = wg.y;
+    let t = lid.x;
+    let hh = p.heads * p.hd;
+    let row = 3u * hh;
+    for (var d = t; d < p.hd; d += WG) { q[d] = qkv[i * row + h * p.hd + d]; }
+    workgroupBarrier();
+
+    var lo = 0u;
+    var hi = p.len;
+    if (p.use_window == 1u) {
+        lo = select(0u, i - p.window, i > p.window);
+        hi = min(p.len, i + p.window + 1u);
+    }
+    // each thread owns output dims t, t + 64, … (up to MAX_HD / WG = 4 of them)
+    var acc: array<f32, 4>;
+    for (var e = 0u; e < 4u; e++) { acc[e] = 0.0; }
+    var m = -3.0e38;
+    var denom = 0.0;
+    for (var j0 = lo; j0 < hi; j0 += WG) {
+        let j = j0 + t;
+        var sc = -3.0e38;
+        if (j < hi && keep[j] == 1u) {
+            var dot = 0.0;
+            for (var d = 0u; d < p.hd; d++) { dot = fma(q[d], qkv[j * row + hh + h * p.hd + d], dot); }
+            sc = dot * p.scale;
+        }
+        s[t] = sc;
+        workgroupBarrier();
+        var mx = m;
+        let n = min(WG, hi - j0);
+        for (var u = 0u; u < n; u++) { mx = max(mx, s[u]); }
+        if (mx > -1.0e38) {
+            let corr = exp(m - mx);
+            denom *= corr;
+            for (var e = 0u; e < 4u; e++) { acc[e] *= corr; }
+            for (var u = 0u; u < n; u++) {
+                if (s[u] <= -1.0e38) { continue; }
+                let pj = exp(s[u] - mx);
+                denom += pj;
+                let vrow = (j0 + u) * row + 2u * hh + h * p.hd;
+                for (var e = 0u; e < 4u; e++) {
+                    let d = t + e * WG;
+                    if (d < p.hd) { acc[e] = fma(pj, qkv[vrow + d], acc[e]); }
+                }
+            }
+            m = mx;
+        }
+        workgroupBarrier();
+    }
+    let inv = select(0.0, 1.0 / denom, denom > 0.0);
+    for (var e = 0u; e < 4u; e++) {
+        let d = t + e * WG;
+        if (d < p.hd) { out[i * hh + h * p.hd + d] = acc[e] * inv; }
+    }
+}

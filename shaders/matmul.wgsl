@@ -1,0 +1,118 @@
+// y[m, y_off + n] (+)= act(x[m, :] · w[n, :] + b[n]) · gate[n]
+// Tiled: 32×32 output tile per workgroup of 8×8 threads, 4×4 outputs per thread, K in slices of 16
+// through workgroup memory, f32 accumulation.
+//
+// x:    [M, K] f32
+// w:    [N, ldw] — f16 packed two per u32 along K (ldw = ceil(K/2)) when F16, else f32 (ldw = K)
+// b:    [N] f32 (read when HAS_BIAS)
+// gate: [N] f32 (read when GATED)
+// y:    [M, ldy] f32, columns y_off .. y_off + N; added to when ACCUM
+
+override F16: bool = true;
+override HAS_BIAS: bool = false;
+override GATED: bool = false;
+override ACCUM: bool = false;
+// 0 none, 1 GELU erf, 2 GELU tanh, 3 SiLU
+override ACT: u32 = 0u;
+
+// b_off: where this row chunk of w starts in b and gate
+struct Params { m: u32, n: u32, k: u32, ldw: u32, ldy: u32, y_off: u32, b_off: u32, _p1: u32 }
+
+@group(0) @binding(0) var<storage, read> x: array<f32>;
+@group(0) @binding(1) var<storage, read> w: array<u32>;
+@group(0) @binding(2) var<storage, read> b: array<f32>;
+@group(0) @binding(3) var<storage, read> gate: array<f32>;
+@group(0) @binding(4) var<storage, read_write> y: array<f32>;
+@group(0) @binding(5) var<uniform> p: Params;
+
+const TS: u32 = 32u;
+const TK: u32 = 16u;
+var<workgroup> xs: array<f32, 512>; // [TS][TK]
+var<workgroup> ws: array<f32, 512>; // [TS][TK]
+
+fn erf_approx(v: f32) -> f32 {
+    // Abramowitz–Stegun 7.1.26 is too coarse (1.5e-7 abs but on the f32 edge); use the
+    // W. J. Cody-style rational form via exp, accurate to ~1e-7.
+    let s = sign(v);
+    let a = abs(v);
+    let t = 1.0 / (1.0 + 0.5 * a);
+    let y = 1.0 - t * exp(-a * a - 1.26551223 + t * (1.00002368 + t * (0.37409196 + t * (0.09678418 +
+        t * (-0.18628806 + t * (0.27886807 + t * (-1.13520398 + t * (1.48851587 +
+        t * (-0.82215223 + t * 0.17087277)))))))));
+    return s * y;
+}
+
+fn activate(v: f32) -> f32 {
+    switch ACT {
+        case 1u: { return 0.5 * v * (1.0 + erf_approx(v * 0.70710678118654752)); }
+        case 2u: {
+            let u = 0.7978845608 * (v + 0.044715 * v * v * v);
+            return v / (1.0 + exp(-2.0 * u));
+        }
+        case 3u: { return v / (1.0 + exp(-v)); }
+        default: { return v; }
+    }
+}
+
+fn weight(row: u32, col: u32) -> f32 {
+    if F16 {
+        let word = w[row * p.ldw + col / 2u];
+        let pair = unpack2x16float(word);
+        return select(pair.x, pair.y, (col & 1u) == 1u);
+    }
+    return bitcast<f32>(w[row * p.ldw + col]);
+}
+
+@compute @workgroup_size(8, 8)
+fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+    let row0 = wg.y * TS;
+    let col0 = wg.x * TS;
+    let t = lid.y * 8u + lid.x;
+    var acc: array<array<f32, 4>, 4>;
+    for (var i = 0u; i < 4u; i++) { for (var j = 0u; j < 4u; j++) { acc[i][j] = 0.0; } }
+
+    for (var k0 = 0u; k0 < p.k; k0 += TK) {
+        // 64 threads load 512 values of each tile: 8 apiece
+        for (var e = 0u; e < 8u; e++) {
+            let idx = t * 8u + e;      // 0..511
+            let r = idx / TK;          // tile row (x) / tile column (w)
+            let kk = idx % TK;
+            let gk = k0 + kk;
+            var xv = 0.0;
+            if (row0 + r < p.m && gk < p.k) { xv = x[(row0 + r) * p.k + gk]; }
+            xs[r * TK + kk] = xv;
+            var wv = 0.0;
+            if (col0 + r < p.n && gk < p.k) { wv = weight(col0 + r, gk); }
+            ws[r * TK + kk] = wv;
+        }
+        workgroupBarrier();
+        for (var kk = 0u; kk < TK; kk++) {
+            var a: array<f32, 4>;
+            var bb: array<f32, 4>;
+            for (var i = 0u; i < 4u; i++) {
+                a[i] = xs[(lid.y * 4u + i) * TK + kk];
+                bb[i] = ws[(lid.x * 4u + i) * TK + kk];
+            }
+            for (var i = 0u; i < 4u; i++) {
+                for (var j = 0u; j < 4u; j++) { acc[i][j] = fma(a[i], bb[j], acc[i][j]); }
+            }
+        }
+        workgroupBarrier();
+    }
+
+    for (var i = 0u; i < 4u; i++) {
+        let r = row0 + lid.y * 4u + i;
+        if (r >= p.m) { continue; }
+        for (var j = 0u; j < 4u; j++) {
+            let c = col0 + lid.x * 4u + j;
+            if (c >= p.n) { continue; }
+            var v = acc[i][j];
+            if HAS_BIAS { v += b[p.b_off + c]; }
+            v = activate(v);
+            if GATED { v *= gate[p.b_off + c]; }
+            let o = r * p.ldy + p.y_off + c;
+            if ACCUM { v += y[o]; }
+            y[o] = v;
+        }
+    }
+}

@@ -1,0 +1,123 @@
+// Per-row reductions of the head's logits, so only a few KB come back per step:
+// max, log-sum-exp at temperature 1 and at the sampling temperature, Σ p·log p, and the K
+// largest logits with their ids (ties to the lower id). Suppressed tokens (allowed = 0) are left
+// out of everything. One workgroup of 64 threads per row, workgroup-memory reductions.
+//
+// logits:  [R, V] f32
+// allowed: [V] u32 (1 = may be proposed)
+// stats:   [R, 4] f32 — max, lse(x), lse(x / T), Σ p log p
+// top_ids: [R, K] u32;  top_val: [R, K] f32 (raw logits, descending)
+
+override K: u32 = 16u;
+
+struct Params { rows: u32, v: u32, inv_t: f32, _p: u32 }
+
+@group(0) @binding(0) var<storage, read> logits: array<f32>;
+@group(0) @binding(1) var<storage, read> allowed: array<u32>;
+@group(0) @binding(2) var<storage, read_write> stats: array<f32>;
+@group(0) @binding(3) var<storage, read_write> top_ids: array<u32>;
+@group(0) @binding(4) var<storage, read_write> top_val: array<f32>;
+@group(0) @binding(5) var<uniform> p: Params;
+
+const WG: u32 = 64u;
+const NONE: f32 = -3.0e38;
+var<workgroup> rv: array<f32, 64>;
+var<workgroup> ri: array<u32, 64>;
+
+fn reduce_max(v: f32, t: u32) -> f32 {
+    rv[t] = v;
+    workgroupBarrier();
+    for (var s = WG / 2u; s > 0u; s >>= 1u) {
+        if (t < s) { rv[t] = max(rv[t], rv[t + s]); }
+        workgroupBarrier();
+    }
+    let r = rv[0];
+    workgroupBarrier();
+    return r;
+}
+
+fn reduce_sum(v: f32, t: u32) -> f32 {
+    rv[t] = v;
+    workgroupBarrier();
+    for (var s = WG / 2u; s > 0u; s >>= 1u) {
+        if (t < s) { rv[t] += rv[t + s]; }
+        workgroupBarrier();
+    }
+    let r = rv[0];
+    workgroupBarrier();
+    return r;
+}
+
+// (value, id) ordering: larger value first, then smaller id
+fn before(v: f32, i: u32, w: f32, j: u32) -> bool {
+    return v > w || (v == w && i < j);
+}
+
+@compute @workgroup_size(64)
+fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+    let r = wg.x;
+    let t = lid.x;
+    if (r >= p.rows) { return; }
+    let base = r * p.v;
+
+    var mx = NONE;
+    for (var i = t; i < p.v; i += WG) {
+        if (allowed[i] == 1u) { mx = max(mx, logits[base + i]); }
+    }
+    mx = reduce_max(mx, t);
+    var s1 = 0.0;
+    var st = 0.0;
+    for (var i = t; i < p.v; i += WG) {
+        if (allowed[i] == 1u) {
+            let x = logits[base + i];
+            s1 += exp(x - mx);
+            st += exp((x - mx) * p.inv_t);
+        }
+    }
+    let lse1 = mx + log(reduce_sum(s1, t));
+    let lset = mx * p.inv_t + log(reduce_sum(st, t));
+    var ent = 0.0;
+    for (var i = t; i < p.v; i += WG) {
+        if (allowed[i] == 1u) {
+            let lp = logits[base + i] - lse1;
+            ent += exp(lp) * lp;
+        }
+    }
+    ent = reduce_sum(ent, t);
+    if (t == 0u) {
+        stats[r * 4u] = mx;
+        stats[r * 4u + 1u] = lse1;
+        stats[r * 4u + 2u] = lset;
+        stats[r * 4u + 3u] = ent;
+    }
+
+    // K rounds: each finds the best (value, id) strictly after the previous pick
+    var last_v = 3.0e38;
+    var last_i = 0u;
+    for (var k = 0u; k < K; k++) {
+        var bv = NONE;
+        var bi = 0xffffffffu;
+        for (var i = t; i < p.v; i += WG) {
+            if (allowed[i] != 1u) { continue; }
+            let x = logits[base + i];
+            if (before(last_v, last_i, x, i) && before(x, i, bv, bi)) { bv = x; bi = i; }
+        }
+        rv[t] = bv;
+        ri[t] = bi;
+        workgroupBarrier();
+        for (var s = WG / 2u; s > 0u; s >>= 1u) {
+            if (t < s && before(rv[t + s], ri[t + s], rv[t], ri[t])) {
+                rv[t] = rv[t + s];
+                ri[t] = ri[t + s];
+            }
+            workgroupBarrier();
+        }
+        last_v = rv[0];
+        last_i = ri[0];
+        workgroupBarrier();
+        if (t == 0u) {
+            top_val[r * K + k] = last_v;
+            top_ids[r * K + k] = last_i;
+        }
+    }
+}

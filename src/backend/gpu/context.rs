@@ -1,0 +1,337 @@
+//! The wgpu device: adapter and device setup (with the adapter's own limits), a pipeline cache,
+//! buffer helpers and readback. Async inside; `Gpu::new_blocking` drives it with pollster
+//! natively, the browser awaits `Gpu::new`.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use wgpu::util::DeviceExt;
+
+use crate::error::{Error, Result};
+
+/// A binding slot of a kernel, in binding order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Slot {
+    Read,
+    Write,
+    Uniform,
+}
+
+pub struct Gpu {
+    pub device: wgpu::Device,
+    pub queue: wgpu::Queue,
+    pub info: wgpu::AdapterInfo,
+    pub limits: wgpu::Limits,
+    kernels: Mutex<HashMap<String, Kernel>>,
+    /// A 16-byte buffer bound where a kernel's optional input is not used.
+    pub dummy: wgpu::Buffer,
+}
+
+#[derive(Clone)]
+pub struct Kernel {
+    pub pipeline: wgpu::ComputePipeline,
+    pub layout: wgpu::BindGroupLayout,
+}
+
+/// One recorded dispatch: created once per model and canvas size, recorded every step.
+pub struct Call {
+    pub kernel: Kernel,
+    pub bind_group: wgpu::BindGroup,
+    pub groups: [u32; 3],
+    /// Keeps the uniform buffer alive with the bind group.
+    _params: Option<wgpu::Buffer>,
+}
+
+fn gpu_err(msg: impl Into<String>) -> Error {
+    Error::input(format!("GPU: {}", msg.into()))
+}
+
+impl Gpu {
+    /// The first adapter wgpu offers (honouring `WGPU_BACKEND` and friends), with its limits.
+    pub async fn new() -> Result<Gpu> {
+        let instance =
+            wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
+        let adapter = instance
+            .request_adapter(&wgpu::RequestAdapterOptions {
+                power_preference: wgpu::PowerPreference::HighPerformance,
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| gpu_err(format!("no adapter found ({e})")))?;
+        let info = adapter.get_info();
+        let limits = adapter.limits();
+        let (device, queue) = adapter
+            .request_device(&wgpu::DeviceDescriptor {
+                label: Some("unmask"),
+                required_features: wgpu::Features::empty(),
+                required_limits: limits.clone(),
+                experimental_features: wgpu::ExperimentalFeatures::disabled(),
+                memory_hints: wgpu::MemoryHints::Performance,
+                trace: wgpu::Trace::Off,
+            })
+            .await
+            .map_err(|e| gpu_err(format!("cannot open a device on {} ({e})", info.name)))?;
+        device.on_uncaptured_error(Arc::new(|e| {
+            // Validation and out-of-memory errors are raised through error scopes where we can
+            // act on them; anything else is a bug worth seeing.
+            eprintln!("unmask: GPU error: {e}");
+        }));
+        let dummy = device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("dummy"),
+            size: 16,
+            usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::UNIFORM,
+            mapped_at_creation: false,
+        });
+        Ok(Gpu {
+            device,
+            queue,
+            info,
+            limits,
+            kernels: Mutex::new(HashMap::new()),
+            dummy,
+        })
+    }
+
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn new_blocking() -> Result<Gpu> {
+        pollster::block_on(Gpu::new())
+    }
+
+    /// `name (backend)` for messages.
+    pub fn describe(&self) -> String {
+        format!("{} ({:?})", self.info.name, self.info.backend)
+    }
+
+    /// Largest storage binding in bytes.
+    pub fn max_binding(&self) -> u64 {
+        self.limits.max_storage_buffer_binding_size.min(self.limits.max_buffer_size)
+    }
+
+    /// A compiled kernel, cached by shader name and override constants.
+    pub fn kernel(
+        &self,
+        name: &str,
+        source: &str,
+        slots: &[Slot],
+        constants: &[(&str, f64)],
+    ) -> Kernel {
+        let key = format!("{name}{constants:?}");
+        if let Some(k) = self.kernels.lock().expect("kernel cache").get(&key) {
+            return k.clone();
+        }
+        let module = self
+            .device
+            .create_shader_module(wgpu::ShaderModuleDescriptor {
+                label: Some(name),
+                source: wgpu::ShaderSource::Wgsl(source.into()),
+            });
+        let entries: Vec<wgpu::BindGroupLayoutEntry> = slots
+            .iter()
+            .enumerate()
+            .map(|(i, s)| wgpu::BindGroupLayoutEntry {
+                binding: i as u32,
+                visibility: wgpu::ShaderStages::COMPUTE,
+                ty: wgpu::BindingType::Buffer {
+                    ty: match s {
+                        Slot::Read => wgpu::BufferBindingType::Storage { read_only: true },
+                        Slot::Write => wgpu::BufferBindingType::Storage { read_only: false },
+                        Slot::Uniform => wgpu::BufferBindingType::Uniform,
+                    },
+                    has_dynamic_offset: false,
+                    min_binding_size: None,
+                },
+                count: None,
+            })
+            .collect();
+        let layout = self
+            .device
+            .create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+                label: Some(name),
+                entries: &entries,
+            });
+        let pl = self
+            .device
+            .create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
+                label: Some(name),
+                bind_group_layouts: &[Some(&layout)],
+                immediate_size: 0,
+            });
+        let pipeline = self
+            .device
+            .create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+                label: Some(name),
+                layout: Some(&pl),
+                module: &module,
+                entry_point: Some("main"),
+                compilation_options: wgpu::PipelineCompilationOptions {
+                    constants,
+                    zero_initialize_workgroup_memory: true,
+                },
+                cache: None,
+            });
+        let k = Kernel { pipeline, layout };
+        self.kernels
+            .lock()
+            .expect("kernel cache")
+            .insert(key, k.clone());
+        k
+    }
+
+    /// A dispatch of `kernel` over `buffers` (in binding order) and, when the kernel's last slot
+    /// is a uniform, the parameter words `params`.
+    pub fn call(
+        &self,
+        kernel: &Kernel,
+        buffers: &[&wgpu::Buffer],
+        params: &[u32],
+        groups: [u32; 3],
+    ) -> Call {
+        let uniform = (!params.is_empty()).then(|| {
+            let mut words = params.to_vec();
+            words.resize(words.len().div_ceil(4) * 4, 0); // 16-byte uniform granularity
+            self.device
+                .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                    label: Some("params"),
+                    contents: bytemuck::cast_slice(&words),
+                    usage: wgpu::BufferUsages::UNIFORM,
+                })
+        });
+        let mut entries: Vec<wgpu::BindGroupEntry> = buffers
+            .iter()
+            .enumerate()
+            .map(|(i, b)| wgpu::BindGroupEntry {
+                binding: i as u32,
+                resource: b.as_entire_binding(),
+            })
+            .collect();
+        if let Some(u) = &uniform {
+            entries.push(wgpu::BindGroupEntry {
+                binding: buffers.len() as u32,
+                resource: u.as_entire_binding(),
+            });
+        }
+        let bind_group = self.device.create_bind_group(&wgpu::BindGroupDescriptor {
+            label: None,
+            layout: &kernel.layout,
+            entries: &entries,
+        });
+        Call {
+            kernel: kernel.clone(),
+            bind_group,
+            groups,
+            _params: uniform,
+        }
+    }
+
+    pub fn storage(&self, label: &str, bytes: u64) -> wgpu::Buffer {
+        self.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some(label),
+            size: bytes.max(16).div_ceil(4) * 4,
+            usage: wgpu::BufferUsages::STORAGE
+                | wgpu::BufferUsages::COPY_SRC
+                | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        })
+    }
+
+    pub fn upload<T: bytemuck::Pod>(&self, label: &str, data: &[T]) -> wgpu::Buffer {
+        let bytes: &[u8] = bytemuck::cast_slice(data);
+        if bytes.len() < 16 {
+            let mut padded = bytes.to_vec();
+            padded.resize(16, 0);
+            return self.upload(label, &padded);
+        }
+        self.device
+            .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                label: Some(label),
+                contents: bytes,
+                usage: wgpu::BufferUsages::STORAGE
+                    | wgpu::BufferUsages::COPY_SRC
+                    | wgpu::BufferUsages::COPY_DST,
+            })
+    }
+
+    pub fn write<T: bytemuck::Pod>(&self, buffer: &wgpu::Buffer, data: &[T]) {
+        self.queue
+            .write_buffer(buffer, 0, bytemuck::cast_slice(data));
+    }
+
+    /// Records the calls into one compute pass of a new encoder and submits it.
+    pub fn run(&self, calls: &[&Call]) {
+        let mut enc = self
+            .device
+            .create_command_encoder(&wgpu::CommandEncoderDescriptor { label: None });
+        record(&mut enc, calls);
+        self.queue.submit([enc.finish()]);
+    }
+
+    /// Copies `words` f32/u32 words from each `(buffer, offset_words)` and reads them back.
+    pub async fn read<T: bytemuck::Pod>(
+        &self,
+        parts: &[(&wgpu::Buffer, u64, u64)],
+    ) -> Result<Vec<T>> {
+        let total: u64 = parts.iter().map(|p| p.2 * 4).sum();
+        let staging = self.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("readback"),
+            size: total.max(4),
+            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        let mut enc = self
+            .device
+            .create_command_encoder(&wgpu::CommandEncoderDescriptor { label: None });
+        let mut at = 0;
+        for (buf, off, words) in parts {
+            enc.copy_buffer_to_buffer(buf, off * 4, &staging, at, words * 4);
+            at += words * 4;
+        }
+        self.queue.submit([enc.finish()]);
+        let (tx, rx) = futures_channel::oneshot::channel();
+        staging.slice(..).map_async(wgpu::MapMode::Read, move |r| {
+            let _ = tx.send(r);
+        });
+        let _ = self.device.poll(wgpu::PollType::wait_indefinitely());
+        rx.await
+            .map_err(|_| gpu_err("the device was lost while reading back"))?
+            .map_err(|e| gpu_err(format!("readback failed: {e}")))?;
+        let out = {
+            let view = staging
+                .slice(..)
+                .get_mapped_range()
+                .map_err(|e| gpu_err(format!("readback failed: {e}")))?;
+            bytemuck::cast_slice::<u8, T>(&view[..total as usize]).to_vec()
+        };
+        staging.unmap();
+        Ok(out)
+    }
+
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn read_blocking<T: bytemuck::Pod>(
+        &self,
+        parts: &[(&wgpu::Buffer, u64, u64)],
+    ) -> Result<Vec<T>> {
+        pollster::block_on(self.read(parts))
+    }
+}
+
+pub fn record(enc: &mut wgpu::CommandEncoder, calls: &[&Call]) {
+    let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
+        label: None,
+        timestamp_writes: None,
+    });
+    for c in calls {
+        pass.set_pipeline(&c.kernel.pipeline);
+        pass.set_bind_group(0, &c.bind_group, &[]);
+        pass.dispatch_workgroups(c.groups[0], c.groups[1], c.groups[2]);
+    }
+}
+
+/// Workgroups to cover `n` items with `per` each, split over y when x would pass 65535.
+pub fn groups_1d(n: u32, per: u32) -> [u32; 3] {
+    let g = n.div_ceil(per).max(1);
+    if g <= 65535 {
+        [g, 1, 1]
+    } else {
+        [65535, g.div_ceil(65535), 1]
+    }
+}

@@ -1,0 +1,53 @@
+//! Dispatcher for `shaders/modulate.wgsl`: adaLN `x·(1 + scale) + shift` of time-conditioned MDLM.
+
+use super::{Call, Gpu, Slot};
+
+const SRC: &str = include_str!("../../../shaders/modulate.wgsl");
+
+/// `shift_scale`: `[2, d]`, shift then scale.
+pub fn modulate(
+    gpu: &Gpu,
+    x: &wgpu::Buffer,
+    shift_scale: &wgpu::Buffer,
+    rows: usize,
+    d: usize,
+) -> Call {
+    let kernel = gpu.kernel(
+        "modulate",
+        SRC,
+        &[Slot::Write, Slot::Read, Slot::Uniform],
+        &[],
+    );
+    gpu.call(
+        &kernel,
+        &[x, shift_scale],
+        &[rows as u32, d as u32, 0, 0],
+        [(d as u32).div_ceil(64), rows as u32, 1],
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backend::cpu::adaln;
+    use crate::backend::gpu::test_gpu;
+
+    #[test]
+    fn matches_cpu() {
+        let Some(gpu) = test_gpu() else { return };
+        let (rows, d) = (3, 70);
+        let x: Vec<f32> = (0..rows * d).map(|i| i as f32 * 0.1 - 3.0).collect();
+        let ss: Vec<f32> = (0..2 * d).map(|i| (i as f32 * 0.37).sin()).collect();
+        let mut want = x.clone();
+        adaln::modulate(&mut want, &ss[..d], &ss[d..]);
+        let (xb, sb) = (gpu.upload("x", &x), gpu.upload("ss", &ss));
+        gpu.run(&[&modulate(&gpu, &xb, &sb, rows, d)]);
+        let got: Vec<f32> = gpu.read_blocking(&[(&xb, 0, x.len() as u64)]).unwrap();
+        let e = got
+            .iter()
+            .zip(&want)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0, f32::max);
+        assert!(e < 1e-5, "{e}");
+    }
+}

@@ -1,0 +1,191 @@
+//! Dispatcher for `shaders/reduce.wgsl`: per-row max, log-sum-exp (at T = 1 and at the sampling
+//! temperature), Σ p log p and the top-K logits, computed on the device so that a step reads back
+//! a few KB instead of the logits.
+
+use super::{Call, Gpu, Slot};
+
+const SRC: &str = include_str!("../../../shaders/reduce.wgsl");
+
+/// Candidates kept per row.
+pub const TOP_K: usize = 16;
+
+/// One row's reduction, as read back.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RowSummary {
+    pub max: f32,
+    /// log Σ exp(x) over allowed tokens.
+    pub lse: f32,
+    /// log Σ exp(x / T).
+    pub lse_t: f32,
+    /// Σ p log p at T = 1.
+    pub neg_entropy: f32,
+    /// (id, raw logit), descending; ids past the allowed tokens are dropped.
+    pub top: Vec<(u32, f32)>,
+}
+
+pub struct ReduceBuffers {
+    pub stats: wgpu::Buffer,
+    pub ids: wgpu::Buffer,
+    pub vals: wgpu::Buffer,
+    pub rows: usize,
+}
+
+impl ReduceBuffers {
+    pub fn new(gpu: &Gpu, rows: usize) -> ReduceBuffers {
+        ReduceBuffers {
+            stats: gpu.storage("reduce.stats", (rows * 4 * 4) as u64),
+            ids: gpu.storage("reduce.ids", (rows * TOP_K * 4) as u64),
+            vals: gpu.storage("reduce.vals", (rows * TOP_K * 4) as u64),
+            rows,
+        }
+    }
+
+    /// Bytes one readback moves for `rows` rows.
+    pub fn readback_bytes(rows: usize) -> usize {
+        rows * (4 + 2 * TOP_K) * 4
+    }
+
+    /// Reads back the first `rows` summaries.
+    pub async fn read(
+        &self,
+        gpu: &Gpu,
+        rows: usize,
+        vocab: usize,
+    ) -> crate::error::Result<Vec<RowSummary>> {
+        let words: Vec<u32> = gpu
+            .read(&[
+                (&self.stats, 0, (rows * 4) as u64),
+                (&self.ids, 0, (rows * TOP_K) as u64),
+                (&self.vals, 0, (rows * TOP_K) as u64),
+            ])
+            .await?;
+        let (stats, rest) = words.split_at(rows * 4);
+        let (ids, vals) = rest.split_at(rows * TOP_K);
+        Ok((0..rows)
+            .map(|r| {
+                let s = |k: usize| f32::from_bits(stats[r * 4 + k]);
+                RowSummary {
+                    max: s(0),
+                    lse: s(1),
+                    lse_t: s(2),
+                    neg_entropy: s(3),
+                    top: (0..TOP_K)
+                        .map(|k| (ids[r * TOP_K + k], f32::from_bits(vals[r * TOP_K + k])))
+                        .filter(|(id, _)| (*id as usize) < vocab)
+                        .collect(),
+                }
+            })
+            .collect())
+    }
+}
+
+pub fn reduce(
+    gpu: &Gpu,
+    logits: &wgpu::Buffer,
+    allowed: &wgpu::Buffer,
+    out: &ReduceBuffers,
+    rows: usize,
+    vocab: usize,
+    temperature: f64,
+) -> Call {
+    let kernel = gpu.kernel(
+        "reduce",
+        SRC,
+        &[
+            Slot::Read,
+            Slot::Read,
+            Slot::Write,
+            Slot::Write,
+            Slot::Write,
+            Slot::Uniform,
+        ],
+        &[("K", TOP_K as f64)],
+    );
+    let inv_t = if temperature > 0.0 {
+        (1.0 / temperature) as f32
+    } else {
+        1.0
+    };
+    gpu.call(
+        &kernel,
+        &[logits, allowed, &out.stats, &out.ids, &out.vals],
+        &[rows as u32, vocab as u32, inv_t.to_bits(), 0],
+        [(rows as u32).max(1), 1, 1],
+    )
+}
+
+/// The CPU reference of the same reduction, in f64.
+pub fn summarize(row: &[f32], allowed: &[bool], temperature: f64) -> RowSummary {
+    let inv_t = if temperature > 0.0 {
+        1.0 / temperature
+    } else {
+        1.0
+    };
+    let xs: Vec<(u32, f64)> = row
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| allowed[*i])
+        .map(|(i, &v)| (i as u32, v as f64))
+        .collect();
+    let max = xs.iter().map(|x| x.1).fold(f64::NEG_INFINITY, f64::max);
+    let lse = max + xs.iter().map(|x| (x.1 - max).exp()).sum::<f64>().ln();
+    let lse_t = max * inv_t
+        + xs.iter()
+            .map(|x| ((x.1 - max) * inv_t).exp())
+            .sum::<f64>()
+            .ln();
+    let neg_entropy = xs
+        .iter()
+        .map(|x| (x.1 - lse).exp() * (x.1 - lse))
+        .sum::<f64>();
+    let mut top = xs.clone();
+    top.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+    top.truncate(TOP_K);
+    RowSummary {
+        max: max as f32,
+        lse: lse as f32,
+        lse_t: lse_t as f32,
+        neg_entropy: neg_entropy as f32,
+        top: top.into_iter().map(|(i, v)| (i, v as f32)).collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backend::gpu::test_gpu;
+
+    #[test]
+    fn matches_cpu() {
+        let Some(gpu) = test_gpu() else { return };
+        let (rows, v) = (5, 1003);
+        let logits: Vec<f32> = (0..rows * v)
+            .map(|i| ((i * 7919 % 1009) as f32 / 100.0) - 5.0)
+            .collect();
+        let allowed: Vec<bool> = (0..v).map(|i| i % 7 != 3 && i != 1002).collect();
+        let allowed_u: Vec<u32> = allowed.iter().map(|&a| u32::from(a)).collect();
+        let (lb, ab) = (
+            gpu.upload("logits", &logits),
+            gpu.upload("allowed", &allowed_u),
+        );
+        let out = ReduceBuffers::new(&gpu, rows);
+        gpu.run(&[&reduce(&gpu, &lb, &ab, &out, rows, v, 0.7)]);
+        let got = pollster::block_on(out.read(&gpu, rows, v)).unwrap();
+        for r in 0..rows {
+            let want = summarize(&logits[r * v..(r + 1) * v], &allowed, 0.7);
+            let g = &got[r];
+            for (a, b, what) in [
+                (g.max, want.max, "max"),
+                (g.lse, want.lse, "lse"),
+                (g.lse_t, want.lse_t, "lse_t"),
+                (g.neg_entropy, want.neg_entropy, "entropy"),
+            ] {
+                assert!(
+                    (a - b).abs() < 1e-4 * (1.0 + b.abs()),
+                    "row {r} {what}: {a} vs {b}"
+                );
+            }
+            assert_eq!(g.top, want.top, "row {r} top-k");
+        }
+    }
+}

@@ -1,0 +1,67 @@
+//! Dispatcher for `shaders/rope.wgsl`; the cos/sin table comes from the CPU op, so both
+//! backends rotate by exactly the same angles.
+
+use super::context::groups_1d;
+use super::{Call, Gpu, Slot};
+use crate::backend::cpu::rope::tables;
+use crate::model::plan::Rope;
+
+const SRC: &str = include_str!("../../../shaders/rope.wgsl");
+
+/// `[len, hd/2, 2]` interleaved (cos, sin).
+pub fn table(gpu: &Gpu, rope: &Rope, len: usize) -> wgpu::Buffer {
+    let (c, s) = tables(rope, len);
+    let cs: Vec<f32> = c.iter().zip(&s).flat_map(|(c, s)| [*c, *s]).collect();
+    gpu.upload("rope.cs", &cs)
+}
+
+pub fn rope(
+    gpu: &Gpu,
+    qkv: &wgpu::Buffer,
+    cs: &wgpu::Buffer,
+    len: usize,
+    heads: usize,
+    hd: usize,
+) -> Call {
+    let kernel = gpu.kernel("rope", SRC, &[Slot::Write, Slot::Read, Slot::Uniform], &[]);
+    let threads = (len * 2 * heads * (hd / 2)) as u32;
+    gpu.call(
+        &kernel,
+        &[qkv, cs],
+        &[len as u32, heads as u32, hd as u32, 0],
+        groups_1d(threads, 64),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backend::cpu;
+    use crate::backend::gpu::test_gpu;
+
+    #[test]
+    fn matches_cpu() {
+        let Some(gpu) = test_gpu() else { return };
+        for &(len, heads, hd, theta) in &[
+            (1, 1, 2, 10000.0),
+            (13, 3, 10, 500000.0),
+            (66, 2, 64, 160000.0),
+        ] {
+            let r = Rope::new(theta, hd);
+            let qkv: Vec<f32> = (0..len * 3 * heads * hd)
+                .map(|i| ((i * 13 % 29) as f32 - 14.0) / 5.0)
+                .collect();
+            let mut want = qkv.clone();
+            cpu::rope::apply_qkv(&r, &mut want, len, heads, hd);
+            let (qb, cs) = (gpu.upload("qkv", &qkv), table(&gpu, &r, len));
+            gpu.run(&[&rope(&gpu, &qb, &cs, len, heads, hd)]);
+            let got: Vec<f32> = gpu.read_blocking(&[(&qb, 0, qkv.len() as u64)]).unwrap();
+            let e = got
+                .iter()
+                .zip(&want)
+                .map(|(a, b)| (a - b).abs())
+                .fold(0.0, f32::max);
+            assert!(e < 1e-5, "({len},{heads},{hd}): {e}");
+        }
+    }
+}
