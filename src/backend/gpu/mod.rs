@@ -4,6 +4,7 @@
 pub mod attention;
 pub mod context;
 pub mod embed;
+pub mod forward;
 pub mod gather;
 pub mod glu;
 pub mod matmul;

@@ -1,0 +1,760 @@
+//! A model's plan on the GPU: weights uploaded once (`GpuModel`), and per canvas length a
+//! `GpuSession` holding every activation buffer and every dispatch, created once and recorded
+//! into one command encoder per step. The head runs only on the requested rows (the masked
+//! ones) and, for the sampler, is reduced on the device so a step reads back a few KB.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use super::attention::{attention, MAX_HEAD_DIM};
+use super::embed::{embed, GpuEmbeddings};
+use super::gather::gather;
+use super::glu::glu;
+use super::matmul::{matmul, Epilogue};
+use super::modulate::modulate;
+use super::norm::{norm, GpuNorm};
+use super::reduce::{reduce, ReduceBuffers, RowSummary};
+use super::rope::{rope, table};
+use super::weights::GpuMatrix;
+use super::{Call, Gpu};
+use crate::backend::cpu::embedding::position_ids;
+use crate::backend::cpu::Row;
+use crate::backend::cpu::{adaln, matmul::linear};
+use crate::error::{Error, Result};
+use crate::model::plan::{
+    Activation, Conditioning, Ffn, Linear, NormPlacement, Plan, PositionIds, Rope,
+};
+
+struct GpuLinear {
+    w: GpuMatrix,
+    b: Option<wgpu::Buffer>,
+}
+
+impl GpuLinear {
+    fn upload(gpu: &Gpu, name: &str, l: &Linear, f16: bool) -> Result<GpuLinear> {
+        Ok(GpuLinear {
+            w: GpuMatrix::upload(gpu, name, &l.weight, f16)?,
+            b: l.bias.as_ref().map(|b| gpu.upload(name, b)),
+        })
+    }
+}
+
+enum GpuFfn {
+    Plain {
+        up: GpuLinear,
+        act: Activation,
+        down: GpuLinear,
+    },
+    Gated {
+        up: GpuLinear,
+        act: Activation,
+        down: GpuLinear,
+    },
+}
+
+struct GpuBlock {
+    placement: NormPlacement,
+    attn_norm: Option<GpuNorm>,
+    qkv: GpuLinear,
+    rope: Option<Rope>,
+    window: Option<usize>,
+    attn_out: GpuLinear,
+    ffn_norm: Option<GpuNorm>,
+    ffn: GpuFfn,
+    /// time-conditioned adaLN, evaluated on the host per σ
+    modulation: Option<Linear>,
+}
+
+/// A plan's weights on the device.
+pub struct GpuModel {
+    pub gpu: Arc<Gpu>,
+    hidden: usize,
+    heads: usize,
+    head_dim: usize,
+    pub vocab: usize,
+    f16: bool,
+    embed: GpuEmbeddings,
+    pos_kind: Option<PositionIds>,
+    emb_norm: Option<GpuNorm>,
+    conditioning: Option<Conditioning>,
+    blocks: Vec<GpuBlock>,
+    final_norm: Option<GpuNorm>,
+    final_modulation: Option<Linear>,
+    transform: Option<(GpuLinear, Activation, GpuNorm)>,
+    decoder: GpuLinear,
+    /// Bytes of weights uploaded.
+    pub weight_bytes: u64,
+}
+
+impl GpuModel {
+    /// Uploads a plan; `f16` stores weight matrices as f16 pairs (arithmetic stays f32).
+    pub fn upload(gpu: Arc<Gpu>, plan: &Plan, f16: bool) -> Result<GpuModel> {
+        if plan.head_dim > MAX_HEAD_DIM {
+            return Err(Error::input(format!(
+                "GPU: head dim {} exceeds the attention kernel's {MAX_HEAD_DIM}",
+                plan.head_dim
+            )));
+        }
+        let g = &*gpu;
+        let e = &plan.embeddings;
+        let embed = GpuEmbeddings {
+            tokens: GpuMatrix::upload(g, "embed.tokens", &e.tokens, f16)?,
+            positions: e
+                .positions
+                .as_ref()
+                .map(|(t, _)| g.upload("embed.positions", &t.data)),
+            types: e
+                .token_types
+                .as_ref()
+                .map(|t| g.upload("embed.types", &t.data)),
+            d: plan.hidden,
+        };
+        let mut blocks = Vec::with_capacity(plan.blocks.len());
+        for (i, b) in plan.blocks.iter().enumerate() {
+            let n = |s: &str| format!("blocks.{i}.{s}");
+            let ffn = match &b.ffn {
+                Ffn::Plain { up, act, down } => GpuFfn::Plain {
+                    up: GpuLinear::upload(g, &n("up"), up, f16)?,
+                    act: *act,
+                    down: GpuLinear::upload(g, &n("down"), down, f16)?,
+                },
+                Ffn::Gated { up, act, down } => GpuFfn::Gated {
+                    up: GpuLinear::upload(g, &n("up"), up, f16)?,
+                    act: *act,
+                    down: GpuLinear::upload(g, &n("down"), down, f16)?,
+                },
+            };
+            blocks.push(GpuBlock {
+                placement: b.placement,
+                attn_norm: b.attn_norm.as_ref().map(|x| GpuNorm::upload(g, x)),
+                qkv: GpuLinear::upload(g, &n("qkv"), &b.qkv, f16)?,
+                rope: b.rope.clone(),
+                window: b.window,
+                attn_out: GpuLinear::upload(g, &n("attn_out"), &b.attn_out, f16)?,
+                ffn_norm: b.ffn_norm.as_ref().map(|x| GpuNorm::upload(g, x)),
+                ffn,
+                modulation: b.modulation.clone(),
+            });
+        }
+        let h = &plan.head;
+        let transform = match &h.transform {
+            Some((dense, act, nm)) => Some((
+                GpuLinear::upload(g, "head.dense", dense, f16)?,
+                *act,
+                GpuNorm::upload(g, nm),
+            )),
+            None => None,
+        };
+        let decoder = GpuLinear::upload(g, "head.decoder", &h.decoder, f16)?;
+        let mut m = GpuModel {
+            gpu: gpu.clone(),
+            hidden: plan.hidden,
+            heads: plan.heads,
+            head_dim: plan.head_dim,
+            vocab: plan.vocab,
+            f16,
+            embed,
+            pos_kind: e.positions.as_ref().map(|(_, k)| *k),
+            emb_norm: e.norm.as_ref().map(|x| GpuNorm::upload(g, x)),
+            conditioning: plan.conditioning.clone(),
+            blocks,
+            final_norm: h.final_norm.as_ref().map(|x| GpuNorm::upload(g, x)),
+            final_modulation: h.final_modulation.clone(),
+            transform,
+            decoder,
+            weight_bytes: 0,
+        };
+        m.weight_bytes = m.matrices().map(|w| w.bytes()).sum::<u64>();
+        Ok(m)
+    }
+
+    fn matrices(&self) -> impl Iterator<Item = &GpuMatrix> {
+        let blocks = self.blocks.iter().flat_map(|b| {
+            let (up, down) = match &b.ffn {
+                GpuFfn::Plain { up, down, .. } | GpuFfn::Gated { up, down, .. } => (up, down),
+            };
+            [&b.qkv.w, &b.attn_out.w, &up.w, &down.w]
+        });
+        std::iter::once(&self.embed.tokens)
+            .chain(blocks)
+            .chain(self.transform.as_ref().map(|t| &t.0.w))
+            .chain(std::iter::once(&self.decoder.w))
+    }
+
+    pub fn is_f16(&self) -> bool {
+        self.f16
+    }
+
+    /// Buffers and dispatches for canvases of `len` tokens, with the head on up to `max_rows` rows.
+    pub fn session(&self, len: usize, max_rows: usize) -> Result<GpuSession> {
+        GpuSession::new(self, len, max_rows)
+    }
+}
+
+/// What one step records: runs of dispatches in a compute pass, and buffer copies between them.
+enum Op {
+    Calls(Vec<Call>),
+    Copy(wgpu::Buffer, wgpu::Buffer, u64),
+}
+
+/// The adaLN buffers of one block, rewritten for each σ.
+struct ModBuffers {
+    attn: wgpu::Buffer,
+    attn_gate: wgpu::Buffer,
+    ffn: wgpu::Buffer,
+    ffn_gate: wgpu::Buffer,
+}
+
+pub struct GpuSession {
+    pub len: usize,
+    pub max_rows: usize,
+    ids: wgpu::Buffer,
+    pos_ids: wgpu::Buffer,
+    type_ids: wgpu::Buffer,
+    keep: wgpu::Buffer,
+    x: wgpu::Buffer,
+    rows: wgpu::Buffer,
+    logits: wgpu::Buffer,
+    allowed: Option<wgpu::Buffer>,
+    reduce: ReduceBuffers,
+    mods: Vec<ModBuffers>,
+    final_mod: Option<wgpu::Buffer>,
+    backbone: Vec<Op>,
+    /// head dispatches per row count
+    heads: HashMap<usize, Vec<Op>>,
+    head_bufs: (wgpu::Buffer, wgpu::Buffer, wgpu::Buffer),
+    reducers: HashMap<(usize, u64), Call>,
+}
+
+impl GpuSession {
+    fn new(m: &GpuModel, len: usize, max_rows: usize) -> Result<GpuSession> {
+        let g = &*m.gpu;
+        let (h, hh) = (m.hidden, m.heads * m.head_dim);
+        let f = |n: usize| (n * 4) as u64;
+        let max_ff = m
+            .blocks
+            .iter()
+            .map(|b| match &b.ffn {
+                GpuFfn::Plain { up, .. } | GpuFfn::Gated { up, .. } => up.w.rows,
+            })
+            .max()
+            .unwrap_or(1);
+        let logit_bytes = f(max_rows * m.vocab);
+        if logit_bytes > g.max_binding() {
+            return Err(Error::input(format!(
+                "GPU: {max_rows} rows of {} logits ({logit_bytes} bytes) exceed one storage binding; use fewer rows per call",
+                m.vocab
+            )));
+        }
+        let s = GpuSession {
+            len,
+            max_rows,
+            ids: g.storage("ids", f(len)),
+            pos_ids: g.storage("pos_ids", f(len)),
+            type_ids: g.storage("type_ids", f(len)),
+            keep: g.storage("keep", f(len)),
+            x: g.storage("x", f(len * h)),
+            rows: g.storage("rows", f(max_rows)),
+            logits: g.storage("logits", logit_bytes),
+            allowed: None,
+            reduce: ReduceBuffers::new(g, max_rows),
+            mods: m
+                .blocks
+                .iter()
+                .filter(|b| b.modulation.is_some())
+                .map(|_| ModBuffers {
+                    attn: g.storage("mod", f(2 * h)),
+                    attn_gate: g.storage("gate", f(h)),
+                    ffn: g.storage("mod", f(2 * h)),
+                    ffn_gate: g.storage("gate", f(h)),
+                })
+                .collect(),
+            final_mod: m
+                .final_modulation
+                .as_ref()
+                .map(|_| g.storage("final_mod", f(2 * h))),
+            backbone: Vec::new(),
+            heads: HashMap::new(),
+            head_bufs: (
+                g.storage("head.a", f(max_rows * h)),
+                g.storage("head.b", f(max_rows * h)),
+                g.storage("head.c", f(max_rows * h)),
+            ),
+            reducers: HashMap::new(),
+        };
+        let mut s = s;
+        s.backbone = s.record_backbone(m, len, hh, max_ff)?;
+        Ok(s)
+    }
+
+    fn record_backbone(
+        &self,
+        m: &GpuModel,
+        len: usize,
+        hh: usize,
+        max_ff: usize,
+    ) -> Result<Vec<Op>> {
+        let g = &*m.gpu;
+        let h = m.hidden;
+        let f = |n: usize| (n * 4) as u64;
+        let hbuf = g.storage("h", f(len * h));
+        let qkv = g.storage("qkv", f(len * 3 * hh));
+        let att = g.storage("attn", f(len * hh));
+        let up = g.storage("ffn.up", f(len * max_ff));
+        let act = g.storage("ffn.act", f(len * max_ff / 2 + len));
+        let mut ops: Vec<Op> = Vec::new();
+        let mut calls: Vec<Call> = embed(
+            g,
+            &m.embed,
+            &self.ids,
+            &self.pos_ids,
+            &self.type_ids,
+            &self.x,
+            len,
+        );
+        let flush = |ops: &mut Vec<Op>, calls: &mut Vec<Call>| {
+            if !calls.is_empty() {
+                ops.push(Op::Calls(std::mem::take(calls)));
+            }
+        };
+        if let Some(n) = &m.emb_norm {
+            calls.push(norm(g, n, &self.x, &hbuf, len));
+            flush(&mut ops, &mut calls);
+            ops.push(Op::Copy(hbuf.clone(), self.x.clone(), f(len * h)));
+        }
+        let mut tables: Vec<(Vec<u32>, wgpu::Buffer)> = Vec::new();
+        let mut mod_i = 0;
+        for b in &m.blocks {
+            let mb = b.modulation.as_ref().map(|_| {
+                mod_i += 1;
+                &self.mods[mod_i - 1]
+            });
+            let cs = b.rope.as_ref().map(|r| {
+                let key: Vec<u32> = r.inv_freq.iter().map(|v| v.to_bits()).collect();
+                if let Some((_, buf)) = tables.iter().find(|(k, _)| *k == key) {
+                    buf.clone()
+                } else {
+                    let buf = table(g, r, len);
+                    tables.push((key, buf.clone()));
+                    buf
+                }
+            });
+            let e_b = |l: &'_ GpuLinear| -> Option<wgpu::Buffer> { l.b.clone() };
+            match b.placement {
+                NormPlacement::Pre => {
+                    // h = norm(x) (modulated), attention, x += out
+                    match &b.attn_norm {
+                        Some(n) => calls.push(norm(g, n, &self.x, &hbuf, len)),
+                        None => {
+                            flush(&mut ops, &mut calls);
+                            ops.push(Op::Copy(self.x.clone(), hbuf.clone(), f(len * h)));
+                        }
+                    }
+                    if let Some(mb) = mb {
+                        calls.push(modulate(g, &hbuf, &mb.attn, len, h));
+                    }
+                    self.attention_calls(m, b, &hbuf, &qkv, &att, cs.as_ref(), len, &mut calls);
+                    let bias = e_b(&b.attn_out);
+                    calls.extend(matmul(
+                        g,
+                        &att,
+                        len,
+                        &b.attn_out.w,
+                        &Epilogue {
+                            bias: bias.as_ref(),
+                            gate: mb.map(|x| &x.attn_gate),
+                            act: None,
+                            accum: true,
+                        },
+                        &self.x,
+                        h,
+                        0,
+                    ));
+                    match &b.ffn_norm {
+                        Some(n) => calls.push(norm(g, n, &self.x, &hbuf, len)),
+                        None => {
+                            flush(&mut ops, &mut calls);
+                            ops.push(Op::Copy(self.x.clone(), hbuf.clone(), f(len * h)));
+                        }
+                    }
+                    if let Some(mb) = mb {
+                        calls.push(modulate(g, &hbuf, &mb.ffn, len, h));
+                    }
+                    self.ffn_calls(
+                        m,
+                        b,
+                        &hbuf,
+                        &up,
+                        &act,
+                        len,
+                        mb.map(|x| &x.ffn_gate),
+                        &mut calls,
+                    );
+                }
+                NormPlacement::Post => {
+                    self.attention_calls(m, b, &self.x, &qkv, &att, cs.as_ref(), len, &mut calls);
+                    let bias = e_b(&b.attn_out);
+                    calls.extend(matmul(
+                        g,
+                        &att,
+                        len,
+                        &b.attn_out.w,
+                        &Epilogue {
+                            bias: bias.as_ref(),
+                            gate: None,
+                            act: None,
+                            accum: true,
+                        },
+                        &self.x,
+                        h,
+                        0,
+                    ));
+                    if let Some(n) = &b.attn_norm {
+                        calls.push(norm(g, n, &self.x, &hbuf, len));
+                        flush(&mut ops, &mut calls);
+                        ops.push(Op::Copy(hbuf.clone(), self.x.clone(), f(len * h)));
+                    }
+                    self.ffn_calls(m, b, &self.x, &up, &act, len, None, &mut calls);
+                    if let Some(n) = &b.ffn_norm {
+                        calls.push(norm(g, n, &self.x, &hbuf, len));
+                        flush(&mut ops, &mut calls);
+                        ops.push(Op::Copy(hbuf.clone(), self.x.clone(), f(len * h)));
+                    }
+                }
+            }
+        }
+        flush(&mut ops, &mut calls);
+        Ok(ops)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn attention_calls(
+        &self,
+        m: &GpuModel,
+        b: &GpuBlock,
+        input: &wgpu::Buffer,
+        qkv: &wgpu::Buffer,
+        att: &wgpu::Buffer,
+        cs: Option<&wgpu::Buffer>,
+        len: usize,
+        calls: &mut Vec<Call>,
+    ) {
+        let g = &*m.gpu;
+        let hh = m.heads * m.head_dim;
+        calls.extend(matmul(
+            g,
+            input,
+            len,
+            &b.qkv.w,
+            &Epilogue {
+                bias: b.qkv.b.as_ref(),
+                gate: None,
+                act: None,
+                accum: false,
+            },
+            qkv,
+            3 * hh,
+            0,
+        ));
+        if let Some(cs) = cs {
+            calls.push(rope(g, qkv, cs, len, m.heads, m.head_dim));
+        }
+        calls.push(attention(
+            g, qkv, &self.keep, att, len, m.heads, m.head_dim, b.window,
+        ));
+    }
+
+    /// x += ffn(input) (gated by `gate` when modulated)
+    #[allow(clippy::too_many_arguments)]
+    fn ffn_calls(
+        &self,
+        m: &GpuModel,
+        b: &GpuBlock,
+        input: &wgpu::Buffer,
+        up_buf: &wgpu::Buffer,
+        act_buf: &wgpu::Buffer,
+        len: usize,
+        gate: Option<&wgpu::Buffer>,
+        calls: &mut Vec<Call>,
+    ) {
+        let g = &*m.gpu;
+        let h = m.hidden;
+        match &b.ffn {
+            GpuFfn::Plain { up, act, down } => {
+                calls.extend(matmul(
+                    g,
+                    input,
+                    len,
+                    &up.w,
+                    &Epilogue {
+                        bias: up.b.as_ref(),
+                        gate: None,
+                        act: Some(*act),
+                        accum: false,
+                    },
+                    up_buf,
+                    up.w.rows,
+                    0,
+                ));
+                calls.extend(matmul(
+                    g,
+                    up_buf,
+                    len,
+                    &down.w,
+                    &Epilogue {
+                        bias: down.b.as_ref(),
+                        gate,
+                        act: None,
+                        accum: true,
+                    },
+                    &self.x,
+                    h,
+                    0,
+                ));
+            }
+            GpuFfn::Gated { up, act, down } => {
+                let inner = up.w.rows / 2;
+                calls.extend(matmul(
+                    g,
+                    input,
+                    len,
+                    &up.w,
+                    &Epilogue {
+                        bias: up.b.as_ref(),
+                        gate: None,
+                        act: None,
+                        accum: false,
+                    },
+                    up_buf,
+                    up.w.rows,
+                    0,
+                ));
+                calls.push(glu(g, *act, up_buf, act_buf, len, inner));
+                calls.extend(matmul(
+                    g,
+                    act_buf,
+                    len,
+                    &down.w,
+                    &Epilogue {
+                        bias: down.b.as_ref(),
+                        gate,
+                        act: None,
+                        accum: true,
+                    },
+                    &self.x,
+                    h,
+                    0,
+                ));
+            }
+        }
+    }
+
+    fn head_ops(&mut self, m: &GpuModel, count: usize) -> &Vec<Op> {
+        if !self.heads.contains_key(&count) {
+            let g = &*m.gpu;
+            let h = m.hidden;
+            let (a, b, c) = (&self.head_bufs.0, &self.head_bufs.1, &self.head_bufs.2);
+            let mut calls = vec![gather(g, &self.x, &self.rows, a, count, h)];
+            // a: gathered rows → b: final norm (modulated) → c: transform → logits
+            let mut cur = a;
+            if let Some(n) = &m.final_norm {
+                calls.push(norm(g, n, cur, b, count));
+                cur = b;
+            }
+            if let Some(fm) = &self.final_mod {
+                calls.push(modulate(g, cur, fm, count, h));
+            }
+            if let Some((dense, act, nm)) = &m.transform {
+                let out = if std::ptr::eq(cur, b) { c } else { b };
+                calls.extend(matmul(
+                    g,
+                    cur,
+                    count,
+                    &dense.w,
+                    &Epilogue {
+                        bias: dense.b.as_ref(),
+                        gate: None,
+                        act: Some(*act),
+                        accum: false,
+                    },
+                    out,
+                    h,
+                    0,
+                ));
+                let normed = if std::ptr::eq(out, b) { c } else { a };
+                calls.push(norm(g, nm, out, normed, count));
+                cur = normed;
+            }
+            calls.extend(matmul(
+                g,
+                cur,
+                count,
+                &m.decoder.w,
+                &Epilogue {
+                    bias: m.decoder.b.as_ref(),
+                    gate: None,
+                    act: None,
+                    accum: false,
+                },
+                &self.logits,
+                m.vocab,
+                0,
+            ));
+            self.heads.insert(count, vec![Op::Calls(calls)]);
+        }
+        &self.heads[&count]
+    }
+
+    /// Writes the canvas (ids, positions, types, padding mask, adaLN for σ) into the session.
+    fn write_inputs(&self, m: &GpuModel, row: &Row) -> Result<()> {
+        let g = &*m.gpu;
+        let len = row.ids.len();
+        if len != self.len {
+            return Err(Error::input(format!(
+                "GPU session is for {} tokens, got {len}",
+                self.len
+            )));
+        }
+        g.write(&self.ids, row.ids);
+        let pos: Vec<u32> = match m.pos_kind {
+            Some(k) => position_ids(k, row.ids).iter().map(|&p| p as u32).collect(),
+            None => (0..len as u32).collect(),
+        };
+        g.write(&self.pos_ids, &pos);
+        let types: Vec<u32> = row.token_types.map_or_else(|| vec![0; len], |t| t.to_vec());
+        g.write(&self.type_ids, &types);
+        let keep: Vec<u32> = (0..len)
+            .map(|j| u32::from(row.key_mask.is_none_or(|k| k[j])))
+            .collect();
+        g.write(&self.keep, &keep);
+        if let Some(cond) = &m.conditioning {
+            let c = adaln::conditioning(cond, row.sigma);
+            let h = m.hidden;
+            let mut k = 0;
+            for b in &m.blocks {
+                if let Some(ml) = &b.modulation {
+                    let v = linear(&c, 1, ml);
+                    let mb = &self.mods[k];
+                    g.write(&mb.attn, &v[..2 * h]);
+                    g.write(&mb.attn_gate, &v[2 * h..3 * h]);
+                    g.write(&mb.ffn, &v[3 * h..5 * h]);
+                    g.write(&mb.ffn_gate, &v[5 * h..6 * h]);
+                    k += 1;
+                }
+            }
+            if let (Some(fm), Some(buf)) = (&m.final_modulation, &self.final_mod) {
+                g.write(buf, &linear(&c, 1, fm));
+            }
+        }
+        Ok(())
+    }
+
+    fn encode_step(
+        &mut self,
+        m: &GpuModel,
+        rows: &[usize],
+        extra: Option<&Call>,
+    ) -> wgpu::CommandBuffer {
+        let g = &*m.gpu;
+        let rows_u: Vec<u32> = rows.iter().map(|&r| r as u32).collect();
+        g.write(&self.rows, &rows_u);
+        let mut enc = g
+            .device
+            .create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                label: Some("step"),
+            });
+        record_ops(&mut enc, &self.backbone);
+        let head = self.head_ops(m, rows.len());
+        record_ops(&mut enc, head);
+        if let Some(c) = extra {
+            super::context::record(&mut enc, &[c]);
+        }
+        enc.finish()
+    }
+
+    fn check_rows(&self, rows: &[usize]) -> Result<()> {
+        if rows.is_empty() || rows.len() > self.max_rows {
+            return Err(Error::input(format!(
+                "GPU session takes 1..={} head rows, got {}",
+                self.max_rows,
+                rows.len()
+            )));
+        }
+        if let Some(&r) = rows.iter().find(|&&r| r >= self.len) {
+            return Err(Error::input(format!(
+                "row {r} is outside the canvas of {} tokens",
+                self.len
+            )));
+        }
+        Ok(())
+    }
+
+    /// Logits `[rows.len(), V]` of the given canvas rows (the full-logits path: `unmask forward`).
+    pub async fn logits(
+        &mut self,
+        m: &GpuModel,
+        row: &Row<'_>,
+        rows: &[usize],
+    ) -> Result<Vec<f32>> {
+        self.check_rows(rows)?;
+        self.write_inputs(m, row)?;
+        let cb = self.encode_step(m, rows, None);
+        m.gpu.queue.submit([cb]);
+        m.gpu
+            .read::<f32>(&[(&self.logits, 0, (rows.len() * m.vocab) as u64)])
+            .await
+    }
+
+    /// One denoising step for the sampler: the backbone, the head on `rows`, and the per-row
+    /// reductions; only the summaries come back.
+    pub async fn summaries(
+        &mut self,
+        m: &GpuModel,
+        row: &Row<'_>,
+        rows: &[usize],
+        allowed: &[bool],
+        temperature: f64,
+    ) -> Result<Vec<RowSummary>> {
+        self.check_rows(rows)?;
+        self.write_inputs(m, row)?;
+        if self.allowed.is_none() {
+            let a: Vec<u32> = allowed.iter().map(|&x| u32::from(x)).collect();
+            self.allowed = Some(m.gpu.upload("allowed", &a));
+        }
+        let key = (rows.len(), temperature.to_bits());
+        if !self.reducers.contains_key(&key) {
+            let c = reduce(
+                &m.gpu,
+                &self.logits,
+                self.allowed.as_ref().expect("set above"),
+                &self.reduce,
+                rows.len(),
+                m.vocab,
+                temperature,
+            );
+            self.reducers.insert(key, c);
+        }
+        let reducer = self.reducers.remove(&key).expect("inserted above");
+        let cb = self.encode_step(m, rows, Some(&reducer));
+        self.reducers.insert(key, reducer);
+        m.gpu.queue.submit([cb]);
+        self.reduce.read(&m.gpu, rows.len(), m.vocab).await
+    }
+
+    /// One row of the last step's logits (the sampler's fallback when a draw lands outside the
+    /// top-K candidates).
+    pub async fn logits_row(&self, m: &GpuModel, k: usize) -> Result<Vec<f32>> {
+        m.gpu
+            .read::<f32>(&[(&self.logits, (k * m.vocab) as u64, m.vocab as u64)])
+            .await
+    }
+}
+
+fn record_ops(enc: &mut wgpu::CommandEncoder, ops: &[Op]) {
+    for op in ops {
+        match op {
+            Op::Calls(c) => super::context::record(enc, &c.iter().collect::<Vec<_>>()),
+            Op::Copy(src, dst, bytes) => enc.copy_buffer_to_buffer(src, 0, dst, 0, *bytes),
+        }
+    }
+}
