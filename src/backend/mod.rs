@@ -1,6 +1,6 @@
 //! Backends execute a model's [`Plan`](crate::model::plan::Plan). `cpu` is plain Rust: the
-//! reference for every test and the fallback where no GPU adapter exists. The wgpu/WGSL
-//! backend (`gpu`) arrives with its own issue and is tested op by op against `cpu`.
+//! reference for every test and the fallback where no GPU adapter exists. `gpu` runs the same
+//! plan as WGSL compute shaders through wgpu, tested op by op and end to end against `cpu`.
 
 pub mod cpu;
 pub mod gpu;
@@ -22,12 +22,15 @@ pub struct ForwardOutput {
 pub enum Backend {
     #[default]
     Cpu,
+    /// The WGSL backend; the model must have a GPU attached (`Model::attach_gpu`).
+    Gpu,
 }
 
 impl Backend {
     pub fn name(self) -> &'static str {
         match self {
             Backend::Cpu => "cpu",
+            Backend::Gpu => "gpu",
         }
     }
 }

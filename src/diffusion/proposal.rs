@@ -276,3 +276,181 @@ mod tests {
         assert!((p.neg_entropy - ne).abs() < 1e-12);
     }
 }
+
+/// A proposal from a device-side row summary (max, log-sum-exps, entropy, top-K logits) instead
+/// of the whole row, with the same distribution as [`propose`]:
+/// - the K candidates carry the exact tempered probabilities `exp(x/T − lse_T)`;
+/// - a draw that lands in the remaining mass, or a top-k/top-p filter the candidates cannot
+///   decide, fetches the full row (`full_row`) and samples exactly from what is left, so the
+///   composite draw is exact; the fetch is rare for a confident model.
+pub fn propose_from_summary(
+    s: &crate::backend::gpu::reduce::RowSummary,
+    allowed: &[bool],
+    choice: &TokenChoice,
+    rng: &mut impl Rng,
+    full_row: &mut dyn FnMut() -> crate::error::Result<Vec<f32>>,
+) -> crate::error::Result<Proposal> {
+    let lse = s.lse as f64;
+    let p_of = |x: f32| (x as f64 - lse).exp();
+    let top1 = s
+        .top
+        .first()
+        .copied()
+        .ok_or_else(|| crate::error::Error::input("GPU: a row had no allowed token"))?;
+    let second = s.top.get(1).map_or(0.0, |t| p_of(t.1));
+    let scores = |token: u32, p: f64| Proposal {
+        token,
+        p,
+        margin: p_of(top1.1) - second,
+        neg_entropy: s.neg_entropy as f64,
+    };
+    if choice.temperature <= 0.0 {
+        return Ok(scores(top1.0, p_of(top1.1)));
+    }
+    let inv_t = 1.0 / choice.temperature;
+    let q: Vec<f64> = s
+        .top
+        .iter()
+        .map(|t| (t.1 as f64 * inv_t - s.lse_t as f64).exp())
+        .collect();
+    let filtered = choice.top_k > 0 || choice.top_p < 1.0;
+    if filtered {
+        // The filter is decided by the candidates when top-k ends inside them or the nucleus
+        // closes inside them; otherwise the full row decides it.
+        let limit = if choice.top_k > 0 {
+            choice.top_k
+        } else {
+            usize::MAX
+        };
+        let mut keep = None;
+        let mut mass = 0.0;
+        for (i, &qi) in q.iter().enumerate() {
+            if i == limit {
+                keep = Some(i);
+                break;
+            }
+            mass += qi;
+            if mass >= choice.top_p {
+                keep = Some(i + 1);
+                break;
+            }
+        }
+        if keep.is_none() && limit == q.len() {
+            keep = Some(limit);
+        }
+        let Some(keep) = keep else {
+            let p = propose(&full_row()?, allowed, choice, rng);
+            return Ok(scores(p.token, p.p));
+        };
+        let total: f64 = q[..keep].iter().sum();
+        let dist: Vec<(u32, f64)> = s.top[..keep]
+            .iter()
+            .zip(&q)
+            .map(|(t, qi)| (t.0, qi / total))
+            .collect();
+        let token = draw(&dist, rng);
+        let x = s.top[..keep]
+            .iter()
+            .find(|t| t.0 == token)
+            .expect("drawn from the candidates")
+            .1;
+        return Ok(scores(token, p_of(x)));
+    }
+    let u: f64 = rng.random();
+    let mut acc = 0.0;
+    for (t, qi) in s.top.iter().zip(&q) {
+        acc += qi;
+        if u < acc {
+            return Ok(scores(t.0, p_of(t.1)));
+        }
+    }
+    // the tail: every allowed token outside the candidates, tempered and renormalised
+    let row = full_row()?;
+    let mut tail_allowed = allowed.to_vec();
+    for t in &s.top {
+        tail_allowed[t.0 as usize] = false;
+    }
+    let dist = sampling_distribution(&row, &tail_allowed, choice);
+    let token = draw(&dist, rng);
+    let lp = log_softmax(&row, allowed, 1.0);
+    Ok(scores(token, lp[token as usize].exp()))
+}
+
+#[cfg(test)]
+mod summary_tests {
+    use super::*;
+    use crate::backend::gpu::reduce::{summarize, TOP_K};
+    use rand::SeedableRng;
+    use rand_chacha::ChaCha8Rng;
+
+    /// The summary path samples the same distribution as the full-row path, including the tail
+    /// beyond the K candidates (a flat row puts most of its mass there).
+    #[test]
+    fn summary_sampling_is_exact() {
+        let v = 40;
+        let logits: Vec<f32> = (0..v)
+            .map(|i| {
+                if i < 3 {
+                    2.0 - i as f32 * 0.5
+                } else {
+                    -(i as f32) * 0.01
+                }
+            })
+            .collect();
+        let allowed: Vec<bool> = (0..v).map(|i| i != 7).collect();
+        let n = 300_000u64;
+        for choice in [
+            TokenChoice::default(),
+            TokenChoice {
+                temperature: 0.6,
+                ..Default::default()
+            },
+            TokenChoice {
+                temperature: 1.0,
+                top_k: 5,
+                top_p: 1.0,
+            },
+            TokenChoice {
+                temperature: 1.0,
+                top_k: 0,
+                top_p: 0.3,
+            },
+            TokenChoice {
+                temperature: 1.0,
+                top_k: 0,
+                top_p: 0.95,
+            },
+        ] {
+            let s = summarize(&logits, &allowed, choice.temperature);
+            assert_eq!(s.top.len(), TOP_K);
+            let want = sampling_distribution(&logits, &allowed, &choice);
+            let mut counts = vec![0u64; v];
+            let mut fetches = 0u64;
+            let mut rng = ChaCha8Rng::seed_from_u64(11);
+            for _ in 0..n {
+                let mut fetch = || {
+                    fetches += 1;
+                    Ok(logits.clone())
+                };
+                counts[propose_from_summary(&s, &allowed, &choice, &mut rng, &mut fetch)
+                    .unwrap()
+                    .token as usize] += 1;
+            }
+            assert_eq!(counts[7], 0);
+            let mut x2 = 0.0;
+            let mut dof = 0;
+            for (id, p) in &want {
+                let e = p * n as f64;
+                if e >= 5.0 {
+                    x2 += (counts[*id as usize] as f64 - e).powi(2) / e;
+                    dof += 1;
+                }
+            }
+            // 0.1% critical value of chi-square with up to 40 dof is 73.4
+            eprintln!(
+                "{choice:?}: chi-square {x2:.1} over {dof} cells, {fetches} full-row fetches"
+            );
+            assert!(x2 < 73.4, "{choice:?}: {x2}");
+        }
+    }
+}

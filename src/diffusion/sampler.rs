@@ -7,10 +7,23 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use web_time::Instant;
 
-use super::proposal::{propose, Proposal, TokenChoice};
+/// Waits for the GPU natively; the browser drives the async session API itself.
+#[cfg(not(target_arch = "wasm32"))]
+fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    pollster::block_on(f)
+}
+
+#[cfg(target_arch = "wasm32")]
+fn block_on<T, F: std::future::Future<Output = Result<T>>>(_f: F) -> Result<T> {
+    Err(Error::input("the blocking GPU sampler is native-only"))
+}
+
+use super::proposal::{propose, propose_from_summary, Proposal, TokenChoice};
 use super::schedule::Schedule;
 use super::strategy::{remask_count, threshold_select, top_k, transfer_counts, Strategy};
 use super::trace::{Commit, DoneEvent, StepEvent, TraceEvent};
+use crate::backend::cpu::Row;
+use crate::backend::gpu::reduce::RowSummary;
 use crate::backend::Backend;
 use crate::error::{Error, Result};
 use crate::model::Model;
@@ -198,6 +211,8 @@ struct Run<'a> {
     step: usize,
     /// logits of `cache_rows` for the canvas as it was at the last forward pass
     cache: Option<(Vec<usize>, Vec<f32>)>,
+    /// the same for the GPU's per-row summaries
+    gpu_cache: Option<(Vec<usize>, Vec<RowSummary>)>,
     dirty: bool,
 }
 
@@ -242,6 +257,7 @@ impl<'a> Run<'a> {
             nfe: 0,
             step: 0,
             cache: None,
+            gpu_cache: None,
             dirty: true,
         })
     }
@@ -313,9 +329,31 @@ impl<'a> Run<'a> {
         Ok(logits)
     }
 
-    fn proposals(&mut self, rows: &[usize], logits: &[f32]) -> Vec<Proposal> {
+    /// Proposals for `rows` at time t. On the GPU (without guidance) the device reduces each row
+    /// and only the summaries come back; otherwise the rows' logits are read and proposed from.
+    fn propose_rows(&mut self, rows: &[usize], t: f64) -> Result<Vec<Proposal>> {
+        if let Some(summaries) = self.gpu_summaries(rows, t)? {
+            let inf = self.inf;
+            let (len, choice) = (self.ids.len(), self.opts.choice);
+            let mut out = Vec::with_capacity(rows.len());
+            for (k, s) in summaries.iter().enumerate() {
+                let mut fetch = || -> Result<Vec<f32>> {
+                    let st = inf.model.gpu_state()?;
+                    st.with_session(len, |m, sess| block_on(sess.logits_row(m, k)))
+                };
+                out.push(propose_from_summary(
+                    s,
+                    &inf.allowed,
+                    &choice,
+                    &mut self.rng,
+                    &mut fetch,
+                )?);
+            }
+            return Ok(out);
+        }
+        let logits = self.logits(rows, t)?;
         let v = self.inf.model.spec.vocab_size;
-        (0..rows.len())
+        Ok((0..rows.len())
             .map(|i| {
                 propose(
                     &logits[i * v..(i + 1) * v],
@@ -324,7 +362,46 @@ impl<'a> Run<'a> {
                     &mut self.rng,
                 )
             })
-            .collect()
+            .collect())
+    }
+
+    /// Device summaries of `rows`, from the cache when the canvas has not changed; `None` when
+    /// this run reads full logits instead (CPU, guidance, or more rows than one head call holds).
+    fn gpu_summaries(&mut self, rows: &[usize], t: f64) -> Result<Option<Vec<RowSummary>>> {
+        if self.inf.backend != Backend::Gpu || self.opts.cfg_scale > 0.0 {
+            return Ok(None);
+        }
+        let st = self.inf.model.gpu_state()?;
+        if rows.len() > st.max_rows(self.ids.len()) {
+            return Ok(None);
+        }
+        let reuse = self.opts.cache && !self.dirty && !self.time_conditioned();
+        if reuse {
+            if let Some((cached_rows, s)) = &self.gpu_cache {
+                if cached_rows == rows {
+                    return Ok(Some(s.clone()));
+                }
+            }
+        }
+        let sigma = if self.time_conditioned() {
+            self.opts.schedule.sigma(t) as f32
+        } else {
+            0.0
+        };
+        let row = Row {
+            ids: &self.ids,
+            key_mask: None,
+            token_types: None,
+            sigma,
+        };
+        let (allowed, temp) = (&self.inf.allowed, self.opts.choice.temperature);
+        let s = st.with_session(self.ids.len(), |m, sess| {
+            block_on(sess.summaries(m, &row, rows, allowed, temp))
+        })?;
+        self.nfe += 1;
+        self.dirty = false;
+        self.gpu_cache = Some((rows.to_vec(), s.clone()));
+        Ok(Some(s))
     }
 
     /// Writes tokens into the canvas and reports the step.
@@ -403,8 +480,7 @@ impl<'a> Run<'a> {
                         let u: f64 = self.rng.random();
                         t *= u.powf(1.0 / rows.len() as f64);
                         let pick = rows[self.rng.random_range(0..rows.len())];
-                        let logits = self.logits(&[pick], t)?;
-                        let p = self.proposals(&[pick], &logits)[0];
+                        let p = self.propose_rows(&[pick], t)?[0];
                         self.commit(vec![(pick, p.token, p.p)], t, Vec::new());
                     }
                 }
@@ -415,8 +491,7 @@ impl<'a> Run<'a> {
                     }
                     self.step += 1;
                     let t = rows.len() as f64 / self.canvas.holes.len() as f64;
-                    let logits = self.logits(&rows, t)?;
-                    let props = self.proposals(&rows, &logits);
+                    let props = self.propose_rows(&rows, t)?;
                     let conf: Vec<f64> = props.iter().map(|p| p.p).collect();
                     let chosen = threshold_select(&conf, tau);
                     let tokens = chosen
@@ -439,8 +514,7 @@ impl<'a> Run<'a> {
                             self.commit(Vec::new(), t, Vec::new());
                             continue;
                         }
-                        let logits = self.logits(&rows, t)?;
-                        let props = self.proposals(&rows, &logits);
+                        let props = self.propose_rows(&rows, t)?;
                         let chosen: Vec<usize> = if strategy == Strategy::Ancestral {
                             // the last step of a block commits all that is left (noise removal)
                             let last = i + 1 == per_block;
@@ -499,8 +573,7 @@ impl<'a> Run<'a> {
             self.step += 1;
             let rows: Vec<usize> = idx.iter().map(|&i| free[i]).collect();
             let t = rows.len() as f64 / free.len() as f64;
-            let logits = self.logits(&rows, t)?;
-            let props = self.proposals(&rows, &logits);
+            let props = self.propose_rows(&rows, t)?;
             let mut tokens = Vec::with_capacity(rows.len());
             for (j, &i) in idx.iter().enumerate() {
                 prob[i] = props[j].p;

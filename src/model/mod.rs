@@ -6,9 +6,13 @@ pub mod config;
 pub mod plan;
 pub mod weights;
 
+use std::collections::HashMap;
 #[cfg(not(target_arch = "wasm32"))]
 use std::path::Path;
+use std::sync::{Arc, Mutex};
 
+use crate::backend::gpu::forward::{GpuModel, GpuSession};
+use crate::backend::gpu::Gpu;
 use crate::backend::{cpu, Backend, ForwardOutput};
 use crate::batch::Batch;
 use crate::diffusion::subs;
@@ -118,6 +122,38 @@ pub struct Model {
     pub spec: ModelSpec,
     pub plan: Plan,
     pub tokenizer: Option<Tokenizer>,
+    /// The plan's weights on a GPU, once attached.
+    pub gpu: Option<GpuState>,
+}
+
+/// A model's weights on the device and its per-canvas-length sessions.
+pub struct GpuState {
+    pub model: GpuModel,
+    sessions: Mutex<HashMap<usize, GpuSession>>,
+}
+
+impl GpuState {
+    /// Head rows one call may take: the canvas, or fewer when the logits would pass a binding.
+    pub fn max_rows(&self, len: usize) -> usize {
+        let per_row = (self.model.vocab * 4) as u64;
+        (self.model.gpu.max_binding() / per_row).clamp(1, len.max(1) as u64) as usize
+    }
+
+    /// Runs `f` on the session for canvases of `len` tokens, creating it on first use.
+    pub fn with_session<T>(
+        &self,
+        len: usize,
+        f: impl FnOnce(&GpuModel, &mut GpuSession) -> Result<T>,
+    ) -> Result<T> {
+        let mut sessions = self
+            .sessions
+            .lock()
+            .map_err(|_| Error::input("GPU: a previous call panicked"))?;
+        if !sessions.contains_key(&len) {
+            sessions.insert(len, self.model.session(len, self.max_rows(len))?);
+        }
+        f(&self.model, sessions.get_mut(&len).expect("inserted above"))
+    }
 }
 
 /// The output of [`Model::forward`].
@@ -170,6 +206,7 @@ impl Model {
             spec,
             plan,
             tokenizer,
+            gpu: None,
         };
         model.mask_id()?;
         Ok(model)
@@ -268,6 +305,44 @@ impl Model {
         Ok(())
     }
 
+    /// Uploads the plan's weights to `gpu` (f16 pairs, or f32 when `f16` is false), so that
+    /// `Backend::Gpu` can run it.
+    pub fn attach_gpu(&mut self, gpu: Arc<Gpu>, f16: bool) -> Result<()> {
+        self.gpu = Some(GpuState {
+            model: GpuModel::upload(gpu, &self.plan, f16)?,
+            sessions: Mutex::new(HashMap::new()),
+        });
+        Ok(())
+    }
+
+    pub fn gpu_state(&self) -> Result<&GpuState> {
+        self.gpu.as_ref().ok_or_else(|| {
+            Error::input("the GPU backend was asked for, but no GPU is attached to this model")
+        })
+    }
+
+    /// GPU logits of `rows` of one canvas, in as many head calls as the binding limit needs.
+    /// Blocking; the browser uses `GpuSession`'s async methods directly.
+    #[cfg(target_arch = "wasm32")]
+    fn gpu_logits(&self, _row: &cpu::Row, _rows: &[usize]) -> Result<Vec<f32>> {
+        Err(Error::input(
+            "the blocking GPU path is native-only; await GpuSession in the browser",
+        ))
+    }
+
+    #[cfg(not(target_arch = "wasm32"))]
+    fn gpu_logits(&self, row: &cpu::Row, rows: &[usize]) -> Result<Vec<f32>> {
+        let st = self.gpu_state()?;
+        let cap = st.max_rows(row.ids.len());
+        let mut out = Vec::with_capacity(rows.len() * self.spec.vocab_size);
+        for part in rows.chunks(cap) {
+            out.extend(st.with_session(row.ids.len(), |m, s| {
+                pollster::block_on(s.logits(m, row, part))
+            })?);
+        }
+        Ok(out)
+    }
+
     /// The model's own mask string (`<mask>`, `<|mdm_mask|>`), when its tokenizer has one.
     pub fn mask_text(&self) -> Option<String> {
         match &self.spec.mask {
@@ -295,6 +370,7 @@ impl Model {
             )));
         }
         match backend {
+            Backend::Gpu => self.gpu_logits(&batch.row(0), rows),
             Backend::Cpu => {
                 let enc = cpu::encode(&self.plan, &batch.row(0), false);
                 let h = self.plan.hidden;
@@ -317,6 +393,18 @@ impl Model {
         self.check(batch)?;
         let out = match backend {
             Backend::Cpu => cpu::forward(&self.plan, batch, capture),
+            Backend::Gpu => {
+                let all: Vec<usize> = (0..batch.len).collect();
+                let mut logits = Vec::with_capacity(batch.size * batch.len * self.spec.vocab_size);
+                for b in 0..batch.size {
+                    logits.extend(self.gpu_logits(&batch.row(b), &all)?);
+                }
+                ForwardOutput {
+                    logits: Tensor::new(vec![batch.size, batch.len, self.spec.vocab_size], logits),
+                    hidden_states: Vec::new(),
+                    final_norm: None,
+                }
+            }
         };
         let log_probs = match self.spec.logits {
             LogitReading::Subs => {
