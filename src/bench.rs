@@ -155,3 +155,62 @@ pub fn measure(
         gflops_per_s: gflop / (ms_median / 1e3),
     })
 }
+
+/// GPU matmul micro-benchmark result.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct MatmulMeasurement {
+    pub m: usize,
+    pub k: usize,
+    pub n: usize,
+    pub f16: bool,
+    pub iters: usize,
+    pub ms_median: f64,
+    pub gflops_per_s: f64,
+    pub adapter: String,
+}
+
+/// Times `iters` dispatches of the matmul kernel on `[m, k] × [n, k]ᵀ` (after one warm-up),
+/// each submitted and waited for on its own.
+pub fn matmul_gflops(
+    gpu: &crate::backend::gpu::Gpu,
+    m: usize,
+    k: usize,
+    n: usize,
+    f16: bool,
+    iters: usize,
+) -> Result<MatmulMeasurement> {
+    use crate::backend::gpu::matmul::{matmul, Epilogue};
+    use crate::backend::gpu::weights::GpuMatrix;
+    let mut rng = SmallRng::seed_from_u64(3);
+    let x: Vec<f32> = (0..m * k).map(|_| rng.random_range(-1.0..1.0)).collect();
+    let w = Tensor::new(
+        vec![n, k],
+        (0..n * k).map(|_| rng.random_range(-0.05..0.05)).collect(),
+    );
+    let wm = GpuMatrix::upload(gpu, "w", &w, f16)?;
+    let xb = gpu.upload("x", &x);
+    let yb = gpu.storage("y", (m * n * 4) as u64);
+    let calls = matmul(gpu, &xb, m, &wm, &Epilogue::plain(), &yb, n, 0);
+    let refs: Vec<_> = calls.iter().collect();
+    let mut times = Vec::new();
+    for i in 0..=iters.max(1) {
+        let t0 = Instant::now();
+        gpu.run(&refs);
+        gpu.read_blocking::<f32>(&[(&yb, 0, 1)])?; // waits for the dispatch
+        if i > 0 {
+            times.push(t0.elapsed().as_secs_f64() * 1e3);
+        }
+    }
+    times.sort_by(|a, b| a.total_cmp(b));
+    let ms = times[times.len() / 2];
+    Ok(MatmulMeasurement {
+        m,
+        k,
+        n,
+        f16,
+        iters: times.len(),
+        ms_median: ms,
+        gflops_per_s: 2.0 * (m * k * n) as f64 / 1e9 / (ms / 1e3),
+        adapter: gpu.describe(),
+    })
+}

@@ -55,6 +55,15 @@ fn run_forward(
     sigma: Option<&str>,
     ids_as_i32: bool,
 ) -> HashMap<String, unmask::tensor::Tensor> {
+    run_forward_on(name, sigma, ids_as_i32, &["--backend", "cpu"])
+}
+
+fn run_forward_on(
+    name: &str,
+    sigma: Option<&str>,
+    ids_as_i32: bool,
+    backend: &[&str],
+) -> HashMap<String, unmask::tensor::Tensor> {
     let tmp = tempfile::tempdir().unwrap();
     let (input, output) = (
         tmp.path().join("in.safetensors"),
@@ -68,7 +77,7 @@ fn run_forward(
         .arg(&input)
         .arg("--output")
         .arg(&output)
-        .args(["--backend", "cpu"])
+        .args(backend)
         .output()
         .unwrap();
     assert!(
@@ -306,7 +315,14 @@ fn infill_command_reads_templates_from_stdin_and_prints_json() {
     assert!(rows.iter().all(|r| r["strategy"] == "threshold:0.3"));
     // a bad line names itself
     fails_with_stdin(
-        &["infill", "-", "--model", model.to_str().unwrap()],
+        &[
+            "infill",
+            "--backend",
+            "cpu",
+            "-",
+            "--model",
+            model.to_str().unwrap(),
+        ],
         "ok [MASK]\nbad [[x\n",
         &["line 2", "never closed"],
     );
@@ -327,10 +343,27 @@ fn infill_command_errors() {
     let model = fixture("mdlm_dit");
     let m = model.to_str().unwrap();
     fails_with(
-        &["infill", "the [MASK*99] .", "--model", m],
+        &[
+            "infill",
+            "--backend",
+            "cpu",
+            "the [MASK*99] .",
+            "--model",
+            m,
+        ],
         &["context is 32", "model_length"],
     );
-    fails_with(&["infill", "nothing to fill", "--model", m], &["no holes"]);
+    fails_with(
+        &[
+            "infill",
+            "--backend",
+            "cpu",
+            "nothing to fill",
+            "--model",
+            m,
+        ],
+        &["no holes"],
+    );
     // argument errors come from clap, with its usage hint after the message
     let out = unmask(
         &["infill", "a [MASK]", "--model", m, "--strategy", "greedy"],
@@ -340,7 +373,16 @@ fn infill_command_errors() {
     assert!(String::from_utf8_lossy(&out.stderr)
         .contains("unknown strategy `greedy`; one of: ancestral"));
     fails_with(
-        &["infill", "a [MASK]", "--model", m, "--force", "0=the cat"],
+        &[
+            "infill",
+            "--backend",
+            "cpu",
+            "a [MASK]",
+            "--model",
+            m,
+            "--force",
+            "0=the cat",
+        ],
         &["--force 0=the cat", "not one"],
     );
 }
@@ -383,4 +425,71 @@ fn eval_command_reports_accuracy_and_the_perplexity_bound() {
     let again: serde_json::Value = serde_json::from_slice(&unmask(&args, None).stdout).unwrap();
     assert_eq!(r["nelbo_per_token"], again["nelbo_per_token"]);
     assert_eq!(r["accuracy"], again["accuracy"]);
+}
+
+/// `unmask forward --backend gpu` against the golden files (f32 weights for parity; atol and
+/// rtol 1e-3). Under CI=true this must run on the installed software Vulkan.
+#[test]
+fn forward_command_on_the_gpu_matches_golden() {
+    // probe for an adapter with the cheapest GPU run there is
+    let tmp = tempfile::tempdir().unwrap();
+    let input = tmp.path().join("in.safetensors");
+    write_input("bert", &input, false, None);
+    let out_path = tmp.path().join("out.safetensors");
+    let probe = Command::new(BIN)
+        .args(["forward", "--backend", "gpu", "--model"])
+        .arg(fixture("bert"))
+        .arg("--input")
+        .arg(&input)
+        .arg("--output")
+        .arg(&out_path)
+        .output()
+        .unwrap();
+    if !probe.status.success() {
+        let why = String::from_utf8_lossy(&probe.stderr);
+        assert!(
+            std::env::var("CI").map_or(true, |v| v != "true"),
+            "CI=true but no GPU: {why}"
+        );
+        eprintln!("skipping: no GPU adapter ({})", why.trim());
+        return;
+    }
+    for (name, key, sigma) in [
+        ("bert", "logits", None),
+        ("modernbert", "logits", None),
+        ("llada", "logits", None),
+        ("mdlm_dit_timecond", "backbone_logits.2", Some("sigma.2")),
+    ] {
+        let got = run_forward_on(
+            name,
+            sigma,
+            false,
+            &["--backend", "gpu", "--weights", "f32"],
+        );
+        let (batch, g) = golden(name);
+        let want = &g[key];
+        let v = want.cols();
+        for b in 0..batch.size {
+            for i in 0..batch.len {
+                if !batch.is_real(b, i) {
+                    continue;
+                }
+                let o = (b * batch.len + i) * v;
+                for k in 0..v {
+                    let (x, y) = (got["logits"].data[o + k], want.data[o + k]);
+                    assert!(
+                        (x - y).abs() <= 1e-3 + 1e-3 * y.abs(),
+                        "{name} [{b},{i},{k}]: {x} vs {y}"
+                    );
+                }
+            }
+        }
+        assert_logits_match(
+            &format!("cli gpu {name}"),
+            &got["logits"],
+            want,
+            &batch,
+            1e-2,
+        );
+    }
 }

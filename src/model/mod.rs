@@ -149,10 +149,13 @@ impl GpuState {
             .sessions
             .lock()
             .map_err(|_| Error::input("GPU: a previous call panicked"))?;
-        if !sessions.contains_key(&len) {
-            sessions.insert(len, self.model.session(len, self.max_rows(len))?);
-        }
-        f(&self.model, sessions.get_mut(&len).expect("inserted above"))
+        let session = match sessions.entry(len) {
+            std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+            std::collections::hash_map::Entry::Vacant(v) => {
+                v.insert(self.model.session(len, self.max_rows(len))?)
+            }
+        };
+        f(&self.model, session)
     }
 }
 

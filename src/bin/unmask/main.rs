@@ -5,9 +5,11 @@ mod animate;
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
+use unmask::backend::gpu::Gpu;
 use unmask::backend::Backend;
 use unmask::batch::{write_safetensors, Batch};
 use unmask::diffusion::eval::{evaluate, EvalOptions};
@@ -25,16 +27,58 @@ struct Cli {
     command: Command,
 }
 
-#[derive(Clone, Copy, ValueEnum)]
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum BackendArg {
+    /// The GPU when a hardware adapter exists, else the CPU (a line on stderr says which).
+    Auto,
+    /// WGSL compute shaders through wgpu, on any adapter (software Vulkan included).
+    Gpu,
     /// Plain Rust on the CPU (the reference; multi-threaded).
     Cpu,
 }
 
-impl From<BackendArg> for Backend {
-    fn from(b: BackendArg) -> Backend {
-        match b {
-            BackendArg::Cpu => Backend::Cpu,
+/// How the GPU stores weight matrices (arithmetic is f32 either way).
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum WeightsArg {
+    /// Two halves per u32: half the memory and bandwidth.
+    F16,
+    /// Exact f32 weights (parity checks).
+    F32,
+}
+
+/// The adapter to use for `arg`, or `None` for the CPU; says on stderr what it chose.
+fn pick_gpu(arg: BackendArg) -> Result<Option<Arc<Gpu>>> {
+    match arg {
+        BackendArg::Cpu => Ok(None),
+        BackendArg::Gpu => {
+            let g = Gpu::new_blocking()?;
+            eprintln!("unmask: GPU {}", g.describe());
+            Ok(Some(Arc::new(g)))
+        }
+        BackendArg::Auto => match Gpu::new_blocking() {
+            Ok(g) if g.info.device_type != wgpu::DeviceType::Cpu => {
+                eprintln!("unmask: GPU {}", g.describe());
+                Ok(Some(Arc::new(g)))
+            }
+            Ok(g) => {
+                eprintln!("unmask: only a software adapter ({}); running on the CPU (--backend gpu uses it anyway)", g.describe());
+                Ok(None)
+            }
+            Err(e) => {
+                eprintln!("unmask: {e}; running on the CPU");
+                Ok(None)
+            }
+        },
+    }
+}
+
+/// Attaches the chosen GPU to the model and returns the backend to run.
+fn select_backend(arg: BackendArg, weights: WeightsArg, model: &mut Model) -> Result<Backend> {
+    match pick_gpu(arg)? {
+        None => Ok(Backend::Cpu),
+        Some(g) => {
+            model.attach_gpu(g, weights == WeightsArg::F16)?;
+            Ok(Backend::Gpu)
         }
     }
 }
@@ -53,8 +97,11 @@ enum Command {
         /// Output: `logits` (F32 [B, L, V]) and, for MDLM, `log_probs`.
         #[arg(long)]
         output: PathBuf,
-        #[arg(long, value_enum, default_value = "cpu")]
+        #[arg(long, value_enum, default_value = "auto")]
         backend: BackendArg,
+        /// GPU weight storage.
+        #[arg(long, value_enum, default_value = "f16")]
+        weights: WeightsArg,
     },
     /// Fill the holes of a template by iterative unmasking: `[MASK]`, `[MASK*N]`,
     /// `[[words to rewrite]]`, `\[` for a literal bracket. `-` reads one template per line from stdin.
@@ -102,8 +149,11 @@ enum Command {
         /// Print one JSON object per template instead of text.
         #[arg(long)]
         json: bool,
-        #[arg(long, value_enum, default_value = "cpu")]
+        #[arg(long, value_enum, default_value = "auto")]
         backend: BackendArg,
+        /// GPU weight storage.
+        #[arg(long, value_enum, default_value = "f16")]
+        weights: WeightsArg,
     },
     /// Measure model quality on a text file: masked-token accuracy and the MDLM perplexity bound.
     Eval {
@@ -132,8 +182,15 @@ enum Command {
         /// Print one JSON object per line instead of a table.
         #[arg(long)]
         json: bool,
-        #[arg(long, value_enum, default_value = "cpu")]
+        /// auto: the CPU, and the GPU beside it when any adapter exists; cpu or gpu: only that one.
+        #[arg(long, value_enum, default_value = "auto")]
         backend: BackendArg,
+        /// GPU weight storage.
+        #[arg(long, value_enum, default_value = "f16")]
+        weights: WeightsArg,
+        /// Also time the GPU matmul kernel alone on a few shapes (GFLOP/s).
+        #[arg(long)]
+        matmul: bool,
     },
 }
 
@@ -155,10 +212,13 @@ fn run(cmd: Command) -> Result<()> {
             input,
             output,
             backend,
+            weights,
         } => {
-            let model = Model::load(&model)?;
+            let mut model = Model::load(&model)?;
             let batch = Batch::read_safetensors(&input)?;
-            let f = model.forward(&batch, backend.into(), false)?;
+            model.check(&batch)?;
+            let backend = select_backend(backend, weights, &mut model)?;
+            let f = model.forward(&batch, backend, false)?;
             let mut tensors = vec![("logits", &f.out.logits)];
             if let Some(lp) = &f.log_probs {
                 tensors.push(("log_probs", lp));
@@ -182,9 +242,10 @@ fn run(cmd: Command) -> Result<()> {
             trace,
             json,
             backend,
+            weights,
         } => {
             let mut inf = Infiller::load(&model)?;
-            inf.backend = backend.into();
+            inf.backend = select_backend(backend, weights, &mut inf.model)?;
             let mut opts = SamplerOptions::for_model(&inf.model);
             if let Some(s) = strategy {
                 opts.strategy = s;
@@ -229,7 +290,9 @@ fn run(cmd: Command) -> Result<()> {
             threads,
             json,
             backend,
-        } => bench(&lengths, iters, threads, json, backend.into()),
+            weights,
+            matmul,
+        } => bench(&lengths, iters, threads, json, backend, weights, matmul),
     }
 }
 
@@ -238,7 +301,9 @@ fn bench(
     iters: usize,
     threads: Option<usize>,
     json: bool,
-    backend: Backend,
+    backend: BackendArg,
+    weights: WeightsArg,
+    matmul: bool,
 ) -> Result<()> {
     use unmask::bench::{measure, random_mdlm, Shape};
     if let Some(n) = threads {
@@ -249,33 +314,86 @@ fn bench(
     }
     let shape = Shape::mdlm_owt();
     if let Some(&bad) = lengths.iter().find(|&&l| l == 0 || l > shape.max_len) {
-        return Err(unmask::Error::input(format!(
+        return Err(Error::input(format!(
             "--lengths: {bad} is outside 1..={} (the model's maximum)",
             shape.max_len
         )));
     }
+    // auto benchmarks the GPU beside the CPU on any adapter, software ones included
+    let gpu = match backend {
+        BackendArg::Cpu => None,
+        BackendArg::Gpu => Some(Arc::new(Gpu::new_blocking()?)),
+        BackendArg::Auto => Gpu::new_blocking().ok().map(Arc::new),
+    };
     eprintln!("building an MDLM-OWT-shaped model with random weights …");
-    let model = random_mdlm(&shape, 0)?;
+    let mut model = random_mdlm(&shape, 0)?;
+    let mut backends = Vec::new();
+    if backend != BackendArg::Gpu {
+        backends.push(Backend::Cpu);
+    }
+    if let Some(g) = &gpu {
+        model.attach_gpu(g.clone(), weights == WeightsArg::F16)?;
+        backends.push(Backend::Gpu);
+    }
     let threads = rayon::current_num_threads();
     if !json {
+        println!("model: MDLM-OWT shape (12 x 768, 12 heads, V 50258), random weights, head over all rows");
+        println!("cpu: f32, {threads} threads");
+        if let Some(g) = &gpu {
+            let w = if weights == WeightsArg::F16 {
+                "f16 weights"
+            } else {
+                "f32 weights"
+            };
+            println!("gpu: {}, {w}, f32 arithmetic", g.describe());
+        }
         println!(
-            "model: MDLM-OWT shape (12 x 768, 12 heads, V 50258), f32, backend {}, {threads} threads",
-            backend.name()
-        );
-        println!(
-            "{:>6} {:>12} {:>12} {:>10} {:>10}",
-            "L", "ms/forward", "min ms", "GFLOP", "GFLOP/s"
+            "{:>7} {:>6} {:>12} {:>12} {:>10} {:>10}",
+            "backend", "L", "ms/forward", "min ms", "GFLOP", "GFLOP/s"
         );
     }
     for &len in lengths {
-        let m = measure(&model, "mdlm-owt-shape", backend, len, iters, 1)?;
-        if json {
-            println!("{}", serde_json::to_string(&m).expect("serialisable"));
-        } else {
-            println!(
-                "{:>6} {:>12.1} {:>12.1} {:>10.2} {:>10.1}",
-                m.len, m.ms_median, m.ms_min, m.gflop, m.gflops_per_s
-            );
+        for &b in &backends {
+            let m = measure(&model, "mdlm-owt-shape", b, len, iters, 1)?;
+            if json {
+                println!("{}", serde_json::to_string(&m).expect("serialisable"));
+            } else {
+                println!(
+                    "{:>7} {:>6} {:>12.1} {:>12.1} {:>10.2} {:>10.1}",
+                    b.name(),
+                    m.len,
+                    m.ms_median,
+                    m.ms_min,
+                    m.gflop,
+                    m.gflops_per_s
+                );
+            }
+        }
+    }
+    if matmul {
+        let g = gpu
+            .as_ref()
+            .ok_or_else(|| Error::input("--matmul needs a GPU adapter"))?;
+        for (m, k, n) in [
+            (128, 768, 768),
+            (512, 768, 3072),
+            (512, 3072, 768),
+            (1024, 768, 2304),
+            (32, 768, 50258),
+        ] {
+            for f16 in [true, false] {
+                let r = unmask::bench::matmul_gflops(g, m, k, n, f16, iters)?;
+                if json {
+                    println!("{}", serde_json::to_string(&r).expect("serialisable"));
+                } else {
+                    println!(
+                        "matmul {m}x{k}x{n} {}: {:.2} ms, {:.1} GFLOP/s",
+                        if f16 { "f16" } else { "f32" },
+                        r.ms_median,
+                        r.gflops_per_s
+                    );
+                }
+            }
         }
     }
     Ok(())
