@@ -25,6 +25,8 @@ pub struct Gpu {
     kernels: Mutex<HashMap<String, Kernel>>,
     /// A 16-byte buffer bound where a kernel's optional input is not used.
     pub dummy: wgpu::Buffer,
+    /// Why the device was lost, once it is.
+    lost: Arc<Mutex<Option<String>>>,
 }
 
 #[derive(Clone)]
@@ -76,6 +78,13 @@ impl Gpu {
             // act on them; anything else is a bug worth seeing.
             eprintln!("unmask: GPU error: {e}");
         }));
+        let lost = Arc::new(Mutex::new(None));
+        let flag = lost.clone();
+        device.set_device_lost_callback(move |reason, msg| {
+            if let Ok(mut l) = flag.lock() {
+                *l = Some(format!("{reason:?}: {msg}"));
+            }
+        });
         let dummy = device.create_buffer(&wgpu::BufferDescriptor {
             label: Some("dummy"),
             size: 16,
@@ -89,7 +98,47 @@ impl Gpu {
             limits,
             kernels: Mutex::new(HashMap::new()),
             dummy,
+            lost,
         })
+    }
+
+    /// An error if the device has been lost.
+    pub fn check_alive(&self) -> Result<()> {
+        match self.lost.lock().ok().and_then(|l| l.clone()) {
+            Some(why) => Err(gpu_err(format!(
+                "the device {} was lost ({why})",
+                self.info.name
+            ))),
+            None => Ok(()),
+        }
+    }
+
+    /// Runs `f` inside error scopes, turning an out-of-memory or validation error raised by
+    /// what it creates (buffers, pipelines) into an error value naming `what`.
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn guard<T>(&self, what: &str, f: impl FnOnce() -> Result<T>) -> Result<T> {
+        let oom = self.device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
+        let invalid = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
+        let out = f();
+        let invalid = pollster::block_on(invalid.pop());
+        let oom = pollster::block_on(oom.pop());
+        self.check_alive()?;
+        if let Some(e) = oom {
+            return Err(gpu_err(format!(
+                "out of device memory while {what} on {} ({e})",
+                self.info.name
+            )));
+        }
+        if let Some(e) = invalid {
+            return Err(gpu_err(format!("{what} failed on {}: {e}", self.info.name)));
+        }
+        out
+    }
+
+    /// The browser reports these errors through the uncaptured-error handler instead.
+    #[cfg(target_arch = "wasm32")]
+    pub fn guard<T>(&self, _what: &str, f: impl FnOnce() -> Result<T>) -> Result<T> {
+        f()
     }
 
     #[cfg(not(target_arch = "wasm32"))]
@@ -293,9 +342,11 @@ impl Gpu {
             let _ = tx.send(r);
         });
         let _ = self.device.poll(wgpu::PollType::wait_indefinitely());
-        rx.await
-            .map_err(|_| gpu_err("the device was lost while reading back"))?
-            .map_err(|e| gpu_err(format!("readback failed: {e}")))?;
+        let mapped = rx
+            .await
+            .map_err(|_| gpu_err("the device was lost while reading back"));
+        self.check_alive()?;
+        mapped?.map_err(|e| gpu_err(format!("readback failed: {e}")))?;
         let out = {
             let view = staging
                 .slice(..)
@@ -335,5 +386,35 @@ pub fn groups_1d(n: u32, per: u32) -> [u32; 3] {
         [g, 1, 1]
     } else {
         [65535, g.div_ceil(65535), 1]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::test_gpu;
+
+    #[test]
+    fn a_failed_allocation_is_an_error_value() {
+        let Some(gpu) = test_gpu() else { return };
+        let too_big = gpu.limits.max_buffer_size + 4;
+        let e = gpu
+            .guard("allocating a test buffer", || {
+                let _b = gpu.device.create_buffer(&wgpu::BufferDescriptor {
+                    label: Some("too big"),
+                    size: too_big,
+                    usage: wgpu::BufferUsages::STORAGE,
+                    mapped_at_creation: false,
+                });
+                Ok(())
+            })
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("allocating a test buffer"), "{e}");
+        // the device is still usable afterwards
+        let b = gpu.upload("ok", &[1.0f32, 2.0, 3.0, 4.0]);
+        assert_eq!(
+            gpu.read_blocking::<f32>(&[(&b, 0, 4)]).unwrap(),
+            vec![1.0, 2.0, 3.0, 4.0]
+        );
     }
 }

@@ -89,6 +89,13 @@ pub struct GpuModel {
 impl GpuModel {
     /// Uploads a plan; `f16` stores weight matrices as f16 pairs (arithmetic stays f32).
     pub fn upload(gpu: Arc<Gpu>, plan: &Plan, f16: bool) -> Result<GpuModel> {
+        let g = gpu.clone();
+        g.guard("uploading the weights", || {
+            GpuModel::upload_unguarded(gpu, plan, f16)
+        })
+    }
+
+    fn upload_unguarded(gpu: Arc<Gpu>, plan: &Plan, f16: bool) -> Result<GpuModel> {
         if plan.head_dim > MAX_HEAD_DIM {
             return Err(Error::input(format!(
                 "GPU: head dim {} exceeds the attention kernel's {MAX_HEAD_DIM}",
@@ -187,7 +194,9 @@ impl GpuModel {
 
     /// Buffers and dispatches for canvases of `len` tokens, with the head on up to `max_rows` rows.
     pub fn session(&self, len: usize, max_rows: usize) -> Result<GpuSession> {
-        GpuSession::new(self, len, max_rows)
+        self.gpu.guard("creating the buffers for a canvas", || {
+            GpuSession::new(self, len, max_rows)
+        })
     }
 }
 
