@@ -456,8 +456,11 @@ fn forward_command_on_the_gpu_matches_golden() {
     }
     for (name, key, sigma) in [
         ("bert", "logits", None),
+        ("distilbert", "logits", None),
+        ("roberta", "logits", None),
         ("modernbert", "logits", None),
         ("llada", "logits", None),
+        ("mdlm_dit", "backbone_logits.1", Some("sigma.1")),
         ("mdlm_dit_timecond", "backbone_logits.2", Some("sigma.2")),
     ] {
         let got = run_forward_on(

@@ -310,11 +310,25 @@ impl Model {
 
     /// Uploads the plan's weights to `gpu` (f16 pairs, or f32 when `f16` is false), so that
     /// `Backend::Gpu` can run it.
+    /// Natively this also warms the shaders up: a one-token forward pass compiles every
+    /// pipeline the plan uses, so the first real step does not pay for it.
     pub fn attach_gpu(&mut self, gpu: Arc<Gpu>, f16: bool) -> Result<()> {
-        self.gpu = Some(GpuState {
+        let state = GpuState {
             model: GpuModel::upload(gpu, &self.plan, f16)?,
             sessions: Mutex::new(HashMap::new()),
-        });
+        };
+        #[cfg(not(target_arch = "wasm32"))]
+        {
+            let mut warm = state.model.session(1, 1)?;
+            let row = cpu::Row {
+                ids: &[0],
+                key_mask: None,
+                token_types: None,
+                sigma: 0.0,
+            };
+            pollster::block_on(warm.logits(&state.model, &row, &[0]))?;
+        }
+        self.gpu = Some(state);
         Ok(())
     }
 
