@@ -32,6 +32,9 @@ pub enum Error {
     /// The caller's input (ids, masks, lengths) does not fit the model.
     #[error("input: {0}")]
     Input(String),
+    /// No adapter, a lost device, an allocation the device refused.
+    #[error("GPU: {0}")]
+    Gpu(String),
     /// The tokenizer could not be loaded or could not encode/decode.
     #[error("tokenizer {path}: {msg}")]
     Tokenizer { path: String, msg: String },

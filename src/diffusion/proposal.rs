@@ -296,7 +296,7 @@ pub fn propose_from_summary(
         .top
         .first()
         .copied()
-        .ok_or_else(|| crate::error::Error::input("GPU: a row had no allowed token"))?;
+        .ok_or_else(|| crate::error::Error::Gpu("a row had no allowed token".into()))?;
     let second = s.top.get(1).map_or(0.0, |t| p_of(t.1));
     let scores = |token: u32, p: f64| Proposal {
         token,

@@ -148,7 +148,7 @@ impl GpuState {
         let mut sessions = self
             .sessions
             .lock()
-            .map_err(|_| Error::input("GPU: a previous call panicked"))?;
+            .map_err(|_| Error::Gpu(String::from("a previous call panicked")))?;
         let session = match sessions.entry(len) {
             std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
             std::collections::hash_map::Entry::Vacant(v) => {

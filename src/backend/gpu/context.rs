@@ -45,7 +45,7 @@ pub struct Call {
 }
 
 fn gpu_err(msg: impl Into<String>) -> Error {
-    Error::input(format!("GPU: {}", msg.into()))
+    Error::Gpu(msg.into())
 }
 
 impl Gpu {
