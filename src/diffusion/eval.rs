@@ -10,11 +10,15 @@
 //!   log-likelihood, so `exp` of it bounds the perplexity.
 //!
 //! Predictions are read like the sampler reads them: log-softmax over the allowed tokens (for
-//! MDLM this is exactly the subs parameterisation).
+//! MDLM this is the subs parameterisation, with the special tokens suppressed as well).
+//!
+//! The masks come from SplitMix64 hashes of (seed, chunk, position), not from a stream, so that
+//! an independent implementation (`train/eval.py`) can mask exactly the same tokens and the two
+//! figures can be compared to the digit:
+//! - accuracy pass: the `max(1, ⌊R·n + ½⌋)` positions with the smallest `hash3(seed, c, 2i)`;
+//! - objective pass: `u0 = hash3(seed, K, 0)/2⁶⁴`, `t_c = ε + (1 − ε)·((u0 + c/K) mod 1)`, and
+//!   position i is masked when `hash3(seed, c, 2i + 1)/2⁶⁴ < t_c`.
 
-use rand::seq::index::sample;
-use rand::{Rng, SeedableRng};
-use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 use web_time::Instant;
 
@@ -31,6 +35,8 @@ pub struct EvalOptions {
 
 #[derive(Clone, Debug, Serialize)]
 pub struct EvalReport {
+    /// Σ over chunks of the masked tokens' NLL / t (nats), before dividing by `tokens`.
+    pub nelbo_sum: f64,
     pub paragraphs: usize,
     pub chunks: usize,
     /// Tokens scored (the frame's special tokens are not counted).
@@ -52,6 +58,22 @@ pub struct EvalReport {
 }
 
 const T_EPS: f64 = 1e-3;
+
+/// One step of SplitMix64 (Steele, Lea and Flood), the mixing function of the eval masks.
+pub fn splitmix64(x: u64) -> u64 {
+    let mut z = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+pub fn hash3(seed: u64, a: u64, b: u64) -> u64 {
+    splitmix64(splitmix64(splitmix64(seed) ^ a) ^ b)
+}
+
+fn unit(h: u64) -> f64 {
+    h as f64 / 18_446_744_073_709_551_616.0
+}
 
 pub fn evaluate(inf: &Infiller, text: &str, opts: &EvalOptions) -> Result<EvalReport> {
     if !(opts.mask_rate > 0.0 && opts.mask_rate <= 1.0) {
@@ -84,9 +106,8 @@ pub fn evaluate(inf: &Infiller, text: &str, opts: &EvalOptions) -> Result<EvalRe
     if chunks.is_empty() {
         return Err(Error::input("the text has no paragraphs to evaluate"));
     }
-    let mut rng = ChaCha8Rng::seed_from_u64(opts.seed);
-    let u0: f64 = rng.random();
     let k = chunks.len();
+    let u0 = unit(hash3(opts.seed, k as u64, 0));
     let (mut tokens, mut masked, mut correct, mut nfe) = (0usize, 0usize, 0usize, 0usize);
     let (mut ce, mut nelbo) = (0.0f64, 0.0f64);
     for (ci, chunk) in chunks.iter().enumerate() {
@@ -96,11 +117,12 @@ pub fn evaluate(inf: &Infiller, text: &str, opts: &EvalOptions) -> Result<EvalRe
         let truth = canvas.clone();
         let off = pre.len();
         // accuracy pass at the fixed rate
-        let m = ((opts.mask_rate * n as f64).round() as usize).clamp(1, n);
-        let mut rows: Vec<usize> = sample(&mut rng, n, m)
-            .into_iter()
-            .map(|i| off + i)
+        let m = ((opts.mask_rate * n as f64 + 0.5).floor() as usize).clamp(1, n);
+        let mut order: Vec<(u64, usize)> = (0..n)
+            .map(|i| (hash3(opts.seed, ci as u64, 2 * i as u64), i))
             .collect();
+        order.sort_unstable();
+        let mut rows: Vec<usize> = order[..m].iter().map(|&(_, i)| off + i).collect();
         rows.sort_unstable();
         for &r in &rows {
             canvas[r] = mask;
@@ -114,7 +136,10 @@ pub fn evaluate(inf: &Infiller, text: &str, opts: &EvalOptions) -> Result<EvalRe
         // MDLM objective at a low-discrepancy t
         let t = T_EPS + (1.0 - T_EPS) * ((u0 + ci as f64 / k as f64) % 1.0);
         let mut canvas = truth.clone();
-        let rows: Vec<usize> = (off..off + n).filter(|_| rng.random::<f64>() < t).collect();
+        let rows: Vec<usize> = (0..n)
+            .filter(|&i| unit(hash3(opts.seed, ci as u64, 2 * i as u64 + 1)) < t)
+            .map(|i| off + i)
+            .collect();
         if rows.is_empty() {
             continue;
         }
@@ -130,6 +155,7 @@ pub fn evaluate(inf: &Infiller, text: &str, opts: &EvalOptions) -> Result<EvalRe
     }
     let nelbo_per_token = nelbo / tokens as f64;
     Ok(EvalReport {
+        nelbo_sum: nelbo,
         paragraphs: paragraphs.len(),
         chunks: k,
         tokens,
@@ -165,4 +191,22 @@ fn score_rows(
             (lp[want], best == want)
         })
         .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn splitmix64_reference_values() {
+        // the first outputs of SplitMix64 seeded with 0, as in the reference implementation
+        let mut state = 0u64;
+        let mut next = || {
+            let out = splitmix64(state);
+            state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+            out
+        };
+        assert_eq!(next(), 0xE220_A839_7B1D_CDAF);
+        assert_eq!(next(), 0x6E78_9E6A_A1B9_65F4);
+    }
 }

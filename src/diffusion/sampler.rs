@@ -129,6 +129,12 @@ impl Infiller {
         Infiller::new(Model::load(dir)?)
     }
 
+    /// The embedded default model.
+    #[cfg(feature = "default-model")]
+    pub fn default_model() -> Result<Infiller> {
+        Infiller::new(crate::model::embedded::load()?)
+    }
+
     pub fn tokenizer(&self) -> &Tokenizer {
         self.model
             .tokenizer

@@ -3,6 +3,8 @@
 
 pub mod arch;
 pub mod config;
+#[cfg(feature = "default-model")]
+pub mod embedded;
 pub mod plan;
 pub mod weights;
 

@@ -18,6 +18,7 @@ enum Bytes {
     #[cfg(not(target_arch = "wasm32"))]
     Mapped(memmap2::Mmap),
     Owned(Vec<u8>),
+    Static(&'static [u8]),
 }
 
 impl Bytes {
@@ -26,6 +27,7 @@ impl Bytes {
             #[cfg(not(target_arch = "wasm32"))]
             Bytes::Mapped(m) => m,
             Bytes::Owned(v) => v,
+            Bytes::Static(s) => s,
         }
     }
 }
@@ -130,6 +132,12 @@ impl Weights {
     /// One safetensors file already in memory (the browser, embedded models).
     pub fn from_bytes(name: &str, bytes: Vec<u8>) -> Result<Weights> {
         let file = File::parse(name.to_string(), Bytes::Owned(bytes))?;
+        Ok(Weights::from_files(name.to_string(), vec![file]))
+    }
+
+    /// A safetensors file compiled into the binary (the embedded default model), not copied.
+    pub fn from_static(name: &str, bytes: &'static [u8]) -> Result<Weights> {
+        let file = File::parse(name.to_string(), Bytes::Static(bytes))?;
         Ok(Weights::from_files(name.to_string(), vec![file]))
     }
 

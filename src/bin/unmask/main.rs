@@ -107,9 +107,9 @@ enum Command {
     /// `[[words to rewrite]]`, `\[` for a literal bracket. `-` reads one template per line from stdin.
     Infill {
         template: String,
-        /// Model folder in Hugging Face layout.
+        /// Model folder in Hugging Face layout (default: the embedded default model).
         #[arg(long)]
-        model: PathBuf,
+        model: Option<PathBuf>,
         /// Denoising steps (default: one per hole; Mask-Predict: 10 iterations).
         #[arg(long)]
         steps: Option<usize>,
@@ -157,8 +157,9 @@ enum Command {
     },
     /// Measure model quality on a text file: masked-token accuracy and the MDLM perplexity bound.
     Eval {
+        /// Model folder in Hugging Face layout (default: the embedded default model).
         #[arg(long)]
-        model: PathBuf,
+        model: Option<PathBuf>,
         /// UTF-8 text; paragraphs are separated by blank lines.
         #[arg(long)]
         text: PathBuf,
@@ -167,6 +168,11 @@ enum Command {
         mask_rate: f64,
         #[arg(long, default_value_t = 0)]
         seed: u64,
+        #[arg(long, value_enum, default_value = "auto")]
+        backend: BackendArg,
+        /// GPU weight storage.
+        #[arg(long, value_enum, default_value = "f16")]
+        weights: WeightsArg,
     },
     /// Time the forward pass of an MDLM-OWT-shaped model with random weights.
     Bench {
@@ -244,7 +250,7 @@ fn run(cmd: Command) -> Result<()> {
             backend,
             weights,
         } => {
-            let mut inf = Infiller::load(&model)?;
+            let mut inf = load_infiller(model.as_deref())?;
             inf.backend = select_backend(backend, weights, &mut inf.model)?;
             let mut opts = SamplerOptions::for_model(&inf.model);
             if let Some(s) = strategy {
@@ -277,8 +283,11 @@ fn run(cmd: Command) -> Result<()> {
             text,
             mask_rate,
             seed,
+            backend,
+            weights,
         } => {
-            let inf = Infiller::load(&model)?;
+            let mut inf = load_infiller(model.as_deref())?;
+            inf.backend = select_backend(backend, weights, &mut inf.model)?;
             let body = std::fs::read_to_string(&text).map_err(|e| Error::io(text.display(), e))?;
             let report = evaluate(&inf, &body, &EvalOptions { mask_rate, seed })?;
             println!("{}", serde_json::to_string(&report).expect("serialisable"));
@@ -397,6 +406,17 @@ fn bench(
         }
     }
     Ok(())
+}
+
+/// The model folder given, or the embedded default model.
+fn load_infiller(dir: Option<&std::path::Path>) -> Result<Infiller> {
+    match dir {
+        Some(d) => Infiller::load(d),
+        #[cfg(feature = "default-model")]
+        None => Infiller::default_model(),
+        #[cfg(not(feature = "default-model"))]
+        None => Err(Error::input("no --model given, and this build has no embedded default model (feature `default-model`)")),
+    }
 }
 
 fn parse_strategy(s: &str) -> std::result::Result<Strategy, String> {

@@ -1,0 +1,23 @@
+//! The project's default model, compiled into the library and the binary (feature
+//! `default-model`, on by default): a small MDLM trained on public-domain children's books by
+//! `train/` (see models/default/REPORT.md). It loads through the same code as any checkpoint.
+
+use super::config::Config;
+use super::weights::Weights;
+use super::{LoadOptions, Model};
+use crate::error::Result;
+use crate::text::Tokenizer;
+
+const CONFIG: &str = include_str!("../../models/default/config.json");
+const WEIGHTS: &[u8] = include_bytes!("../../models/default/model.safetensors");
+const TOKENIZER: &[u8] = include_bytes!("../../models/default/tokenizer.json");
+
+/// What messages call the embedded files.
+pub const NAME: &str = "<embedded default model>";
+
+pub fn load() -> Result<Model> {
+    let cfg = Config::parse(format!("{NAME}/config.json"), CONFIG)?;
+    let weights = Weights::from_static(&format!("{NAME}/model.safetensors"), WEIGHTS)?;
+    let tok = Tokenizer::from_bytes(&format!("{NAME}/tokenizer.json"), TOKENIZER)?;
+    Model::from_parts(&cfg, &weights, Some(tok), LoadOptions::default())
+}

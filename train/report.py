@@ -1,0 +1,131 @@
+"""Stage 6: write models/default/REPORT.md and the loss curve from the training log, the two
+evaluations and ten infills by the engine.
+
+    python3 train/report.py --engine-eval FILE --torch-eval FILE [--unmask target/release/unmask]
+
+The ten templates below were fixed before any output of the model was seen.
+"""
+import argparse
+import json
+import os
+import subprocess
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+from common import OUT, WORK  # noqa: E402
+
+TEMPLATES = [
+    "Peter [MASK*2] ran into the [MASK] Forest.",
+    "Once upon a time there was a little [MASK] who lived in a [MASK*2].",
+    "The old [MASK] sat by the fire and [MASK*4].",
+    '"Where are you going?" asked the [MASK].',
+    "Mother Bear put the [MASK*2] on the table, and the three bears sat down to [MASK].",
+    "The little girl was so [MASK] that she began to [MASK*2].",
+    "Reddy Fox crept along the edge of the [MASK*2], looking for [MASK*3].",
+    "It was a cold winter [MASK], and the snow [MASK*3].",
+    "The king had three [MASK*2], and the youngest was the most [MASK].",
+    "[MASK*6] and they lived happily ever after.",
+]
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--engine-eval", required=True)
+    ap.add_argument("--torch-eval", required=True)
+    ap.add_argument("--unmask", default="target/release/unmask")
+    args = ap.parse_args()
+    log = json.load(open(os.path.join(WORK, "log.json")))
+    split = json.load(open(os.path.join(WORK, "split.json")))
+    engine = json.loads(open(args.engine_eval).read().strip().splitlines()[-1])
+    torch_rows = [json.loads(l) for l in open(args.torch_eval).read().strip().splitlines()]
+    tmodel, unigram = torch_rows[0], torch_rows[1]
+
+    vc = json.load(open(os.path.join(WORK, "vocab_choice.json")))
+    vocab_note = "; ".join(
+        f"{r['vocab']} entries give {r['heldout_tokens']:,} held-out tokens ({r['chars_per_token']:.2f} chars/token) for "
+        f"{r['embed_head_params_at_256'] / 1e6:.1f} M embedding + head parameters at width 256"
+        for r in vc
+    ) + ". 8192 shortens sequences by 7% but its 2.1 M extra parameters (4.2 MB) would push six blocks past the 20 MB budget"
+
+    tr = log["train"]
+    va = log["val"]
+    plt.figure(figsize=(7, 4))
+    plt.plot([r[1] / 1e6 for r in tr], [r[2] for r in tr], lw=0.6, alpha=0.6, label="train (batch)")
+    plt.plot([r[1] / 1e6 for r in va], [r[2] for r in va], "o-", label="held-out books")
+    plt.xlabel("tokens seen (M)")
+    plt.ylabel("MDLM NELBO per token (nats)")
+    plt.ylim(top=min(8.5, max(r[2] for r in tr)))
+    plt.grid(alpha=0.3)
+    plt.legend()
+    plt.title("default model: MDLM objective")
+    plt.tight_layout()
+    plt.savefig(os.path.join(OUT, "loss.png"), dpi=110)
+
+    examples = []
+    for t in TEMPLATES:
+        out = subprocess.run([args.unmask, "infill", t, "--seed", "0", "--backend", "cpu"], capture_output=True, text=True, check=True)
+        examples.append((t, out.stdout.strip()))
+
+    a = log["args"]
+    size = os.path.getsize(os.path.join(OUT, "model.safetensors"))
+    rel = lambda x, y: abs(x - y) / abs(y) * 100  # noqa: E731
+    lines = [
+        "# The default model",
+        "",
+        "A small MDLM (masked diffusion language model) trained by this project on public-domain children's books,",
+        "embedded in the `unmask` binary so `unmask infill` works offline. Train it again with the commands in",
+        "`train/README.md`.",
+        "",
+        "## Data",
+        f"- `shared/corpus/corpus.txt`: 181 public-domain children's books (30.6 MB). {len(split['val_books'])} whole books held out",
+        f"  for validation (every 16th in manifest order, from the 8th): {split['val_tokens']:,} tokens = {split['val_fraction'] * 100:.1f}% of all tokens;",
+        f"  {split['train_tokens']:,} training tokens.",
+        f"- Held-out books: {', '.join(split['val_books'])}.",
+        "- Tokenizer: byte-level BPE, 4096 entries (4093 learned + `<|endoftext|>`, `<|pad|>`, `<|mask|>` = 4095), trained on the",
+        "  training books only. The choice was measured (`train/tokenizer.py --measure`): " + vocab_note + ".",
+        "",
+        "## Model and training",
+        f"- MDLM DiT, exactly the layout the engine loads for `kuleshov-group/mdlm-owt`: {a['blocks']} blocks × {a['hidden']} wide, {a['heads']} heads,",
+        f"  cond {a['cond']}, context {a['len']}, `time_conditioning: false`; {log['params'] / 1e6:.2f} M parameters, {size / 1e6:.1f} MB in F16.",
+        "- Objective: MDLM continuous time, loglinear schedule (mask probability t), subs parameterisation, weight 1/t,",
+        "  low-discrepancy t across each batch; canvases of 32, 64 or 128 tokens framed by `<|endoftext|>`.",
+        f"- AdamW (β 0.9/0.98, weight decay 0.01), peak lr {a['lr']}, {a['warmup']} warm-up steps, cosine decay to 10%, grad clip 1,",
+        f"  {a['tokens_per_step']} tokens per step, seed {a['seed']}.",
+        f"- {log['steps']} steps, {log['tokens'] / 1e6:.1f} M tokens seen ({log['tokens'] / split['train_tokens']:.2f} epochs), wall time {log['wall_s'] / 60:.0f} min",
+        f"  on {log['machine']} (the 2-core development VM; no GPU machine was lent to this session).",
+        f"- Final validation loss (NELBO per token on the held-out batches used during training): {log['final_val']:.3f} nats.",
+        "",
+        "![loss curve](loss.png)",
+        "",
+        "## Evaluation on the held-out books",
+        "Masks and times are SplitMix64 hashes of (seed, chunk, position), so the engine (`unmask eval`) and the",
+        "PyTorch side (`train/eval.py`) score exactly the same tokens; special tokens are never predicted on either side.",
+        "",
+        "| | masked-token top-1 accuracy (15% masked) | NELBO per token (nats) | perplexity bound |",
+        "|---|---|---|---|",
+        f"| engine (`unmask eval`, CPU, f32 compute on F16 weights) | {engine['accuracy'] * 100:.2f}% | {engine['nelbo_per_token']:.4f} | {engine['ppl_bound']:.2f} |",
+        f"| PyTorch (`train/eval.py`, same weights) | {tmodel['accuracy'] * 100:.2f}% | {tmodel['nelbo_per_token']:.4f} | {tmodel['ppl_bound']:.2f} |",
+        f"| unigram baseline (training frequencies) | {unigram['accuracy'] * 100:.2f}% | {unigram['nelbo_per_token']:.4f} | {unigram['ppl_bound']:.2f} |",
+        "",
+        f"Engine vs PyTorch: accuracy differs by {rel(engine['accuracy'], tmodel['accuracy']):.1e}%, the NELBO by",
+        f"{rel(engine['nelbo_per_token'], tmodel['nelbo_per_token']):.1e}% (relative; the requirement is 1%); {engine['tokens']:,} tokens, {engine['masked']:,} masked for accuracy,",
+        f"{engine['chunks']} chunks of up to {a['len'] - 2} tokens.",
+        "",
+        "## Ten infills",
+        "Templates chosen before looking at any output; `unmask infill TEMPLATE --seed 0` (ancestral sampling, temperature 1,",
+        "one step per hole).",
+        "",
+    ]
+    for t, o in examples:
+        lines += [f"- `{t}`", f"  → {o}"]
+    lines.append("")
+    with open(os.path.join(OUT, "REPORT.md"), "w") as f:
+        f.write("\n".join(lines))
+    print("wrote", os.path.join(OUT, "REPORT.md"))
+
+
+if __name__ == "__main__":
+    main()
