@@ -206,6 +206,31 @@ enum Op {
     Copy(wgpu::Buffer, wgpu::Buffer, u64),
 }
 
+/// Collects dispatches into ops, closing the current run of dispatches at each copy.
+#[derive(Default)]
+struct Recorder {
+    ops: Vec<Op>,
+    calls: Vec<Call>,
+}
+
+impl Recorder {
+    fn flush(&mut self) {
+        if !self.calls.is_empty() {
+            self.ops.push(Op::Calls(std::mem::take(&mut self.calls)));
+        }
+    }
+
+    fn copy(&mut self, src: &wgpu::Buffer, dst: &wgpu::Buffer, bytes: u64) {
+        self.flush();
+        self.ops.push(Op::Copy(src.clone(), dst.clone(), bytes));
+    }
+
+    fn finish(mut self) -> Vec<Op> {
+        self.flush();
+        self.ops
+    }
+}
+
 /// The adaLN buffers of one block, rewritten for each σ.
 struct ModBuffers {
     attn: wgpu::Buffer,
@@ -254,7 +279,7 @@ impl GpuSession {
                 m.vocab
             )));
         }
-        let s = GpuSession {
+        let mut s = GpuSession {
             len,
             max_rows,
             ids: g.storage("ids", f(len)),
@@ -290,7 +315,6 @@ impl GpuSession {
             ),
             reducers: HashMap::new(),
         };
-        let mut s = s;
         s.backbone = s.record_backbone(m, len, hh, max_ff)?;
         Ok(s)
     }
@@ -310,8 +334,8 @@ impl GpuSession {
         let att = g.storage("attn", f(len * hh));
         let up = g.storage("ffn.up", f(len * max_ff));
         let act = g.storage("ffn.act", f(len * max_ff / 2 + len));
-        let mut ops: Vec<Op> = Vec::new();
-        let mut calls: Vec<Call> = embed(
+        let mut rec = Recorder::default();
+        rec.calls.extend(embed(
             g,
             &m.embed,
             &self.ids,
@@ -319,24 +343,14 @@ impl GpuSession {
             &self.type_ids,
             &self.x,
             len,
-        );
-        let flush = |ops: &mut Vec<Op>, calls: &mut Vec<Call>| {
-            if !calls.is_empty() {
-                ops.push(Op::Calls(std::mem::take(calls)));
-            }
-        };
+        ));
         if let Some(n) = &m.emb_norm {
-            calls.push(norm(g, n, &self.x, &hbuf, len));
-            flush(&mut ops, &mut calls);
-            ops.push(Op::Copy(hbuf.clone(), self.x.clone(), f(len * h)));
+            self.renorm(g, &mut rec, Some(n), &hbuf, len, h);
         }
         let mut tables: Vec<(Vec<u32>, wgpu::Buffer)> = Vec::new();
-        let mut mod_i = 0;
+        let mut mods = self.mods.iter();
         for b in &m.blocks {
-            let mb = b.modulation.as_ref().map(|_| {
-                mod_i += 1;
-                &self.mods[mod_i - 1]
-            });
+            let mb = b.modulation.as_ref().and_then(|_| mods.next());
             let cs = b.rope.as_ref().map(|r| {
                 let key: Vec<u32> = r.inv_freq.iter().map(|v| v.to_bits()).collect();
                 if let Some((_, buf)) = tables.iter().find(|(k, _)| *k == key) {
@@ -347,92 +361,102 @@ impl GpuSession {
                     buf
                 }
             });
-            let e_b = |l: &'_ GpuLinear| -> Option<wgpu::Buffer> { l.b.clone() };
-            match b.placement {
-                NormPlacement::Pre => {
-                    // h = norm(x) (modulated), attention, x += out
-                    match &b.attn_norm {
-                        Some(n) => calls.push(norm(g, n, &self.x, &hbuf, len)),
-                        None => {
-                            flush(&mut ops, &mut calls);
-                            ops.push(Op::Copy(self.x.clone(), hbuf.clone(), f(len * h)));
-                        }
-                    }
-                    if let Some(mb) = mb {
-                        calls.push(modulate(g, &hbuf, &mb.attn, len, h));
-                    }
-                    self.attention_calls(m, b, &hbuf, &qkv, &att, cs.as_ref(), len, &mut calls);
-                    let bias = e_b(&b.attn_out);
-                    calls.extend(matmul(
-                        g,
-                        &att,
-                        len,
-                        &b.attn_out.w,
-                        &Epilogue {
-                            bias: bias.as_ref(),
-                            gate: mb.map(|x| &x.attn_gate),
-                            act: None,
-                            accum: true,
-                        },
-                        &self.x,
-                        h,
-                        0,
-                    ));
-                    match &b.ffn_norm {
-                        Some(n) => calls.push(norm(g, n, &self.x, &hbuf, len)),
-                        None => {
-                            flush(&mut ops, &mut calls);
-                            ops.push(Op::Copy(self.x.clone(), hbuf.clone(), f(len * h)));
-                        }
-                    }
-                    if let Some(mb) = mb {
-                        calls.push(modulate(g, &hbuf, &mb.ffn, len, h));
-                    }
-                    self.ffn_calls(
-                        m,
-                        b,
-                        &hbuf,
-                        &up,
-                        &act,
-                        len,
-                        mb.map(|x| &x.ffn_gate),
-                        &mut calls,
-                    );
-                }
-                NormPlacement::Post => {
-                    self.attention_calls(m, b, &self.x, &qkv, &att, cs.as_ref(), len, &mut calls);
-                    let bias = e_b(&b.attn_out);
-                    calls.extend(matmul(
-                        g,
-                        &att,
-                        len,
-                        &b.attn_out.w,
-                        &Epilogue {
-                            bias: bias.as_ref(),
-                            gate: None,
-                            act: None,
-                            accum: true,
-                        },
-                        &self.x,
-                        h,
-                        0,
-                    ));
-                    if let Some(n) = &b.attn_norm {
-                        calls.push(norm(g, n, &self.x, &hbuf, len));
-                        flush(&mut ops, &mut calls);
-                        ops.push(Op::Copy(hbuf.clone(), self.x.clone(), f(len * h)));
-                    }
-                    self.ffn_calls(m, b, &self.x, &up, &act, len, None, &mut calls);
-                    if let Some(n) = &b.ffn_norm {
-                        calls.push(norm(g, n, &self.x, &hbuf, len));
-                        flush(&mut ops, &mut calls);
-                        ops.push(Op::Copy(hbuf.clone(), self.x.clone(), f(len * h)));
-                    }
-                }
+            let pre = b.placement == NormPlacement::Pre;
+            // attention: x += out(attn(norm(x))) for pre-LN, x = norm(x + out(attn(x))) for post-LN
+            let input = if pre {
+                self.prepare(
+                    g,
+                    &mut rec,
+                    b.attn_norm.as_ref(),
+                    mb.map(|x| &x.attn),
+                    &hbuf,
+                    len,
+                    h,
+                );
+                &hbuf
+            } else {
+                &self.x
+            };
+            self.attention_calls(m, b, input, &qkv, &att, cs.as_ref(), len, &mut rec.calls);
+            let e = Epilogue {
+                bias: b.attn_out.b.as_ref(),
+                gate: mb.map(|x| &x.attn_gate),
+                act: None,
+                accum: true,
+            };
+            rec.calls
+                .extend(matmul(g, &att, len, &b.attn_out.w, &e, &self.x, h, 0));
+            if !pre {
+                self.renorm(g, &mut rec, b.attn_norm.as_ref(), &hbuf, len, h);
+            }
+            // feed-forward, the same way round
+            let input = if pre {
+                self.prepare(
+                    g,
+                    &mut rec,
+                    b.ffn_norm.as_ref(),
+                    mb.map(|x| &x.ffn),
+                    &hbuf,
+                    len,
+                    h,
+                );
+                &hbuf
+            } else {
+                &self.x
+            };
+            self.ffn_calls(
+                m,
+                b,
+                input,
+                &up,
+                &act,
+                len,
+                mb.map(|x| &x.ffn_gate),
+                &mut rec.calls,
+            );
+            if !pre {
+                self.renorm(g, &mut rec, b.ffn_norm.as_ref(), &hbuf, len, h);
             }
         }
-        flush(&mut ops, &mut calls);
-        Ok(ops)
+        Ok(rec.finish())
+    }
+
+    /// Pre-LN input: `h = norm(x)` (a copy when the block has no norm), then the adaLN
+    /// modulation when the block is time-conditioned.
+    #[allow(clippy::too_many_arguments)]
+    fn prepare(
+        &self,
+        g: &Gpu,
+        rec: &mut Recorder,
+        n: Option<&GpuNorm>,
+        md: Option<&wgpu::Buffer>,
+        hbuf: &wgpu::Buffer,
+        len: usize,
+        h: usize,
+    ) {
+        match n {
+            Some(n) => rec.calls.push(norm(g, n, &self.x, hbuf, len)),
+            None => rec.copy(&self.x, hbuf, (len * h * 4) as u64),
+        }
+        if let Some(md) = md {
+            rec.calls.push(modulate(g, hbuf, md, len, h));
+        }
+    }
+
+    /// Post-LN: `x = norm(x)`, through `h` because one dispatch cannot read and write a binding.
+    fn renorm(
+        &self,
+        g: &Gpu,
+        rec: &mut Recorder,
+        n: Option<&GpuNorm>,
+        hbuf: &wgpu::Buffer,
+        len: usize,
+        h: usize,
+    ) {
+        if let Some(n) = n {
+            rec.calls.push(norm(g, n, &self.x, hbuf, len));
+            rec.copy(hbuf, &self.x, (len * h * 4) as u64);
+        }
     }
 
     #[allow(clippy::too_many_arguments)]

@@ -46,6 +46,16 @@ enum WeightsArg {
     F32,
 }
 
+/// Where a command runs.
+#[derive(Clone, Copy, clap::Args)]
+struct Device {
+    #[arg(long, value_enum, default_value = "auto")]
+    backend: BackendArg,
+    /// GPU weight storage.
+    #[arg(long, value_enum, default_value = "f16")]
+    weights: WeightsArg,
+}
+
 /// The adapter to use for `arg`, or `None` for the CPU; says on stderr what it chose.
 fn pick_gpu(arg: BackendArg) -> Result<Option<Arc<Gpu>>> {
     match arg {
@@ -73,11 +83,11 @@ fn pick_gpu(arg: BackendArg) -> Result<Option<Arc<Gpu>>> {
 }
 
 /// Attaches the chosen GPU to the model and returns the backend to run.
-fn select_backend(arg: BackendArg, weights: WeightsArg, model: &mut Model) -> Result<Backend> {
-    match pick_gpu(arg)? {
+fn select_backend(device: Device, model: &mut Model) -> Result<Backend> {
+    match pick_gpu(device.backend)? {
         None => Ok(Backend::Cpu),
         Some(g) => {
-            model.attach_gpu(g, weights == WeightsArg::F16)?;
+            model.attach_gpu(g, device.weights == WeightsArg::F16)?;
             Ok(Backend::Gpu)
         }
     }
@@ -97,11 +107,8 @@ enum Command {
         /// Output: `logits` (F32 [B, L, V]) and, for MDLM, `log_probs`.
         #[arg(long)]
         output: PathBuf,
-        #[arg(long, value_enum, default_value = "auto")]
-        backend: BackendArg,
-        /// GPU weight storage.
-        #[arg(long, value_enum, default_value = "f16")]
-        weights: WeightsArg,
+        #[command(flatten)]
+        device: Device,
     },
     /// Fill the holes of a template by iterative unmasking: `[MASK]`, `[MASK*N]`,
     /// `[[words to rewrite]]`, `\[` for a literal bracket. `-` reads one template per line from stdin.
@@ -149,11 +156,8 @@ enum Command {
         /// Print one JSON object per template instead of text.
         #[arg(long)]
         json: bool,
-        #[arg(long, value_enum, default_value = "auto")]
-        backend: BackendArg,
-        /// GPU weight storage.
-        #[arg(long, value_enum, default_value = "f16")]
-        weights: WeightsArg,
+        #[command(flatten)]
+        device: Device,
     },
     /// Measure model quality on a text file: masked-token accuracy and the MDLM perplexity bound.
     Eval {
@@ -168,11 +172,8 @@ enum Command {
         mask_rate: f64,
         #[arg(long, default_value_t = 0)]
         seed: u64,
-        #[arg(long, value_enum, default_value = "auto")]
-        backend: BackendArg,
-        /// GPU weight storage.
-        #[arg(long, value_enum, default_value = "f16")]
-        weights: WeightsArg,
+        #[command(flatten)]
+        device: Device,
     },
     /// Time the forward pass of an MDLM-OWT-shaped model with random weights.
     Bench {
@@ -217,13 +218,12 @@ fn run(cmd: Command) -> Result<()> {
             model,
             input,
             output,
-            backend,
-            weights,
+            device,
         } => {
             let mut model = Model::load(&model)?;
             let batch = Batch::read_safetensors(&input)?;
             model.check(&batch)?;
-            let backend = select_backend(backend, weights, &mut model)?;
+            let backend = select_backend(device, &mut model)?;
             let f = model.forward(&batch, backend, false)?;
             let mut tensors = vec![("logits", &f.out.logits)];
             if let Some(lp) = &f.log_probs {
@@ -247,11 +247,10 @@ fn run(cmd: Command) -> Result<()> {
             seed,
             trace,
             json,
-            backend,
-            weights,
+            device,
         } => {
             let mut inf = load_infiller(model.as_deref())?;
-            inf.backend = select_backend(backend, weights, &mut inf.model)?;
+            inf.backend = select_backend(device, &mut inf.model)?;
             let mut opts = SamplerOptions::for_model(&inf.model);
             if let Some(s) = strategy {
                 opts.strategy = s;
@@ -283,11 +282,10 @@ fn run(cmd: Command) -> Result<()> {
             text,
             mask_rate,
             seed,
-            backend,
-            weights,
+            device,
         } => {
             let mut inf = load_infiller(model.as_deref())?;
-            inf.backend = select_backend(backend, weights, &mut inf.model)?;
+            inf.backend = select_backend(device, &mut inf.model)?;
             let body = std::fs::read_to_string(&text).map_err(|e| Error::io(text.display(), e))?;
             let report = evaluate(&inf, &body, &EvalOptions { mask_rate, seed })?;
             println!("{}", serde_json::to_string(&report).expect("serialisable"));
