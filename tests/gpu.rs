@@ -41,25 +41,6 @@ fn gpu_logits(g: &Arc<Gpu>, model: &Model, batch: &unmask::batch::Batch, f16: bo
     Tensor::new(vec![batch.size, batch.len, gm.vocab], out)
 }
 
-/// max over real positions of |a − b| / (1e-3 + 1e-3·|b|): ≤ 1 means within atol = rtol = 1e-3.
-fn scaled_err(got: &Tensor, want: &Tensor, batch: &unmask::batch::Batch) -> f32 {
-    let v = got.cols();
-    let mut m = 0.0f32;
-    for b in 0..batch.size {
-        for i in 0..batch.len {
-            if !batch.is_real(b, i) {
-                continue;
-            }
-            let o = (b * batch.len + i) * v;
-            for k in 0..v {
-                let (a, w) = (got.data[o + k], want.data[o + k]);
-                m = m.max((a - w).abs() / (1e-3 + 1e-3 * w.abs()));
-            }
-        }
-    }
-    m
-}
-
 #[test]
 fn gpu_forward_matches_golden_on_every_fixture() {
     let Some(g) = gpu() else { return };

@@ -45,6 +45,31 @@ pub fn max_diff(got: &Tensor, want: &Tensor, batch: &Batch) -> f32 {
     m
 }
 
+/// Max over real positions of |got − want| / (1e-3 + 1e-3·|want|): at most 1 means within
+/// atol = rtol = 1e-3, the GPU tolerance.
+pub fn scaled_err(got: &Tensor, want: &Tensor, batch: &Batch) -> f32 {
+    assert_eq!(got.shape, want.shape, "shapes");
+    let v = got.cols();
+    let mut m = 0.0f32;
+    for b in 0..batch.size {
+        for i in 0..batch.len {
+            if !batch.is_real(b, i) {
+                continue;
+            }
+            let o = (b * batch.len + i) * v;
+            for k in 0..v {
+                let (a, w) = (got.data[o + k], want.data[o + k]);
+                let e = (a - w).abs() / (1e-3 + 1e-3 * w.abs());
+                if e.is_nan() {
+                    return f32::INFINITY;
+                }
+                m = m.max(e);
+            }
+        }
+    }
+    m
+}
+
 fn argmax(row: &[f32]) -> usize {
     let mut best = 0;
     for (i, &v) in row.iter().enumerate() {
