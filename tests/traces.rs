@@ -1,0 +1,180 @@
+//! Bit-identical behaviour: every case in `tests/fixtures/traces/cases.txt` (each fixture and the
+//! default model, each strategy, sampled and guided variants, fixed seeds) is run through the
+//! built binary with `--trace`, on the CPU and on the GPU, and its trace must equal the one
+//! recorded before the async-seam restructuring byte for byte (the done event's `"ms"` timing
+//! aside). `record.sh` beside the files recorded them.
+//!
+//! The GPU traces were recorded on lavapipe; on another adapter the GPU half cannot be
+//! bit-identical, so it says why and compares the CPU half only. Under CI=true a missing
+//! adapter fails.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use common::fixture;
+
+const BIN: &str = env!("CARGO_BIN_EXE_unmask");
+
+struct Case {
+    name: String,
+    model: String,
+    template: String,
+    args: Vec<String>,
+}
+
+fn cases(dir: &Path) -> Vec<Case> {
+    let text = std::fs::read_to_string(dir.join("cases.txt")).unwrap();
+    text.lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+        .map(|l| {
+            let f: Vec<&str> = l.split(" | ").collect();
+            assert_eq!(f.len(), 4, "cases.txt: {l}");
+            Case {
+                name: f[0].into(),
+                model: f[1].into(),
+                template: f[2].into(),
+                args: f[3].split_whitespace().map(String::from).collect(),
+            }
+        })
+        .collect()
+}
+
+/// The done event's timing is the one field that may differ between two identical runs.
+fn normalise(trace: &str) -> String {
+    let mut out = String::with_capacity(trace.len());
+    for line in trace.lines() {
+        match line.find("\"ms\":") {
+            Some(i) => {
+                let rest = &line[i + 5..];
+                let end = rest
+                    .find(|c: char| !(c.is_ascii_digit() || "-+.eE".contains(c)))
+                    .unwrap_or(rest.len());
+                out.push_str(&line[..i + 5]);
+                out.push('0');
+                out.push_str(&rest[end..]);
+            }
+            None => out.push_str(line),
+        }
+        out.push('\n');
+    }
+    out
+}
+
+enum Outcome {
+    Same,
+    Differs(String),
+    NoAdapter(String),
+    OtherAdapter(String),
+}
+
+fn run_case(c: &Case, backend: &str, dir: &Path, adapter: &str) -> Outcome {
+    let tmp = tempfile::NamedTempFile::new().unwrap();
+    let mut cmd = Command::new(BIN);
+    cmd.arg("infill").arg(&c.template);
+    if c.model != "default" {
+        cmd.arg("--model").arg(fixture(&c.model));
+    }
+    let out = cmd
+        .args(["--backend", backend, "--trace"])
+        .arg(tmp.path())
+        .args(&c.args)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    if !out.status.success() {
+        if backend == "gpu" && stderr.contains("no adapter") {
+            return Outcome::NoAdapter(stderr);
+        }
+        return Outcome::Differs(format!("failed: {stderr}"));
+    }
+    if backend == "gpu" {
+        let used = stderr
+            .lines()
+            .find_map(|l| l.strip_prefix("unmask: "))
+            .unwrap_or("");
+        if used != adapter {
+            return Outcome::OtherAdapter(used.to_string());
+        }
+    }
+    let got = normalise(&std::fs::read_to_string(tmp.path()).unwrap());
+    let want_path = dir.join(format!("{}.{backend}.jsonl", c.name));
+    let want = std::fs::read_to_string(&want_path)
+        .unwrap_or_else(|e| panic!("{}: {e}", want_path.display()));
+    if got == want {
+        return Outcome::Same;
+    }
+    let (i, (g, w)) = got
+        .lines()
+        .zip(want.lines())
+        .enumerate()
+        .find(|(_, (g, w))| g != w)
+        .unwrap_or((got.lines().count().min(want.lines().count()), ("", "")));
+    Outcome::Differs(format!("line {}:\n  got  {g}\n  want {w}", i + 1))
+}
+
+#[test]
+fn traces_are_bit_identical_to_the_recorded_ones() {
+    let dir: PathBuf = fixture("traces");
+    let cases = cases(&dir);
+    assert!(cases.len() >= 90, "{} cases", cases.len());
+    let adapter = std::fs::read_to_string(dir.join("adapter.txt"))
+        .unwrap()
+        .trim()
+        .to_string();
+    let ci = std::env::var("CI").is_ok_and(|v| v == "true");
+    let jobs: Vec<(&Case, &str)> = cases
+        .iter()
+        .flat_map(|c| [(c, "cpu"), (c, "gpu")])
+        .collect();
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let results: Vec<(String, Outcome)> = std::thread::scope(|s| {
+        let workers: Vec<_> = (0..threads)
+            .map(|_| {
+                s.spawn(|| {
+                    let mut out = Vec::new();
+                    loop {
+                        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        let Some(&(c, b)) = jobs.get(i) else { break };
+                        out.push((format!("{} ({b})", c.name), run_case(c, b, &dir, &adapter)));
+                    }
+                    out
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .flat_map(|w| w.join().unwrap())
+            .collect()
+    });
+    let (mut same, mut failures, mut skipped) = (0, Vec::new(), None);
+    for (name, r) in results {
+        match r {
+            Outcome::Same => same += 1,
+            Outcome::Differs(why) => failures.push(format!("{name}: {why}")),
+            Outcome::NoAdapter(e) if ci => failures.push(format!("{name}: CI=true but {e}")),
+            Outcome::NoAdapter(e) => skipped = Some(format!("no GPU adapter ({})", e.trim())),
+            Outcome::OtherAdapter(a) if ci => {
+                failures.push(format!("{name}: CI=true but the adapter is {a}, not {adapter}"))
+            }
+            Outcome::OtherAdapter(a) => {
+                skipped = Some(format!(
+                    "the GPU traces were recorded on {adapter}; this machine's is {a}"
+                ))
+            }
+        }
+    }
+    if let Some(why) = skipped {
+        eprintln!("GPU traces not compared: {why}");
+    }
+    eprintln!("{same} traces identical");
+    assert!(
+        failures.is_empty(),
+        "{} of {} traces differ:\n{}",
+        failures.len(),
+        jobs.len(),
+        failures.join("\n")
+    );
+}
