@@ -7,16 +7,16 @@
 // b:    [N] f32 (read when HAS_BIAS)
 // gate: [N] f32 (read when GATED)
 // y:    [M, ldy] f32, columns y_off .. y_off + N; added to when ACCUM
+//
+// Composed after shared/activation.wgsl (ACT, activate).
 
 override F16: bool = true;
 override HAS_BIAS: bool = false;
 override GATED: bool = false;
 override ACCUM: bool = false;
-// 0 none, 1 GELU erf, 2 GELU tanh, 3 SiLU
-override ACT: u32 = 0u;
 
 // b_off: where this row chunk of w starts in b and gate
-struct Params { m: u32, n: u32, k: u32, ldw: u32, ldy: u32, y_off: u32, b_off: u32, _p1: u32 }
+struct Params { m: u32, n: u32, k: u32, ldw: u32, ldy: u32, y_off: u32, b_off: u32, _p0: u32 }
 
 @group(0) @binding(0) var<storage, read> x: array<f32>;
 @group(0) @binding(1) var<storage, read> w: array<u32>;
@@ -29,30 +29,6 @@ const TS: u32 = 32u;
 const TK: u32 = 16u;
 var<workgroup> xs: array<f32, 512>; // [TS][TK]
 var<workgroup> ws: array<f32, 512>; // [TS][TK]
-
-fn erf_approx(v: f32) -> f32 {
-    // Abramowitz–Stegun 7.1.26 is too coarse (1.5e-7 abs but on the f32 edge); use the
-    // W. J. Cody-style rational form via exp, accurate to ~1e-7.
-    let s = sign(v);
-    let a = abs(v);
-    let t = 1.0 / (1.0 + 0.5 * a);
-    let y = 1.0 - t * exp(-a * a - 1.26551223 + t * (1.00002368 + t * (0.37409196 + t * (0.09678418 +
-        t * (-0.18628806 + t * (0.27886807 + t * (-1.13520398 + t * (1.48851587 +
-        t * (-0.82215223 + t * 0.17087277)))))))));
-    return s * y;
-}
-
-fn activate(v: f32) -> f32 {
-    switch ACT {
-        case 1u: { return 0.5 * v * (1.0 + erf_approx(v * 0.70710678118654752)); }
-        case 2u: {
-            let u = 0.7978845608 * (v + 0.044715 * v * v * v);
-            return v / (1.0 + exp(-2.0 * u));
-        }
-        case 3u: { return v / (1.0 + exp(-v)); }
-        default: { return v; }
-    }
-}
 
 fn weight(row: u32, col: u32) -> f32 {
     if F16 {

@@ -5,6 +5,8 @@
 // weight: [d] f32
 // bias:   [d] f32 (read when HAS_BIAS)
 // y:      [rows, d] f32
+//
+// Composed after shared/workgroup_reduce.wgsl (WG, reduce_sum).
 
 override RMS: bool = false;
 override HAS_BIAS: bool = false;
@@ -17,22 +19,7 @@ struct Params { rows: u32, d: u32, eps: f32, _p: u32 }
 @group(0) @binding(3) var<storage, read_write> y: array<f32>;
 @group(0) @binding(4) var<uniform> p: Params;
 
-const WG: u32 = 64u;
-var<workgroup> part: array<f32, 64>;
-
-fn reduce_sum(v: f32, t: u32) -> f32 {
-    part[t] = v;
-    workgroupBarrier();
-    for (var s = WG / 2u; s > 0u; s >>= 1u) {
-        if (t < s) { part[t] += part[t + s]; }
-        workgroupBarrier();
-    }
-    let total = part[0];
-    workgroupBarrier();
-    return total;
-}
-
-@compute @workgroup_size(64)
+@compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
     let r = wg.x + wg.y * 65535u;
     if (r >= p.rows) { return; }

@@ -7,6 +7,8 @@
 // allowed: [V] u32 (1 = may be proposed)
 // stats:   [R, 4] f32 — max, lse(x), lse(x / T), Σ p log p
 // top_ids: [R, K] u32;  top_val: [R, K] f32 (raw logits, descending)
+//
+// Composed after shared/workgroup_reduce.wgsl (WG, wg_val, reduce_sum, reduce_max).
 
 override K: u32 = 16u;
 
@@ -19,41 +21,16 @@ struct Params { rows: u32, v: u32, inv_t: f32, _p: u32 }
 @group(0) @binding(4) var<storage, read_write> top_val: array<f32>;
 @group(0) @binding(5) var<uniform> p: Params;
 
-const WG: u32 = 64u;
 const NONE: f32 = -3.0e38;
-var<workgroup> rv: array<f32, 64>;
-var<workgroup> ri: array<u32, 64>;
-
-fn reduce_max(v: f32, t: u32) -> f32 {
-    rv[t] = v;
-    workgroupBarrier();
-    for (var s = WG / 2u; s > 0u; s >>= 1u) {
-        if (t < s) { rv[t] = max(rv[t], rv[t + s]); }
-        workgroupBarrier();
-    }
-    let r = rv[0];
-    workgroupBarrier();
-    return r;
-}
-
-fn reduce_sum(v: f32, t: u32) -> f32 {
-    rv[t] = v;
-    workgroupBarrier();
-    for (var s = WG / 2u; s > 0u; s >>= 1u) {
-        if (t < s) { rv[t] += rv[t + s]; }
-        workgroupBarrier();
-    }
-    let r = rv[0];
-    workgroupBarrier();
-    return r;
-}
+// the ids beside wg_val in the top-K tree
+var<workgroup> wg_id: array<u32, WG>;
 
 // (value, id) ordering: larger value first, then smaller id
 fn before(v: f32, i: u32, w: f32, j: u32) -> bool {
     return v > w || (v == w && i < j);
 }
 
-@compute @workgroup_size(64)
+@compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
     let r = wg.x;
     let t = lid.x;
@@ -102,18 +79,18 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid:
             let x = logits[base + i];
             if (before(last_v, last_i, x, i) && before(x, i, bv, bi)) { bv = x; bi = i; }
         }
-        rv[t] = bv;
-        ri[t] = bi;
+        wg_val[t] = bv;
+        wg_id[t] = bi;
         workgroupBarrier();
         for (var s = WG / 2u; s > 0u; s >>= 1u) {
-            if (t < s && before(rv[t + s], ri[t + s], rv[t], ri[t])) {
-                rv[t] = rv[t + s];
-                ri[t] = ri[t + s];
+            if (t < s && before(wg_val[t + s], wg_id[t + s], wg_val[t], wg_id[t])) {
+                wg_val[t] = wg_val[t + s];
+                wg_id[t] = wg_id[t + s];
             }
             workgroupBarrier();
         }
-        last_v = rv[0];
-        last_i = ri[0];
+        last_v = wg_val[0];
+        last_i = wg_id[0];
         workgroupBarrier();
         if (t == 0u) {
             top_val[r * K + k] = last_v;

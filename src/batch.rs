@@ -6,9 +6,31 @@ use std::collections::HashMap;
 
 use safetensors::{Dtype, SafeTensors};
 
-use crate::backend::cpu::Row;
 use crate::error::{Error, Result};
 use crate::tensor::Tensor;
+
+/// One canvas of a batch, as a backend runs it.
+#[derive(Clone, Copy, Debug)]
+pub struct Row<'a> {
+    pub ids: &'a [u32],
+    /// `false` = padding: no position attends to it.
+    pub key_mask: Option<&'a [bool]>,
+    pub token_types: Option<&'a [u32]>,
+    /// MDLM's noise level σ (ignored by models without time conditioning).
+    pub sigma: f32,
+}
+
+impl<'a> Row<'a> {
+    /// A canvas with no padding and no token types.
+    pub fn plain(ids: &'a [u32], sigma: f32) -> Row<'a> {
+        Row {
+            ids,
+            key_mask: None,
+            token_types: None,
+            sigma,
+        }
+    }
+}
 
 #[derive(Clone, Debug)]
 pub struct Batch {

@@ -8,11 +8,12 @@ use std::time::Instant;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
-use crate::backend::Backend;
+use crate::backend::Denoiser;
 use crate::batch::Batch;
+use crate::engine::{forward, prepare, LoadOptions};
 use crate::error::Result;
 use crate::model::config::Config;
-use crate::model::{LoadOptions, Model, Weights};
+use crate::model::{Model, Weights};
 use crate::tensor::Tensor;
 
 /// The shape of a benchmark model.
@@ -96,12 +97,8 @@ pub fn random_mdlm(shape: &Shape, seed: u64) -> Result<Model> {
         &[2 * h],
         s,
     );
-    Model::from_parts(
-        &cfg,
-        &Weights::from_tensors(t),
-        None,
-        LoadOptions::default(),
-    )
+    let model = Model::from_parts(&cfg, &Weights::from_tensors(t), None)?;
+    Ok(prepare(model, LoadOptions::default()))
 }
 
 /// One measured configuration.
@@ -120,10 +117,10 @@ pub struct Measurement {
 
 /// Times `iters` forward passes (after one warm-up) of one canvas of `len` random tokens,
 /// with the head over every row, as `unmask forward` computes it.
-pub fn measure(
+pub async fn measure(
     model: &Model,
+    denoiser: &mut impl Denoiser,
     name: &str,
-    backend: Backend,
     len: usize,
     iters: usize,
     seed: u64,
@@ -133,11 +130,11 @@ pub fn measure(
         .map(|_| rng.random_range(0..model.spec.vocab_size as u32))
         .collect();
     let batch = Batch::single(ids);
-    model.forward(&batch, backend, false)?; // warm-up: page in weights, spin up threads
+    forward(model, denoiser, &batch, false).await?; // warm-up: page in weights, spin up threads
     let mut times = Vec::with_capacity(iters);
     for _ in 0..iters.max(1) {
         let t0 = Instant::now();
-        let out = model.forward(&batch, backend, false)?;
+        let out = forward(model, denoiser, &batch, false).await?;
         times.push(t0.elapsed().as_secs_f64() * 1e3);
         std::hint::black_box(out);
     }
@@ -146,7 +143,7 @@ pub fn measure(
     let gflop = model.plan.flops(len, len) / 1e9;
     Ok(Measurement {
         model: name.to_string(),
-        backend: backend.name().into(),
+        backend: denoiser.backend().name().into(),
         len,
         iters: times.len(),
         ms_median,
@@ -171,7 +168,8 @@ pub struct MatmulMeasurement {
 
 /// Times `iters` dispatches of the matmul kernel on `[m, k] × [n, k]ᵀ` (after one warm-up),
 /// each submitted and waited for on its own.
-pub fn matmul_gflops(
+#[cfg(feature = "gpu")]
+pub async fn matmul_gflops(
     gpu: &crate::backend::gpu::Gpu,
     m: usize,
     k: usize,
@@ -196,7 +194,7 @@ pub fn matmul_gflops(
     for i in 0..=iters.max(1) {
         let t0 = Instant::now();
         gpu.run(&refs);
-        gpu.read_blocking::<f32>(&[(&yb, 0, 1)])?; // waits for the dispatch
+        gpu.read::<f32>(&[(&yb, 0, 1)]).await?; // waits for the dispatch
         if i > 0 {
             times.push(t0.elapsed().as_secs_f64() * 1e3);
         }

@@ -11,7 +11,10 @@ pub mod backend;
 pub mod batch;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod bench;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod blocking;
 pub mod diffusion;
+pub mod engine;
 pub mod error;
 pub mod model;
 pub mod tensor;

@@ -64,7 +64,7 @@ fn run_forward_on(
     ids_as_i32: bool,
     backend: &[&str],
 ) -> HashMap<String, unmask::tensor::Tensor> {
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = common::tempdir();
     let (input, output) = (
         tmp.path().join("in.safetensors"),
         tmp.path().join("out.safetensors"),
@@ -137,7 +137,7 @@ fn fails_with(args: &[&str], parts: &[&str]) {
 
 #[test]
 fn forward_command_errors_are_one_clear_line() {
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = common::tempdir();
     let model = fixture("mdlm_dit");
     let model = model.to_str().unwrap();
     let out = tmp.path().join("o.safetensors");
@@ -204,7 +204,7 @@ fn unmask(args: &[&str], stdin: Option<&str>) -> std::process::Output {
 
 #[test]
 fn infill_command_prints_the_text_and_writes_a_trace_that_adds_up() {
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = common::tempdir();
     let trace = tmp.path().join("trace.jsonl");
     let model = fixture("mdlm_dit");
     let template = "the cat [MASK*3] on the [MASK] .";
@@ -383,13 +383,13 @@ fn infill_command_errors() {
             "--force",
             "0=the cat",
         ],
-        &["--force 0=the cat", "not one"],
+        &["force 0=the cat", "not one"],
     );
 }
 
 #[test]
 fn eval_command_reports_accuracy_and_the_perplexity_bound() {
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = common::tempdir();
     let text = tmp.path().join("text.txt");
     std::fs::write(
         &text,
@@ -432,7 +432,7 @@ fn eval_command_reports_accuracy_and_the_perplexity_bound() {
 #[test]
 fn forward_command_on_the_gpu_matches_golden() {
     // probe for an adapter with the cheapest GPU run there is
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = common::tempdir();
     let input = tmp.path().join("in.safetensors");
     write_input("bert", &input, false, None);
     let out_path = tmp.path().join("out.safetensors");
@@ -481,4 +481,17 @@ fn forward_command_on_the_gpu_matches_golden() {
             1e-2,
         );
     }
+}
+
+#[test]
+fn bench_rejects_an_absurd_thread_count() {
+    // before the fix, 5000 threads were created
+    fails_with(
+        &["bench", "--threads", "5000", "--backend", "cpu"],
+        &["--threads", "5000", "is outside 1..="],
+    );
+    fails_with(
+        &["bench", "--threads", "0", "--backend", "cpu"],
+        &["--threads", "0"],
+    );
 }

@@ -8,10 +8,10 @@ mod common;
 use std::sync::Arc;
 
 use common::*;
-use unmask::backend::Backend;
 use unmask::diffusion::subs;
+use unmask::engine::LoadOptions;
 use unmask::model::plan::{Activation, Ffn, NormPlacement, PositionIds, Rope};
-use unmask::model::{LoadOptions, Model};
+use unmask::model::Model;
 
 /// Max |Δ| against the golden logits after `mutate`; asserts the unmutated model passes first.
 fn diff_after(
@@ -21,31 +21,23 @@ fn diff_after(
     sigma: Option<&str>,
     mutate: impl FnOnce(&mut Model),
 ) -> f32 {
-    let mut model = Model::load_with(&fixture(name), opts).unwrap();
+    let mut model = unmask::engine::load_model_with(&fixture(name), opts).unwrap();
     let (mut batch, g) = golden(name);
     if let Some(s) = sigma {
         batch.sigma = Some(g[s].data.clone());
     }
-    let base = model
-        .forward(&batch, Backend::Cpu, false)
-        .unwrap()
-        .out
-        .logits;
+    let base = cpu_forward(&model, &batch, false).unwrap().out.logits;
     assert!(
         max_diff(&base, &g[key], &batch) <= 1e-4,
         "{name}: unmutated model must pass"
     );
     mutate(&mut model);
-    let got = model
-        .forward(&batch, Backend::Cpu, false)
-        .unwrap()
-        .out
-        .logits;
+    let got = cpu_forward(&model, &batch, false).unwrap().out.logits;
     max_diff(&got, &g[key], &batch)
 }
 
 fn set_activation(model: &mut Model, act: Activation) {
-    for b in &mut model.plan.blocks {
+    for b in &mut model.plan_mut().unwrap().blocks {
         match &mut b.ffn {
             Ffn::Plain { act: a, .. } | Ffn::Gated { act: a, .. } => *a = act,
         }
@@ -77,7 +69,7 @@ fn gelu_flavour_is_caught() {
 fn rope_base_is_caught() {
     let d = diff_after("llada", LoadOptions::default(), "logits", None, |m| {
         let hd = m.plan.head_dim;
-        for b in &mut m.plan.blocks {
+        for b in &mut m.plan_mut().unwrap().blocks {
             b.rope = Some(Rope::new(10000.0, hd));
         }
     });
@@ -91,7 +83,7 @@ fn rope_base_is_caught() {
 fn rope_layout_is_caught() {
     let d = diff_after("llada", LoadOptions::default(), "logits", None, |m| {
         let (h, hd) = (m.plan.hidden, m.plan.head_dim);
-        for b in &mut m.plan.blocks {
+        for b in &mut m.plan_mut().unwrap().blocks {
             let w = Arc::make_mut(&mut b.qkv.weight);
             let k = w.cols();
             let old = w.data.clone();
@@ -111,7 +103,13 @@ fn rope_layout_is_caught() {
 #[test]
 fn roberta_position_offset_is_caught() {
     let d = diff_after("roberta", LoadOptions::default(), "logits", None, |m| {
-        m.plan.embeddings.positions.as_mut().unwrap().1 = PositionIds::FromZero;
+        m.plan_mut()
+            .unwrap()
+            .embeddings
+            .positions
+            .as_mut()
+            .unwrap()
+            .1 = PositionIds::FromZero;
     });
     assert_caught("RoBERTa with positions from 0", d);
 }
@@ -119,7 +117,7 @@ fn roberta_position_offset_is_caught() {
 #[test]
 fn norm_placement_is_caught() {
     let d = diff_after("distilbert", LoadOptions::default(), "logits", None, |m| {
-        for b in &mut m.plan.blocks {
+        for b in &mut m.plan_mut().unwrap().blocks {
             b.placement = NormPlacement::Pre;
         }
     });
@@ -129,7 +127,7 @@ fn norm_placement_is_caught() {
 #[test]
 fn layer_norm_bias_is_caught() {
     let d = diff_after("bert", LoadOptions::default(), "logits", None, |m| {
-        m.plan.embeddings.norm.as_mut().unwrap().bias = None;
+        m.plan_mut().unwrap().embeddings.norm.as_mut().unwrap().bias = None;
     });
     assert_caught("BERT embedding LayerNorm without bias", d);
 }
@@ -137,7 +135,7 @@ fn layer_norm_bias_is_caught() {
 #[test]
 fn sliding_window_is_caught() {
     let d = diff_after("modernbert", LoadOptions::default(), "logits", None, |m| {
-        for b in &mut m.plan.blocks {
+        for b in &mut m.plan_mut().unwrap().blocks {
             b.window = None;
         }
     });
@@ -154,7 +152,12 @@ fn ignoring_sigma_zeroing_is_caught() {
         "backbone_logits.1",
         Some("sigma.1"),
         |m| {
-            m.plan.conditioning.as_mut().unwrap().zero_sigma = false;
+            m.plan_mut()
+                .unwrap()
+                .conditioning
+                .as_mut()
+                .unwrap()
+                .zero_sigma = false;
         },
     );
     assert_caught("MDLM feeding σ although time_conditioning is false", d);
@@ -162,13 +165,9 @@ fn ignoring_sigma_zeroing_is_caught() {
 
 #[test]
 fn subs_mask_id_is_caught() {
-    let model = Model::load(&fixture("mdlm_dit")).unwrap();
+    let model = unmask::engine::load_model(&fixture("mdlm_dit")).unwrap();
     let (batch, g) = golden("mdlm_dit");
-    let logits = model
-        .forward(&batch, Backend::Cpu, false)
-        .unwrap()
-        .out
-        .logits;
+    let logits = cpu_forward(&model, &batch, false).unwrap().out.logits;
     let wrong = subs::log_probs(&logits, &batch.ids, 96); // <|endoftext|>, not the mask (97)
     let want = &g["subs_log_probs.0"];
     let bad = wrong

@@ -2,24 +2,24 @@
 //! real tokens, keeping the known text.
 #![cfg(feature = "default-model")]
 
-use unmask::diffusion::{Infiller, SamplerOptions, TraceEvent};
+use unmask::blocking::block_on;
+use unmask::diffusion::{SamplerOptions, TraceEvent};
 
 #[test]
 fn embedded_model_fills_a_template() {
-    let inf = Infiller::default_model().unwrap();
+    let mut inf = unmask::engine::cpu_infiller(unmask::engine::default_model().unwrap()).unwrap();
     assert_eq!(inf.model.spec.arch.name(), "mdlm");
     let template = "Peter [MASK*2] ran into the [MASK] Forest.";
     let canvas = inf.canvas(template).unwrap();
     let mut o = SamplerOptions::for_model(&inf.model);
     o.seed = 7;
     let mut committed = 0;
-    let r = inf
-        .infill(template, &o, &mut |e| {
-            if let TraceEvent::Step(s) = e {
-                committed += s.committed.len();
-            }
-        })
-        .unwrap();
+    let r = block_on(inf.infill(template, &o, &mut |e| {
+        if let TraceEvent::Step(s) = e {
+            committed += s.committed.len();
+        }
+    }))
+    .unwrap();
     assert_eq!(committed, 3);
     assert!(
         r.text.starts_with("Peter ") && r.text.ends_with(" Forest."),
@@ -44,6 +44,6 @@ fn embedded_model_fills_a_template() {
         }
     }
     // reproducible from the seed
-    let again = inf.infill(template, &o, &mut |_| {}).unwrap();
+    let again = block_on(inf.infill(template, &o, &mut |_| {})).unwrap();
     assert_eq!(again.text, r.text);
 }

@@ -2,21 +2,25 @@
 //! GPU (f32 weights) within atol/rtol 1e-3 with equal argmax; the f16 weight path against the
 //! CPU run on the same f16-rounded weights; the device reductions against the CPU ones. Under
 //! CI=true a missing adapter fails; elsewhere these tests say why they did not run.
+#![cfg(feature = "gpu")]
 
 mod common;
 
 use std::sync::Arc;
 
 use common::*;
+use unmask::backend::cpu::reduce::summarize;
 use unmask::backend::gpu::forward::GpuModel;
-use unmask::backend::gpu::reduce::summarize;
 use unmask::backend::gpu::Gpu;
-use unmask::backend::Backend;
-use unmask::model::{LoadOptions, Model};
+use unmask::backend::{CpuDenoiser, RowSummary};
+use unmask::batch::Row;
+use unmask::blocking::block_on;
+use unmask::engine::{AnyDenoiser, Engine, WeightFormat};
+use unmask::model::Model;
 use unmask::tensor::Tensor;
 
 fn gpu() -> Option<Arc<Gpu>> {
-    match Gpu::new_blocking() {
+    match block_on(Gpu::new()) {
         Ok(g) => {
             eprintln!("adapter: {}", g.describe());
             Some(Arc::new(g))
@@ -31,12 +35,12 @@ fn gpu() -> Option<Arc<Gpu>> {
 
 /// GPU logits `[B, L, V]` for a golden batch.
 fn gpu_logits(g: &Arc<Gpu>, model: &Model, batch: &unmask::batch::Batch, f16: bool) -> Tensor {
-    let gm = GpuModel::upload(g.clone(), &model.plan, f16).unwrap();
-    let mut s = gm.session(batch.len, batch.len).unwrap();
+    let gm = block_on(GpuModel::upload(g.clone(), &model.plan, f16)).unwrap();
+    let mut s = block_on(gm.session(batch.len, batch.len)).unwrap();
     let rows: Vec<usize> = (0..batch.len).collect();
     let mut out = Vec::new();
     for b in 0..batch.size {
-        out.extend(pollster::block_on(s.logits(&gm, &batch.row(b), &rows)).unwrap());
+        out.extend(block_on(s.logits(&gm, &batch.row(b), &rows)).unwrap());
     }
     Tensor::new(vec![batch.size, batch.len, gm.vocab], out)
 }
@@ -53,7 +57,7 @@ fn gpu_forward_matches_golden_on_every_fixture() {
         ("mdlm_dit", "backbone_logits.0", Some("sigma.0")),
         ("mdlm_dit_timecond", "backbone_logits.2", Some("sigma.2")),
     ] {
-        let model = Model::load(&fixture(name)).unwrap();
+        let model = unmask::engine::load_model(&fixture(name)).unwrap();
         let (mut batch, gold) = golden(name);
         if let Some(s) = sigma {
             batch.sigma = Some(gold[s].data.clone());
@@ -72,7 +76,9 @@ fn gpu_forward_matches_golden_on_every_fixture() {
 #[test]
 fn unfolded_mdlm_runs_its_modulation_on_the_gpu() {
     let Some(g) = gpu() else { return };
-    let model = Model::load_with(&fixture("mdlm_dit"), LoadOptions { fold_adaln: false }).unwrap();
+    // Model::load keeps the checkpoint's modulation; the engine's loader would fold it
+    let model = Model::load(&fixture("mdlm_dit")).unwrap();
+    assert!(model.plan.conditioning.is_some());
     let (mut batch, gold) = golden("mdlm_dit");
     batch.sigma = Some(gold["sigma.1"].data.clone());
     let got = gpu_logits(&g, &model, &batch, false);
@@ -83,14 +89,10 @@ fn unfolded_mdlm_runs_its_modulation_on_the_gpu() {
 fn f16_weights_match_the_cpu_on_the_same_rounded_weights() {
     let Some(g) = gpu() else { return };
     for name in ["bert", "llada", "mdlm_dit", "modernbert"] {
-        let mut model = Model::load(&fixture(name)).unwrap();
+        let mut model = unmask::engine::load_model(&fixture(name)).unwrap();
         round_plan_to_f16(&mut model);
         let (batch, _) = golden(name);
-        let want = model
-            .forward(&batch, Backend::Cpu, false)
-            .unwrap()
-            .out
-            .logits;
+        let want = cpu_forward(&model, &batch, false).unwrap().out.logits;
         let got = gpu_logits(&g, &model, &batch, true);
         let e = scaled_err(&got, &want, &batch);
         eprintln!("{name} f16: {e:.3}");
@@ -107,7 +109,7 @@ fn round_plan_to_f16(model: &mut Model) {
             .iter_mut()
             .for_each(|v| *v = half::f16::from_f32(*v).to_f32());
     };
-    let p = &mut model.plan;
+    let p = model.plan_mut().expect("no backend shares the plan yet");
     r(&mut p.embeddings.tokens);
     for b in &mut p.blocks {
         r(&mut b.qkv.weight);
@@ -128,21 +130,18 @@ fn round_plan_to_f16(model: &mut Model) {
 #[test]
 fn masked_row_head_and_reductions_match_the_cpu() {
     let Some(g) = gpu() else { return };
-    let model = Model::load(&fixture("bert")).unwrap();
+    let model = unmask::engine::load_model(&fixture("bert")).unwrap();
     let (batch, _) = golden("bert");
-    let gm = GpuModel::upload(g.clone(), &model.plan, false).unwrap();
-    let mut s = gm.session(batch.len, 8).unwrap();
+    let gm = block_on(GpuModel::upload(g.clone(), &model.plan, false)).unwrap();
+    let mut s = block_on(gm.session(batch.len, 8)).unwrap();
     let rows = [1usize, 6, 7, 20];
     // the sampler's canvases carry no padding mask or token types
-    let row = unmask::backend::cpu::Row {
-        ids: batch.row(0).ids,
-        key_mask: None,
-        token_types: None,
-        sigma: 0.0,
-    };
+    let row = Row::plain(batch.row(0).ids, 0.0);
     let v = gm.vocab;
-    let cpu = model.denoise(row.ids, &rows, 0.0, Backend::Cpu).unwrap();
-    let logits = pollster::block_on(s.logits(&gm, &row, &rows)).unwrap();
+    let cpu = CpuDenoiser::new(model.plan.clone())
+        .logits_now(&row, &rows)
+        .unwrap();
+    let logits = block_on(s.logits(&gm, &row, &rows)).unwrap();
     let d = logits
         .iter()
         .zip(&cpu)
@@ -150,45 +149,42 @@ fn masked_row_head_and_reductions_match_the_cpu() {
         .fold(0.0, f32::max);
     assert!(d < 1e-3, "masked-row head: {d}");
     let allowed: Vec<bool> = (0..v).map(|i| i > 4).collect();
-    let sums = pollster::block_on(s.summaries(&gm, &row, &rows, &allowed, 0.8)).unwrap();
+    let sums = block_on(s.summaries(&gm, &row, &rows, &allowed, 0.8)).unwrap();
     for (k, got) in sums.iter().enumerate() {
         let want = summarize(&cpu[k * v..(k + 1) * v], &allowed, 0.8);
         assert!((got.lse - want.lse).abs() < 1e-3 && (got.lse_t - want.lse_t).abs() < 1e-3);
         assert!((got.neg_entropy - want.neg_entropy).abs() < 1e-3);
-        let ids = |s: &unmask::backend::gpu::reduce::RowSummary| {
-            s.top.iter().map(|t| t.0).collect::<Vec<_>>()
-        };
+        let ids = |s: &RowSummary| s.top.iter().map(|t| t.0).collect::<Vec<_>>();
         assert_eq!(
             ids(got)[..4],
             ids(&want)[..4],
             "row {k}: leading candidates"
         );
     }
-    let full = pollster::block_on(s.logits_row(&gm, 2)).unwrap();
+    let full = block_on(s.logits_row(&gm, 2)).unwrap();
     assert!(full
         .iter()
         .zip(&cpu[2 * v..3 * v])
         .all(|(a, b)| (a - b).abs() < 1e-3));
 }
 
-fn gpu_infiller(g: &Arc<Gpu>, name: &str) -> unmask::diffusion::Infiller {
-    let mut inf = unmask::diffusion::Infiller::load(&fixture(name)).unwrap();
-    inf.model.attach_gpu(g.clone(), false).unwrap();
-    inf.backend = Backend::Gpu;
-    inf
+fn gpu_infiller(g: &Arc<Gpu>, name: &str) -> Engine {
+    let model = unmask::engine::load_model(&fixture(name)).unwrap();
+    let d = block_on(AnyDenoiser::gpu(g.clone(), &model, WeightFormat::F32)).unwrap();
+    Engine::new(model, d).unwrap()
 }
 
 #[test]
 fn greedy_infill_agrees_between_cpu_and_gpu() {
-    use unmask::diffusion::{Infiller, SamplerOptions, Strategy};
+    use unmask::diffusion::{SamplerOptions, Strategy};
     let Some(g) = gpu() else { return };
     for (name, template) in [
         ("bert", "the [MASK*4] river [MASK] ."),
         ("llada", "the cat [MASK*5] on the mat"),
         ("mdlm_dit", "the [MASK*6] sat ."),
     ] {
-        let cpu = Infiller::load(&fixture(name)).unwrap();
-        let gpu_inf = gpu_infiller(&g, name);
+        let mut cpu = cpu_infiller(name);
+        let mut gpu_inf = gpu_infiller(&g, name);
         for strategy in [
             Strategy::TopProb,
             Strategy::Margin,
@@ -197,8 +193,8 @@ fn greedy_infill_agrees_between_cpu_and_gpu() {
             let mut o = SamplerOptions::for_model(&cpu.model);
             o.strategy = strategy;
             o.choice.temperature = 0.0;
-            let a = cpu.infill(template, &o, &mut |_| {}).unwrap();
-            let b = gpu_inf.infill(template, &o, &mut |_| {}).unwrap();
+            let a = block_on(cpu.infill(template, &o, &mut |_| {})).unwrap();
+            let b = block_on(gpu_inf.infill(template, &o, &mut |_| {})).unwrap();
             assert_eq!(
                 a.ids, b.ids,
                 "{name} {strategy}: CPU {:?} vs GPU {:?}",
@@ -213,7 +209,7 @@ fn greedy_infill_agrees_between_cpu_and_gpu() {
 fn sampled_infill_on_the_gpu_keeps_the_known_text_and_its_seed() {
     use unmask::diffusion::{SamplerOptions, Strategy, TraceEvent};
     let Some(g) = gpu() else { return };
-    let inf = gpu_infiller(&g, "mdlm_dit");
+    let mut inf = gpu_infiller(&g, "mdlm_dit");
     let template = "the cat [MASK*5] on the [MASK*2] .";
     let canvas = inf.canvas(template).unwrap();
     let mut o = SamplerOptions::for_model(&inf.model);
@@ -221,13 +217,12 @@ fn sampled_infill_on_the_gpu_keeps_the_known_text_and_its_seed() {
     o.steps = Some(40);
     o.seed = 5;
     let mut commits = 0;
-    let a = inf
-        .infill(template, &o, &mut |e| {
-            if let TraceEvent::Step(s) = e {
-                commits += s.committed.len();
-            }
-        })
-        .unwrap();
+    let a = block_on(inf.infill(template, &o, &mut |e| {
+        if let TraceEvent::Step(s) = e {
+            commits += s.committed.len();
+        }
+    }))
+    .unwrap();
     assert_eq!(commits, canvas.holes.len());
     assert!(
         a.nfe <= canvas.holes.len(),
@@ -242,6 +237,48 @@ fn sampled_infill_on_the_gpu_keeps_the_known_text_and_its_seed() {
         }
     }
     assert!(a.text.starts_with("the cat ") && a.text.ends_with(" ."));
-    let b = inf.infill(template, &o, &mut |_| {}).unwrap();
+    let b = block_on(inf.infill(template, &o, &mut |_| {})).unwrap();
     assert_eq!(a.ids, b.ids, "same seed, same backend, same output");
+}
+
+#[test]
+fn auto_selection_skips_software_adapters_and_says_why() {
+    use unmask::backend::{Backend, Denoiser};
+    use unmask::engine::{BackendChoice, DeviceOptions, Reason};
+    let Some(g) = gpu() else { return };
+    let software = g.info.device_type == wgpu::DeviceType::Cpu;
+    let pick = |backend| {
+        let model = unmask::engine::load_model(&fixture("bert")).unwrap();
+        let device = DeviceOptions {
+            backend,
+            ..DeviceOptions::default()
+        };
+        block_on(unmask::engine::infiller(model, device)).unwrap()
+    };
+    let (inf, sel) = pick(BackendChoice::Auto);
+    assert_eq!(inf.denoiser.backend(), sel.backend);
+    assert_eq!(sel.adapter.as_deref(), Some(g.describe().as_str()));
+    if software {
+        assert_eq!(
+            (sel.backend, &sel.reason),
+            (Backend::Cpu, &Reason::SoftwareAdapterSkipped)
+        );
+        let notice = sel.notice().unwrap();
+        assert!(notice.contains("only a software adapter"), "{notice}");
+    } else {
+        assert_eq!(
+            (sel.backend, &sel.reason),
+            (Backend::Gpu, &Reason::HardwareAdapter)
+        );
+    }
+    let json = serde_json::to_value(&sel).unwrap();
+    assert_eq!(json["backend"], sel.backend.name());
+    let (inf, sel) = pick(BackendChoice::Gpu);
+    assert_eq!(
+        (inf.denoiser.backend(), &sel.reason),
+        (Backend::Gpu, &Reason::Requested)
+    );
+    let (inf, sel) = pick(BackendChoice::Cpu);
+    assert_eq!(inf.denoiser.backend(), Backend::Cpu);
+    assert_eq!(sel.notice(), None, "asking for the CPU is not news");
 }

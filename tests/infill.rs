@@ -1,32 +1,32 @@
-//! Infilling on the fixture models: the known text never changes (property test over random
-//! templates, strategies and seeds), exactly the holes are filled, each strategy's commit counts
+//! Infilling on the fixture models: the known text never changes (random templates,
+//! strategies and seeds), exactly the holes are filled, each strategy's commit counts
 //! follow its schedule, threshold decoding and the forward-skip cache save forward passes, runs
 //! are reproducible from their seed, and bad templates give clear errors.
 
 mod common;
 
-use common::fixture;
-use proptest::prelude::*;
-use proptest::strategy::Strategy as _;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use unmask::blocking::block_on;
 use unmask::diffusion::strategy::{remask_count, transfer_counts};
 use unmask::diffusion::trace::StepEvent;
-use unmask::diffusion::{InfillResult, Infiller, SamplerOptions, Strategy, TraceEvent};
+use unmask::diffusion::{InfillResult, SamplerOptions, Strategy, TraceEvent};
+use unmask::engine::Engine;
 use unmask::text::canvas::Slot;
 
-fn infiller(name: &str) -> Infiller {
-    Infiller::load(&fixture(name)).unwrap()
+fn infiller(name: &str) -> Engine {
+    common::cpu_infiller(name)
 }
 
 /// Fills `template`, returning the result and the step events.
-fn run(inf: &Infiller, template: &str, opts: &SamplerOptions) -> (InfillResult, Vec<StepEvent>) {
+fn run(inf: &mut Engine, template: &str, opts: &SamplerOptions) -> (InfillResult, Vec<StepEvent>) {
     let mut steps = Vec::new();
     let mut done = None;
-    let r = inf
-        .infill(template, opts, &mut |e| match e {
-            TraceEvent::Step(s) => steps.push(s.clone()),
-            TraceEvent::Done(d) => done = Some(d.clone()),
-        })
-        .unwrap_or_else(|e| panic!("{template:?}: {e}"));
+    let r = block_on(inf.infill(template, opts, &mut |e| match e {
+        TraceEvent::Step(s) => steps.push(s.clone()),
+        TraceEvent::Done(d) => done = Some(d.clone()),
+    }))
+    .unwrap_or_else(|e| panic!("{template:?}: {e}"));
     let d = done.expect("a done event");
     assert_eq!(
         (d.text.as_str(), d.steps, d.nfe),
@@ -35,7 +35,7 @@ fn run(inf: &Infiller, template: &str, opts: &SamplerOptions) -> (InfillResult, 
     (r, steps)
 }
 
-fn opts(inf: &Infiller, strategy: Strategy, steps: Option<usize>, seed: u64) -> SamplerOptions {
+fn opts(inf: &Engine, strategy: Strategy, steps: Option<usize>, seed: u64) -> SamplerOptions {
     let mut o = SamplerOptions::for_model(&inf.model);
     o.strategy = strategy;
     o.steps = steps;
@@ -45,7 +45,7 @@ fn opts(inf: &Infiller, strategy: Strategy, steps: Option<usize>, seed: u64) -> 
 
 /// The invariants every fill must keep.
 fn check_fill(
-    inf: &Infiller,
+    inf: &Engine,
     template: &str,
     r: &InfillResult,
     events: &[StepEvent],
@@ -116,60 +116,75 @@ const WORDS: &[&str] = &[
     "the", "cat", "sat", "on", "mat", "dog", "ran", "park", "to", "a", "quiet", "river",
 ];
 
-fn template_strategy() -> impl proptest::strategy::Strategy<Value = String> {
-    let piece = prop_oneof![
-        3 => proptest::sample::select(WORDS).prop_map(|w| format!("{w} ")),
-        1 => (1usize..4).prop_map(|n| if n == 1 { "[MASK] ".to_string() } else { format!("[MASK*{n}] ") }),
-        1 => proptest::sample::select(WORDS).prop_map(|w| format!("[[{w}]] ")),
-        1 => Just(". ".to_string()),
-    ];
-    proptest::collection::vec(piece, 1..8).prop_map(|ps| {
-        let mut t: String = ps.concat();
-        if !t.contains("[MASK") && !t.contains("[[") {
-            t.push_str("[MASK]");
+/// A random template: 1–7 pieces of words, holes, `[[rewrites]]` and full stops, with at
+/// least one hole.
+fn random_template(rng: &mut ChaCha8Rng) -> String {
+    let mut t = String::new();
+    for _ in 0..rng.random_range(1..8) {
+        let word = WORDS[rng.random_range(0..WORDS.len())];
+        match rng.random_range(0..6) {
+            0..=2 => t.push_str(&format!("{word} ")),
+            3 => match rng.random_range(1usize..4) {
+                1 => t.push_str("[MASK] "),
+                n => t.push_str(&format!("[MASK*{n}] ")),
+            },
+            4 => t.push_str(&format!("[[{word}]] ")),
+            _ => t.push_str(". "),
         }
-        t.trim_end().to_string()
-    })
+    }
+    if !t.contains("[MASK") && !t.contains("[[") {
+        t.push_str("[MASK]");
+    }
+    t.trim_end().to_string()
 }
 
-proptest! {
-    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
-
-    #[test]
-    fn known_text_never_changes(
-        template in template_strategy(),
-        model in proptest::sample::select(vec!["mdlm_dit", "bert", "roberta", "llada"]),
-        strategy in proptest::sample::select(vec![
-            Strategy::Ancestral, Strategy::FirstHitting, Strategy::TopProb, Strategy::Margin,
-            Strategy::Entropy, Strategy::Threshold(0.5), Strategy::MaskPredict,
-        ]),
-        temperature in proptest::sample::select(vec![0.0, 0.7, 1.0]),
-        seed in 0u64..1000,
-    ) {
-        let inf = infiller(model);
-        let mut o = opts(&inf, strategy, None, seed);
-        o.choice.temperature = temperature;
-        let (r, events) = run(&inf, &template, &o);
-        check_fill(&inf, &template, &r, &events, strategy.is_absorbing());
+/// 48 random cases (template × model × strategy × temperature × seed), each reproducible from
+/// its case number, which a failure names.
+#[test]
+fn known_text_never_changes() {
+    let models = ["mdlm_dit", "bert", "roberta", "llada"];
+    let strategies = [
+        Strategy::Ancestral,
+        Strategy::FirstHitting,
+        Strategy::TopProb,
+        Strategy::Margin,
+        Strategy::Entropy,
+        Strategy::Threshold(0.5),
+        Strategy::MaskPredict,
+    ];
+    let mut infillers: Vec<Engine> = models.iter().map(|m| infiller(m)).collect();
+    for case in 0..48u64 {
+        let mut rng = ChaCha8Rng::seed_from_u64(case);
+        let template = random_template(&mut rng);
+        let inf = &mut infillers[rng.random_range(0..models.len())];
+        let strategy = strategies[rng.random_range(0..strategies.len())];
+        let mut o = opts(inf, strategy, None, rng.random_range(0..1000));
+        o.choice.temperature = [0.0, 0.7, 1.0][rng.random_range(0..3)];
+        eprintln!(
+            "case {case}: {template:?}, {strategy}, T {}",
+            o.choice.temperature
+        );
+        let (r, events) = run(inf, &template, &o);
+        check_fill(inf, &template, &r, &events, strategy.is_absorbing());
     }
 }
 
 #[test]
 fn text_assembly_is_byte_exact() {
     // forced tokens make the fill known, so the whole output can be checked exactly
-    let inf = infiller("bert");
+    let mut inf = infiller("bert");
     let the = inf
         .tokenizer()
         .token_to_id("the")
         .expect("fixture vocab has `the`");
     let mut o = opts(&inf, Strategy::TopProb, None, 0);
     o.forced = vec![(0, the)];
-    let (r, _) = run(&inf, "The  Café [MASK] sat.", &o);
+    let (r, _) = run(&mut inf, "The  Café [MASK] sat.", &o);
     assert_eq!(r.text, "The  Café the sat.");
-    let (r, _) = run(&inf, "[MASK] sat.", &o);
+    let (r, _) = run(&mut inf, "[MASK] sat.", &o);
     assert_eq!(r.text, "the sat.");
     // byte-level BPE: the hole's token carries the space the known text left to it
-    let inf = infiller("roberta");
+    let mut inf = infiller("roberta");
     let the = inf
         .tokenizer()
         .token_to_id("Ġthe")
@@ -183,23 +198,26 @@ fn text_assembly_is_byte_exact() {
             .unwrap(),
         "Over"
     );
-    let (r, _) = run(&inf, "Over [MASK] river", &o);
+    let (r, _) = run(&mut inf, "Over [MASK] river", &o);
     assert_eq!(r.text, "Over the river");
 }
 
 #[test]
 fn commit_counts_follow_each_schedule() {
-    let inf = infiller("bert");
+    let mut inf = infiller("bert");
     let t = "a [MASK*7] b [MASK*3] c";
     // LLaDA transfer counts, with and without semi-autoregressive blocks
-    let (_, ev) = run(&inf, t, &opts(&inf, Strategy::TopProb, Some(4), 1));
+    let (_, ev) = {
+        let o = opts(&inf, Strategy::TopProb, Some(4), 1);
+        run(&mut inf, t, &o)
+    };
     assert_eq!(
         ev.iter().map(|e| e.committed.len()).collect::<Vec<_>>(),
         transfer_counts(10, 4)
     );
     let mut o = opts(&inf, Strategy::Margin, Some(4), 1);
     o.block_len = Some(5);
-    let (_, ev) = run(&inf, t, &o);
+    let (_, ev) = run(&mut inf, t, &o);
     assert_eq!(
         ev.iter().map(|e| e.committed.len()).collect::<Vec<_>>(),
         vec![3, 2, 3, 2]
@@ -211,24 +229,38 @@ fn commit_counts_follow_each_schedule() {
     }
     let mut o = opts(&inf, Strategy::Entropy, Some(3), 1);
     o.block_len = Some(5);
-    let e = inf.infill(t, &o, &mut |_| {}).unwrap_err().to_string();
+    let e = block_on(inf.infill(t, &o, &mut |_| {}))
+        .unwrap_err()
+        .to_string();
     assert!(
         e.contains("3 steps cannot be split evenly over 2 blocks"),
         "{e}"
     );
     // first-hitting: one token per step, one forward each
-    let (r, ev) = run(&inf, t, &opts(&inf, Strategy::FirstHitting, None, 1));
+    let (r, ev) = {
+        let o = opts(&inf, Strategy::FirstHitting, None, 1);
+        run(&mut inf, t, &o)
+    };
     assert!(ev.iter().all(|e| e.committed.len() == 1));
     assert_eq!((r.steps, r.nfe), (10, 10));
     // ancestral: every hole once, the last step commits what is left
-    let (r, ev) = run(&inf, t, &opts(&inf, Strategy::Ancestral, Some(6), 1));
+    let (r, ev) = {
+        let o = opts(&inf, Strategy::Ancestral, Some(6), 1);
+        run(&mut inf, t, &o)
+    };
     assert_eq!(r.steps, 6);
     assert_eq!(ev.iter().map(|e| e.committed.len()).sum::<usize>(), 10);
     // threshold: at least one per step
-    let (_, ev) = run(&inf, t, &opts(&inf, Strategy::Threshold(0.99), None, 1));
+    let (_, ev) = {
+        let o = opts(&inf, Strategy::Threshold(0.99), None, 1);
+        run(&mut inf, t, &o)
+    };
     assert!(ev.iter().all(|e| !e.committed.is_empty()));
     // Mask-Predict: predict all, then re-mask ⌊N(1 − c/T)⌋ and re-predict those
-    let (_, ev) = run(&inf, t, &opts(&inf, Strategy::MaskPredict, Some(4), 1));
+    let (_, ev) = {
+        let o = opts(&inf, Strategy::MaskPredict, Some(4), 1);
+        run(&mut inf, t, &o)
+    };
     assert_eq!(ev[0].committed.len(), 10);
     for (c, e) in ev.iter().enumerate().skip(1) {
         assert_eq!(e.remasked.len(), remask_count(10, c, 4));
@@ -240,10 +272,16 @@ fn commit_counts_follow_each_schedule() {
 fn threshold_needs_fewer_forward_passes() {
     // The random fixture models are unconfident (top p ≈ 0.3–0.7), so τ = 0.3 here plays the
     // role τ = 0.9 plays on a trained model.
-    let inf = infiller("bert");
+    let mut inf = infiller("bert");
     let t = "the [MASK*12] river .";
-    let (one, _) = run(&inf, t, &opts(&inf, Strategy::TopProb, None, 0));
-    let (fast, _) = run(&inf, t, &opts(&inf, Strategy::Threshold(0.3), None, 0));
+    let (one, _) = {
+        let o = opts(&inf, Strategy::TopProb, None, 0);
+        run(&mut inf, t, &o)
+    };
+    let (fast, _) = {
+        let o = opts(&inf, Strategy::Threshold(0.3), None, 0);
+        run(&mut inf, t, &o)
+    };
     eprintln!(
         "one per step: {} NFE; threshold 0.3: {} NFE",
         one.nfe, fast.nfe
@@ -255,14 +293,14 @@ fn threshold_needs_fewer_forward_passes() {
 #[test]
 fn forward_skip_cache_saves_passes_and_changes_nothing() {
     for model in ["mdlm_dit", "llada"] {
-        let inf = infiller(model);
+        let mut inf = infiller(model);
         let t = "the cat [MASK*5] on the [MASK*3] .";
         // many steps for few holes: most ancestral steps commit nothing
         let mut o = opts(&inf, Strategy::Ancestral, Some(64), 3);
         o.choice.temperature = 1.0;
-        let (cached, _) = run(&inf, t, &o);
+        let (cached, _) = run(&mut inf, t, &o);
         o.cache = false;
-        let (uncached, _) = run(&inf, t, &o);
+        let (uncached, _) = run(&mut inf, t, &o);
         assert_eq!(
             cached.ids, uncached.ids,
             "{model}: the cache changed the output"
@@ -280,12 +318,9 @@ fn forward_skip_cache_saves_passes_and_changes_nothing() {
         );
     }
     // time-conditioned models must not reuse a forward pass across times
-    let inf = infiller("mdlm_dit_timecond");
-    let (r, ev) = run(
-        &inf,
-        "the [MASK*3] .",
-        &opts(&inf, Strategy::Ancestral, Some(12), 3),
-    );
+    let mut inf = infiller("mdlm_dit_timecond");
+    let o = opts(&inf, Strategy::Ancestral, Some(12), 3);
+    let (r, ev) = run(&mut inf, "the [MASK*3] .", &o);
     let steps_with_holes = 1 + ev.windows(2).filter(|w| w[0].masked > 0).count();
     assert_eq!(r.nfe, steps_with_holes);
     assert!(r.nfe > 3);
@@ -293,17 +328,20 @@ fn forward_skip_cache_saves_passes_and_changes_nothing() {
 
 #[test]
 fn same_seed_same_output() {
-    let inf = infiller("mdlm_dit");
+    let mut inf = infiller("mdlm_dit");
     let t = "the [MASK*6] sat on the [MASK*2] .";
     let o = opts(&inf, Strategy::Ancestral, None, 42);
-    let (a, _) = run(&inf, t, &o);
-    let (b, _) = run(&inf, t, &o);
+    let (a, _) = run(&mut inf, t, &o);
+    let (b, _) = run(&mut inf, t, &o);
     assert_eq!(a.ids, b.ids);
     let outs: std::collections::HashSet<Vec<u32>> = (0..8)
         .map(|s| {
-            run(&inf, t, &opts(&inf, Strategy::Ancestral, None, s))
-                .0
-                .ids
+            {
+                let o = opts(&inf, Strategy::Ancestral, None, s);
+                run(&mut inf, t, &o)
+            }
+            .0
+            .ids
         })
         .collect();
     assert!(
@@ -314,11 +352,11 @@ fn same_seed_same_output() {
 
 #[test]
 fn guidance_runs_two_passes_per_step() {
-    let inf = infiller("llada");
+    let mut inf = infiller("llada");
     let mut o = opts(&inf, Strategy::TopProb, None, 0);
-    let (plain, ev) = run(&inf, "the cat [MASK*3] on the mat", &o);
+    let (plain, ev) = run(&mut inf, "the cat [MASK*3] on the mat", &o);
     o.cfg_scale = 1.5;
-    let (guided, gev) = run(&inf, "the cat [MASK*3] on the mat", &o);
+    let (guided, gev) = run(&mut inf, "the cat [MASK*3] on the mat", &o);
     assert_eq!(guided.nfe, 2 * plain.nfe);
     check_fill(&inf, "the cat [MASK*3] on the mat", &guided, &gev, true);
     check_fill(&inf, "the cat [MASK*3] on the mat", &plain, &ev, true);
@@ -326,9 +364,13 @@ fn guidance_runs_two_passes_per_step() {
 
 #[test]
 fn bad_templates_and_options() {
-    let inf = infiller("mdlm_dit");
-    let err = |t: &str, o: &SamplerOptions| inf.infill(t, o, &mut |_| {}).unwrap_err().to_string();
+    let mut inf = infiller("mdlm_dit");
     let o = SamplerOptions::for_model(&inf.model);
+    let mut err = |t: &str, o: &SamplerOptions| {
+        block_on(inf.infill(t, o, &mut |_| {}))
+            .unwrap_err()
+            .to_string()
+    };
     assert!(err("a [[b", &o).contains("column 3: `[[` is never closed"));
     assert!(err("a [MASK*0]", &o).contains("column 3"));
     assert!(err("no holes", &o).contains("no holes"));

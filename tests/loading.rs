@@ -10,13 +10,11 @@ use common::*;
 use half::{bf16, f16};
 use safetensors::tensor::TensorView;
 use safetensors::{Dtype, SafeTensors};
-use unmask::backend::Backend;
 use unmask::batch::Batch;
-use unmask::Model;
 
 /// A writable copy of a fixture folder.
-fn copy_fixture(name: &str) -> (tempfile::TempDir, PathBuf) {
-    let tmp = tempfile::tempdir().unwrap();
+fn copy_fixture(name: &str) -> (common::TempDir, PathBuf) {
+    let tmp = common::tempdir();
     let dst = tmp.path().join(name);
     std::fs::create_dir(&dst).unwrap();
     for f in ["config.json", "model.safetensors", "tokenizer.json"] {
@@ -47,7 +45,7 @@ fn write_all(path: &Path, tensors: &[(String, Dtype, Vec<usize>, Vec<u8>)]) {
 }
 
 fn load_err(dir: &Path) -> String {
-    match Model::load(dir) {
+    match unmask::engine::load_model(dir) {
         Ok(_) => panic!("{} loaded although it is broken", dir.display()),
         Err(e) => e.to_string(),
     }
@@ -81,13 +79,9 @@ fn sharded_checkpoint_loads_and_matches() {
     }
     let index = serde_json::json!({"metadata": {}, "weight_map": map});
     std::fs::write(dir.join("model.safetensors.index.json"), index.to_string()).unwrap();
-    let model = Model::load(&dir).unwrap();
+    let model = unmask::engine::load_model(&dir).unwrap();
     let (batch, g) = golden("llada");
-    let out = model
-        .forward(&batch, Backend::Cpu, false)
-        .unwrap()
-        .out
-        .logits;
+    let out = cpu_forward(&model, &batch, false).unwrap().out.logits;
     assert_logits_match("sharded llada", &out, &g["logits"], &batch, 1e-4);
 }
 
@@ -111,13 +105,9 @@ fn half_precision_checkpoints_load() {
             })
             .collect();
         write_all(&path, &converted);
-        let model = Model::load(&dir).unwrap();
+        let model = unmask::engine::load_model(&dir).unwrap();
         let (batch, g) = golden("mdlm_dit");
-        let out = model
-            .forward(&batch, Backend::Cpu, false)
-            .unwrap()
-            .out
-            .logits;
+        let out = cpu_forward(&model, &batch, false).unwrap().out.logits;
         let d = max_diff(&out, &g["backbone_logits.0"], &batch);
         eprintln!("{dtype:?}: max |diff| {d:.3e}");
         assert!(d < tol && d > 0.0, "{dtype:?}: {d}");
@@ -271,8 +261,8 @@ fn missing_folder_and_bad_tokenizer() {
 }
 
 fn forward_err(name: &str, batch: &Batch) -> String {
-    let model = Model::load(&fixture(name)).unwrap();
-    match model.forward(batch, Backend::Cpu, false) {
+    let model = unmask::engine::load_model(&fixture(name)).unwrap();
+    match cpu_forward(&model, batch, false) {
         Ok(_) => panic!("forward accepted bad input"),
         Err(e) => e.to_string(),
     }
@@ -314,7 +304,7 @@ fn bad_inputs() {
 
 #[test]
 fn bad_input_files() {
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = common::tempdir();
     let path = tmp.path().join("in.safetensors");
     let read = |tensors: &[(&str, Dtype, Vec<usize>, Vec<u8>)]| {
         let owned: Vec<_> = tensors

@@ -5,14 +5,14 @@
 mod common;
 
 use common::*;
-use unmask::backend::Backend;
-use unmask::model::{LoadOptions, Model};
+use unmask::engine::LoadOptions;
+use unmask::model::Model;
 
 const TOL: f32 = 1e-4;
 
 fn check_hidden(name: &str, model: &Model, prefix: &str, count: usize) {
     let (batch, g) = golden(name);
-    let out = model.forward(&batch, Backend::Cpu, true).unwrap().out;
+    let out = cpu_forward(model, &batch, true).unwrap().out;
     assert_eq!(out.hidden_states.len(), count, "{name}: captured layers");
     for i in 0..count {
         let key = format!("{prefix}{i}");
@@ -23,9 +23,9 @@ fn check_hidden(name: &str, model: &Model, prefix: &str, count: usize) {
 }
 
 fn bert_family(name: &str, layers: usize) {
-    let model = Model::load(&fixture(name)).unwrap();
+    let model = unmask::engine::load_model(&fixture(name)).unwrap();
     let (batch, g) = golden(name);
-    let f = model.forward(&batch, Backend::Cpu, false).unwrap();
+    let f = cpu_forward(&model, &batch, false).unwrap();
     assert!(f.log_probs.is_none(), "MLMs have no subs output");
     assert_logits_match(name, &f.out.logits, &g["logits"], &batch, TOL);
     check_hidden(name, &model, "hidden_states.", layers + 1);
@@ -53,9 +53,9 @@ fn modernbert_matches_golden() {
 
 #[test]
 fn llada_matches_golden() {
-    let model = Model::load(&fixture("llada")).unwrap();
+    let model = unmask::engine::load_model(&fixture("llada")).unwrap();
     let (batch, g) = golden("llada");
-    let f = model.forward(&batch, Backend::Cpu, true).unwrap();
+    let f = cpu_forward(&model, &batch, true).unwrap();
     assert_logits_match("llada", &f.out.logits, &g["logits"], &batch, TOL);
     let hs = &f.out.hidden_states;
     assert_eq!(hs.len(), 3);
@@ -76,11 +76,12 @@ fn llada_matches_golden() {
 
 /// Both MDLM fixtures, every σ the golden file has, folded (the default) and unfolded.
 fn mdlm(name: &str, sigmas: usize, fold: bool) {
-    let model = Model::load_with(&fixture(name), LoadOptions { fold_adaln: fold }).unwrap();
+    let model =
+        unmask::engine::load_model_with(&fixture(name), LoadOptions { fold_adaln: fold }).unwrap();
     let (mut batch, g) = golden(name);
     for k in 0..sigmas {
         batch.sigma = Some(g[&format!("sigma.{k}")].data.clone());
-        let f = model.forward(&batch, Backend::Cpu, k == 0).unwrap();
+        let f = cpu_forward(&model, &batch, k == 0).unwrap();
         let what = format!("{name} fold={fold} sigma.{k}");
         assert_logits_match(
             &what,
@@ -120,15 +121,16 @@ fn mdlm_matches_golden_unfolded() {
 fn mdlm_timecond_matches_golden() {
     // time-conditioned: nothing may be folded, whatever the option says
     mdlm("mdlm_dit_timecond", 3, true);
-    let m = Model::load(&fixture("mdlm_dit_timecond")).unwrap();
+    let m = unmask::engine::load_model(&fixture("mdlm_dit_timecond")).unwrap();
     assert!(m.plan.conditioning.is_some() && m.plan.blocks.iter().all(|b| b.modulation.is_some()));
 }
 
 #[test]
 fn conditioning_vector_matches_golden() {
-    use unmask::backend::cpu::adaln::conditioning;
+    use unmask::backend::cpu::modulate::conditioning;
     for (name, sigmas) in [("mdlm_dit", 2), ("mdlm_dit_timecond", 3)] {
-        let m = Model::load_with(&fixture(name), LoadOptions { fold_adaln: false }).unwrap();
+        let m = unmask::engine::load_model_with(&fixture(name), LoadOptions { fold_adaln: false })
+            .unwrap();
         let (_, g) = golden(name);
         let cond = m.plan.conditioning.as_ref().unwrap();
         for k in 0..sigmas {
@@ -149,25 +151,18 @@ fn conditioning_vector_matches_golden() {
 
 #[test]
 fn folding_the_constant_modulation_changes_nothing() {
-    let folded = Model::load(&fixture("mdlm_dit")).unwrap();
+    let folded = unmask::engine::load_model(&fixture("mdlm_dit")).unwrap();
     let unfolded =
-        Model::load_with(&fixture("mdlm_dit"), LoadOptions { fold_adaln: false }).unwrap();
+        unmask::engine::load_model_with(&fixture("mdlm_dit"), LoadOptions { fold_adaln: false })
+            .unwrap();
     assert!(
         folded.plan.conditioning.is_none()
             && folded.plan.blocks.iter().all(|b| b.modulation.is_none())
     );
     assert!(unfolded.plan.conditioning.is_some());
     let (batch, _) = golden("mdlm_dit");
-    let a = folded
-        .forward(&batch, Backend::Cpu, false)
-        .unwrap()
-        .out
-        .logits;
-    let b = unfolded
-        .forward(&batch, Backend::Cpu, false)
-        .unwrap()
-        .out
-        .logits;
+    let a = cpu_forward(&folded, &batch, false).unwrap().out.logits;
+    let b = cpu_forward(&unfolded, &batch, false).unwrap().out.logits;
     let d = max_diff(&a, &b, &batch);
     assert!(d <= 1e-5, "folded vs unfolded: {d}");
     eprintln!("folded vs unfolded: {d:.2e}");

@@ -72,7 +72,7 @@ fn mask_tokens_resolve_per_architecture() {
         ("mdlm_dit", 97),
         ("mdlm_dit_timecond", 97),
     ] {
-        let m = unmask::Model::load(&fixture(name)).unwrap();
+        let m = unmask::engine::load_model(&fixture(name)).unwrap();
         assert_eq!(m.mask_id().unwrap(), Some(want), "{name}");
     }
 }

@@ -70,7 +70,8 @@ enum Outcome {
 }
 
 fn run_case(c: &Case, backend: &str, dir: &Path, adapter: &str) -> Outcome {
-    let tmp = tempfile::NamedTempFile::new().unwrap();
+    let tmp = common::tempdir();
+    let trace = tmp.path().join("trace.jsonl");
     let mut cmd = Command::new(BIN);
     cmd.arg("infill").arg(&c.template);
     if c.model != "default" {
@@ -78,13 +79,14 @@ fn run_case(c: &Case, backend: &str, dir: &Path, adapter: &str) -> Outcome {
     }
     let out = cmd
         .args(["--backend", backend, "--trace"])
-        .arg(tmp.path())
+        .arg(&trace)
         .args(&c.args)
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr).to_string();
     if !out.status.success() {
-        if backend == "gpu" && stderr.contains("no adapter") {
+        if backend == "gpu" && (stderr.contains("no adapter") || stderr.contains("no GPU backend"))
+        {
             return Outcome::NoAdapter(stderr);
         }
         return Outcome::Differs(format!("failed: {stderr}"));
@@ -98,7 +100,7 @@ fn run_case(c: &Case, backend: &str, dir: &Path, adapter: &str) -> Outcome {
             return Outcome::OtherAdapter(used.to_string());
         }
     }
-    let got = normalise(&std::fs::read_to_string(tmp.path()).unwrap());
+    let got = normalise(&std::fs::read_to_string(&trace).unwrap());
     let want_path = dir.join(format!("{}.{backend}.jsonl", c.name));
     let want = std::fs::read_to_string(&want_path)
         .unwrap_or_else(|e| panic!("{}: {e}", want_path.display()));
@@ -156,9 +158,9 @@ fn traces_are_bit_identical_to_the_recorded_ones() {
             Outcome::Differs(why) => failures.push(format!("{name}: {why}")),
             Outcome::NoAdapter(e) if ci => failures.push(format!("{name}: CI=true but {e}")),
             Outcome::NoAdapter(e) => skipped = Some(format!("no GPU adapter ({})", e.trim())),
-            Outcome::OtherAdapter(a) if ci => {
-                failures.push(format!("{name}: CI=true but the adapter is {a}, not {adapter}"))
-            }
+            Outcome::OtherAdapter(a) if ci => failures.push(format!(
+                "{name}: CI=true but the adapter is {a}, not {adapter}"
+            )),
             Outcome::OtherAdapter(a) => {
                 skipped = Some(format!(
                     "the GPU traces were recorded on {adapter}; this machine's is {a}"

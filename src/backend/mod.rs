@@ -1,11 +1,22 @@
 //! Backends execute a model's [`Plan`](crate::model::plan::Plan). `cpu` is plain Rust: the
-//! reference for every test and the fallback where no GPU adapter exists. `gpu` runs the same
-//! plan as WGSL compute shaders through wgpu, tested op by op and end to end against `cpu`.
+//! reference for every test and the fallback where no GPU adapter exists. `gpu` (feature `gpu`)
+//! runs the same plan as WGSL compute shaders through wgpu, tested op by op and end to end
+//! against `cpu`.
+//!
+//! Both meet the rest of the crate through one contract, [`Denoiser`]: what one denoising step
+//! needs from a forward pass. The sampler, `eval` and `unmask forward` talk only to it.
 
 pub mod cpu;
+#[cfg(feature = "gpu")]
 pub mod gpu;
 
+use crate::batch::{Batch, Row};
+use crate::error::Result;
 use crate::tensor::Tensor;
+
+pub use cpu::CpuDenoiser;
+#[cfg(feature = "gpu")]
+pub use gpu::GpuDenoiser;
 
 /// What one forward pass over a batch returns.
 pub struct ForwardOutput {
@@ -18,11 +29,11 @@ pub struct ForwardOutput {
 }
 
 /// Which engine runs the forward pass.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Backend {
     #[default]
     Cpu,
-    /// The WGSL backend; the model must have a GPU attached (`Model::attach_gpu`).
     Gpu,
 }
 
@@ -33,4 +44,78 @@ impl Backend {
             Backend::Gpu => "gpu",
         }
     }
+}
+
+/// Candidates a [`RowSummary`] keeps per row.
+pub const TOP_K: usize = 16;
+
+/// One masked row's distribution, reduced: enough to score the position exactly and to draw
+/// its token exactly from the top candidates (the tail needs the row itself).
+#[derive(Clone, Debug, PartialEq)]
+pub struct RowSummary {
+    /// Largest allowed logit.
+    pub max: f64,
+    /// `log Σ exp(x)` over the allowed tokens.
+    pub lse: f64,
+    /// `log Σ exp(x / T)` at the sampling temperature T.
+    pub lse_t: f64,
+    /// `Σ p log p` at T = 1 (higher = more certain).
+    pub neg_entropy: f64,
+    /// The [`TOP_K`] largest allowed logits, `(id, raw logit)`, descending, ties to the lower id.
+    pub top: Vec<(u32, f32)>,
+}
+
+/// The per-row summaries of one step's rows.
+#[derive(Clone, Debug)]
+pub struct Summaries {
+    pub rows: Vec<RowSummary>,
+    /// `[rows, V]` logits when they are on the host anyway (the CPU, or a GPU call with more
+    /// rows than one head dispatch holds): then a draw inverts the whole row's CDF directly.
+    /// `None` when the logits stayed on the device; a draw that needs the tail then asks
+    /// [`Denoiser::last_row_logits`].
+    pub logits: Option<std::sync::Arc<Vec<f32>>>,
+}
+
+/// One forward pass's worth of work for the sampler, `eval` and `unmask forward`. Async
+/// because a GPU can only be awaited in the browser; the CPU implementation never suspends.
+///
+/// A denoiser owns whatever state it keeps between calls (GPU sessions per canvas length), so
+/// every method takes `&mut self`: no locks, no closures.
+#[allow(async_fn_in_trait)] // futures are not Send on wasm32 anyway; callers drive one at a time
+pub trait Denoiser {
+    fn backend(&self) -> Backend;
+
+    /// Summaries of `rows` (canvas positions) after one pass over `row`'s canvas: the backbone
+    /// over the whole canvas, the head only on `rows`, then the reduction over `allowed` tokens
+    /// at `temperature` (only `lse_t` depends on it).
+    async fn summaries(
+        &mut self,
+        row: &Row<'_>,
+        rows: &[usize],
+        allowed: &[bool],
+        temperature: f64,
+    ) -> Result<Summaries>;
+
+    /// The logits of the k-th row of the last [`summaries`](Denoiser::summaries) call.
+    async fn last_row_logits(&mut self, k: usize) -> Result<Vec<f32>>;
+
+    /// Logits `[rows.len(), V]` of `rows` after one pass over `row`'s canvas.
+    async fn logits(&mut self, row: &Row<'_>, rows: &[usize]) -> Result<Vec<f32>>;
+
+    /// The raw forward pass over a batch (`unmask forward`): logits of every position. `capture`
+    /// asks for the hidden states too, where the backend keeps them (the CPU).
+    async fn forward(&mut self, batch: &Batch, capture: bool) -> Result<ForwardOutput>;
+
+    /// Prepares whatever the first real call would otherwise pay for (shader compilation).
+    async fn warm_up(&mut self) -> Result<()>;
+}
+
+/// Checks the rows a caller asks for against the canvas.
+pub(crate) fn check_rows(rows: &[usize], len: usize) -> Result<()> {
+    if let Some(&r) = rows.iter().find(|&&r| r >= len) {
+        return Err(crate::error::Error::input(format!(
+            "row {r} is outside the canvas of {len} tokens"
+        )));
+    }
+    Ok(())
 }

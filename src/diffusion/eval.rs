@@ -19,18 +19,31 @@
 //! - objective pass: `u0 = hash3(seed, K, 0)/2⁶⁴`, `t_c = ε + (1 − ε)·((u0 + c/K) mod 1)`, and
 //!   position i is masked when `hash3(seed, c, 2i + 1)/2⁶⁴ < t_c`.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use web_time::Instant;
 
 use super::proposal::log_softmax;
-use super::Infiller;
+use super::{Infiller, Schedule};
+use crate::backend::Denoiser;
+use crate::batch::Row;
 use crate::error::{Error, Result};
 use crate::text::canvas::frame;
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default, rename_all = "camelCase", deny_unknown_fields)]
 pub struct EvalOptions {
+    /// Fraction of each chunk's tokens masked for the accuracy figure.
     pub mask_rate: f64,
     pub seed: u64,
+}
+
+impl Default for EvalOptions {
+    fn default() -> Self {
+        EvalOptions {
+            mask_rate: 0.15,
+            seed: 0,
+        }
+    }
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -75,7 +88,14 @@ fn unit(h: u64) -> f64 {
     h as f64 / 18_446_744_073_709_551_616.0
 }
 
-pub fn evaluate(inf: &Infiller, text: &str, opts: &EvalOptions) -> Result<EvalReport> {
+/// Scores `text` (see the module documentation). A time-conditioned model sees, for each pass,
+/// σ(t) of the default (log-linear) schedule at that pass's masking level: `mask_rate` for the
+/// accuracy pass, the chunk's t for the objective.
+pub async fn evaluate<D: Denoiser>(
+    inf: &mut Infiller<D>,
+    text: &str,
+    opts: &EvalOptions,
+) -> Result<EvalReport> {
     if !(opts.mask_rate > 0.0 && opts.mask_rate <= 1.0) {
         return Err(Error::input(format!(
             "mask rate must be in (0, 1], not {}",
@@ -88,6 +108,14 @@ pub fn evaluate(inf: &Infiller, text: &str, opts: &EvalOptions) -> Result<EvalRe
     let mask = model.mask_id()?.expect("infillers have a tokenizer");
     let (pre, suf) = frame(tok, model.spec.canvas)?;
     let room = model.spec.max_len.saturating_sub(pre.len() + suf.len());
+    let timed = model.spec.time_conditioning;
+    let sigma_at = |t: f64| {
+        if timed {
+            Schedule::default().sigma(t) as f32
+        } else {
+            0.0
+        }
+    };
     if room == 0 {
         return Err(Error::input(
             "the model's context has no room inside its canvas frame",
@@ -127,7 +155,7 @@ pub fn evaluate(inf: &Infiller, text: &str, opts: &EvalOptions) -> Result<EvalRe
         for &r in &rows {
             canvas[r] = mask;
         }
-        for (lp, hit) in score_rows(model, inf, &canvas, &truth, &rows)? {
+        for (lp, hit) in score_rows(inf, &canvas, sigma_at(opts.mask_rate), &truth, &rows).await? {
             ce -= lp;
             correct += usize::from(hit);
         }
@@ -146,7 +174,8 @@ pub fn evaluate(inf: &Infiller, text: &str, opts: &EvalOptions) -> Result<EvalRe
         for &r in &rows {
             canvas[r] = mask;
         }
-        let loss: f64 = score_rows(model, inf, &canvas, &truth, &rows)?
+        let loss: f64 = score_rows(inf, &canvas, sigma_at(t), &truth, &rows)
+            .await?
             .iter()
             .map(|(lp, _)| -lp)
             .sum();
@@ -172,15 +201,18 @@ pub fn evaluate(inf: &Infiller, text: &str, opts: &EvalOptions) -> Result<EvalRe
 }
 
 /// For each masked row: log p(true token) and whether the argmax is the true token.
-fn score_rows(
-    model: &crate::model::Model,
-    inf: &Infiller,
+async fn score_rows<D: Denoiser>(
+    inf: &mut Infiller<D>,
     canvas: &[u32],
+    sigma: f32,
     truth: &[u32],
     rows: &[usize],
 ) -> Result<Vec<(f64, bool)>> {
-    let v = model.spec.vocab_size;
-    let logits = model.denoise(canvas, rows, 0.0, inf.backend)?;
+    let v = inf.model.spec.vocab_size;
+    let logits = inf
+        .denoiser
+        .logits(&Row::plain(canvas, sigma), rows)
+        .await?;
     Ok(rows
         .iter()
         .enumerate()

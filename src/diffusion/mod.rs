@@ -2,6 +2,7 @@
 //! (`subs`, `proposal`), noise schedules, unmasking strategies, the sampler loop and its trace.
 
 pub mod eval;
+pub mod options;
 pub mod proposal;
 pub mod sampler;
 pub mod schedule;
@@ -9,6 +10,7 @@ pub mod strategy;
 pub mod subs;
 pub mod trace;
 
+pub use options::{Force, InfillOptions, InfillReport};
 pub use proposal::TokenChoice;
 pub use sampler::{InfillResult, Infiller, SamplerOptions};
 pub use schedule::Schedule;

@@ -5,6 +5,9 @@
 
 use rand::Rng;
 
+use crate::backend::RowSummary;
+use crate::error::{Error, Result};
+
 /// How the token at a position is chosen.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct TokenChoice {
@@ -109,8 +112,9 @@ pub fn draw(dist: &[(u32, f64)], rng: &mut impl Rng) -> u32 {
     dist.last().expect("at least one allowed token").0
 }
 
-/// Proposal for one row. `allowed[v] = false` suppresses token v (mask, specials, padding rows).
-pub fn propose(
+/// Proposal for one row from its whole logits. `allowed[v] = false` suppresses token v (mask,
+/// specials, padding rows).
+pub fn propose_row(
     logits: &[f32],
     allowed: &[bool],
     choice: &TokenChoice,
@@ -141,6 +145,289 @@ pub fn propose(
         p: lp[token as usize].exp(),
         margin: best.1.exp() - second.exp(),
         neg_entropy,
+    }
+}
+
+/// What a proposal from a summary still needs after [`propose_from_summary`].
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum FromSummary {
+    Done(Proposal),
+    /// The draw landed in the mass beyond the candidates (its uniform is spent): finish it with
+    /// the row's logits through [`finish_with_row`].
+    Tail,
+    /// The top-k/top-p filter closes beyond the candidates: the whole row decides it.
+    Filter,
+}
+
+/// The scores of a position, read from its summary.
+fn scores(s: &RowSummary, token: u32, p: f64) -> Proposal {
+    let p_of = |x: f32| (x as f64 - s.lse).exp();
+    let second = s.top.get(1).map_or(0.0, |t| p_of(t.1));
+    Proposal {
+        token,
+        p,
+        margin: s.top.first().map_or(0.0, |t| p_of(t.1)) - second,
+        neg_entropy: s.neg_entropy,
+    }
+}
+
+fn top1(s: &RowSummary) -> Result<(u32, f32)> {
+    s.top
+        .first()
+        .copied()
+        .ok_or_else(|| Error::input("a row had no allowed token to propose"))
+}
+
+/// A proposal from a row summary when the row's logits are on the host: the scores come from
+/// the summary and the draw inverts the whole row's CDF, exactly as [`propose_row`] does.
+pub fn propose_with_row(
+    s: &RowSummary,
+    row: &[f32],
+    allowed: &[bool],
+    choice: &TokenChoice,
+    rng: &mut impl Rng,
+) -> Result<Proposal> {
+    let best = top1(s)?;
+    let token = if choice.temperature <= 0.0 {
+        best.0
+    } else {
+        draw(&sampling_distribution(row, allowed, choice), rng)
+    };
+    Ok(scores(s, token, (row[token as usize] as f64 - s.lse).exp()))
+}
+
+/// A proposal from a row summary alone (the logits stayed on the device), with the same
+/// distribution as [`propose_row`]:
+/// - the K candidates carry the exact tempered probabilities `exp(x/T − lse_T)`;
+/// - a draw that lands in the remaining mass, or a top-k/top-p filter the candidates cannot
+///   decide, asks for the row ([`FromSummary::Tail`], [`FromSummary::Filter`]) and
+///   [`finish_with_row`] samples exactly from what is left, so the composite draw is exact;
+///   that is rare for a confident model.
+pub fn propose_from_summary(
+    s: &RowSummary,
+    choice: &TokenChoice,
+    rng: &mut impl Rng,
+) -> Result<FromSummary> {
+    let p_of = |x: f32| (x as f64 - s.lse).exp();
+    let best = top1(s)?;
+    if choice.temperature <= 0.0 {
+        return Ok(FromSummary::Done(scores(s, best.0, p_of(best.1))));
+    }
+    let inv_t = 1.0 / choice.temperature;
+    let q: Vec<f64> = s
+        .top
+        .iter()
+        .map(|t| (t.1 as f64 * inv_t - s.lse_t).exp())
+        .collect();
+    let filtered = choice.top_k > 0 || choice.top_p < 1.0;
+    if filtered {
+        // The filter is decided by the candidates when top-k ends inside them or the nucleus
+        // closes inside them; otherwise the full row decides it.
+        let limit = if choice.top_k > 0 {
+            choice.top_k
+        } else {
+            usize::MAX
+        };
+        let mut keep = None;
+        let mut mass = 0.0;
+        for (i, &qi) in q.iter().enumerate() {
+            if i == limit {
+                keep = Some(i);
+                break;
+            }
+            mass += qi;
+            if mass >= choice.top_p {
+                keep = Some(i + 1);
+                break;
+            }
+        }
+        if keep.is_none() && limit == q.len() {
+            keep = Some(limit);
+        }
+        let Some(keep) = keep else {
+            return Ok(FromSummary::Filter);
+        };
+        let total: f64 = q[..keep].iter().sum();
+        let dist: Vec<(u32, f64)> = s.top[..keep]
+            .iter()
+            .zip(&q)
+            .map(|(t, qi)| (t.0, qi / total))
+            .collect();
+        let token = draw(&dist, rng);
+        let x = s.top[..keep]
+            .iter()
+            .find(|t| t.0 == token)
+            .expect("drawn from the candidates")
+            .1;
+        return Ok(FromSummary::Done(scores(s, token, p_of(x))));
+    }
+    let u: f64 = rng.random();
+    let mut acc = 0.0;
+    for (t, qi) in s.top.iter().zip(&q) {
+        acc += qi;
+        if u < acc {
+            return Ok(FromSummary::Done(scores(s, t.0, p_of(t.1))));
+        }
+    }
+    Ok(FromSummary::Tail)
+}
+
+/// Finishes a proposal that [`propose_from_summary`] could not decide, with the row's logits.
+pub fn finish_with_row(
+    s: &RowSummary,
+    need: FromSummary,
+    row: &[f32],
+    allowed: &[bool],
+    choice: &TokenChoice,
+    rng: &mut impl Rng,
+) -> Proposal {
+    match need {
+        FromSummary::Done(p) => p,
+        FromSummary::Filter => {
+            let p = propose_row(row, allowed, choice, rng);
+            scores(s, p.token, p.p)
+        }
+        FromSummary::Tail => {
+            // every allowed token outside the candidates, tempered and renormalised
+            let mut tail_allowed = allowed.to_vec();
+            for t in &s.top {
+                tail_allowed[t.0 as usize] = false;
+            }
+            let dist = sampling_distribution(row, &tail_allowed, choice);
+            let token = draw(&dist, rng);
+            let lp = log_softmax(row, allowed, 1.0);
+            scores(s, token, lp[token as usize].exp())
+        }
+    }
+}
+
+#[cfg(test)]
+mod summary_tests {
+    use super::*;
+    use crate::backend::cpu::reduce::summarize;
+    use crate::backend::TOP_K;
+    use rand::SeedableRng;
+    use rand_chacha::ChaCha8Rng;
+
+    /// With the row on the host, a proposal read through its summary is the full-row
+    /// proposal bit for bit (token, probability and scores) and leaves the random stream where
+    /// the full-row proposal leaves it: the CPU's fills do not change with the summary path.
+    #[test]
+    fn a_host_summary_proposes_exactly_as_the_full_row() {
+        let mut rng = ChaCha8Rng::seed_from_u64(3);
+        for case in 0..200 {
+            let v = 5 + case % 97;
+            let row: Vec<f32> = (0..v)
+                .map(|_| rng.random_range(-6.0f32..6.0) * if case % 3 == 0 { 0.01 } else { 1.0 })
+                .collect();
+            let allowed: Vec<bool> = (0..v)
+                .map(|i| i == 0 || rng.random_range(0..5) > 0)
+                .collect();
+            let choice = TokenChoice {
+                temperature: [0.0, 0.5, 1.0, 1.7][case % 4],
+                top_k: [0, 0, 3, 40][case / 4 % 4],
+                top_p: [1.0, 0.8][case / 16 % 2],
+            };
+            let s = summarize(&row, &allowed, choice.temperature);
+            let (mut a, mut b) = (
+                ChaCha8Rng::seed_from_u64(case as u64),
+                ChaCha8Rng::seed_from_u64(case as u64),
+            );
+            let want = propose_row(&row, &allowed, &choice, &mut a);
+            let got = propose_with_row(&s, &row, &allowed, &choice, &mut b).unwrap();
+            assert_eq!(
+                (
+                    got.token,
+                    got.p.to_bits(),
+                    got.margin.to_bits(),
+                    got.neg_entropy.to_bits()
+                ),
+                (
+                    want.token,
+                    want.p.to_bits(),
+                    want.margin.to_bits(),
+                    want.neg_entropy.to_bits()
+                ),
+                "case {case}: {got:?} vs {want:?}"
+            );
+            assert_eq!(
+                a.random::<u64>(),
+                b.random::<u64>(),
+                "case {case}: random stream"
+            );
+        }
+    }
+
+    /// The summary path samples the same distribution as the full-row path, including the tail
+    /// beyond the K candidates (a flat row puts most of its mass there).
+    #[test]
+    fn summary_sampling_is_exact() {
+        let v = 40;
+        let logits: Vec<f32> = (0..v)
+            .map(|i| {
+                if i < 3 {
+                    2.0 - i as f32 * 0.5
+                } else {
+                    -(i as f32) * 0.01
+                }
+            })
+            .collect();
+        let allowed: Vec<bool> = (0..v).map(|i| i != 7).collect();
+        let n = 300_000u64;
+        for choice in [
+            TokenChoice::default(),
+            TokenChoice {
+                temperature: 0.6,
+                ..Default::default()
+            },
+            TokenChoice {
+                temperature: 1.0,
+                top_k: 5,
+                top_p: 1.0,
+            },
+            TokenChoice {
+                temperature: 1.0,
+                top_k: 0,
+                top_p: 0.3,
+            },
+            TokenChoice {
+                temperature: 1.0,
+                top_k: 0,
+                top_p: 0.95,
+            },
+        ] {
+            let s = summarize(&logits, &allowed, choice.temperature);
+            assert_eq!(s.top.len(), TOP_K);
+            let want = sampling_distribution(&logits, &allowed, &choice);
+            let mut counts = vec![0u64; v];
+            let mut fetches = 0u64;
+            let mut rng = ChaCha8Rng::seed_from_u64(11);
+            for _ in 0..n {
+                let p = match propose_from_summary(&s, &choice, &mut rng).unwrap() {
+                    FromSummary::Done(p) => p,
+                    need => {
+                        fetches += 1;
+                        finish_with_row(&s, need, &logits, &allowed, &choice, &mut rng)
+                    }
+                };
+                counts[p.token as usize] += 1;
+            }
+            assert_eq!(counts[7], 0);
+            let mut x2 = 0.0;
+            let mut dof = 0;
+            for (id, p) in &want {
+                let e = p * n as f64;
+                if e >= 5.0 {
+                    x2 += (counts[*id as usize] as f64 - e).powi(2) / e;
+                    dof += 1;
+                }
+            }
+            // 0.1% critical value of chi-square with up to 40 dof is 73.4
+            eprintln!(
+                "{choice:?}: chi-square {x2:.1} over {dof} cells, {fetches} full-row fetches"
+            );
+            assert!(x2 < 73.4, "{choice:?}: {x2}");
+        }
     }
 }
 
@@ -226,7 +513,7 @@ mod tests {
 
             let mut counts = vec![0u64; LOGITS.len()];
             for _ in 0..n {
-                counts[propose(&LOGITS, &allowed, &choice, &mut rng).token as usize] += 1;
+                counts[propose_row(&LOGITS, &allowed, &choice, &mut rng).token as usize] += 1;
             }
             assert_eq!(counts[5], 0, "a suppressed token was drawn");
             for (i, (&c, &p)) in counts.iter().zip(&want).enumerate() {
@@ -266,7 +553,7 @@ mod tests {
             temperature: 0.0,
             ..Default::default()
         };
-        let p = propose(&LOGITS, &allowed, &choice, &mut rng);
+        let p = propose_row(&LOGITS, &allowed, &choice, &mut rng);
         let z: f64 = LOGITS.iter().map(|&l| (l as f64).exp()).sum();
         let probs: Vec<f64> = LOGITS.iter().map(|&l| (l as f64).exp() / z).collect();
         assert_eq!(p.token, 4);
@@ -274,183 +561,5 @@ mod tests {
         assert!((p.margin - (probs[4] - probs[0])).abs() < 1e-12);
         let ne: f64 = probs.iter().map(|p| p * p.ln()).sum();
         assert!((p.neg_entropy - ne).abs() < 1e-12);
-    }
-}
-
-/// A proposal from a device-side row summary (max, log-sum-exps, entropy, top-K logits) instead
-/// of the whole row, with the same distribution as [`propose`]:
-/// - the K candidates carry the exact tempered probabilities `exp(x/T − lse_T)`;
-/// - a draw that lands in the remaining mass, or a top-k/top-p filter the candidates cannot
-///   decide, fetches the full row (`full_row`) and samples exactly from what is left, so the
-///   composite draw is exact; the fetch is rare for a confident model.
-pub fn propose_from_summary(
-    s: &crate::backend::gpu::reduce::RowSummary,
-    allowed: &[bool],
-    choice: &TokenChoice,
-    rng: &mut impl Rng,
-    full_row: &mut dyn FnMut() -> crate::error::Result<Vec<f32>>,
-) -> crate::error::Result<Proposal> {
-    let lse = s.lse as f64;
-    let p_of = |x: f32| (x as f64 - lse).exp();
-    let top1 = s
-        .top
-        .first()
-        .copied()
-        .ok_or_else(|| crate::error::Error::Gpu("a row had no allowed token".into()))?;
-    let second = s.top.get(1).map_or(0.0, |t| p_of(t.1));
-    let scores = |token: u32, p: f64| Proposal {
-        token,
-        p,
-        margin: p_of(top1.1) - second,
-        neg_entropy: s.neg_entropy as f64,
-    };
-    if choice.temperature <= 0.0 {
-        return Ok(scores(top1.0, p_of(top1.1)));
-    }
-    let inv_t = 1.0 / choice.temperature;
-    let q: Vec<f64> = s
-        .top
-        .iter()
-        .map(|t| (t.1 as f64 * inv_t - s.lse_t as f64).exp())
-        .collect();
-    let filtered = choice.top_k > 0 || choice.top_p < 1.0;
-    if filtered {
-        // The filter is decided by the candidates when top-k ends inside them or the nucleus
-        // closes inside them; otherwise the full row decides it.
-        let limit = if choice.top_k > 0 {
-            choice.top_k
-        } else {
-            usize::MAX
-        };
-        let mut keep = None;
-        let mut mass = 0.0;
-        for (i, &qi) in q.iter().enumerate() {
-            if i == limit {
-                keep = Some(i);
-                break;
-            }
-            mass += qi;
-            if mass >= choice.top_p {
-                keep = Some(i + 1);
-                break;
-            }
-        }
-        if keep.is_none() && limit == q.len() {
-            keep = Some(limit);
-        }
-        let Some(keep) = keep else {
-            let p = propose(&full_row()?, allowed, choice, rng);
-            return Ok(scores(p.token, p.p));
-        };
-        let total: f64 = q[..keep].iter().sum();
-        let dist: Vec<(u32, f64)> = s.top[..keep]
-            .iter()
-            .zip(&q)
-            .map(|(t, qi)| (t.0, qi / total))
-            .collect();
-        let token = draw(&dist, rng);
-        let x = s.top[..keep]
-            .iter()
-            .find(|t| t.0 == token)
-            .expect("drawn from the candidates")
-            .1;
-        return Ok(scores(token, p_of(x)));
-    }
-    let u: f64 = rng.random();
-    let mut acc = 0.0;
-    for (t, qi) in s.top.iter().zip(&q) {
-        acc += qi;
-        if u < acc {
-            return Ok(scores(t.0, p_of(t.1)));
-        }
-    }
-    // the tail: every allowed token outside the candidates, tempered and renormalised
-    let row = full_row()?;
-    let mut tail_allowed = allowed.to_vec();
-    for t in &s.top {
-        tail_allowed[t.0 as usize] = false;
-    }
-    let dist = sampling_distribution(&row, &tail_allowed, choice);
-    let token = draw(&dist, rng);
-    let lp = log_softmax(&row, allowed, 1.0);
-    Ok(scores(token, lp[token as usize].exp()))
-}
-
-#[cfg(test)]
-mod summary_tests {
-    use super::*;
-    use crate::backend::gpu::reduce::{summarize, TOP_K};
-    use rand::SeedableRng;
-    use rand_chacha::ChaCha8Rng;
-
-    /// The summary path samples the same distribution as the full-row path, including the tail
-    /// beyond the K candidates (a flat row puts most of its mass there).
-    #[test]
-    fn summary_sampling_is_exact() {
-        let v = 40;
-        let logits: Vec<f32> = (0..v)
-            .map(|i| {
-                if i < 3 {
-                    2.0 - i as f32 * 0.5
-                } else {
-                    -(i as f32) * 0.01
-                }
-            })
-            .collect();
-        let allowed: Vec<bool> = (0..v).map(|i| i != 7).collect();
-        let n = 300_000u64;
-        for choice in [
-            TokenChoice::default(),
-            TokenChoice {
-                temperature: 0.6,
-                ..Default::default()
-            },
-            TokenChoice {
-                temperature: 1.0,
-                top_k: 5,
-                top_p: 1.0,
-            },
-            TokenChoice {
-                temperature: 1.0,
-                top_k: 0,
-                top_p: 0.3,
-            },
-            TokenChoice {
-                temperature: 1.0,
-                top_k: 0,
-                top_p: 0.95,
-            },
-        ] {
-            let s = summarize(&logits, &allowed, choice.temperature);
-            assert_eq!(s.top.len(), TOP_K);
-            let want = sampling_distribution(&logits, &allowed, &choice);
-            let mut counts = vec![0u64; v];
-            let mut fetches = 0u64;
-            let mut rng = ChaCha8Rng::seed_from_u64(11);
-            for _ in 0..n {
-                let mut fetch = || {
-                    fetches += 1;
-                    Ok(logits.clone())
-                };
-                counts[propose_from_summary(&s, &allowed, &choice, &mut rng, &mut fetch)
-                    .unwrap()
-                    .token as usize] += 1;
-            }
-            assert_eq!(counts[7], 0);
-            let mut x2 = 0.0;
-            let mut dof = 0;
-            for (id, p) in &want {
-                let e = p * n as f64;
-                if e >= 5.0 {
-                    x2 += (counts[*id as usize] as f64 - e).powi(2) / e;
-                    dof += 1;
-                }
-            }
-            // 0.1% critical value of chi-square with up to 40 dof is 73.4
-            eprintln!(
-                "{choice:?}: chi-square {x2:.1} over {dof} cells, {fetches} full-row fetches"
-            );
-            assert!(x2 < 73.4, "{choice:?}: {x2}");
-        }
     }
 }

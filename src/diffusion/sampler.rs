@@ -3,28 +3,20 @@
 //! that are still masked, and no forward at all when the canvas has not changed since the last
 //! one and the model ignores time (dlm-reference §3.4).
 
+use std::sync::Arc;
+
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use web_time::Instant;
 
-/// Waits for the GPU natively; the browser drives the async session API itself.
-#[cfg(not(target_arch = "wasm32"))]
-fn block_on<F: std::future::Future>(f: F) -> F::Output {
-    pollster::block_on(f)
-}
-
-#[cfg(target_arch = "wasm32")]
-fn block_on<T, F: std::future::Future<Output = Result<T>>>(_f: F) -> Result<T> {
-    Err(Error::input("the blocking GPU sampler is native-only"))
-}
-
-use super::proposal::{propose, propose_from_summary, Proposal, TokenChoice};
+use super::proposal::{finish_with_row, propose_from_summary, propose_with_row, FromSummary};
+use super::proposal::{Proposal, TokenChoice};
 use super::schedule::Schedule;
 use super::strategy::{remask_count, threshold_select, top_k, transfer_counts, Strategy};
 use super::trace::{Commit, DoneEvent, StepEvent, TraceEvent};
-use crate::backend::cpu::Row;
-use crate::backend::gpu::reduce::RowSummary;
-use crate::backend::Backend;
+use crate::backend::cpu::reduce::summarize;
+use crate::backend::{Denoiser, Summaries};
+use crate::batch::{Batch, Row};
 use crate::error::{Error, Result};
 use crate::model::Model;
 use crate::text::{Canvas, Template, Tokenizer};
@@ -77,9 +69,12 @@ impl SamplerOptions {
     }
 }
 
-#[derive(Clone, Debug)]
+/// A finished fill. Serialised as `{"text", "holes", "steps", "nfe", "ms"}`.
+#[derive(Clone, Debug, serde::Serialize)]
 pub struct InfillResult {
     pub text: String,
+    /// The whole canvas, frame included.
+    #[serde(skip)]
     pub ids: Vec<u32>,
     pub holes: usize,
     pub steps: usize,
@@ -87,16 +82,17 @@ pub struct InfillResult {
     pub ms: f64,
 }
 
-/// A model ready to fill templates.
-pub struct Infiller {
+/// A model and a denoiser ready to fill templates. `D` is the backend: the sampler only ever
+/// talks to it through [`Denoiser`].
+pub struct Infiller<D> {
     pub model: Model,
     /// Tokens a proposal may use: never the mask, special tokens or rows past the tokenizer.
     pub allowed: Vec<bool>,
-    pub backend: Backend,
+    pub denoiser: D,
 }
 
-impl Infiller {
-    pub fn new(model: Model) -> Result<Infiller> {
+impl<D: Denoiser> Infiller<D> {
+    pub fn new(model: Model, denoiser: D) -> Result<Infiller<D>> {
         let tok = model.tokenizer.as_ref().ok_or_else(|| {
             Error::input(
                 "infilling needs the model folder's tokenizer.json, which is missing".to_string(),
@@ -120,19 +116,8 @@ impl Infiller {
         Ok(Infiller {
             model,
             allowed,
-            backend: Backend::Cpu,
+            denoiser,
         })
-    }
-
-    #[cfg(not(target_arch = "wasm32"))]
-    pub fn load(dir: &std::path::Path) -> Result<Infiller> {
-        Infiller::new(Model::load(dir)?)
-    }
-
-    /// The embedded default model.
-    #[cfg(feature = "default-model")]
-    pub fn default_model() -> Result<Infiller> {
-        Infiller::new(crate::model::embedded::load()?)
     }
 
     pub fn tokenizer(&self) -> &Tokenizer {
@@ -158,31 +143,32 @@ impl Infiller {
     }
 
     /// Fills a template; `on_event` sees every step and the final `done` event.
-    pub fn infill(
-        &self,
+    pub async fn infill(
+        &mut self,
         template: &str,
         opts: &SamplerOptions,
         on_event: &mut dyn FnMut(&TraceEvent),
     ) -> Result<InfillResult> {
         let canvas = self.canvas(template)?;
-        self.run(&canvas, opts, on_event)
+        self.run(&canvas, opts, on_event).await
     }
 
     /// Runs the sampler on a prepared canvas.
-    pub fn run(
-        &self,
+    pub async fn run(
+        &mut self,
         canvas: &Canvas,
         opts: &SamplerOptions,
         on_event: &mut dyn FnMut(&TraceEvent),
     ) -> Result<InfillResult> {
         let t0 = Instant::now();
+        self.model.check(&Batch::single(canvas.ids.clone()))?;
         let mut run = Run::new(self, canvas, opts, on_event)?;
         run.forced()?;
         match opts.strategy {
-            Strategy::MaskPredict => run.mask_predict()?,
-            _ => run.absorbing()?,
+            Strategy::MaskPredict => run.mask_predict().await?,
+            _ => run.absorbing().await?,
         }
-        let text = canvas.text(&run.ids, self.tokenizer())?;
+        let text = canvas.text(&run.ids, run.inf.tokenizer())?;
         let ms = t0.elapsed().as_secs_f64() * 1e3;
         let result = InfillResult {
             text: text.clone(),
@@ -203,9 +189,15 @@ impl Infiller {
     }
 }
 
+/// One pass's summaries of `rows`, for the canvas as it was then.
+struct Cached {
+    rows: Vec<usize>,
+    summaries: Summaries,
+}
+
 /// The state of one fill.
-struct Run<'a> {
-    inf: &'a Infiller,
+struct Run<'a, D> {
+    inf: &'a mut Infiller<D>,
     canvas: &'a Canvas,
     opts: &'a SamplerOptions,
     on_event: &'a mut dyn FnMut(&TraceEvent),
@@ -215,20 +207,18 @@ struct Run<'a> {
     rng: ChaCha8Rng,
     nfe: usize,
     step: usize,
-    /// logits of `cache_rows` for the canvas as it was at the last forward pass
-    cache: Option<(Vec<usize>, Vec<f32>)>,
-    /// the same for the GPU's per-row summaries
-    gpu_cache: Option<(Vec<usize>, Vec<RowSummary>)>,
+    /// the last pass, reused while the canvas has not changed (time-agnostic models only)
+    cache: Option<Cached>,
     dirty: bool,
 }
 
-impl<'a> Run<'a> {
+impl<'a, D: Denoiser> Run<'a, D> {
     fn new(
-        inf: &'a Infiller,
+        inf: &'a mut Infiller<D>,
         canvas: &'a Canvas,
         opts: &'a SamplerOptions,
         on_event: &'a mut dyn FnMut(&TraceEvent),
-    ) -> Result<Run<'a>> {
+    ) -> Result<Run<'a, D>> {
         let c = &opts.choice;
         let bad = |what: &str, v: String| Err(Error::input(format!("{what} {v}")));
         if !(c.temperature >= 0.0 && c.temperature.is_finite()) {
@@ -263,7 +253,6 @@ impl<'a> Run<'a> {
             nfe: 0,
             step: 0,
             cache: None,
-            gpu_cache: None,
             dirty: true,
         })
     }
@@ -299,115 +288,96 @@ impl<'a> Run<'a> {
         self.inf.model.spec.time_conditioning
     }
 
-    /// Logits of `rows` for the current canvas at time t, from the cache when still valid.
-    fn logits(&mut self, rows: &[usize], t: f64) -> Result<Vec<f32>> {
+    /// Summaries of `rows` for the current canvas at time t, from the cache when still valid.
+    /// With guidance the two passes' logits are combined on the host and reduced there.
+    async fn summaries(&mut self, rows: &[usize], t: f64) -> Result<Summaries> {
         let reuse = self.opts.cache && !self.dirty && !self.time_conditioned();
         if reuse {
-            if let Some((cached_rows, logits)) = &self.cache {
-                if cached_rows == rows {
-                    return Ok(logits.clone());
+            if let Some(c) = &self.cache {
+                if c.rows == rows {
+                    return Ok(c.summaries.clone());
                 }
             }
         }
-        let m = &self.inf.model;
         let sigma = if self.time_conditioned() {
             self.opts.schedule.sigma(t) as f32
         } else {
             0.0
         };
-        let mut logits = m.denoise(&self.ids, rows, sigma, self.inf.backend)?;
-        self.nfe += 1;
-        if self.opts.cfg_scale > 0.0 && !self.canvas.known.is_empty() {
-            let mask = self.canvas.mask_id;
-            let mut un_ids = self.ids.clone();
-            for &k in &self.canvas.known {
-                un_ids[k] = mask;
-            }
-            let un = m.denoise(&un_ids, rows, sigma, self.inf.backend)?;
+        let temperature = self.opts.choice.temperature;
+        // Guidance reads the rows' logits and reduces them on the host; so does a guidance
+        // weight without known text to mask, which needs only the one pass.
+        let summaries = if self.opts.cfg_scale > 0.0 {
+            let d = &mut self.inf.denoiser;
+            let mut logits = d.logits(&Row::plain(&self.ids, sigma), rows).await?;
             self.nfe += 1;
-            let w = self.opts.cfg_scale as f32;
-            for (c, u) in logits.iter_mut().zip(&un) {
-                *c = u + (w + 1.0) * (*c - u);
-            }
-        }
-        self.dirty = false;
-        self.cache = Some((rows.to_vec(), logits.clone()));
-        Ok(logits)
-    }
-
-    /// Proposals for `rows` at time t. On the GPU (without guidance) the device reduces each row
-    /// and only the summaries come back; otherwise the rows' logits are read and proposed from.
-    fn propose_rows(&mut self, rows: &[usize], t: f64) -> Result<Vec<Proposal>> {
-        if let Some(summaries) = self.gpu_summaries(rows, t)? {
-            let inf = self.inf;
-            let (len, choice) = (self.ids.len(), self.opts.choice);
-            let mut out = Vec::with_capacity(rows.len());
-            for (k, s) in summaries.iter().enumerate() {
-                let mut fetch = || -> Result<Vec<f32>> {
-                    let st = inf.model.gpu_state()?;
-                    st.with_session(len, |m, sess| block_on(sess.logits_row(m, k)))
-                };
-                out.push(propose_from_summary(
-                    s,
-                    &inf.allowed,
-                    &choice,
-                    &mut self.rng,
-                    &mut fetch,
-                )?);
-            }
-            return Ok(out);
-        }
-        let logits = self.logits(rows, t)?;
-        let v = self.inf.model.spec.vocab_size;
-        Ok((0..rows.len())
-            .map(|i| {
-                propose(
-                    &logits[i * v..(i + 1) * v],
-                    &self.inf.allowed,
-                    &self.opts.choice,
-                    &mut self.rng,
-                )
-            })
-            .collect())
-    }
-
-    /// Device summaries of `rows`, from the cache when the canvas has not changed; `None` when
-    /// this run reads full logits instead (CPU, guidance, or more rows than one head call holds).
-    fn gpu_summaries(&mut self, rows: &[usize], t: f64) -> Result<Option<Vec<RowSummary>>> {
-        if self.inf.backend != Backend::Gpu || self.opts.cfg_scale > 0.0 {
-            return Ok(None);
-        }
-        let st = self.inf.model.gpu_state()?;
-        if rows.len() > st.max_rows(self.ids.len()) {
-            return Ok(None);
-        }
-        let reuse = self.opts.cache && !self.dirty && !self.time_conditioned();
-        if reuse {
-            if let Some((cached_rows, s)) = &self.gpu_cache {
-                if cached_rows == rows {
-                    return Ok(Some(s.clone()));
+            if !self.canvas.known.is_empty() {
+                let mask = self.canvas.mask_id;
+                let mut un_ids = self.ids.clone();
+                for &k in &self.canvas.known {
+                    un_ids[k] = mask;
+                }
+                let un = d.logits(&Row::plain(&un_ids, sigma), rows).await?;
+                self.nfe += 1;
+                let w = self.opts.cfg_scale as f32;
+                for (c, u) in logits.iter_mut().zip(&un) {
+                    *c = u + (w + 1.0) * (*c - u);
                 }
             }
-        }
-        let sigma = if self.time_conditioned() {
-            self.opts.schedule.sigma(t) as f32
+            let v = self.inf.model.spec.vocab_size;
+            Summaries {
+                rows: logits
+                    .chunks_exact(v)
+                    .map(|r| summarize(r, &self.inf.allowed, temperature))
+                    .collect(),
+                logits: Some(Arc::new(logits)),
+            }
         } else {
-            0.0
+            let inf = &mut *self.inf;
+            let s = inf
+                .denoiser
+                .summaries(
+                    &Row::plain(&self.ids, sigma),
+                    rows,
+                    &inf.allowed,
+                    temperature,
+                )
+                .await?;
+            self.nfe += 1;
+            s
         };
-        let row = Row {
-            ids: &self.ids,
-            key_mask: None,
-            token_types: None,
-            sigma,
-        };
-        let (allowed, temp) = (&self.inf.allowed, self.opts.choice.temperature);
-        let s = st.with_session(self.ids.len(), |m, sess| {
-            block_on(sess.summaries(m, &row, rows, allowed, temp))
-        })?;
-        self.nfe += 1;
         self.dirty = false;
-        self.gpu_cache = Some((rows.to_vec(), s.clone()));
-        Ok(Some(s))
+        self.cache = Some(Cached {
+            rows: rows.to_vec(),
+            summaries: summaries.clone(),
+        });
+        Ok(summaries)
+    }
+
+    /// Proposals for `rows` at time t: each drawn from its row's summary, with the row's logits
+    /// when they are on the host, or fetched from the denoiser when the draw needs its tail.
+    async fn propose_rows(&mut self, rows: &[usize], t: f64) -> Result<Vec<Proposal>> {
+        let sums = self.summaries(rows, t).await?;
+        let choice = self.opts.choice;
+        let v = self.inf.model.spec.vocab_size;
+        let mut out = Vec::with_capacity(rows.len());
+        for (k, s) in sums.rows.iter().enumerate() {
+            let allowed = &self.inf.allowed;
+            let p = match &sums.logits {
+                Some(l) => {
+                    propose_with_row(s, &l[k * v..(k + 1) * v], allowed, &choice, &mut self.rng)?
+                }
+                None => match propose_from_summary(s, &choice, &mut self.rng)? {
+                    FromSummary::Done(p) => p,
+                    need => {
+                        let row = self.inf.denoiser.last_row_logits(k).await?;
+                        finish_with_row(s, need, &row, &self.inf.allowed, &choice, &mut self.rng)
+                    }
+                },
+            };
+            out.push(p);
+        }
+        Ok(out)
     }
 
     /// Writes tokens into the canvas and reports the step.
@@ -448,7 +418,7 @@ impl<'a> Run<'a> {
     }
 
     /// Every strategy that commits each token once.
-    fn absorbing(&mut self) -> Result<()> {
+    async fn absorbing(&mut self) -> Result<()> {
         let blocks = self.blocks();
         let strategy = self.opts.strategy;
         let total_steps = self.opts.steps.unwrap_or(self.canvas.holes.len());
@@ -486,7 +456,7 @@ impl<'a> Run<'a> {
                         let u: f64 = self.rng.random();
                         t *= u.powf(1.0 / rows.len() as f64);
                         let pick = rows[self.rng.random_range(0..rows.len())];
-                        let p = self.propose_rows(&[pick], t)?[0];
+                        let p = self.propose_rows(&[pick], t).await?[0];
                         self.commit(vec![(pick, p.token, p.p)], t, Vec::new());
                     }
                 }
@@ -497,7 +467,7 @@ impl<'a> Run<'a> {
                     }
                     self.step += 1;
                     let t = rows.len() as f64 / self.canvas.holes.len() as f64;
-                    let props = self.propose_rows(&rows, t)?;
+                    let props = self.propose_rows(&rows, t).await?;
                     let conf: Vec<f64> = props.iter().map(|p| p.p).collect();
                     let chosen = threshold_select(&conf, tau);
                     let tokens = chosen
@@ -520,7 +490,7 @@ impl<'a> Run<'a> {
                             self.commit(Vec::new(), t, Vec::new());
                             continue;
                         }
-                        let props = self.propose_rows(&rows, t)?;
+                        let props = self.propose_rows(&rows, t).await?;
                         let chosen: Vec<usize> = if strategy == Strategy::Ancestral {
                             // the last step of a block commits all that is left (noise removal)
                             let last = i + 1 == per_block;
@@ -547,7 +517,7 @@ impl<'a> Run<'a> {
 
     /// Mask-Predict: iteration 0 predicts every hole; iteration c re-masks the
     /// `⌊N·(1 − c/T)⌋` least probable hole tokens and predicts them again.
-    fn mask_predict(&mut self) -> Result<()> {
+    async fn mask_predict(&mut self) -> Result<()> {
         let iterations = self.opts.steps.unwrap_or(10);
         let free: Vec<usize> = self.masked.clone(); // forced tokens are never revised
         let mut prob: Vec<f64> = vec![0.0; free.len()];
@@ -579,7 +549,7 @@ impl<'a> Run<'a> {
             self.step += 1;
             let rows: Vec<usize> = idx.iter().map(|&i| free[i]).collect();
             let t = rows.len() as f64 / free.len() as f64;
-            let props = self.propose_rows(&rows, t)?;
+            let props = self.propose_rows(&rows, t).await?;
             let mut tokens = Vec::with_capacity(rows.len());
             for (j, &i) in idx.iter().enumerate() {
                 prob[i] = props[j].p;

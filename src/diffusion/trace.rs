@@ -38,7 +38,11 @@ pub struct DoneEvent {
     pub ms: f64,
 }
 
-#[derive(Clone, Debug, PartialEq)]
+/// One line of the trace. Serialised untagged: a step event is `{"step": …}`, the last event
+/// `{"done": true, …}` (design brief §3); the CLI's `--trace`, the library's callback and the
+/// JS `onStep` carry the same fields.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(untagged)]
 pub enum TraceEvent {
     Step(StepEvent),
     Done(DoneEvent),
@@ -46,10 +50,6 @@ pub enum TraceEvent {
 
 impl TraceEvent {
     pub fn to_json(&self) -> String {
-        match self {
-            TraceEvent::Step(s) => serde_json::to_string(s),
-            TraceEvent::Done(d) => serde_json::to_string(d),
-        }
-        .expect("trace events serialise")
+        serde_json::to_string(self).expect("trace events serialise")
     }
 }

@@ -1,10 +1,11 @@
 //! The project's default model, compiled into the library and the binary (feature
 //! `default-model`, on by default): a small MDLM trained on public-domain children's books by
-//! `train/` (see models/default/REPORT.md). It loads through the same code as any checkpoint.
+//! `train/` (see models/default/REPORT.md). It loads through the same code as any checkpoint (`crate::engine::default_model` adds
+//! the same load-time folding as for a folder).
 
 use super::config::Config;
 use super::weights::Weights;
-use super::{LoadOptions, Model};
+use super::Model;
 use crate::error::Result;
 use crate::text::Tokenizer;
 
@@ -19,5 +20,5 @@ pub fn load() -> Result<Model> {
     let cfg = Config::parse(format!("{NAME}/config.json"), CONFIG)?;
     let weights = Weights::from_static(&format!("{NAME}/model.safetensors"), WEIGHTS)?;
     let tok = Tokenizer::from_bytes(&format!("{NAME}/tokenizer.json"), TOKENIZER)?;
-    Model::from_parts(&cfg, &weights, Some(tok), LoadOptions::default())
+    Model::from_parts(&cfg, &weights, Some(tok))
 }

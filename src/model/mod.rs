@@ -8,18 +8,12 @@ pub mod embedded;
 pub mod plan;
 pub mod weights;
 
-use std::collections::HashMap;
 #[cfg(not(target_arch = "wasm32"))]
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
-use crate::backend::gpu::forward::{GpuModel, GpuSession};
-use crate::backend::gpu::Gpu;
-use crate::backend::{cpu, Backend, ForwardOutput};
 use crate::batch::Batch;
-use crate::diffusion::subs;
 use crate::error::{Error, Result};
-use crate::tensor::Tensor;
 use crate::text::{CanvasRule, Tokenizer};
 use config::Config;
 use plan::Plan;
@@ -107,65 +101,13 @@ pub struct ModelSpec {
     pub canvas: CanvasRule,
 }
 
-#[derive(Clone, Copy, Debug)]
-pub struct LoadOptions {
-    /// Fold MDLM's constant adaLN modulation into the weights when `time_conditioning` is false.
-    pub fold_adaln: bool,
-}
-
-impl Default for LoadOptions {
-    fn default() -> Self {
-        LoadOptions { fold_adaln: true }
-    }
-}
-
-/// A loaded model: its facts, its forward plan and (when the folder has one) its tokenizer.
+/// A loaded model: its facts, its forward plan (the checkpoint as it is, shared with the
+/// backends that run it) and, when the folder has one, its tokenizer. Data only: which backend
+/// runs it is decided in [`crate::engine`].
 pub struct Model {
     pub spec: ModelSpec,
-    pub plan: Plan,
+    pub plan: Arc<Plan>,
     pub tokenizer: Option<Tokenizer>,
-    /// The plan's weights on a GPU, once attached.
-    pub gpu: Option<GpuState>,
-}
-
-/// A model's weights on the device and its per-canvas-length sessions.
-pub struct GpuState {
-    pub model: GpuModel,
-    sessions: Mutex<HashMap<usize, GpuSession>>,
-}
-
-impl GpuState {
-    /// Head rows one call may take: the canvas, or fewer when the logits would pass a binding.
-    pub fn max_rows(&self, len: usize) -> usize {
-        let per_row = (self.model.vocab * 4) as u64;
-        (self.model.gpu.max_binding() / per_row).clamp(1, len.max(1) as u64) as usize
-    }
-
-    /// Runs `f` on the session for canvases of `len` tokens, creating it on first use.
-    pub fn with_session<T>(
-        &self,
-        len: usize,
-        f: impl FnOnce(&GpuModel, &mut GpuSession) -> Result<T>,
-    ) -> Result<T> {
-        let mut sessions = self
-            .sessions
-            .lock()
-            .map_err(|_| Error::Gpu(String::from("a previous call panicked")))?;
-        let session = match sessions.entry(len) {
-            std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
-            std::collections::hash_map::Entry::Vacant(v) => {
-                v.insert(self.model.session(len, self.max_rows(len))?)
-            }
-        };
-        f(&self.model, session)
-    }
-}
-
-/// The output of [`Model::forward`].
-pub struct Forward {
-    pub out: ForwardOutput,
-    /// MDLM "subs" log-probabilities `[B, L, V]`.
-    pub log_probs: Option<Tensor>,
 }
 
 impl Model {
@@ -173,11 +115,6 @@ impl Model {
     /// `tokenizer.json` from a folder.
     #[cfg(not(target_arch = "wasm32"))]
     pub fn load(dir: &Path) -> Result<Model> {
-        Model::load_with(dir, LoadOptions::default())
-    }
-
-    #[cfg(not(target_arch = "wasm32"))]
-    pub fn load_with(dir: &Path, opts: LoadOptions) -> Result<Model> {
         if !dir.is_dir() {
             return Err(Error::file(
                 dir.display(),
@@ -195,7 +132,7 @@ impl Model {
         } else {
             None
         };
-        Model::from_parts(&cfg, &weights, tokenizer, opts)
+        Model::from_parts(&cfg, &weights, tokenizer)
     }
 
     /// Builds a model from an already-parsed config, weights and tokenizer (the browser,
@@ -204,14 +141,12 @@ impl Model {
         cfg: &Config,
         weights: &Weights,
         tokenizer: Option<Tokenizer>,
-        opts: LoadOptions,
     ) -> Result<Model> {
-        let (spec, plan) = arch::build(cfg, weights, opts)?;
+        let (spec, plan) = arch::build(cfg, weights)?;
         let model = Model {
             spec,
-            plan,
+            plan: Arc::new(plan),
             tokenizer,
-            gpu: None,
         };
         model.mask_id()?;
         Ok(model)
@@ -310,56 +245,10 @@ impl Model {
         Ok(())
     }
 
-    /// Uploads the plan's weights to `gpu` (f16 pairs, or f32 when `f16` is false), so that
-    /// `Backend::Gpu` can run it.
-    /// Natively this also warms the shaders up: a one-token forward pass compiles every
-    /// pipeline the plan uses, so the first real step does not pay for it.
-    pub fn attach_gpu(&mut self, gpu: Arc<Gpu>, f16: bool) -> Result<()> {
-        let state = GpuState {
-            model: GpuModel::upload(gpu, &self.plan, f16)?,
-            sessions: Mutex::new(HashMap::new()),
-        };
-        #[cfg(not(target_arch = "wasm32"))]
-        {
-            let mut warm = state.model.session(1, 1)?;
-            let row = cpu::Row {
-                ids: &[0],
-                key_mask: None,
-                token_types: None,
-                sigma: 0.0,
-            };
-            pollster::block_on(warm.logits(&state.model, &row, &[0]))?;
-        }
-        self.gpu = Some(state);
-        Ok(())
-    }
-
-    pub fn gpu_state(&self) -> Result<&GpuState> {
-        self.gpu.as_ref().ok_or_else(|| {
-            Error::input("the GPU backend was asked for, but no GPU is attached to this model")
-        })
-    }
-
-    /// GPU logits of `rows` of one canvas, in as many head calls as the binding limit needs.
-    /// Blocking; the browser uses `GpuSession`'s async methods directly.
-    #[cfg(target_arch = "wasm32")]
-    fn gpu_logits(&self, _row: &cpu::Row, _rows: &[usize]) -> Result<Vec<f32>> {
-        Err(Error::input(
-            "the blocking GPU path is native-only; await GpuSession in the browser",
-        ))
-    }
-
-    #[cfg(not(target_arch = "wasm32"))]
-    fn gpu_logits(&self, row: &cpu::Row, rows: &[usize]) -> Result<Vec<f32>> {
-        let st = self.gpu_state()?;
-        let cap = st.max_rows(row.ids.len());
-        let mut out = Vec::with_capacity(rows.len() * self.spec.vocab_size);
-        for part in rows.chunks(cap) {
-            out.extend(st.with_session(row.ids.len(), |m, s| {
-                pollster::block_on(s.logits(m, row, part))
-            })?);
-        }
-        Ok(out)
+    /// The plan, to change it in place (tests that break one convention). Only possible while
+    /// no backend shares it.
+    pub fn plan_mut(&mut self) -> Option<&mut Plan> {
+        Arc::get_mut(&mut self.plan)
     }
 
     /// The model's own mask string (`<mask>`, `<|mdm_mask|>`), when its tokenizer has one.
@@ -368,70 +257,5 @@ impl Model {
             MaskToken::Text(t) => Some(t.to_string()),
             MaskToken::Id(id) => self.tokenizer.as_ref().and_then(|t| t.id_to_token(*id)),
         }
-    }
-
-    /// Logits `[rows.len(), V]` at the given positions of one canvas: the backbone over the whole
-    /// canvas, the head only on those rows (the masked ones, in the sampler).
-    pub fn denoise(
-        &self,
-        ids: &[u32],
-        rows: &[usize],
-        sigma: f32,
-        backend: Backend,
-    ) -> Result<Vec<f32>> {
-        let mut batch = Batch::single(ids.to_vec());
-        batch.sigma = Some(vec![sigma]);
-        self.check(&batch)?;
-        if let Some(&r) = rows.iter().find(|&&r| r >= ids.len()) {
-            return Err(Error::input(format!(
-                "row {r} is outside the canvas of {} tokens",
-                ids.len()
-            )));
-        }
-        match backend {
-            Backend::Gpu => self.gpu_logits(&batch.row(0), rows),
-            Backend::Cpu => {
-                let enc = cpu::encode(&self.plan, &batch.row(0), false);
-                let h = self.plan.hidden;
-                let mut picked = Vec::with_capacity(rows.len() * h);
-                for &r in rows {
-                    picked.extend_from_slice(&enc.hidden[r * h..(r + 1) * h]);
-                }
-                Ok(cpu::head(
-                    &self.plan,
-                    &picked,
-                    rows.len(),
-                    enc.cond.as_deref(),
-                ))
-            }
-        }
-    }
-
-    /// Runs the forward pass; for MDLM also returns the subs log-probabilities.
-    pub fn forward(&self, batch: &Batch, backend: Backend, capture: bool) -> Result<Forward> {
-        self.check(batch)?;
-        let out = match backend {
-            Backend::Cpu => cpu::forward(&self.plan, batch, capture),
-            Backend::Gpu => {
-                let all: Vec<usize> = (0..batch.len).collect();
-                let mut logits = Vec::with_capacity(batch.size * batch.len * self.spec.vocab_size);
-                for b in 0..batch.size {
-                    logits.extend(self.gpu_logits(&batch.row(b), &all)?);
-                }
-                ForwardOutput {
-                    logits: Tensor::new(vec![batch.size, batch.len, self.spec.vocab_size], logits),
-                    hidden_states: Vec::new(),
-                    final_norm: None,
-                }
-            }
-        };
-        let log_probs = match self.spec.logits {
-            LogitReading::Subs => {
-                let mask = self.mask_id()?.expect("subs models carry their mask id");
-                Some(subs::log_probs(&out.logits, &batch.ids, mask))
-            }
-            LogitReading::Raw => None,
-        };
-        Ok(Forward { out, log_probs })
     }
 }

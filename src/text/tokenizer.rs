@@ -2,9 +2,11 @@
 
 use crate::error::{Error, Result};
 
+/// Cheap to clone: the vocabulary is shared.
+#[derive(Clone)]
 pub struct Tokenizer {
     path: String,
-    inner: tokenizers::Tokenizer,
+    inner: std::sync::Arc<tokenizers::Tokenizer>,
 }
 
 impl Tokenizer {
@@ -21,7 +23,7 @@ impl Tokenizer {
         })?;
         Ok(Tokenizer {
             path: name.to_string(),
-            inner,
+            inner: std::sync::Arc::new(inner),
         })
     }
 

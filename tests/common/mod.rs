@@ -119,3 +119,55 @@ pub fn assert_subs_match(what: &str, got: &Tensor, want: &Tensor, tol: f32) {
     assert!(m <= tol, "{what}: max |diff| {m} > {tol}");
     eprintln!("{what}: max |diff| = {m:.2e}");
 }
+
+/// A fixture folder prepared for execution, as the CLI loads it.
+pub fn model(name: &str) -> unmask::Model {
+    unmask::engine::load_model(&fixture(name)).unwrap_or_else(|e| panic!("{name}: {e}"))
+}
+
+/// The forward contract on the CPU.
+pub fn cpu_forward(
+    model: &unmask::Model,
+    batch: &Batch,
+    capture: bool,
+) -> unmask::Result<unmask::engine::Forward> {
+    let mut d = unmask::backend::CpuDenoiser::new(model.plan.clone());
+    unmask::blocking::block_on(unmask::engine::forward(model, &mut d, batch, capture))
+}
+
+/// An infiller on the CPU for a fixture folder.
+pub fn cpu_infiller(name: &str) -> unmask::engine::Engine {
+    unmask::engine::cpu_infiller(model(name)).unwrap()
+}
+
+/// A fresh folder under the system's temporary directory, removed when dropped. (A dev-dependency
+/// such as `tempfile` would change the feature set of shared dependencies and make
+/// `cargo test` rebuild what `cargo build` already built.)
+pub struct TempDir(PathBuf);
+
+impl TempDir {
+    pub fn path(&self) -> &std::path::Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+pub fn tempdir() -> TempDir {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    let dir = std::env::temp_dir().join(format!(
+        "unmask-test-{}-{}-{nanos}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    ));
+    std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
+    TempDir(dir)
+}

@@ -38,18 +38,6 @@ pub fn apply(act: Activation, x: &mut [f32], cols: usize) {
     });
 }
 
-/// `[a | b]` rows of width `2·inner` → `act(a) ⊙ b`, rows of width `inner`.
-pub fn gated(act: Activation, x: &[f32], rows: usize, inner: usize) -> Vec<f32> {
-    let mut out = vec![0.0f32; rows * inner];
-    for (o, r) in out.chunks_exact_mut(inner).zip(x.chunks_exact(2 * inner)) {
-        let (a, b) = r.split_at(inner);
-        for i in 0..inner {
-            o[i] = eval(act, a[i]) * b[i];
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -64,13 +52,5 @@ mod tests {
         assert!((silu(1.0) - 0.731_058_6).abs() < 1e-6);
         // the two GELUs differ enough for the parity tests to tell them apart
         assert!((gelu_erf(1.0) - gelu_tanh(1.0)).abs() > 1e-4);
-    }
-
-    #[test]
-    fn gated_activates_first_half() {
-        let x = [1.0, 2.0, 10.0, 100.0];
-        let y = gated(Activation::Silu, &x, 1, 2);
-        assert!((y[0] - silu(1.0) * 10.0).abs() < 1e-5);
-        assert!((y[1] - silu(2.0) * 100.0).abs() < 1e-4);
     }
 }

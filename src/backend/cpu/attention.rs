@@ -44,7 +44,7 @@ pub fn attention(
             len,
             &mut scores,
             false,
-            gemm::Parallelism::None,
+            gemm_common::Parallelism::None,
         );
         for (i, row) in scores.chunks_exact_mut(len).enumerate() {
             softmax_masked(row, i, scale, key_mask, window);
@@ -65,7 +65,7 @@ pub fn attention(
             hd,
             &mut out,
             false,
-            gemm::Parallelism::None,
+            gemm_common::Parallelism::None,
         );
         out
     };

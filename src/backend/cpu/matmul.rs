@@ -1,17 +1,21 @@
-//! Matrix products through the `gemm` crate (packed, SIMD, multi-threaded natively).
+//! Matrix products through gemm's f32 kernels (`gemm-f32`: packed, SIMD, multi-threaded
+//! natively). The `gemm` umbrella crate would also build its f16, f64 and complex kernels,
+//! which nothing here calls.
+
+use gemm_common::Parallelism;
 
 use crate::model::plan::Linear;
 
 /// How many threads a large product may use. Natively gemm splits the work over the rayon
 /// pool; on wasm32 there are no threads.
-pub fn parallelism() -> gemm::Parallelism {
+pub fn parallelism() -> Parallelism {
     #[cfg(not(target_arch = "wasm32"))]
     {
-        gemm::Parallelism::Rayon(0)
+        Parallelism::Rayon(0)
     }
     #[cfg(target_arch = "wasm32")]
     {
-        gemm::Parallelism::None
+        Parallelism::None
     }
 }
 
@@ -25,7 +29,7 @@ pub fn matmul_nt(
     n: usize,
     out: &mut [f32],
     accumulate: bool,
-    par: gemm::Parallelism,
+    par: Parallelism,
 ) {
     assert_eq!(a.len(), m * k, "lhs size");
     assert_eq!(w.len(), n * k, "rhs size");
@@ -39,23 +43,32 @@ pub fn matmul_nt(
         }
         return;
     }
-    // SAFETY: the three asserts above bound every index gemm computes from these strides:
-    // dst (i, j) at i·n + j, lhs (i, p) at i·k + p, rhs (p, j) = w[j·k + p].
+    // The kernel prefers a column-major destination, so a row-major `out` (n > 1) is computed
+    // as its transpose: `outᵀ[n, m] = w[n, k] · aᵀ[k, m]`, the operands swapped. This is the
+    // orientation the `gemm` front end picks for these strides, so the results are the same
+    // bits as through it.
+    let (rows, cols, dst_cs, dst_rs, lhs, lhs_cs, lhs_rs, rhs, rhs_cs, rhs_rs) = if n > 1 {
+        (n, m, n as isize, 1, w, 1, k as isize, a, k as isize, 1)
+    } else {
+        (m, n, 1, n as isize, a, 1, k as isize, w, k as isize, 1)
+    };
+    // SAFETY: the three asserts above bound every index the kernel computes from these
+    // strides: out (i, j) at i·n + j, a (i, p) at i·k + p, w (j, p) at j·k + p.
     unsafe {
-        gemm::gemm(
-            m,
-            n,
+        gemm_f32::gemm::f32::get_gemm_fn()(
+            rows,
+            cols,
             k,
             out.as_mut_ptr(),
-            1,
-            n as isize,
+            dst_cs,
+            dst_rs,
             accumulate,
-            a.as_ptr(),
-            1,
-            k as isize,
-            w.as_ptr(),
-            k as isize,
-            1,
+            lhs.as_ptr(),
+            lhs_cs,
+            lhs_rs,
+            rhs.as_ptr(),
+            rhs_cs,
+            rhs_rs,
             1.0,
             1.0,
             false,

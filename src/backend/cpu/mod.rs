@@ -3,21 +3,26 @@
 //! One file per op; this file composes them into blocks, the encoder and the head.
 
 pub mod activation;
-pub mod adaln;
 pub mod attention;
-pub mod embedding;
+mod denoiser;
+pub mod embed;
+pub mod glu;
 pub mod matmul;
+pub mod modulate;
 pub mod norm;
+pub mod reduce;
 pub mod rope;
 
 use crate::batch::Batch;
+pub use crate::batch::Row;
 use crate::model::plan::{Block, Ffn, NormPlacement, Plan};
 use crate::tensor::Tensor;
 
 use super::ForwardOutput;
-use adaln::{gated_residual, modulate};
 use attention::{attention, AttentionShape};
+pub use denoiser::CpuDenoiser;
 use matmul::linear;
+use modulate::{gated_residual, modulate};
 
 /// Applies `f` to every `cols`-wide row, in parallel natively.
 pub(crate) fn for_rows<F: Fn(&mut [f32]) + Sync + Send>(data: &mut [f32], cols: usize, f: F) {
@@ -46,14 +51,6 @@ pub(crate) fn map_indices<T: Send, F: Fn(usize) -> T + Sync + Send>(n: usize, f:
     }
 }
 
-/// One sequence of a batch.
-pub struct Row<'a> {
-    pub ids: &'a [u32],
-    pub key_mask: Option<&'a [bool]>,
-    pub token_types: Option<&'a [u32]>,
-    pub sigma: f32,
-}
-
 /// The backbone's output for one sequence.
 pub struct Encoded {
     /// `[len, hidden]`, before the final norm.
@@ -69,8 +66,8 @@ pub fn encode(plan: &Plan, row: &Row, capture: bool) -> Encoded {
     let cond = plan
         .conditioning
         .as_ref()
-        .map(|c| adaln::conditioning(c, row.sigma));
-    let mut x = embedding::embed(&plan.embeddings, row.ids, row.token_types);
+        .map(|c| modulate::conditioning(c, row.sigma));
+    let mut x = embed::embed(&plan.embeddings, row.ids, row.token_types);
     if let Some(n) = &plan.embeddings.norm {
         norm::apply(n, &mut x);
     }
@@ -170,7 +167,7 @@ fn ffn(f: &Ffn, x: &[f32], len: usize) -> Vec<f32> {
         }
         Ffn::Gated { up, act, down } => {
             let u = linear(x, len, up);
-            let g = activation::gated(*act, &u, len, up.out_dim() / 2);
+            let g = glu::glu(*act, &u, len, up.out_dim() / 2);
             linear(&g, len, down)
         }
     }

@@ -1,9 +1,22 @@
 //! Dispatcher for `shaders/attention.wgsl`: bidirectional attention with padding and
 //! sliding-window masks, one workgroup per (query, head).
 
-use super::{Call, Gpu, Slot};
+use super::{Call, Gpu, Shader, Slot};
 
-const SRC: &str = include_str!("../../../shaders/attention.wgsl");
+/// `struct Params` of `attention.wgsl`.
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+pub struct AttentionParams {
+    pub len: u32,
+    pub heads: u32,
+    pub hd: u32,
+    /// Keys within this distance of the query are seen, when `use_window` is 1.
+    pub window: u32,
+    pub scale: f32,
+    pub use_window: u32,
+    pub _p0: u32,
+    pub _p1: u32,
+}
 
 /// Longest head the shader's per-thread accumulators hold (4 × 64).
 pub const MAX_HEAD_DIM: usize = 256;
@@ -20,22 +33,21 @@ pub fn attention(
     window: Option<usize>,
 ) -> Call {
     let kernel = gpu.kernel(
-        "attention",
-        SRC,
+        Shader::Attention,
         &[Slot::Read, Slot::Read, Slot::Write, Slot::Uniform],
         &[],
     );
     let scale = 1.0 / (hd as f32).sqrt();
-    let params = [
-        len as u32,
-        heads as u32,
-        hd as u32,
-        window.unwrap_or(0) as u32,
-        scale.to_bits(),
-        u32::from(window.is_some()),
-        0,
-        0,
-    ];
+    let params = AttentionParams {
+        len: len as u32,
+        heads: heads as u32,
+        hd: hd as u32,
+        window: window.unwrap_or(0) as u32,
+        scale,
+        use_window: u32::from(window.is_some()),
+        _p0: 0,
+        _p1: 0,
+    };
     gpu.call(
         &kernel,
         &[qkv, keep, out],

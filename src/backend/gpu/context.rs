@@ -1,12 +1,13 @@
 //! The wgpu device: adapter and device setup (with the adapter's own limits), a pipeline cache,
-//! buffer helpers and readback. Async inside; `Gpu::new_blocking` drives it with pollster
-//! natively, the browser awaits `Gpu::new`.
+//! buffer helpers and readback. Everything that waits on the device is async; only the native
+//! edges (`src/bin`, tests) block on it, through `crate::blocking`.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use wgpu::util::DeviceExt;
 
+use super::shader::Shader;
 use crate::error::{Error, Result};
 
 /// A binding slot of a kernel, in binding order.
@@ -27,6 +28,8 @@ pub struct Gpu {
     pub dummy: wgpu::Buffer,
     /// Why the device was lost, once it is.
     lost: Arc<Mutex<Option<String>>>,
+    /// The first error raised outside an error scope since the last check.
+    uncaptured: Arc<Mutex<Option<String>>>,
 }
 
 #[derive(Clone)]
@@ -73,10 +76,14 @@ impl Gpu {
             })
             .await
             .map_err(|e| gpu_err(format!("cannot open a device on {} ({e})", info.name)))?;
-        device.on_uncaptured_error(Arc::new(|e| {
-            // Validation and out-of-memory errors are raised through error scopes where we can
-            // act on them; anything else is a bug worth seeing.
-            eprintln!("unmask: GPU error: {e}");
+        // Errors outside an error scope (a bug, or a driver fault) are kept and returned by
+        // the next check, so they surface as `Error::Gpu` on every target.
+        let uncaptured = Arc::new(Mutex::new(None));
+        let slot = uncaptured.clone();
+        device.on_uncaptured_error(Arc::new(move |e| {
+            if let Ok(mut u) = slot.lock() {
+                u.get_or_insert_with(|| e.to_string());
+            }
         }));
         let lost = Arc::new(Mutex::new(None));
         let flag = lost.clone();
@@ -99,29 +106,33 @@ impl Gpu {
             kernels: Mutex::new(HashMap::new()),
             dummy,
             lost,
+            uncaptured,
         })
     }
 
-    /// An error if the device has been lost.
+    /// An error if the device has been lost, or raised an error outside any error scope.
     pub fn check_alive(&self) -> Result<()> {
-        match self.lost.lock().ok().and_then(|l| l.clone()) {
-            Some(why) => Err(gpu_err(format!(
+        if let Some(why) = self.lost.lock().ok().and_then(|l| l.clone()) {
+            return Err(gpu_err(format!(
                 "the device {} was lost ({why})",
                 self.info.name
-            ))),
-            None => Ok(()),
+            )));
         }
+        if let Some(e) = self.uncaptured.lock().ok().and_then(|mut u| u.take()) {
+            return Err(gpu_err(format!("{} reported: {e}", self.info.name)));
+        }
+        Ok(())
     }
 
     /// Runs `f` inside error scopes, turning an out-of-memory or validation error raised by
-    /// what it creates (buffers, pipelines) into an error value naming `what`.
-    #[cfg(not(target_arch = "wasm32"))]
-    pub fn guard<T>(&self, what: &str, f: impl FnOnce() -> Result<T>) -> Result<T> {
+    /// what it creates (buffers, pipelines) into an error value naming `what`. The scopes are
+    /// awaited, which in the browser is the only way to learn of such an error.
+    pub async fn guard<T>(&self, what: &str, f: impl FnOnce() -> Result<T>) -> Result<T> {
         let oom = self.device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
         let invalid = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
         let out = f();
-        let invalid = pollster::block_on(invalid.pop());
-        let oom = pollster::block_on(oom.pop());
+        let invalid = invalid.pop().await;
+        let oom = oom.pop().await;
         self.check_alive()?;
         if let Some(e) = oom {
             return Err(gpu_err(format!(
@@ -133,17 +144,6 @@ impl Gpu {
             return Err(gpu_err(format!("{what} failed on {}: {e}", self.info.name)));
         }
         out
-    }
-
-    /// The browser reports these errors through the uncaptured-error handler instead.
-    #[cfg(target_arch = "wasm32")]
-    pub fn guard<T>(&self, _what: &str, f: impl FnOnce() -> Result<T>) -> Result<T> {
-        f()
-    }
-
-    #[cfg(not(target_arch = "wasm32"))]
-    pub fn new_blocking() -> Result<Gpu> {
-        pollster::block_on(Gpu::new())
     }
 
     /// `name (backend)` for messages.
@@ -158,14 +158,10 @@ impl Gpu {
             .min(self.limits.max_buffer_size)
     }
 
-    /// A compiled kernel, cached by shader name and override constants.
-    pub fn kernel(
-        &self,
-        name: &str,
-        source: &str,
-        slots: &[Slot],
-        constants: &[(&str, f64)],
-    ) -> Kernel {
+    /// A compiled kernel, cached by shader and override constants; its source is composed
+    /// (`Shader::source`) only on the first request.
+    pub fn kernel(&self, shader: Shader, slots: &[Slot], constants: &[(&str, f64)]) -> Kernel {
+        let name = shader.name();
         let key = format!("{name}{constants:?}");
         if let Some(k) = self.kernels.lock().expect("kernel cache").get(&key) {
             return k.clone();
@@ -174,7 +170,7 @@ impl Gpu {
             .device
             .create_shader_module(wgpu::ShaderModuleDescriptor {
                 label: Some(name),
-                source: wgpu::ShaderSource::Wgsl(source.into()),
+                source: wgpu::ShaderSource::Wgsl(shader.source().into()),
             });
         let entries: Vec<wgpu::BindGroupLayoutEntry> = slots
             .iter()
@@ -228,22 +224,24 @@ impl Gpu {
         k
     }
 
-    /// A dispatch of `kernel` over `buffers` (in binding order) and, when the kernel's last slot
-    /// is a uniform, the parameter words `params`.
-    pub fn call(
+    /// A dispatch of `kernel` over `buffers` (in binding order) and, bound after them as the
+    /// kernel's last slot, the uniform `params`: the kernel's `#[repr(C)]` mirror of its WGSL
+    /// `struct Params`. A kernel without a uniform passes `&()`.
+    pub fn call<P: bytemuck::Pod>(
         &self,
         kernel: &Kernel,
         buffers: &[&wgpu::Buffer],
-        params: &[u32],
+        params: &P,
         groups: [u32; 3],
     ) -> Call {
-        let uniform = (!params.is_empty()).then(|| {
-            let mut words = params.to_vec();
-            words.resize(words.len().div_ceil(4) * 4, 0); // 16-byte uniform granularity
+        // a uniform binding is read in 16-byte rows; the structs carry their own padding
+        const { assert!(std::mem::size_of::<P>() % 16 == 0) };
+        let bytes = bytemuck::bytes_of(params);
+        let uniform = (!bytes.is_empty()).then(|| {
             self.device
                 .create_buffer_init(&wgpu::util::BufferInitDescriptor {
                     label: Some("params"),
-                    contents: bytemuck::cast_slice(&words),
+                    contents: bytes,
                     usage: wgpu::BufferUsages::UNIFORM,
                 })
         });
@@ -357,14 +355,6 @@ impl Gpu {
         staging.unmap();
         Ok(out)
     }
-
-    #[cfg(not(target_arch = "wasm32"))]
-    pub fn read_blocking<T: bytemuck::Pod>(
-        &self,
-        parts: &[(&wgpu::Buffer, u64, u64)],
-    ) -> Result<Vec<T>> {
-        pollster::block_on(self.read(parts))
-    }
 }
 
 pub fn record(enc: &mut wgpu::CommandEncoder, calls: &[&Call]) {
@@ -392,28 +382,28 @@ pub fn groups_1d(n: u32, per: u32) -> [u32; 3] {
 #[cfg(test)]
 mod tests {
     use super::super::test_gpu;
+    use crate::blocking::block_on;
 
     #[test]
     fn a_failed_allocation_is_an_error_value() {
         let Some(gpu) = test_gpu() else { return };
         let too_big = gpu.limits.max_buffer_size + 4;
-        let e = gpu
-            .guard("allocating a test buffer", || {
-                let _b = gpu.device.create_buffer(&wgpu::BufferDescriptor {
-                    label: Some("too big"),
-                    size: too_big,
-                    usage: wgpu::BufferUsages::STORAGE,
-                    mapped_at_creation: false,
-                });
-                Ok(())
-            })
-            .unwrap_err()
-            .to_string();
+        let e = block_on(gpu.guard("allocating a test buffer", || {
+            let _b = gpu.device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some("too big"),
+                size: too_big,
+                usage: wgpu::BufferUsages::STORAGE,
+                mapped_at_creation: false,
+            });
+            Ok(())
+        }))
+        .unwrap_err()
+        .to_string();
         assert!(e.contains("allocating a test buffer"), "{e}");
         // the device is still usable afterwards
         let b = gpu.upload("ok", &[1.0f32, 2.0, 3.0, 4.0]);
         assert_eq!(
-            gpu.read_blocking::<f32>(&[(&b, 0, 4)]).unwrap(),
+            block_on(gpu.read::<f32>(&[(&b, 0, 4)])).unwrap(),
             vec![1.0, 2.0, 3.0, 4.0]
         );
     }

@@ -2,9 +2,22 @@
 //! dispatch per row chunk of the token table.
 
 use super::weights::GpuMatrix;
-use super::{Call, Gpu, Slot};
+use super::{Call, Gpu, Shader, Slot};
 
-const SRC: &str = include_str!("../../../shaders/embed.wgsl");
+/// `struct Params` of `embed.wgsl`.
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+pub struct EmbedParams {
+    pub len: u32,
+    pub d: u32,
+    pub ldt: u32,
+    /// The token rows this dispatch's chunk of the table holds: `tok_start .. tok_start + tok_rows`.
+    pub tok_start: u32,
+    pub tok_rows: u32,
+    pub _p0: u32,
+    pub _p1: u32,
+    pub _p2: u32,
+}
 
 pub struct GpuEmbeddings {
     pub tokens: GpuMatrix,
@@ -42,8 +55,7 @@ pub fn embed(
             let first = k == 0;
             let flag = |b: bool| if b { 1.0 } else { 0.0 };
             let kernel = gpu.kernel(
-                "embed",
-                SRC,
+                Shader::Embed,
                 &slots,
                 &[
                     ("F16", flag(e.tokens.f16)),
@@ -52,16 +64,16 @@ pub fn embed(
                     ("HAS_TYPES", flag(first && e.types.is_some())),
                 ],
             );
-            let params = [
-                len as u32,
-                e.d as u32,
-                e.tokens.ldw as u32,
-                c.start as u32,
-                c.rows as u32,
-                0,
-                0,
-                0,
-            ];
+            let params = EmbedParams {
+                len: len as u32,
+                d: e.d as u32,
+                ldt: e.tokens.ldw as u32,
+                tok_start: c.start as u32,
+                tok_rows: c.rows as u32,
+                _p0: 0,
+                _p1: 0,
+                _p2: 0,
+            };
             gpu.call(
                 &kernel,
                 &[
@@ -111,9 +123,9 @@ mod tests {
             token_types: Some(types.clone()),
             norm: None,
         };
-        let want = cpu::embedding::embed(&plan_e, &ids, Some(&tt));
+        let want = cpu::embed::embed(&plan_e, &ids, Some(&tt));
         let pos_ids: Vec<u32> =
-            cpu::embedding::position_ids(PositionIds::AfterPadding { pad_id: 1 }, &ids)
+            cpu::embed::position_ids(PositionIds::AfterPadding { pad_id: 1 }, &ids)
                 .iter()
                 .map(|&p| p as u32)
                 .collect();

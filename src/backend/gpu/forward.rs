@@ -13,13 +13,15 @@ use super::glu::glu;
 use super::matmul::{matmul, Epilogue};
 use super::modulate::modulate;
 use super::norm::{norm, GpuNorm};
-use super::reduce::{reduce, ReduceBuffers, RowSummary};
+use super::reduce::{reduce, ReduceBuffers};
 use super::rope::{rope, table};
 use super::weights::GpuMatrix;
 use super::{Call, Gpu};
-use crate::backend::cpu::embedding::position_ids;
-use crate::backend::cpu::Row;
-use crate::backend::cpu::{adaln, matmul::linear};
+use crate::backend::cpu::embed::position_ids;
+use crate::backend::cpu::matmul::linear;
+use crate::backend::cpu::modulate as adaln;
+use crate::backend::RowSummary;
+use crate::batch::Row;
 use crate::error::{Error, Result};
 use crate::model::plan::{
     Activation, Conditioning, Ffn, Linear, NormPlacement, Plan, PositionIds, Rope,
@@ -88,11 +90,12 @@ pub struct GpuModel {
 
 impl GpuModel {
     /// Uploads a plan; `f16` stores weight matrices as f16 pairs (arithmetic stays f32).
-    pub fn upload(gpu: Arc<Gpu>, plan: &Plan, f16: bool) -> Result<GpuModel> {
+    pub async fn upload(gpu: Arc<Gpu>, plan: &Plan, f16: bool) -> Result<GpuModel> {
         let g = gpu.clone();
         g.guard("uploading the weights", || {
             GpuModel::upload_unguarded(gpu, plan, f16)
         })
+        .await
     }
 
     fn upload_unguarded(gpu: Arc<Gpu>, plan: &Plan, f16: bool) -> Result<GpuModel> {
@@ -193,10 +196,19 @@ impl GpuModel {
     }
 
     /// Buffers and dispatches for canvases of `len` tokens, with the head on up to `max_rows` rows.
-    pub fn session(&self, len: usize, max_rows: usize) -> Result<GpuSession> {
-        self.gpu.guard("creating the buffers for a canvas", || {
-            GpuSession::new(self, len, max_rows)
-        })
+    pub async fn session(&self, len: usize, max_rows: usize) -> Result<GpuSession> {
+        self.gpu
+            .guard("creating the buffers for a canvas", || {
+                GpuSession::new(self, len, max_rows)
+            })
+            .await
+    }
+
+    /// Head rows one call may take for a canvas of `len`: all of them, or fewer when their
+    /// logits would pass one storage binding.
+    pub fn max_rows(&self, len: usize) -> usize {
+        let per_row = (self.vocab * 4) as u64;
+        (self.gpu.max_binding() / per_row).clamp(1, len.max(1) as u64) as usize
     }
 }
 

@@ -1,8 +1,16 @@
 //! Dispatcher for `shaders/gather.wgsl`: the masked rows' hidden states, packed for the head.
 
-use super::{Call, Gpu, Slot};
+use super::{Call, Gpu, Shader, Slot};
 
-const SRC: &str = include_str!("../../../shaders/gather.wgsl");
+/// `struct Params` of `gather.wgsl`.
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+pub struct GatherParams {
+    pub count: u32,
+    pub d: u32,
+    pub _p0: u32,
+    pub _p1: u32,
+}
 
 pub fn gather(
     gpu: &Gpu,
@@ -13,15 +21,19 @@ pub fn gather(
     d: usize,
 ) -> Call {
     let kernel = gpu.kernel(
-        "gather",
-        SRC,
+        Shader::Gather,
         &[Slot::Read, Slot::Read, Slot::Write, Slot::Uniform],
         &[],
     );
     gpu.call(
         &kernel,
         &[x, rows, y],
-        &[count as u32, d as u32, 0, 0],
+        &GatherParams {
+            count: count as u32,
+            d: d as u32,
+            _p0: 0,
+            _p1: 0,
+        },
         [(d as u32).div_ceil(64), (count as u32).max(1), 1],
     )
 }

@@ -1,10 +1,17 @@
 //! Dispatcher for `shaders/glu.wgsl`: `act(a) ⊙ b` of a gated FFN.
 
-use super::matmul::act_code;
-use super::{Call, Gpu, Slot};
+use super::{activation, Call, Gpu, Shader, Slot};
 use crate::model::plan::Activation;
 
-const SRC: &str = include_str!("../../../shaders/glu.wgsl");
+/// `struct Params` of `glu.wgsl`.
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+pub struct GluParams {
+    pub rows: u32,
+    pub inner: u32,
+    pub _p0: u32,
+    pub _p1: u32,
+}
 
 pub fn glu(
     gpu: &Gpu,
@@ -15,15 +22,19 @@ pub fn glu(
     inner: usize,
 ) -> Call {
     let kernel = gpu.kernel(
-        "glu",
-        SRC,
+        Shader::Glu,
         &[Slot::Read, Slot::Write, Slot::Uniform],
-        &[("ACT", act_code(Some(act)))],
+        &[("ACT", f64::from(activation::code(Some(act))))],
     );
     gpu.call(
         &kernel,
         &[u, y],
-        &[rows as u32, inner as u32, 0, 0],
+        &GluParams {
+            rows: rows as u32,
+            inner: inner as u32,
+            _p0: 0,
+            _p1: 0,
+        },
         [(inner as u32).div_ceil(64), rows as u32, 1],
     )
 }
@@ -31,7 +42,7 @@ pub fn glu(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::backend::cpu::activation::gated;
+    use crate::backend::cpu::glu::glu as cpu_glu;
     use crate::backend::gpu::test_gpu;
 
     #[test]
@@ -42,7 +53,7 @@ mod tests {
             .map(|i| ((i * 17 % 41) as f32 - 20.0) / 6.0)
             .collect();
         for act in [Activation::GeluErf, Activation::GeluTanh, Activation::Silu] {
-            let want = gated(act, &u, rows, inner);
+            let want = cpu_glu(act, &u, rows, inner);
             let (ub, yb) = (
                 gpu.upload("u", &u),
                 gpu.storage("y", (rows * inner * 4) as u64),

@@ -2,18 +2,22 @@
 //! of W.
 
 use super::weights::GpuMatrix;
-use super::{Call, Gpu, Slot};
+use super::{activation, Call, Gpu, Shader, Slot};
 use crate::model::plan::Activation;
 
-const SRC: &str = include_str!("../../../shaders/matmul.wgsl");
-
-pub fn act_code(act: Option<Activation>) -> f64 {
-    match act {
-        None => 0.0,
-        Some(Activation::GeluErf) => 1.0,
-        Some(Activation::GeluTanh) => 2.0,
-        Some(Activation::Silu) => 3.0,
-    }
+/// `struct Params` of `matmul.wgsl`.
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+pub struct MatmulParams {
+    pub m: u32,
+    pub n: u32,
+    pub k: u32,
+    pub ldw: u32,
+    pub ldy: u32,
+    pub y_off: u32,
+    /// Where this row chunk of W starts in the bias and the gate.
+    pub b_off: u32,
+    pub _p0: u32,
 }
 
 pub struct Epilogue<'a> {
@@ -52,11 +56,10 @@ pub fn matmul(
         ("HAS_BIAS", if e.bias.is_some() { 1.0 } else { 0.0 }),
         ("GATED", if e.gate.is_some() { 1.0 } else { 0.0 }),
         ("ACCUM", if e.accum { 1.0 } else { 0.0 }),
-        ("ACT", act_code(e.act)),
+        ("ACT", f64::from(activation::code(e.act))),
     ];
     let kernel = gpu.kernel(
-        "matmul",
-        SRC,
+        Shader::Matmul,
         &[
             Slot::Read,
             Slot::Read,
@@ -70,16 +73,16 @@ pub fn matmul(
     w.chunks
         .iter()
         .map(|c| {
-            let params = [
-                m as u32,
-                c.rows as u32,
-                w.cols as u32,
-                w.ldw as u32,
-                ldy as u32,
-                (y_off + c.start) as u32,
-                c.start as u32, // offset into bias and gate
-                0,
-            ];
+            let params = MatmulParams {
+                m: m as u32,
+                n: c.rows as u32,
+                k: w.cols as u32,
+                ldw: w.ldw as u32,
+                ldy: ldy as u32,
+                y_off: (y_off + c.start) as u32,
+                b_off: c.start as u32,
+                _p0: 0,
+            };
             let groups = [(c.rows as u32).div_ceil(32), (m as u32).div_ceil(32), 1];
             gpu.call(
                 &kernel,

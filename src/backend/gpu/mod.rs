@@ -1,8 +1,11 @@
 //! The WGSL backend on wgpu: the same `Plan` as the CPU backend, one `.wgsl` file per op in
-//! `shaders/`, each with a small dispatcher here and a GPU-vs-CPU test on odd shapes.
+//! `shaders/` (joined with the shared snippets of `shaders/shared/` by `shader`), each with a
+//! small dispatcher here and a GPU-vs-CPU test on odd shapes.
 
+pub mod activation;
 pub mod attention;
 pub mod context;
+mod denoiser;
 pub mod embed;
 pub mod forward;
 pub mod gather;
@@ -12,20 +15,34 @@ pub mod modulate;
 pub mod norm;
 pub mod reduce;
 pub mod rope;
+pub mod shader;
 pub mod weights;
 
 pub use context::{Call, Gpu, Kernel, Slot};
+pub use denoiser::GpuDenoiser;
+pub use shader::Shader;
 
 /// The adapter for GPU tests. Under `CI=true` a missing adapter fails the test; elsewhere the
 /// test says why it did not run and passes.
 #[cfg(test)]
 pub(crate) fn test_gpu() -> Option<Gpu> {
-    match Gpu::new_blocking() {
+    match crate::blocking::block_on(Gpu::new()) {
         Ok(g) => Some(g),
         Err(e) if std::env::var("CI").is_ok_and(|v| v == "true") => panic!("CI=true but {e}"),
         Err(e) => {
             eprintln!("skipping GPU test: {e}");
             None
         }
+    }
+}
+
+#[cfg(test)]
+impl Gpu {
+    /// Reads buffers back, blocking (op tests only).
+    pub(crate) fn read_blocking<T: bytemuck::Pod>(
+        &self,
+        parts: &[(&wgpu::Buffer, u64, u64)],
+    ) -> crate::error::Result<Vec<T>> {
+        crate::blocking::block_on(self.read(parts))
     }
 }

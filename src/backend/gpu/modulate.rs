@@ -1,8 +1,16 @@
 //! Dispatcher for `shaders/modulate.wgsl`: adaLN `x·(1 + scale) + shift` of time-conditioned MDLM.
 
-use super::{Call, Gpu, Slot};
+use super::{Call, Gpu, Shader, Slot};
 
-const SRC: &str = include_str!("../../../shaders/modulate.wgsl");
+/// `struct Params` of `modulate.wgsl`.
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+pub struct ModulateParams {
+    pub rows: u32,
+    pub d: u32,
+    pub _p0: u32,
+    pub _p1: u32,
+}
 
 /// `shift_scale`: `[2, d]`, shift then scale.
 pub fn modulate(
@@ -13,15 +21,19 @@ pub fn modulate(
     d: usize,
 ) -> Call {
     let kernel = gpu.kernel(
-        "modulate",
-        SRC,
+        Shader::Modulate,
         &[Slot::Write, Slot::Read, Slot::Uniform],
         &[],
     );
     gpu.call(
         &kernel,
         &[x, shift_scale],
-        &[rows as u32, d as u32, 0, 0],
+        &ModulateParams {
+            rows: rows as u32,
+            d: d as u32,
+            _p0: 0,
+            _p1: 0,
+        },
         [(d as u32).div_ceil(64), rows as u32, 1],
     )
 }
@@ -29,7 +41,7 @@ pub fn modulate(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::backend::cpu::adaln;
+    use crate::backend::cpu::modulate as adaln;
     use crate::backend::gpu::test_gpu;
 
     #[test]

@@ -1,9 +1,17 @@
 //! Dispatcher for `shaders/norm.wgsl`: LayerNorm (with or without bias) and RMSNorm per row.
 
-use super::{Call, Gpu, Slot};
+use super::{Call, Gpu, Shader, Slot};
 use crate::model::plan::{Norm, NormKind};
 
-const SRC: &str = include_str!("../../../shaders/norm.wgsl");
+/// `struct Params` of `norm.wgsl`.
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+pub struct NormParams {
+    pub rows: u32,
+    pub d: u32,
+    pub eps: f32,
+    pub _p: u32,
+}
 
 /// Norm parameters on the device.
 pub struct GpuNorm {
@@ -29,8 +37,7 @@ impl GpuNorm {
 /// `y[r] = norm(x[r])` for `rows` rows.
 pub fn norm(gpu: &Gpu, n: &GpuNorm, x: &wgpu::Buffer, y: &wgpu::Buffer, rows: usize) -> Call {
     let kernel = gpu.kernel(
-        "norm",
-        SRC,
+        Shader::Norm,
         &[
             Slot::Read,
             Slot::Read,
@@ -43,7 +50,12 @@ pub fn norm(gpu: &Gpu, n: &GpuNorm, x: &wgpu::Buffer, y: &wgpu::Buffer, rows: us
             ("HAS_BIAS", if n.bias.is_some() { 1.0 } else { 0.0 }),
         ],
     );
-    let params = [rows as u32, n.d as u32, n.eps.to_bits(), 0];
+    let params = NormParams {
+        rows: rows as u32,
+        d: n.d as u32,
+        eps: n.eps,
+        _p: 0,
+    };
     let r = rows as u32;
     let groups = if r <= 65535 {
         [r.max(1), 1, 1]

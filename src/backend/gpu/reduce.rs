@@ -2,25 +2,18 @@
 //! temperature), Σ p log p and the top-K logits, computed on the device so that a step reads back
 //! a few KB instead of the logits.
 
-use super::{Call, Gpu, Slot};
+use super::{Call, Gpu, Shader, Slot};
+use crate::backend::{RowSummary, TOP_K};
 
-const SRC: &str = include_str!("../../../shaders/reduce.wgsl");
-
-/// Candidates kept per row.
-pub const TOP_K: usize = 16;
-
-/// One row's reduction, as read back.
-#[derive(Clone, Debug, PartialEq)]
-pub struct RowSummary {
-    pub max: f32,
-    /// log Σ exp(x) over allowed tokens.
-    pub lse: f32,
-    /// log Σ exp(x / T).
-    pub lse_t: f32,
-    /// Σ p log p at T = 1.
-    pub neg_entropy: f32,
-    /// (id, raw logit), descending; ids past the allowed tokens are dropped.
-    pub top: Vec<(u32, f32)>,
+/// `struct Params` of `reduce.wgsl`.
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+pub struct ReduceParams {
+    pub rows: u32,
+    pub v: u32,
+    /// 1 / temperature (1 when sampling greedily).
+    pub inv_t: f32,
+    pub _p: u32,
 }
 
 pub struct ReduceBuffers {
@@ -65,10 +58,10 @@ impl ReduceBuffers {
             .map(|r| {
                 let s = |k: usize| f32::from_bits(stats[r * 4 + k]);
                 RowSummary {
-                    max: s(0),
-                    lse: s(1),
-                    lse_t: s(2),
-                    neg_entropy: s(3),
+                    max: s(0) as f64,
+                    lse: s(1) as f64,
+                    lse_t: s(2) as f64,
+                    neg_entropy: s(3) as f64,
                     top: (0..TOP_K)
                         .map(|k| (ids[r * TOP_K + k], f32::from_bits(vals[r * TOP_K + k])))
                         .filter(|(id, _)| (*id as usize) < vocab)
@@ -89,8 +82,7 @@ pub fn reduce(
     temperature: f64,
 ) -> Call {
     let kernel = gpu.kernel(
-        "reduce",
-        SRC,
+        Shader::Reduce,
         &[
             Slot::Read,
             Slot::Read,
@@ -109,50 +101,20 @@ pub fn reduce(
     gpu.call(
         &kernel,
         &[logits, allowed, &out.stats, &out.ids, &out.vals],
-        &[rows as u32, vocab as u32, inv_t.to_bits(), 0],
+        &ReduceParams {
+            rows: rows as u32,
+            v: vocab as u32,
+            inv_t,
+            _p: 0,
+        },
         [(rows as u32).max(1), 1, 1],
     )
-}
-
-/// The CPU reference of the same reduction, in f64.
-pub fn summarize(row: &[f32], allowed: &[bool], temperature: f64) -> RowSummary {
-    let inv_t = if temperature > 0.0 {
-        1.0 / temperature
-    } else {
-        1.0
-    };
-    let xs: Vec<(u32, f64)> = row
-        .iter()
-        .enumerate()
-        .filter(|(i, _)| allowed[*i])
-        .map(|(i, &v)| (i as u32, v as f64))
-        .collect();
-    let max = xs.iter().map(|x| x.1).fold(f64::NEG_INFINITY, f64::max);
-    let lse = max + xs.iter().map(|x| (x.1 - max).exp()).sum::<f64>().ln();
-    let lse_t = max * inv_t
-        + xs.iter()
-            .map(|x| ((x.1 - max) * inv_t).exp())
-            .sum::<f64>()
-            .ln();
-    let neg_entropy = xs
-        .iter()
-        .map(|x| (x.1 - lse).exp() * (x.1 - lse))
-        .sum::<f64>();
-    let mut top = xs.clone();
-    top.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
-    top.truncate(TOP_K);
-    RowSummary {
-        max: max as f32,
-        lse: lse as f32,
-        lse_t: lse_t as f32,
-        neg_entropy: neg_entropy as f32,
-        top: top.into_iter().map(|(i, v)| (i, v as f32)).collect(),
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::backend::cpu::reduce::summarize;
     use crate::backend::gpu::test_gpu;
 
     #[test]
@@ -170,7 +132,7 @@ mod tests {
         );
         let out = ReduceBuffers::new(&gpu, rows);
         gpu.run(&[&reduce(&gpu, &lb, &ab, &out, rows, v, 0.7)]);
-        let got = pollster::block_on(out.read(&gpu, rows, v)).unwrap();
+        let got = crate::blocking::block_on(out.read(&gpu, rows, v)).unwrap();
         for r in 0..rows {
             let want = summarize(&logits[r * v..(r + 1) * v], &allowed, 0.7);
             let g = &got[r];

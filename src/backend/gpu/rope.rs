@@ -2,11 +2,19 @@
 //! backends rotate by exactly the same angles.
 
 use super::context::groups_1d;
-use super::{Call, Gpu, Slot};
+use super::{Call, Gpu, Shader, Slot};
 use crate::backend::cpu::rope::tables;
 use crate::model::plan::Rope;
 
-const SRC: &str = include_str!("../../../shaders/rope.wgsl");
+/// `struct Params` of `rope.wgsl`.
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+pub struct RopeParams {
+    pub len: u32,
+    pub heads: u32,
+    pub hd: u32,
+    pub _p: u32,
+}
 
 /// `[len, hd/2, 2]` interleaved (cos, sin).
 pub fn table(gpu: &Gpu, rope: &Rope, len: usize) -> wgpu::Buffer {
@@ -23,12 +31,17 @@ pub fn rope(
     heads: usize,
     hd: usize,
 ) -> Call {
-    let kernel = gpu.kernel("rope", SRC, &[Slot::Write, Slot::Read, Slot::Uniform], &[]);
+    let kernel = gpu.kernel(Shader::Rope, &[Slot::Write, Slot::Read, Slot::Uniform], &[]);
     let threads = (len * 2 * heads * (hd / 2)) as u32;
     gpu.call(
         &kernel,
         &[qkv, cs],
-        &[len as u32, heads as u32, hd as u32, 0],
+        &RopeParams {
+            len: len as u32,
+            heads: heads as u32,
+            hd: hd as u32,
+            _p: 0,
+        },
         groups_1d(threads, 64),
     )
 }

@@ -5,16 +5,17 @@ mod animate;
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
-use unmask::backend::gpu::Gpu;
-use unmask::backend::Backend;
+use unmask::backend::CpuDenoiser;
 use unmask::batch::{write_safetensors, Batch};
+use unmask::blocking::block_on;
 use unmask::diffusion::eval::{evaluate, EvalOptions};
-use unmask::diffusion::{Infiller, SamplerOptions, Schedule, Strategy, TraceEvent};
-use unmask::{Error, Model, Result};
+use unmask::diffusion::{Force, InfillOptions, InfillReport, SamplerOptions, Strategy, TraceEvent};
+use unmask::engine::{self, AnyDenoiser, BackendChoice, DeviceOptions, Engine, WeightFormat};
+use unmask::model::Model;
+use unmask::{Error, Result};
 
 #[derive(Parser)]
 #[command(
@@ -56,41 +57,53 @@ struct Device {
     weights: WeightsArg,
 }
 
-/// The adapter to use for `arg`, or `None` for the CPU; says on stderr what it chose.
-fn pick_gpu(arg: BackendArg) -> Result<Option<Arc<Gpu>>> {
-    match arg {
-        BackendArg::Cpu => Ok(None),
-        BackendArg::Gpu => {
-            let g = Gpu::new_blocking()?;
-            eprintln!("unmask: GPU {}", g.describe());
-            Ok(Some(Arc::new(g)))
+impl Device {
+    fn options(self) -> DeviceOptions {
+        DeviceOptions {
+            backend: self.backend.choice(),
+            weights: self.weights.format(),
         }
-        BackendArg::Auto => match Gpu::new_blocking() {
-            Ok(g) if g.info.device_type != wgpu::DeviceType::Cpu => {
-                eprintln!("unmask: GPU {}", g.describe());
-                Ok(Some(Arc::new(g)))
-            }
-            Ok(g) => {
-                eprintln!("unmask: only a software adapter ({}); running on the CPU (--backend gpu uses it anyway)", g.describe());
-                Ok(None)
-            }
-            Err(e) => {
-                eprintln!("unmask: {e}; running on the CPU");
-                Ok(None)
-            }
-        },
     }
 }
 
-/// Attaches the chosen GPU to the model and returns the backend to run.
-fn select_backend(device: Device, model: &mut Model) -> Result<Backend> {
-    match pick_gpu(device.backend)? {
-        None => Ok(Backend::Cpu),
-        Some(g) => {
-            model.attach_gpu(g, device.weights == WeightsArg::F16)?;
-            Ok(Backend::Gpu)
+impl BackendArg {
+    fn choice(self) -> BackendChoice {
+        match self {
+            BackendArg::Auto => BackendChoice::Auto,
+            BackendArg::Gpu => BackendChoice::Gpu,
+            BackendArg::Cpu => BackendChoice::Cpu,
         }
     }
+}
+
+impl WeightsArg {
+    fn format(self) -> WeightFormat {
+        match self {
+            WeightsArg::F16 => WeightFormat::F16,
+            WeightsArg::F32 => WeightFormat::F32,
+        }
+    }
+}
+
+/// The model folder given, or the embedded default model.
+fn load_model(dir: Option<&std::path::Path>) -> Result<Model> {
+    match dir {
+        Some(d) => engine::load_model(d),
+        #[cfg(feature = "default-model")]
+        None => engine::default_model(),
+        #[cfg(not(feature = "default-model"))]
+        None => Err(Error::input("no --model given, and this build has no embedded default model (feature `default-model`)")),
+    }
+}
+
+/// The model on the backend `device` asks for; says on stderr what was chosen where that is
+/// news.
+fn attach(model: Model, device: Device) -> Result<Engine> {
+    let (inf, selection) = block_on(engine::infiller(model, device.options()))?;
+    if let Some(n) = selection.notice() {
+        eprintln!("unmask: {n}");
+    }
+    Ok(inf)
 }
 
 #[derive(Subcommand)]
@@ -134,8 +147,8 @@ enum Command {
         #[arg(long, default_value_t = 1.0)]
         top_p: f64,
         /// Noise schedule: loglinear, cosine or linear.
-        #[arg(long, default_value = "loglinear", value_parser = parse_schedule)]
-        schedule: Schedule,
+        #[arg(long, default_value = "loglinear")]
+        schedule: String,
         /// Semi-autoregressive blocks of this many holes, filled left to right.
         #[arg(long)]
         block_length: Option<usize>,
@@ -220,11 +233,14 @@ fn run(cmd: Command) -> Result<()> {
             output,
             device,
         } => {
-            let mut model = Model::load(&model)?;
+            let model = engine::load_model(&model)?;
             let batch = Batch::read_safetensors(&input)?;
             model.check(&batch)?;
-            let backend = select_backend(device, &mut model)?;
-            let f = model.forward(&batch, backend, false)?;
+            let (mut d, selection) = block_on(AnyDenoiser::select(&model, device.options()))?;
+            if let Some(n) = selection.notice() {
+                eprintln!("unmask: {n}");
+            }
+            let f = block_on(engine::forward(&model, &mut d, &batch, false))?;
             let mut tensors = vec![("logits", &f.out.logits)];
             if let Some(lp) = &f.log_probs {
                 tensors.push(("log_probs", lp));
@@ -249,33 +265,25 @@ fn run(cmd: Command) -> Result<()> {
             json,
             device,
         } => {
-            let mut inf = load_infiller(model.as_deref())?;
-            inf.backend = select_backend(device, &mut inf.model)?;
-            let mut opts = SamplerOptions::for_model(&inf.model);
-            if let Some(s) = strategy {
-                opts.strategy = s;
-                // ranking strategies are greedy by default, as in LLaDA
-                if temperature.is_none()
-                    && !matches!(s, Strategy::Ancestral | Strategy::FirstHitting)
-                {
-                    opts.choice.temperature = 0.0;
-                }
-            }
-            if let Some(t) = temperature {
-                opts.choice.temperature = t;
-            }
-            opts.choice.top_k = top_k;
-            opts.choice.top_p = top_p;
-            opts.steps = steps;
-            opts.schedule = schedule;
-            opts.block_len = block_length;
-            opts.cfg_scale = cfg;
-            opts.cache = !no_cache;
-            opts.seed = seed;
-            for f in &forced {
-                opts.forced.push(parse_forced(&inf, f)?);
-            }
-            infill(&inf, &template, &opts, trace, json)
+            let mut inf = attach(load_model(model.as_deref())?, device)?;
+            let request = InfillOptions {
+                strategy,
+                steps,
+                temperature,
+                top_k,
+                top_p,
+                schedule,
+                block_length,
+                cfg,
+                force: forced
+                    .iter()
+                    .map(|f| f.parse::<Force>())
+                    .collect::<Result<_>>()?,
+                cache: !no_cache,
+                seed,
+            };
+            let opts = request.resolve(&inf.model)?;
+            infill(&mut inf, &template, &opts, trace, json)
         }
         Command::Eval {
             model,
@@ -284,10 +292,9 @@ fn run(cmd: Command) -> Result<()> {
             seed,
             device,
         } => {
-            let mut inf = load_infiller(model.as_deref())?;
-            inf.backend = select_backend(device, &mut inf.model)?;
+            let mut inf = attach(load_model(model.as_deref())?, device)?;
             let body = std::fs::read_to_string(&text).map_err(|e| Error::io(text.display(), e))?;
-            let report = evaluate(&inf, &body, &EvalOptions { mask_rate, seed })?;
+            let report = block_on(evaluate(&mut inf, &body, &EvalOptions { mask_rate, seed }))?;
             println!("{}", serde_json::to_string(&report).expect("serialisable"));
             Ok(())
         }
@@ -314,6 +321,12 @@ fn bench(
 ) -> Result<()> {
     use unmask::bench::{measure, random_mdlm, Shape};
     if let Some(n) = threads {
+        let cores = std::thread::available_parallelism().map_or(1, |c| c.get());
+        if n == 0 || n > cores {
+            return Err(Error::input(format!(
+                "--threads: {n} is outside 1..={cores} (this machine's logical cores)"
+            )));
+        }
         // Only fails if a pool already exists, which cannot happen this early.
         let _ = rayon::ThreadPoolBuilder::new()
             .num_threads(n)
@@ -327,25 +340,42 @@ fn bench(
         )));
     }
     // auto benchmarks the GPU beside the CPU on any adapter, software ones included
-    let gpu = match backend {
-        BackendArg::Cpu => None,
-        BackendArg::Gpu => Some(Arc::new(Gpu::new_blocking()?)),
-        BackendArg::Auto => Gpu::new_blocking().ok().map(Arc::new),
+    #[cfg(feature = "gpu")]
+    let gpu = {
+        use unmask::backend::gpu::Gpu;
+        match backend {
+            BackendArg::Cpu => None,
+            BackendArg::Gpu => Some(std::sync::Arc::new(block_on(Gpu::new())?)),
+            BackendArg::Auto => block_on(Gpu::new()).ok().map(std::sync::Arc::new),
+        }
     };
-    eprintln!("building an MDLM-OWT-shaped model with random weights …");
-    let mut model = random_mdlm(&shape, 0)?;
-    let mut backends = Vec::new();
-    if backend != BackendArg::Gpu {
-        backends.push(Backend::Cpu);
+    #[cfg(not(feature = "gpu"))]
+    let _ = weights;
+    #[cfg(not(feature = "gpu"))]
+    if backend == BackendArg::Gpu {
+        return Err(Error::Gpu(
+            "this build has no GPU backend (feature `gpu`)".into(),
+        ));
     }
+    eprintln!("building an MDLM-OWT-shaped model with random weights …");
+    let model = random_mdlm(&shape, 0)?;
+    let mut denoisers: Vec<AnyDenoiser> = Vec::new();
+    if backend != BackendArg::Gpu {
+        denoisers.push(AnyDenoiser::Cpu(CpuDenoiser::new(model.plan.clone())));
+    }
+    #[cfg(feature = "gpu")]
     if let Some(g) = &gpu {
-        model.attach_gpu(g.clone(), weights == WeightsArg::F16)?;
-        backends.push(Backend::Gpu);
+        denoisers.push(block_on(AnyDenoiser::gpu(
+            g.clone(),
+            &model,
+            weights.format(),
+        ))?);
     }
     let threads = rayon::current_num_threads();
     if !json {
         println!("model: MDLM-OWT shape (12 x 768, 12 heads, V 50258), random weights, head over all rows");
         println!("cpu: f32, {threads} threads");
+        #[cfg(feature = "gpu")]
         if let Some(g) = &gpu {
             let w = if weights == WeightsArg::F16 {
                 "f16 weights"
@@ -360,45 +390,47 @@ fn bench(
         );
     }
     for &len in lengths {
-        for &b in &backends {
-            let m = measure(&model, "mdlm-owt-shape", b, len, iters, 1)?;
+        for d in &mut denoisers {
+            let m = block_on(measure(&model, d, "mdlm-owt-shape", len, iters, 1))?;
             if json {
                 println!("{}", serde_json::to_string(&m).expect("serialisable"));
             } else {
                 println!(
                     "{:>7} {:>6} {:>12.1} {:>12.1} {:>10.2} {:>10.1}",
-                    b.name(),
-                    m.len,
-                    m.ms_median,
-                    m.ms_min,
-                    m.gflop,
-                    m.gflops_per_s
+                    m.backend, m.len, m.ms_median, m.ms_min, m.gflop, m.gflops_per_s
                 );
             }
         }
     }
     if matmul {
-        let g = gpu
-            .as_ref()
-            .ok_or_else(|| Error::input("--matmul needs a GPU adapter"))?;
-        for (m, k, n) in [
-            (128, 768, 768),
-            (512, 768, 3072),
-            (512, 3072, 768),
-            (1024, 768, 2304),
-            (32, 768, 50258),
-        ] {
-            for f16 in [true, false] {
-                let r = unmask::bench::matmul_gflops(g, m, k, n, f16, iters)?;
-                if json {
-                    println!("{}", serde_json::to_string(&r).expect("serialisable"));
-                } else {
-                    println!(
-                        "matmul {m}x{k}x{n} {}: {:.2} ms, {:.1} GFLOP/s",
-                        if f16 { "f16" } else { "f32" },
-                        r.ms_median,
-                        r.gflops_per_s
-                    );
+        #[cfg(not(feature = "gpu"))]
+        return Err(Error::input(
+            "--matmul needs the GPU backend (feature `gpu`)",
+        ));
+        #[cfg(feature = "gpu")]
+        {
+            let g = gpu
+                .as_ref()
+                .ok_or_else(|| Error::input("--matmul needs a GPU adapter"))?;
+            for (m, k, n) in [
+                (128, 768, 768),
+                (512, 768, 3072),
+                (512, 3072, 768),
+                (1024, 768, 2304),
+                (32, 768, 50258),
+            ] {
+                for f16 in [true, false] {
+                    let r = block_on(unmask::bench::matmul_gflops(g, m, k, n, f16, iters))?;
+                    if json {
+                        println!("{}", serde_json::to_string(&r).expect("serialisable"));
+                    } else {
+                        println!(
+                            "matmul {m}x{k}x{n} {}: {:.2} ms, {:.1} GFLOP/s",
+                            if f16 { "f16" } else { "f32" },
+                            r.ms_median,
+                            r.gflops_per_s
+                        );
+                    }
                 }
             }
         }
@@ -406,45 +438,12 @@ fn bench(
     Ok(())
 }
 
-/// The model folder given, or the embedded default model.
-fn load_infiller(dir: Option<&std::path::Path>) -> Result<Infiller> {
-    match dir {
-        Some(d) => Infiller::load(d),
-        #[cfg(feature = "default-model")]
-        None => Infiller::default_model(),
-        #[cfg(not(feature = "default-model"))]
-        None => Err(Error::input("no --model given, and this build has no embedded default model (feature `default-model`)")),
-    }
-}
-
 fn parse_strategy(s: &str) -> std::result::Result<Strategy, String> {
     s.parse()
 }
 
-fn parse_schedule(s: &str) -> std::result::Result<Schedule, String> {
-    Schedule::parse(s)
-        .ok_or_else(|| format!("unknown schedule `{s}`; one of: loglinear, cosine, linear"))
-}
-
-/// `HOLE=TEXT` → (hole index, token id); TEXT must be exactly one token.
-fn parse_forced(inf: &Infiller, spec: &str) -> Result<(usize, u32)> {
-    let bad = |why: String| Error::input(format!("--force {spec}: {why}"));
-    let (hole, text) = spec
-        .split_once('=')
-        .ok_or_else(|| bad("expected HOLE=TEXT".into()))?;
-    let hole: usize = hole
-        .trim()
-        .parse()
-        .map_err(|_| bad(format!("`{hole}` is not a hole number")))?;
-    let ids = inf.tokenizer().encode(text, false)?;
-    match ids.as_slice() {
-        [id] => Ok((hole, *id)),
-        _ => Err(bad(format!("`{text}` is {} tokens, not one", ids.len()))),
-    }
-}
-
 fn infill(
-    inf: &Infiller,
+    inf: &mut Engine,
     template: &str,
     opts: &SamplerOptions,
     trace: Option<PathBuf>,
@@ -474,9 +473,10 @@ fn infill(
             (Error::Input(msg), n) if n > 1 => Error::input(format!("line {}: {msg}", line + 1)),
             _ => e,
         })?;
-        let mut anim = animate.then(|| animate::Animation::new(&canvas, inf.tokenizer()));
+        let tok = inf.tokenizer().clone();
+        let mut anim = animate.then(|| animate::Animation::new(&canvas, &tok));
         let mut io_error = None;
-        let result = inf.run(&canvas, opts, &mut |e: &TraceEvent| {
+        let result = block_on(inf.run(&canvas, opts, &mut |e: &TraceEvent| {
             if let Some(f) = trace_file.as_mut() {
                 if let Err(err) = writeln!(f, "{}", e.to_json()) {
                     io_error.get_or_insert(err);
@@ -485,7 +485,7 @@ fn infill(
             if let Some(a) = anim.as_mut() {
                 a.event(e);
             }
-        })?;
+        }))?;
         if let Some(err) = io_error {
             return Err(Error::io(
                 trace.as_ref().expect("a trace file").display(),
@@ -494,13 +494,14 @@ fn infill(
         }
         match anim {
             Some(a) => a.finish(),
-            None if json => println!(
-                "{}",
-                serde_json::json!({
-                    "text": result.text, "holes": result.holes, "steps": result.steps,
-                    "nfe": result.nfe, "ms": result.ms, "strategy": opts.strategy.to_string(), "seed": opts.seed,
-                })
-            ),
+            None if json => {
+                let report = InfillReport {
+                    result: &result,
+                    strategy: opts.strategy,
+                    seed: opts.seed,
+                };
+                println!("{}", serde_json::to_string(&report).expect("serialisable"))
+            }
             None => println!("{}", result.text),
         }
     }

@@ -3,20 +3,21 @@
 //! rotate-half (base 10000), untied output linear, "subs" logit reading, mask id `vocab − 1`.
 //!
 //! With `time_conditioning: false` (the released checkpoints) σ is zeroed, so the conditioning
-//! vector and every modulation are constants: they are folded into the norms and linears here,
-//! leaving a plain pre-LN encoder (dlm-reference §2.5).
+//! vector and every modulation are constants (`Conditioning::zero_sigma`). The plan keeps them
+//! as the checkpoint has them; `backend::cpu::modulate::fold_constant` folds them into the norms
+//! and linears when the engine loads the model, leaving a plain pre-LN encoder
+//! (dlm-reference §2.5).
 
 use std::sync::Arc;
 
 use super::*;
-use crate::backend::cpu::{adaln, matmul};
 use crate::model::plan::{Block, Conditioning, Embeddings, Ffn, Head, NormPlacement, Rope};
 use crate::model::{LogitReading, MaskToken};
 
 const FREQ_DIM: usize = 256;
 const LN_EPS: f64 = 1e-5;
 
-pub fn build(cfg: &Config, w: &Weights, opts: LoadOptions) -> Result<(ModelSpec, Plan)> {
+pub fn build(cfg: &Config, w: &Weights) -> Result<(ModelSpec, Plan)> {
     let vocab = cfg.dim("vocab_size")?;
     let h = cfg.dim("hidden_dim")?;
     let heads = cfg.dim("n_heads")?;
@@ -52,8 +53,6 @@ pub fn build(cfg: &Config, w: &Weights, opts: LoadOptions) -> Result<(ModelSpec,
         mlp_out: linear(w, &format!("{p}sigma_map.mlp.2"), cond_dim, cond_dim, true)?,
         zero_sigma: !time_conditioning,
     };
-    let fold = opts.fold_adaln && !time_conditioning;
-    let c = fold.then(|| adaln::conditioning(&conditioning, 0.0));
 
     let inv_freq = match w.get_opt(&format!("{p}rotary_emb.inv_freq"), &[hd / 2])? {
         Some(t) => t.data,
@@ -64,24 +63,18 @@ pub fn build(cfg: &Config, w: &Weights, opts: LoadOptions) -> Result<(ModelSpec,
     let mut blocks = Vec::with_capacity(n_blocks);
     for i in 0..n_blocks {
         let b = format!("{p}blocks.{i}");
-        let mut attn_norm = plain_ln(&format!("{b}.norm1"))?;
-        let mut ffn_norm = plain_ln(&format!("{b}.norm2"))?;
-        let mut attn_out = linear(w, &format!("{b}.attn_out"), h, h, false)?;
+        let attn_norm = plain_ln(&format!("{b}.norm1"))?;
+        let ffn_norm = plain_ln(&format!("{b}.norm2"))?;
+        let attn_out = linear(w, &format!("{b}.attn_out"), h, h, false)?;
         let up = linear(w, &format!("{b}.mlp.0"), ff, h, true)?;
-        let mut down = linear(w, &format!("{b}.mlp.2"), h, ff, true)?;
-        let ada = linear(w, &format!("{b}.adaLN_modulation"), 6 * h, cond_dim, true)?;
-        let modulation = match &c {
-            Some(c) => {
-                let m = matmul::linear(c, 1, &ada);
-                let part = |k: usize| &m[k * h..(k + 1) * h];
-                fold_modulation(&mut attn_norm, part(0), part(1));
-                scale_rows(&mut attn_out, part(2));
-                fold_modulation(&mut ffn_norm, part(3), part(4));
-                scale_rows(&mut down, part(5));
-                None
-            }
-            None => Some(ada),
-        };
+        let down = linear(w, &format!("{b}.mlp.2"), h, ff, true)?;
+        let modulation = Some(linear(
+            w,
+            &format!("{b}.adaLN_modulation"),
+            6 * h,
+            cond_dim,
+            true,
+        )?);
         blocks.push(Block {
             placement: NormPlacement::Pre,
             attn_norm: Some(attn_norm),
@@ -102,16 +95,14 @@ pub fn build(cfg: &Config, w: &Weights, opts: LoadOptions) -> Result<(ModelSpec,
     }
 
     let o = format!("{p}output_layer");
-    let mut final_norm = plain_ln(&format!("{o}.norm_final"))?;
-    let final_ada = linear(w, &format!("{o}.adaLN_modulation"), 2 * h, cond_dim, true)?;
-    let final_modulation = match &c {
-        Some(c) => {
-            let m = matmul::linear(c, 1, &final_ada);
-            fold_modulation(&mut final_norm, &m[..h], &m[h..]);
-            None
-        }
-        None => Some(final_ada),
-    };
+    let final_norm = plain_ln(&format!("{o}.norm_final"))?;
+    let final_modulation = Some(linear(
+        w,
+        &format!("{o}.adaLN_modulation"),
+        2 * h,
+        cond_dim,
+        true,
+    )?);
 
     let spec = ModelSpec {
         arch: Architecture::Mdlm,
@@ -136,7 +127,7 @@ pub fn build(cfg: &Config, w: &Weights, opts: LoadOptions) -> Result<(ModelSpec,
             token_types: None,
             norm: None,
         },
-        conditioning: (!fold).then_some(conditioning),
+        conditioning: Some(conditioning),
         blocks,
         head: Head {
             final_norm: Some(final_norm),
@@ -146,24 +137,4 @@ pub fn build(cfg: &Config, w: &Weights, opts: LoadOptions) -> Result<(ModelSpec,
         },
     };
     Ok((spec, plan))
-}
-
-/// `LN(x)·w·(1 + scale) + shift` is a LayerNorm with weight `w ⊙ (1 + scale)` and bias `shift`.
-fn fold_modulation(norm: &mut Norm, shift: &[f32], scale: &[f32]) {
-    for (w, s) in norm.weight.iter_mut().zip(scale) {
-        *w *= 1.0 + s;
-    }
-    norm.bias = Some(shift.to_vec());
-}
-
-/// `gate ⊙ (x·Wᵀ + b)` is a linear with row j of W and b_j scaled by `gate_j`.
-fn scale_rows(lin: &mut Linear, gate: &[f32]) {
-    let k = lin.in_dim();
-    let wt = Arc::make_mut(&mut lin.weight);
-    for (row, g) in wt.data.chunks_exact_mut(k).zip(gate) {
-        row.iter_mut().for_each(|v| *v *= g);
-    }
-    if let Some(b) = &mut lin.bias {
-        b.iter_mut().zip(gate).for_each(|(v, g)| *v *= g);
-    }
 }

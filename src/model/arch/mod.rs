@@ -11,13 +11,13 @@ mod modernbert;
 use super::config::Config;
 use super::plan::{Activation, Linear, Norm, NormKind, Plan};
 use super::weights::Weights;
-use super::{Architecture, LoadOptions, ModelSpec};
+use super::{Architecture, ModelSpec};
 use crate::error::{Error, Result};
 use crate::tensor::Tensor;
 
-pub fn build(cfg: &Config, w: &Weights, opts: LoadOptions) -> Result<(ModelSpec, Plan)> {
+pub fn build(cfg: &Config, w: &Weights) -> Result<(ModelSpec, Plan)> {
     match Architecture::from_model_type(cfg)? {
-        Architecture::Mdlm => mdlm::build(cfg, w, opts),
+        Architecture::Mdlm => mdlm::build(cfg, w),
         Architecture::Bert => bert::build(cfg, w, bert::Flavour::Bert),
         Architecture::Roberta => bert::build(cfg, w, bert::Flavour::Roberta),
         Architecture::DistilBert => distilbert::build(cfg, w),

@@ -1,0 +1,85 @@
+//! The CPU [`Denoiser`]: the plan run by plain Rust, the head only on the requested rows, and
+//! the summaries reduced on the host by [`reduce::summarize`], the reference of the device
+//! reduction. The logits stay with the summaries, so a draw never has to ask for them again.
+
+use std::sync::Arc;
+
+use super::reduce::summarize;
+use super::{encode, forward, head};
+use crate::backend::{check_rows, Backend, Denoiser, ForwardOutput, Summaries};
+use crate::batch::{Batch, Row};
+use crate::error::{Error, Result};
+use crate::model::plan::Plan;
+
+pub struct CpuDenoiser {
+    plan: Arc<Plan>,
+    /// The last `summaries` call's logits, for `last_row_logits`.
+    last: Arc<Vec<f32>>,
+}
+
+impl CpuDenoiser {
+    pub fn new(plan: Arc<Plan>) -> CpuDenoiser {
+        CpuDenoiser {
+            plan,
+            last: Arc::default(),
+        }
+    }
+
+    /// Logits of `rows`: the backbone over the whole canvas, the head on the gathered rows.
+    pub fn logits_now(&self, row: &Row, rows: &[usize]) -> Result<Vec<f32>> {
+        check_rows(rows, row.ids.len())?;
+        let enc = encode(&self.plan, row, false);
+        let h = self.plan.hidden;
+        let mut picked = Vec::with_capacity(rows.len() * h);
+        for &r in rows {
+            picked.extend_from_slice(&enc.hidden[r * h..(r + 1) * h]);
+        }
+        Ok(head(&self.plan, &picked, rows.len(), enc.cond.as_deref()))
+    }
+}
+
+impl Denoiser for CpuDenoiser {
+    fn backend(&self) -> Backend {
+        Backend::Cpu
+    }
+
+    async fn summaries(
+        &mut self,
+        row: &Row<'_>,
+        rows: &[usize],
+        allowed: &[bool],
+        temperature: f64,
+    ) -> Result<Summaries> {
+        let logits = Arc::new(self.logits_now(row, rows)?);
+        let v = self.plan.vocab;
+        let summaries = logits
+            .chunks_exact(v)
+            .map(|r| summarize(r, allowed, temperature))
+            .collect();
+        self.last = logits.clone();
+        Ok(Summaries {
+            rows: summaries,
+            logits: Some(logits),
+        })
+    }
+
+    async fn last_row_logits(&mut self, k: usize) -> Result<Vec<f32>> {
+        let v = self.plan.vocab;
+        self.last
+            .get(k * v..(k + 1) * v)
+            .map(<[f32]>::to_vec)
+            .ok_or_else(|| Error::input(format!("no row {k} in the last pass")))
+    }
+
+    async fn logits(&mut self, row: &Row<'_>, rows: &[usize]) -> Result<Vec<f32>> {
+        self.logits_now(row, rows)
+    }
+
+    async fn forward(&mut self, batch: &Batch, capture: bool) -> Result<ForwardOutput> {
+        Ok(forward(&self.plan, batch, capture))
+    }
+
+    async fn warm_up(&mut self) -> Result<()> {
+        Ok(())
+    }
+}

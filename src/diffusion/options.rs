@@ -1,0 +1,213 @@
+//! What a caller asks of a fill, as every surface spells it (the CLI's flags, the JS options
+//! object, JSON), and the library's policy for what it leaves out: per-model and per-strategy
+//! defaults, and forced text turned into token ids. One serde shape for requests
+//! ([`InfillOptions`]) and one for results ([`InfillReport`]); the trace events are in
+//! `trace.rs`.
+//!
+//! ```json
+//! {"strategy": "top-prob", "steps": 8, "temperature": 0.7, "topK": 0, "topP": 1.0,
+//!  "schedule": "loglinear", "blockLength": null, "cfg": 0.0,
+//!  "force": [{"hole": 0, "text": "cat"}], "cache": true, "seed": 0}
+//! ```
+//! Every field is optional.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use super::sampler::{InfillResult, SamplerOptions};
+use super::{Schedule, Strategy};
+use crate::error::{Error, Result};
+use crate::model::Model;
+
+/// A token fixed before sampling starts: hole number (from 0) and its text, one token.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Force {
+    pub hole: usize,
+    pub text: String,
+}
+
+impl FromStr for Force {
+    type Err = Error;
+    /// `HOLE=TEXT`, the CLI's `--force`.
+    fn from_str(spec: &str) -> Result<Force> {
+        let bad = |why: String| Error::input(format!("force {spec}: {why}"));
+        let (hole, text) = spec
+            .split_once('=')
+            .ok_or_else(|| bad("expected HOLE=TEXT".into()))?;
+        let hole = hole
+            .trim()
+            .parse()
+            .map_err(|_| bad(format!("`{hole}` is not a hole number")))?;
+        Ok(Force {
+            hole,
+            text: text.to_string(),
+        })
+    }
+}
+
+impl fmt::Display for Force {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        write!(f, "{}={}", self.hole, self.text)
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, rename_all = "camelCase", deny_unknown_fields)]
+pub struct InfillOptions {
+    /// Default: ancestral for MDLM ("subs" models), top-prob otherwise.
+    pub strategy: Option<Strategy>,
+    /// Denoising steps. Default: one per hole; Mask-Predict: 10 iterations.
+    pub steps: Option<usize>,
+    /// 0 = argmax. Default: 1 for ancestral and first-hitting on MDLM, 0 for the ranking
+    /// strategies (as LLaDA) and for MLMs.
+    pub temperature: Option<f64>,
+    /// Keep only the k most likely tokens (0 = all).
+    pub top_k: usize,
+    /// Nucleus sampling: keep the most likely tokens up to this mass.
+    pub top_p: f64,
+    /// `loglinear`, `cosine` or `linear`.
+    pub schedule: String,
+    /// Semi-autoregressive blocks of this many holes, filled left to right.
+    pub block_length: Option<usize>,
+    /// Classifier-free guidance weight (0 = off).
+    pub cfg: f64,
+    pub force: Vec<Force>,
+    /// Skip the forward pass when nothing changed since the last one.
+    pub cache: bool,
+    pub seed: u64,
+}
+
+impl Default for InfillOptions {
+    fn default() -> Self {
+        InfillOptions {
+            strategy: None,
+            steps: None,
+            temperature: None,
+            top_k: 0,
+            top_p: 1.0,
+            schedule: String::from("loglinear"),
+            block_length: None,
+            cfg: 0.0,
+            force: Vec::new(),
+            cache: true,
+            seed: 0,
+        }
+    }
+}
+
+impl InfillOptions {
+    /// The sampler's options for `model`: the model's defaults, the strategy's defaults, then
+    /// what was asked; forced text becomes token ids through the model's tokenizer.
+    pub fn resolve(&self, model: &Model) -> Result<SamplerOptions> {
+        let mut o = SamplerOptions::for_model(model);
+        if let Some(s) = self.strategy {
+            o.strategy = s;
+            // ranking strategies are greedy by default, as in LLaDA
+            if !matches!(s, Strategy::Ancestral | Strategy::FirstHitting) {
+                o.choice.temperature = 0.0;
+            }
+        }
+        if let Some(t) = self.temperature {
+            o.choice.temperature = t;
+        }
+        o.choice.top_k = self.top_k;
+        o.choice.top_p = self.top_p;
+        o.steps = self.steps;
+        o.schedule = Schedule::parse(&self.schedule).ok_or_else(|| {
+            Error::input(format!(
+                "unknown schedule `{}`; one of: loglinear, cosine, linear",
+                self.schedule
+            ))
+        })?;
+        o.block_len = self.block_length;
+        o.cfg_scale = self.cfg;
+        o.cache = self.cache;
+        o.seed = self.seed;
+        o.forced = self
+            .force
+            .iter()
+            .map(|f| force_id(model, f))
+            .collect::<Result<_>>()?;
+        Ok(o)
+    }
+}
+
+/// A forced token's id; its text must be exactly one token.
+fn force_id(model: &Model, f: &Force) -> Result<(usize, u32)> {
+    let tok = model
+        .tokenizer
+        .as_ref()
+        .ok_or_else(|| Error::input("forcing a token needs the model's tokenizer.json"))?;
+    let ids = tok.encode(&f.text, false)?;
+    match ids.as_slice() {
+        [id] => Ok((f.hole, *id)),
+        _ => Err(Error::input(format!(
+            "force {f}: `{}` is {} tokens, not one",
+            f.text,
+            ids.len()
+        ))),
+    }
+}
+
+/// What a fill reports: the result and the options that decide it (`unmask infill --json`).
+#[derive(Clone, Debug, Serialize)]
+pub struct InfillReport<'a> {
+    #[serde(flatten)]
+    pub result: &'a InfillResult,
+    pub strategy: Strategy,
+    pub seed: u64,
+}
+
+impl Serialize for Strategy {
+    fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Strategy {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Strategy, D::Error> {
+        let name = String::deserialize(d)?;
+        name.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_json_shape_round_trips_and_rejects_unknown_fields() {
+        let o: InfillOptions = serde_json::from_str(
+            r#"{"strategy":"threshold:0.8","topK":5,"force":[{"hole":1,"text":"cat"}]}"#,
+        )
+        .unwrap();
+        assert_eq!(o.strategy, Some(Strategy::Threshold(0.8)));
+        assert_eq!((o.top_k, o.top_p, o.cache), (5, 1.0, true));
+        assert_eq!(o.force[0].to_string(), "1=cat");
+        let back: InfillOptions =
+            serde_json::from_str(&serde_json::to_string(&o).unwrap()).unwrap();
+        assert_eq!(back, o);
+        let e = serde_json::from_str::<InfillOptions>(r#"{"top_k":5}"#).unwrap_err();
+        assert!(e.to_string().contains("top_k"), "{e}");
+        let e = serde_json::from_str::<InfillOptions>(r#"{"strategy":"fast"}"#).unwrap_err();
+        assert!(e.to_string().contains("unknown strategy"), "{e}");
+    }
+
+    #[test]
+    fn force_specs() {
+        assert_eq!(
+            "2=the".parse::<Force>().unwrap(),
+            Force {
+                hole: 2,
+                text: "the".into()
+            }
+        );
+        let e = "x=the".parse::<Force>().unwrap_err().to_string();
+        assert!(e.contains("not a hole number"), "{e}");
+        let e = "the".parse::<Force>().unwrap_err().to_string();
+        assert!(e.contains("HOLE=TEXT"), "{e}");
+    }
+}

@@ -1,0 +1,91 @@
+//! [`AnyDenoiser`]: the backend chosen at run time behind the one [`Denoiser`] contract.
+
+#[cfg(feature = "gpu")]
+use super::select::WeightFormat;
+use super::select::{choose, DeviceOptions, Selection};
+#[cfg(feature = "gpu")]
+use crate::backend::{gpu::Gpu, GpuDenoiser};
+use crate::backend::{Backend, CpuDenoiser, Denoiser, ForwardOutput, Summaries};
+use crate::batch::{Batch, Row};
+use crate::error::Result;
+use crate::model::Model;
+
+pub enum AnyDenoiser {
+    Cpu(CpuDenoiser),
+    #[cfg(feature = "gpu")]
+    Gpu(Box<GpuDenoiser>),
+}
+
+impl AnyDenoiser {
+    pub fn cpu(model: &Model) -> AnyDenoiser {
+        AnyDenoiser::Cpu(CpuDenoiser::new(model.plan.clone()))
+    }
+
+    /// Uploads `model` to `gpu` and warms the shaders up.
+    #[cfg(feature = "gpu")]
+    pub async fn gpu(
+        gpu: std::sync::Arc<Gpu>,
+        model: &Model,
+        weights: WeightFormat,
+    ) -> Result<AnyDenoiser> {
+        let f16 = weights == WeightFormat::F16;
+        let mut d = GpuDenoiser::upload(gpu, &model.plan, f16).await?;
+        d.warm_up().await?;
+        Ok(AnyDenoiser::Gpu(Box::new(d)))
+    }
+
+    /// The backend `device` asks for (see [`Selection`] for how `auto` decides), attached to
+    /// `model` and warmed up.
+    pub async fn select(model: &Model, device: DeviceOptions) -> Result<(AnyDenoiser, Selection)> {
+        let (gpu, selection) = choose(device.backend).await?;
+        #[cfg(feature = "gpu")]
+        if let Some(g) = gpu {
+            return Ok((AnyDenoiser::gpu(g, model, device.weights).await?, selection));
+        }
+        #[cfg(not(feature = "gpu"))]
+        let _ = gpu;
+        Ok((AnyDenoiser::cpu(model), selection))
+    }
+}
+
+macro_rules! each {
+    ($self:ident, $d:ident => $e:expr) => {
+        match $self {
+            AnyDenoiser::Cpu($d) => $e,
+            #[cfg(feature = "gpu")]
+            AnyDenoiser::Gpu($d) => $e,
+        }
+    };
+}
+
+impl Denoiser for AnyDenoiser {
+    fn backend(&self) -> Backend {
+        each!(self, d => d.backend())
+    }
+
+    async fn summaries(
+        &mut self,
+        row: &Row<'_>,
+        rows: &[usize],
+        allowed: &[bool],
+        temperature: f64,
+    ) -> Result<Summaries> {
+        each!(self, d => d.summaries(row, rows, allowed, temperature).await)
+    }
+
+    async fn last_row_logits(&mut self, k: usize) -> Result<Vec<f32>> {
+        each!(self, d => d.last_row_logits(k).await)
+    }
+
+    async fn logits(&mut self, row: &Row<'_>, rows: &[usize]) -> Result<Vec<f32>> {
+        each!(self, d => d.logits(row, rows).await)
+    }
+
+    async fn forward(&mut self, batch: &Batch, capture: bool) -> Result<ForwardOutput> {
+        each!(self, d => d.forward(batch, capture).await)
+    }
+
+    async fn warm_up(&mut self) -> Result<()> {
+        each!(self, d => d.warm_up().await)
+    }
+}
