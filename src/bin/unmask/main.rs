@@ -13,7 +13,9 @@ use unmask::batch::{write_safetensors, Batch};
 use unmask::blocking::block_on;
 use unmask::diffusion::eval::{evaluate, EvalOptions};
 use unmask::diffusion::{Force, InfillOptions, InfillReport, SamplerOptions, Strategy, TraceEvent};
-use unmask::engine::{self, AnyDenoiser, BackendChoice, DeviceOptions, Engine, WeightFormat};
+use unmask::engine::{
+    self, AnyDenoiser, BackendChoice, DeviceOptions, Engine, Reason, Selection, WeightFormat,
+};
 use unmask::model::Model;
 use unmask::{Error, Result};
 
@@ -96,13 +98,24 @@ fn load_model(dir: Option<&std::path::Path>) -> Result<Model> {
     }
 }
 
-/// The model on the backend `device` asks for; says on stderr what was chosen where that is
-/// news.
+/// Says on stderr which backend runs and why, where that is news; in the CLI's own words
+/// where the library's would name no flag.
+fn tell(selection: &Selection) {
+    let line = match (&selection.reason, &selection.adapter) {
+        (Reason::SoftwareAdapterSkipped, Some(a)) => Some(format!(
+            "only a software adapter ({a}); running on the CPU (--backend gpu uses it anyway)"
+        )),
+        _ => selection.notice(),
+    };
+    if let Some(l) = line {
+        eprintln!("unmask: {l}");
+    }
+}
+
+/// The model on the backend `device` asks for, warmed up.
 fn attach(model: Model, device: Device) -> Result<Engine> {
     let (inf, selection) = block_on(engine::infiller(model, device.options()))?;
-    if let Some(n) = selection.notice() {
-        eprintln!("unmask: {n}");
-    }
+    tell(&selection);
     Ok(inf)
 }
 
@@ -237,9 +250,7 @@ fn run(cmd: Command) -> Result<()> {
             let batch = Batch::read_safetensors(&input)?;
             model.check(&batch)?;
             let (mut d, selection) = block_on(AnyDenoiser::select(&model, device.options()))?;
-            if let Some(n) = selection.notice() {
-                eprintln!("unmask: {n}");
-            }
+            tell(&selection);
             let f = block_on(engine::forward(&model, &mut d, &batch, false))?;
             let mut tensors = vec![("logits", &f.out.logits)];
             if let Some(lp) = &f.log_probs {
