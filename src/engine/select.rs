@@ -93,6 +93,9 @@ type GpuHandle = std::sync::Arc<Gpu>;
 type GpuHandle = std::convert::Infallible;
 
 /// The adapter to use for `choice` (`None`: the CPU) and why.
+// On wasm32 wgpu's handles are neither Send nor Sync (the web is single-threaded); one `Arc`
+// type serves both targets.
+#[cfg_attr(target_arch = "wasm32", allow(clippy::arc_with_non_send_sync))]
 pub(super) async fn choose(choice: BackendChoice) -> Result<(Option<GpuHandle>, Selection)> {
     let cpu = |reason, adapter| Selection {
         backend: Backend::Cpu,

@@ -1,0 +1,99 @@
+/** Where a model runs: a hardware WebGPU adapter when there is one, else the WASM CPU path. */
+export type Device = "auto" | "webgpu" | "wasm";
+
+export interface LoadOptions {
+  device?: Device;
+  /** GPU weight storage; arithmetic is f32 either way. */
+  weights?: "f16" | "f32";
+  onProgress?: (event: ProgressEvent) => void;
+  signal?: AbortSignal;
+  /** Where the .wasm is, when a bundler moved it. */
+  wasmUrl?: string | URL;
+}
+
+export type ProgressEvent =
+  | {
+      phase: "download";
+      file: string;
+      loaded: number;
+      total: number | null;
+      totalLoaded: number;
+      /** Over all files, known before the first byte arrives (null if a server hides sizes). */
+      totalBytes: number | null;
+    }
+  | { phase: "compile" }
+  | { phase: "ready"; backend: "webgpu" | "wasm" };
+
+/** The bytes of a model's Hugging Face files. */
+export interface ModelFiles {
+  config: string | Uint8Array;
+  weights: Uint8Array;
+  tokenizer: Uint8Array;
+}
+
+/** The same options as `unmask infill`'s flags. */
+export interface InfillOptions {
+  strategy?:
+    | "ancestral"
+    | "first-hitting"
+    | "top-prob"
+    | "margin"
+    | "entropy"
+    | "threshold"
+    | `threshold:${number}`
+    | "mask-predict";
+  steps?: number;
+  temperature?: number;
+  topK?: number;
+  topP?: number;
+  schedule?: "loglinear" | "cosine" | "linear";
+  blockLength?: number;
+  cfg?: number;
+  force?: { hole: number; text: string }[];
+  cache?: boolean;
+  seed?: number;
+  onStep?: (event: StepEvent | DoneEvent) => void;
+  signal?: AbortSignal;
+}
+
+/** One denoising step, as a `--trace` line. */
+export interface StepEvent {
+  step: number;
+  t: number;
+  nfe: number;
+  committed: { pos: number; id: number; text: string; p: number }[];
+  masked: number;
+  remasked?: number[];
+}
+
+export interface DoneEvent {
+  done: true;
+  text: string;
+  steps: number;
+  nfe: number;
+  ms: number;
+}
+
+export interface InfillResult {
+  text: string;
+  holes: number;
+  steps: number;
+  nfe: number;
+  ms: number;
+}
+
+export interface BackendReason {
+  backend: "cpu" | "gpu";
+  adapter: string | null;
+  reason: { kind: "requested" | "hardware-adapter" | "software-adapter-skipped" | "no-adapter" | "not-built"; error?: string };
+}
+
+export declare class Unmask {
+  /** The default model with no source; else a folder URL or path, a hub id, or bytes. */
+  static load(source?: string | URL | ModelFiles, options?: LoadOptions): Promise<Unmask>;
+  readonly backend: "webgpu" | "wasm";
+  readonly backendReason: BackendReason;
+  infill(template: string, options?: InfillOptions): Promise<InfillResult>;
+  steps(template: string, options?: InfillOptions): AsyncIterable<StepEvent | DoneEvent>;
+  dispose(): void;
+}

@@ -1,0 +1,64 @@
+// The packed package, installed into an empty folder, in Node (the WASM CPU path).
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { readFile } from "node:fs/promises";
+import { createRequire } from "node:module";
+import { Unmask } from "unmask";
+
+const template = "Peter [MASK*2] ran into the [MASK] Forest.";
+
+test("the default model fills a template and keeps the known text", async () => {
+  const progress = [];
+  const model = await Unmask.load(undefined, { device: "wasm", onProgress: (p) => progress.push(p) });
+  assert.equal(model.backend, "wasm");
+  assert.equal(model.backendReason.reason.kind, "requested");
+  const downloads = progress.filter((p) => p.phase === "download");
+  assert.deepEqual([...new Set(downloads.map((p) => p.file))], ["config.json", "model.safetensors", "tokenizer.json"]);
+  const last = downloads.at(-1);
+  assert.equal(last.totalLoaded, last.totalBytes, "the total is known from the start and reached");
+  assert.equal(progress.at(-1).phase, "ready");
+
+  const events = [];
+  const r = await model.infill(template, { seed: 7, onStep: (e) => events.push(e) });
+  assert.ok(r.text.startsWith("Peter ") && r.text.endsWith(" Forest."), r.text);
+  assert.equal(r.holes, 3);
+  assert.doesNotMatch(r.text, /\[MASK|<\|/);
+  // onStep: the trace shape, commits adding up to the holes, then the done event
+  const steps = events.filter((e) => !e.done);
+  const done = events.at(-1);
+  assert.equal(done.done, true);
+  assert.deepEqual([done.text, done.steps, done.nfe], [r.text, r.steps, r.nfe]);
+  assert.equal(steps.reduce((n, e) => n + e.committed.length, 0), 3);
+  assert.equal(steps.at(-1).masked, 0);
+  for (const e of steps) for (const c of e.committed) assert.ok(c.p >= 0 && c.p <= 1 && typeof c.text === "string");
+
+  // the same seed gives the same fill; the async iterable gives the same events
+  const again = await model.infill(template, { seed: 7 });
+  assert.equal(again.text, r.text);
+  const iterated = [];
+  for await (const e of model.steps(template, { seed: 7 })) iterated.push(e);
+  assert.deepEqual(iterated.map((e) => e.committed ?? e.text), events.map((e) => e.committed ?? e.text));
+  model.dispose();
+  await assert.rejects(model.infill(template), { name: "Disposed" });
+});
+
+test("the same model from bytes in memory, and errors with a stable name", async () => {
+  const require = createRequire(import.meta.url);
+  const dir = new URL("./", `file://${require.resolve("unmask/package.json")}`);
+  const [config, weights, tokenizer] = await Promise.all(
+    ["config.json", "model.safetensors", "tokenizer.json"].map((f) => readFile(new URL(`model/${f}`, dir))),
+  );
+  const model = await Unmask.load({ config: config.toString(), weights, tokenizer }, { device: "wasm" });
+  const r = await model.infill("The [MASK*3] sat on the mat.", { strategy: "top-prob", seed: 1 });
+  assert.ok(r.text.startsWith("The ") && r.text.endsWith(" sat on the mat."), r.text);
+  await assert.rejects(model.infill("a [[b", {}), (e) => e.name === "BadInput" && /column 3/.test(e.message));
+  await assert.rejects(model.infill("a [MASK]", { topK: -1 }), (e) => e.name === "BadInput" && /topK/.test(e.message));
+  await assert.rejects(model.infill("a [MASK]", { stratgy: "x" }), (e) => /unknown field/.test(e.message));
+  await assert.rejects(
+    Unmask.load({ config: "{}", weights: new Uint8Array(8), tokenizer }, { device: "wasm" }),
+    { name: "BadModel" },
+  );
+  const controller = new AbortController();
+  controller.abort();
+  await assert.rejects(model.infill("a [MASK]", { signal: controller.signal }), { name: "Aborted" });
+});
