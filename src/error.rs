@@ -35,6 +35,9 @@ pub enum Error {
     /// No adapter, a lost device, an allocation the device refused.
     #[error("GPU: {0}")]
     Gpu(String),
+    /// The caller stopped the run (an `AbortSignal`, a host that said stop).
+    #[error("aborted")]
+    Aborted,
     /// The tokenizer could not be loaded or could not encode/decode.
     #[error("tokenizer {path}: {msg}")]
     Tokenizer { path: String, msg: String },

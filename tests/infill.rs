@@ -425,3 +425,50 @@ fn canvas_frames_per_model() {
     assert_eq!(first, "<|startoftext|>");
     assert_ne!(last.as_deref(), Some("<|startoftext|>"));
 }
+
+/// A host that counts its pauses and stops the run once it has seen `stop_after` step events.
+struct Stopper {
+    steps: usize,
+    pauses: usize,
+    stop_after: usize,
+}
+
+impl unmask::diffusion::Host for Stopper {
+    fn event(&mut self, e: &TraceEvent) {
+        if matches!(e, TraceEvent::Step(_)) {
+            self.steps += 1;
+        }
+    }
+
+    async fn before_pass(&mut self) -> unmask::Result<()> {
+        self.pauses += 1;
+        if self.steps >= self.stop_after {
+            return Err(unmask::Error::Aborted);
+        }
+        Ok(())
+    }
+}
+
+#[test]
+fn a_host_pauses_before_each_pass_and_can_stop_the_run() {
+    let mut inf = infiller("mdlm_dit");
+    let t = "the cat [MASK*5] on the mat";
+    let o = opts(&inf, Strategy::TopProb, None, 3);
+    let mut free = Stopper {
+        steps: 0,
+        pauses: 0,
+        stop_after: usize::MAX,
+    };
+    let full = block_on(inf.infill_with(t, &o, &mut free)).unwrap();
+    assert_eq!(free.pauses, 5, "one pause per step that proposes");
+    let (plain, _) = run(&mut inf, t, &o);
+    assert_eq!(full.ids, plain.ids, "pausing changes nothing");
+    let mut stopper = Stopper {
+        steps: 0,
+        pauses: 0,
+        stop_after: 2,
+    };
+    let e = block_on(inf.infill_with(t, &o, &mut stopper)).unwrap_err();
+    assert!(matches!(e, unmask::Error::Aborted), "{e}");
+    assert_eq!(stopper.steps, 2, "it stopped before the third pass");
+}

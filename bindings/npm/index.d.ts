@@ -52,7 +52,9 @@ export interface InfillOptions {
   force?: { hole: number; text: string }[];
   cache?: boolean;
   seed?: number;
+  /** Sees every step as a `--trace` line, then the done event; an exception it throws ends the fill. */
   onStep?: (event: StepEvent | DoneEvent) => void;
+  /** Checked before every step; the fill gives the event loop a turn there, so it can fire. */
   signal?: AbortSignal;
 }
 
@@ -88,6 +90,10 @@ export interface BackendReason {
   reason: { kind: "requested" | "hardware-adapter" | "software-adapter-skipped" | "no-adapter" | "not-built"; error?: string };
 }
 
+/**
+ * Errors are `Error`s whose `name` is one of `BadModel`, `BadInput`, `GpuError`, `Aborted`,
+ * `Busy` (a fill is already running on this model) or `Disposed`, with the engine's message.
+ */
 export declare class Unmask {
   /** The default model with no source; else a folder URL or path, a hub id, or bytes. */
   static load(source?: string | URL | ModelFiles, options?: LoadOptions): Promise<Unmask>;

@@ -99,7 +99,7 @@ export function makeUnmask(platform) {
     async infill(template, options = {}) {
       const { onStep, signal, ...request } = options;
       checkSignal(signal);
-      return this.#raw.infill(template, request, onStep ?? undefined);
+      return this.#raw.infill(template, request, onStep ?? undefined, signal ?? undefined);
     }
 
     /** The same events as `onStep`, as an async iterable (after the fill has run). */

@@ -16,7 +16,7 @@ use std::rc::Rc;
 use serde::Deserialize;
 use wasm_bindgen::prelude::*;
 
-use unmask::diffusion::{InfillOptions, TraceEvent};
+use unmask::diffusion::{Host, InfillOptions, TraceEvent};
 use unmask::engine::{self, BackendChoice, DeviceOptions, Engine, Selection, WeightFormat};
 use unmask::model::config::Config;
 use unmask::model::{Model, Weights};
@@ -40,6 +40,7 @@ fn error_name(e: &unmask::Error) -> &'static str {
         | E::Tokenizer { .. } => "BadModel",
         E::Input(_) => "BadInput",
         E::Gpu(_) => "GpuError",
+        E::Aborted => "Aborted",
     }
 }
 
@@ -179,12 +180,14 @@ impl Unmask {
 
     /// Fills a template. `options` is the JSON shape of `InfillOptions` (`steps`, `strategy`,
     /// `temperature`, `topK`, `topP`, `seed`, `cfg`, `force`, …); `on_step` sees every trace
-    /// event, the shape of a `--trace` line. Resolves to `{ text, holes, steps, nfe, ms }`.
+    /// event, the shape of a `--trace` line; an aborted `signal` (an `AbortSignal`) stops the
+    /// run at the next step. Resolves to `{ text, holes, steps, nfe, ms }`.
     pub fn infill(
         &self,
         template: String,
         options: JsValue,
         on_step: Option<js_sys::Function>,
+        signal: Option<js_sys::Object>,
     ) -> js_sys::Promise {
         let state = self.state.clone();
         wasm_bindgen_futures::future_to_promise(async move {
@@ -204,7 +207,12 @@ impl Unmask {
                     }
                 }
             };
-            let result = fill(&mut inf, &template, &request, on_step.as_ref()).await;
+            let mut host = JsHost {
+                on_step,
+                signal,
+                error: None,
+            };
+            let result = fill(&mut inf, &template, &request, &mut host).await;
             let mut s = state.borrow_mut();
             *s = match *s {
                 State::Busy { dispose: true } => State::Disposed,
@@ -224,29 +232,65 @@ impl Unmask {
     }
 }
 
-/// One fill on a borrowed engine; `on_step` sees each trace event as a plain JS object.
+/// The JS side of a run: `onStep` for every event, and between steps a turn of the event loop
+/// (so a page repaints and an abort can arrive) and a look at the `AbortSignal`.
+struct JsHost {
+    on_step: Option<js_sys::Function>,
+    signal: Option<js_sys::Object>,
+    /// The first exception `onStep` threw; it ends the run.
+    error: Option<JsValue>,
+}
+
+impl Host for JsHost {
+    fn event(&mut self, e: &TraceEvent) {
+        if let (Some(f), None) = (&self.on_step, &self.error) {
+            let event = serde_wasm_bindgen::to_value(e).unwrap_or(JsValue::NULL);
+            if let Err(err) = f.call1(&JsValue::NULL, &event) {
+                self.error = Some(err);
+            }
+        }
+    }
+
+    async fn before_pass(&mut self) -> unmask::Result<()> {
+        yield_to_event_loop().await;
+        let aborted = self.signal.as_ref().is_some_and(|s| {
+            js_sys::Reflect::get(s, &JsValue::from_str("aborted")).is_ok_and(|v| v.is_truthy())
+        });
+        if aborted || self.error.is_some() {
+            return Err(unmask::Error::Aborted);
+        }
+        Ok(())
+    }
+}
+
+/// Resolves on a later turn of the event loop (`setTimeout(0)`, which every page, worker and
+/// Node has), letting timers, messages and paints run in between.
+async fn yield_to_event_loop() {
+    let global = js_sys::global();
+    let Ok(set_timeout) = js_sys::Reflect::get(&global, &JsValue::from_str("setTimeout")) else {
+        return;
+    };
+    let Ok(set_timeout) = set_timeout.dyn_into::<js_sys::Function>() else {
+        return;
+    };
+    let promise = js_sys::Promise::new(&mut |resolve, _| {
+        let _ = set_timeout.call2(&global, &resolve, &JsValue::from(0));
+    });
+    let _ = wasm_bindgen_futures::JsFuture::from(promise).await;
+}
+
+/// One fill on a borrowed engine.
 async fn fill(
     inf: &mut Engine,
     template: &str,
     request: &InfillOptions,
-    on_step: Option<&js_sys::Function>,
+    host: &mut JsHost,
 ) -> Result<JsValue, JsValue> {
     let opts = request.resolve(&inf.model).map_err(engine_error)?;
-    let mut callback_error = None;
-    let mut on_event = |e: &TraceEvent| {
-        if let (Some(f), None) = (on_step, &callback_error) {
-            let event = serde_wasm_bindgen::to_value(e).unwrap_or(JsValue::NULL);
-            if let Err(err) = f.call1(&JsValue::NULL, &event) {
-                callback_error = Some(err);
-            }
-        }
-    };
-    let result = inf
-        .infill(template, &opts, &mut on_event)
-        .await
-        .map_err(engine_error)?;
-    if let Some(err) = callback_error {
+    let result = inf.infill_with(template, &opts, host).await;
+    if let Some(err) = host.error.take() {
         return Err(err);
     }
+    let result = result.map_err(engine_error)?;
     serde_wasm_bindgen::to_value(&result).map_err(|e| js_error("BadInput", &format!("result: {e}")))
 }

@@ -12,7 +12,7 @@ pub mod trace;
 
 pub use options::{Force, InfillOptions, InfillReport};
 pub use proposal::TokenChoice;
-pub use sampler::{InfillResult, Infiller, SamplerOptions};
+pub use sampler::{Host, InfillResult, Infiller, SamplerOptions};
 pub use schedule::Schedule;
 pub use strategy::Strategy;
 pub use trace::TraceEvent;

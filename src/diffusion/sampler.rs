@@ -82,6 +82,26 @@ pub struct InfillResult {
     pub ms: f64,
 }
 
+/// The surface a fill runs for: it sees every trace event and, before each step's denoising
+/// (a forward pass, or the cached one), may pause (a browser yields to its event loop there, so a page stays responsive and an
+/// `AbortSignal` can be observed) or stop the run with an error such as [`Error::Aborted`].
+///
+/// Any `FnMut(&TraceEvent)` closure is a host that never pauses.
+#[allow(async_fn_in_trait)] // driven on the caller's own thread, like the Denoiser
+pub trait Host {
+    fn event(&mut self, event: &TraceEvent);
+
+    async fn before_pass(&mut self) -> Result<()> {
+        Ok(())
+    }
+}
+
+impl<F: FnMut(&TraceEvent) + ?Sized> Host for F {
+    fn event(&mut self, event: &TraceEvent) {
+        self(event)
+    }
+}
+
 /// A model and a denoiser ready to fill templates. `D` is the backend: the sampler only ever
 /// talks to it through [`Denoiser`].
 pub struct Infiller<D> {
@@ -149,8 +169,18 @@ impl<D: Denoiser> Infiller<D> {
         opts: &SamplerOptions,
         on_event: &mut dyn FnMut(&TraceEvent),
     ) -> Result<InfillResult> {
+        self.infill_with(template, opts, on_event).await
+    }
+
+    /// [`infill`](Infiller::infill) for a [`Host`] that may also pause or stop the run.
+    pub async fn infill_with<H: Host + ?Sized>(
+        &mut self,
+        template: &str,
+        opts: &SamplerOptions,
+        host: &mut H,
+    ) -> Result<InfillResult> {
         let canvas = self.canvas(template)?;
-        self.run(&canvas, opts, on_event).await
+        self.run_with(&canvas, opts, host).await
     }
 
     /// Runs the sampler on a prepared canvas.
@@ -160,9 +190,19 @@ impl<D: Denoiser> Infiller<D> {
         opts: &SamplerOptions,
         on_event: &mut dyn FnMut(&TraceEvent),
     ) -> Result<InfillResult> {
+        self.run_with(canvas, opts, on_event).await
+    }
+
+    /// [`run`](Infiller::run) for a [`Host`].
+    pub async fn run_with<H: Host + ?Sized>(
+        &mut self,
+        canvas: &Canvas,
+        opts: &SamplerOptions,
+        host: &mut H,
+    ) -> Result<InfillResult> {
         let t0 = Instant::now();
         self.model.check(&Batch::single(canvas.ids.clone()))?;
-        let mut run = Run::new(self, canvas, opts, on_event)?;
+        let mut run = Run::new(self, canvas, opts, host)?;
         run.forced()?;
         match opts.strategy {
             Strategy::MaskPredict => run.mask_predict().await?,
@@ -178,7 +218,7 @@ impl<D: Denoiser> Infiller<D> {
             nfe: run.nfe,
             ms,
         };
-        (run.on_event)(&TraceEvent::Done(DoneEvent {
+        run.host.event(&TraceEvent::Done(DoneEvent {
             done: true,
             text,
             steps: run.step,
@@ -196,11 +236,11 @@ struct Cached {
 }
 
 /// The state of one fill.
-struct Run<'a, D> {
+struct Run<'a, D, H: ?Sized> {
     inf: &'a mut Infiller<D>,
     canvas: &'a Canvas,
     opts: &'a SamplerOptions,
-    on_event: &'a mut dyn FnMut(&TraceEvent),
+    host: &'a mut H,
     ids: Vec<u32>,
     /// still masked, in canvas order
     masked: Vec<usize>,
@@ -212,13 +252,13 @@ struct Run<'a, D> {
     dirty: bool,
 }
 
-impl<'a, D: Denoiser> Run<'a, D> {
+impl<'a, D: Denoiser, H: Host + ?Sized> Run<'a, D, H> {
     fn new(
         inf: &'a mut Infiller<D>,
         canvas: &'a Canvas,
         opts: &'a SamplerOptions,
-        on_event: &'a mut dyn FnMut(&TraceEvent),
-    ) -> Result<Run<'a, D>> {
+        host: &'a mut H,
+    ) -> Result<Run<'a, D, H>> {
         let c = &opts.choice;
         let bad = |what: &str, v: String| Err(Error::input(format!("{what} {v}")));
         if !(c.temperature >= 0.0 && c.temperature.is_finite()) {
@@ -246,7 +286,7 @@ impl<'a, D: Denoiser> Run<'a, D> {
             inf,
             canvas,
             opts,
-            on_event,
+            host,
             ids: canvas.ids.clone(),
             masked: canvas.holes.clone(),
             rng: ChaCha8Rng::seed_from_u64(opts.seed),
@@ -291,6 +331,7 @@ impl<'a, D: Denoiser> Run<'a, D> {
     /// Summaries of `rows` for the current canvas at time t, from the cache when still valid.
     /// With guidance the two passes' logits are combined on the host and reduced there.
     async fn summaries(&mut self, rows: &[usize], t: f64) -> Result<Summaries> {
+        self.host.before_pass().await?;
         let reuse = self.opts.cache && !self.dirty && !self.time_conditioned();
         if reuse {
             if let Some(c) = &self.cache {
@@ -407,7 +448,7 @@ impl<'a, D: Denoiser> Run<'a, D> {
             masked: self.masked.len(),
             remasked,
         };
-        (self.on_event)(&TraceEvent::Step(event));
+        self.host.event(&TraceEvent::Step(event));
     }
 
     /// The hole positions of each semi-autoregressive block.

@@ -62,3 +62,44 @@ test("the same model from bytes in memory, and errors with a stable name", async
   controller.abort();
   await assert.rejects(model.infill("a [MASK]", { signal: controller.signal }), { name: "Aborted" });
 });
+
+test("a fill yields between steps and stops on abort", async () => {
+  const model = await Unmask.load(undefined, { device: "wasm" });
+  const long = "Peter [MASK*12] ran into the [MASK*12] Forest.";
+  // aborted from onStep, after the first step
+  const controller = new AbortController();
+  let seen = 0;
+  await assert.rejects(
+    model.infill(long, {
+      strategy: "top-prob",
+      signal: controller.signal,
+      onStep: () => {
+        seen += 1;
+        controller.abort();
+      },
+    }),
+    { name: "Aborted" },
+  );
+  assert.equal(seen, 1, "no step ran after the abort");
+  // aborted by a timer while the fill runs: the fill gives the event loop a turn each step
+  const timed = new AbortController();
+  setTimeout(() => timed.abort(), 0);
+  let steps = 0;
+  await assert.rejects(
+    model.infill(long, { strategy: "top-prob", signal: timed.signal, onStep: () => (steps += 1) }),
+    { name: "Aborted" },
+  );
+  assert.ok(steps < 24, `stopped early (${steps} of 24 steps)`);
+  // an exception in onStep ends the run and is what the fill rejects with
+  await assert.rejects(
+    model.infill(long, {
+      onStep: () => {
+        throw new RangeError("from onStep");
+      },
+    }),
+    { name: "RangeError", message: "from onStep" },
+  );
+  // and the model is still usable afterwards
+  const r = await model.infill("The [MASK] sat.", { seed: 2 });
+  assert.ok(r.text.startsWith("The "));
+});
