@@ -148,7 +148,12 @@ impl Gpu {
 
     /// `name (backend)` for messages.
     pub fn describe(&self) -> String {
-        format!("{} ({:?})", self.info.name, self.info.backend)
+        // browsers may withhold the adapter's name
+        let name = match self.info.name.as_str() {
+            "" => "unnamed adapter",
+            n => n,
+        };
+        format!("{name} ({:?})", self.info.backend)
     }
 
     /// Largest storage binding in bytes.

@@ -1,0 +1,92 @@
+// The package in headless Debian Chromium (never a downloaded browser), from pages served on
+// 127.0.0.1: the WASM CPU path, WebGPU on SwiftShader (--enable-unsafe-webgpu), and `auto`,
+// which must pass over a software adapter. Run from the folder the tarball was installed in.
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { createServer } from "node:http";
+import { readFile } from "node:fs/promises";
+import { createRequire } from "node:module";
+import { extname, join, normalize } from "node:path";
+
+const CHROMIUM = process.env.CHROMIUM ?? "/usr/bin/chromium";
+const FLAGS = [
+  "--no-sandbox",
+  "--enable-unsafe-webgpu",
+  "--disable-dev-shm-usage",
+  "--disable-background-networking",
+  "--disable-component-update",
+  "--disable-sync",
+  "--no-first-run",
+  "--disable-quic",
+];
+const TYPES = { ".html": "text/html", ".js": "text/javascript", ".wasm": "application/wasm", ".json": "application/json" };
+const template = "Peter [MASK*2] ran into the [MASK] Forest.";
+
+let server, browser, page;
+
+before(async () => {
+  const root = process.cwd();
+  server = createServer(async (req, res) => {
+    const path = normalize(decodeURIComponent(new URL(req.url, "http://x").pathname)).replace(/^(\.\.[/\\])+/, "");
+    try {
+      const body = await readFile(join(root, path === "/" ? "page.html" : path));
+      res.writeHead(200, { "content-type": TYPES[extname(path)] ?? "application/octet-stream", "content-length": body.length });
+      res.end(req.method === "HEAD" ? undefined : body);
+    } catch {
+      res.writeHead(404).end();
+    }
+  });
+  await new Promise((r) => server.listen(0, "127.0.0.1", r));
+  const require = createRequire(join(process.env.PLAYWRIGHT_CORE ?? root, "x.js"));
+  const { chromium } = require("playwright-core");
+  browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: FLAGS });
+  page = await browser.newPage();
+  page.on("console", (m) => console.log(`[page] ${m.text()}`));
+  page.on("pageerror", (e) => console.log(`[page error] ${e}`));
+  await page.goto(`http://127.0.0.1:${server.address().port}/page.html`);
+  await page.waitForFunction(() => window.ready === true);
+});
+
+after(async () => {
+  await browser?.close();
+  server?.close();
+});
+
+function checkFill(out) {
+  const r = out.result;
+  assert.ok(r.text.startsWith("Peter ") && r.text.endsWith(" Forest."), r.text);
+  assert.doesNotMatch(r.text, /\[MASK|<\|/);
+  assert.equal(out.steps.at(-1).done, true);
+  assert.equal(out.steps.filter((e) => !e.done).reduce((n, e) => n + e.committed.length, 0), 3);
+  assert.deepEqual(out.progress.filter((p) => p !== "download"), ["compile", "ready"]);
+}
+
+test("the WASM CPU path fills a template in the page", async () => {
+  const out = await page.evaluate(([t]) => window.fill("wasm", t, { seed: 7 }), [template]);
+  assert.equal(out.backend, "wasm");
+  checkFill(out);
+});
+
+test("WebGPU (SwiftShader here) runs the GPU infill path and agrees with the CPU at temperature 0", async () => {
+  const info = await page.evaluate(() => window.gpuInfo());
+  assert.ok(info, "Chromium exposed no WebGPU adapter (is --enable-unsafe-webgpu set?)");
+  console.log(`adapter: ${JSON.stringify(info)}`);
+  const greedy = { strategy: "top-prob", seed: 1 };
+  const gpu = await page.evaluate(([t, o]) => window.fill("webgpu", t, o), [template, greedy]);
+  assert.equal(gpu.backend, "webgpu");
+  assert.equal(gpu.reason.reason.kind, "requested");
+  checkFill(gpu);
+  const cpu = await page.evaluate(([t, o]) => window.fill("wasm", t, o), [template, greedy]);
+  assert.equal(cpu.result.text, gpu.result.text, "greedy fills agree between WebGPU and the CPU");
+  // auto passes over a software (fallback) adapter and says so; it takes a hardware one
+  const auto = await page.evaluate(([t]) => window.fill("auto", t, { seed: 7 }), [template]);
+  console.log(`auto: ${auto.backend} (${JSON.stringify(auto.reason)})`);
+  if (info.fallback) {
+    assert.equal(auto.backend, "wasm");
+    assert.equal(auto.reason.reason.kind, "software-adapter-skipped");
+  } else {
+    assert.equal(auto.backend, "webgpu");
+    assert.equal(auto.reason.reason.kind, "hardware-adapter");
+  }
+  checkFill(auto);
+});
