@@ -9,7 +9,14 @@ export interface LoadOptions {
   signal?: AbortSignal;
   /** Where the .wasm is, when a bundler moved it. */
   wasmUrl?: string | URL;
+  /** Keep downloads in the Cache API (browsers; default true). */
+  cache?: boolean;
 }
+
+/** Whether every file of a source (nothing: the default model) is in the cache. */
+export declare function isCached(source?: string | URL): Promise<boolean>;
+/** Removes every file unmask has cached. */
+export declare function clearCache(): Promise<void>;
 
 export type ProgressEvent =
   | {

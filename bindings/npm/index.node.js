@@ -25,7 +25,7 @@ export const Unmask = makeUnmask({
     const head = await fetch(url, { method: "HEAD" });
     return Number(head.headers.get("content-length")) || null;
   },
-  async read(where, file, signal, progress) {
+  async read(where, file, signal, _options, progress) {
     const url = locate(where, file);
     if (url.protocol === "file:") {
       const bytes = new Uint8Array(await readFile(url, { signal }));
@@ -39,3 +39,10 @@ export const Unmask = makeUnmask({
     return bytes;
   },
 });
+
+/** Node keeps no download cache: local files are read where they are. */
+export async function isCached() {
+  return false;
+}
+
+export async function clearCache() {}

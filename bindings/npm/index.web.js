@@ -1,12 +1,26 @@
 // Browser entry: the module is found through `new URL(…, import.meta.url)` (or `wasmUrl`),
-// the default model beside it, other models by fetch. No Node-only import on this path.
+// the default model beside it, other models by fetch. Downloads are kept in the Cache API
+// (`cache: false` to skip it); where it is missing or full (private windows) they stay in
+// memory, with a notice. No Node-only import on this path.
 import init from "./wasm/unmask_wasm.js";
-import { makeUnmask } from "./unmask.js";
+import { folderOf, makeUnmask } from "./unmask.js";
 
+const CACHE = "unmask-v1";
 let started = null;
 
 function locate(where, file) {
-  return where === null ? new URL(`model/${file}`, import.meta.url) : new URL(file, new URL(where, location.href));
+  const base = typeof location === "undefined" ? import.meta.url : location.href;
+  return where === null ? new URL(`model/${file}`, import.meta.url) : new URL(file, new URL(where, base));
+}
+
+async function openCache(use) {
+  if (use === false || typeof caches === "undefined") return null;
+  try {
+    return await caches.open(CACHE);
+  } catch (e) {
+    console.warn(`unmask: the Cache API is unavailable (${e}); keeping downloads in memory`);
+    return null;
+  }
 }
 
 export const Unmask = makeUnmask({
@@ -14,14 +28,27 @@ export const Unmask = makeUnmask({
     started ??= init({ module_or_path: wasmUrl ?? new URL("wasm/unmask_wasm_bg.wasm", import.meta.url) });
     return started;
   },
-  async size(where, file, signal) {
-    const head = await fetch(locate(where, file), { method: "HEAD", signal });
-    return Number(head.headers.get("content-length")) || null;
-  },
-  async read(where, file, signal, progress) {
+  async size(where, file, signal, options) {
     const url = locate(where, file);
-    const res = await fetch(url, { signal });
-    if (!res.ok) throw Object.assign(new Error(`${url}: HTTP ${res.status}`), { name: "BadModel" });
+    const cached = await (await openCache(options.cache))?.match(url);
+    const res = cached ?? (await fetch(url, { method: "HEAD", signal }));
+    return Number(res.headers.get("content-length")) || null;
+  },
+  async read(where, file, signal, options, progress) {
+    const url = locate(where, file);
+    const cache = await openCache(options.cache);
+    let res = await cache?.match(url);
+    if (!res) {
+      res = await fetch(url, { signal });
+      if (!res.ok) throw Object.assign(new Error(`${url}: HTTP ${res.status}`), { name: "BadModel" });
+      if (cache) {
+        try {
+          await cache.put(url, res.clone());
+        } catch (e) {
+          console.warn(`unmask: could not cache ${url} (${e}); it stays in memory only`);
+        }
+      }
+    }
     const reader = res.body.getReader();
     const parts = [];
     let n = 0;
@@ -41,3 +68,19 @@ export const Unmask = makeUnmask({
     return out;
   },
 });
+
+/** Whether every file of `source` (as `Unmask.load` takes it; nothing: the default model) is in the cache. */
+export async function isCached(source) {
+  if (typeof caches === "undefined") return false;
+  const cache = await caches.open(CACHE);
+  const where = source === undefined || source === null ? null : folderOf(String(source));
+  const hits = await Promise.all(
+    ["config.json", "model.safetensors", "tokenizer.json"].map((f) => cache.match(locate(where, f))),
+  );
+  return hits.every(Boolean);
+}
+
+/** Removes every file unmask has cached. */
+export async function clearCache() {
+  if (typeof caches !== "undefined") await caches.delete(CACHE);
+}

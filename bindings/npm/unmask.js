@@ -38,7 +38,7 @@ export function makeUnmask(platform) {
      * URL or path in Hugging Face layout, a hub id, or `{ config, weights, tokenizer }` bytes.
      */
     static async load(source, options = {}) {
-      const { device = "auto", weights: weightFormat, onProgress, signal } = options;
+      const { device = "auto", weights: weightFormat, onProgress, signal, cache } = options;
       await platform.init(options.wasmUrl);
       checkSignal(signal);
       let files;
@@ -46,13 +46,13 @@ export function makeUnmask(platform) {
         files = source;
       } else {
         const where = source === undefined || source === null ? null : folderOf(String(source));
-        const sizes = await Promise.all(FILES.map((f) => platform.size(where, f, signal)));
+        const sizes = await Promise.all(FILES.map((f) => platform.size(where, f, signal, { cache })));
         const total = sizes.every((s) => s !== null) ? sizes.reduce((a, b) => a + b, 0) : null;
         const loaded = new Array(FILES.length).fill(0);
         const bytes = [];
         for (const [i, file] of FILES.entries()) {
           bytes.push(
-            await platform.read(where, file, signal, (n) => {
+            await platform.read(where, file, signal, { cache }, (n) => {
               loaded[i] = n;
               onProgress?.({
                 phase: "download",

@@ -23,13 +23,19 @@ const TYPES = { ".html": "text/html", ".js": "text/javascript", ".wasm": "applic
 const template = "Peter [MASK*2] ran into the [MASK] Forest.";
 
 let server, browser, page;
+const requests = [];
 
 before(async () => {
   const root = process.cwd();
   server = createServer(async (req, res) => {
+    requests.push(`${req.method} ${req.url}`);
     const path = normalize(decodeURIComponent(new URL(req.url, "http://x").pathname)).replace(/^(\.\.[/\\])+/, "");
     try {
-      const body = await readFile(join(root, path === "/" ? "page.html" : path));
+      // /models/default/… is a folder URL in HF layout: the package's model files, fetched
+      const file = path.startsWith("/models/default/")
+        ? join(root, "node_modules/unmask/model", path.slice("/models/default/".length))
+        : join(root, path === "/" ? "page.html" : path);
+      const body = await readFile(file);
       res.writeHead(200, { "content-type": TYPES[extname(path)] ?? "application/octet-stream", "content-length": body.length });
       res.end(req.method === "HEAD" ? undefined : body);
     } catch {
@@ -89,4 +95,24 @@ test("WebGPU (SwiftShader here) runs the GPU infill path and agrees with the CPU
     assert.equal(auto.reason.reason.kind, "hardware-adapter");
   }
   checkFill(auto);
+});
+
+test("a model from a folder URL: progress with the total known from the start, then a cached second load", async () => {
+  await page.evaluate(() => window.clearCache());
+  const first = await page.evaluate(() => window.loadFrom("/models/default/"));
+  assert.ok(first.text.startsWith("The ") && first.text.endsWith(" sat."), first.text);
+  const downloads = first.progress.filter((p) => p.phase === "download");
+  const total = downloads[0].totalBytes;
+  assert.ok(total > 16e6, `total ${total}`);
+  assert.ok(downloads.every((p) => p.totalBytes === total), "one total, known before the first byte");
+  assert.equal(downloads.at(-1).totalLoaded, total);
+  assert.ok(downloads.some((p) => p.file === "model.safetensors" && p.loaded < p.total), "progress within a file");
+  assert.equal(first.cached, true);
+  const before = requests.filter((r) => r === "GET /models/default/model.safetensors").length;
+  const second = await page.evaluate(() => window.loadFrom("/models/default/"));
+  assert.equal(second.text, first.text);
+  const after = requests.filter((r) => r === "GET /models/default/model.safetensors").length;
+  assert.equal(after, before, "the second load came from the cache");
+  await page.evaluate(() => window.clearCache());
+  assert.equal(await page.evaluate(() => window.isCached("/models/default/")), false, "clearCache empties it");
 });
