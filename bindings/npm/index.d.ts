@@ -11,6 +11,13 @@ export interface LoadOptions {
   wasmUrl?: string | URL;
   /** Keep downloads in the Cache API (browsers; default true). */
   cache?: boolean;
+  /**
+   * Run the model in a module worker (browsers): the returned object has the same API and the
+   * page's main thread stays free. Bytes given as the source are transferred, not copied.
+   */
+  worker?: boolean;
+  /** Where the package's worker.js is, when a bundler moved it. */
+  workerUrl?: string | URL;
 }
 
 /** Whether every file of a source (nothing: the default model) is in the cache. */

@@ -4,6 +4,7 @@
 // memory, with a notice. No Node-only import on this path.
 import init from "./wasm/unmask_wasm.js";
 import { folderOf, makeUnmask } from "./unmask.js";
+import { RemoteUnmask } from "./remote.js";
 
 const CACHE = "unmask-v1";
 let started = null;
@@ -24,6 +25,9 @@ async function openCache(use) {
 }
 
 export const Unmask = makeUnmask({
+  loadInWorker(source, options) {
+    return RemoteUnmask.load(source, options, options.workerUrl ?? new URL("worker.js", import.meta.url));
+  },
   init(wasmUrl) {
     started ??= init({ module_or_path: wasmUrl ?? new URL("wasm/unmask_wasm_bg.wasm", import.meta.url) });
     return started;

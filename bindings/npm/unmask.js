@@ -38,6 +38,10 @@ export function makeUnmask(platform) {
      * URL or path in Hugging Face layout, a hub id, or `{ config, weights, tokenizer }` bytes.
      */
     static async load(source, options = {}) {
+      if (options.worker) {
+        if (!platform.loadInWorker) throw Object.assign(new Error("worker: true needs a browser"), { name: "BadInput" });
+        return platform.loadInWorker(source, options);
+      }
       const { device = "auto", weights: weightFormat, onProgress, signal, cache } = options;
       await platform.init(options.wasmUrl);
       checkSignal(signal);

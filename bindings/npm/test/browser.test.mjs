@@ -116,3 +116,18 @@ test("a model from a folder URL: progress with the total known from the start, t
   await page.evaluate(() => window.clearCache());
   assert.equal(await page.evaluate(() => window.isCached("/models/default/")), false, "clearCache empties it");
 });
+
+test("a worker run: the same API off the main thread, the same fill, onStep and abort across the boundary", async () => {
+  const opts = { seed: 7 };
+  const local = await page.evaluate(([t, o]) => window.fill("wasm", t, o), [template, opts]);
+  const remote = await page.evaluate(([t, o]) => window.inWorker(t, o, 0), [template, opts]);
+  assert.equal(remote.error, null);
+  assert.equal(remote.backend, "wasm");
+  assert.equal(remote.result.text, local.result.text, "the worker fills exactly as the page does");
+  assert.deepEqual(remote.steps, local.steps.map((e) => (e.done ? { ...e, ms: remote.steps.at(-1).ms } : e)));
+  assert.ok(remote.progress.includes("download") && remote.progress.at(-1) === "ready");
+  const long = "Peter [MASK*12] ran into the [MASK*12] Forest.";
+  const aborted = await page.evaluate(([t]) => window.inWorker(t, { strategy: "top-prob" }, 1), [long]);
+  assert.equal(aborted.error?.name, "Aborted", JSON.stringify(aborted.error));
+  assert.ok(aborted.steps.length < 24, `${aborted.steps.length} steps arrived`);
+});

@@ -1,0 +1,102 @@
+// The main-thread side of the worker: a proxy with the same API as a local model. Weights
+// given as bytes are transferred to the worker, not copied.
+
+let next = 0;
+
+function rebuild(error) {
+  const e = new Error(error.message);
+  e.name = error.name;
+  return e;
+}
+
+class Channel {
+  constructor(worker) {
+    this.worker = worker;
+    this.pending = new Map();
+    worker.onmessage = ({ data }) => {
+      const p = this.pending.get(data.id);
+      if (!p) return;
+      if ("progress" in data) p.onProgress?.(data.progress);
+      else if ("step" in data) p.onStep?.(data.step);
+      else {
+        this.pending.delete(data.id);
+        if (data.error) p.reject(rebuild(data.error));
+        else p.resolve(data.value);
+      }
+    };
+    worker.onerror = (e) => {
+      for (const p of this.pending.values()) p.reject(Object.assign(new Error(e.message ?? "worker failed"), { name: "WorkerError" }));
+      this.pending.clear();
+    };
+  }
+
+  call(message, handlers = {}, transfer = []) {
+    const id = next++;
+    return {
+      id,
+      done: new Promise((resolve, reject) => {
+        this.pending.set(id, { resolve, reject, ...handlers });
+        this.worker.postMessage({ id, ...message }, transfer);
+      }),
+    };
+  }
+}
+
+export class RemoteUnmask {
+  #channel;
+  #info;
+
+  constructor(channel, info) {
+    this.#channel = channel;
+    this.#info = info;
+  }
+
+  static async load(source, options, workerUrl) {
+    const { onProgress, signal, worker: _worker, ...rest } = options;
+    if (signal?.aborted) throw Object.assign(new Error("the operation was aborted"), { name: "Aborted" });
+    const worker = new Worker(workerUrl, { type: "module" });
+    const channel = new Channel(worker);
+    const transfer = [];
+    if (source && typeof source === "object" && "weights" in source) {
+      for (const b of [source.weights, source.tokenizer, source.config]) {
+        if (b?.buffer instanceof ArrayBuffer && !transfer.includes(b.buffer)) transfer.push(b.buffer);
+      }
+    }
+    const wasmUrl = rest.wasmUrl ? String(rest.wasmUrl) : undefined;
+    const { done } = channel.call({ op: "load", source: source instanceof URL ? String(source) : source, options: { ...rest, wasmUrl } }, { onProgress }, transfer);
+    const info = await done;
+    return new RemoteUnmask(channel, info);
+  }
+
+  get backend() {
+    return this.#info.backend;
+  }
+
+  get backendReason() {
+    return this.#info.backendReason;
+  }
+
+  async infill(template, options = {}) {
+    const { onStep, signal, ...request } = options;
+    if (signal?.aborted) throw Object.assign(new Error("the operation was aborted"), { name: "Aborted" });
+    const { id, done } = this.#channel.call({ op: "infill", template, options: request }, { onStep });
+    const abort = () => this.#channel.worker.postMessage({ id: next++, op: "abort", target: id });
+    signal?.addEventListener("abort", abort, { once: true });
+    try {
+      return await done;
+    } finally {
+      signal?.removeEventListener("abort", abort);
+    }
+  }
+
+  async *steps(template, options = {}) {
+    const events = [];
+    await this.infill(template, { ...options, onStep: (e) => events.push(e) });
+    yield* events;
+  }
+
+  /** Frees the model and ends the worker. */
+  dispose() {
+    this.#channel.worker.terminate();
+  }
+}
