@@ -9,13 +9,21 @@ import { RemoteUnmask } from "./remote.js";
 const CACHE = "unmask-v1";
 let started = null;
 
+// Written out literally so that bundlers (Vite, webpack 5) see and emit each asset.
+const DEFAULT_MODEL = {
+  "config.json": new URL("./model/config.json", import.meta.url),
+  "model.safetensors": new URL("./model/model.safetensors", import.meta.url),
+  "tokenizer.json": new URL("./model/tokenizer.json", import.meta.url),
+};
+
 function locate(where, file) {
   const base = typeof location === "undefined" ? import.meta.url : location.href;
-  return where === null ? new URL(`model/${file}`, import.meta.url) : new URL(file, new URL(where, base));
+  return where === null ? DEFAULT_MODEL[file] : new URL(file, new URL(where, base));
 }
 
-async function openCache(use) {
-  if (use === false || typeof caches === "undefined") return null;
+async function openCache(use, url) {
+  // data: and blob: URLs (a bundler may inline a small file) are already in memory
+  if (use === false || typeof caches === "undefined" || !/^https?:$/.test(url.protocol)) return null;
   try {
     return await caches.open(CACHE);
   } catch (e) {
@@ -26,21 +34,25 @@ async function openCache(use) {
 
 export const Unmask = makeUnmask({
   loadInWorker(source, options) {
-    return RemoteUnmask.load(source, options, options.workerUrl ?? new URL("worker.js", import.meta.url));
+    const start = () =>
+      options.workerUrl
+        ? new Worker(options.workerUrl, { type: "module" })
+        : new Worker(new URL("./worker.js", import.meta.url), { type: "module" });
+    return RemoteUnmask.load(source, options, start);
   },
   init(wasmUrl) {
-    started ??= init({ module_or_path: wasmUrl ?? new URL("wasm/unmask_wasm_bg.wasm", import.meta.url) });
+    started ??= init({ module_or_path: wasmUrl ?? new URL("./wasm/unmask_wasm_bg.wasm", import.meta.url) });
     return started;
   },
   async size(where, file, signal, options) {
     const url = locate(where, file);
-    const cached = await (await openCache(options.cache))?.match(url);
+    const cached = await (await openCache(options.cache, url))?.match(url);
     const res = cached ?? (await fetch(url, { method: "HEAD", signal }));
     return Number(res.headers.get("content-length")) || null;
   },
   async read(where, file, signal, options, progress) {
     const url = locate(where, file);
-    const cache = await openCache(options.cache);
+    const cache = await openCache(options.cache, url);
     let res = await cache?.match(url);
     if (!res) {
       res = await fetch(url, { signal });

@@ -51,10 +51,11 @@ export class RemoteUnmask {
     this.#info = info;
   }
 
-  static async load(source, options, workerUrl) {
-    const { onProgress, signal, worker: _worker, ...rest } = options;
+  /** `start` makes the worker (a literal `new Worker(new URL(…))` there lets bundlers see it). */
+  static async load(source, options, start) {
+    const { onProgress, signal, worker: _worker, workerUrl: _url, ...rest } = options;
     if (signal?.aborted) throw Object.assign(new Error("the operation was aborted"), { name: "Aborted" });
-    const worker = new Worker(workerUrl, { type: "module" });
+    const worker = start();
     const channel = new Channel(worker);
     const transfer = [];
     if (source && typeof source === "object" && "weights" in source) {

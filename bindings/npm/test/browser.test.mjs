@@ -34,7 +34,9 @@ before(async () => {
       // /models/default/… is a folder URL in HF layout: the package's model files, fetched
       const file = path.startsWith("/models/default/")
         ? join(root, "node_modules/unmask/model", path.slice("/models/default/".length))
-        : join(root, path === "/" ? "page.html" : path);
+        : path.startsWith("/vite/")
+          ? join(root, "vite-app/dist", path.slice("/vite/".length))
+          : join(root, path === "/" ? "page.html" : path);
       const body = await readFile(file);
       res.writeHead(200, { "content-type": TYPES[extname(path)] ?? "application/octet-stream", "content-length": body.length });
       res.end(req.method === "HEAD" ? undefined : body);
@@ -130,4 +132,16 @@ test("a worker run: the same API off the main thread, the same fill, onStep and 
   const aborted = await page.evaluate(([t]) => window.inWorker(t, { strategy: "top-prob" }, 1), [long]);
   assert.equal(aborted.error?.name, "Aborted", JSON.stringify(aborted.error));
   assert.ok(aborted.steps.length < 24, `${aborted.steps.length} steps arrived`);
+});
+
+test("a Vite app that imports the package runs from its production build, worker included", async () => {
+  const app = await browser.newPage();
+  app.on("console", (m) => console.log(`[vite] ${m.text()}`));
+  await app.goto(`http://127.0.0.1:${server.address().port}/vite/index.html`);
+  await app.waitForFunction(() => window.result !== undefined, null, { timeout: 120000 });
+  const r = await app.evaluate(() => window.result);
+  assert.equal(r.error, undefined, r.error);
+  assert.ok(r.text.startsWith("The ") && r.text.endsWith(" sat."), r.text);
+  assert.equal(r.workerText, r.text);
+  await app.close();
 });
