@@ -472,3 +472,33 @@ fn a_host_pauses_before_each_pass_and_can_stop_the_run() {
     assert!(matches!(e, unmask::Error::Aborted), "{e}");
     assert_eq!(stopper.steps, 2, "it stopped before the third pass");
 }
+
+#[test]
+fn step_events_can_list_each_committed_positions_candidates() {
+    let mut inf = infiller("mdlm_dit");
+    let t = "the cat [MASK*5] on the mat";
+    let mut o = opts(&inf, Strategy::Ancestral, None, 4);
+    let (plain, plain_events) = run(&mut inf, t, &o);
+    assert!(plain_events
+        .iter()
+        .all(|e| e.committed.iter().all(|c| c.top.is_empty())));
+    o.candidates = 3;
+    let (r, events) = run(&mut inf, t, &o);
+    assert_eq!(r.ids, plain.ids, "listing candidates changes no draw");
+    let mut commits = 0;
+    for c in events.iter().flat_map(|e| &e.committed) {
+        commits += 1;
+        assert_eq!(c.top.len(), 3);
+        assert!(c.top.windows(2).all(|w| w[0].p >= w[1].p));
+        assert!(c.top.iter().map(|x| x.p).sum::<f64>() <= 1.0 + 1e-12);
+        if let Some(x) = c.top.iter().find(|x| x.id == c.id) {
+            assert_eq!(x.p, c.p, "the committed token's own probability");
+        } else {
+            assert!(
+                c.p <= c.top[2].p,
+                "a token outside the top 3 is less likely than them"
+            );
+        }
+    }
+    assert_eq!(commits, 5);
+}

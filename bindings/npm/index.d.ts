@@ -66,6 +66,8 @@ export interface InfillOptions {
   force?: { hole: number; text: string }[];
   cache?: boolean;
   seed?: number;
+  /** How many of each committed position's most likely tokens a step event lists (at most 16). */
+  candidates?: number;
   /** Sees every step as a `--trace` line, then the done event; an exception it throws ends the fill. */
   onStep?: (event: StepEvent | DoneEvent) => void;
   /** Checked before every step; the fill gives the event loop a turn there, so it can fire. */
@@ -77,7 +79,14 @@ export interface StepEvent {
   step: number;
   t: number;
   nfe: number;
-  committed: { pos: number; id: number; text: string; p: number }[];
+  committed: {
+    pos: number;
+    id: number;
+    text: string;
+    p: number;
+    /** The position's most likely tokens at that step, descending (`candidates`, 5 by default with onStep). */
+    top?: { id: number; text: string; p: number }[];
+  }[];
   masked: number;
   remasked?: number[];
 }

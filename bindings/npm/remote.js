@@ -79,6 +79,7 @@ export class RemoteUnmask {
 
   async infill(template, options = {}) {
     const { onStep, signal, ...request } = options;
+    if (onStep && request.candidates === undefined) request.candidates = 5;
     if (signal?.aborted) throw Object.assign(new Error("the operation was aborted"), { name: "Aborted" });
     const { id, done } = this.#channel.call({ op: "infill", template, options: request }, { onStep });
     const abort = () => this.#channel.worker.postMessage({ id: next++, op: "abort", target: id });

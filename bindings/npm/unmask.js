@@ -103,6 +103,8 @@ export function makeUnmask(platform) {
     async infill(template, options = {}) {
       const { onStep, signal, ...request } = options;
       checkSignal(signal);
+      // a step event lists each committed position's most likely tokens, for teaching views
+      if (onStep && request.candidates === undefined) request.candidates = 5;
       return this.#raw.infill(template, request, onStep ?? undefined, signal ?? undefined);
     }
 

@@ -7,7 +7,7 @@
 //! ```json
 //! {"strategy": "top-prob", "steps": 8, "temperature": 0.7, "topK": 0, "topP": 1.0,
 //!  "schedule": "loglinear", "blockLength": null, "cfg": 0.0,
-//!  "force": [{"hole": 0, "text": "cat"}], "cache": true, "seed": 0}
+//!  "force": [{"hole": 0, "text": "cat"}], "cache": true, "seed": 0, "candidates": 5}
 //! ```
 //! Every field is optional.
 
@@ -78,6 +78,9 @@ pub struct InfillOptions {
     /// Skip the forward pass when nothing changed since the last one.
     pub cache: bool,
     pub seed: u64,
+    /// Report this many of each committed position's most likely tokens in its step event
+    /// (at most 16; default none).
+    pub candidates: Option<usize>,
 }
 
 impl Default for InfillOptions {
@@ -94,6 +97,7 @@ impl Default for InfillOptions {
             force: Vec::new(),
             cache: true,
             seed: 0,
+            candidates: None,
         }
     }
 }
@@ -126,6 +130,14 @@ impl InfillOptions {
         o.cfg_scale = self.cfg;
         o.cache = self.cache;
         o.seed = self.seed;
+        o.candidates = self.candidates.unwrap_or(0);
+        if o.candidates > crate::backend::TOP_K {
+            return Err(Error::input(format!(
+                "candidates: {} is more than the {} a step keeps per position",
+                o.candidates,
+                crate::backend::TOP_K
+            )));
+        }
         o.forced = self
             .force
             .iter()

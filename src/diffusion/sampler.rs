@@ -3,6 +3,7 @@
 //! that are still masked, and no forward at all when the canvas has not changed since the last
 //! one and the model ignores time (dlm-reference §3.4).
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use rand::{Rng, SeedableRng};
@@ -13,7 +14,7 @@ use super::proposal::{finish_with_row, propose_from_summary, propose_with_row, F
 use super::proposal::{Proposal, TokenChoice};
 use super::schedule::Schedule;
 use super::strategy::{remask_count, threshold_select, top_k, transfer_counts, Strategy};
-use super::trace::{Commit, DoneEvent, StepEvent, TraceEvent};
+use super::trace::{Candidate, Commit, DoneEvent, StepEvent, TraceEvent};
 use crate::backend::cpu::reduce::summarize;
 use crate::backend::{Denoiser, Summaries};
 use crate::batch::{Batch, Row};
@@ -40,6 +41,9 @@ pub struct SamplerOptions {
     pub forced: Vec<(usize, u32)>,
     /// Skip the forward pass when nothing changed (time-agnostic models only).
     pub cache: bool,
+    /// Report this many of each committed position's most likely tokens in its trace event
+    /// (at most [`TOP_K`](crate::backend::TOP_K); 0: none).
+    pub candidates: usize,
 }
 
 impl SamplerOptions {
@@ -65,6 +69,7 @@ impl SamplerOptions {
             cfg_scale: 0.0,
             forced: Vec::new(),
             cache: true,
+            candidates: 0,
         }
     }
 }
@@ -250,6 +255,8 @@ struct Run<'a, D, H: ?Sized> {
     /// the last pass, reused while the canvas has not changed (time-agnostic models only)
     cache: Option<Cached>,
     dirty: bool,
+    /// with `candidates` > 0: the last proposal's most likely (token, p) per position
+    candidates: HashMap<usize, Vec<(u32, f64)>>,
 }
 
 impl<'a, D: Denoiser, H: Host + ?Sized> Run<'a, D, H> {
@@ -294,6 +301,7 @@ impl<'a, D: Denoiser, H: Host + ?Sized> Run<'a, D, H> {
             step: 0,
             cache: None,
             dirty: true,
+            candidates: HashMap::new(),
         })
     }
 
@@ -400,6 +408,14 @@ impl<'a, D: Denoiser, H: Host + ?Sized> Run<'a, D, H> {
     async fn propose_rows(&mut self, rows: &[usize], t: f64) -> Result<Vec<Proposal>> {
         let sums = self.summaries(rows, t).await?;
         let choice = self.opts.choice;
+        self.candidates.clear();
+        if self.opts.candidates > 0 {
+            for (s, &pos) in sums.rows.iter().zip(rows) {
+                let top = s.top.iter().take(self.opts.candidates);
+                let top = top.map(|&(id, x)| (id, (x as f64 - s.lse).exp())).collect();
+                self.candidates.insert(pos, top);
+            }
+        }
         let v = self.inf.model.spec.vocab_size;
         let mut out = Vec::with_capacity(rows.len());
         for (k, s) in sums.rows.iter().enumerate() {
@@ -431,13 +447,30 @@ impl<'a, D: Denoiser, H: Host + ?Sized> Run<'a, D, H> {
             self.dirty = true;
         }
         let tok = self.inf.tokenizer();
+        let mut scratch = self.ids.clone();
         let committed = tokens
             .iter()
-            .map(|&(pos, id, p)| Commit {
-                pos,
-                id,
-                text: self.canvas.token_text(&self.ids, pos, tok),
-                p,
+            .map(|&(pos, id, p)| {
+                let top = self.candidates.remove(&pos).unwrap_or_default();
+                let top = top
+                    .into_iter()
+                    .map(|(cid, cp)| {
+                        scratch[pos] = cid;
+                        Candidate {
+                            id: cid,
+                            text: self.canvas.token_text(&scratch, pos, tok),
+                            p: cp,
+                        }
+                    })
+                    .collect();
+                scratch[pos] = id;
+                Commit {
+                    pos,
+                    id,
+                    text: self.canvas.token_text(&self.ids, pos, tok),
+                    p,
+                    top,
+                }
             })
             .collect();
         let event = StepEvent {

@@ -3,6 +3,16 @@
 
 use serde::Serialize;
 
+/// One of a position's most likely tokens when it was committed (the teaching views' bars).
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct Candidate {
+    pub id: u32,
+    /// The token's text in context.
+    pub text: String,
+    /// Its probability under the model (not temperature-scaled).
+    pub p: f64,
+}
+
 #[derive(Clone, Debug, Serialize, PartialEq)]
 pub struct Commit {
     /// Canvas position.
@@ -12,6 +22,9 @@ pub struct Commit {
     pub text: String,
     /// The model's probability of this token when it was chosen (not temperature-scaled).
     pub p: f64,
+    /// With `candidates` > 0: the position's most likely tokens at that step, descending.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub top: Vec<Candidate>,
 }
 
 #[derive(Clone, Debug, Serialize, PartialEq)]

@@ -30,7 +30,15 @@ test("the default model fills a template and keeps the known text", async () => 
   assert.deepEqual([done.text, done.steps, done.nfe], [r.text, r.steps, r.nfe]);
   assert.equal(steps.reduce((n, e) => n + e.committed.length, 0), 3);
   assert.equal(steps.at(-1).masked, 0);
-  for (const e of steps) for (const c of e.committed) assert.ok(c.p >= 0 && c.p <= 1 && typeof c.text === "string");
+  for (const e of steps) {
+    for (const c of e.committed) {
+      assert.ok(c.p >= 0 && c.p <= 1 && typeof c.text === "string");
+      // with onStep, the five most likely tokens of the position, descending
+      assert.equal(c.top.length, 5);
+      assert.ok(c.top.every((x, i) => i === 0 || x.p <= c.top[i - 1].p));
+      assert.ok(c.top[0].p >= c.p);
+    }
+  }
 
   // the same seed gives the same fill; the async iterable gives the same events
   const again = await model.infill(template, { seed: 7 });
@@ -38,6 +46,9 @@ test("the default model fills a template and keeps the known text", async () => 
   const iterated = [];
   for await (const e of model.steps(template, { seed: 7 })) iterated.push(e);
   assert.deepEqual(iterated.map((e) => e.committed ?? e.text), events.map((e) => e.committed ?? e.text));
+  const bare = [];
+  await model.infill(template, { seed: 7, candidates: 0, onStep: (e) => bare.push(e) });
+  assert.ok(bare.every((e) => e.done || e.committed.every((c) => c.top === undefined)), "candidates: 0 lists none");
   model.dispose();
   await assert.rejects(model.infill(template), { name: "Disposed" });
 });

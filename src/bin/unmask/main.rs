@@ -179,6 +179,9 @@ enum Command {
         /// Write every step as JSON lines to this file.
         #[arg(long)]
         trace: Option<PathBuf>,
+        /// In the trace, also list each committed position's N most likely tokens (at most 16).
+        #[arg(long, value_name = "N")]
+        candidates: Option<usize>,
         /// Print one JSON object per template instead of text.
         #[arg(long)]
         json: bool,
@@ -273,6 +276,7 @@ fn run(cmd: Command) -> Result<()> {
             no_cache,
             seed,
             trace,
+            candidates,
             json,
             device,
         } => {
@@ -292,6 +296,7 @@ fn run(cmd: Command) -> Result<()> {
                     .collect::<Result<_>>()?,
                 cache: !no_cache,
                 seed,
+                candidates,
             };
             let opts = request.resolve(&inf.model)?;
             infill(&mut inf, &template, &opts, trace, json)
