@@ -3,7 +3,7 @@
 //! Reports ms per forward and GFLOP/s; `bench/torch_mdlm.py` runs the same shapes in PyTorch.
 
 use std::collections::HashMap;
-use std::time::Instant;
+use web_time::Instant;
 
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};

@@ -36,7 +36,6 @@
 
 pub mod backend;
 pub mod batch;
-#[cfg(not(target_arch = "wasm32"))]
 pub mod bench;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod blocking;

@@ -294,3 +294,33 @@ async fn fill(
     let result = result.map_err(engine_error)?;
     serde_wasm_bindgen::to_value(&result).map_err(|e| js_error("BadInput", &format!("result: {e}")))
 }
+
+/// Times the CPU forward pass of a random MDLM-shaped model (`blocks` × `hidden`, `heads`,
+/// `vocab`, head over all rows) at canvas length `len`: the median of `iters` runs after one
+/// warm-up, as `unmask bench` does natively. Resolves to the measurement
+/// `{ backend, len, ms_median, ms_min, gflop, gflops_per_s, … }`.
+#[wasm_bindgen(js_name = benchForward)]
+pub async fn bench_forward(
+    blocks: usize,
+    hidden: usize,
+    heads: usize,
+    vocab: usize,
+    len: usize,
+    iters: usize,
+) -> Result<JsValue, JsValue> {
+    use unmask::bench::{measure, random_mdlm, Shape};
+    let shape = Shape {
+        vocab,
+        hidden,
+        blocks,
+        heads,
+        cond: 128,
+        max_len: len.max(1),
+    };
+    let model = random_mdlm(&shape, 0).map_err(engine_error)?;
+    let mut d = unmask::backend::CpuDenoiser::new(model.plan.clone());
+    let m = measure(&model, &mut d, "mdlm-shape", len, iters, 1)
+        .await
+        .map_err(engine_error)?;
+    serde_wasm_bindgen::to_value(&m).map_err(|e| js_error("BadInput", &e.to_string()))
+}
