@@ -53,6 +53,16 @@ test("the default model fills a template and keeps the known text", async () => 
   await assert.rejects(model.infill(template), { name: "Disposed" });
 });
 
+test("Node has no WebGPU: auto runs on the CPU and says why, webgpu is a clear error", async () => {
+  const model = await Unmask.load(); // device "auto", as the README's example does
+  assert.equal(model.backend, "wasm");
+  assert.equal(model.backendReason.reason.kind, "no-adapter");
+  assert.match(model.backendReason.reason.error, /WebGPU is unavailable/);
+  const r = await model.infill(template, { seed: 7 });
+  assert.ok(r.text.startsWith("Peter "));
+  await assert.rejects(Unmask.load(undefined, { device: "webgpu" }), (e) => e.name === "GpuError" && /WebGPU/.test(e.message));
+});
+
 test("the same model from bytes in memory, and errors with a stable name", async () => {
   const require = createRequire(import.meta.url);
   const dir = new URL("./", `file://${require.resolve("unmask/package.json")}`);

@@ -54,6 +54,14 @@ fn gpu_err(msg: impl Into<String>) -> Error {
 impl Gpu {
     /// The first adapter wgpu offers (honouring `WGPU_BACKEND` and friends), with its limits.
     pub async fn new() -> Result<Gpu> {
+        // Without WebGPU (Node, an old browser, a page without the flag) wgpu would panic
+        // creating its instance; ask first, so that this is an error value like any other.
+        #[cfg(target_arch = "wasm32")]
+        if !wgpu::util::is_browser_webgpu_supported().await {
+            return Err(gpu_err(
+                "no adapter found (WebGPU is unavailable here: no navigator.gpu, or it offers no adapter)",
+            ));
+        }
         let instance =
             wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
         let adapter = instance
