@@ -118,7 +118,10 @@ export interface BackendReason {
  * `Busy` (a fill is already running on this model) or `Disposed`, with the engine's message.
  */
 export declare class Unmask {
-  /** The default model with no source; else a folder URL or path, a hub id, or bytes. */
+  /**
+   * The default model with no source; else a folder URL or path, a hub id, or bytes. `owner/name`
+   * (no slash at either end) is a hub id; write a folder as `./dir`, `/dir` or `dir/`.
+   */
   static load(source?: string | URL | ModelFiles, options?: LoadOptions): Promise<Unmask>;
   readonly backend: "webgpu" | "wasm";
   readonly backendReason: BackendReason;
