@@ -1,5 +1,6 @@
 // The main-thread side of the worker: a proxy with the same API as a local model. Weights
 // given as bytes are transferred to the worker, not copied.
+import { stepsOf } from "./unmask.js";
 
 let next = 0;
 
@@ -78,8 +79,8 @@ export class RemoteUnmask {
   }
 
   async infill(template, options = {}) {
+    // the worker's own model applies the defaults (candidates with onStep) on its side
     const { onStep, signal, ...request } = options;
-    if (onStep && request.candidates === undefined) request.candidates = 5;
     if (signal?.aborted) throw Object.assign(new Error("the operation was aborted"), { name: "Aborted" });
     const { id, done } = this.#channel.call({ op: "infill", template, options: request }, { onStep });
     const abort = () => this.#channel.worker.postMessage({ id: next++, op: "abort", target: id });
@@ -91,10 +92,8 @@ export class RemoteUnmask {
     }
   }
 
-  async *steps(template, options = {}) {
-    const events = [];
-    await this.infill(template, { ...options, onStep: (e) => events.push(e) });
-    yield* events;
+  steps(template, options = {}) {
+    return stepsOf(this, template, options);
   }
 
   /** Frees the model and ends the worker. */

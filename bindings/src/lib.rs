@@ -180,14 +180,16 @@ impl Unmask {
 
     /// Fills a template. `options` is the JSON shape of `InfillOptions` (`steps`, `strategy`,
     /// `temperature`, `topK`, `topP`, `seed`, `cfg`, `force`, …); `on_step` sees every trace
-    /// event, the shape of a `--trace` line; an aborted `signal` (an `AbortSignal`) stops the
-    /// run at the next step. Resolves to `{ text, holes, steps, nfe, ms }`.
+    /// event, the shape of a `--trace` line; `pause` (returning a promise) is awaited before
+    /// every step, and an aborted `signal` (an `AbortSignal`) stops the run there. Resolves to
+    /// `{ text, holes, steps, nfe, ms }`.
     pub fn infill(
         &self,
         template: String,
         options: JsValue,
         on_step: Option<js_sys::Function>,
         signal: Option<js_sys::Object>,
+        pause: Option<js_sys::Function>,
     ) -> js_sys::Promise {
         let state = self.state.clone();
         wasm_bindgen_futures::future_to_promise(async move {
@@ -210,6 +212,7 @@ impl Unmask {
             let mut host = JsHost {
                 on_step,
                 signal,
+                pause,
                 error: None,
             };
             let result = fill(&mut inf, &template, &request, &mut host).await;
@@ -232,11 +235,12 @@ impl Unmask {
     }
 }
 
-/// The JS side of a run: `onStep` for every event, and between steps a turn of the event loop
-/// (so a page repaints and an abort can arrive) and a look at the `AbortSignal`.
+/// The JS side of a run: `onStep` for every event, and between steps the JS `pause` (a turn of
+/// the event loop, so a page repaints and an abort can arrive) and a look at the `AbortSignal`.
 struct JsHost {
     on_step: Option<js_sys::Function>,
     signal: Option<js_sys::Object>,
+    pause: Option<js_sys::Function>,
     /// The first exception `onStep` threw; it ends the run.
     error: Option<JsValue>,
 }
@@ -252,7 +256,11 @@ impl Host for JsHost {
     }
 
     async fn before_pass(&mut self) -> unmask::Result<()> {
-        yield_to_event_loop().await;
+        if let Some(Ok(p)) = self.pause.as_ref().map(|f| f.call0(&JsValue::NULL)) {
+            if let Ok(p) = p.dyn_into::<js_sys::Promise>() {
+                let _ = wasm_bindgen_futures::JsFuture::from(p).await;
+            }
+        }
         let aborted = self.signal.as_ref().is_some_and(|s| {
             js_sys::Reflect::get(s, &JsValue::from_str("aborted")).is_ok_and(|v| v.is_truthy())
         });
@@ -261,22 +269,6 @@ impl Host for JsHost {
         }
         Ok(())
     }
-}
-
-/// Resolves on a later turn of the event loop (`setTimeout(0)`, which every page, worker and
-/// Node has), letting timers, messages and paints run in between.
-async fn yield_to_event_loop() {
-    let global = js_sys::global();
-    let Ok(set_timeout) = js_sys::Reflect::get(&global, &JsValue::from_str("setTimeout")) else {
-        return;
-    };
-    let Ok(set_timeout) = set_timeout.dyn_into::<js_sys::Function>() else {
-        return;
-    };
-    let promise = js_sys::Promise::new(&mut |resolve, _| {
-        let _ = set_timeout.call2(&global, &resolve, &JsValue::from(0));
-    });
-    let _ = wasm_bindgen_futures::JsFuture::from(promise).await;
 }
 
 /// One fill on a borrowed engine.

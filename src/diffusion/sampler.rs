@@ -336,17 +336,14 @@ impl<'a, D: Denoiser, H: Host + ?Sized> Run<'a, D, H> {
         self.inf.model.spec.time_conditioning
     }
 
-    /// Summaries of `rows` for the current canvas at time t, from the cache when still valid.
-    /// With guidance the two passes' logits are combined on the host and reduced there.
-    async fn summaries(&mut self, rows: &[usize], t: f64) -> Result<Summaries> {
+    /// Summaries of `rows` for the current canvas at time t, left in `self.cache`: the last
+    /// pass's when still valid, else a new pass's. With guidance the two passes' logits are
+    /// combined on the host and reduced there.
+    async fn summaries(&mut self, rows: &[usize], t: f64) -> Result<()> {
         self.host.before_pass().await?;
         let reuse = self.opts.cache && !self.dirty && !self.time_conditioned();
-        if reuse {
-            if let Some(c) = &self.cache {
-                if c.rows == rows {
-                    return Ok(c.summaries.clone());
-                }
-            }
+        if reuse && self.cache.as_ref().is_some_and(|c| c.rows == rows) {
+            return Ok(());
         }
         let sigma = if self.time_conditioned() {
             self.opts.schedule.sigma(t) as f32
@@ -398,15 +395,26 @@ impl<'a, D: Denoiser, H: Host + ?Sized> Run<'a, D, H> {
         self.dirty = false;
         self.cache = Some(Cached {
             rows: rows.to_vec(),
-            summaries: summaries.clone(),
+            summaries,
         });
-        Ok(summaries)
+        Ok(())
     }
 
     /// Proposals for `rows` at time t: each drawn from its row's summary, with the row's logits
     /// when they are on the host, or fetched from the denoiser when the draw needs its tail.
     async fn propose_rows(&mut self, rows: &[usize], t: f64) -> Result<Vec<Proposal>> {
-        let sums = self.summaries(rows, t).await?;
+        self.summaries(rows, t).await?;
+        // taken out while this step's draws use it (the tail may call the denoiser), then put back
+        let cached = self
+            .cache
+            .take()
+            .expect("summaries() leaves the pass in the cache");
+        let out = self.propose_from(&cached.summaries, rows).await;
+        self.cache = Some(cached);
+        out
+    }
+
+    async fn propose_from(&mut self, sums: &Summaries, rows: &[usize]) -> Result<Vec<Proposal>> {
         let choice = self.opts.choice;
         self.candidates.clear();
         if self.opts.candidates > 0 {
@@ -447,11 +455,17 @@ impl<'a, D: Denoiser, H: Host + ?Sized> Run<'a, D, H> {
             self.dirty = true;
         }
         let tok = self.inf.tokenizer();
-        let mut scratch = self.ids.clone();
+        // a copy of the canvas to read each candidate's text in context, only when listing them
+        let mut scratch = if self.candidates.is_empty() {
+            Vec::new()
+        } else {
+            self.ids.clone()
+        };
         let committed = tokens
             .iter()
             .map(|&(pos, id, p)| {
                 let top = self.candidates.remove(&pos).unwrap_or_default();
+                let listed = !top.is_empty();
                 let top = top
                     .into_iter()
                     .map(|(cid, cp)| {
@@ -463,7 +477,9 @@ impl<'a, D: Denoiser, H: Host + ?Sized> Run<'a, D, H> {
                         }
                     })
                     .collect();
-                scratch[pos] = id;
+                if listed {
+                    scratch[pos] = id;
+                }
                 Commit {
                     pos,
                     id,

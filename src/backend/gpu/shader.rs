@@ -31,50 +31,35 @@ enum Snippet {
 }
 
 impl Shader {
-    /// The file stem in `shaders/`, also the pipeline's label and cache key.
-    pub fn name(self) -> &'static str {
+    /// The file stem in `shaders/` (also the pipeline's label and cache key), the snippets the
+    /// shader is composed after, and its own source.
+    fn parts(self) -> (&'static str, &'static [Snippet], &'static str) {
+        use Snippet::{Activation as Act, WorkgroupReduce as Reduce};
+        macro_rules! wgsl {
+            ($name:literal) => {
+                include_str!(concat!("../../../shaders/", $name, ".wgsl"))
+            };
+        }
         match self {
-            Shader::Attention => "attention",
-            Shader::Embed => "embed",
-            Shader::Gather => "gather",
-            Shader::Glu => "glu",
-            Shader::Matmul => "matmul",
-            Shader::Modulate => "modulate",
-            Shader::Norm => "norm",
-            Shader::Reduce => "reduce",
-            Shader::Rope => "rope",
+            Shader::Attention => ("attention", &[], wgsl!("attention")),
+            Shader::Embed => ("embed", &[], wgsl!("embed")),
+            Shader::Gather => ("gather", &[], wgsl!("gather")),
+            Shader::Glu => ("glu", &[Act], wgsl!("glu")),
+            Shader::Matmul => ("matmul", &[Act], wgsl!("matmul")),
+            Shader::Modulate => ("modulate", &[], wgsl!("modulate")),
+            Shader::Norm => ("norm", &[Reduce], wgsl!("norm")),
+            Shader::Reduce => ("reduce", &[Reduce], wgsl!("reduce")),
+            Shader::Rope => ("rope", &[], wgsl!("rope")),
         }
     }
 
-    fn parts(self) -> (&'static [Snippet], &'static str) {
-        match self {
-            Shader::Attention => (&[], include_str!("../../../shaders/attention.wgsl")),
-            Shader::Embed => (&[], include_str!("../../../shaders/embed.wgsl")),
-            Shader::Gather => (&[], include_str!("../../../shaders/gather.wgsl")),
-            Shader::Glu => (
-                &[Snippet::Activation],
-                include_str!("../../../shaders/glu.wgsl"),
-            ),
-            Shader::Matmul => (
-                &[Snippet::Activation],
-                include_str!("../../../shaders/matmul.wgsl"),
-            ),
-            Shader::Modulate => (&[], include_str!("../../../shaders/modulate.wgsl")),
-            Shader::Norm => (
-                &[Snippet::WorkgroupReduce],
-                include_str!("../../../shaders/norm.wgsl"),
-            ),
-            Shader::Reduce => (
-                &[Snippet::WorkgroupReduce],
-                include_str!("../../../shaders/reduce.wgsl"),
-            ),
-            Shader::Rope => (&[], include_str!("../../../shaders/rope.wgsl")),
-        }
+    pub fn name(self) -> &'static str {
+        self.parts().0
     }
 
     /// The complete WGSL module: the snippets in order, then the shader's own file.
     pub fn source(self) -> String {
-        let (snippets, own) = self.parts();
+        let (_, snippets, own) = self.parts();
         let mut src = String::new();
         for s in snippets {
             match s {
