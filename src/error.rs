@@ -29,18 +29,40 @@ pub enum Error {
         tensor: String,
         msg: String,
     },
-    /// The caller's input (ids, masks, lengths) does not fit the model.
+    /// The caller's input (ids, masks, lengths, options) does not fit the model.
     #[error("input: {0}")]
     Input(String),
-    /// No adapter, a lost device, an allocation the device refused.
-    #[error("GPU: {0}")]
-    Gpu(String),
+    /// The template cannot be read (bad hole syntax, no holes) or does not fit the model's
+    /// context. Worded like any input error; kept apart so surfaces can tell the two apart.
+    #[error("input: {0}")]
+    Template(String),
+    /// No adapter, a lost device, an allocation the device refused; `fault` says which.
+    #[error("GPU: {msg}")]
+    Gpu { fault: GpuFault, msg: String },
+    /// The model cannot fit where it would run (wasm32 memory, the adapter's limits), found
+    /// before its weights were read.
+    #[error("model too large: {0}")]
+    TooLarge(String),
     /// The caller stopped the run (an `AbortSignal`, a host that said stop).
     #[error("aborted")]
     Aborted,
     /// The tokenizer could not be loaded or could not encode/decode.
     #[error("tokenizer {path}: {msg}")]
     Tokenizer { path: String, msg: String },
+}
+
+/// What kind of GPU failure an [`Error::Gpu`] is, for callers that react differently (the
+/// JS bindings name their errors after it).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GpuFault {
+    /// No GPU API or no adapter here.
+    Unavailable,
+    /// The device was lost (driver reset, the browser reclaimed it).
+    DeviceLost,
+    /// The device refused an allocation.
+    OutOfMemory,
+    /// Anything else: a validation error, a failed readback, a shape the kernels cannot run.
+    Failed,
 }
 
 pub type Result<T> = std::result::Result<T, Error>;
@@ -82,5 +104,14 @@ impl Error {
     }
     pub fn input(msg: impl Into<String>) -> Self {
         Error::Input(msg.into())
+    }
+    pub fn template(msg: impl Into<String>) -> Self {
+        Error::Template(msg.into())
+    }
+    pub fn gpu(fault: GpuFault, msg: impl Into<String>) -> Self {
+        Error::Gpu {
+            fault,
+            msg: msg.into(),
+        }
     }
 }

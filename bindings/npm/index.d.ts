@@ -28,14 +28,19 @@ export declare function clearCache(): Promise<void>;
 export type ProgressEvent =
   | {
       phase: "download";
-      file: string;
+      file: "config.json" | "tokenizer.json" | "model.safetensors";
       loaded: number;
       total: number | null;
       totalLoaded: number;
       /** Over all files, known before the first byte arrives (null if a server hides sizes). */
       totalBytes: number | null;
+      /** Served from the Cache API rather than the network. */
+      cached: boolean;
     }
-  | { phase: "compile" }
+  /** The weights are in: the model is built and, on WebGPU, uploaded. */
+  | { phase: "compile"; backend: "webgpu" | "wasm"; parameters: number | null }
+  /** A first pass compiles the shaders (WebGPU). */
+  | { phase: "warmup"; backend: "webgpu" | "wasm" }
   | { phase: "ready"; backend: "webgpu" | "wasm" };
 
 /** The bytes of a model's Hugging Face files. */
@@ -113,10 +118,32 @@ export interface BackendReason {
   reason: { kind: "requested" | "hardware-adapter" | "software-adapter-skipped" | "no-adapter" | "not-built"; error?: string };
 }
 
-/**
- * Errors are `Error`s whose `name` is one of `BadModel`, `BadInput`, `GpuError`, `Aborted`,
- * `Busy` (a fill is already running on this model) or `Disposed`, with the engine's message.
- */
+/** The `name` (and `code`) of every error the package throws. */
+export type ErrorCode =
+  /** A file is missing or malformed; the message names the file, field or tensor. */
+  | "BadModel"
+  /** An option has the wrong type or value; the message names it. */
+  | "BadInput"
+  /** The template cannot be read (hole syntax, no holes) or is longer than the model's context. */
+  | "BadTemplate"
+  /** The checkpoint cannot fit in wasm32 memory or the adapter's limits: found from its header, before the download. */
+  | "ModelTooLarge"
+  /** `device: "webgpu"` where there is no WebGPU or no adapter. */
+  | "WebGPUUnavailable"
+  | "DeviceLost"
+  /** The GPU refused an allocation. */
+  | "OutOfMemory"
+  /** Any other GPU failure. */
+  | "GpuError"
+  | "Aborted"
+  /** A fill is already running on this model. */
+  | "Busy"
+  | "Disposed"
+  /** A bug inside the module (a Rust panic), with its message; load the model again. */
+  | "InternalError"
+  | "WorkerError";
+
+/** Errors are `Error`s with a stable `name` and `code` (an {@link ErrorCode}) and the engine's message. */
 export declare class Unmask {
   /**
    * The default model with no source; else a folder URL or path, a hub id, or bytes. `owner/name`
@@ -125,7 +152,10 @@ export declare class Unmask {
   static load(source?: string | URL | ModelFiles, options?: LoadOptions): Promise<Unmask>;
   readonly backend: "webgpu" | "wasm";
   readonly backendReason: BackendReason;
+  /** Bytes read back from the GPU since loading (0 on the CPU); live during a fill. */
+  readonly readbackBytes: number;
   infill(template: string, options?: InfillOptions): Promise<InfillResult>;
+  /** The events of one fill, yielded as each step happens; leaving the loop early stops the fill. */
   steps(template: string, options?: InfillOptions): AsyncIterable<StepEvent | DoneEvent>;
   dispose(): void;
 }

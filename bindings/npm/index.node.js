@@ -1,7 +1,8 @@
 // Node entry: the module and the default model are read from the package's own folder.
+import { createReadStream } from "node:fs";
 import { readFile, stat } from "node:fs/promises";
-import { initSync } from "./wasm/unmask_wasm.js";
-import { makeUnmask } from "./unmask.js";
+import * as wasm from "./wasm/unmask_wasm.js";
+import { makeUnmask, namedError } from "./unmask.js";
 
 let started = false;
 const here = new URL("./", import.meta.url);
@@ -13,30 +14,61 @@ function locate(where, file) {
 }
 
 export const Unmask = makeUnmask({
-  async init(wasmUrl) {
-    if (started) return;
-    const bytes = await readFile(wasmUrl ?? new URL("wasm/unmask_wasm_bg.wasm", here));
-    initSync({ module: bytes });
-    started = true;
+  async init(options) {
+    if (!started) {
+      const bytes = await readFile(options.wasmUrl ?? new URL("wasm/unmask_wasm_bg.wasm", here));
+      wasm.initSync({ module: bytes });
+      started = true;
+    }
+    return wasm;
   },
-  async size(where, file) {
-    const url = locate(where, file);
-    if (url.protocol === "file:") return (await stat(url)).size;
-    const head = await fetch(url, { method: "HEAD" });
-    return Number(head.headers.get("content-length")) || null;
-  },
-  async read(where, file, signal, _options, progress) {
+  async size(where, file, signal) {
     const url = locate(where, file);
     if (url.protocol === "file:") {
-      const bytes = new Uint8Array(await readFile(url, { signal }));
-      progress(bytes.length);
-      return bytes;
+      try {
+        return (await stat(url)).size;
+      } catch (e) {
+        throw namedError("BadModel", `${url.pathname}: ${e.code === "ENOENT" ? "no such file" : e.message}`);
+      }
+    }
+    const head = await fetch(url, { method: "HEAD", signal });
+    return Number(head.headers.get("content-length")) || null;
+  },
+  async open(where, file, signal) {
+    const url = locate(where, file);
+    if (url.protocol === "file:") {
+      const stream = createReadStream(url, { highWaterMark: 1 << 20, signal });
+      const chunks = stream[Symbol.asyncIterator]();
+      return {
+        cached: false,
+        async next() {
+          try {
+            const { done, value } = await chunks.next();
+            return done ? null : new Uint8Array(value.buffer, value.byteOffset, value.byteLength);
+          } catch (e) {
+            throw signal?.aborted ? namedError("Aborted", "the operation was aborted") : namedError("BadModel", `${url.pathname}: ${e.message}`);
+          }
+        },
+        async cancel() {
+          stream.destroy();
+        },
+        async done() {},
+      };
     }
     const res = await fetch(url, { signal });
-    if (!res.ok) throw Object.assign(new Error(`${url}: HTTP ${res.status}`), { name: "BadModel" });
-    const bytes = new Uint8Array(await res.arrayBuffer());
-    progress(bytes.length);
-    return bytes;
+    if (!res.ok) throw namedError("BadModel", `${url}: HTTP ${res.status}`);
+    const reader = res.body.getReader();
+    return {
+      cached: false,
+      async next() {
+        const { done, value } = await reader.read();
+        return done ? null : value;
+      },
+      async cancel(why) {
+        await reader.cancel(why).catch(() => {});
+      },
+      async done() {},
+    };
   },
 });
 

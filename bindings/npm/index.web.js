@@ -2,8 +2,8 @@
 // the default model beside it, other models by fetch. Downloads are kept in the Cache API
 // (`cache: false` to skip it); where it is missing or full (private windows) they stay in
 // memory, with a notice. No Node-only import on this path.
-import init from "./wasm/unmask_wasm.js";
-import { folderOf, makeUnmask } from "./unmask.js";
+import init, * as wasm from "./wasm/unmask_wasm.js";
+import { folderOf, makeUnmask, namedError } from "./unmask.js";
 import { RemoteUnmask } from "./remote.js";
 
 const CACHE = "unmask-v1";
@@ -32,6 +32,23 @@ async function openCache(use, url) {
   }
 }
 
+/** The module's reader over a response body (or any ReadableStream). */
+function streamSource(body, cached, cancel = async () => {}, done = async () => {}) {
+  const reader = body.getReader();
+  return {
+    cached,
+    async next() {
+      const { done: end, value } = await reader.read();
+      return end ? null : value;
+    },
+    async cancel(why) {
+      await cancel(why);
+      await reader.cancel(why).catch(() => {});
+    },
+    done,
+  };
+}
+
 export const Unmask = makeUnmask({
   loadInWorker(source, options) {
     const start = () =>
@@ -40,9 +57,10 @@ export const Unmask = makeUnmask({
         : new Worker(new URL("./worker.js", import.meta.url), { type: "module" });
     return RemoteUnmask.load(source, options, start);
   },
-  init(wasmUrl) {
-    started ??= init({ module_or_path: wasmUrl ?? new URL("./wasm/unmask_wasm_bg.wasm", import.meta.url) });
-    return started;
+  async init(options) {
+    started ??= init({ module_or_path: options.wasmUrl ?? new URL("./wasm/unmask_wasm_bg.wasm", import.meta.url) });
+    await started;
+    return wasm;
   },
   async size(where, file, signal, options) {
     const url = locate(where, file);
@@ -50,38 +68,47 @@ export const Unmask = makeUnmask({
     const res = cached ?? (await fetch(url, { method: "HEAD", signal }));
     return Number(res.headers.get("content-length")) || null;
   },
-  async read(where, file, signal, options, progress) {
+  async open(where, file, signal, options) {
     const url = locate(where, file);
     const cache = await openCache(options.cache, url);
-    let res = await cache?.match(url);
-    if (!res) {
-      res = await fetch(url, { signal });
-      if (!res.ok) throw Object.assign(new Error(`${url}: HTTP ${res.status}`), { name: "BadModel" });
-      if (cache) {
-        try {
-          await cache.put(url, res.clone());
-        } catch (e) {
-          console.warn(`unmask: could not cache ${url} (${e}); it stays in memory only`);
-        }
-      }
+    const hit = await cache?.match(url);
+    if (hit) return streamSource(hit.body, true);
+    // one controller for the download and its copy into the cache: stopping the load (an
+    // abort, a model too large for this device) stops both
+    const controller = new AbortController();
+    const forward = () => controller.abort(signal.reason);
+    signal?.addEventListener("abort", forward, { once: true });
+    let res;
+    try {
+      res = await fetch(url, { signal: controller.signal });
+    } catch (e) {
+      signal?.removeEventListener("abort", forward);
+      throw signal?.aborted ? namedError("Aborted", "the operation was aborted") : namedError("BadModel", `${url}: ${e.message ?? e}`);
     }
-    const reader = res.body.getReader();
-    const parts = [];
-    let n = 0;
-    for (;;) {
-      const { done, value } = await reader.read();
-      if (done) break;
-      parts.push(value);
-      n += value.length;
-      progress(n);
+    if (!res.ok) {
+      signal?.removeEventListener("abort", forward);
+      throw namedError("BadModel", `${url}: HTTP ${res.status}`);
     }
-    const out = new Uint8Array(n);
-    let at = 0;
-    for (const p of parts) {
-      out.set(p, at);
-      at += p.length;
-    }
-    return out;
+    // cached while it streams (awaited at the end, not before: that would hold the whole file
+    // in the tee); a full or missing cache leaves the download in memory only
+    const saving = cache
+      ?.put(url, res.clone())
+      .catch((e) => {
+        if (!controller.signal.aborted) console.warn(`unmask: could not cache ${url} (${e}); it stays in memory only`);
+      });
+    return streamSource(
+      res.body,
+      false,
+      async (why) => {
+        controller.abort(why);
+        await saving;
+        signal?.removeEventListener("abort", forward);
+      },
+      async () => {
+        await saving;
+        signal?.removeEventListener("abort", forward);
+      },
+    );
   },
 });
 
@@ -91,7 +118,7 @@ export async function isCached(source) {
   const cache = await caches.open(CACHE);
   const where = source === undefined || source === null ? null : folderOf(String(source));
   const hits = await Promise.all(
-    ["config.json", "model.safetensors", "tokenizer.json"].map((f) => cache.match(locate(where, f))),
+    ["config.json", "tokenizer.json", "model.safetensors"].map((f) => cache.match(locate(where, f))),
   );
   return hits.every(Boolean);
 }

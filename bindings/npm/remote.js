@@ -7,6 +7,7 @@ let next = 0;
 function rebuild(error) {
   const e = new Error(error.message);
   e.name = error.name;
+  e.code = error.code ?? error.name;
   return e;
 }
 
@@ -14,9 +15,11 @@ class Channel {
   constructor(worker) {
     this.worker = worker;
     this.pending = new Map();
+    this.readbackBytes = 0;
     worker.onmessage = ({ data }) => {
       const p = this.pending.get(data.id);
       if (!p) return;
+      if ("readbackBytes" in data) this.readbackBytes = data.readbackBytes;
       if ("progress" in data) p.onProgress?.(data.progress);
       else if ("step" in data) p.onStep?.(data.step);
       else {
@@ -26,7 +29,7 @@ class Channel {
       }
     };
     worker.onerror = (e) => {
-      for (const p of this.pending.values()) p.reject(Object.assign(new Error(e.message ?? "worker failed"), { name: "WorkerError" }));
+      for (const p of this.pending.values()) p.reject(rebuild({ name: "WorkerError", message: e.message ?? "the worker failed" }));
       this.pending.clear();
     };
   }
@@ -55,7 +58,7 @@ export class RemoteUnmask {
   /** `start` makes the worker (a literal `new Worker(new URL(…))` there lets bundlers see it). */
   static async load(source, options, start) {
     const { onProgress, signal, worker: _worker, workerUrl: _url, ...rest } = options;
-    if (signal?.aborted) throw Object.assign(new Error("the operation was aborted"), { name: "Aborted" });
+    if (signal?.aborted) throw rebuild({ name: "Aborted", message: "the operation was aborted" });
     const worker = start();
     const channel = new Channel(worker);
     const transfer = [];
@@ -78,10 +81,15 @@ export class RemoteUnmask {
     return this.#info.backendReason;
   }
 
+  /** As the worker last reported it (with each step and at the end of a fill). */
+  get readbackBytes() {
+    return this.#channel.readbackBytes;
+  }
+
   async infill(template, options = {}) {
     // the worker's own model applies the defaults (candidates with onStep) on its side
     const { onStep, signal, ...request } = options;
-    if (signal?.aborted) throw Object.assign(new Error("the operation was aborted"), { name: "Aborted" });
+    if (signal?.aborted) throw rebuild({ name: "Aborted", message: "the operation was aborted" });
     const { id, done } = this.#channel.call({ op: "infill", template, options: request }, { onStep });
     const abort = () => this.#channel.worker.postMessage({ id: next++, op: "abort", target: id });
     signal?.addEventListener("abort", abort, { once: true });

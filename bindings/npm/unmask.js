@@ -1,11 +1,12 @@
-// The package's JS layer over the wasm-bindgen class: where the files come from (the default
-// model shipped beside the .wasm, a folder URL, a hub id, or bytes in memory), progress
-// events, AbortSignal checks, and the same JSON shapes as the CLI. The platform entries
-// (index.web.js, index.node.js) only say how to read a file and start the module.
+// The package's JS layer over the wasm-bindgen classes: where the files come from (the
+// default model shipped beside the .wasm, a folder URL, a hub id, or bytes in memory), progress
+// events, AbortSignal checks, errors with stable names, and the same JSON shapes as the CLI.
+// The platform entries (index.web.js, index.node.js) only say how to start the module and how
+// to open a file as a stream of chunks.
 
-import { Unmask as Raw } from "./wasm/unmask_wasm.js";
-
-const FILES = ["config.json", "model.safetensors", "tokenizer.json"];
+// config and tokenizer first (small, needed to choose and check), the weights streamed last
+const FILES = ["config.json", "tokenizer.json", "model.safetensors"];
+const KEYS = ["config", "tokenizer", "weights"];
 
 /** A hub id (`owner/name`) becomes the hub's resolve URLs; anything else is a folder. */
 export function folderOf(source) {
@@ -15,14 +16,37 @@ export function folderOf(source) {
   return source.endsWith("/") ? source : `${source}/`;
 }
 
-function abortError() {
-  const e = new Error("the operation was aborted");
-  e.name = "Aborted";
+/** An `Error` whose `name` and `code` are the stable kind callers switch on. */
+export function namedError(name, message) {
+  const e = new Error(message);
+  e.name = name;
+  e.code = name;
   return e;
+}
+
+function abortError() {
+  return namedError("Aborted", "the operation was aborted");
 }
 
 function checkSignal(signal) {
   if (signal?.aborted) throw abortError();
+}
+
+/**
+ * Runs a call into the module. A Rust panic traps as WebAssembly's bare "unreachable"; it
+ * becomes an `Error` named `InternalError` carrying the panic's own message instead.
+ */
+async function guarded(wasm, call) {
+  try {
+    return await call();
+  } catch (e) {
+    if (typeof WebAssembly !== "undefined" && e instanceof WebAssembly.RuntimeError) {
+      const why = wasm.lastPanic?.() ?? e.message;
+      throw namedError("InternalError", `unmask failed inside its module: ${why} (this is a bug; load the model again)`);
+    }
+    if (e && typeof e === "object" && e.code === undefined && typeof e.name === "string") e.code = e.name;
+    throw e;
+  }
 }
 
 /**
@@ -54,19 +78,113 @@ function eventLoopTurns() {
   };
 }
 
-/** `model.steps()`: the events of one fill, as an async iterable (after the fill has run). */
+/**
+ * `model.steps()`: the events of one fill as an async iterable, each yielded as its step
+ * happens. Leaving the loop early (`break`, an exception) stops the fill.
+ */
 export async function* stepsOf(model, template, options = {}) {
-  const events = [];
-  await model.infill(template, { ...options, onStep: (e) => events.push(e) });
-  yield* events;
+  const { signal, onStep, ...rest } = options;
+  const stop = new AbortController();
+  const forward = () => stop.abort();
+  if (signal?.aborted) stop.abort();
+  signal?.addEventListener("abort", forward, { once: true });
+  const queue = [];
+  let wake = null;
+  let finished = false;
+  let failure = null;
+  const run = model
+    .infill(template, {
+      ...rest,
+      signal: stop.signal,
+      onStep: (e) => {
+        onStep?.(e);
+        queue.push(e);
+        wake?.();
+      },
+    })
+    .then(
+      () => {
+        finished = true;
+        wake?.();
+      },
+      (e) => {
+        failure = e;
+        finished = true;
+        wake?.();
+      },
+    );
+  try {
+    for (;;) {
+      if (queue.length) {
+        yield queue.shift();
+        continue;
+      }
+      if (finished) {
+        if (failure) throw failure;
+        return;
+      }
+      await new Promise((r) => (wake = r));
+      wake = null;
+    }
+  } finally {
+    signal?.removeEventListener("abort", forward);
+    if (!finished) {
+      stop.abort();
+      await run;
+    }
+  }
+}
+
+/** A byte source over bytes already in memory, in chunks (never one copy of the whole). */
+function memorySource(bytes) {
+  const data = typeof bytes === "string" ? new TextEncoder().encode(bytes) : bytes;
+  const CHUNK = 1 << 20;
+  let at = 0;
+  return {
+    cached: false,
+    size: data.byteLength,
+    async next() {
+      if (at >= data.byteLength) return null;
+      const part = data.subarray(at, at + CHUNK);
+      at += part.byteLength;
+      return part;
+    },
+    async cancel() {},
+    async done() {},
+  };
+}
+
+async function readWhole(source, progress, signal) {
+  const parts = [];
+  let n = 0;
+  for (let chunk; (chunk = await source.next()) !== null; ) {
+    parts.push(chunk);
+    n += chunk.byteLength;
+    progress(n);
+    checkSignal(signal);
+  }
+  await source.done();
+  const out = new Uint8Array(n);
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.byteLength;
+  }
+  return out;
+}
+
+function isFiles(source) {
+  return source !== null && typeof source === "object" && !(source instanceof URL) && "weights" in source;
 }
 
 export function makeUnmask(platform) {
   return class Unmask {
     #raw;
+    #wasm;
 
-    constructor(raw) {
+    constructor(raw, wasm) {
       this.#raw = raw;
+      this.#wasm = wasm;
     }
 
     /**
@@ -75,51 +193,70 @@ export function makeUnmask(platform) {
      */
     static async load(source, options = {}) {
       if (options.worker) {
-        if (!platform.loadInWorker) throw Object.assign(new Error("worker: true needs a browser"), { name: "BadInput" });
+        if (!platform.loadInWorker) throw namedError("BadInput", "worker: true needs a browser");
         return platform.loadInWorker(source, options);
       }
       const { device = "auto", weights: weightFormat, onProgress, signal, cache } = options;
-      await platform.init(options.wasmUrl);
+      const wasm = await platform.init(options);
       checkSignal(signal);
-      let files;
-      if (source && typeof source === "object" && "weights" in source) {
-        files = source;
-      } else {
-        const where = source === undefined || source === null ? null : folderOf(String(source));
-        const sizes = await Promise.all(FILES.map((f) => platform.size(where, f, signal, { cache })));
-        const total = sizes.every((s) => s !== null) ? sizes.reduce((a, b) => a + b, 0) : null;
-        const loaded = new Array(FILES.length).fill(0);
-        const bytes = [];
-        for (const [i, file] of FILES.entries()) {
-          bytes.push(
-            await platform.read(where, file, signal, { cache }, (n) => {
-              loaded[i] = n;
-              onProgress?.({
-                phase: "download",
-                file,
-                loaded: n,
-                total: sizes[i],
-                totalLoaded: loaded.reduce((a, b) => a + b, 0),
-                totalBytes: total,
-              });
-            }),
-          );
-          checkSignal(signal);
-        }
-        files = {
-          config: new TextDecoder().decode(bytes[0]),
-          weights: bytes[1],
-          tokenizer: bytes[2],
-        };
+      const emit = (event) => onProgress?.(event);
+      const where = isFiles(source) || source === undefined || source === null ? null : folderOf(String(source));
+      const open = (i) =>
+        isFiles(source) ? memorySource(source[KEYS[i]]) : platform.open(where, FILES[i], signal, { cache });
+      // every file's size before the first byte, so the total progress is known from the start
+      const sizes = isFiles(source)
+        ? KEYS.map((k) => (typeof source[k] === "string" ? new TextEncoder().encode(source[k]).byteLength : source[k].byteLength))
+        : await Promise.all(FILES.map((f) => platform.size(where, f, signal, { cache })));
+      const totalBytes = sizes.every((s) => s !== null) ? sizes.reduce((a, b) => a + b, 0) : null;
+      const loaded = FILES.map(() => 0);
+      const progress = (i, cached) => (n) => {
+        loaded[i] = n;
+        emit({
+          phase: "download",
+          file: FILES[i],
+          loaded: n,
+          total: sizes[i],
+          totalLoaded: loaded.reduce((a, b) => a + b, 0),
+          totalBytes,
+          cached,
+        });
+      };
+      const small = [];
+      for (const i of [0, 1]) {
+        const src = await open(i);
+        small.push(await readWhole(src, progress(i, src.cached), signal));
       }
-      onProgress?.({ phase: "compile" });
-      const config = typeof files.config === "string" ? files.config : new TextDecoder().decode(files.config);
-      const raw = await Raw.fromFiles(config, files.weights, files.tokenizer, {
-        device,
-        ...(weightFormat ? { weights: weightFormat } : {}),
-      });
-      onProgress?.({ phase: "ready", backend: raw.backend });
-      return new Unmask(raw);
+      const settings = { device, ...(weightFormat ? { weights: weightFormat } : {}) };
+      const loader = await guarded(wasm, () => wasm.Loader.create(new TextDecoder().decode(small[0]), small[1], settings));
+      let header = null;
+      let consumed = false;
+      try {
+        const src = await open(2);
+        const report = progress(2, src.cached);
+        try {
+          let n = 0;
+          for (let chunk; (chunk = await src.next()) !== null; ) {
+            // the push that completes the header checks that the model fits (ModelTooLarge),
+            // so an oversized checkpoint stops after its first bytes
+            header = (await guarded(wasm, () => loader.push(chunk))) ?? header;
+            n += chunk.byteLength;
+            report(n);
+            checkSignal(signal);
+          }
+        } catch (e) {
+          await src.cancel(e);
+          throw e;
+        }
+        await src.done();
+        const backend = loader.backend;
+        emit({ phase: "compile", backend, parameters: header ? header.f32Bytes / 4 : null });
+        consumed = true;
+        const raw = await guarded(wasm, () => loader.finish((phase) => emit({ phase, backend })));
+        emit({ phase: "ready", backend: raw.backend });
+        return new Unmask(raw, wasm);
+      } finally {
+        if (!consumed) loader.free();
+      }
     }
 
     /** `"webgpu"` or `"wasm"`. */
@@ -130,6 +267,11 @@ export function makeUnmask(platform) {
     /** Why that backend: `{ backend, adapter, reason: { kind } }`. */
     get backendReason() {
       return this.#raw.backendReason;
+    }
+
+    /** Bytes read back from the GPU since loading (0 on the CPU); live during a fill. */
+    get readbackBytes() {
+      return this.#raw.readbackBytes;
     }
 
     /**
@@ -143,13 +285,15 @@ export function makeUnmask(platform) {
       if (onStep && request.candidates === undefined) request.candidates = 5;
       const turns = eventLoopTurns();
       try {
-        return await this.#raw.infill(template, request, onStep ?? undefined, signal ?? undefined, turns.pause);
+        return await guarded(this.#wasm, () =>
+          this.#raw.infill(template, request, onStep ?? undefined, signal ?? undefined, turns.pause),
+        );
       } finally {
         turns.close();
       }
     }
 
-    /** The same events as `onStep`, as an async iterable (after the fill has run). */
+    /** The same events as `onStep`, as an async iterable, live as the fill runs. */
     steps(template, options = {}) {
       return stepsOf(this, template, options);
     }

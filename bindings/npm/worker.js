@@ -12,7 +12,7 @@ function reply(msg) {
 }
 
 function failure(e) {
-  return { name: e?.name ?? "Error", message: e?.message ?? String(e) };
+  return { name: e?.name ?? "Error", code: e?.code, message: e?.message ?? String(e) };
 }
 
 self.onmessage = async ({ data }) => {
@@ -37,9 +37,9 @@ self.onmessage = async ({ data }) => {
           const value = await model.infill(data.template, {
             ...data.options,
             signal: controller.signal,
-            onStep: (step) => reply({ id, step }),
+            onStep: (step) => reply({ id, step, readbackBytes: model.readbackBytes }),
           });
-          reply({ id, value });
+          reply({ id, value, readbackBytes: model.readbackBytes });
         } finally {
           fills.delete(id);
         }

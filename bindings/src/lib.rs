@@ -3,12 +3,15 @@
 //! and speak its JSON shapes (`InfillOptions` in; `InfillResult` and `TraceEvent` out).
 //!
 //! ```js
-//! const m = await Unmask.fromFiles(configText, weightBytes, tokenizerBytes, { device: "auto" });
+//! const loader = await Loader.create(configText, tokenizerBytes, { device: "auto" });
+//! for await (const chunk of weightStream) loader.push(chunk); // header checked on arrival
+//! const m = await loader.finish((phase) => console.log(phase));
 //! const r = await m.infill("The [MASK*3] sat.", { seed: 7 }, (step) => console.log(step));
 //! ```
 //!
-//! Errors are JS `Error`s whose `name` says what kind of failure it was (`BadModel`,
-//! `BadInput`, `GpuError`) and whose message is the engine's own.
+//! Errors are JS `Error`s whose `name` (and `code`) says what kind of failure it was
+//! (`BadModel`, `BadInput`, `BadTemplate`, `ModelTooLarge`, `WebGPUUnavailable`, `DeviceLost`,
+//! `OutOfMemory`, `GpuError`, `Aborted`) and whose message is the engine's own.
 
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -16,21 +19,55 @@ use std::rc::Rc;
 use serde::Deserialize;
 use wasm_bindgen::prelude::*;
 
+use unmask::backend::Denoiser;
 use unmask::diffusion::{Host, InfillOptions, TraceEvent};
 use unmask::engine::{self, BackendChoice, DeviceOptions, Engine, Selection, WeightFormat};
 use unmask::model::config::Config;
-use unmask::model::{Model, Weights};
+use unmask::model::stream::WeightStream;
+use unmask::model::Model;
 use unmask::text::Tokenizer;
 
 /// Runs once when the module is instantiated: the CPU matmul's simd128 kernels are chosen at
-/// run time and are off until asked for (the module is built with `+simd128`).
+/// run time and are off until asked for (the module is built with `+simd128`); a panic's
+/// message is kept for the JS layer, which would otherwise see only "unreachable".
 #[wasm_bindgen(start)]
 pub fn start() {
     gemm_common::set_wasm_simd128(true);
+    std::panic::set_hook(Box::new(|info| {
+        let msg = info.to_string();
+        web_sys_console_error(&format!("unmask: {msg}"));
+        if let Ok(mut last) = PANIC.lock() {
+            last.get_or_insert(msg);
+        }
+    }));
 }
 
-/// The `name` of the JS `Error` for an engine error, stable for callers to switch on.
+/// The message of the panic that stopped the module, if one did.
+static PANIC: std::sync::Mutex<Option<String>> = std::sync::Mutex::new(None);
+
+/// The message of the panic that stopped this module, if any: after one the module cannot be
+/// used again, and the JS layer reports this instead of WebAssembly's "unreachable".
+#[wasm_bindgen(js_name = lastPanic)]
+pub fn last_panic() -> Option<String> {
+    PANIC.lock().ok().and_then(|p| p.clone())
+}
+
+fn web_sys_console_error(msg: &str) {
+    js_sys::Reflect::get(&js_sys::global(), &JsValue::from_str("console"))
+        .ok()
+        .and_then(|c| {
+            let f = js_sys::Reflect::get(&c, &JsValue::from_str("error")).ok()?;
+            f.dyn_into::<js_sys::Function>()
+                .ok()?
+                .call1(&c, &JsValue::from_str(msg))
+                .ok()
+        });
+}
+
+/// The `name` (and `code`) of the JS `Error` for an engine error, stable for callers to
+/// switch on.
 fn error_name(e: &unmask::Error) -> &'static str {
+    use unmask::error::GpuFault;
     use unmask::Error as E;
     match e {
         E::Io { .. }
@@ -39,7 +76,14 @@ fn error_name(e: &unmask::Error) -> &'static str {
         | E::Tensor { .. }
         | E::Tokenizer { .. } => "BadModel",
         E::Input(_) => "BadInput",
-        E::Gpu(_) => "GpuError",
+        E::Template(_) => "BadTemplate",
+        E::TooLarge(_) => "ModelTooLarge",
+        E::Gpu { fault, .. } => match fault {
+            GpuFault::Unavailable => "WebGPUUnavailable",
+            GpuFault::DeviceLost => "DeviceLost",
+            GpuFault::OutOfMemory => "OutOfMemory",
+            GpuFault::Failed => "GpuError",
+        },
         E::Aborted => "Aborted",
     }
 }
@@ -47,6 +91,7 @@ fn error_name(e: &unmask::Error) -> &'static str {
 fn js_error(name: &str, msg: &str) -> JsValue {
     let e = js_sys::Error::new(msg);
     e.set_name(name);
+    let _ = js_sys::Reflect::set(&e, &JsValue::from_str("code"), &JsValue::from_str(name));
     e.into()
 }
 
@@ -115,6 +160,119 @@ impl LoadOptions {
     }
 }
 
+/// Bytes a wasm32 module can address: the model, widened to f32, must fit in them.
+const WASM_MEMORY: u64 = 4 << 30;
+
+/// A model being loaded. `config.json` and `tokenizer.json` come first and the backend is
+/// chosen at once; then the bytes of `model.safetensors` are pushed as they arrive. Its header
+/// is checked against the memory and adapter limits before any tensor is read, and each tensor
+/// is widened to f32 as it passes, so the checkpoint never sits whole in wasm memory.
+#[wasm_bindgen]
+pub struct Loader {
+    cfg: Config,
+    tokenizer: Tokenizer,
+    target: engine::Target,
+    stream: WeightStream,
+    checked: bool,
+}
+
+/// What a checkpoint's header says, returned by the push that completes it.
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct HeaderInfo {
+    file_bytes: u64,
+    f32_bytes: u64,
+    tensors: usize,
+}
+
+#[wasm_bindgen]
+impl Loader {
+    /// Parses the config and tokenizer and chooses the backend `options.device` asks for.
+    pub async fn create(
+        config: String,
+        tokenizer: Vec<u8>,
+        options: JsValue,
+    ) -> Result<Loader, JsValue> {
+        let opts: LoadOptions = read_options("load options", options)?;
+        let device = opts.device()?;
+        let cfg = Config::parse("config.json", &config).map_err(engine_error)?;
+        let tokenizer =
+            Tokenizer::from_bytes("tokenizer.json", &tokenizer).map_err(engine_error)?;
+        let target = engine::target(device).await.map_err(engine_error)?;
+        Ok(Loader {
+            cfg,
+            tokenizer,
+            target,
+            stream: WeightStream::new("model.safetensors"),
+            checked: false,
+        })
+    }
+
+    /// `"webgpu"` or `"wasm"`: where the model will run.
+    #[wasm_bindgen(getter)]
+    pub fn backend(&self) -> String {
+        backend_name(&self.target.selection)
+    }
+
+    /// Takes the next bytes of `model.safetensors`. The push that completes the header checks
+    /// that the model fits (an error named `ModelTooLarge` if not) and returns
+    /// `{ fileBytes, f32Bytes, tensors }`; the others return `undefined`.
+    pub fn push(&mut self, chunk: &[u8]) -> Result<JsValue, JsValue> {
+        self.stream.push(chunk).map_err(engine_error)?;
+        if self.checked {
+            return Ok(JsValue::UNDEFINED);
+        }
+        let Some(h) = self.stream.header() else {
+            return Ok(JsValue::UNDEFINED);
+        };
+        self.target
+            .check_fits("model.safetensors", h, Some(WASM_MEMORY))
+            .map_err(engine_error)?;
+        self.checked = true;
+        let info = HeaderInfo {
+            file_bytes: h.file_len(),
+            f32_bytes: h.f32_bytes(),
+            tensors: h.entries.len(),
+        };
+        serde_wasm_bindgen::to_value(&info).map_err(|e| js_error("BadModel", &e.to_string()))
+    }
+
+    /// Builds the model from everything pushed, attaches it to the backend (uploading the
+    /// weights to a GPU), then calls `on_phase("warmup")` and warms the shaders up.
+    pub async fn finish(self, on_phase: Option<js_sys::Function>) -> Result<Unmask, JsValue> {
+        let Loader {
+            cfg,
+            tokenizer,
+            target,
+            stream,
+            ..
+        } = self;
+        let model = {
+            let weights = stream.finish().map_err(engine_error)?;
+            Model::from_parts(&cfg, &weights, Some(tokenizer)).map_err(engine_error)?
+        };
+        let model = engine::prepare(model, engine::LoadOptions::default());
+        let selection = target.selection.clone();
+        let mut inf = target.attach(model).await.map_err(engine_error)?;
+        if let Some(f) = &on_phase {
+            f.call1(&JsValue::NULL, &JsValue::from_str("warmup"))?;
+        }
+        inf.denoiser.warm_up().await.map_err(engine_error)?;
+        Ok(Unmask {
+            gpu: inf.denoiser.device().cloned(),
+            state: Rc::new(RefCell::new(State::Ready(Box::new(inf)))),
+            selection,
+        })
+    }
+}
+
+fn backend_name(selection: &Selection) -> String {
+    match selection.backend {
+        unmask::backend::Backend::Gpu => "webgpu".into(),
+        unmask::backend::Backend::Cpu => "wasm".into(),
+    }
+}
+
 /// Where a model's engine is: ready, lent to the fill in flight, or gone.
 enum State {
     Ready(Box<Engine>),
@@ -132,44 +290,23 @@ pub struct Unmask {
     /// borrow is held across an await).
     state: Rc<RefCell<State>>,
     selection: Selection,
+    /// The device, for its counters, readable while a fill holds the engine.
+    gpu: Option<std::sync::Arc<unmask::backend::gpu::Gpu>>,
 }
 
 #[wasm_bindgen]
 impl Unmask {
-    /// A model from the bytes of its Hugging Face files (`config.json` as text,
-    /// `model.safetensors`, `tokenizer.json`), attached to the device `options.device` asks for.
-    #[wasm_bindgen(js_name = fromFiles)]
-    pub async fn from_files(
-        config: String,
-        weights: Vec<u8>,
-        tokenizer: Vec<u8>,
-        options: JsValue,
-    ) -> Result<Unmask, JsValue> {
-        let opts: LoadOptions = read_options("load options", options)?;
-        let device = opts.device()?;
-        let cfg = Config::parse("config.json", &config).map_err(engine_error)?;
-        let tok = Tokenizer::from_bytes("tokenizer.json", &tokenizer).map_err(engine_error)?;
-        let model = {
-            let w = Weights::from_bytes("model.safetensors", weights).map_err(engine_error)?;
-            Model::from_parts(&cfg, &w, Some(tok)).map_err(engine_error)?
-        };
-        let model = engine::prepare(model, engine::LoadOptions::default());
-        let (inf, selection) = engine::infiller(model, device)
-            .await
-            .map_err(engine_error)?;
-        Ok(Unmask {
-            state: Rc::new(RefCell::new(State::Ready(Box::new(inf)))),
-            selection,
-        })
-    }
-
     /// `"webgpu"` or `"wasm"`: where this model runs.
     #[wasm_bindgen(getter)]
     pub fn backend(&self) -> String {
-        match self.selection.backend {
-            unmask::backend::Backend::Gpu => "webgpu".into(),
-            unmask::backend::Backend::Cpu => "wasm".into(),
-        }
+        backend_name(&self.selection)
+    }
+
+    /// Bytes read back from the GPU since the model was loaded (0 on the CPU); readable during
+    /// a fill, so `onStep` can see what each step costs.
+    #[wasm_bindgen(getter, js_name = readbackBytes)]
+    pub fn readback_bytes(&self) -> f64 {
+        self.gpu.as_ref().map_or(0.0, |g| g.readback_bytes() as f64)
     }
 
     /// Why that backend: `{ backend, adapter, reason: { kind, … } }`.

@@ -28,9 +28,20 @@ impl AnyDenoiser {
         model: &Model,
         weights: WeightFormat,
     ) -> Result<AnyDenoiser> {
-        let f16 = weights == WeightFormat::F16;
-        let mut d = GpuDenoiser::upload(gpu, &model.plan, f16).await?;
+        let mut d = AnyDenoiser::upload(gpu, model, weights).await?;
         d.warm_up().await?;
+        Ok(d)
+    }
+
+    /// Uploads `model` to `gpu`; the shaders compile on first use (or [`Denoiser::warm_up`]).
+    #[cfg(feature = "gpu")]
+    pub async fn upload(
+        gpu: std::sync::Arc<Gpu>,
+        model: &Model,
+        weights: WeightFormat,
+    ) -> Result<AnyDenoiser> {
+        let f16 = weights == WeightFormat::F16;
+        let d = GpuDenoiser::upload(gpu, &model.plan, f16).await?;
         Ok(AnyDenoiser::Gpu(Box::new(d)))
     }
 
@@ -45,6 +56,17 @@ impl AnyDenoiser {
         #[cfg(not(feature = "gpu"))]
         let _ = gpu;
         Ok((AnyDenoiser::cpu(model), selection))
+    }
+}
+
+impl AnyDenoiser {
+    /// The GPU this denoiser runs on, if any (its counters, such as the bytes read back).
+    #[cfg(feature = "gpu")]
+    pub fn device(&self) -> Option<&std::sync::Arc<Gpu>> {
+        match self {
+            AnyDenoiser::Cpu(_) => None,
+            AnyDenoiser::Gpu(d) => Some(&d.model().gpu),
+        }
     }
 }
 

@@ -8,9 +8,11 @@
 
 mod denoiser;
 mod select;
+mod target;
 
 pub use denoiser::AnyDenoiser;
 pub use select::{BackendChoice, DeviceOptions, Reason, Selection, WeightFormat};
+pub use target::{fits, target, Target};
 
 use crate::backend::{cpu, Denoiser, ForwardOutput};
 use crate::batch::Batch;
@@ -75,8 +77,11 @@ pub fn cpu_infiller(model: Model) -> Result<Engine> {
 
 /// An infiller on the backend `device` asks for, warmed up; the selection says which and why.
 pub async fn infiller(model: Model, device: DeviceOptions) -> Result<(Engine, Selection)> {
-    let (d, selection) = AnyDenoiser::select(&model, device).await?;
-    Ok((Infiller::new(model, d)?, selection))
+    let target = target(device).await?;
+    let selection = target.selection.clone();
+    let mut engine = target.attach(model).await?;
+    engine.denoiser.warm_up().await?;
+    Ok((engine, selection))
 }
 
 /// The output of [`forward`].

@@ -88,9 +88,9 @@ impl Selection {
 }
 
 #[cfg(feature = "gpu")]
-type GpuHandle = std::sync::Arc<Gpu>;
+pub(super) type GpuHandle = std::sync::Arc<Gpu>;
 #[cfg(not(feature = "gpu"))]
-type GpuHandle = std::convert::Infallible;
+pub(super) type GpuHandle = std::convert::Infallible;
 
 /// The adapter to use for `choice` (`None`: the CPU) and why.
 // On wasm32 wgpu's handles are neither Send nor Sync (the web is single-threaded); one `Arc`
@@ -142,8 +142,9 @@ pub(super) async fn choose(choice: BackendChoice) -> Result<(Option<GpuHandle>, 
         #[cfg(not(feature = "gpu"))]
         BackendChoice::Auto => Ok((None, cpu(Reason::NotBuilt, None))),
         #[cfg(not(feature = "gpu"))]
-        BackendChoice::Gpu => Err(Error::Gpu(String::from(
+        BackendChoice::Gpu => Err(Error::gpu(
+            crate::error::GpuFault::Unavailable,
             "this build has no GPU backend (feature `gpu`)",
-        ))),
+        )),
     }
 }

@@ -6,6 +6,7 @@ pub mod config;
 #[cfg(feature = "default-model")]
 pub mod embedded;
 pub mod plan;
+pub mod stream;
 pub mod weights;
 
 #[cfg(not(target_arch = "wasm32"))]

@@ -98,6 +98,13 @@ pub struct Weights {
     /// tensor name -> index into `files`
     index: HashMap<String, usize>,
     memory: HashMap<String, Tensor>,
+    /// Tensors read from a stream ([`super::stream::WeightStream`]): each is moved into the
+    /// model when the builder asks for it, not copied, so the model never exists twice.
+    streamed: std::sync::Mutex<HashMap<String, Tensor>>,
+    /// The shape of every streamed tensor, taken or not, and of the non-float ones.
+    streamed_shapes: HashMap<String, Vec<usize>>,
+    /// Streamed tensors that are not floats (integer buffers), with their dtype.
+    streamed_others: HashMap<String, Dtype>,
 }
 
 impl Weights {
@@ -153,10 +160,43 @@ impl Weights {
     /// Tensors built in memory (benchmarks, tests).
     pub fn from_tensors(tensors: HashMap<String, Tensor>) -> Weights {
         Weights {
-            origin: "<memory>".into(),
+            memory: tensors,
+            ..Weights::empty("<memory>".into())
+        }
+    }
+
+    /// Tensors widened as they streamed in, plus the names and dtypes of non-float ones.
+    pub(super) fn from_streamed(
+        origin: String,
+        tensors: HashMap<String, Tensor>,
+        others: HashMap<String, (Dtype, Vec<usize>)>,
+    ) -> Weights {
+        let mut shapes: HashMap<String, Vec<usize>> = tensors
+            .iter()
+            .map(|(n, t)| (n.clone(), t.shape.clone()))
+            .collect();
+        let mut dtypes = HashMap::new();
+        for (name, (dtype, shape)) in others {
+            shapes.insert(name.clone(), shape);
+            dtypes.insert(name, dtype);
+        }
+        Weights {
+            streamed: std::sync::Mutex::new(tensors),
+            streamed_shapes: shapes,
+            streamed_others: dtypes,
+            ..Weights::empty(origin)
+        }
+    }
+
+    fn empty(origin: String) -> Weights {
+        Weights {
+            origin,
             files: Vec::new(),
             index: HashMap::new(),
-            memory: tensors,
+            memory: HashMap::new(),
+            streamed: std::sync::Mutex::new(HashMap::new()),
+            streamed_shapes: HashMap::new(),
+            streamed_others: HashMap::new(),
         }
     }
 
@@ -168,10 +208,9 @@ impl Weights {
             }
         }
         Weights {
-            origin,
             files,
             index,
-            memory: HashMap::new(),
+            ..Weights::empty(origin)
         }
     }
 
@@ -180,13 +219,18 @@ impl Weights {
     }
 
     pub fn contains(&self, name: &str) -> bool {
-        self.memory.contains_key(name) || self.index.contains_key(name)
+        self.memory.contains_key(name)
+            || self.index.contains_key(name)
+            || self.streamed_shapes.contains_key(name)
     }
 
     /// The stored shape of a tensor, if it exists.
     pub fn shape(&self, name: &str) -> Option<Vec<usize>> {
         if let Some(t) = self.memory.get(name) {
             return Some(t.shape.clone());
+        }
+        if let Some(s) = self.streamed_shapes.get(name) {
+            return Some(s.clone());
         }
         let f = &self.files[*self.index.get(name)?];
         f.info(name).map(|i| i.shape.clone())
@@ -228,6 +272,32 @@ impl Weights {
                 ));
             }
             return Ok(Some(t.clone()));
+        }
+        if let Some(stored) = self.streamed_shapes.get(name) {
+            if stored != shape {
+                return Err(Error::tensor(
+                    &self.origin,
+                    name,
+                    format!("has shape {stored:?}, expected {shape:?}"),
+                ));
+            }
+            if let Some(dtype) = self.streamed_others.get(name) {
+                return Err(Error::tensor(
+                    &self.origin,
+                    name,
+                    format!("has dtype {dtype:?}; weights must be F32, F16, BF16 or F64"),
+                ));
+            }
+            let taken = self.streamed.lock().ok().and_then(|mut m| m.remove(name));
+            return match taken {
+                Some(t) => Ok(Some(t)),
+                // a builder reads each name once; a second read would need a copy
+                None => Err(Error::tensor(
+                    &self.origin,
+                    name,
+                    "was read twice from a streamed checkpoint (it has already moved into the model)",
+                )),
+            };
         }
         let Some(&fi) = self.index.get(name) else {
             return Ok(None);

@@ -156,7 +156,7 @@ impl Canvas {
         }
         ids.extend(suffix);
         if ids.len() > max_len {
-            return Err(Error::input(format!(
+            return Err(Error::template(format!(
                 "the template needs {} tokens (with the model's special tokens) but the model's context is {} (config.json `{max_field}`)",
                 ids.len(),
                 max_len

@@ -23,14 +23,14 @@ pub struct Template {
 }
 
 fn err(col: usize, msg: impl std::fmt::Display) -> Error {
-    Error::input(format!("template column {col}: {msg}"))
+    Error::template(format!("template column {col}: {msg}"))
 }
 
 impl Template {
     /// Parses `src`; `model_mask` is the model's own mask string, if it has one.
     pub fn parse(src: &str, model_mask: Option<&str>) -> Result<Template> {
         if src.trim().is_empty() {
-            return Err(Error::input("template is empty"));
+            return Err(Error::template("template is empty"));
         }
         let mut pieces: Vec<Piece> = Vec::new();
         let mut text = String::new();
@@ -113,7 +113,7 @@ impl Template {
         }
         flush(&mut text, &mut pieces);
         if !pieces.iter().any(|p| !matches!(p, Piece::Text(_))) {
-            return Err(Error::input(
+            return Err(Error::template(
                 "template has no holes: write [MASK], [MASK*N] or [[words to rewrite]] where text should be filled",
             ));
         }

@@ -24,13 +24,56 @@ const template = "Peter [MASK*2] ran into the [MASK] Forest.";
 
 let server, browser, page;
 const requests = [];
+// the oversized checkpoint served at /models/huge/: how much of it went out, and whether the
+// client hung up
+const huge = { sent: 0, closed: false };
+
+/** The first bytes of a safetensors file whose one F32 tensor has `shape` (the data is zeros). */
+function hugeHeader(shape) {
+  const n = shape.reduce((a, b) => a * b, 1);
+  const json = Buffer.from(JSON.stringify({ x: { dtype: "F32", shape, data_offsets: [0, n * 4] } }));
+  const len = Buffer.alloc(8);
+  len.writeBigUInt64LE(BigInt(json.length));
+  return { head: Buffer.concat([len, json]), size: 8 + json.length + n * 4 };
+}
+
+/** Streams the header, then zeros as fast as the client reads, until it hangs up. */
+function serveHuge(req, res) {
+  const { head, size } = hugeHeader([50000, 30000]);
+  res.writeHead(200, { "content-type": "application/octet-stream", "content-length": size });
+  if (req.method === "HEAD") return res.end();
+  const zeros = Buffer.alloc(1 << 20);
+  res.on("close", () => (huge.closed = true));
+  const pump = () => {
+    while (!res.destroyed && huge.sent < size) {
+      const chunk = huge.sent === 0 ? head : zeros;
+      huge.sent += chunk.length;
+      if (!res.write(chunk)) return res.once("drain", pump);
+    }
+  };
+  pump();
+}
 
 before(async () => {
   const root = process.cwd();
   server = createServer(async (req, res) => {
     requests.push(`${req.method} ${req.url}`);
     const path = normalize(decodeURIComponent(new URL(req.url, "http://x").pathname)).replace(/^(\.\.[/\\])+/, "");
+    if (req.url === "/models/huge/model.safetensors") return serveHuge(req, res);
     try {
+      // /models/huge/ has the default model's config and tokenizer beside an oversized checkpoint
+      if (path.startsWith("/models/huge/")) {
+        const body = await readFile(join(root, "node_modules/unmask/model", path.slice("/models/huge/".length)));
+        res.writeHead(200, { "content-length": body.length });
+        return res.end(req.method === "HEAD" ? undefined : body);
+      }
+      // the README's plain-page example, exactly as the package's README has it
+      if (path === "/readme-page.html") {
+        const readme = await readFile(join(root, "node_modules/unmask/README.md"), "utf8");
+        const html = readme.split("## A plain page")[1].split("```html")[1].split("```")[0];
+        res.writeHead(200, { "content-type": "text/html" });
+        return res.end(html);
+      }
       // /models/default/… is a folder URL in HF layout: the package's model files, fetched
       const file = path.startsWith("/models/default/")
         ? join(root, "node_modules/unmask/model", path.slice("/models/default/".length))
@@ -66,13 +109,36 @@ function checkFill(out) {
   assert.doesNotMatch(r.text, /\[MASK|<\|/);
   assert.equal(out.steps.at(-1).done, true);
   assert.equal(out.steps.filter((e) => !e.done).reduce((n, e) => n + e.committed.length, 0), 3);
-  assert.deepEqual(out.progress.filter((p) => p !== "download"), ["compile", "ready"]);
+  assert.deepEqual(out.progress.filter((p) => p !== "download"), ["compile", "warmup", "ready"]);
 }
 
 test("the WASM CPU path fills a template in the page", async () => {
   const out = await page.evaluate(([t]) => window.fill("wasm", t, { seed: 7 }), [template]);
   assert.equal(out.backend, "wasm");
+  assert.equal(out.readbackBytes, 0, "nothing is read back on the CPU");
   checkFill(out);
+});
+
+test("the README's plain-page example runs as written", async () => {
+  const p = await browser.newPage();
+  p.on("pageerror", (e) => console.log(`[readme page error] ${e}`));
+  await p.goto(`http://127.0.0.1:${server.address().port}/readme-page.html`);
+  await p.waitForFunction(() => /^The .+ sat\.$/.test(document.body?.textContent ?? ""), null, { timeout: 60000 });
+  console.log(`README page: ${await p.evaluate(() => document.body.textContent)}`);
+  await p.close();
+});
+
+test("a checkpoint too large for wasm32 memory is refused from its header: the download stops", async () => {
+  await page.evaluate(() => window.clearCache());
+  const e = await page.evaluate(() => window.loadError("/models/huge/"));
+  assert.equal(e?.name, "ModelTooLarge", JSON.stringify(e));
+  assert.equal(e.code, "ModelTooLarge");
+  assert.match(e.message, /model.safetensors.*5.59 GiB.*4.00 GiB/);
+  for (let i = 0; i < 50 && !huge.closed; i++) await new Promise((r) => setTimeout(r, 100));
+  assert.ok(huge.closed, "the browser hung up");
+  console.log(`oversized checkpoint: ${(huge.sent / 2 ** 20).toFixed(1)} MiB sent of 5722 MiB before the browser hung up`);
+  assert.ok(huge.sent < 256 * 2 ** 20, `${huge.sent} bytes went out`);
+  assert.equal(await page.evaluate(() => window.isCached("/models/huge/")), false, "nothing partial was cached");
 });
 
 test("WebGPU (SwiftShader here) runs the GPU infill path and agrees with the CPU at temperature 0", async () => {
@@ -84,6 +150,9 @@ test("WebGPU (SwiftShader here) runs the GPU infill path and agrees with the CPU
   assert.equal(gpu.backend, "webgpu");
   assert.equal(gpu.reason.reason.kind, "requested");
   checkFill(gpu);
+  const steps = gpu.steps.filter((e) => !e.done).length;
+  console.log(`WebGPU readback: ${gpu.readbackBytes} bytes over ${steps} steps (warm-up included)`);
+  assert.ok(gpu.readbackBytes > 0);
   const cpu = await page.evaluate(([t, o]) => window.fill("wasm", t, o), [template, greedy]);
   assert.equal(cpu.result.text, gpu.result.text, "greedy fills agree between WebGPU and the CPU");
   // auto passes over a software (fallback) adapter and says so; it takes a hardware one

@@ -13,10 +13,15 @@ test("the default model fills a template and keeps the known text", async () => 
   assert.equal(model.backend, "wasm");
   assert.equal(model.backendReason.reason.kind, "requested");
   const downloads = progress.filter((p) => p.phase === "download");
-  assert.deepEqual([...new Set(downloads.map((p) => p.file))], ["config.json", "model.safetensors", "tokenizer.json"]);
+  assert.deepEqual([...new Set(downloads.map((p) => p.file))], ["config.json", "tokenizer.json", "model.safetensors"]);
   const last = downloads.at(-1);
   assert.equal(last.totalLoaded, last.totalBytes, "the total is known from the start and reached");
-  assert.equal(progress.at(-1).phase, "ready");
+  assert.ok(downloads.every((p) => p.totalBytes === last.totalBytes));
+  // the weights arrive in pieces, each widened to f32 as it passes (never the whole file at once)
+  assert.ok(downloads.filter((p) => p.file === "model.safetensors").length > 4);
+  assert.deepEqual(progress.filter((p) => p.phase !== "download").map((p) => p.phase), ["compile", "warmup", "ready"]);
+  const compile = progress.find((p) => p.phase === "compile");
+  assert.ok(compile.parameters > 7e6 && compile.parameters < 9e6, `${compile.parameters} parameters`);
 
   const events = [];
   const r = await model.infill(template, { seed: 7, onStep: (e) => events.push(e) });
@@ -46,6 +51,19 @@ test("the default model fills a template and keeps the known text", async () => 
   const iterated = [];
   for await (const e of model.steps(template, { seed: 7 })) iterated.push(e);
   assert.deepEqual(iterated.map((e) => e.committed ?? e.text), events.map((e) => e.committed ?? e.text));
+  // ... live: each event is yielded while the fill is still running, and leaving the loop stops it
+  const long = "Peter [MASK*12] ran into the [MASK*12] Forest.";
+  let produced = 0;
+  let consumed = 0;
+  for await (const e of model.steps(long, { strategy: "top-prob", onStep: () => (produced += 1) })) {
+    assert.equal(produced, consumed + 1, "yielded as its step happened, not after the fill");
+    consumed += 1;
+    if (consumed === 3) break;
+  }
+  assert.equal(consumed, 3);
+  assert.ok(produced <= 4, `the fill stopped when the loop was left (${produced} steps ran)`);
+  const after = await model.infill(template, { seed: 7 }); // not Busy: the broken-off fill has ended
+  assert.equal(after.text, r.text);
   const bare = [];
   await model.infill(template, { seed: 7, candidates: 0, onStep: (e) => bare.push(e) });
   assert.ok(bare.every((e) => e.done || e.committed.every((c) => c.top === undefined)), "candidates: 0 lists none");
@@ -60,7 +78,10 @@ test("Node has no WebGPU: auto runs on the CPU and says why, webgpu is a clear e
   assert.match(model.backendReason.reason.error, /WebGPU is unavailable/);
   const r = await model.infill(template, { seed: 7 });
   assert.ok(r.text.startsWith("Peter "));
-  await assert.rejects(Unmask.load(undefined, { device: "webgpu" }), (e) => e.name === "GpuError" && /WebGPU/.test(e.message));
+  await assert.rejects(
+    Unmask.load(undefined, { device: "webgpu" }),
+    (e) => e.name === "WebGPUUnavailable" && e.code === "WebGPUUnavailable" && /WebGPU/.test(e.message),
+  );
 });
 
 test("the same model from bytes in memory, and errors with a stable name", async () => {
@@ -72,16 +93,48 @@ test("the same model from bytes in memory, and errors with a stable name", async
   const model = await Unmask.load({ config: config.toString(), weights, tokenizer }, { device: "wasm" });
   const r = await model.infill("The [MASK*3] sat on the mat.", { strategy: "top-prob", seed: 1 });
   assert.ok(r.text.startsWith("The ") && r.text.endsWith(" sat on the mat."), r.text);
-  await assert.rejects(model.infill("a [[b", {}), (e) => e.name === "BadInput" && /column 3/.test(e.message));
+  await assert.rejects(model.infill("a [[b", {}), (e) => e.name === "BadTemplate" && e.code === "BadTemplate" && /column 3/.test(e.message));
+  await assert.rejects(model.infill("no holes here", {}), { name: "BadTemplate" });
+  await assert.rejects(model.infill(`${"word ".repeat(200)}[MASK]`, {}), (e) => e.name === "BadTemplate" && /context/.test(e.message));
   await assert.rejects(model.infill("a [MASK]", { topK: -1 }), (e) => e.name === "BadInput" && /topK/.test(e.message));
   await assert.rejects(model.infill("a [MASK]", { stratgy: "x" }), (e) => /unknown field/.test(e.message));
   await assert.rejects(
     Unmask.load({ config: "{}", weights: new Uint8Array(8), tokenizer }, { device: "wasm" }),
     { name: "BadModel" },
   );
+  await assert.rejects(
+    Unmask.load({ config: config.toString(), weights: weights.subarray(0, weights.length - 5), tokenizer }, { device: "wasm" }),
+    (e) => e.name === "BadModel" && /model.safetensors: truncated/.test(e.message),
+  );
   const controller = new AbortController();
   controller.abort();
   await assert.rejects(model.infill("a [MASK]", { signal: controller.signal }), { name: "Aborted" });
+});
+
+/** The first bytes of a safetensors file whose one F32 tensor has `shape` (no data follows). */
+function headerOnly(shape) {
+  const n = shape.reduce((a, b) => a * b, 1);
+  const json = new TextEncoder().encode(JSON.stringify({ x: { dtype: "F32", shape, data_offsets: [0, n * 4] } }));
+  const out = new Uint8Array(8 + json.length);
+  new DataView(out.buffer).setBigUint64(0, BigInt(json.length), true);
+  out.set(json, 8);
+  return out;
+}
+
+test("a checkpoint too large for wasm32 memory fails from its header, before its data", async () => {
+  const require = createRequire(import.meta.url);
+  const dir = new URL("./", `file://${require.resolve("unmask/package.json")}`);
+  const [config, tokenizer] = await Promise.all(["config.json", "tokenizer.json"].map((f) => readFile(new URL(`model/${f}`, dir))));
+  // 1.5 G parameters: 6 GiB as f32, and only the header is given
+  await assert.rejects(
+    Unmask.load({ config: config.toString(), weights: headerOnly([50000, 30000]), tokenizer }, { device: "wasm" }),
+    (e) => e.name === "ModelTooLarge" && /model.safetensors/.test(e.message) && /5.59 GiB/.test(e.message) && /4.00 GiB/.test(e.message),
+  );
+  // a small one passes the check and then fails as truncated
+  await assert.rejects(
+    Unmask.load({ config: config.toString(), weights: headerOnly([10, 10]), tokenizer }, { device: "wasm" }),
+    (e) => e.name === "BadModel" && /truncated/.test(e.message),
+  );
 });
 
 test("a fill yields between steps and stops on abort", async () => {

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use wgpu::util::DeviceExt;
 
 use super::shader::Shader;
-use crate::error::{Error, Result};
+use crate::error::{Error, GpuFault, Result};
 
 /// A binding slot of a kernel, in binding order.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -28,8 +28,10 @@ pub struct Gpu {
     pub dummy: wgpu::Buffer,
     /// Why the device was lost, once it is.
     lost: Arc<Mutex<Option<String>>>,
+    /// Bytes read back from the device since it was opened (what a step costs the bus).
+    readback: std::sync::atomic::AtomicU64,
     /// The first error raised outside an error scope since the last check.
-    uncaptured: Arc<Mutex<Option<String>>>,
+    uncaptured: Arc<Mutex<Option<(GpuFault, String)>>>,
 }
 
 #[derive(Clone)]
@@ -48,7 +50,7 @@ pub struct Call {
 }
 
 fn gpu_err(msg: impl Into<String>) -> Error {
-    Error::Gpu(msg.into())
+    Error::gpu(GpuFault::Failed, msg)
 }
 
 impl Gpu {
@@ -58,7 +60,8 @@ impl Gpu {
         // creating its instance; ask first, so that this is an error value like any other.
         #[cfg(target_arch = "wasm32")]
         if !wgpu::util::is_browser_webgpu_supported().await {
-            return Err(gpu_err(
+            return Err(Error::gpu(
+                GpuFault::Unavailable,
                 "no adapter found (WebGPU is unavailable here: no navigator.gpu, or it offers no adapter)",
             ));
         }
@@ -70,7 +73,7 @@ impl Gpu {
                 ..Default::default()
             })
             .await
-            .map_err(|e| gpu_err(format!("no adapter found ({e})")))?;
+            .map_err(|e| Error::gpu(GpuFault::Unavailable, format!("no adapter found ({e})")))?;
         let info = adapter.get_info();
         let limits = adapter.limits();
         let (device, queue) = adapter
@@ -83,14 +86,23 @@ impl Gpu {
                 trace: wgpu::Trace::Off,
             })
             .await
-            .map_err(|e| gpu_err(format!("cannot open a device on {} ({e})", info.name)))?;
+            .map_err(|e| {
+                Error::gpu(
+                    GpuFault::Unavailable,
+                    format!("cannot open a device on {} ({e})", info.name),
+                )
+            })?;
         // Errors outside an error scope (a bug, or a driver fault) are kept and returned by
         // the next check, so they surface as `Error::Gpu` on every target.
         let uncaptured = Arc::new(Mutex::new(None));
         let slot = uncaptured.clone();
         device.on_uncaptured_error(Arc::new(move |e| {
             if let Ok(mut u) = slot.lock() {
-                u.get_or_insert_with(|| e.to_string());
+                let fault = match e {
+                    wgpu::Error::OutOfMemory { .. } => GpuFault::OutOfMemory,
+                    _ => GpuFault::Failed,
+                };
+                u.get_or_insert_with(|| (fault, e.to_string()));
             }
         }));
         let lost = Arc::new(Mutex::new(None));
@@ -114,6 +126,7 @@ impl Gpu {
             kernels: Mutex::new(HashMap::new()),
             dummy,
             lost,
+            readback: std::sync::atomic::AtomicU64::new(0),
             uncaptured,
         })
     }
@@ -121,13 +134,16 @@ impl Gpu {
     /// An error if the device has been lost, or raised an error outside any error scope.
     pub fn check_alive(&self) -> Result<()> {
         if let Some(why) = self.lost.lock().ok().and_then(|l| l.clone()) {
-            return Err(gpu_err(format!(
-                "the device {} was lost ({why})",
-                self.info.name
-            )));
+            return Err(Error::gpu(
+                GpuFault::DeviceLost,
+                format!("the device {} was lost ({why})", self.info.name),
+            ));
         }
-        if let Some(e) = self.uncaptured.lock().ok().and_then(|mut u| u.take()) {
-            return Err(gpu_err(format!("{} reported: {e}", self.info.name)));
+        if let Some((fault, e)) = self.uncaptured.lock().ok().and_then(|mut u| u.take()) {
+            return Err(Error::gpu(
+                fault,
+                format!("{} reported: {e}", self.info.name),
+            ));
         }
         Ok(())
     }
@@ -143,15 +159,23 @@ impl Gpu {
         let oom = oom.pop().await;
         self.check_alive()?;
         if let Some(e) = oom {
-            return Err(gpu_err(format!(
-                "out of device memory while {what} on {} ({e})",
-                self.info.name
-            )));
+            return Err(Error::gpu(
+                GpuFault::OutOfMemory,
+                format!(
+                    "out of device memory while {what} on {} ({e})",
+                    self.info.name
+                ),
+            ));
         }
         if let Some(e) = invalid {
             return Err(gpu_err(format!("{what} failed on {}: {e}", self.info.name)));
         }
         out
+    }
+
+    /// Bytes read back from the device so far.
+    pub fn readback_bytes(&self) -> u64 {
+        self.readback.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// `name (backend)` for messages.
@@ -333,6 +357,8 @@ impl Gpu {
         parts: &[(&wgpu::Buffer, u64, u64)],
     ) -> Result<Vec<T>> {
         let total: u64 = parts.iter().map(|p| p.2 * 4).sum();
+        self.readback
+            .fetch_add(total, std::sync::atomic::Ordering::Relaxed);
         let staging = self.device.create_buffer(&wgpu::BufferDescriptor {
             label: Some("readback"),
             size: total.max(4),
@@ -353,9 +379,12 @@ impl Gpu {
             let _ = tx.send(r);
         });
         let _ = self.device.poll(wgpu::PollType::wait_indefinitely());
-        let mapped = rx
-            .await
-            .map_err(|_| gpu_err("the device was lost while reading back"));
+        let mapped = rx.await.map_err(|_| {
+            Error::gpu(
+                GpuFault::DeviceLost,
+                "the device was lost while reading back",
+            )
+        });
         self.check_alive()?;
         mapped?.map_err(|e| gpu_err(format!("readback failed: {e}")))?;
         let out = {

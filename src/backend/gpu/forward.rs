@@ -100,10 +100,13 @@ impl GpuModel {
 
     fn upload_unguarded(gpu: Arc<Gpu>, plan: &Plan, f16: bool) -> Result<GpuModel> {
         if plan.head_dim > MAX_HEAD_DIM {
-            return Err(Error::Gpu(format!(
-                "head dim {} exceeds the attention kernel's {MAX_HEAD_DIM}",
-                plan.head_dim
-            )));
+            return Err(Error::gpu(
+                crate::error::GpuFault::Failed,
+                format!(
+                    "head dim {} exceeds the attention kernel's {MAX_HEAD_DIM}",
+                    plan.head_dim
+                ),
+            ));
         }
         let g = &*gpu;
         let e = &plan.embeddings;
@@ -287,7 +290,7 @@ impl GpuSession {
             .unwrap_or(1);
         let logit_bytes = f(max_rows * m.vocab);
         if logit_bytes > g.max_binding() {
-            return Err(Error::Gpu(format!("{max_rows} rows of {} logits ({logit_bytes} bytes) exceed one storage binding; use fewer rows per call",
+            return Err(Error::gpu(crate::error::GpuFault::Failed, format!("{max_rows} rows of {} logits ({logit_bytes} bytes) exceed one storage binding; use fewer rows per call",
                 m.vocab
             )));
         }

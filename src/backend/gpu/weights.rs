@@ -52,7 +52,7 @@ impl GpuMatrix {
         let row_bytes = (ldw * 4) as u64;
         let per_chunk = (gpu.max_binding() / row_bytes.max(1)) as usize;
         if per_chunk == 0 {
-            return Err(Error::Gpu(format!("one row of `{name}` ({row_bytes} bytes) exceeds the adapter's storage binding limit"
+            return Err(Error::gpu(crate::error::GpuFault::Failed, format!("one row of `{name}` ({row_bytes} bytes) exceeds the adapter's storage binding limit"
             )));
         }
         let mut chunks = Vec::new();

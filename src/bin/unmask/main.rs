@@ -369,8 +369,9 @@ fn bench(
     let _ = weights;
     #[cfg(not(feature = "gpu"))]
     if backend == BackendArg::Gpu {
-        return Err(Error::Gpu(
-            "this build has no GPU backend (feature `gpu`)".into(),
+        return Err(Error::gpu(
+            unmask::error::GpuFault::Unavailable,
+            "this build has no GPU backend (feature `gpu`)",
         ));
     }
     eprintln!("building an MDLM-OWT-shaped model with random weights …");
@@ -487,6 +488,9 @@ fn infill(
     for (line, t) in templates.iter().enumerate() {
         let canvas = inf.canvas(t).map_err(|e| match (&e, templates.len()) {
             (Error::Input(msg), n) if n > 1 => Error::input(format!("line {}: {msg}", line + 1)),
+            (Error::Template(msg), n) if n > 1 => {
+                Error::template(format!("line {}: {msg}", line + 1))
+            }
             _ => e,
         })?;
         let tok = inf.tokenizer().clone();
