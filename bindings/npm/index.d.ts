@@ -155,6 +155,8 @@ export declare class Unmask {
   /** Bytes read back from the GPU since loading (0 on the CPU); live during a fill. */
   readonly readbackBytes: number;
   infill(template: string, options?: InfillOptions): Promise<InfillResult>;
+  /** How a template lays out on the canvas (tokens with the model's special tokens), without running it. */
+  measure(template: string): Promise<{ tokens: number; holes: number; maxTokens: number }>;
   /** The events of one fill, yielded as each step happens; leaving the loop early stops the fill. */
   steps(template: string, options?: InfillOptions): AsyncIterable<StepEvent | DoneEvent>;
   dispose(): void;

@@ -100,6 +100,10 @@ export class RemoteUnmask {
     }
   }
 
+  measure(template) {
+    return this.#channel.call({ op: "measure", template }).done;
+  }
+
   steps(template, options = {}) {
     return stepsOf(this, template, options);
   }

@@ -293,6 +293,11 @@ export function makeUnmask(platform) {
       }
     }
 
+    /** `{ tokens, holes, maxTokens }`: how a template lays out on the canvas, without running it. */
+    async measure(template) {
+      return guarded(this.#wasm, () => this.#raw.measure(template));
+    }
+
     /** The same events as `onStep`, as an async iterable, live as the fill runs. */
     steps(template, options = {}) {
       return stepsOf(this, template, options);

@@ -45,6 +45,9 @@ self.onmessage = async ({ data }) => {
         }
         break;
       }
+      case "measure":
+        reply({ id, value: await model.measure(data.template) });
+        break;
       case "abort":
         fills.get(data.target)?.abort();
         break;

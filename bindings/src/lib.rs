@@ -362,6 +362,33 @@ impl Unmask {
         })
     }
 
+    /// How a template lays out on this model's canvas, without running it: `{ tokens, holes,
+    /// maxTokens }` (tokens with the model's special tokens). A template that cannot be read or
+    /// is longer than the context is the same `BadTemplate` error `infill` would give.
+    pub fn measure(&self, template: String) -> Result<JsValue, JsValue> {
+        let s = self.state.borrow();
+        let State::Ready(inf) = &*s else {
+            return Err(js_error(
+                "Busy",
+                "this model is filling a template or was disposed",
+            ));
+        };
+        let canvas = inf.canvas(&template).map_err(engine_error)?;
+        #[derive(serde::Serialize)]
+        #[serde(rename_all = "camelCase")]
+        struct Measure {
+            tokens: usize,
+            holes: usize,
+            max_tokens: usize,
+        }
+        let m = Measure {
+            tokens: canvas.ids.len(),
+            holes: canvas.holes.len(),
+            max_tokens: inf.model.spec.max_len,
+        };
+        serde_wasm_bindgen::to_value(&m).map_err(|e| js_error("BadInput", &e.to_string()))
+    }
+
     /// Frees the model's memory (weights, GPU buffers) now instead of at garbage collection.
     pub fn dispose(&self) {
         let mut s = self.state.borrow_mut();
