@@ -6,14 +6,14 @@ use gemm_common::Parallelism;
 
 use crate::model::plan::Linear;
 
-/// How many threads a large product may use. Natively gemm splits the work over the rayon
-/// pool; on wasm32 there are no threads.
+/// How many threads a large product may use. Natively (and on wasm32 with `wasm-threads`) gemm
+/// splits the work over the rayon pool; the plain wasm32 build has no threads.
 pub fn parallelism() -> Parallelism {
-    #[cfg(not(target_arch = "wasm32"))]
+    #[cfg(any(not(target_arch = "wasm32"), feature = "wasm-threads"))]
     {
         Parallelism::Rayon(0)
     }
-    #[cfg(target_arch = "wasm32")]
+    #[cfg(all(target_arch = "wasm32", not(feature = "wasm-threads")))]
     {
         Parallelism::None
     }

@@ -24,9 +24,9 @@ pub use denoiser::CpuDenoiser;
 use matmul::linear;
 use modulate::{gated_residual, modulate};
 
-/// Applies `f` to every `cols`-wide row, in parallel natively.
+/// Applies `f` to every `cols`-wide row, in parallel natively (and with `wasm-threads`).
 pub(crate) fn for_rows<F: Fn(&mut [f32]) + Sync + Send>(data: &mut [f32], cols: usize, f: F) {
-    #[cfg(not(target_arch = "wasm32"))]
+    #[cfg(any(not(target_arch = "wasm32"), feature = "wasm-threads"))]
     {
         use rayon::prelude::*;
         // Small tensors are not worth waking the pool for.
@@ -38,14 +38,14 @@ pub(crate) fn for_rows<F: Fn(&mut [f32]) + Sync + Send>(data: &mut [f32], cols: 
     data.chunks_mut(cols).for_each(f);
 }
 
-/// `(0..n).map(f)`, in parallel natively.
+/// `(0..n).map(f)`, in parallel natively (and with `wasm-threads`).
 pub(crate) fn map_indices<T: Send, F: Fn(usize) -> T + Sync + Send>(n: usize, f: F) -> Vec<T> {
-    #[cfg(not(target_arch = "wasm32"))]
+    #[cfg(any(not(target_arch = "wasm32"), feature = "wasm-threads"))]
     {
         use rayon::prelude::*;
         (0..n).into_par_iter().map(f).collect()
     }
-    #[cfg(target_arch = "wasm32")]
+    #[cfg(all(target_arch = "wasm32", not(feature = "wasm-threads")))]
     {
         (0..n).map(f).collect()
     }
