@@ -480,3 +480,22 @@ pub async fn bench_forward(
         .map_err(engine_error)?;
     serde_wasm_bindgen::to_value(&m).map_err(|e| js_error("BadInput", &e.to_string()))
 }
+
+// The threaded build (`threads`): `await init(); await initThreadPool(n);` starts the pool of n
+// Web Workers the CPU path runs on; threadCount() says how many threads it has (1 without it).
+#[cfg(feature = "threads")]
+pub use wasm_bindgen_rayon::init_thread_pool;
+
+/// The threads of the CPU path's pool: `rayon::current_num_threads()` in the threaded build
+/// (after `initThreadPool(n)`: n), 1 in the single-thread build.
+#[wasm_bindgen(js_name = threadCount)]
+pub fn thread_count() -> usize {
+    #[cfg(feature = "threads")]
+    {
+        rayon::current_num_threads()
+    }
+    #[cfg(not(feature = "threads"))]
+    {
+        1
+    }
+}
