@@ -18,6 +18,15 @@ export interface LoadOptions {
   worker?: boolean;
   /** Where the package's worker.js is, when a bundler moved it. */
   workerUrl?: string | URL;
+  /** Where the multi-threaded .wasm is (wasm-threads/unmask_wasm_bg.wasm), when a bundler moved it. */
+  wasmThreadsUrl?: string | URL;
+  /**
+   * Threads for the CPU path (default `"auto"`: the core count, at most 8). More than one needs
+   * a cross-origin-isolated page and a worker (`worker: true`); otherwise one thread runs, with
+   * a console warning and the reason in `backendReason.threads`. The first load in a page or
+   * worker decides; Node always runs one.
+   */
+  threads?: "auto" | number;
 }
 
 /** Whether every file of a source (nothing: the default model) is in the cache. */
@@ -116,6 +125,11 @@ export interface BackendReason {
   backend: "cpu" | "gpu";
   adapter: string | null;
   reason: { kind: "requested" | "hardware-adapter" | "software-adapter-skipped" | "no-adapter" | "not-built"; error?: string };
+  /** The CPU path's thread pool and why it has that size. */
+  threads: {
+    count: number;
+    reason: "requested" | "hardware-concurrency" | "single-core" | "not-cross-origin-isolated" | "main-thread" | "node";
+  };
 }
 
 /** The `name` (and `code`) of every error the package throws. */
@@ -154,6 +168,8 @@ export declare class Unmask {
   readonly backendReason: BackendReason;
   /** Bytes read back from the GPU since loading (0 on the CPU); live during a fill. */
   readonly readbackBytes: number;
+  /** Threads of the CPU path (see `LoadOptions.threads`). */
+  readonly threads: number;
   infill(template: string, options?: InfillOptions): Promise<InfillResult>;
   /** How a template lays out on the canvas (tokens with the model's special tokens), without running it. */
   measure(template: string): Promise<{ tokens: number; holes: number; maxTokens: number }>;

@@ -14,13 +14,14 @@ function locate(where, file) {
 }
 
 export const Unmask = makeUnmask({
+  // Node runs the single-thread module (wasm-bindgen-rayon's pool is made of Web Workers)
   async init(options) {
     if (!started) {
       const bytes = await readFile(options.wasmUrl ?? new URL("wasm/unmask_wasm_bg.wasm", here));
       wasm.initSync({ module: bytes });
       started = true;
     }
-    return wasm;
+    return { wasm, threads: { count: 1, reason: "node" } };
   },
   async size(where, file, signal) {
     const url = locate(where, file);

@@ -1,5 +1,6 @@
 // Browser entry: the module is found through `new URL(…, import.meta.url)` (or `wasmUrl`),
-// the default model beside it, other models by fetch. Downloads are kept in the Cache API
+// the default model beside it, other models by fetch. In a worker of a cross-origin-isolated
+// page the multi-threaded module runs the CPU path on a pool of threads. Downloads are kept in the Cache API
 // (`cache: false` to skip it); where it is missing or full (private windows) they stay in
 // memory, with a notice. No Node-only import on this path.
 import init, * as wasm from "./wasm/unmask_wasm.js";
@@ -7,7 +8,53 @@ import { folderOf, makeUnmask, namedError } from "./unmask.js";
 import { RemoteUnmask } from "./remote.js";
 
 const CACHE = "unmask-v1";
+// the started module: { wasm, threads: { count, reason } }, one per realm
 let started = null;
+let warned = false;
+
+/**
+ * How many threads the CPU path can have here, and why. The threaded module needs a
+ * cross-origin-isolated page (SharedArrayBuffer) and must run off the main thread: there the
+ * browser forbids blocking waits, rayon spins beside its pool instead, and two threads on two
+ * cores measured no faster than one.
+ */
+function threadPlan(asked) {
+  const cores = globalThis.navigator?.hardwareConcurrency ?? 1;
+  const explicit = asked !== undefined && asked !== "auto";
+  if (explicit && !(Number.isInteger(asked) && asked >= 1)) {
+    throw namedError("BadInput", `threads \`${asked}\`: expected 'auto' or a whole number of at least 1`);
+  }
+  const want = explicit ? asked : Math.min(cores, 8);
+  if (want <= 1) return { count: 1, reason: explicit ? "requested" : "single-core" };
+  if (!globalThis.crossOriginIsolated) return { count: 1, reason: "not-cross-origin-isolated" };
+  if (typeof document !== "undefined") return { count: 1, reason: "main-thread" };
+  return { count: want, reason: explicit ? "requested" : "hardware-concurrency" };
+}
+
+const ADVICE = {
+  "not-cross-origin-isolated":
+    "threads need a cross-origin-isolated page (serve it with Cross-Origin-Opener-Policy: same-origin and Cross-Origin-Embedder-Policy: require-corp)",
+  "main-thread": "threads run only off the main thread: load with { worker: true }",
+};
+
+async function start(options) {
+  const plan = threadPlan(options.threads);
+  if (plan.count === 1 && ADVICE[plan.reason] && !warned && (globalThis.navigator?.hardwareConcurrency ?? 1) > 1) {
+    warned = true;
+    console.warn(`unmask: the CPU path runs on one thread: ${ADVICE[plan.reason]}`);
+  }
+  if (plan.count > 1) {
+    const threaded = await import("./wasm-threads/unmask_wasm.js");
+    await threaded.default({
+      module_or_path: options.wasmThreadsUrl ?? new URL("./wasm-threads/unmask_wasm_bg.wasm", import.meta.url),
+    });
+    // before anything else touches the CPU path: its first use fixes the pool at one thread
+    await threaded.initThreadPool(plan.count);
+    return { wasm: threaded, threads: plan };
+  }
+  await init({ module_or_path: options.wasmUrl ?? new URL("./wasm/unmask_wasm_bg.wasm", import.meta.url) });
+  return { wasm, threads: plan };
+}
 
 // Written out literally so that bundlers (Vite, webpack 5) see and emit each asset.
 const DEFAULT_MODEL = {
@@ -57,10 +104,10 @@ export const Unmask = makeUnmask({
         : new Worker(new URL("./worker.js", import.meta.url), { type: "module" });
     return RemoteUnmask.load(source, options, start);
   },
-  async init(options) {
-    started ??= init({ module_or_path: options.wasmUrl ?? new URL("./wasm/unmask_wasm_bg.wasm", import.meta.url) });
-    await started;
-    return wasm;
+  // the first load decides the module (and its thread pool) for the realm; later loads share it
+  init(options) {
+    started ??= start(options);
+    return started;
   },
   async size(where, file, signal, options) {
     const url = locate(where, file);

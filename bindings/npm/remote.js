@@ -67,8 +67,10 @@ export class RemoteUnmask {
         if (b?.buffer instanceof ArrayBuffer && !transfer.includes(b.buffer)) transfer.push(b.buffer);
       }
     }
+    // URLs do not cross postMessage: strings do
     const wasmUrl = rest.wasmUrl ? String(rest.wasmUrl) : undefined;
-    const { done } = channel.call({ op: "load", source: source instanceof URL ? String(source) : source, options: { ...rest, wasmUrl } }, { onProgress }, transfer);
+    const wasmThreadsUrl = rest.wasmThreadsUrl ? String(rest.wasmThreadsUrl) : undefined;
+    const { done } = channel.call({ op: "load", source: source instanceof URL ? String(source) : source, options: { ...rest, wasmUrl, wasmThreadsUrl } }, { onProgress }, transfer);
     const info = await done;
     return new RemoteUnmask(channel, info);
   }
@@ -79,6 +81,10 @@ export class RemoteUnmask {
 
   get backendReason() {
     return this.#info.backendReason;
+  }
+
+  get threads() {
+    return this.#info.backendReason.threads?.count ?? 1;
   }
 
   /** As the worker last reported it (with each step and at the end of a fill). */

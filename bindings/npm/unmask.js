@@ -181,10 +181,12 @@ export function makeUnmask(platform) {
   return class Unmask {
     #raw;
     #wasm;
+    #threads;
 
-    constructor(raw, wasm) {
+    constructor(raw, wasm, threads) {
       this.#raw = raw;
       this.#wasm = wasm;
+      this.#threads = threads;
     }
 
     /**
@@ -197,7 +199,7 @@ export function makeUnmask(platform) {
         return platform.loadInWorker(source, options);
       }
       const { device = "auto", weights: weightFormat, onProgress, signal, cache } = options;
-      const wasm = await platform.init(options);
+      const { wasm, threads } = await platform.init(options);
       checkSignal(signal);
       const emit = (event) => onProgress?.(event);
       const where = isFiles(source) || source === undefined || source === null ? null : folderOf(String(source));
@@ -253,7 +255,7 @@ export function makeUnmask(platform) {
         consumed = true;
         const raw = await guarded(wasm, () => loader.finish((phase) => emit({ phase, backend })));
         emit({ phase: "ready", backend: raw.backend });
-        return new Unmask(raw, wasm);
+        return new Unmask(raw, wasm, threads);
       } finally {
         if (!consumed) loader.free();
       }
@@ -264,9 +266,17 @@ export function makeUnmask(platform) {
       return this.#raw.backend;
     }
 
-    /** Why that backend: `{ backend, adapter, reason: { kind } }`. */
+    /**
+     * Why that backend: `{ backend, adapter, reason: { kind }, threads: { count, reason } }`;
+     * `threads` is the CPU path's pool and why it has that size.
+     */
     get backendReason() {
-      return this.#raw.backendReason;
+      return { ...this.#raw.backendReason, threads: this.#threads };
+    }
+
+    /** Threads of the CPU path (1 unless the page is cross-origin isolated and this runs in a worker). */
+    get threads() {
+      return this.#threads.count;
     }
 
     /** Bytes read back from the GPU since loading (0 on the CPU); live during a fill. */

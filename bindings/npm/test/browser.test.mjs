@@ -58,6 +58,12 @@ before(async () => {
   const root = process.cwd();
   server = createServer(async (req, res) => {
     requests.push(`${req.method} ${req.url}`);
+    // /isolated/… serves the same files cross-origin isolated (SharedArrayBuffer, threads)
+    if (req.url.startsWith("/isolated/")) {
+      req.url = req.url.slice("/isolated".length);
+      res.setHeader("cross-origin-opener-policy", "same-origin");
+      res.setHeader("cross-origin-embedder-policy", "require-corp");
+    }
     const path = normalize(decodeURIComponent(new URL(req.url, "http://x").pathname)).replace(/^(\.\.[/\\])+/, "");
     if (req.url === "/models/huge/model.safetensors") return serveHuge(req, res);
     try {
@@ -201,6 +207,29 @@ test("a worker run: the same API off the main thread, the same fill, onStep and 
   const aborted = await page.evaluate(([t]) => window.inWorker(t, { strategy: "top-prob" }, 1), [long]);
   assert.equal(aborted.error?.name, "Aborted", JSON.stringify(aborted.error));
   assert.ok(aborted.steps.length < 24, `${aborted.steps.length} steps arrived`);
+});
+
+test("threads: in a worker of a cross-origin-isolated page the CPU path runs on 2 threads and fills the same", async () => {
+  const opts = { seed: 7 };
+  const single = await page.evaluate(([t, o]) => window.inWorker(t, o, 0, { threads: 2 }), [template, opts]);
+  assert.deepEqual(single.threads, { count: 1, reason: "not-cross-origin-isolated" }, "the plain page cannot share memory");
+  const iso = await browser.newPage();
+  const warnings = [];
+  iso.on("console", (m) => m.type() === "warning" && warnings.push(m.text()));
+  await iso.goto(`http://127.0.0.1:${server.address().port}/isolated/page.html`);
+  await iso.waitForFunction(() => window.ready === true);
+  assert.equal(await iso.evaluate(() => window.isolated), true);
+  const two = await iso.evaluate(([t, o]) => window.inWorker(t, o, 0, { threads: 2 }), [template, opts]);
+  assert.equal(two.error, null);
+  assert.deepEqual(two.threads, { count: 2, reason: "requested" });
+  assert.equal(two.result.text, single.result.text, "2 threads fill exactly as 1 does");
+  // on the main thread of the same page: one thread, the reason, and a warning saying what to do
+  const main = await iso.evaluate(([t, o]) => window.fill("wasm", t, o), [template, opts]);
+  assert.equal(main.threads, 1);
+  assert.equal(main.reason.threads.reason, "main-thread");
+  assert.equal(main.result.text, single.result.text);
+  assert.ok(warnings.some((w) => /worker: true/.test(w)), warnings.join("\n"));
+  await iso.close();
 });
 
 test("a Vite app that imports the package runs from its production build, worker included", async () => {

@@ -23,6 +23,10 @@ test("the default model fills a template and keeps the known text", async () => 
   const compile = progress.find((p) => p.phase === "compile");
   assert.ok(compile.parameters > 7e6 && compile.parameters < 9e6, `${compile.parameters} parameters`);
 
+  const laid = await model.measure(template);
+  assert.deepEqual([laid.holes, laid.maxTokens], [3, 128]);
+  assert.ok(laid.tokens > 10 && laid.tokens < 20, `${laid.tokens} tokens`);
+  assert.deepEqual(model.backendReason.threads, { count: 1, reason: "node" });
   const events = [];
   const r = await model.infill(template, { seed: 7, onStep: (e) => events.push(e) });
   assert.ok(r.text.startsWith("Peter ") && r.text.endsWith(" Forest."), r.text);
