@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use super::reduce::summarize;
-use super::{encode, forward, head};
+use super::{encode, forward, head, in_pool};
 use crate::backend::{check_rows, Backend, Denoiser, ForwardOutput, Summaries};
 use crate::batch::{Batch, Row};
 use crate::error::{Error, Result};
@@ -28,13 +28,16 @@ impl CpuDenoiser {
     /// Logits of `rows`: the backbone over the whole canvas, the head on the gathered rows.
     pub fn logits_now(&self, row: &Row, rows: &[usize]) -> Result<Vec<f32>> {
         check_rows(rows, row.ids.len())?;
-        let enc = encode(&self.plan, row, false);
-        let h = self.plan.hidden;
-        let mut picked = Vec::with_capacity(rows.len() * h);
-        for &r in rows {
-            picked.extend_from_slice(&enc.hidden[r * h..(r + 1) * h]);
-        }
-        Ok(head(&self.plan, &picked, rows.len(), enc.cond.as_deref()))
+        let plan = &*self.plan;
+        Ok(in_pool(|| {
+            let enc = encode(plan, row, false);
+            let h = plan.hidden;
+            let mut picked = Vec::with_capacity(rows.len() * h);
+            for &r in rows {
+                picked.extend_from_slice(&enc.hidden[r * h..(r + 1) * h]);
+            }
+            head(plan, &picked, rows.len(), enc.cond.as_deref())
+        }))
     }
 }
 
@@ -76,7 +79,8 @@ impl Denoiser for CpuDenoiser {
     }
 
     async fn forward(&mut self, batch: &Batch, capture: bool) -> Result<ForwardOutput> {
-        Ok(forward(&self.plan, batch, capture))
+        let plan = &*self.plan;
+        Ok(in_pool(|| forward(plan, batch, capture)))
     }
 
     async fn warm_up(&mut self) -> Result<()> {

@@ -24,6 +24,23 @@ pub use denoiser::CpuDenoiser;
 use matmul::linear;
 use modulate::{gated_residual, modulate};
 
+/// In the threaded wasm build, runs `f` on a thread of the pool, so the parallel loops inside
+/// it share work among pool threads. Called from outside the pool (the worker a page runs the
+/// model in), every loop would be handed to the pool and its caller put to sleep and woken
+/// again, dozens of times per forward pass; in the browser that round trip ate the second
+/// thread's gain at L = 128 (175 -> 128 ms with this, chromium, 2 threads). Natively it
+/// measured no better (L = 512 slower, within noise), so natively `f` runs where it is.
+pub(crate) fn in_pool<R: Send, F: FnOnce() -> R + Send>(f: F) -> R {
+    #[cfg(all(target_arch = "wasm32", feature = "wasm-threads"))]
+    {
+        rayon::scope(|_| f())
+    }
+    #[cfg(not(all(target_arch = "wasm32", feature = "wasm-threads")))]
+    {
+        f()
+    }
+}
+
 /// Applies `f` to every `cols`-wide row, in parallel natively (and with `wasm-threads`).
 pub(crate) fn for_rows<F: Fn(&mut [f32]) + Sync + Send>(data: &mut [f32], cols: usize, f: F) {
     #[cfg(any(not(target_arch = "wasm32"), feature = "wasm-threads"))]
