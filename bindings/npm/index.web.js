@@ -68,9 +68,17 @@ function locate(where, file) {
   return where === null ? DEFAULT_MODEL[file] : new URL(file, new URL(where, base));
 }
 
+let noCacheNoticed = false;
+
 async function openCache(use, url) {
   // data: and blob: URLs (a bundler may inline a small file) are already in memory
-  if (use === false || typeof caches === "undefined" || !/^https?:$/.test(url.protocol)) return null;
+  if (use === false || !/^https?:$/.test(url.protocol)) return null;
+  if (typeof caches === "undefined") {
+    // an insecure (non-https, non-localhost) page, or a browser without the Cache API
+    if (!noCacheNoticed) console.warn("unmask: no Cache API here; downloads stay in memory and are fetched again next time");
+    noCacheNoticed = true;
+    return null;
+  }
   try {
     return await caches.open(CACHE);
   } catch (e) {
