@@ -35,7 +35,7 @@ pub fn start() {
     gemm_common::set_wasm_simd128(true);
     std::panic::set_hook(Box::new(|info| {
         let msg = info.to_string();
-        web_sys_console_error(&format!("unmask: {msg}"));
+        console_error(&format!("unmask: {msg}"));
         if let Ok(mut last) = PANIC.lock() {
             last.get_or_insert(msg);
         }
@@ -52,7 +52,7 @@ pub fn last_panic() -> Option<String> {
     PANIC.lock().ok().and_then(|p| p.clone())
 }
 
-fn web_sys_console_error(msg: &str) {
+fn console_error(msg: &str) {
     js_sys::Reflect::get(&js_sys::global(), &JsValue::from_str("console"))
         .ok()
         .and_then(|c| {

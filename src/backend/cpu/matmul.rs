@@ -79,12 +79,65 @@ pub fn matmul_nt(
     }
 }
 
+/// `out[m, n] = a[m, k] · w[n, k]ᵀ` as one parallel loop over blocks of output columns, each
+/// a single-threaded gemm. gemm's own threading opens one parallel region per cache block of
+/// the product, dozens per forward pass; each wakes the pool, which in the browser costs far
+/// more than natively. One region per product keeps the second thread's gain.
+#[cfg(all(target_arch = "wasm32", feature = "wasm-threads"))]
+fn by_column_blocks(a: &[f32], m: usize, k: usize, w: &[f32], n: usize, out: &mut [f32]) {
+    use rayon::prelude::*;
+    let threads = rayon::current_num_threads();
+    // a product below gemm's own threading threshold is not worth splitting either
+    if threads <= 1 || m * n * k < 48 * 48 * 256 || n < 2 * 32 {
+        matmul_nt(a, m, k, w, n, out, false, Parallelism::None);
+        return;
+    }
+    // column blocks rounded to 32 (whole kernel tiles), one per thread
+    let block = n.div_ceil(threads).next_multiple_of(32);
+    struct Out(*mut f32);
+    // SAFETY: each task writes only its own columns n0..n1 of `out`
+    unsafe impl Sync for Out {}
+    let dst = Out(out.as_mut_ptr());
+    let dst = &dst;
+    (0..n.div_ceil(block)).into_par_iter().for_each(|b| {
+        let (n0, n1) = (b * block, ((b + 1) * block).min(n));
+        // SAFETY: as in `matmul_nt`, with rows n0..n1 of `w` and columns n0..n1 of the
+        // row-major `out` (its transpose's rows, stride 1 between them, n between columns)
+        unsafe {
+            gemm_f32::gemm::f32::get_gemm_fn()(
+                n1 - n0,
+                m,
+                k,
+                dst.0.add(n0),
+                n as isize,
+                1,
+                false,
+                w[n0 * k..n1 * k].as_ptr(),
+                1,
+                k as isize,
+                a.as_ptr(),
+                k as isize,
+                1,
+                1.0,
+                1.0,
+                false,
+                false,
+                false,
+                Parallelism::None,
+            )
+        }
+    });
+}
+
 /// `x[rows, in] · Wᵀ + b`
 pub fn linear(x: &[f32], rows: usize, lin: &Linear) -> Vec<f32> {
     let (n, k) = (lin.out_dim(), lin.in_dim());
     // Written by gemm's threads first, so the pages of a large output (the 50k-wide head) are
     // faulted in parallel rather than by a serial bias fill.
     let mut out = vec![0.0f32; rows * n];
+    #[cfg(all(target_arch = "wasm32", feature = "wasm-threads"))]
+    by_column_blocks(x, rows, k, &lin.weight.data, n, &mut out);
+    #[cfg(not(all(target_arch = "wasm32", feature = "wasm-threads")))]
     matmul_nt(
         x,
         rows,
