@@ -154,6 +154,17 @@ function memorySource(bytes) {
   };
 }
 
+/**
+ * A failure while reading `file`, as the package names errors: an abort stays `Aborted`, the
+ * module's own errors keep their names, anything else (a dropped connection, a read error) is
+ * `BadModel` naming the file.
+ */
+function readFailure(e, file, signal) {
+  if (signal?.aborted) return abortError();
+  if (e && typeof e === "object" && typeof e.code === "string") return e;
+  return namedError("BadModel", `${file}: could not be read (${e?.message ?? e})`);
+}
+
 async function readWhole(source, progress, signal) {
   const parts = [];
   let n = 0;
@@ -225,15 +236,21 @@ export function makeUnmask(platform) {
       };
       const small = [];
       for (const i of [0, 1]) {
-        const src = await open(i);
-        small.push(await readWhole(src, progress(i, src.cached), signal));
+        try {
+          const src = await open(i);
+          small.push(await readWhole(src, progress(i, src.cached), signal));
+        } catch (e) {
+          throw readFailure(e, FILES[i], signal);
+        }
       }
       const settings = { device, ...(weightFormat ? { weights: weightFormat } : {}) };
       const loader = await guarded(wasm, () => wasm.Loader.create(new TextDecoder().decode(small[0]), small[1], settings));
       let header = null;
       let consumed = false;
       try {
-        const src = await open(2);
+        const src = await Promise.resolve(open(2)).catch((e) => {
+          throw readFailure(e, FILES[2], signal);
+        });
         const report = progress(2, src.cached);
         try {
           let n = 0;
@@ -247,7 +264,7 @@ export function makeUnmask(platform) {
           }
         } catch (e) {
           await src.cancel(e);
-          throw e;
+          throw readFailure(e, FILES[2], signal);
         }
         await src.done();
         const backend = loader.backend;

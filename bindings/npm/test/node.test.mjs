@@ -110,9 +110,14 @@ test("the same model from bytes in memory, and errors with a stable name", async
     Unmask.load({ config: config.toString(), weights: weights.subarray(0, weights.length - 5), tokenizer }, { device: "wasm" }),
     (e) => e.name === "BadModel" && /model.safetensors: truncated/.test(e.message),
   );
+  await assert.rejects(
+    Unmask.load("./no-such-model/", { device: "wasm" }),
+    (e) => e.name === "BadModel" && /no-such-model\/config.json: no such file/.test(e.message),
+  );
   const controller = new AbortController();
   controller.abort();
   await assert.rejects(model.infill("a [MASK]", { signal: controller.signal }), { name: "Aborted" });
+  await assert.rejects(Unmask.load(undefined, { device: "wasm", signal: controller.signal }), { name: "Aborted" });
 });
 
 /** The first bytes of a safetensors file whose one F32 tensor has `shape` (no data follows). */
