@@ -128,7 +128,7 @@ export interface BackendReason {
   /** The CPU path's thread pool and why it has that size. */
   threads: {
     count: number;
-    reason: "requested" | "hardware-concurrency" | "single-core" | "not-cross-origin-isolated" | "main-thread" | "node";
+    reason: "requested" | "hardware-concurrency" | "single-core" | "not-cross-origin-isolated" | "main-thread" | "threads-failed" | "node";
   };
 }
 

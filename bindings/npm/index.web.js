@@ -44,13 +44,20 @@ async function start(options) {
     console.warn(`unmask: the CPU path runs on one thread: ${ADVICE[plan.reason]}`);
   }
   if (plan.count > 1) {
-    const threaded = await import("./wasm-threads/unmask_wasm.js");
-    await threaded.default({
-      module_or_path: options.wasmThreadsUrl ?? new URL("./wasm-threads/unmask_wasm_bg.wasm", import.meta.url),
-    });
-    // before anything else touches the CPU path: its first use fixes the pool at one thread
-    await threaded.initThreadPool(plan.count);
-    return { wasm: threaded, threads: plan };
+    try {
+      const threaded = await import("./wasm-threads/unmask_wasm.js");
+      await threaded.default({
+        module_or_path: options.wasmThreadsUrl ?? new URL("./wasm-threads/unmask_wasm_bg.wasm", import.meta.url),
+      });
+      // before anything else touches the CPU path: its first use fixes the pool at one thread
+      await threaded.initThreadPool(plan.count);
+      return { wasm: threaded, threads: plan };
+    } catch (e) {
+      // e.g. a device that cannot reserve the shared memory, or a bundler that moved the files
+      console.warn(`unmask: the threaded module could not start (${e?.message ?? e}); the CPU path runs on one thread`);
+      plan.count = 1;
+      plan.reason = "threads-failed";
+    }
   }
   await init({ module_or_path: options.wasmUrl ?? new URL("./wasm/unmask_wasm_bg.wasm", import.meta.url) });
   return { wasm, threads: plan };
@@ -114,7 +121,10 @@ export const Unmask = makeUnmask({
   },
   // the first load decides the module (and its thread pool) for the realm; later loads share it
   init(options) {
-    started ??= start(options);
+    started ??= start(options).catch((e) => {
+      started = null; // a later load may try again
+      throw e;
+    });
     return started;
   },
   async size(where, file, signal, options) {
