@@ -1,8 +1,8 @@
 // Browser entry: the module is found through `new URL(…, import.meta.url)` (or `wasmUrl`),
 // the default model beside it, other models by fetch. In a worker of a cross-origin-isolated
-// page the multi-threaded module runs the CPU path on a pool of threads. Downloads are kept in the Cache API
-// (`cache: false` to skip it); where it is missing or full (private windows) they stay in
-// memory, with a notice. No Node-only import on this path.
+// page the multi-threaded module runs the CPU path on a pool of threads. Downloads are kept in
+// the Cache API (`cache: false` to skip it); where it is missing or full (private windows)
+// they stay in memory, with a notice. No Node-only import on this path.
 import init, * as wasm from "./wasm/unmask_wasm.js";
 import { folderOf, makeUnmask, namedError } from "./unmask.js";
 import { RemoteUnmask } from "./remote.js";
