@@ -7,10 +7,9 @@
 
 use std::collections::HashMap;
 
-use half::{bf16, f16};
 use safetensors::Dtype;
 
-use super::weights::Weights;
+use super::weights::{float_size, widen, Weights};
 use crate::error::{Error, Result};
 use crate::tensor::Tensor;
 
@@ -33,15 +32,8 @@ impl Entry {
         self.shape.iter().map(|&d| d as u64).product()
     }
 
-    /// Bytes of one element for the float dtypes the model takes, `None` for the rest (integer
-    /// buffers some checkpoints carry, such as `position_ids`, which no builder reads).
     fn float_size(&self) -> Option<usize> {
-        match self.dtype {
-            Dtype::F16 | Dtype::BF16 => Some(2),
-            Dtype::F32 => Some(4),
-            Dtype::F64 => Some(8),
-            _ => None,
-        }
+        float_size(self.dtype)
     }
 }
 
@@ -356,36 +348,10 @@ impl WeightStream {
     }
 }
 
-/// Appends the f32 values of whole little-endian `dtype` elements.
-fn widen(dtype: Dtype, bytes: &[u8], out: &mut Vec<f32>) {
-    match dtype {
-        Dtype::F32 => out.extend(
-            bytes
-                .chunks_exact(4)
-                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])),
-        ),
-        Dtype::F16 => out.extend(
-            bytes
-                .chunks_exact(2)
-                .map(|c| f16::from_le_bytes([c[0], c[1]]).to_f32()),
-        ),
-        Dtype::BF16 => out.extend(
-            bytes
-                .chunks_exact(2)
-                .map(|c| bf16::from_le_bytes([c[0], c[1]]).to_f32()),
-        ),
-        Dtype::F64 => out.extend(
-            bytes
-                .chunks_exact(8)
-                .map(|c| f64::from_le_bytes(c.try_into().expect("chunk of 8")) as f32),
-        ),
-        _ => unreachable!("only float tensors are widened"),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use half::f16;
     use safetensors::tensor::TensorView;
 
     fn file() -> Vec<u8> {

@@ -281,12 +281,9 @@ impl Weights {
                     format!("has shape {stored:?}, expected {shape:?}"),
                 ));
             }
-            if let Some(dtype) = self.streamed_others.get(name) {
-                return Err(Error::tensor(
-                    &self.origin,
-                    name,
-                    format!("has dtype {dtype:?}; weights must be F32, F16, BF16 or F64"),
-                ));
+            if let Some(&dtype) = self.streamed_others.get(name) {
+                // the same error a whole-file load gives for a non-float tensor
+                return convert_to_f32(&self.origin, name, dtype, &[]).map(|_| None);
             }
             let taken = self.streamed.lock().ok().and_then(|mut m| m.remove(name));
             return match taken {
@@ -358,31 +355,54 @@ pub fn shard_names(path: &str, text: &str) -> Result<Vec<String>> {
 }
 
 fn convert_to_f32(path: &str, name: &str, dtype: Dtype, bytes: &[u8]) -> Result<Vec<f32>> {
-    Ok(match dtype {
-        Dtype::F32 => bytes
-            .chunks_exact(4)
-            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-            .collect(),
-        Dtype::F16 => bytes
-            .chunks_exact(2)
-            .map(|c| f16::from_le_bytes([c[0], c[1]]).to_f32())
-            .collect(),
-        Dtype::BF16 => bytes
-            .chunks_exact(2)
-            .map(|c| bf16::from_le_bytes([c[0], c[1]]).to_f32())
-            .collect(),
-        Dtype::F64 => bytes
-            .chunks_exact(8)
-            .map(|c| f64::from_le_bytes(c.try_into().expect("chunk of 8")) as f32)
-            .collect(),
-        other => {
-            return Err(Error::tensor(
-                path,
-                name,
-                format!("has dtype {other:?}; weights must be F32, F16, BF16 or F64"),
-            ))
-        }
-    })
+    let Some(size) = float_size(dtype) else {
+        return Err(Error::tensor(
+            path,
+            name,
+            format!("has dtype {dtype:?}; weights must be F32, F16, BF16 or F64"),
+        ));
+    };
+    let mut out = Vec::with_capacity(bytes.len() / size);
+    widen(dtype, bytes, &mut out);
+    Ok(out)
+}
+
+/// Bytes of one element for the float dtypes a model takes; `None` for the rest (integer
+/// buffers some checkpoints carry, such as `position_ids`, which no builder reads).
+pub(super) fn float_size(dtype: Dtype) -> Option<usize> {
+    match dtype {
+        Dtype::F16 | Dtype::BF16 => Some(2),
+        Dtype::F32 => Some(4),
+        Dtype::F64 => Some(8),
+        _ => None,
+    }
+}
+
+/// Appends the f32 values of whole little-endian `dtype` elements (a float dtype).
+pub(super) fn widen(dtype: Dtype, bytes: &[u8], out: &mut Vec<f32>) {
+    match dtype {
+        Dtype::F32 => out.extend(
+            bytes
+                .chunks_exact(4)
+                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])),
+        ),
+        Dtype::F16 => out.extend(
+            bytes
+                .chunks_exact(2)
+                .map(|c| f16::from_le_bytes([c[0], c[1]]).to_f32()),
+        ),
+        Dtype::BF16 => out.extend(
+            bytes
+                .chunks_exact(2)
+                .map(|c| bf16::from_le_bytes([c[0], c[1]]).to_f32()),
+        ),
+        Dtype::F64 => out.extend(
+            bytes
+                .chunks_exact(8)
+                .map(|c| f64::from_le_bytes(c.try_into().expect("chunk of 8")) as f32),
+        ),
+        _ => unreachable!("only float tensors are widened"),
+    }
 }
 
 #[cfg(test)]

@@ -55,28 +55,35 @@ pub fn matmul_nt(
     // SAFETY: the three asserts above bound every index the kernel computes from these
     // strides: out (i, j) at i·n + j, a (i, p) at i·k + p, w (j, p) at j·k + p.
     unsafe {
-        gemm_f32::gemm::f32::get_gemm_fn()(
-            rows,
-            cols,
-            k,
-            out.as_mut_ptr(),
-            dst_cs,
-            dst_rs,
+        gemm(
+            (rows, cols, k),
+            (out.as_mut_ptr(), dst_cs, dst_rs),
+            (lhs.as_ptr(), lhs_cs, lhs_rs),
+            (rhs.as_ptr(), rhs_cs, rhs_rs),
             accumulate,
-            lhs.as_ptr(),
-            lhs_cs,
-            lhs_rs,
-            rhs.as_ptr(),
-            rhs_cs,
-            rhs_rs,
-            1.0,
-            1.0,
-            false,
-            false,
-            false,
             par,
         )
     }
+}
+
+/// gemm's f32 kernel: `dst[rows, cols] (+)= lhs[rows, k] · rhs[k, cols]`, each operand a
+/// pointer with its column and row strides.
+///
+/// # Safety
+/// Every element the shapes and strides address must lie inside its buffer, and `dst` must
+/// not overlap the operands.
+unsafe fn gemm(
+    (rows, cols, k): (usize, usize, usize),
+    (dst, dst_cs, dst_rs): (*mut f32, isize, isize),
+    (lhs, lhs_cs, lhs_rs): (*const f32, isize, isize),
+    (rhs, rhs_cs, rhs_rs): (*const f32, isize, isize),
+    accumulate: bool,
+    par: Parallelism,
+) {
+    gemm_f32::gemm::f32::get_gemm_fn()(
+        rows, cols, k, dst, dst_cs, dst_rs, accumulate, lhs, lhs_cs, lhs_rs, rhs, rhs_cs, rhs_rs,
+        1.0, 1.0, false, false, false, par,
+    )
 }
 
 /// `out[m, n] = a[m, k] · w[n, k]ᵀ` as one parallel loop over blocks of output columns, each
@@ -104,24 +111,11 @@ fn by_column_blocks(a: &[f32], m: usize, k: usize, w: &[f32], n: usize, out: &mu
         // SAFETY: as in `matmul_nt`, with rows n0..n1 of `w` and columns n0..n1 of the
         // row-major `out` (its transpose's rows, stride 1 between them, n between columns)
         unsafe {
-            gemm_f32::gemm::f32::get_gemm_fn()(
-                n1 - n0,
-                m,
-                k,
-                dst.0.add(n0),
-                n as isize,
-                1,
-                false,
-                w[n0 * k..n1 * k].as_ptr(),
-                1,
-                k as isize,
-                a.as_ptr(),
-                k as isize,
-                1,
-                1.0,
-                1.0,
-                false,
-                false,
+            gemm(
+                (n1 - n0, m, k),
+                (dst.0.add(n0), n as isize, 1),
+                (w[n0 * k..n1 * k].as_ptr(), 1, k as isize),
+                (a.as_ptr(), k as isize, 1),
                 false,
                 Parallelism::None,
             )
