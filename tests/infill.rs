@@ -502,3 +502,37 @@ fn step_events_can_list_each_committed_positions_candidates() {
     }
     assert_eq!(commits, 5);
 }
+
+#[test]
+fn step_events_can_list_what_the_still_masked_positions_would_be() {
+    let mut inf = infiller("bert");
+    let t = "the cat [MASK*5] on the mat";
+    let mut o = opts(&inf, Strategy::TopProb, None, 4);
+    o.candidates = 4;
+    let (plain, plain_events) = run(&mut inf, t, &o);
+    assert!(plain_events.iter().all(|e| e.pending.is_empty()));
+    o.pending = true;
+    let (r, events) = run(&mut inf, t, &o);
+    assert_eq!(
+        r.ids, plain.ids,
+        "listing pending candidates changes no draw"
+    );
+    let mut still: Vec<usize> = inf.canvas(t).unwrap().holes;
+    for e in &events {
+        let committed: Vec<usize> = e.committed.iter().map(|c| c.pos).collect();
+        let before = std::mem::take(&mut still);
+        still = before
+            .iter()
+            .copied()
+            .filter(|p| !committed.contains(p))
+            .collect();
+        // top-prob predicts every masked position at each step: the rest are all pending
+        let pending: Vec<usize> = e.pending.iter().map(|p| p.pos).collect();
+        assert_eq!(pending, still, "step {}", e.step);
+        for p in &e.pending {
+            assert_eq!(p.top.len(), 4);
+            assert!(p.top.windows(2).all(|w| w[0].p >= w[1].p));
+        }
+    }
+    assert!(still.is_empty());
+}

@@ -81,6 +81,9 @@ pub struct InfillOptions {
     /// Report this many of each committed position's most likely tokens in its step event
     /// (at most 16; default none).
     pub candidates: Option<usize>,
+    /// With `candidates`: also report, in each step event, the candidates of every position the
+    /// step predicted but left masked (`pending`), for views that scrub through the steps.
+    pub pending: bool,
 }
 
 impl Default for InfillOptions {
@@ -98,6 +101,7 @@ impl Default for InfillOptions {
             cache: true,
             seed: 0,
             candidates: None,
+            pending: false,
         }
     }
 }
@@ -131,6 +135,12 @@ impl InfillOptions {
         o.cache = self.cache;
         o.seed = self.seed;
         o.candidates = self.candidates.unwrap_or(0);
+        o.pending = self.pending;
+        if o.pending && o.candidates == 0 {
+            return Err(Error::input(
+                "pending: lists candidates, so it needs candidates of at least 1",
+            ));
+        }
         if o.candidates > crate::backend::TOP_K {
             return Err(Error::input(format!(
                 "candidates: {} is more than the {} a step keeps per position",

@@ -14,7 +14,7 @@ use super::proposal::{finish_with_row, propose_from_summary, propose_with_row, F
 use super::proposal::{Proposal, TokenChoice};
 use super::schedule::Schedule;
 use super::strategy::{remask_count, threshold_select, top_k, transfer_counts, Strategy};
-use super::trace::{Candidate, Commit, DoneEvent, StepEvent, TraceEvent};
+use super::trace::{Candidate, Commit, DoneEvent, Pending, StepEvent, TraceEvent};
 use crate::backend::cpu::reduce::summarize;
 use crate::backend::{Denoiser, Summaries};
 use crate::batch::{Batch, Row};
@@ -44,6 +44,9 @@ pub struct SamplerOptions {
     /// Report this many of each committed position's most likely tokens in its trace event
     /// (at most [`TOP_K`](crate::backend::TOP_K); 0: none).
     pub candidates: usize,
+    /// With `candidates`: also list the candidates of the positions a step predicted but left
+    /// masked.
+    pub pending: bool,
 }
 
 impl SamplerOptions {
@@ -70,6 +73,7 @@ impl SamplerOptions {
             forced: Vec::new(),
             cache: true,
             candidates: 0,
+            pending: false,
         }
     }
 }
@@ -489,6 +493,28 @@ impl<'a, D: Denoiser, H: Host + ?Sized> Run<'a, D, H> {
                 }
             })
             .collect();
+        let mut pending = Vec::new();
+        if self.opts.pending {
+            let mut left: Vec<_> = self.candidates.drain().collect();
+            left.sort_by_key(|&(pos, _)| pos);
+            for (pos, top) in left {
+                let top = top
+                    .into_iter()
+                    .map(|(cid, cp)| {
+                        scratch[pos] = cid;
+                        Candidate {
+                            id: cid,
+                            text: self.canvas.token_text(&scratch, pos, tok),
+                            p: cp,
+                        }
+                    })
+                    .collect();
+                scratch[pos] = self.ids[pos];
+                pending.push(Pending { pos, top });
+            }
+        }
+        // a later step that proposes nothing must not report these predictions as its own
+        self.candidates.clear();
         let event = StepEvent {
             step: self.step,
             t,
@@ -496,6 +522,7 @@ impl<'a, D: Denoiser, H: Host + ?Sized> Run<'a, D, H> {
             committed,
             masked: self.masked.len(),
             remasked,
+            pending,
         };
         self.host.event(&TraceEvent::Step(event));
     }

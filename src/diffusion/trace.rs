@@ -27,6 +27,13 @@ pub struct Commit {
     pub top: Vec<Candidate>,
 }
 
+/// A position the step predicted but left masked, with its most likely tokens at that step.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct Pending {
+    pub pos: usize,
+    pub top: Vec<Candidate>,
+}
+
 #[derive(Clone, Debug, Serialize, PartialEq)]
 pub struct StepEvent {
     pub step: usize,
@@ -40,6 +47,9 @@ pub struct StepEvent {
     /// Mask-Predict only: positions re-masked before this step's prediction.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub remasked: Vec<usize>,
+    /// With `pending`: the positions this step predicted but left masked, in canvas order.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub pending: Vec<Pending>,
 }
 
 #[derive(Clone, Debug, Serialize, PartialEq)]

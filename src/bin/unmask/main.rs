@@ -182,6 +182,10 @@ enum Command {
         /// In the trace, also list each committed position's N most likely tokens (at most 16).
         #[arg(long, value_name = "N")]
         candidates: Option<usize>,
+        /// With --candidates: also list them for every position a step predicted but left
+        /// masked (`pending`), as the web demo's scrubber shows them.
+        #[arg(long, requires = "candidates")]
+        pending: bool,
         /// Print one JSON object per template instead of text.
         #[arg(long)]
         json: bool,
@@ -277,6 +281,7 @@ fn run(cmd: Command) -> Result<()> {
             seed,
             trace,
             candidates,
+            pending,
             json,
             device,
         } => {
@@ -297,6 +302,7 @@ fn run(cmd: Command) -> Result<()> {
                 cache: !no_cache,
                 seed,
                 candidates,
+                pending,
             };
             let opts = request.resolve(&inf.model)?;
             infill(&mut inf, &template, &opts, trace, json)
