@@ -1,7 +1,9 @@
 //! The diffusion side: how a denoiser's output is read as a distribution over clean tokens
-//! (`subs`, `proposal`), noise schedules, unmasking strategies, the sampler loop and its trace.
+//! (`subs`, `proposal`), noise schedules, unmasking strategies, the sampler loop and its trace,
+//! and (`forward`) the noising process of four diffusion families on a model's vocabulary.
 
 pub mod eval;
+pub mod forward;
 pub mod options;
 pub mod proposal;
 pub mod sampler;
