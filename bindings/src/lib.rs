@@ -20,11 +20,13 @@ use serde::Deserialize;
 use wasm_bindgen::prelude::*;
 
 use unmask::backend::Denoiser;
-use unmask::diffusion::{Host, InfillOptions, TraceEvent};
+use unmask::diffusion::forward::{self, Family, ForwardContext};
+use unmask::diffusion::{Host, InfillOptions, Schedule, TraceEvent};
 use unmask::engine::{self, BackendChoice, DeviceOptions, Engine, Selection, WeightFormat};
 use unmask::model::config::Config;
 use unmask::model::stream::WeightStream;
 use unmask::model::Model;
+use unmask::tensor::Tensor;
 use unmask::text::Tokenizer;
 
 /// Runs once when the module is instantiated: the CPU matmul's simd128 kernels are chosen at
@@ -258,7 +260,17 @@ impl Loader {
             f.call1(&JsValue::NULL, &JsValue::from_str("warmup"))?;
         }
         inf.denoiser.warm_up().await.map_err(engine_error)?;
+        let forward = Forward {
+            tokenizer: inf.tokenizer().clone(),
+            mask: inf.model.mask_id().map_err(engine_error)?,
+            mask_text: inf.model.mask_text().unwrap_or_else(|| "[MASK]".into()),
+            context: Lazy::Parts {
+                embeddings: inf.model.plan.embeddings.tokens.clone(),
+                allowed: inf.allowed.clone(),
+            },
+        };
         Ok(Unmask {
+            forward: RefCell::new(Some(forward)),
             gpu: inf.denoiser.device().cloned(),
             state: Rc::new(RefCell::new(State::Ready(Box::new(inf)))),
             selection,
@@ -292,6 +304,114 @@ pub struct Unmask {
     selection: Selection,
     /// The device, for its counters, readable while a fill holds the engine.
     gpu: Option<std::sync::Arc<unmask::backend::gpu::Gpu>>,
+    /// What `corrupt` needs, taken out of the engine at load time so that it works while a
+    /// fill holds the engine; `None` once disposed.
+    forward: RefCell<Option<Forward>>,
+}
+
+/// The forward process's view of a model: its tokenizer, mask and embeddings.
+struct Forward {
+    tokenizer: Tokenizer,
+    mask: Option<u32>,
+    mask_text: String,
+    context: Lazy,
+}
+
+/// The context costs a pass over the embedding matrix (the norms of its rows), so it is built
+/// by the first `corrupt`, not by every load.
+enum Lazy {
+    Parts {
+        embeddings: std::sync::Arc<Tensor>,
+        /// The sampler's own set of proposable tokens: the mask and special tokens are never
+        /// drawn.
+        allowed: Vec<bool>,
+    },
+    Built(ForwardContext),
+}
+
+impl Forward {
+    fn context(&mut self) -> unmask::Result<&ForwardContext> {
+        if let Lazy::Parts {
+            embeddings,
+            allowed,
+        } = &self.context
+        {
+            let ctx = ForwardContext::new(embeddings.clone(), self.mask, allowed)?;
+            self.context = Lazy::Built(ctx);
+        }
+        match &self.context {
+            Lazy::Built(ctx) => Ok(ctx),
+            Lazy::Parts { .. } => unreachable!("built above"),
+        }
+    }
+
+    /// One token's text as the page shows it: the mask as the model writes it.
+    fn text(&self, id: u32) -> unmask::Result<String> {
+        if Some(id) == self.mask {
+            return Ok(self.mask_text.clone());
+        }
+        self.tokenizer.decode(&[id], false)
+    }
+}
+
+/// `corrupt`'s options, as JS spells them.
+#[derive(Deserialize)]
+#[serde(default, rename_all = "camelCase", deny_unknown_fields)]
+struct CorruptOptions {
+    /// `absorbing`, `uniform`, `gaussian` or `bits`.
+    family: String,
+    /// The noise level, in [0, 1].
+    t: f64,
+    seed: u64,
+}
+
+impl Default for CorruptOptions {
+    fn default() -> Self {
+        CorruptOptions {
+            family: "absorbing".into(),
+            t: 0.5,
+            seed: 0,
+        }
+    }
+}
+
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Corrupted {
+    family: &'static str,
+    t: f64,
+    noise: f64,
+    tokens: Vec<CorruptedToken>,
+}
+
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct CorruptedToken {
+    /// `null`: an Analog-Bits id past the vocabulary.
+    id: Option<u32>,
+    text: String,
+    original_id: u32,
+    original_text: String,
+    masked: bool,
+    changed: bool,
+    valid: bool,
+}
+
+/// Both schedules of the teaching page on one time axis.
+#[derive(serde::Serialize)]
+struct Schedules {
+    name: &'static str,
+    /// `[t, 1 − α_t]`: the chance a token has been masked (or resampled) by t.
+    masked: Vec<[f64; 2]>,
+    /// `[t, 1 − ᾱ(t)]`: the variance of the continuous families' noise at t.
+    continuous: Vec<[f64; 2]>,
+}
+
+/// Plain JSON shapes: `None` as `null` rather than `undefined`.
+fn to_json_value<T: serde::Serialize>(value: &T) -> Result<JsValue, JsValue> {
+    value
+        .serialize(&serde_wasm_bindgen::Serializer::json_compatible())
+        .map_err(|e| js_error("BadInput", &format!("result: {e}")))
 }
 
 #[wasm_bindgen]
@@ -389,8 +509,81 @@ impl Unmask {
         serde_wasm_bindgen::to_value(&m).map_err(|e| js_error("BadInput", &e.to_string()))
     }
 
+    /// Runs a diffusion family's forward (noising) process on `text`, tokenized without the
+    /// model's special tokens, to time `options.t`: `{ family, t, noise, tokens: [{ id, text,
+    /// originalId, originalText, masked, changed, valid }] }`. `options` is `{ family, t, seed }`
+    /// (`absorbing` (the default), `uniform`, `gaussian` or `bits`; t in [0, 1], 0.5 by default;
+    /// seed 0 by default). `noise` is the move chance for the discrete families and `1 − ᾱ(t)`
+    /// for the continuous ones; a bits pattern past the vocabulary has `id: null`, `text: "∅"`
+    /// and `valid: false`. Works while a fill runs.
+    pub fn corrupt(&self, text: String, options: JsValue) -> Result<JsValue, JsValue> {
+        // JSON has no NaN or Infinity (they would become null, i.e. the default t), so a
+        // non-finite t is read here and left for the engine to refuse by name
+        let raw_t = js_sys::Reflect::get(&options, &JsValue::from_str("t"))
+            .ok()
+            .and_then(|v| v.as_f64())
+            .filter(|t| !t.is_finite());
+        let opts: CorruptOptions = read_options("corrupt options", options)?;
+        let family = Family::parse(&opts.family).map_err(engine_error)?;
+        let t = raw_t.unwrap_or(opts.t);
+        let mut slot = self.forward.borrow_mut();
+        let fw = slot
+            .as_mut()
+            .ok_or_else(|| js_error("Disposed", "this model was disposed"))?;
+        let ids = fw.tokenizer.encode(&text, false).map_err(engine_error)?;
+        let ctx = fw.context().map_err(engine_error)?;
+        let noise = ctx.noise(family, t);
+        let noised = forward::corrupt(family, &ids, t, opts.seed, ctx).map_err(engine_error)?;
+        let tokens = noised
+            .iter()
+            .zip(&ids)
+            .map(|(n, &orig)| {
+                Ok(CorruptedToken {
+                    id: n.id,
+                    text: match n.id {
+                        Some(id) => fw.text(id)?,
+                        None => "∅".into(),
+                    },
+                    original_id: orig,
+                    original_text: fw.text(orig)?,
+                    masked: n.masked,
+                    changed: n.changed,
+                    valid: n.id.is_some(),
+                })
+            })
+            .collect::<unmask::Result<Vec<_>>>()
+            .map_err(engine_error)?;
+        to_json_value(&Corrupted {
+            family: family.name(),
+            t,
+            noise,
+            tokens,
+        })
+    }
+
+    /// The noise levels `corrupt` uses, at `points` evenly spaced times in [0, 1] (clamped to
+    /// 2..=1000): `{ name: "loglinear", masked: [[t, 1 − α_t], …], continuous: [[t, 1 − ᾱ(t)],
+    /// …] }`.
+    pub fn schedule(&self, points: usize) -> Result<JsValue, JsValue> {
+        let n = points.clamp(2, 1000);
+        let schedule = Schedule::default();
+        let times: Vec<f64> = (0..n).map(|i| i as f64 / (n - 1) as f64).collect();
+        to_json_value(&Schedules {
+            name: "loglinear",
+            masked: times
+                .iter()
+                .map(|&t| [t, schedule.move_chance(t)])
+                .collect(),
+            continuous: times
+                .iter()
+                .map(|&t| [t, 1.0 - forward::alpha_bar(t)])
+                .collect(),
+        })
+    }
+
     /// Frees the model's memory (weights, GPU buffers) now instead of at garbage collection.
     pub fn dispose(&self) {
+        self.forward.borrow_mut().take();
         let mut s = self.state.borrow_mut();
         *s = match *s {
             State::Busy { .. } => State::Busy { dispose: true },
