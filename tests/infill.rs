@@ -536,3 +536,30 @@ fn step_events_can_list_what_the_still_masked_positions_would_be() {
     }
     assert!(still.is_empty());
 }
+
+#[test]
+fn a_layout_gives_the_known_text_verbatim_and_every_hole_position_once() {
+    use unmask::text::canvas::LayoutSlot;
+    let inf = infiller("bert");
+    let t = "The  cat [MASK*3] sat, [[very quietly]] on the mat.";
+    let c = inf.canvas(t).unwrap();
+    let layout = c.layout();
+    assert_eq!(layout.tokens, c.ids.len());
+    let mut known = String::new();
+    let mut positions = Vec::new();
+    for slot in &layout.slots {
+        match slot {
+            LayoutSlot::Known { known: k } => known.push_str(k),
+            LayoutSlot::Hole { hole, .. } => positions.extend(hole[0]..hole[1]),
+        }
+    }
+    assert_eq!(known, "The  cat  sat,  on the mat.");
+    assert_eq!(positions, c.holes);
+    assert!(matches!(
+        &layout.slots[3],
+        LayoutSlot::Hole { original: Some(w), after_space: true, .. } if w == "very quietly"
+    ));
+    let json = serde_json::to_string(&layout.slots[1]).unwrap();
+    assert!(json.starts_with("{\"hole\":["), "{json}");
+    assert!(json.contains("\"afterSpace\":true"), "{json}");
+}

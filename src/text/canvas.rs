@@ -38,6 +38,35 @@ pub enum Slot {
     },
 }
 
+/// How a canvas lays out for a view: the user's text verbatim between the holes' canvas
+/// positions, in order (the web demo draws its token canvas from it).
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct Layout {
+    /// Canvas length, special tokens included.
+    pub tokens: usize,
+    pub slots: Vec<LayoutSlot>,
+}
+
+/// `{"known": text}` or `{"hole": [start, end], "afterSpace": …, "original": …}`.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+#[serde(untagged)]
+pub enum LayoutSlot {
+    Known {
+        known: String,
+    },
+    Hole {
+        /// Canvas positions `start..end`.
+        hole: [usize; 2],
+        /// The text before it ends with a space, or it starts the text: a fill's leading space
+        /// is not shown (as in [`Canvas::text`]).
+        #[serde(rename = "afterSpace")]
+        after_space: bool,
+        /// For `[[words]]`: the words being rewritten.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        original: Option<String>,
+    },
+}
+
 #[derive(Clone, Debug)]
 pub struct Canvas {
     pub ids: Vec<u32>,
@@ -169,6 +198,32 @@ impl Canvas {
             slots,
             mask_id,
         })
+    }
+
+    pub fn layout(&self) -> Layout {
+        let slots = self
+            .slots
+            .iter()
+            .enumerate()
+            .map(|(k, slot)| match slot {
+                Slot::Known { text } => LayoutSlot::Known {
+                    known: text.clone(),
+                },
+                Slot::Hole {
+                    range,
+                    after_space,
+                    original,
+                } => LayoutSlot::Hole {
+                    hole: [range.start, range.end],
+                    after_space: *after_space || k == 0,
+                    original: original.clone(),
+                },
+            })
+            .collect();
+        Layout {
+            tokens: self.ids.len(),
+            slots,
+        }
     }
 
     /// The filled text: known text verbatim, each hole decoded in context.
