@@ -1,0 +1,99 @@
+// The reverse process up close: a position's most likely tokens at one step, and what a
+// different temperature or top-p would have made of that same cached distribution.
+
+/**
+ * Re-applies temperature `T` and nucleus `topP` to candidates whose `p` are the model's own
+ * probabilities (temperature 1). Only the listed candidates are known, so the result is
+ * renormalised over them: `q_i ∝ p_i^(1/T)`, then the smallest set reaching `topP` is kept.
+ */
+export function reapply(top, T, topP) {
+  if (top.length === 0) return [];
+  let q;
+  if (T <= 1e-6) {
+    q = top.map((_, i) => (i === 0 ? 1 : 0));
+  } else {
+    const logs = top.map((c) => Math.log(Math.max(c.p, 1e-300)) / T);
+    const m = Math.max(...logs);
+    const w = logs.map((l) => Math.exp(l - m));
+    const z = w.reduce((a, b) => a + b, 0);
+    q = w.map((x) => x / z);
+  }
+  const order = q.map((x, i) => [x, i]).sort((a, b) => b[0] - a[0]);
+  const kept = new Set();
+  let mass = 0;
+  for (const [x, i] of order) {
+    kept.add(i);
+    mass += x;
+    if (mass >= topP - 1e-12) break;
+  }
+  return top.map((c, i) => ({ ...c, q: q[i], kept: kept.has(i), final: kept.has(i) ? q[i] / mass : 0 }));
+}
+
+/** The token a draw with uniform `u` picks from the re-applied distribution. */
+export function drawWith(rows, u) {
+  let acc = 0;
+  for (const r of rows) {
+    acc += r.final;
+    if (u < acc) return r;
+  }
+  return rows.filter((r) => r.kept).at(-1) ?? null;
+}
+
+/** A fixed uniform per (position, step): moving the sliders changes the distribution, not the dice. */
+export function uniformFor(pos, step, seed) {
+  let h = (Math.imul(pos + 1, 2654435761) ^ Math.imul(step + 7, 40503) ^ Math.imul(seed + 13, 9973)) >>> 0;
+  h = Math.imul(h ^ (h >>> 15), 2246822507) >>> 0;
+  h = Math.imul(h ^ (h >>> 13), 3266489909) >>> 0;
+  return ((h ^ (h >>> 16)) >>> 0) / 4294967296;
+}
+
+const fmt = (x) => (x >= 0.995 ? "100%" : x < 0.001 ? "<0.1%" : `${(x * 100).toFixed(1)}%`);
+const show = (text) => (text.trim() === "" ? JSON.stringify(text) : text);
+
+/**
+ * Renders `info` (Recording.candidatesAt) into the popover elements `ui`, with the popover's
+ * own temperature and top-p.
+ */
+export function renderCandidates(ui, pos, k, info, { T, topP, seed }) {
+  ui.title.textContent = `Position ${pos} · step ${info.step}`;
+  const listed = info.top.reduce((a, c) => a + c.p, 0);
+  const where = {
+    committed: `Committed at this step${info.chosen !== null ? "" : ""}. These were its most likely tokens when the model saw the canvas of step ${info.step} (t = ${(info.t ?? 0).toFixed(2)}).`,
+    pending: `Still masked after this step: the model predicted it, but the strategy did not commit it yet. Its most likely tokens at step ${info.step} (t = ${(info.t ?? 0).toFixed(2)}):`,
+    earlier: `Already committed at step ${info.step}; shown as the model saw it then.`,
+    none: k === 0 ? "Before the first step every hole is masked. Scrub to a step, or click after a fill." : "This strategy did not predict this position at this step (it predicts only the positions it commits).",
+  }[info.kind];
+  ui.what.textContent = where;
+  const rows = reapply(info.top, T, topP);
+  const u = uniformFor(pos, info.step, seed);
+  const pick = rows.length ? drawWith(rows, u) : null;
+  ui.bars.replaceChildren(
+    ...rows.map((r) => {
+      const li = document.createElement("li");
+      if (!r.kept) li.classList.add("out");
+      if (pick && r.id === pick.id) li.classList.add("chosen");
+      const label = document.createElement("span");
+      label.className = "label";
+      label.textContent = show(r.text);
+      const bar = document.createElement("span");
+      bar.className = "bar";
+      bar.style.width = `${Math.max(0.5, r.final * 100)}%`;
+      bar.title = `model p ${fmt(r.p)}`;
+      const num = document.createElement("span");
+      num.className = "num";
+      num.textContent = fmt(r.final);
+      li.append(label, bar, num);
+      li.setAttribute("aria-label", `${show(r.text)}: model ${fmt(r.p)}, re-applied ${fmt(r.final)}${r.kept ? "" : ", cut by top-p"}`);
+      return li;
+    }),
+  );
+  if (!rows.length) {
+    ui.note.textContent = "";
+    return;
+  }
+  const committed = info.chosen !== null ? info.top.find((c) => c.id === info.chosen) : null;
+  const same = pick && committed && pick.id === committed.id;
+  ui.note.textContent =
+    `Bars: the ${rows.length} most likely tokens (${fmt(listed)} of the model's probability at T = 1), re-weighted by the temperature and top-p above and renormalised over these ${rows.length}. ` +
+    `▶ marks what a draw with u = ${u.toFixed(2)} picks${committed ? (same ? " — the same token the run committed." : ` — the run committed ${show(committed.text)}.`) : "."}`;
+}

@@ -1,0 +1,34 @@
+// What the page offers: ready templates, the strategies with a sentence each, and models.
+
+export const EXAMPLES = [
+  { name: "Peter in the garden", text: "Peter [MASK*3] into the garden, and [MASK*4] under the gate." },
+  { name: "A story opening", text: "Once upon a time there was a little [MASK*2] who lived in a [MASK*3]." },
+  { name: "Fill the middle", text: "The old woman [MASK*8] and then she went home to bed." },
+  { name: "Rewrite words", text: "The rabbit [[was very hungry]], so he ran to the farmer's garden." },
+  { name: "Dialogue", text: "\"Where are you going?\" asked the [MASK]. \"I am going [MASK*5],\" said Peter." },
+  { name: "Many holes", text: "[MASK*6] in the morning, [MASK*6] by the river, [MASK*6]." },
+];
+
+/** Strategy values as the engine reads them (`--strategy`), with what each does. */
+export const STRATEGIES = [
+  { value: "", name: "model default", help: "The model's own sampler: ancestral for MDLM, most-confident-first for BERT-family models." },
+  { value: "ancestral", name: "ancestral (MDLM)", help: "Each masked position unmasks with the posterior probability (α_s − α_t)/(1 − α_t): a random order, the faithful reverse process." },
+  { value: "first-hitting", name: "first-hitting", help: "Exactly one uniformly chosen position per step, with the time jumped to when it would first unmask." },
+  { value: "top-prob", name: "confidence (LLaDA)", help: "Commit the k most probable predictions each step (LLaDA's low-confidence remasking)." },
+  { value: "margin", name: "margin", help: "Commit where the best token leads the second by most." },
+  { value: "entropy", name: "entropy", help: "Commit where the predicted distribution is most peaked (lowest entropy)." },
+  { value: "threshold:0.9", name: "threshold 0.9 (Fast-dLLM)", help: "Commit the most confident prediction plus every other above p = 0.9: many tokens per pass when the model is sure." },
+  { value: "mask-predict", name: "Mask-Predict", help: "Predict every hole, then re-mask the least confident and predict again (10 iterations): tokens can change." },
+];
+
+/**
+ * Models: the default one ships with the page; the others download from the Hugging Face hub
+ * (MDLM-OWT's repository has no tokenizer.json, so GPT-2's is read beside it).
+ */
+export const MODELS = [
+  { id: "default", name: "default — 8 M MDLM, children's books (16 MB, offline)", source: undefined, help: "Trained by this project on public-domain children's books; context 128 tokens." },
+  { id: "mdlm-owt", name: "MDLM-OWT — kuleshov-group/mdlm-owt (170 M, ~680 MB)", source: "kuleshov-group/mdlm-owt", tokenizer: "openai-community/gpt2", help: "The MDLM paper's OpenWebText model (GPT-2 tokens, context 1024). Large: slow on the CPU path." },
+  { id: "bert", name: "BERT base uncased — google-bert/bert-base-uncased (110 M, ~440 MB)", source: "google-bert/bert-base-uncased", help: "A masked language model used as a denoiser: it was trained at one noise level (15% masked), yet it can fill iteratively." },
+  { id: "distilbert", name: "DistilBERT base uncased — distilbert/distilbert-base-uncased (66 M, ~270 MB)", source: "distilbert/distilbert-base-uncased", help: "BERT's distilled half: faster, a little weaker." },
+  { id: "custom", name: "any Hugging Face folder…", source: null, help: "A hub id (owner/name) or the URL of a folder with config.json, model.safetensors and tokenizer.json." },
+];

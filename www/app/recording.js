@@ -1,0 +1,66 @@
+// One fill as the page keeps it: the template's layout and every step event, with the canvas
+// state after each step precomputed so that scrubbing is instant.
+
+export class Recording {
+  /** `layout`: `model.layout(template)`; `meta`: what the run was asked (strategy, seed …). */
+  constructor(layout, meta = {}) {
+    this.layout = layout;
+    this.meta = meta;
+    this.events = [];
+    // states[k]: position -> { id, text, p, step, top, k } after k recorded steps
+    this.states = [new Map()];
+    this.done = null;
+    this.committedTokens = 0;
+  }
+
+  push(e) {
+    if (e.done) {
+      this.done = e;
+      return;
+    }
+    const k = this.events.length + 1;
+    const s = new Map(this.states[this.states.length - 1]);
+    for (const pos of e.remasked ?? []) s.delete(pos);
+    for (const c of e.committed) s.set(c.pos, { ...c, step: e.step, k });
+    this.committedTokens += e.committed.length;
+    this.events.push(e);
+    this.states.push(s);
+  }
+
+  /** Steps recorded so far. */
+  get length() {
+    return this.events.length;
+  }
+
+  state(k) {
+    return this.states[Math.max(0, Math.min(k, this.states.length - 1))];
+  }
+
+  /** The event of recorded step k (1-based), or null for the start. */
+  event(k) {
+    return k >= 1 ? this.events[k - 1] ?? null : null;
+  }
+
+  /** Positions committed exactly at step k (for the pop-in transition). */
+  freshAt(k) {
+    const e = this.event(k);
+    return new Set(e ? e.committed.map((c) => c.pos) : []);
+  }
+
+  /**
+   * What the model said about `pos` at step k: committed there, predicted but left masked,
+   * committed earlier (its candidates from then), or not predicted at this step.
+   */
+  candidatesAt(pos, k) {
+    const e = this.event(k);
+    if (e) {
+      const c = e.committed.find((x) => x.pos === pos);
+      if (c) return { kind: "committed", step: e.step, t: e.t, chosen: c.id, p: c.p, top: c.top ?? [] };
+      const p = e.pending?.find((x) => x.pos === pos);
+      if (p) return { kind: "pending", step: e.step, t: e.t, chosen: null, top: p.top };
+    }
+    const s = this.state(k).get(pos);
+    if (s) return { kind: "earlier", step: s.step, t: this.event(s.k)?.t, chosen: s.id, p: s.p, top: s.top ?? [] };
+    return { kind: "none", step: e?.step ?? 0, t: e?.t ?? 1, chosen: null, top: [] };
+  }
+}

@@ -1,0 +1,247 @@
+// The web demo as built by Trunk (dist/), served from 127.0.0.1 and driven in headless Debian
+// Chromium through playwright-core: a fill with its intermediate frames, the scrubber, the
+// candidates popover, the forward-process slider, the strategy race, a model loaded from a
+// folder URL with progress and cache, and the page at desktop and phone sizes. Screenshots go
+// to $SHOTS (default target/www-shots). Run by scripts/test-www.
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { createServer } from "node:http";
+import { mkdir, readFile } from "node:fs/promises";
+import { createRequire } from "node:module";
+import { extname, join, normalize, resolve } from "node:path";
+
+const ROOT = resolve(process.env.DIST ?? "dist");
+const FIXTURES = resolve(process.env.FIXTURES ?? "tests/fixtures");
+const SHOTS = resolve(process.env.SHOTS ?? "target/www-shots");
+const CHROMIUM = process.env.CHROMIUM ?? "/usr/bin/chromium";
+// no --enable-unsafe-webgpu: navigator.gpu finds no adapter, so the page must run on the CPU
+// path and say so
+const FLAGS = [
+  "--no-sandbox",
+  "--disable-dev-shm-usage",
+  "--disable-background-networking",
+  "--disable-component-update",
+  "--disable-sync",
+  "--no-first-run",
+  "--disable-quic",
+];
+const TYPES = {
+  ".html": "text/html",
+  ".js": "text/javascript",
+  ".css": "text/css",
+  ".svg": "image/svg+xml",
+  ".wasm": "application/wasm",
+  ".json": "application/json",
+};
+const TEMPLATE = "Peter [MASK*3] into the garden, and [MASK*4] under the gate.";
+
+let server, browser, base;
+const served = []; // every request the server saw
+const outside = []; // requests the browser made anywhere but this server
+const problems = []; // console errors and page errors
+
+before(async () => {
+  server = createServer(async (req, res) => {
+    const path = decodeURIComponent(new URL(req.url, "http://x").pathname);
+    served.push(`${req.method} ${path}`);
+    // a model folder in Hugging Face layout, as a user's "any folder URL"
+    const file = path.startsWith("/models/")
+      ? join(FIXTURES, normalize(path.slice("/models/".length)))
+      : join(ROOT, normalize(path === "/" ? "/index.html" : path));
+    try {
+      const body = await readFile(file);
+      res.writeHead(200, { "content-type": TYPES[extname(file)] ?? "application/octet-stream", "content-length": body.length });
+      res.end(req.method === "HEAD" ? undefined : body);
+    } catch {
+      res.writeHead(404).end();
+    }
+  });
+  await new Promise((r) => server.listen(0, "127.0.0.1", r));
+  base = `http://127.0.0.1:${server.address().port}`;
+  const require = createRequire(import.meta.url);
+  const { chromium } = require(process.env.PLAYWRIGHT_CORE ?? "playwright-core");
+  browser = await chromium.launch({ executablePath: CHROMIUM, args: FLAGS, headless: true });
+  await mkdir(SHOTS, { recursive: true });
+});
+
+after(async () => {
+  await browser?.close();
+  server?.close();
+});
+
+async function open(viewport) {
+  const context = await browser.newContext({ viewport, deviceScaleFactor: 1 });
+  const page = await context.newPage();
+  context.on("request", (r) => {
+    if (!r.url().startsWith(base) && !r.url().startsWith("data:")) outside.push(r.url());
+  });
+  page.on("console", (m) => {
+    if (m.type() === "error") problems.push(`console: ${m.text()}`);
+  });
+  page.on("pageerror", (e) => problems.push(`pageerror: ${e.message}`));
+  await page.goto(`${base}/`);
+  // the default model loads at once
+  await page.waitForSelector('[data-testid="fill"]:not([disabled])', { timeout: 120_000 });
+  return { context, page };
+}
+
+/** Records every distinct frame the canvas shows: its step and how many cells are masked. */
+async function watchFrames(page) {
+  await page.evaluate(() => {
+    const canvas = document.querySelector('[data-testid="canvas"]');
+    window.__frames = [];
+    const note = () => {
+      const cells = canvas.querySelectorAll(".tok");
+      const masked = canvas.querySelectorAll('.tok.masked').length;
+      const last = window.__frames.at(-1);
+      const frame = { step: canvas.dataset.step, masked, cells: cells.length };
+      if (!last || last.step !== frame.step || last.masked !== frame.masked) window.__frames.push(frame);
+    };
+    new MutationObserver(note).observe(canvas, { subtree: true, childList: true, attributes: true });
+  });
+}
+
+test("desktop: fill, watch, scrub, inspect, corrupt, race", { timeout: 600_000 }, async () => {
+  const { context, page } = await open({ width: 1280, height: 900 });
+  const paint = await page.evaluate(() => performance.getEntriesByName("first-contentful-paint")[0]?.startTime ?? null);
+  const nav = await page.evaluate(() => {
+    const n = performance.getEntriesByType("navigation")[0];
+    return { domContentLoaded: n.domContentLoadedEventEnd, load: n.loadEventEnd };
+  });
+  console.log(`# first contentful paint ${paint?.toFixed(0)} ms; DOMContentLoaded ${nav.domContentLoaded.toFixed(0)} ms (from dist/, 127.0.0.1)`);
+
+  // no WebGPU adapter: the CPU path, with a visible notice saying so
+  assert.match(await page.textContent("#backend"), /CPU/);
+  assert.equal(await page.isVisible("#notice"), true, "the no-WebGPU notice is shown");
+  assert.match(await page.textContent("#notice"), /WebGPU/);
+
+  // type a template, fill, and wait for the end
+  await page.fill('[data-testid="template"]', TEMPLATE);
+  await watchFrames(page);
+  await page.click('[data-testid="fill"]');
+  await page.waitForSelector('[data-testid="canvas"][data-state="done"]', { timeout: 300_000 });
+  const frames = await page.evaluate(() => window.__frames);
+  const cells = await page.$$eval('[data-testid="canvas"] .tok', (els) => els.map((e) => ({ state: e.dataset.state, text: e.textContent })));
+  const known = await page.$$eval('[data-testid="canvas"] .known', (els) => els.map((e) => e.textContent));
+  assert.deepEqual(known, ["Peter ", " into the garden, and ", " under the gate."], "the known text is intact");
+  assert.equal(cells.length, 7, "one cell per hole");
+  assert.ok(cells.every((c) => c.state === "filled" && c.text.length > 0), `every hole is filled: ${JSON.stringify(cells)}`);
+  const between = frames.filter((f) => f.masked > 0 && f.masked < 7);
+  assert.ok(between.length >= 3, `at least three intermediate frames: ${JSON.stringify(frames)}`);
+  const figures = {
+    step: await page.textContent("#f-step"),
+    nfe: await page.textContent("#f-nfe"),
+    ms: await page.textContent("#f-ms"),
+    tps: await page.textContent("#f-tps"),
+  };
+  assert.match(figures.nfe, /^\d+$/);
+  console.log(`# default model, CPU path in Chromium: ${figures.ms} ms per step (NFE ${figures.nfe}), ${figures.tps} tokens/s; frames seen ${frames.length}`);
+
+  // the scrubber: back to step 1, where some holes are still masked; the forward view follows
+  const steps = Number(await page.getAttribute('[data-testid="scrubber"]', "max"));
+  assert.ok(steps >= 3, `steps ${steps}`);
+  await page.fill('[data-testid="scrubber"]', "1");
+  assert.equal(await page.getAttribute('[data-testid="canvas"]', "data-step"), "1");
+  const maskedAt1 = await page.$$eval('[data-testid="canvas"] .tok.masked', (els) => els.length);
+  assert.ok(maskedAt1 > 0 && maskedAt1 < 7, `masked at step 1: ${maskedAt1}`);
+  const t1 = await page.inputValue('[data-testid="forward-t"]');
+  assert.ok(Number(t1) > 0 && Number(t1) <= 1, `forward t follows the scrubber: ${t1}`);
+
+  // click a still-masked position: its candidates at this step
+  await page.click('[data-testid="canvas"] .tok.masked');
+  await page.waitForSelector('[data-testid="candidates"]:not([hidden])');
+  const what = await page.textContent("#cand-what");
+  const bars = await page.$$eval("#cand-bars li", (els) => els.map((e) => e.getAttribute("aria-label")));
+  assert.ok(bars.length >= 1 || /did not predict/.test(what), `candidates listed: ${what}`);
+  // then a committed one at the last step: the bars, and temperature re-applied at once
+  await page.fill('[data-testid="scrubber"]', String(steps));
+  await page.click('[data-testid="canvas"] .tok.filled');
+  const before = await page.$$eval("#cand-bars .num", (els) => els.map((e) => e.textContent));
+  assert.ok(before.length >= 2, `bars: ${before}`);
+  await page.fill("#cand-t", "0.25");
+  const sharper = await page.$$eval("#cand-bars .num", (els) => els.map((e) => e.textContent));
+  assert.notDeepEqual(sharper, before, "a lower temperature changes the bars");
+  await page.locator(".stage").screenshot({ path: join(SHOTS, "demo-candidates.png") });
+  await page.keyboard.press("Escape");
+  assert.equal(await page.isHidden('[data-testid="candidates"]'), true, "Escape closes the popover");
+
+  // the forward process: t = 0 changes nothing, t = 1 masks every token of the absorbing row
+  await page.fill("#fwd-text", "Peter ran into the garden to look for his mother.");
+  await page.fill('[data-testid="forward-t"]', "0");
+  await page.waitForSelector('#families[data-t="0.00"]');
+  const changedAt0 = await page.$$eval("#families .chip.changed, #families .chip.masked, #families .chip.invalid", (els) => els.length);
+  assert.equal(changedAt0, 0, "t = 0 corrupts nothing");
+  await page.fill('[data-testid="forward-t"]', "1");
+  await page.waitForSelector('#families[data-t="1.00"]');
+  const absorbing = await page.$$eval('[data-family="absorbing"] .chip', (els) => els.map((e) => e.className));
+  assert.ok(absorbing.length > 5 && absorbing.every((c) => c.includes("masked")), "t = 1 masks everything");
+  await page.fill('[data-testid="forward-t"]', "0.5");
+  await page.waitForSelector('#families[data-t="0.50"]');
+  const families = await page.$$eval("#families .family", (els) => els.map((e) => e.dataset.family));
+  assert.deepEqual(families, ["absorbing", "uniform", "gaussian", "bits"]);
+  await page.locator(".forward").screenshot({ path: join(SHOTS, "demo-forward.png") });
+
+  // the strategy race
+  await page.selectOption("#race-a", "ancestral");
+  await page.selectOption("#race-b", "threshold:0.9");
+  await page.click('[data-testid="race"]');
+  await page.waitForSelector('[data-testid="lane-b"][data-state="done"]', { timeout: 300_000 });
+  const stats = [await page.textContent("#lane-a-stats"), await page.textContent("#lane-b-stats")];
+  for (const s of stats) assert.match(s, /\d+ steps · NFE \d+/);
+  const laneCells = await page.$$eval('[data-testid="lane-a"] .tok.filled, [data-testid="lane-b"] .tok.filled', (els) => els.length);
+  assert.equal(laneCells, 14, "both lanes filled every hole");
+  console.log(`# race: A ${stats[0]} | B ${stats[1]}`);
+  await page.locator(".race").screenshot({ path: join(SHOTS, "demo-race.png") });
+
+  // keyboard: the Fill button is reachable and shows a focus ring
+  await page.focus('[data-testid="template"]');
+  let reached = false;
+  for (let i = 0; i < 25 && !reached; i++) {
+    await page.keyboard.press("Tab");
+    reached = await page.evaluate(() => document.activeElement?.dataset?.testid === "fill");
+  }
+  assert.ok(reached, "Tab reaches Fill");
+  const ring = await page.evaluate(() => getComputedStyle(document.activeElement).outlineStyle);
+  assert.notEqual(ring, "none", "visible focus");
+
+  await page.evaluate(() => window.scrollTo(0, 0));
+  await page.screenshot({ path: join(SHOTS, "demo-desktop.png") });
+  await context.close();
+});
+
+test("a model from a folder URL: progress, cache status, clear cache", { timeout: 300_000 }, async () => {
+  const { context, page } = await open({ width: 1280, height: 900 });
+  await page.selectOption("#preset", "custom");
+  await page.fill("#custom", `${base}/models/bert/`);
+  await page.dispatchEvent("#preset", "change");
+  await page.click("#load");
+  await page.waitForFunction(() => document.querySelector("#progress-text").textContent === "ready", null, { timeout: 120_000 });
+  assert.equal(await page.evaluate(() => document.querySelector("#progress").value), 1);
+  assert.ok(served.includes("GET /models/bert/model.safetensors"), "downloaded from the folder");
+  await page.waitForFunction(() => /cache/.test(document.querySelector("#progress-text").textContent), null, { timeout: 10_000 });
+  assert.match(await page.textContent("#progress-text"), /in this browser's cache/);
+  await page.fill('[data-testid="template"]', "the cat [MASK*2] on the mat.");
+  await page.click('[data-testid="fill"]');
+  await page.waitForSelector('[data-testid="canvas"][data-state="done"]', { timeout: 120_000 });
+  await page.click("#clear-cache");
+  await page.waitForFunction(() => /not cached/.test(document.querySelector("#progress-text").textContent), null, { timeout: 10_000 });
+  await context.close();
+});
+
+test("phone: readable, nothing wider than the screen", { timeout: 300_000 }, async () => {
+  const { context, page } = await open({ width: 390, height: 844 });
+  await page.fill('[data-testid="template"]', TEMPLATE);
+  await page.click('[data-testid="fill"]');
+  await page.waitForSelector('[data-testid="canvas"][data-state="done"]', { timeout: 300_000 });
+  const { scroll, inner } = await page.evaluate(() => ({ scroll: document.documentElement.scrollWidth, inner: window.innerWidth }));
+  assert.ok(scroll <= inner, `no horizontal scrolling: ${scroll} > ${inner}`);
+  const font = await page.evaluate(() => parseFloat(getComputedStyle(document.querySelector('[data-testid="canvas"]')).fontSize));
+  assert.ok(font >= 14, `canvas text ${font}px`);
+  await page.screenshot({ path: join(SHOTS, "demo-phone.png"), fullPage: false });
+  await context.close();
+});
+
+test("no request left 127.0.0.1, and no CSP violation or page error", () => {
+  assert.deepEqual(outside, []);
+  assert.deepEqual(problems.filter((p) => !/the CPU path runs on one thread/.test(p)), []);
+});
