@@ -517,15 +517,17 @@ impl Unmask {
     /// for the continuous ones; a bits pattern past the vocabulary has `id: null`, `text: "∅"`
     /// and `valid: false`. Works while a fill runs.
     pub fn corrupt(&self, text: String, options: JsValue) -> Result<JsValue, JsValue> {
-        // JSON has no NaN or Infinity (they would become null, i.e. the default t), so a
-        // non-finite t is read here and left for the engine to refuse by name
-        let raw_t = js_sys::Reflect::get(&options, &JsValue::from_str("t"))
+        // JSON has no NaN or Infinity (they would cross as null), so t is checked before the
+        // options become JSON, with the engine's own message
+        if let Some(t) = js_sys::Reflect::get(&options, &JsValue::from_str("t"))
             .ok()
             .and_then(|v| v.as_f64())
-            .filter(|t| !t.is_finite());
+        {
+            forward::check_t(t).map_err(engine_error)?;
+        }
         let opts: CorruptOptions = read_options("corrupt options", options)?;
         let family = Family::parse(&opts.family).map_err(engine_error)?;
-        let t = raw_t.unwrap_or(opts.t);
+        let t = opts.t;
         let mut slot = self.forward.borrow_mut();
         let fw = slot
             .as_mut()

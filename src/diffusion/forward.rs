@@ -223,6 +223,16 @@ impl ForwardContext {
     }
 }
 
+/// A noise level must be a number in [0, 1]; the error names `t`.
+pub fn check_t(t: f64) -> Result<()> {
+    if !t.is_finite() || !(0.0..=1.0).contains(&t) {
+        return Err(Error::input(format!(
+            "t = {t}: expected a noise level in [0, 1]"
+        )));
+    }
+    Ok(())
+}
+
 /// Runs `family`'s forward process on `ids` to time t ∈ [0, 1]. The same inputs and seed give
 /// the same tokens.
 pub fn corrupt(
@@ -232,11 +242,7 @@ pub fn corrupt(
     seed: u64,
     ctx: &ForwardContext,
 ) -> Result<Vec<Noised>> {
-    if !t.is_finite() || !(0.0..=1.0).contains(&t) {
-        return Err(Error::input(format!(
-            "t = {t}: expected a noise level in [0, 1]"
-        )));
-    }
+    check_t(t)?;
     let vocab = ctx.vocab();
     if let Some(i) = ids.iter().position(|&id| id as usize >= vocab) {
         return Err(Error::input(format!(
