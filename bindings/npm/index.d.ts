@@ -27,6 +27,12 @@ export interface LoadOptions {
    * worker decides; Node always runs one.
    */
   threads?: "auto" | number;
+  /**
+   * A folder URL or path, or a hub id, that `tokenizer.json` is read from instead of the
+   * model's own folder (or instead of `ModelFiles.tokenizer`): for checkpoints that ship
+   * without one, e.g. `kuleshov-group/mdlm-owt` with `tokenizer: "openai-community/gpt2"`.
+   */
+  tokenizer?: string | URL;
 }
 
 /** Whether every file of a source (nothing: the default model) is in the cache. */
@@ -132,6 +138,61 @@ export interface BackendReason {
   };
 }
 
+/**
+ * A family of discrete diffusion, by its forward (noising) process:
+ * - `absorbing` (D3PM-absorbing, MDLM): each token becomes the mask with probability `1 − α_t`;
+ * - `uniform` (D3PM-uniform): each token, with the same probability, becomes a token drawn
+ *   uniformly from the vocabulary (never the mask or a special token; it may draw itself);
+ * - `gaussian` (Diffusion-LM, DiffuSeq): the token's embedding, scaled to unit RMS over the
+ *   whole matrix, becomes `√ᾱ·z + √(1−ᾱ)·ε` with `ᾱ(t) = cos²(πt/2)`, read back as the most
+ *   likely token, `argmin_v ‖x − √ᾱ·z_v‖²` (at t = 1 a uniform draw);
+ * - `bits` (Analog Bits): the id's ⌈log₂ vocab⌉ binary digits as ±1, noised the same way and
+ *   thresholded at 0; the pattern may be an id past the vocabulary (`valid: false`).
+ */
+export type Family = "absorbing" | "uniform" | "gaussian" | "bits";
+
+export interface CorruptOptions {
+  /** Default `"absorbing"`. */
+  family?: Family;
+  /** The noise level, in [0, 1]; default 0.5. Anything else is a `BadInput` error. */
+  t?: number;
+  /** The same text, family, t and seed give the same tokens; default 0. */
+  seed?: number;
+}
+
+export interface CorruptedToken {
+  /** The token after noising; `null` for a bits pattern past the vocabulary. */
+  id: number | null;
+  /** That token's text (the model's mask string for the mask, `"∅"` for an invalid id). */
+  text: string;
+  originalId: number;
+  originalText: string;
+  /** The token is the model's mask. */
+  masked: boolean;
+  /** The token differs from the original (a uniform draw of itself is unchanged). */
+  changed: boolean;
+  /** `false` only for a bits pattern past the vocabulary. */
+  valid: boolean;
+}
+
+export interface CorruptResult {
+  family: Family;
+  t: number;
+  /** How far the process has gone at t: `1 − α_t` (absorbing, uniform), `1 − ᾱ(t)` (gaussian, bits). */
+  noise: number;
+  /** One per token of the text, tokenized without the model's special tokens. */
+  tokens: CorruptedToken[];
+}
+
+export interface NoiseSchedule {
+  /** The discrete families' schedule: MDLM's log-linear, `1 − α_t = (1 − 10⁻³)·t`. */
+  name: "loglinear";
+  /** `[t, 1 − α_t]` pairs: the chance a token is masked (absorbing) or resampled (uniform) by t. */
+  masked: [number, number][];
+  /** `[t, 1 − ᾱ(t)]` pairs, `ᾱ(t) = cos²(πt/2)`: the noise variance of the continuous families. */
+  continuous: [number, number][];
+}
+
 /** The `name` (and `code`) of every error the package throws. */
 export type ErrorCode =
   /** A file is missing or malformed; the message names the file, field or tensor. */
@@ -173,6 +234,14 @@ export declare class Unmask {
   infill(template: string, options?: InfillOptions): Promise<InfillResult>;
   /** How a template lays out on the canvas (tokens with the model's special tokens), without running it. */
   measure(template: string): Promise<{ tokens: number; holes: number; maxTokens: number }>;
+  /**
+   * The forward (noising) process of a diffusion family on `text`, on this model's vocabulary
+   * and embeddings (for teaching: what each family's training input looks like at time t).
+   * Works while a fill runs. A bad family or t is a `BadInput` error naming it.
+   */
+  corrupt(text: string, options?: CorruptOptions): Promise<CorruptResult>;
+  /** The noise levels `corrupt` uses at `points` evenly spaced times in [0, 1] (default 101, clamped to 2..1000). */
+  schedule(points?: number): Promise<NoiseSchedule>;
   /** The events of one fill, yielded as each step happens; leaving the loop early stops the fill. */
   steps(template: string, options?: InfillOptions): AsyncIterable<StepEvent | DoneEvent>;
   dispose(): void;

@@ -70,7 +70,8 @@ export class RemoteUnmask {
     // URLs do not cross postMessage: strings do
     const wasmUrl = rest.wasmUrl ? String(rest.wasmUrl) : undefined;
     const wasmThreadsUrl = rest.wasmThreadsUrl ? String(rest.wasmThreadsUrl) : undefined;
-    const { done } = channel.call({ op: "load", source: source instanceof URL ? String(source) : source, options: { ...rest, wasmUrl, wasmThreadsUrl } }, { onProgress }, transfer);
+    const tokenizer = rest.tokenizer ? String(rest.tokenizer) : undefined;
+    const { done } = channel.call({ op: "load", source: source instanceof URL ? String(source) : source, options: { ...rest, wasmUrl, wasmThreadsUrl, tokenizer } }, { onProgress }, transfer);
     const info = await done;
     return new RemoteUnmask(channel, info);
   }
@@ -108,6 +109,14 @@ export class RemoteUnmask {
 
   measure(template) {
     return this.#channel.call({ op: "measure", template }).done;
+  }
+
+  corrupt(text, options = {}) {
+    return this.#channel.call({ op: "corrupt", text, options }).done;
+  }
+
+  schedule(points = 101) {
+    return this.#channel.call({ op: "schedule", points }).done;
   }
 
   steps(template, options = {}) {

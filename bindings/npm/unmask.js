@@ -214,12 +214,17 @@ export function makeUnmask(platform) {
       checkSignal(signal);
       const emit = (event) => onProgress?.(event);
       const where = isFiles(source) || source === undefined || source === null ? null : folderOf(String(source));
-      const open = (i) =>
-        isFiles(source) ? memorySource(source[KEYS[i]]) : platform.open(where, FILES[i], signal, { cache });
+      // a checkpoint may ship without its tokenizer (kuleshov-group/mdlm-owt uses GPT-2's):
+      // `tokenizer` names the folder or hub id that tokenizer.json is read from instead
+      const tokenizerFrom = options.tokenizer === undefined || options.tokenizer === null ? null : folderOf(String(options.tokenizer));
+      const remote = (i) => (i === 1 && tokenizerFrom !== null ? tokenizerFrom : isFiles(source) ? null : where);
+      const inMemory = (i) => isFiles(source) && !(i === 1 && tokenizerFrom !== null);
+      const open = (i) => (inMemory(i) ? memorySource(source[KEYS[i]]) : platform.open(remote(i), FILES[i], signal, { cache }));
+      const byteLength = (b) => (typeof b === "string" ? new TextEncoder().encode(b).byteLength : b.byteLength);
       // every file's size before the first byte, so the total progress is known from the start
-      const sizes = isFiles(source)
-        ? KEYS.map((k) => (typeof source[k] === "string" ? new TextEncoder().encode(source[k]).byteLength : source[k].byteLength))
-        : await Promise.all(FILES.map((f) => platform.size(where, f, signal, { cache })));
+      const sizes = await Promise.all(
+        FILES.map((f, i) => (inMemory(i) ? byteLength(source[KEYS[i]]) : platform.size(remote(i), f, signal, { cache }))),
+      );
       const totalBytes = sizes.every((s) => s !== null) ? sizes.reduce((a, b) => a + b, 0) : null;
       const loaded = FILES.map(() => 0);
       const progress = (i, cached) => (n) => {
@@ -323,6 +328,23 @@ export function makeUnmask(platform) {
     /** `{ tokens, holes, maxTokens }`: how a template lays out on the canvas, without running it. */
     async measure(template) {
       return guarded(this.#wasm, () => this.#raw.measure(template));
+    }
+
+    /**
+     * A diffusion family's forward (noising) process on `text` at time `t`, on this model's
+     * vocabulary: `{ family, t, noise, tokens: [{ id, text, originalId, originalText, masked,
+     * changed, valid }] }`. Works while a fill runs.
+     */
+    async corrupt(text, options = {}) {
+      return guarded(this.#wasm, () => this.#raw.corrupt(String(text), options));
+    }
+
+    /** `{ name, masked: [[t, 1 − α_t], …], continuous: [[t, 1 − ᾱ(t)], …] }` at `points` times in [0, 1]. */
+    async schedule(points = 101) {
+      if (typeof points !== "number" || !Number.isFinite(points)) {
+        throw namedError("BadInput", `schedule points: expected a number, got ${points}`);
+      }
+      return guarded(this.#wasm, () => this.#raw.schedule(Math.min(1000, Math.max(2, Math.round(points)))));
     }
 
     /** The same events as `onStep`, as an async iterable, live as the fill runs. */

@@ -48,6 +48,12 @@ self.onmessage = async ({ data }) => {
       case "measure":
         reply({ id, value: await model.measure(data.template) });
         break;
+      case "corrupt":
+        reply({ id, value: await model.corrupt(data.text, data.options) });
+        break;
+      case "schedule":
+        reply({ id, value: await model.schedule(data.points) });
+        break;
       case "abort":
         fills.get(data.target)?.abort();
         break;

@@ -209,6 +209,17 @@ test("a worker run: the same API off the main thread, the same fill, onStep and 
   assert.ok(aborted.steps.length < 24, `${aborted.steps.length} steps arrived`);
 });
 
+test("corrupt and schedule: the same tokens on the page and through the worker proxy", async () => {
+  const text = "Peter ran into the wood.";
+  const [local, remote] = await page.evaluate(([t]) => window.corruptBoth(t, { family: "gaussian", t: 0.5, seed: 4 }), [text]);
+  assert.deepEqual(remote, local);
+  assert.equal(local.result.family, "gaussian");
+  assert.equal(local.result.tokens.map((x) => x.originalText).join(""), text);
+  assert.equal(local.schedule.masked.length, 11);
+  assert.equal(local.error?.name, "BadInput");
+  assert.match(local.error.message, /family `nope`/);
+});
+
 test("threads: in a worker of a cross-origin-isolated page the CPU path runs on 2 threads and fills the same", async () => {
   const opts = { seed: 7 };
   const single = await page.evaluate(([t, o]) => window.inWorker(t, o, 0, { threads: 2 }), [template, opts]);

@@ -1,7 +1,9 @@
 // The packed package, installed into an empty folder, in Node (the WASM CPU path).
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { readFile } from "node:fs/promises";
+import { copyFile, mkdtemp, readFile, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { createRequire } from "node:module";
 import { Unmask } from "unmask";
 
@@ -185,4 +187,98 @@ test("a fill yields between steps and stops on abort", async () => {
   // and the model is still usable afterwards
   const r = await model.infill("The [MASK] sat.", { seed: 2 });
   assert.ok(r.text.startsWith("The "));
+});
+
+test("corrupt: four families' forward process on the model's own vocabulary", async () => {
+  const model = await Unmask.load(undefined, { device: "wasm" });
+  const text = "Peter ran into the wood, and there he saw a little rabbit sitting under an old tree.";
+  const families = ["absorbing", "uniform", "gaussian", "bits"];
+  for (const family of families) {
+    // t = 0: nothing has happened yet, in every family
+    const r = await model.corrupt(text, { family, t: 0, seed: 3 });
+    assert.deepEqual([r.family, r.t, r.noise], [family, 0, 0]);
+    assert.ok(r.tokens.length > 15, `${r.tokens.length} tokens`);
+    // tokenized without special tokens: the tokens' texts are the text
+    assert.equal(r.tokens.map((x) => x.originalText).join(""), text);
+    for (const x of r.tokens) {
+      assert.deepEqual([x.id, x.text, x.masked, x.changed, x.valid], [x.originalId, x.originalText, false, false, true], family);
+    }
+    // a seed fixes the draw; another seed draws differently (at a t where the continuous
+    // families move tokens: in 256 dimensions the nearest embedding survives much noise)
+    const t = family === "gaussian" || family === "bits" ? 0.9 : 0.5;
+    const a = await model.corrupt(text, { family, t, seed: 11 });
+    assert.deepEqual(await model.corrupt(text, { family, t, seed: 11 }), a, family);
+    assert.notDeepEqual((await model.corrupt(text, { family, t, seed: 12 })).tokens, a.tokens, family);
+    assert.ok(a.tokens.some((x) => x.changed), family);
+    for (const x of a.tokens) {
+      assert.equal(x.changed, x.id !== x.originalId, family);
+      assert.equal(x.valid, x.id !== null, family);
+      assert.equal(typeof x.text, "string");
+    }
+  }
+  // t = 1 with MDLM's log-linear schedule: each token masked with probability 1 − 10⁻³
+  const masked = await model.corrupt(text, { family: "absorbing", t: 1, seed: 3 });
+  assert.ok(Math.abs(masked.noise - 0.999) < 1e-12, `${masked.noise}`);
+  assert.ok(masked.tokens.every((x) => x.masked && x.changed && x.text === "<|mask|>"), "this seed masks every token");
+  // the uniform family never draws the mask or a special token
+  const uniform = await model.corrupt(text, { family: "uniform", t: 1, seed: 3 });
+  assert.ok(uniform.tokens.every((x) => !x.masked && x.id > 1 && x.id < 4095));
+  assert.ok(uniform.tokens.filter((x) => x.changed).length > uniform.tokens.length - 3);
+  const gaussian = await model.corrupt(text, { family: "gaussian", t: 1, seed: 3 });
+  assert.equal(gaussian.noise, 1);
+
+  await assert.rejects(model.corrupt(text, { family: "gauss" }), (e) => e.name === "BadInput" && e.code === "BadInput" && /family `gauss`/.test(e.message));
+  for (const t of [1.5, -0.1, Number.NaN, Number.POSITIVE_INFINITY]) {
+    await assert.rejects(model.corrupt(text, { family: "bits", t }), (e) => e.name === "BadInput" && /t = /.test(e.message), `t = ${t}`);
+  }
+  await assert.rejects(model.corrupt(text, { family: "bits", tt: 1 }), (e) => e.name === "BadInput" && /unknown field/.test(e.message));
+  assert.deepEqual((await model.corrupt("", { family: "gaussian" })).tokens, []);
+
+  const s = await model.schedule();
+  assert.equal(s.name, "loglinear");
+  assert.equal(s.masked.length, 101);
+  assert.equal(s.continuous.length, 101);
+  assert.deepEqual(s.masked[0], [0, 0]);
+  assert.deepEqual(s.continuous[0], [0, 0]);
+  assert.deepEqual(s.continuous.at(-1), [1, 1]);
+  assert.equal(s.masked.at(-1)[0], 1);
+  assert.ok(Math.abs(s.masked.at(-1)[1] - 0.999) < 1e-12);
+  assert.ok(Math.abs(s.masked[50][1] - 0.4995) < 1e-12 && Math.abs(s.continuous[50][1] - 0.5) < 1e-12);
+  for (const curve of [s.masked, s.continuous]) {
+    assert.ok(curve.every(([t, y], i) => i === 0 || (t > curve[i - 1][0] && y > curve[i - 1][1])), "increasing");
+  }
+  assert.equal((await model.schedule(1)).masked.length, 2);
+  assert.equal((await model.schedule(5000)).continuous.length, 1000);
+  await assert.rejects(model.schedule("many"), { name: "BadInput" });
+
+  // corrupt does not need the engine: it works while a fill holds it
+  let during = null;
+  await model.infill("Peter [MASK*4] ran.", {
+    onStep: () => {
+      during ??= model.corrupt(text, { family: "gaussian", t: 0.9, seed: 11 });
+    },
+  });
+  assert.ok(during !== null);
+  assert.deepEqual(await during, await model.corrupt(text, { family: "gaussian", t: 0.9, seed: 11 }));
+  model.dispose();
+  await assert.rejects(model.corrupt(text), { name: "Disposed" });
+});
+
+test("the tokenizer option reads tokenizer.json from another folder", async () => {
+  const require = createRequire(import.meta.url);
+  const dir = new URL("./model/", `file://${require.resolve("unmask/package.json")}`);
+  const bare = await mkdtemp(join(tmpdir(), "unmask-no-tokenizer-"));
+  try {
+    for (const f of ["config.json", "model.safetensors"]) await copyFile(new URL(f, dir), join(bare, f));
+    await assert.rejects(Unmask.load(`${bare}/`, { device: "wasm" }), (e) => e.name === "BadModel" && /tokenizer.json/.test(e.message));
+    const progress = [];
+    const model = await Unmask.load(`${bare}/`, { device: "wasm", tokenizer: dir.pathname, onProgress: (p) => progress.push(p) });
+    const tok = progress.filter((p) => p.file === "tokenizer.json");
+    assert.ok(tok.length > 0 && tok.at(-1).total === tok.at(-1).loaded, "its size known and its bytes read");
+    const r = await model.infill("The [MASK*3] sat.", { seed: 1 });
+    assert.ok(r.text.startsWith("The ") && r.text.endsWith(" sat."), r.text);
+    model.dispose();
+  } finally {
+    await rm(bare, { recursive: true, force: true });
+  }
 });
