@@ -36,7 +36,7 @@ export interface LoadOptions {
 }
 
 /** Whether every file of a source (nothing: the default model) is in the cache. */
-export declare function isCached(source?: string | URL): Promise<boolean>;
+export declare function isCached(source?: string | URL, options?: { tokenizer?: string | URL }): Promise<boolean>;
 /** Removes every file unmask has cached. */
 export declare function clearCache(): Promise<void>;
 
@@ -88,6 +88,8 @@ export interface InfillOptions {
   seed?: number;
   /** How many of each committed position's most likely tokens a step event lists (at most 16). */
   candidates?: number;
+  /** With `candidates`: each step event also lists the positions it predicted but left masked (`pending`). */
+  pending?: boolean;
   /** Sees every step as a `--trace` line, then the done event; an exception it throws ends the fill. */
   onStep?: (event: StepEvent | DoneEvent) => void;
   /** Checked before every step; the fill gives the event loop a turn there, so it can fire. */
@@ -109,6 +111,24 @@ export interface StepEvent {
   }[];
   masked: number;
   remasked?: number[];
+  /** With `pending: true`: the positions this step predicted but left masked, with their candidates. */
+  pending?: { pos: number; top: { id: number; text: string; p: number }[] }[];
+}
+
+/** `layout(template)`: canvas length, and the slots in order. */
+export interface Layout {
+  tokens: number;
+  slots: (
+    | { known: string }
+    | {
+        /** Canvas positions `start..end` that this hole fills. */
+        hole: [number, number];
+        /** The text before ends with a space (or the hole starts the text): a fill's leading space is not shown. */
+        afterSpace: boolean;
+        /** For `[[words]]`: the words being rewritten. */
+        original?: string;
+      }
+  )[];
 }
 
 export interface DoneEvent {
@@ -234,6 +254,8 @@ export declare class Unmask {
   infill(template: string, options?: InfillOptions): Promise<InfillResult>;
   /** How a template lays out on the canvas (tokens with the model's special tokens), without running it. */
   measure(template: string): Promise<{ tokens: number; holes: number; maxTokens: number }>;
+  /** The template on the canvas, for drawing it: the user's text verbatim between the holes' positions. */
+  layout(template: string): Promise<Layout>;
   /**
    * The forward (noising) process of a diffusion family on `text`, on this model's vocabulary
    * and embeddings (for teaching: what each family's training input looks like at time t).

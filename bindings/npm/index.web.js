@@ -177,14 +177,20 @@ export const Unmask = makeUnmask({
   },
 });
 
-/** Whether every file of `source` (as `Unmask.load` takes it; nothing: the default model) is in the cache. */
-export async function isCached(source) {
+/**
+ * Whether every file of `source` (as `Unmask.load` takes it; nothing: the default model) is in
+ * the cache; `options.tokenizer` as for `load` (where tokenizer.json comes from).
+ */
+export async function isCached(source, options = {}) {
   if (typeof caches === "undefined") return false;
   const cache = await caches.open(CACHE);
   const where = source === undefined || source === null ? null : folderOf(String(source));
-  const hits = await Promise.all(
-    ["config.json", "tokenizer.json", "model.safetensors"].map((f) => cache.match(locate(where, f))),
-  );
+  const tok = options.tokenizer === undefined || options.tokenizer === null ? where : folderOf(String(options.tokenizer));
+  const hits = await Promise.all([
+    cache.match(locate(where, "config.json")),
+    cache.match(locate(tok, "tokenizer.json")),
+    cache.match(locate(where, "model.safetensors")),
+  ]);
   return hits.every(Boolean);
 }
 

@@ -111,6 +111,10 @@ export class RemoteUnmask {
     return this.#channel.call({ op: "measure", template }).done;
   }
 
+  layout(template) {
+    return this.#channel.call({ op: "layout", template }).done;
+  }
+
   corrupt(text, options = {}) {
     return this.#channel.call({ op: "corrupt", text, options }).done;
   }

@@ -331,6 +331,14 @@ export function makeUnmask(platform) {
     }
 
     /**
+     * `{ tokens, slots }`: the template on the canvas, for drawing it. Each slot is
+     * `{ known }` (the user's text, verbatim) or `{ hole: [start, end], afterSpace, original? }`.
+     */
+    async layout(template) {
+      return guarded(this.#wasm, () => this.#raw.layout(template));
+    }
+
+    /**
      * A diffusion family's forward (noising) process on `text` at time `t`, on this model's
      * vocabulary: `{ family, t, noise, tokens: [{ id, text, originalId, originalText, masked,
      * changed, valid }] }`. Works while a fill runs.

@@ -48,6 +48,9 @@ self.onmessage = async ({ data }) => {
       case "measure":
         reply({ id, value: await model.measure(data.template) });
         break;
+      case "layout":
+        reply({ id, value: await model.layout(data.template) });
+        break;
       case "corrupt":
         reply({ id, value: await model.corrupt(data.text, data.options) });
         break;

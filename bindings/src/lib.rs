@@ -583,6 +583,22 @@ impl Unmask {
         })
     }
 
+    /// How a template lays out on the canvas, for a view that draws it: `{ tokens, slots }`, each
+    /// slot `{ known: text }` (the user's text, verbatim) or `{ hole: [start, end], afterSpace,
+    /// original? }` (the canvas positions a hole fills). Errors as `measure`.
+    pub fn layout(&self, template: String) -> Result<JsValue, JsValue> {
+        let s = self.state.borrow();
+        let State::Ready(inf) = &*s else {
+            return Err(js_error(
+                "Busy",
+                "this model is filling a template or was disposed",
+            ));
+        };
+        let canvas = inf.canvas(&template).map_err(engine_error)?;
+        serde_wasm_bindgen::to_value(&canvas.layout())
+            .map_err(|e| js_error("BadInput", &e.to_string()))
+    }
+
     /// Frees the model's memory (weights, GPU buffers) now instead of at garbage collection.
     pub fn dispose(&self) {
         self.forward.borrow_mut().take();

@@ -48,7 +48,9 @@ export function uniformFor(pos, step, seed) {
 }
 
 const fmt = (x) => (x >= 0.995 ? "100%" : x < 0.001 ? "<0.1%" : `${(x * 100).toFixed(1)}%`);
-const show = (text) => (text.trim() === "" ? JSON.stringify(text) : text);
+// a token as a bar's label (its leading space dropped), and quoted inside a sentence
+const show = (text) => (text.trim() === "" ? JSON.stringify(text) : text.trimStart());
+const quote = (text) => `“${show(text)}”`;
 
 /**
  * Renders `info` (Recording.candidatesAt) into the popover elements `ui`, with the popover's
@@ -58,9 +60,9 @@ export function renderCandidates(ui, pos, k, info, { T, topP, seed }) {
   ui.title.textContent = `Position ${pos} · step ${info.step}`;
   const listed = info.top.reduce((a, c) => a + c.p, 0);
   const where = {
-    committed: `Committed at this step${info.chosen !== null ? "" : ""}. These were its most likely tokens when the model saw the canvas of step ${info.step} (t = ${(info.t ?? 0).toFixed(2)}).`,
+    committed: `Committed at this step as ${quote(info.text ?? "")}. The model's most likely tokens here, seeing the canvas of step ${info.step} (t = ${(info.t ?? 0).toFixed(2)}):`,
     pending: `Still masked after this step: the model predicted it, but the strategy did not commit it yet. Its most likely tokens at step ${info.step} (t = ${(info.t ?? 0).toFixed(2)}):`,
-    earlier: `Already committed at step ${info.step}; shown as the model saw it then.`,
+    earlier: `Already committed as ${quote(info.text ?? "")} at step ${info.step}; its candidates as the model saw them then:`,
     none: k === 0 ? "Before the first step every hole is masked. Scrub to a step, or click after a fill." : "This strategy did not predict this position at this step (it predicts only the positions it commits).",
   }[info.kind];
   ui.what.textContent = where;
@@ -91,9 +93,18 @@ export function renderCandidates(ui, pos, k, info, { T, topP, seed }) {
     ui.note.textContent = "";
     return;
   }
-  const committed = info.chosen !== null ? info.top.find((c) => c.id === info.chosen) : null;
-  const same = pick && committed && pick.id === committed.id;
+  let run = ".";
+  if (info.chosen !== null) {
+    const listedChosen = info.top.some((c) => c.id === info.chosen);
+    const text = quote(info.text ?? "");
+    run =
+      pick && pick.id === info.chosen
+        ? " — the same token the run committed."
+        : listedChosen
+          ? ` — the run committed ${text}.`
+          : ` — the run committed ${text} (p ${fmt(info.p)}), a draw from outside these ${rows.length}.`;
+  }
   ui.note.textContent =
     `Bars: the ${rows.length} most likely tokens (${fmt(listed)} of the model's probability at T = 1), re-weighted by the temperature and top-p above and renormalised over these ${rows.length}. ` +
-    `▶ marks what a draw with u = ${u.toFixed(2)} picks${committed ? (same ? " — the same token the run committed." : ` — the run committed ${show(committed.text)}.`) : "."}`;
+    `▶ marks what a draw with u = ${u.toFixed(2)} picks${run}`;
 }

@@ -25,6 +25,7 @@ export function legendGradient(mode) {
 export function buildCanvas(el, layout, onPick) {
   el.replaceChildren();
   const cells = new Map();
+  const gaps = new Map();
   let hole = 0;
   for (const slot of layout.slots) {
     if ("known" in slot) {
@@ -37,6 +38,9 @@ export function buildCanvas(el, layout, onPick) {
     hole += 1;
     const [start, end] = slot.hole;
     for (let pos = start; pos < end; pos++) {
+      // a token's leading space is drawn before its cell, so the sentence reads naturally
+      const gap = document.createElement("span");
+      gap.className = "gap";
       const b = document.createElement("button");
       b.type = "button";
       b.className = "tok masked";
@@ -46,8 +50,9 @@ export function buildCanvas(el, layout, onPick) {
       b.dataset.trim = String(pos === start && slot.afterSpace);
       b.setAttribute("aria-label", `position ${pos}: masked`);
       b.addEventListener("click", () => onPick?.(pos, b));
-      el.append(b);
+      el.append(gap, b);
       cells.set(pos, b);
+      gaps.set(pos, gap);
     }
   }
 
@@ -63,6 +68,7 @@ export function buildCanvas(el, layout, onPick) {
         if (!b.classList.contains("masked")) {
           b.className = pos === selected ? "tok masked selected" : "tok masked";
           b.textContent = "";
+          gaps.get(pos).textContent = "";
           b.style.background = "";
           b.dataset.state = "masked";
           b.dataset.key = "";
@@ -71,12 +77,14 @@ export function buildCanvas(el, layout, onPick) {
         continue;
       }
       let text = c.text;
-      if (b.dataset.trim === "true") text = text.replace(/^\s+/, "");
+      const lead = text.match(/^\s*/)[0];
+      text = text.slice(lead.length);
       if (text === "") text = "\u00a0";
       const key = `${c.id}@${c.k}`;
       if (b.dataset.key !== key) {
         b.dataset.key = key;
         b.textContent = text;
+        gaps.get(pos).textContent = b.dataset.trim === "true" ? "" : lead;
         b.classList.remove("masked");
         b.classList.add("filled");
         b.dataset.state = "filled";

@@ -27,7 +27,7 @@ export const FAMILIES = [
     tag: "Diffusion-LM · DiffuSeq",
     caption: [
       "Token embeddings get Gaussian noise, x_t = √ᾱ·e + √(1−ᾱ)·ε; shown here rounded to the nearest token's embedding.",
-      "Trade-off: reuses image-diffusion machinery and smooth guidance, but needs a rounding step back to words and many steps.",
+      "Trade-off: reuses image-diffusion machinery and smooth guidance, but needs a rounding step back to words and many steps. In hundreds of dimensions the nearest embedding survives much noise: tokens flip only late in t.",
     ],
   },
   {

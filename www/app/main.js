@@ -82,12 +82,12 @@ function showBackend() {
     requested: gpu ? "asked for WebGPU" : "asked for the CPU",
     "hardware-adapter": "a hardware GPU adapter",
     "software-adapter-skipped": `only a software GPU adapter (${r.adapter ?? "?"}), slower than the CPU path`,
-    "no-adapter": `no WebGPU adapter${r.reason?.error ? ` (${r.reason.error})` : ""}`,
+    "no-adapter": "this browser offers no WebGPU adapter",
     "not-built": "this build has no GPU backend",
   }[r.reason?.kind] ?? r.reason?.kind;
   ui.backend.title = `runs on ${gpu ? "the GPU through WebGPU" : "the CPU in WebAssembly"}: ${why}`;
   if (!gpu && ui.device.value !== "wasm") {
-    notice(`No WebGPU here — ${why}. The model runs on the CPU in WebAssembly instead (in a worker, so the page stays responsive).`);
+    notice(`No WebGPU here: ${why}. The model runs on the CPU in WebAssembly instead, in a worker, so the page stays responsive.`);
   } else {
     notice(null);
   }
@@ -111,7 +111,7 @@ async function updateCacheStatus() {
   $("preset-help").textContent = preset.help;
   if (source === null) return;
   try {
-    const hit = await isCached(source);
+    const hit = await isCached(source, { tokenizer: preset.tokenizer });
     ui.progressText.textContent = preset.id === "default" ? "served with the page" + (hit ? " · in this browser's cache" : "") : hit ? "in this browser's cache" : "not cached: it will be downloaded";
   } catch {
     ui.progressText.textContent = "";
@@ -142,6 +142,7 @@ async function loadModel() {
   ui.modelName.textContent = preset.id === "custom" ? source : preset.name.split(" — ")[0];
   ui.progress.value = 0;
   ui.progress.removeAttribute("max");
+  ui.progress.dataset.state = "loading";
   try {
     const m = await Unmask.load(source, {
       worker: true,
@@ -172,6 +173,7 @@ async function loadModel() {
     ui.progress.max = 1;
     ui.progress.value = 1;
     ui.progressText.textContent = "ready";
+    ui.progress.dataset.state = "ready";
     showBackend();
     ui.fill.disabled = false;
     $("race-go").disabled = false;
@@ -184,6 +186,7 @@ async function loadModel() {
     ui.backend.textContent = "no model";
     ui.progress.max = 1;
     ui.progress.value = 0;
+    ui.progress.dataset.state = "error";
     ui.progressText.textContent = "";
     notice(describeError(e), "error");
   } finally {
@@ -319,16 +322,23 @@ function setRunning(on) {
 async function fill() {
   if (!model || run) return;
   const template = ui.template.value;
+  // the run starts now (a test or a second click sees it at once), before the layout is back
+  const controller = new AbortController();
+  run = { controller };
+  const previous = ui.canvas.dataset.state;
+  ui.canvas.dataset.state = "running";
+  setRunning(true);
   let layout;
   try {
     layout = await model.layout(template);
   } catch (e) {
     ui.measure.textContent = e.message;
+    ui.canvas.dataset.state = previous;
+    run = null;
+    setRunning(false);
     ui.template.focus();
     return;
   }
-  const controller = new AbortController();
-  run = { controller };
   player.stop();
   closeCandidates();
   rec = new Recording(layout, options());
@@ -591,7 +601,7 @@ function init() {
   });
 
   race = new Race(
-    { a: $("race-a"), b: $("race-b"), go: $("race-go"), laneA: $("lane-a"), laneB: $("lane-b"), statsA: $("lane-a-stats"), statsB: $("lane-b-stats"), scrubber: $("race-scrubber"), scrubVal: $("race-scrub-val") },
+    { a: $("race-a"), b: $("race-b"), go: $("race-go"), laneA: $("lane-a"), laneB: $("lane-b"), statsA: $("lane-a-stats"), statsB: $("lane-b-stats"), nameA: $("lane-a-name"), nameB: $("lane-b-name"), scrubber: $("race-scrubber"), scrubVal: $("race-scrub-val") },
     {
       model: () => model,
       template: () => ui.template.value,
@@ -615,7 +625,7 @@ let rerunTimer = null;
 function rerun() {
   clearTimeout(rerunTimer);
   rerunTimer = setTimeout(() => {
-    if (model && rec && !run && lastRunMs < 3000 && ui.canvas.dataset.state === "done") fill();
+    if (model && rec && !run && !ui.fill.disabled && lastRunMs < 3000 && ui.canvas.dataset.state === "done") fill();
   }, 250);
 }
 

@@ -31,13 +31,14 @@ export class Race {
     this.page.busy(true);
     this.ui.scrubber.disabled = true;
     const specs = [
-      { strategy: this.ui.a.value, el: this.ui.laneA, stats: this.ui.statsA },
-      { strategy: this.ui.b.value, el: this.ui.laneB, stats: this.ui.statsB },
+      { strategy: this.ui.a.value, label: this.ui.a.selectedOptions[0]?.textContent ?? "", name: this.ui.nameA, el: this.ui.laneA, stats: this.ui.statsA },
+      { strategy: this.ui.b.value, label: this.ui.b.selectedOptions[0]?.textContent ?? "", name: this.ui.nameB, el: this.ui.laneB, stats: this.ui.statsB },
     ];
     this.lanes = [];
     try {
       const layout = await model.layout(template);
       for (const s of specs) {
+        s.name.textContent = s.label;
         s.el.dataset.state = "running";
         s.stats.textContent = "running…";
         const rec = new Recording(layout, { ...base, strategy: s.strategy });

@@ -55,12 +55,12 @@ export class Recording {
     const e = this.event(k);
     if (e) {
       const c = e.committed.find((x) => x.pos === pos);
-      if (c) return { kind: "committed", step: e.step, t: e.t, chosen: c.id, p: c.p, top: c.top ?? [] };
+      if (c) return { kind: "committed", step: e.step, t: e.t, chosen: c.id, text: c.text, p: c.p, top: c.top ?? [] };
       const p = e.pending?.find((x) => x.pos === pos);
       if (p) return { kind: "pending", step: e.step, t: e.t, chosen: null, top: p.top };
     }
     const s = this.state(k).get(pos);
-    if (s) return { kind: "earlier", step: s.step, t: this.event(s.k)?.t, chosen: s.id, p: s.p, top: s.top ?? [] };
+    if (s) return { kind: "earlier", step: s.step, t: this.event(s.k)?.t, chosen: s.id, text: s.text, p: s.p, top: s.top ?? [] };
     return { kind: "none", step: e?.step ?? 0, t: e?.t ?? 1, chosen: null, top: [] };
   }
 }

@@ -28,6 +28,13 @@ test("the default model fills a template and keeps the known text", async () => 
   const laid = await model.measure(template);
   assert.deepEqual([laid.holes, laid.maxTokens], [3, 128]);
   assert.ok(laid.tokens > 10 && laid.tokens < 20, `${laid.tokens} tokens`);
+  // the layout a page draws: the user's text verbatim, and positions that cover exactly the holes
+  const layout = await model.layout(template);
+  assert.equal(layout.tokens, laid.tokens);
+  assert.deepEqual(layout.slots.filter((s) => "known" in s).map((s) => s.known), ["Peter ", " ran into the ", " Forest."]);
+  const spans = layout.slots.filter((s) => "hole" in s).map((s) => s.hole);
+  assert.equal(spans.reduce((n, [a, b]) => n + b - a, 0), 3);
+  assert.ok(spans.every(([a, b]) => a >= 1 && b <= layout.tokens - 1), "holes sit inside the frame");
   assert.deepEqual(model.backendReason.threads, { count: 1, reason: "node" });
   const events = [];
   const r = await model.infill(template, { seed: 7, onStep: (e) => events.push(e) });
