@@ -354,7 +354,7 @@ async function fill() {
     const s = (performance.now() - started) / 1000;
     $("f-step").textContent = String(e.step);
     $("f-nfe").textContent = String(e.nfe);
-    $("f-ms").textContent = e.nfe ? ((s * 1000) / e.nfe).toFixed(1) : "–";
+    $("f-ms").textContent = e.step ? ((s * 1000) / e.step).toFixed(1) : "–";
     $("f-tps").textContent = s > 0 ? (rec.committedTokens / s).toFixed(0) : "–";
   };
   let finished = false;
@@ -380,7 +380,7 @@ async function fill() {
       },
     });
     lastRunMs = result.ms;
-    $("f-ms").textContent = result.nfe ? (result.ms / result.nfe).toFixed(1) : "–";
+    $("f-ms").textContent = result.steps ? (result.ms / result.steps).toFixed(1) : "–";
     $("f-tps").textContent = result.ms > 0 ? ((rec.committedTokens * 1000) / result.ms).toFixed(0) : "–";
     ui.canvas.setAttribute("aria-label", `Filled: ${result.text}`);
     const words = result.text.split(/\s+/).slice(0, 14).join(" ");

@@ -223,7 +223,10 @@ test("desktop: fill, watch, scrub, inspect, corrupt, race", { timeout: 600_000 }
   const ring = await page.evaluate(() => getComputedStyle(document.activeElement).outlineStyle);
   assert.notEqual(ring, "none", "visible focus");
 
+  // the README's picture: a fill half way, holes still masked beside committed tokens
+  await page.fill('[data-testid="scrubber"]', String(partial));
   await page.evaluate(() => window.scrollTo(0, 0));
+  await page.waitForTimeout(600); // the cells' colour transition
   await page.screenshot({ path: join(SHOTS, "demo-desktop.png") });
   await context.close();
 });
