@@ -266,5 +266,9 @@ export declare class Unmask {
   schedule(points?: number): Promise<NoiseSchedule>;
   /** The events of one fill, yielded as each step happens; leaving the loop early stops the fill. */
   steps(template: string, options?: InfillOptions): AsyncIterable<StepEvent | DoneEvent>;
+  /**
+   * Frees the model now. A model in a worker ends the worker: a call still in flight there
+   * fails with `Disposed`; a local fill in flight finishes, then the model is freed.
+   */
   dispose(): void;
 }

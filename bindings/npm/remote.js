@@ -28,10 +28,13 @@ class Channel {
         else p.resolve(data.value);
       }
     };
-    worker.onerror = (e) => {
-      for (const p of this.pending.values()) p.reject(rebuild({ name: "WorkerError", message: e.message ?? "the worker failed" }));
-      this.pending.clear();
-    };
+    worker.onerror = (e) => this.fail({ name: "WorkerError", message: e.message ?? "the worker failed" });
+  }
+
+  /** Settles every call in flight with `error` (the worker is gone and will not answer). */
+  fail(error) {
+    for (const p of this.pending.values()) p.reject(rebuild(error));
+    this.pending.clear();
   }
 
   call(message, handlers = {}, transfer = []) {
@@ -127,8 +130,9 @@ export class RemoteUnmask {
     return stepsOf(this, template, options);
   }
 
-  /** Frees the model and ends the worker. */
+  /** Frees the model and ends the worker; a fill or load still in flight fails with `Disposed`. */
   dispose() {
     this.#channel.worker.terminate();
+    this.#channel.fail({ name: "Disposed", message: "this model was disposed" });
   }
 }

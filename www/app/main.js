@@ -51,6 +51,7 @@ let run = null; // { controller } of the fill in flight
 let selected = null; // the position whose candidates are open
 let lastRunMs = Infinity;
 let race = null;
+const PENDING_HOLES = 128;
 
 // ---------- notices and status ----------
 
@@ -342,12 +343,16 @@ async function fill() {
   player.stop();
   closeCandidates();
   rec = new Recording(layout, options());
+  // what still-masked positions would be, at every step: up to 128 holes (MDLM-OWT's 1024-token
+  // canvas would keep millions of candidates)
+  const holes = layout.slots.reduce((n, x) => n + ("hole" in x ? x.hole[1] - x.hole[0] : 0), 0);
+  rec.pendingKept = holes <= PENDING_HOLES;
   canvasUi = buildCanvas(ui.canvas, layout, pick);
   ui.canvas.dataset.state = "running";
   ui.canvas.dataset.step = "0";
   player.show(0);
   setRunning(true);
-  notice(model.backend === "webgpu" || ui.device.value === "wasm" ? null : ui.notice.textContent || null);
+  // a new fill clears an earlier error notice; the backend notice stays
   showBackend();
   const started = performance.now();
   const figures = (e) => {
@@ -372,7 +377,7 @@ async function fill() {
     const result = await model.infill(template, {
       ...rec.meta,
       candidates: 8,
-      pending: true,
+      pending: rec.pendingKept,
       signal: controller.signal,
       onStep: (e) => {
         rec.push(e);
@@ -389,7 +394,8 @@ async function fill() {
       refreshForward();
     }
   } catch (e) {
-    if (e.name !== "Aborted") notice(describeError(e), "error");
+    // Disposed: a new model was loaded meanwhile
+    if (e.name !== "Aborted" && e.name !== "Disposed") notice(describeError(e), "error");
   } finally {
     finished = true;
     run = null;
@@ -612,7 +618,7 @@ function init() {
         ui.fill.disabled = on || !model;
         $("race-go").disabled = on || !model;
       },
-      error: (e) => notice(describeError(e), "error"),
+      error: (e) => e.name !== "Disposed" && notice(describeError(e), "error"),
     },
   );
 

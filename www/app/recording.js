@@ -11,6 +11,8 @@ export class Recording {
     this.states = [new Map()];
     this.done = null;
     this.committedTokens = 0;
+    // whether the run listed the candidates of positions left masked (`pending`)
+    this.pendingKept = true;
   }
 
   push(e) {
@@ -61,6 +63,6 @@ export class Recording {
     }
     const s = this.state(k).get(pos);
     if (s) return { kind: "earlier", step: s.step, t: this.event(s.k)?.t, chosen: s.id, text: s.text, p: s.p, top: s.top ?? [] };
-    return { kind: "none", step: e?.step ?? 0, t: e?.t ?? 1, chosen: null, top: [] };
+    return { kind: this.pendingKept ? "none" : "unkept", step: e?.step ?? 0, t: e?.t ?? 1, chosen: null, top: [] };
   }
 }

@@ -207,6 +207,7 @@ test("a worker run: the same API off the main thread, the same fill, onStep and 
   const aborted = await page.evaluate(([t]) => window.inWorker(t, { strategy: "top-prob" }, 1), [long]);
   assert.equal(aborted.error?.name, "Aborted", JSON.stringify(aborted.error));
   assert.ok(aborted.steps.length < 24, `${aborted.steps.length} steps arrived`);
+  assert.equal(await page.evaluate(([t]) => window.disposeInFlight(t), [long]), "Disposed");
 });
 
 test("corrupt and schedule: the same tokens on the page and through the worker proxy", async () => {
