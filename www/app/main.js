@@ -558,7 +558,17 @@ function init() {
     }
   });
   ui.fill.addEventListener("click", fill);
-  ui.stop.addEventListener("click", () => run?.controller.abort());
+  ui.stop.addEventListener("click", () => {
+    if (run) {
+      run.controller.abort();
+    } else if (player.playing && rec) {
+      // the fill is done and the animation is catching up: jump to its end
+      player.stop();
+      player.show(rec.length);
+      ui.canvas.dataset.state = rec.done ? "done" : "stopped";
+      setRunning(false);
+    }
+  });
   $("reseed").addEventListener("click", () => {
     ui.seed.value = String(Math.floor(Math.random() * 1e6));
     rerun();

@@ -115,6 +115,19 @@ test("desktop: fill, watch, scrub, inspect, corrupt, race", { timeout: 600_000 }
   assert.equal(await page.isVisible("#notice"), true, "the no-WebGPU notice is shown");
   assert.match(await page.textContent("#notice"), /WebGPU/);
 
+  // the toolbar: [MASK*N] at the cursor, and the selected words turned into a rewrite span
+  await page.fill('[data-testid="template"]', "The cat sat on the mat.");
+  await page.evaluate(() => {
+    const t = document.querySelector('[data-testid="template"]');
+    t.setSelectionRange(4, 7); // "cat"
+  });
+  await page.click("#rewrite");
+  assert.equal(await page.inputValue('[data-testid="template"]'), "The [[cat]] sat on the mat.");
+  await page.evaluate(() => document.querySelector('[data-testid="template"]').setSelectionRange(0, 0));
+  await page.fill("#mask-n", "2");
+  await page.click("#insert-mask");
+  assert.equal(await page.inputValue('[data-testid="template"]'), "[MASK*2]The [[cat]] sat on the mat.");
+
   // type a template, fill, and wait for the end
   await page.fill('[data-testid="template"]', TEMPLATE);
   await watchFrames(page);
@@ -145,6 +158,14 @@ test("desktop: fill, watch, scrub, inspect, corrupt, race", { timeout: 600_000 }
   const long = { ms: await page.textContent("#f-ms"), nfe: await page.textContent("#f-nfe"), tps: await page.textContent("#f-tps") };
   assert.equal(long.nfe, "48");
   console.log(`# default model, CPU path in Chromium, 48 holes one per step: ${long.ms} ms per step (NFE ${long.nfe}), ${long.tps} tokens/s`);
+  // Stop: a long fill (100 holes, seconds of work) stopped part way keeps what it committed
+  await page.fill('[data-testid="template"]', "[MASK*100].");
+  await page.click('[data-testid="fill"]');
+  await page.waitForFunction(() => Number(document.querySelector('[data-testid="canvas"]').dataset.step) >= 2);
+  await page.click("#stop");
+  await page.waitForSelector('[data-testid="canvas"][data-state="stopped"]', { timeout: 60_000 });
+  const left = await page.$$eval('[data-testid="canvas"] .tok.masked', (els) => els.length);
+  assert.ok(left > 0, "stopped before the end");
   // and the first fill again, for the views below
   await page.selectOption("#strategy", "");
   await page.fill('[data-testid="template"]', TEMPLATE);
@@ -154,6 +175,15 @@ test("desktop: fill, watch, scrub, inspect, corrupt, race", { timeout: 600_000 }
   // the scrubber: back to step 1, where some holes are still masked; the forward view follows
   const steps = Number(await page.getAttribute('[data-testid="scrubber"]', "max"));
   assert.ok(steps >= 3, `steps ${steps}`);
+  // replay, in slow motion: it plays every frame again and ends done
+  await page.selectOption("#speed", "600");
+  await page.selectOption("#speed", "150");
+  await watchFrames(page);
+  await page.click("#replay");
+  await page.waitForSelector('[data-testid="canvas"][data-state="replaying"]');
+  await page.waitForSelector('[data-testid="canvas"][data-state="done"]', { timeout: 60_000 });
+  const replayed = await page.evaluate(() => window.__frames.map((f) => f.step));
+  assert.ok(replayed.includes("1") && replayed.at(-1) === String(steps), `replayed frames ${replayed}`);
   // (ancestral steps may commit nothing: scrub to the first step with some holes filled)
   let partial = 0;
   for (let k = 1; k < steps && !partial; k++) {
