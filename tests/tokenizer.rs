@@ -5,7 +5,9 @@
 mod common;
 
 use common::fixture;
-use unmask::text::Tokenizer;
+use unmask::text::canvas::BYTES_PER_TOKEN;
+use unmask::text::template::MAX_TEMPLATE_BYTES;
+use unmask::text::{Canvas, CanvasRule, Template, Tokenizer};
 
 fn load(path: std::path::PathBuf) -> Tokenizer {
     Tokenizer::from_file(&path).unwrap()
@@ -124,4 +126,69 @@ fn real_bert_uncased_tokenizer() {
     let ids = tok.encode("Hello, world! Café", true).unwrap();
     assert_eq!(ids, vec![101, 7592, 1010, 2088, 999, 7668, 102]);
     assert_eq!(tok.decode(&ids, true).unwrap(), "hello, world! cafe");
+}
+
+/// The MDLM fixture's canvas for `template` under a context of `max_len`.
+fn mdlm_canvas(template: &str, max_len: usize) -> Result<Canvas, String> {
+    let tok = load(fixture("mdlm_dit").join("tokenizer.json"));
+    let t = Template::parse(template, None).map_err(|e| e.to_string())?;
+    Canvas::build(
+        &t,
+        &tok,
+        CanvasRule::EosBothEnds,
+        97,
+        max_len,
+        "model_length",
+    )
+    .map_err(|e| e.to_string())
+}
+
+#[test]
+fn huge_templates_are_refused_by_size_before_tokenising() {
+    // 20 MB: refused by the parser's fixed cap at once
+    let huge = format!("{} [MASK]", "word ".repeat(4_000_000));
+    let start = std::time::Instant::now();
+    let e = mdlm_canvas(&huge, 1024).unwrap_err();
+    assert!(
+        e.contains("20000007 bytes") && e.contains(&MAX_TEMPLATE_BYTES.to_string()),
+        "{e}"
+    );
+    // under the fixed cap but over the context's: refused by bytes, not tokenised
+    let big = format!("{} [MASK]", "word ".repeat(100_000));
+    let e = mdlm_canvas(&big, 1024).unwrap_err();
+    assert!(
+        e.contains("500001 bytes, more than the 65536 (64 a token)")
+            && e.contains("context is 1024 tokens (config.json `model_length`)"),
+        "{e}"
+    );
+    assert!(start.elapsed().as_secs() < 5, "{:?}", start.elapsed());
+    assert_eq!(BYTES_PER_TOKEN, 64);
+}
+
+#[test]
+fn hole_counts_are_checked_against_the_context_before_allocating() {
+    let e = mdlm_canvas("a [MASK*65536]", 32).unwrap_err();
+    assert!(
+        e.contains("asks for 65536 holes") && e.contains("context is 32"),
+        "{e}"
+    );
+    let e = mdlm_canvas("a [MASK*99999999999999999999999]", 32).unwrap_err();
+    assert!(e.contains("column 3") && e.contains("1 to 65536"), "{e}");
+    let e = mdlm_canvas("[MASK*40000][MASK*40000]", 32).unwrap_err();
+    assert!(
+        e.contains("column 13") && e.contains("at most 65536 in all"),
+        "{e}"
+    );
+    let e = mdlm_canvas(&"[MASK]".repeat(70_000), 32).unwrap_err();
+    assert!(e.contains("at most 65536 in all"), "{e}");
+    // the frame's two `<|endoftext|>` count: 30 holes fit a context of 32, 31 do not
+    assert_eq!(mdlm_canvas("[MASK*30]", 32).unwrap().ids.len(), 32);
+    let e = mdlm_canvas("[MASK*31]", 32).unwrap_err();
+    assert!(
+        e.contains("needs at least 33 tokens (31 holes and the model's 2 special tokens)"),
+        "{e}"
+    );
+    // known text past the context: refused after tokenising only what it takes
+    let e = mdlm_canvas(&format!("{} [MASK]", "the cat ".repeat(200)), 32).unwrap_err();
+    assert!(e.contains("context is 32"), "{e}");
 }

@@ -13,6 +13,11 @@ use super::template::{Piece, Template};
 use super::Tokenizer;
 use crate::error::{Error, Result};
 
+/// The most bytes of known text a template may carry per token of the model's context, checked
+/// before tokenising: ordinary text is 3–6 bytes a token, so a template over `context × 64`
+/// bytes cannot fit, and refusing it by size spares tokenising megabytes only to refuse them.
+pub const BYTES_PER_TOKEN: usize = 64;
+
 /// How a model's canvas is framed (dlm-reference §3.9, §4.2, §7).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum CanvasRule {
@@ -132,7 +137,41 @@ impl Canvas {
         max_len: usize,
         max_field: &str,
     ) -> Result<Canvas> {
+        let context = |what: String| {
+            Error::template(format!(
+                "{what}, but the model's context is {max_len} tokens (config.json `{max_field}`)"
+            ))
+        };
+        // Sizes first, before anything is tokenised or allocated: the holes are counted, the
+        // known text is bounded by bytes (BYTES_PER_TOKEN per token of context).
+        let (holes_asked, text_bytes) =
+            template
+                .pieces
+                .iter()
+                .fold((0usize, 0usize), |(h, b), p| match p {
+                    Piece::Text(t) => (h, b.saturating_add(t.len())),
+                    Piece::Holes(n) => (h.saturating_add(*n), b),
+                    Piece::Rewrite(w) => (h, b.saturating_add(w.len())),
+                });
+        if holes_asked > max_len {
+            return Err(context(format!(
+                "the template asks for {holes_asked} holes"
+            )));
+        }
+        let byte_cap = max_len.saturating_mul(BYTES_PER_TOKEN);
+        if text_bytes > byte_cap {
+            return Err(context(format!(
+                "the template's text is {text_bytes} bytes, more than the {byte_cap} ({BYTES_PER_TOKEN} a token) the context can hold"
+            )));
+        }
         let (prefix, suffix) = frame(tok, rule)?;
+        if holes_asked + prefix.len() + suffix.len() > max_len {
+            return Err(context(format!(
+                "the template needs at least {} tokens ({holes_asked} holes and the model's {} special tokens)",
+                holes_asked + prefix.len() + suffix.len(),
+                prefix.len() + suffix.len()
+            )));
+        }
         let mut ids = prefix;
         let mut holes = Vec::new();
         let mut known = Vec::new();
@@ -181,6 +220,9 @@ impl Canvas {
                     });
                     carried.clear();
                 }
+            }
+            if ids.len() > max_len {
+                break; // refused below; no need to tokenise the rest
             }
         }
         ids.extend(suffix);

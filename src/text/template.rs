@@ -4,8 +4,14 @@
 
 use crate::error::{Error, Result};
 
-/// Upper bound on one `[MASK*N]`, far above any context; the canvas check gives the real limit.
+/// Upper bound on the holes of one template (one `[MASK*N]` or all of them together), far
+/// above any context; the canvas check against the model's context gives the real limit.
 pub const MAX_HOLES: usize = 1 << 16;
+
+/// The longest template read at all, in bytes (1 MiB), whatever the model: checked before the
+/// template is parsed or tokenised, so a huge file is refused at once. The canvas applies the
+/// tighter, per-model bound [`crate::text::canvas::BYTES_PER_TOKEN`] × the context.
+pub const MAX_TEMPLATE_BYTES: usize = 1 << 20;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Piece {
@@ -29,9 +35,16 @@ fn err(col: usize, msg: impl std::fmt::Display) -> Error {
 impl Template {
     /// Parses `src`; `model_mask` is the model's own mask string, if it has one.
     pub fn parse(src: &str, model_mask: Option<&str>) -> Result<Template> {
+        if src.len() > MAX_TEMPLATE_BYTES {
+            return Err(Error::template(format!(
+                "the template is {} bytes; the most unmask reads is {MAX_TEMPLATE_BYTES} bytes (1 MiB)",
+                src.len()
+            )));
+        }
         if src.trim().is_empty() {
             return Err(Error::template("template is empty"));
         }
+        let mut total = 0usize;
         let mut pieces: Vec<Piece> = Vec::new();
         let mut text = String::new();
         let flush = |text: &mut String, pieces: &mut Vec<Piece>| {
@@ -79,16 +92,33 @@ impl Template {
                     return Err(err(col, "`[MASK*` is never closed by `]`"));
                 };
                 let count = &rest[6..end];
-                let n: usize = count.trim().parse().map_err(|_| {
-                    err(
-                        col,
-                        format!("`[MASK*{count}]` needs a whole number of holes, like `[MASK*3]`"),
-                    )
-                })?;
+                let digits = count.trim();
+                let n: usize = match digits.parse() {
+                    Ok(n) => n,
+                    // all digits but too many for a usize: the range error below
+                    Err(_) if !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) => {
+                        usize::MAX
+                    }
+                    Err(_) => {
+                        return Err(err(
+                            col,
+                            format!(
+                                "`[MASK*{count}]` needs a whole number of holes, like `[MASK*3]`"
+                            ),
+                        ))
+                    }
+                };
                 if n == 0 || n > MAX_HOLES {
                     return Err(err(
                         col,
-                        format!("`[MASK*{n}]` must ask for 1 to {MAX_HOLES} holes"),
+                        format!("`[MASK*{digits}]` must ask for 1 to {MAX_HOLES} holes"),
+                    ));
+                }
+                total += n;
+                if total > MAX_HOLES {
+                    return Err(err(
+                        col,
+                        format!("the template asks for {total} holes so far; at most {MAX_HOLES} in all"),
                     ));
                 }
                 flush(&mut text, &mut pieces);
@@ -103,6 +133,13 @@ impl Template {
                 own
             };
             if let Some(m) = matched {
+                total += 1;
+                if total > MAX_HOLES {
+                    return Err(err(
+                        col,
+                        format!("the template asks for {total} holes so far; at most {MAX_HOLES} in all"),
+                    ));
+                }
                 flush(&mut text, &mut pieces);
                 push_holes(&mut pieces, 1);
                 i += m.chars().count();
