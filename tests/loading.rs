@@ -387,3 +387,139 @@ fn streamed_checkpoints_give_the_same_logits() {
         );
     }
 }
+
+/// Sizes a config declares are bounded before anything is allocated from them.
+#[test]
+fn absurd_config_sizes_are_named_errors() {
+    for (name, field) in [
+        ("mdlm_dit", "model_length"),
+        ("bert", "max_position_embeddings"),
+        ("modernbert", "max_position_embeddings"),
+        ("llada", "max_sequence_length"),
+    ] {
+        let (_tmp, dir) = copy_fixture(name);
+        edit_config(&dir, |v| v[field] = (1u64 << 24).into());
+        assert_mentions(
+            &load_err(&dir),
+            &["config.json", field, "16777216 tokens", "16384"],
+        );
+    }
+    // RoPE models have no position table: the context is the config's word, capped
+    assert_eq!(unmask::model::MAX_CONTEXT, 16384);
+    let (_tmp, dir) = copy_fixture("mdlm_dit");
+    edit_config(&dir, |v| v["n_blocks"] = 16_000_000.into());
+    assert_mentions(&load_err(&dir), &["config.json", "n_blocks", "1024"]);
+    // a position table the weights do not back
+    let (_tmp, dir) = copy_fixture("bert");
+    edit_config(&dir, |v| v["max_position_embeddings"] = 4096.into());
+    assert_mentions(
+        &load_err(&dir),
+        &["position_embeddings.weight", "expected [4096"],
+    );
+    // sizes that shape tensors are checked against the file before any copy
+    for field in ["hidden_dim", "vocab_size", "cond_dim"] {
+        let (_tmp, dir) = copy_fixture("mdlm_dit");
+        edit_config(&dir, |v| v[field] = (1u64 << 24).into());
+        assert_mentions(&load_err(&dir), &["model.safetensors", "expected"]);
+    }
+}
+
+/// Layers the config does not count, and layers it counts that the weights lack.
+#[test]
+fn layer_count_against_the_weights() {
+    for (name, field, list) in [
+        ("mdlm_dit", "n_blocks", "backbone.blocks.1."),
+        ("bert", "num_hidden_layers", "bert.encoder.layer.1."),
+        ("llada", "n_layers", "model.transformer.blocks.1."),
+    ] {
+        let (_tmp, dir) = copy_fixture(name);
+        edit_config(&dir, |v| v[field] = 1.into());
+        assert_mentions(
+            &load_err(&dir),
+            &["config.json", field, "says 1 layers", "weights for 2", list],
+        );
+        let (_tmp, dir) = copy_fixture(name);
+        edit_config(&dir, |v| v[field] = 3.into());
+        assert_mentions(&load_err(&dir), &["model.safetensors", ".2.", "missing"]);
+    }
+}
+
+/// A tensor no builder reads (a pooler, an NSP head) is tolerated with a warning, as
+/// transformers does; the model loads and says which.
+#[test]
+fn unused_tensors_are_a_warning() {
+    let (_tmp, dir) = copy_fixture("bert");
+    let path = dir.join("model.safetensors");
+    let mut t = read_all(&path);
+    for name in [
+        "bert",
+        "distilbert",
+        "roberta",
+        "modernbert",
+        "llada",
+        "mdlm_dit",
+    ] {
+        let model = unmask::engine::load_model(&fixture(name)).unwrap();
+        assert!(model.warnings.is_empty(), "{name}: {:?}", model.warnings);
+    }
+    let default = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("models/default");
+    let model = unmask::engine::load_model(&default).unwrap();
+    assert!(model.warnings.is_empty(), "default: {:?}", model.warnings);
+    t.push((
+        "bert.pooler.dense.weight".into(),
+        Dtype::F32,
+        vec![2],
+        vec![0; 8],
+    ));
+    t.push((
+        "bert.embeddings.position_ids".into(),
+        Dtype::I64,
+        vec![1],
+        vec![0; 8],
+    ));
+    write_all(&path, &t);
+    let model = unmask::engine::load_model(&dir).unwrap();
+    assert_eq!(model.warnings.len(), 1, "{:?}", model.warnings);
+    assert_mentions(
+        &model.warnings[0],
+        &[
+            "model.safetensors",
+            "1 tensor(s) not used",
+            "`bert.pooler.dense.weight`",
+        ],
+    );
+}
+
+/// The tokenizer may have fewer ids than the model has rows (padding rows), never more.
+#[test]
+fn tokenizer_against_vocab_size() {
+    let (_tmp, dir) = copy_fixture("mdlm_dit");
+    let p = dir.join("tokenizer.json");
+    let mut v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&p).unwrap()).unwrap();
+    for k in 0..5 {
+        // added tokens take the next free ids (97 …), past the model's 98 rows
+        v["added_tokens"]
+            .as_array_mut()
+            .unwrap()
+            .push(serde_json::json!({
+                "id": 97 + k, "content": format!("<|extra{k}|>"), "single_word": false,
+                "lstrip": false, "rstrip": false, "normalized": false, "special": true
+            }));
+    }
+    std::fs::write(&p, v.to_string()).unwrap();
+    let ids = unmask::text::Tokenizer::from_file(&p).unwrap().id_bound();
+    assert_eq!(ids, 102);
+    assert_mentions(
+        &load_err(&dir),
+        &[
+            "tokenizer.json",
+            "has 102 tokens but",
+            "config.json `vocab_size` is 98",
+        ],
+    );
+    // fewer: the rows past the tokenizer are padding (ModernBERT's fixture: 420 ids, 448 rows)
+    let model = unmask::engine::load_model(&fixture("modernbert")).unwrap();
+    assert_eq!(model.spec.vocab_size, 448);
+    assert_eq!(model.tokenizer.unwrap().id_bound(), 420);
+}

@@ -20,6 +20,16 @@ use config::Config;
 use plan::Plan;
 pub use weights::Weights;
 
+/// The longest context a config may declare, in tokens (`model_length`,
+/// `max_position_embeddings`, `max_sequence_length`): twice the longest of the supported
+/// families (ModernBERT's 8192). One attention head's scores over a canvas this long take
+/// 1 GiB of f32 on the CPU; a config beyond it is refused at load, naming the field.
+pub const MAX_CONTEXT: usize = 16384;
+
+/// The most layers a config may declare (the largest released checkpoints have about 128);
+/// every layer's tensors must also be in the weights.
+pub const MAX_LAYERS: usize = 1024;
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Architecture {
     Mdlm,
@@ -63,6 +73,29 @@ impl Architecture {
             .expect("listed")
             .0
     }
+}
+
+/// A tokenizer whose ids run past the model's rows is refused at load (its extra tokens have
+/// no embedding and no logit); one with fewer ids is fine, since checkpoints pad their
+/// embedding to a multiple of 8, 64 or 128 rows (ModernBERT 50368 rows for 50280 tokens,
+/// LLaDA, MDLM's appended mask) and those rows are simply never proposed.
+fn check_vocabulary(cfg: &Config, spec: &ModelSpec, tok: &Tokenizer) -> Result<()> {
+    let ids = tok.id_bound();
+    if ids > spec.vocab_size {
+        let field = if spec.arch == Architecture::Llada && cfg.has("embedding_size") {
+            "embedding_size"
+        } else {
+            "vocab_size"
+        };
+        return Err(Error::Tokenizer {
+            path: tok.path().to_string(),
+            msg: format!(
+                "has {ids} tokens but {} `{field}` is {}: ids {}..{ids} would have no row in the model (a tokenizer from another checkpoint?)",
+                cfg.path, spec.vocab_size, spec.vocab_size
+            ),
+        });
+    }
+    Ok(())
 }
 
 /// How the raw logits are read as a distribution over clean tokens (dlm-reference §1).
@@ -109,6 +142,9 @@ pub struct Model {
     pub spec: ModelSpec,
     pub plan: Arc<Plan>,
     pub tokenizer: Option<Tokenizer>,
+    /// What the load tolerated but a user may want to know (tensors of the checkpoint the
+    /// model does not use), one sentence each; surfaces print them on stderr.
+    pub warnings: Vec<String>,
 }
 
 impl Model {
@@ -144,10 +180,31 @@ impl Model {
         tokenizer: Option<Tokenizer>,
     ) -> Result<Model> {
         let (spec, plan) = arch::build(cfg, weights)?;
+        let mut warnings = Vec::new();
+        let unused = weights.unused();
+        if !unused.is_empty() {
+            const SHOWN: usize = 5;
+            let mut list = unused[..unused.len().min(SHOWN)].join("`, `");
+            if unused.len() > SHOWN {
+                list.push_str(&format!("` and {} more", unused.len() - SHOWN));
+            } else {
+                list.push('`');
+            }
+            warnings.push(format!(
+                "{}: {} tensor(s) not used by a {} model, ignored: `{list}",
+                weights.origin(),
+                unused.len(),
+                spec.arch.name()
+            ));
+        }
+        if let Some(tok) = &tokenizer {
+            check_vocabulary(cfg, &spec, tok)?;
+        }
         let model = Model {
             spec,
             plan: Arc::new(plan),
             tokenizer,
+            warnings,
         };
         model.mask_id()?;
         Ok(model)

@@ -105,6 +105,8 @@ pub struct Weights {
     streamed_shapes: HashMap<String, Vec<usize>>,
     /// Streamed tensors that are not floats (integer buffers), with their dtype.
     streamed_others: HashMap<String, Dtype>,
+    /// The names a builder has read, to find the tensors it left unused.
+    read: std::sync::Mutex<std::collections::HashSet<String>>,
 }
 
 impl Weights {
@@ -197,6 +199,7 @@ impl Weights {
             streamed: std::sync::Mutex::new(HashMap::new()),
             streamed_shapes: HashMap::new(),
             streamed_others: HashMap::new(),
+            read: Default::default(),
         }
     }
 
@@ -261,8 +264,63 @@ impl Weights {
         ))
     }
 
+    /// Every tensor name, sorted.
+    pub fn names(&self) -> Vec<String> {
+        let mut v: Vec<String> = self
+            .memory
+            .keys()
+            .chain(self.index.keys())
+            .chain(self.streamed_shapes.keys())
+            .cloned()
+            .collect();
+        v.sort();
+        v.dedup();
+        v
+    }
+
+    /// The names read so far (by [`get`](Weights::get) and its kin), sorted.
+    pub fn read_names(&self) -> Vec<String> {
+        let mut v: Vec<String> = self
+            .read
+            .lock()
+            .map(|r| r.iter().cloned().collect())
+            .unwrap_or_default();
+        v.sort();
+        v
+    }
+
+    /// The float tensors nothing has read (integer buffers such as `position_ids` left out):
+    /// after a build, the checkpoint's tensors the model does not use.
+    pub fn unused(&self) -> Vec<String> {
+        let read = self.read_names();
+        self.names()
+            .into_iter()
+            .filter(|n| read.binary_search(n).is_err() && !self.is_integer(n))
+            .collect()
+    }
+
+    fn is_integer(&self, name: &str) -> bool {
+        if let Some(&dtype) = self.streamed_others.get(name) {
+            return float_size(dtype).is_none();
+        }
+        self.index
+            .get(name)
+            .and_then(|&fi| self.files[fi].info(name))
+            .is_some_and(|i| float_size(i.dtype).is_none())
+    }
+
     /// Loads a tensor that may be absent; if present, its shape must match.
     pub fn get_opt(&self, name: &str, shape: &[usize]) -> Result<Option<Tensor>> {
+        let got = self.get_opt_unrecorded(name, shape)?;
+        if got.is_some() {
+            if let Ok(mut r) = self.read.lock() {
+                r.insert(name.to_string());
+            }
+        }
+        Ok(got)
+    }
+
+    fn get_opt_unrecorded(&self, name: &str, shape: &[usize]) -> Result<Option<Tensor>> {
         if let Some(t) = self.memory.get(name) {
             if t.shape != shape {
                 return Err(Error::tensor(

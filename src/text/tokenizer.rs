@@ -54,6 +54,12 @@ impl Tokenizer {
         self.inner.get_vocab_size(true)
     }
 
+    /// One past the largest id, added tokens included: the rows a model needs for it.
+    pub fn id_bound(&self) -> usize {
+        let vocab = self.inner.get_vocab(true);
+        vocab.values().map(|&id| id as usize + 1).max().unwrap_or(0)
+    }
+
     /// Token ids of `text`; with `special`, the post-processor's template (`[CLS] … [SEP]`).
     pub fn encode(&self, text: &str, special: bool) -> Result<Vec<u32>> {
         self.inner

@@ -19,10 +19,10 @@ pub enum Flavour {
 pub fn build(cfg: &Config, w: &Weights, flavour: Flavour) -> Result<(ModelSpec, Plan)> {
     let vocab = cfg.dim("vocab_size")?;
     let h = cfg.dim("hidden_size")?;
-    let layers = cfg.dim("num_hidden_layers")?;
+    let layers = layer_count(cfg, "num_hidden_layers")?;
     let heads = cfg.dim("num_attention_heads")?;
     let inter = cfg.dim("intermediate_size")?;
-    let max_pos = cfg.dim("max_position_embeddings")?;
+    let max_pos = context(cfg, "max_position_embeddings")?;
     let type_vocab = cfg.dim_or("type_vocab_size", 2)?;
     let eps = cfg.positive_or("layer_norm_eps", 1e-12)?;
     let act = activation(cfg, "hidden_act", "gelu")?;

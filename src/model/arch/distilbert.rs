@@ -13,10 +13,10 @@ const EPS: f64 = 1e-12;
 pub fn build(cfg: &Config, w: &Weights) -> Result<(ModelSpec, Plan)> {
     let vocab = cfg.dim("vocab_size")?;
     let h = cfg.dim("dim")?;
-    let layers = cfg.dim("n_layers")?;
+    let layers = layer_count(cfg, "n_layers")?;
     let heads = cfg.dim("n_heads")?;
     let inter = cfg.dim("hidden_dim")?;
-    let max_pos = cfg.dim("max_position_embeddings")?;
+    let max_pos = context(cfg, "max_position_embeddings")?;
     let act = activation(cfg, "activation", "gelu")?;
     let hd = head_dim(cfg, h, heads, "n_heads")?;
 

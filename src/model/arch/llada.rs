@@ -19,7 +19,7 @@ pub fn build(cfg: &Config, w: &Weights) -> Result<(ModelSpec, Plan)> {
         format!("{rows} is smaller than vocab_size {vocab}"),
     )?;
     let h = cfg.dim("d_model")?;
-    let layers = cfg.dim("n_layers")?;
+    let layers = layer_count(cfg, "n_layers")?;
     let heads = cfg.dim("n_heads")?;
     let kv_heads = cfg.dim_or("n_kv_heads", heads)?;
     cfg.require(
@@ -28,7 +28,7 @@ pub fn build(cfg: &Config, w: &Weights) -> Result<(ModelSpec, Plan)> {
         format!("{kv_heads} key/value heads for {heads} query heads: grouped-query attention is not supported yet"),
     )?;
     let inter = cfg.dim("mlp_hidden_size")?;
-    let max_len = cfg.dim("max_sequence_length")?;
+    let max_len = context(cfg, "max_sequence_length")?;
     let theta = cfg.positive_or("rope_theta", 10000.0)?;
     let eps = cfg.positive_or("rms_norm_eps", 1e-5)?;
     let hd = head_dim(cfg, h, heads, "n_heads")?;

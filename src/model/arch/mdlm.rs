@@ -21,9 +21,9 @@ pub fn build(cfg: &Config, w: &Weights) -> Result<(ModelSpec, Plan)> {
     let vocab = cfg.dim("vocab_size")?;
     let h = cfg.dim("hidden_dim")?;
     let heads = cfg.dim("n_heads")?;
-    let n_blocks = cfg.dim("n_blocks")?;
+    let n_blocks = layer_count(cfg, "n_blocks")?;
     let cond_dim = cfg.dim("cond_dim")?;
-    let max_len = cfg.dim("model_length")?;
+    let max_len = context(cfg, "model_length")?;
     let time_conditioning = cfg.bool_or("time_conditioning", false)?;
     let hd = head_dim(cfg, h, heads, "n_heads")?;
     cfg.require(

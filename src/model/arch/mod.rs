@@ -11,19 +11,111 @@ mod modernbert;
 use super::config::Config;
 use super::plan::{Activation, Linear, Norm, NormKind, Plan};
 use super::weights::Weights;
-use super::{Architecture, ModelSpec};
+use super::{Architecture, ModelSpec, MAX_CONTEXT, MAX_LAYERS};
 use crate::error::{Error, Result};
 use crate::tensor::Tensor;
 
+/// Builds the spec and plan, then refuses weights for layers beyond the config's count (a
+/// config with too few layers would otherwise run silently on a prefix of the model).
 pub fn build(cfg: &Config, w: &Weights) -> Result<(ModelSpec, Plan)> {
-    match Architecture::from_model_type(cfg)? {
+    let arch = Architecture::from_model_type(cfg)?;
+    let built = match arch {
         Architecture::Mdlm => mdlm::build(cfg, w),
         Architecture::Bert => bert::build(cfg, w, bert::Flavour::Bert),
         Architecture::Roberta => bert::build(cfg, w, bert::Flavour::Roberta),
         Architecture::DistilBert => distilbert::build(cfg, w),
         Architecture::ModernBert => modernbert::build(cfg, w),
         Architecture::Llada => llada::build(cfg, w),
+    }?;
+    check_extra_layers(cfg, w, arch, built.1.blocks.len())?;
+    Ok(built)
+}
+
+/// The config field holding an architecture's layer count.
+pub fn layers_field(arch: Architecture) -> &'static str {
+    match arch {
+        Architecture::Mdlm => "n_blocks",
+        Architecture::Bert | Architecture::Roberta | Architecture::ModernBert => {
+            "num_hidden_layers"
+        }
+        Architecture::DistilBert | Architecture::Llada => "n_layers",
     }
+}
+
+/// The layer list a tensor name belongs to and its index: `model.layers.7.mlp.Wo.weight` →
+/// (`model.layers.`, 7). The first all-digit segment of the name is the index.
+pub fn layer_of(name: &str) -> Option<(&str, usize)> {
+    let mut at = 0;
+    for seg in name.split('.') {
+        if !seg.is_empty() && seg.bytes().all(|b| b.is_ascii_digit()) {
+            return Some((&name[..at], seg.parse().ok()?));
+        }
+        at += seg.len() + 1;
+    }
+    None
+}
+
+/// Where each architecture keeps its layers: `<list><i>.…` (MDLM with or without the
+/// `backbone.` prefix of the HF port).
+fn layer_lists(arch: Architecture) -> &'static [&'static str] {
+    match arch {
+        Architecture::Mdlm => &["backbone.blocks.", "blocks."],
+        Architecture::Bert => &["bert.encoder.layer."],
+        Architecture::Roberta => &["roberta.encoder.layer."],
+        Architecture::DistilBert => &["distilbert.transformer.layer."],
+        Architecture::ModernBert => &["model.layers."],
+        Architecture::Llada => &["model.transformer.blocks."],
+    }
+}
+
+/// A tensor of the architecture's layer list whose index is at or past the config's layer
+/// count: the weights have more layers than the config says.
+fn check_extra_layers(cfg: &Config, w: &Weights, arch: Architecture, layers: usize) -> Result<()> {
+    let lists = layer_lists(arch);
+    let names = w.names();
+    let extra = names
+        .iter()
+        .filter_map(|n| layer_of(n).map(|(list, i)| (n, list, i)))
+        .filter(|(_, list, i)| *i >= layers && lists.contains(list))
+        .max_by_key(|(_, _, i)| *i);
+    if let Some((name, _, i)) = extra {
+        return Err(Error::config(
+            &cfg.path,
+            layers_field(arch),
+            format!(
+                "says {layers} layers but {} has weights for {} (tensor `{name}`); running only the first {layers} would give wrong output",
+                w.origin(),
+                i + 1
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// A context length read from the config: at most [`MAX_CONTEXT`] tokens.
+fn context(cfg: &Config, field: &str) -> Result<usize> {
+    let n = cfg.dim(field)?;
+    cfg.require(
+        n <= MAX_CONTEXT,
+        field,
+        format!(
+            "{n} tokens is beyond the longest canvas unmask runs ({MAX_CONTEXT}): one attention head's scores alone would take {} MiB",
+            (n as u128 * n as u128 * 4) >> 20
+        ),
+    )?;
+    Ok(n)
+}
+
+/// A layer count read from the config: at most [`MAX_LAYERS`] (each layer's tensors must
+/// exist anyway; this keeps the block list from being sized by a corrupt value).
+fn layer_count(cfg: &Config, field: &str) -> Result<usize> {
+    let n = cfg.dim(field)?;
+    cfg.require(
+        n <= MAX_LAYERS,
+        field,
+        format!("{n} layers is beyond the most unmask builds ({MAX_LAYERS})"),
+    )?;
+    Ok(n)
 }
 
 /// Hidden size and head count that divide into an even head dimension (RoPE needs pairs).

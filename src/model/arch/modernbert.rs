@@ -14,10 +14,10 @@ use crate::model::{LogitReading, MaskToken};
 pub fn build(cfg: &Config, w: &Weights) -> Result<(ModelSpec, Plan)> {
     let vocab = cfg.dim("vocab_size")?;
     let h = cfg.dim("hidden_size")?;
-    let layers = cfg.dim("num_hidden_layers")?;
+    let layers = layer_count(cfg, "num_hidden_layers")?;
     let heads = cfg.dim("num_attention_heads")?;
     let inter = cfg.dim("intermediate_size")?;
-    let max_pos = cfg.dim("max_position_embeddings")?;
+    let max_pos = context(cfg, "max_position_embeddings")?;
     let eps = cfg.positive_or("norm_eps", 1e-5)?;
     let norm_bias = cfg.bool_or("norm_bias", false)?;
     let attn_bias = cfg.bool_or("attention_bias", false)?;
