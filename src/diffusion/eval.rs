@@ -1,6 +1,7 @@
 //! `unmask eval`: model quality on a text file, the yardstick for comparing models.
 //!
-//! Each paragraph (text between blank lines) is tokenised and cut into chunks that fit the
+//! Each paragraph (text between blank lines; `\r\n` and a lone `\r` end lines as `\n` does) is
+//! tokenised and cut into chunks that fit the
 //! model's context inside its canvas frame. Two forward passes per chunk:
 //! - accuracy: a fixed fraction of the chunk's tokens (`mask_rate`, at least one) is masked and
 //!   the masked-token top-1 accuracy and cross-entropy are measured;
@@ -18,6 +19,12 @@
 //! - accuracy pass: the `max(1, ⌊R·n + ½⌋)` positions with the smallest `hash3(seed, c, 2i)`;
 //! - objective pass: `u0 = hash3(seed, K, 0)/2⁶⁴`, `t_c = ε + (1 − ε)·((u0 + c/K) mod 1)`, and
 //!   position i is masked when `hash3(seed, c, 2i + 1)/2⁶⁴ < t_c`.
+//!
+//! Text that cannot be scored is refused with the reason, never reported as a figure that means
+//! nothing: a text with no paragraphs or no tokens; a paragraph holding a token the model never
+//! predicts (its special tokens, the mask, `[UNK]` for characters the vocabulary cannot spell),
+//! whose log-probability is −∞; a text so short that the objective pass masked none of its
+//! tokens; and a model whose scores are not finite (NaN or infinite weights), named by paragraph.
 
 use serde::{Deserialize, Serialize};
 use web_time::Instant;
@@ -96,6 +103,17 @@ pub async fn evaluate<D: Denoiser>(
     text: &str,
     opts: &EvalOptions,
 ) -> Result<EvalReport> {
+    evaluate_with(inf, text, opts, &mut |_, _| {}).await
+}
+
+/// [`evaluate`], calling `progress(tokens scored, tokens in all)` after each chunk (the CLI's
+/// progress bar).
+pub async fn evaluate_with<D: Denoiser>(
+    inf: &mut Infiller<D>,
+    text: &str,
+    opts: &EvalOptions,
+    progress: &mut dyn FnMut(usize, usize),
+) -> Result<EvalReport> {
     if !(opts.mask_rate > 0.0 && opts.mask_rate <= 1.0) {
         return Err(Error::input(format!(
             "mask rate must be in (0, 1], not {}",
@@ -121,20 +139,51 @@ pub async fn evaluate<D: Denoiser>(
             "the model's context has no room inside its canvas frame",
         ));
     }
+    let text = newlines_as_lf(text);
     let paragraphs: Vec<&str> = text
         .split("\n\n")
         .map(str::trim)
         .filter(|p| !p.is_empty())
         .collect();
+    if paragraphs.is_empty() {
+        return Err(Error::input(
+            "the text is empty or only whitespace: nothing to score",
+        ));
+    }
+    // each chunk's tokens and the paragraph (from 1) it comes from
     let mut chunks: Vec<Vec<u32>> = Vec::new();
-    for p in &paragraphs {
+    let mut origin: Vec<usize> = Vec::new();
+    for (pi, p) in paragraphs.iter().enumerate() {
         let ids = tok.encode(p, false)?;
-        chunks.extend(ids.chunks(room).map(|c| c.to_vec()));
+        if let Some(&bad) = ids
+            .iter()
+            .find(|&&id| inf.allowed.get(id as usize) != Some(&true))
+        {
+            let name = tok
+                .id_to_token(bad)
+                .map_or_else(|| format!("id {bad}"), |t| format!("`{t}` (id {bad})"));
+            return Err(Error::input(format!(
+                "paragraph {}: cannot score the token {name}: the model never predicts it (a \
+                 special token, the mask, or the unknown token for characters its vocabulary \
+                 cannot spell), so its log-probability is -inf; remove it from the text",
+                pi + 1
+            )));
+        }
+        for c in ids.chunks(room) {
+            chunks.push(c.to_vec());
+            origin.push(pi + 1);
+        }
     }
     if chunks.is_empty() {
-        return Err(Error::input("the text has no paragraphs to evaluate"));
+        return Err(Error::input(format!(
+            "the text gives no tokens to score ({} paragraph{}, all dropped by the tokenizer)",
+            paragraphs.len(),
+            if paragraphs.len() == 1 { "" } else { "s" }
+        )));
     }
     let k = chunks.len();
+    let total: usize = chunks.iter().map(Vec::len).sum();
+    let mut objective_masked = 0usize;
     let u0 = unit(hash3(opts.seed, k as u64, 0));
     let (mut tokens, mut masked, mut correct, mut nfe) = (0usize, 0usize, 0usize, 0usize);
     let (mut ce, mut nelbo) = (0.0f64, 0.0f64);
@@ -155,7 +204,14 @@ pub async fn evaluate<D: Denoiser>(
         for &r in &rows {
             canvas[r] = mask;
         }
-        for (lp, hit) in score_rows(inf, &canvas, sigma_at(opts.mask_rate), &truth, &rows).await? {
+        let at = Place {
+            paragraph: origin[ci],
+            chunk: ci + 1,
+            off,
+        };
+        for (lp, hit) in
+            score_rows(inf, &canvas, sigma_at(opts.mask_rate), &truth, &rows, &at).await?
+        {
             ce -= lp;
             correct += usize::from(hit);
         }
@@ -169,21 +225,31 @@ pub async fn evaluate<D: Denoiser>(
             .map(|i| off + i)
             .collect();
         if rows.is_empty() {
+            progress(tokens, total);
             continue;
         }
         for &r in &rows {
             canvas[r] = mask;
         }
-        let loss: f64 = score_rows(inf, &canvas, sigma_at(t), &truth, &rows)
+        let loss: f64 = score_rows(inf, &canvas, sigma_at(t), &truth, &rows, &at)
             .await?
             .iter()
             .map(|(lp, _)| -lp)
             .sum();
         nfe += 1;
         nelbo += loss / t;
+        objective_masked += rows.len();
+        progress(tokens, total);
+    }
+    if objective_masked == 0 {
+        return Err(Error::input(format!(
+            "the text is too short to score: the objective pass masks each token with \
+             probability t, and at this seed it masked none of the {tokens} tokens, so there is \
+             no NELBO; give more text (or another --seed)"
+        )));
     }
     let nelbo_per_token = nelbo / tokens as f64;
-    Ok(EvalReport {
+    let report = EvalReport {
         nelbo_sum: nelbo,
         paragraphs: paragraphs.len(),
         chunks: k,
@@ -197,7 +263,37 @@ pub async fn evaluate<D: Denoiser>(
         nfe,
         seed: opts.seed,
         ms: t0.elapsed().as_secs_f64() * 1e3,
-    })
+    };
+    for (name, x) in [
+        ("accuracy", report.accuracy),
+        ("masked cross-entropy", report.masked_ce),
+        ("NELBO", report.nelbo_per_token),
+        ("perplexity bound", report.ppl_bound),
+    ] {
+        if !x.is_finite() {
+            return Err(Error::input(format!(
+                "the {name} is {x}, not a finite figure, over {tokens} tokens in {k} chunks"
+            )));
+        }
+    }
+    Ok(report)
+}
+
+/// `\r\n` and a lone `\r` as `\n`, so a file's paragraphs do not depend on its newlines.
+fn newlines_as_lf(text: &str) -> std::borrow::Cow<'_, str> {
+    if text.contains('\r') {
+        text.replace("\r\n", "\n").replace('\r', "\n").into()
+    } else {
+        text.into()
+    }
+}
+
+/// Where a chunk is, for the messages: its paragraph and its number (both from 1), and the
+/// offset of its first token in the canvas.
+struct Place {
+    paragraph: usize,
+    chunk: usize,
+    off: usize,
 }
 
 /// For each masked row: log p(true token) and whether the argmax is the true token.
@@ -207,22 +303,32 @@ async fn score_rows<D: Denoiser>(
     sigma: f32,
     truth: &[u32],
     rows: &[usize],
+    at: &Place,
 ) -> Result<Vec<(f64, bool)>> {
     let v = inf.model.spec.vocab_size;
     let logits = inf
         .denoiser
         .logits(&Row::plain(canvas, sigma), rows)
         .await?;
-    Ok(rows
-        .iter()
+    rows.iter()
         .enumerate()
         .map(|(i, &r)| {
             let lp = log_softmax(&logits[i * v..(i + 1) * v], &inf.allowed, 1.0);
             let want = truth[r] as usize;
+            if !lp[want].is_finite() {
+                return Err(Error::input(format!(
+                    "paragraph {}: the model's log-probability of token {} of chunk {} is {}, \
+                     not finite (are its weights finite?)",
+                    at.paragraph,
+                    r - at.off + 1,
+                    at.chunk,
+                    lp[want]
+                )));
+            }
             let best = (0..v).fold(0, |b, a| if lp[a] > lp[b] { a } else { b });
-            (lp[want], best == want)
+            Ok((lp[want], best == want))
         })
-        .collect())
+        .collect()
 }
 
 #[cfg(test)]
