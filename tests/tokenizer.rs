@@ -6,7 +6,7 @@ mod common;
 
 use common::fixture;
 use unmask::text::canvas::BYTES_PER_TOKEN;
-use unmask::text::template::MAX_TEMPLATE_BYTES;
+use unmask::text::template::{escape, MAX_TEMPLATE_BYTES};
 use unmask::text::{Canvas, CanvasRule, Template, Tokenizer};
 
 fn load(path: std::path::PathBuf) -> Tokenizer {
@@ -191,4 +191,36 @@ fn hole_counts_are_checked_against_the_context_before_allocating() {
     // known text past the context: refused after tokenising only what it takes
     let e = mdlm_canvas(&format!("{} [MASK]", "the cat ".repeat(200)), 32).unwrap_err();
     assert!(e.contains("context is 32"), "{e}");
+}
+
+/// Known text with backslashes and brackets comes back byte for byte around the fills: the
+/// template writes it through `template::escape` (or by hand, a lone `\` needing none).
+#[test]
+fn escaped_known_text_round_trips_through_the_canvas() {
+    let tok = load(fixture("mdlm_dit").join("tokenizer.json"));
+    let fill = tok.encode("t", false).unwrap()[0];
+    for (a, b) in [
+        (r"C:\dir\", r"\\srv\share"),
+        ("see [1] and ]]", "[[x]] \\"),
+        (r"\[MASK]", "<mask>"),
+    ] {
+        let template = format!("{}[MASK]{}", escape(a), escape(b));
+        let canvas = mdlm_canvas(&template, 1024).unwrap();
+        let mut ids = canvas.ids.clone();
+        for &h in &canvas.holes {
+            ids[h] = fill;
+        }
+        assert_eq!(
+            canvas.text(&ids, &tok).unwrap(),
+            format!("{a}t{b}"),
+            "{template}"
+        );
+    }
+    // by hand: a lone backslash is literal, but one right before `[MASK]` escapes it
+    let e = mdlm_canvas(r"C:\Users\[MASK]", 1024).unwrap_err();
+    assert!(e.contains("no holes"), "{e}");
+    let canvas = mdlm_canvas(r"C:\Users\\[MASK]", 1024).unwrap();
+    let mut ids = canvas.ids.clone();
+    ids[canvas.holes[0]] = fill;
+    assert_eq!(canvas.text(&ids, &tok).unwrap(), r"C:\Users\t");
 }

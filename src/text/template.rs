@@ -158,6 +158,20 @@ impl Template {
     }
 }
 
+/// `text` written as template text that parses back to exactly `text`: every `\\`, `[` and
+/// `]` gets a backslash. (A lone backslash is already literal; escaping all of them keeps the
+/// rule simple.) The model's own mask string has no escape: it is always a hole.
+pub fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if matches!(c, '\\' | '[' | ']') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
 fn push_holes(pieces: &mut Vec<Piece>, n: usize) {
     if let Some(Piece::Holes(k)) = pieces.last_mut() {
         *k += n;
@@ -205,6 +219,56 @@ mod tests {
         );
         assert_eq!(parse(r"x\\[MASK]"), vec![Text("x\\".into()), Holes(1)]);
         assert_eq!(parse("é [MASK*2]"), vec![Text("é ".into()), Holes(2)]);
+    }
+
+    #[test]
+    fn backslashes_and_brackets() {
+        // a lone backslash is literal: Windows paths need no escaping…
+        assert_eq!(
+            parse(r"C:\Users\me\x.txt [MASK]"),
+            vec![Text(r"C:\Users\me\x.txt ".into()), Holes(1)]
+        );
+        // …except before `[`, `]` or `\`, and at the very end it stays
+        assert_eq!(parse(r"[MASK] a\"), vec![Holes(1), Text(r" a\".into())]);
+        assert_eq!(
+            parse(r"\\srv [MASK]"),
+            vec![Text(r"\srv ".into()), Holes(1)]
+        );
+        assert_eq!(parse(r"dir\\[MASK]"), vec![Text(r"dir\".into()), Holes(1)]);
+        assert_eq!(
+            parse(r"a\]b\[c [MASK]"),
+            vec![Text("a]b[c ".into()), Holes(1)]
+        );
+        assert_eq!(parse("x] [y [MASK]"), vec![Text("x] [y ".into()), Holes(1)]);
+        assert_eq!(
+            parse("[mask] [MASK]"),
+            vec![Text("[mask] ".into()), Holes(1)]
+        );
+        assert_eq!(parse("[MASK* 2 ]"), vec![Holes(2)]);
+        // inside `[[ ]]` the words are taken as written, up to the first `]]`
+        assert_eq!(parse(r"[[a\b \[x]]"), vec![Rewrite(r"a\b \[x".into())]);
+        assert_eq!(
+            parse("[[a [MASK]]]"),
+            vec![Rewrite("a [MASK".into()), Text("]".into())]
+        );
+        // the model's own mask string is always a hole
+        assert_eq!(parse(r"\<mask>"), vec![Text("\\".into()), Holes(1)]);
+        for known in [
+            r"C:\dir\",
+            r"\\srv\share",
+            "a [b] c",
+            r"\[MASK]",
+            "]]",
+            r"\",
+            "[[x]]",
+        ] {
+            let t = format!("{}[MASK]{}", escape(known), escape(known));
+            assert_eq!(
+                parse(&t),
+                vec![Text(known.into()), Holes(1), Text(known.into())],
+                "{t}"
+            );
+        }
     }
 
     #[test]
