@@ -301,18 +301,22 @@ fn infill_command_reads_templates_from_stdin_and_prints_json() {
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
-    assert_eq!(rows.len(), 3, "one result per non-empty line");
+    assert_eq!(rows.len(), 4, "one object per line, the blank one included");
+    assert_eq!(rows[1], serde_json::json!({"line": 2, "empty": true}));
+    let filled = [&rows[0], &rows[2], &rows[3]];
     assert_eq!(
-        rows.iter()
+        filled
+            .iter()
             .map(|r| r["holes"].as_u64().unwrap())
             .collect::<Vec<_>>()[..2],
         [1, 2]
     );
     assert!(
-        rows[2]["text"].as_str().unwrap().starts_with("a ")
-            && rows[2]["text"].as_str().unwrap().ends_with(" dog")
+        rows[3]["text"].as_str().unwrap().starts_with("a ")
+            && rows[3]["text"].as_str().unwrap().ends_with(" dog")
     );
-    assert!(rows.iter().all(|r| r["strategy"] == "threshold:0.3"));
+    assert!(filled.iter().all(|r| r["strategy"] == "threshold:0.3"));
+    assert_eq!(rows[3]["line"], 4);
     // a bad line names itself
     fails_with_stdin(
         &[

@@ -126,8 +126,12 @@ impl<'a> Animation<'a> {
             .sum::<usize>();
     }
 
-    pub fn finish(self) {
-        println!();
+    /// Ends the last frame's status line; the one write whose error counts (a terminal that
+    /// went away), where the frames' own are ignored.
+    pub fn finish(self) -> std::io::Result<()> {
+        let mut stdout = std::io::stdout().lock();
+        writeln!(stdout)?;
+        stdout.flush()
     }
 }
 

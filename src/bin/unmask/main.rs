@@ -1,6 +1,15 @@
 //! The `unmask` command line.
+//!
+//! Exit status: 0 when everything succeeded; 1 on any error (bad input, a model or runtime
+//! failure, an output that cannot be written, such as a full disk; in batch mode, when any line
+//! failed); 2 on a usage error (clap's); 141 when the reader of standard output went away (a
+//! broken pipe, as `| head -1`), quietly, as a program killed by SIGPIPE reads to the shell.
+//! Nothing here prints with `println!`: every line goes through [`Out`], whose errors become
+//! one of these endings instead of a panic.
 
 mod animate;
+mod out;
+mod progress;
 
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::PathBuf;
@@ -11,13 +20,16 @@ use clap::{Parser, Subcommand, ValueEnum};
 use unmask::backend::CpuDenoiser;
 use unmask::batch::{write_safetensors, Batch};
 use unmask::blocking::block_on;
-use unmask::diffusion::eval::{evaluate, EvalOptions};
+use unmask::diffusion::eval::{evaluate_with, EvalOptions};
 use unmask::diffusion::{Force, InfillOptions, InfillReport, SamplerOptions, Strategy, TraceEvent};
 use unmask::engine::{
     self, AnyDenoiser, BackendChoice, DeviceOptions, Engine, Reason, Selection, WeightFormat,
 };
 use unmask::model::Model;
 use unmask::{Error, Result};
+
+use out::{say, Fail, Out};
+use progress::Progress;
 
 #[derive(Parser)]
 #[command(
@@ -108,7 +120,7 @@ fn tell(selection: &Selection) {
         _ => selection.notice(),
     };
     if let Some(l) = line {
-        eprintln!("unmask: {l}");
+        say(&format!("unmask: {l}"));
     }
 }
 
@@ -137,7 +149,10 @@ enum Command {
         device: Device,
     },
     /// Fill the holes of a template by iterative unmasking: `[MASK]`, `[MASK*N]`,
-    /// `[[words to rewrite]]`, `\[` for a literal bracket. `-` reads one template per line from stdin.
+    /// `[[words to rewrite]]`, `\[` for a literal bracket. `-` reads one template per line from
+    /// stdin and prints one line per input line (a blank one for a blank or failed line); a
+    /// failed line is reported on stderr with its number, the batch goes on, and the exit status
+    /// is 1.
     Infill {
         template: String,
         /// Model folder in Hugging Face layout (default: the embedded default model).
@@ -216,7 +231,7 @@ enum Command {
         /// Timed runs per length (after one warm-up); the median is reported.
         #[arg(long, default_value_t = 5)]
         iters: usize,
-        /// Worker threads (default: all cores).
+        /// Worker threads, 1 to 4 × the logical cores and at most 256 (default: all cores).
         #[arg(long)]
         threads: Option<usize>,
         /// Print one JSON object per line instead of a table.
@@ -236,16 +251,12 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    match run(cli.command) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    let mut out = Out::stdout();
+    let ended = run(cli.command, &mut out).and_then(|()| out.flush());
+    out::exit(ended)
 }
 
-fn run(cmd: Command) -> Result<()> {
+fn run(cmd: Command, out: &mut Out) -> std::result::Result<(), Fail> {
     match cmd {
         Command::Forward {
             model,
@@ -263,7 +274,7 @@ fn run(cmd: Command) -> Result<()> {
             if let Some(lp) = &f.log_probs {
                 tensors.push(("log_probs", lp));
             }
-            write_safetensors(&output, &tensors)
+            Ok(write_safetensors(&output, &tensors)?)
         }
         Command::Infill {
             template,
@@ -305,7 +316,11 @@ fn run(cmd: Command) -> Result<()> {
                 pending,
             };
             let opts = request.resolve(&inf.model)?;
-            infill(&mut inf, &template, &opts, trace, json)
+            if template == "-" {
+                batch(&mut inf, &opts, trace, json, out)
+            } else {
+                infill(&mut inf, &template, &opts, trace, json, out)
+            }
         }
         Command::Eval {
             model,
@@ -316,9 +331,20 @@ fn run(cmd: Command) -> Result<()> {
         } => {
             let mut inf = attach(load_model(model.as_deref())?, device)?;
             let body = std::fs::read_to_string(&text).map_err(|e| Error::io(text.display(), e))?;
-            let report = block_on(evaluate(&mut inf, &body, &EvalOptions { mask_rate, seed }))?;
-            println!("{}", serde_json::to_string(&report).expect("serialisable"));
-            Ok(())
+            let bar = Progress::new("tokens");
+            let report = block_on(evaluate_with(
+                &mut inf,
+                &body,
+                &EvalOptions { mask_rate, seed },
+                &mut |done, total| bar.set(done, total),
+            ))
+            .map_err(|e| match e {
+                // what is wrong with the text, named with its file
+                Error::Input(m) => Error::file(text.display(), m),
+                e => e,
+            })?;
+            bar.finish();
+            out.json(&report)
         }
         Command::Bench {
             lengths,
@@ -328,10 +354,29 @@ fn run(cmd: Command) -> Result<()> {
             backend,
             weights,
             matmul,
-        } => bench(&lengths, iters, threads, json, backend, weights, matmul),
+        } => bench(
+            &lengths, iters, threads, json, backend, weights, matmul, out,
+        ),
     }
 }
 
+/// The message of `e` without the `input: ` its Display starts with for input errors, so a
+/// prefix such as a line number or a file can go before it.
+fn bare(e: &Error) -> String {
+    match e {
+        Error::Input(m) | Error::Template(m) => m.clone(),
+        e => e.to_string(),
+    }
+}
+
+/// The most worker threads `bench --threads` takes: 4 × the logical cores, at most 256 (and
+/// never fewer than the cores).
+fn max_threads() -> usize {
+    let cores = std::thread::available_parallelism().map_or(1, |c| c.get());
+    (4 * cores).min(256).max(cores)
+}
+
+#[allow(clippy::too_many_arguments)]
 fn bench(
     lengths: &[usize],
     iters: usize,
@@ -340,26 +385,30 @@ fn bench(
     backend: BackendArg,
     weights: WeightsArg,
     matmul: bool,
-) -> Result<()> {
+    out: &mut Out,
+) -> std::result::Result<(), Fail> {
     use unmask::bench::{measure, random_mdlm, Shape};
     if let Some(n) = threads {
-        let cores = std::thread::available_parallelism().map_or(1, |c| c.get());
-        if n == 0 || n > cores {
+        let max = max_threads();
+        if n == 0 || n > max {
             return Err(Error::input(format!(
-                "--threads: {n} is outside 1..={cores} (this machine's logical cores)"
-            )));
+                "--threads: {n} is outside 1..={max} (4 × this machine's logical cores, at most 256)"
+            ))
+            .into());
         }
-        // Only fails if a pool already exists, which cannot happen this early.
-        let _ = rayon::ThreadPoolBuilder::new()
+        // fails if the threads cannot be spawned (a pool cannot exist this early)
+        rayon::ThreadPoolBuilder::new()
             .num_threads(n)
-            .build_global();
+            .build_global()
+            .map_err(|e| Error::input(format!("--threads {n}: cannot start the threads: {e}")))?;
     }
     let shape = Shape::mdlm_owt();
     if let Some(&bad) = lengths.iter().find(|&&l| l == 0 || l > shape.max_len) {
         return Err(Error::input(format!(
             "--lengths: {bad} is outside 1..={} (the model's maximum)",
             shape.max_len
-        )));
+        ))
+        .into());
     }
     // auto benchmarks the GPU beside the CPU on any adapter, software ones included
     #[cfg(feature = "gpu")]
@@ -367,7 +416,9 @@ fn bench(
         use unmask::backend::gpu::Gpu;
         match backend {
             BackendArg::Cpu => None,
-            BackendArg::Gpu => Some(std::sync::Arc::new(block_on(Gpu::new())?)),
+            BackendArg::Gpu => Some(std::sync::Arc::new(
+                block_on(Gpu::new()).map_err(Fail::from)?,
+            )),
             BackendArg::Auto => block_on(Gpu::new()).ok().map(std::sync::Arc::new),
         }
     };
@@ -378,9 +429,29 @@ fn bench(
         return Err(Error::gpu(
             unmask::error::GpuFault::Unavailable,
             "this build has no GPU backend (feature `gpu`)",
-        ));
+        )
+        .into());
     }
-    eprintln!("building an MDLM-OWT-shaped model with random weights …");
+    // the header first: an unwritable stdout is found before minutes of work
+    let threads = rayon::current_num_threads();
+    if !json {
+        out.line("model: MDLM-OWT shape (12 x 768, 12 heads, V 50258), random weights, head over all rows")?;
+        out.line(&format!("cpu: f32, {threads} threads"))?;
+        #[cfg(feature = "gpu")]
+        if let Some(g) = &gpu {
+            let w = if weights == WeightsArg::F16 {
+                "f16 weights"
+            } else {
+                "f32 weights"
+            };
+            out.line(&format!("gpu: {}, {w}, f32 arithmetic", g.describe()))?;
+        }
+        out.line(&format!(
+            "{:>7} {:>6} {:>12} {:>12} {:>10} {:>10}",
+            "backend", "L", "ms/forward", "min ms", "GFLOP", "GFLOP/s"
+        ))?;
+    }
+    say("building an MDLM-OWT-shaped model with random weights …");
     let model = random_mdlm(&shape, 0)?;
     let mut denoisers: Vec<AnyDenoiser> = Vec::new();
     if backend != BackendArg::Gpu {
@@ -394,42 +465,22 @@ fn bench(
             weights.format(),
         ))?);
     }
-    let threads = rayon::current_num_threads();
-    if !json {
-        println!("model: MDLM-OWT shape (12 x 768, 12 heads, V 50258), random weights, head over all rows");
-        println!("cpu: f32, {threads} threads");
-        #[cfg(feature = "gpu")]
-        if let Some(g) = &gpu {
-            let w = if weights == WeightsArg::F16 {
-                "f16 weights"
-            } else {
-                "f32 weights"
-            };
-            println!("gpu: {}, {w}, f32 arithmetic", g.describe());
-        }
-        println!(
-            "{:>7} {:>6} {:>12} {:>12} {:>10} {:>10}",
-            "backend", "L", "ms/forward", "min ms", "GFLOP", "GFLOP/s"
-        );
-    }
     for &len in lengths {
         for d in &mut denoisers {
             let m = block_on(measure(&model, d, "mdlm-owt-shape", len, iters, 1))?;
             if json {
-                println!("{}", serde_json::to_string(&m).expect("serialisable"));
+                out.json(&m)?;
             } else {
-                println!(
+                out.line(&format!(
                     "{:>7} {:>6} {:>12.1} {:>12.1} {:>10.2} {:>10.1}",
                     m.backend, m.len, m.ms_median, m.ms_min, m.gflop, m.gflops_per_s
-                );
+                ))?;
             }
         }
     }
     if matmul {
         #[cfg(not(feature = "gpu"))]
-        return Err(Error::input(
-            "--matmul needs the GPU backend (feature `gpu`)",
-        ));
+        return Err(Error::input("--matmul needs the GPU backend (feature `gpu`)").into());
         #[cfg(feature = "gpu")]
         {
             let g = gpu
@@ -445,14 +496,14 @@ fn bench(
                 for f16 in [true, false] {
                     let r = block_on(unmask::bench::matmul_gflops(g, m, k, n, f16, iters))?;
                     if json {
-                        println!("{}", serde_json::to_string(&r).expect("serialisable"));
+                        out.json(&r)?;
                     } else {
-                        println!(
+                        out.line(&format!(
                             "matmul {m}x{k}x{n} {}: {:.2} ms, {:.1} GFLOP/s",
                             if f16 { "f16" } else { "f32" },
                             r.ms_median,
                             r.gflops_per_s
-                        );
+                        ))?;
                     }
                 }
             }
@@ -465,75 +516,191 @@ fn parse_strategy(s: &str) -> std::result::Result<Strategy, String> {
     s.parse()
 }
 
+/// The trace file, when asked for: every step of every template as JSON lines.
+struct Trace {
+    path: PathBuf,
+    file: std::io::BufWriter<std::fs::File>,
+}
+
+impl Trace {
+    fn create(path: Option<PathBuf>) -> Result<Option<Trace>> {
+        path.map(|path| {
+            let file = std::fs::File::create(&path).map_err(|e| Error::io(path.display(), e))?;
+            Ok(Trace {
+                path,
+                file: std::io::BufWriter::new(file),
+            })
+        })
+        .transpose()
+    }
+
+    fn finish(trace: Option<Trace>) -> Result<()> {
+        if let Some(mut t) = trace {
+            t.file.flush().map_err(|e| Error::io(t.path.display(), e))?;
+        }
+        Ok(())
+    }
+}
+
+/// How one template turned out: its text or JSON line, or the library's error.
+enum Filled {
+    Text(String),
+    Json(String),
+    /// Drawn on the terminal already.
+    Animated,
+}
+
+/// Fills one template, writing its steps to the trace and, on a terminal, animating them.
+fn fill_one(
+    inf: &mut Engine,
+    template: &str,
+    opts: &SamplerOptions,
+    trace: &mut Option<Trace>,
+    json: bool,
+    animate: bool,
+) -> std::result::Result<Filled, Fail> {
+    let canvas = inf.canvas(template)?;
+    let tok = inf.tokenizer().clone();
+    let mut anim = animate.then(|| animate::Animation::new(&canvas, &tok));
+    let mut io_error = None;
+    let result = block_on(inf.run(&canvas, opts, &mut |e: &TraceEvent| {
+        if let Some(t) = trace.as_mut() {
+            if let Err(err) = writeln!(t.file, "{}", e.to_json()) {
+                io_error.get_or_insert(err);
+            }
+        }
+        if let Some(a) = anim.as_mut() {
+            a.event(e);
+        }
+    }));
+    if let Some(err) = io_error {
+        // the trace is not this template's fault: it ends the run, batch or not
+        let path = trace.as_ref().expect("a trace file").path.display();
+        return Err(Fail::Fatal(Error::io(path, err)));
+    }
+    let result = result?;
+    Ok(match anim {
+        Some(a) => {
+            a.finish().map_err(out::write_error)?;
+            Filled::Animated
+        }
+        None if json => Filled::Json(
+            serde_json::to_string(&InfillReport {
+                result: &result,
+                strategy: opts.strategy,
+                seed: opts.seed,
+            })
+            .expect("serialisable"),
+        ),
+        None => Filled::Text(result.text),
+    })
+}
+
+/// `unmask infill TEMPLATE`: one template, its result on stdout.
 fn infill(
     inf: &mut Engine,
     template: &str,
     opts: &SamplerOptions,
     trace: Option<PathBuf>,
     json: bool,
-) -> Result<()> {
-    let templates: Vec<String> = if template == "-" {
-        std::io::stdin()
-            .lock()
-            .lines()
-            .collect::<std::io::Result<Vec<_>>>()
-            .map_err(|e| Error::io("<stdin>", e))?
-            .into_iter()
-            .filter(|l| !l.trim().is_empty())
-            .collect()
-    } else {
-        vec![template.to_string()]
-    };
-    let mut trace_file = match &trace {
-        Some(p) => Some(std::io::BufWriter::new(
-            std::fs::File::create(p).map_err(|e| Error::io(p.display(), e))?,
-        )),
-        None => None,
-    };
+    out: &mut Out,
+) -> std::result::Result<(), Fail> {
+    let mut trace = Trace::create(trace)?;
     let animate = !json && std::io::stdout().is_terminal();
-    for (line, t) in templates.iter().enumerate() {
-        let canvas = inf.canvas(t).map_err(|e| match (&e, templates.len()) {
-            (Error::Input(msg), n) if n > 1 => Error::input(format!("line {}: {msg}", line + 1)),
-            (Error::Template(msg), n) if n > 1 => {
-                Error::template(format!("line {}: {msg}", line + 1))
+    match fill_one(inf, template, opts, &mut trace, json, animate)? {
+        Filled::Text(t) | Filled::Json(t) => out.line(&t)?,
+        Filled::Animated => {}
+    }
+    Ok(Trace::finish(trace)?)
+}
+
+/// `unmask infill -`: one template per line of stdin, one output line per input line, in
+/// order. A blank line (empty or only whitespace) gives a blank line, or with `--json`
+/// `{"line":N,"empty":true}`. A line that fails is reported on stderr as `error: line N: …`
+/// and gives a blank line, or `{"line":N,"error":"…"}`; the batch goes on and the exit status
+/// is 1. Each JSON result starts with its `"line":N`. In text output a line break inside a
+/// result (one the model wrote into a fill) is printed as a space. Lines end at `\n` or
+/// `\r\n`; a line that is not UTF-8 fails alone. What ends the batch at once: stdin unreadable, the trace file or
+/// stdout unwritable.
+fn batch(
+    inf: &mut Engine,
+    opts: &SamplerOptions,
+    trace: Option<PathBuf>,
+    json: bool,
+    out: &mut Out,
+) -> std::result::Result<(), Fail> {
+    let mut lines: Vec<Vec<u8>> = Vec::new();
+    let mut stdin = std::io::stdin().lock();
+    loop {
+        let mut line = Vec::new();
+        let n = stdin
+            .read_until(b'\n', &mut line)
+            .map_err(|e| Error::io("<stdin>", e))?;
+        if n == 0 {
+            break;
+        }
+        if line.last() == Some(&b'\n') {
+            line.pop();
+            if line.last() == Some(&b'\r') {
+                line.pop();
             }
-            _ => e,
-        })?;
-        let tok = inf.tokenizer().clone();
-        let mut anim = animate.then(|| animate::Animation::new(&canvas, &tok));
-        let mut io_error = None;
-        let result = block_on(inf.run(&canvas, opts, &mut |e: &TraceEvent| {
-            if let Some(f) = trace_file.as_mut() {
-                if let Err(err) = writeln!(f, "{}", e.to_json()) {
-                    io_error.get_or_insert(err);
+        }
+        lines.push(line);
+    }
+    let mut trace = Trace::create(trace)?;
+    let animate = !json && std::io::stdout().is_terminal();
+    // the live view already shows progress on a terminal's stdout
+    let bar = if animate || lines.len() < 2 {
+        Progress::hidden()
+    } else {
+        Progress::new("lines")
+    };
+    let mut failed = 0usize;
+    for (i, bytes) in lines.iter().enumerate() {
+        let n = i + 1;
+        let outcome = match std::str::from_utf8(bytes) {
+            Err(e) => Err(Fail::Error(Error::input(format!(
+                "not UTF-8 (byte {} of the line)",
+                e.valid_up_to() + 1
+            )))),
+            Ok(t) if t.trim().is_empty() => Ok(None),
+            Ok(t) => fill_one(inf, t, opts, &mut trace, json, animate).map(Some),
+        };
+        match outcome {
+            Ok(None) if json => out.line(&format!("{{\"line\":{n},\"empty\":true}}"))?,
+            Ok(None) => out.line("")?,
+            Ok(Some(Filled::Json(j))) => out.line(&with_line(n, &j))?,
+            // a line break the model wrote into a fill would split the line in two
+            Ok(Some(Filled::Text(t))) => out.line(&t.replace(['\n', '\r'], " "))?,
+            Ok(Some(Filled::Animated)) => {}
+            Err(Fail::Error(e)) => {
+                failed += 1;
+                let msg = bare(&e);
+                bar.say(&format!("error: line {n}: {msg}"));
+                if json {
+                    let quoted = serde_json::Value::String(msg).to_string();
+                    out.line(&format!("{{\"line\":{n},\"error\":{quoted}}}"))?;
+                } else {
+                    out.line("")?;
                 }
             }
-            if let Some(a) = anim.as_mut() {
-                a.event(e);
-            }
-        }))?;
-        if let Some(err) = io_error {
-            return Err(Error::io(
-                trace.as_ref().expect("a trace file").display(),
-                err,
-            ));
+            Err(fatal) => return Err(fatal),
         }
-        match anim {
-            Some(a) => a.finish(),
-            None if json => {
-                let report = InfillReport {
-                    result: &result,
-                    strategy: opts.strategy,
-                    seed: opts.seed,
-                };
-                println!("{}", serde_json::to_string(&report).expect("serialisable"))
-            }
-            None => println!("{}", result.text),
-        }
+        bar.set(n, lines.len());
     }
-    if let Some(mut f) = trace_file {
-        f.flush()
-            .map_err(|e| Error::io(trace.as_ref().expect("a trace file").display(), e))?;
+    bar.finish();
+    Trace::finish(trace)?;
+    if failed > 0 {
+        return Err(Fail::Reported);
     }
     Ok(())
+}
+
+/// A batch result's JSON object with `"line":N` first.
+fn with_line(n: usize, object: &str) -> String {
+    match object.strip_prefix('{') {
+        Some("}") => format!("{{\"line\":{n}}}"),
+        Some(rest) => format!("{{\"line\":{n},{rest}"),
+        None => object.to_string(),
+    }
 }
