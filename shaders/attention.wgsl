@@ -39,6 +39,11 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid:
     for (var e = 0u; e < 4u; e++) { acc[e] = 0.0; }
     var m = -3.0e38;
     var denom = 0.0;
+    // a NaN or infinite score (non-finite weights) would be skipped below as a masked key:
+    // remember it and write it out, so the output is non-finite as on the CPU. Judged by the
+    // exponent bits, which no compiler folds away.
+    var bad = false;
+    var bad_score = 0.0;
     for (var j0 = lo; j0 < hi; j0 += WG) {
         let j = j0 + t;
         var sc = -3.0e38;
@@ -51,7 +56,10 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid:
         workgroupBarrier();
         var mx = m;
         let n = min(WG, hi - j0);
-        for (var u = 0u; u < n; u++) { mx = max(mx, s[u]); }
+        for (var u = 0u; u < n; u++) {
+            mx = max(mx, s[u]);
+            if ((bitcast<u32>(s[u]) & 0x7f800000u) == 0x7f800000u) { bad = true; bad_score = s[u]; }
+        }
         if (mx > -1.0e38) {
             let corr = exp(m - mx);
             denom *= corr;
@@ -70,9 +78,11 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid:
         }
         workgroupBarrier();
     }
-    let inv = select(0.0, 1.0 / denom, denom > 0.0);
+    // a row with every key masked has denom 0 and gives 0; a NaN denom (non-finite weights)
+    // must stay NaN, so the sampler sees it, as on the CPU: test for 0, not for > 0
+    let inv = select(1.0 / denom, 0.0, denom == 0.0);
     for (var e = 0u; e < 4u; e++) {
         let d = t + e * WG;
-        if (d < p.hd) { out[i * hh + h * p.hd + d] = acc[e] * inv; }
+        if (d < p.hd) { out[i * hh + h * p.hd + d] = select(acc[e] * inv, bad_score, bad); }
     }
 }

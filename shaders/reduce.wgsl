@@ -1,11 +1,13 @@
 // Per-row reductions of the head's logits, so only a few KB come back per step:
-// max, log-sum-exp at temperature 1 and at the sampling temperature, Σ p·log p, and the K
-// largest logits with their ids (ties to the lower id). Suppressed tokens (allowed = 0) are left
-// out of everything. One workgroup of 64 threads per row, workgroup-memory reductions.
+// max, log-sum-exp at temperature 1 and at the sampling temperature, Σ p·log p, a flag for a
+// non-finite allowed logit, and the K largest logits with their ids (ties to the lower id).
+// Suppressed tokens (allowed = 0) are left out of everything. One workgroup of 64 threads per
+// row, workgroup-memory reductions.
 //
 // logits:  [R, V] f32
 // allowed: [V] u32 (1 = may be proposed)
-// stats:   [R, 4] f32 — max, lse(x), lse(x / T), Σ p log p
+// stats:   [R, 5] f32 — max, lse(x), lse(x / T), Σ p log p, non-finite (1.0 when some
+//          allowed logit is NaN or ±inf, judged by its exponent bits: compilers may fold x != x)
 // top_ids: [R, K] u32;  top_val: [R, K] f32 (raw logits, descending)
 //
 // Composed after shared/workgroup_reduce.wgsl (WG, wg_val, reduce_sum, reduce_max).
@@ -38,10 +40,16 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid:
     let base = r * p.v;
 
     var mx = NONE;
+    var bad = 0.0;
     for (var i = t; i < p.v; i += WG) {
-        if (allowed[i] == 1u) { mx = max(mx, logits[base + i]); }
+        if (allowed[i] == 1u) {
+            let x = logits[base + i];
+            mx = max(mx, x);
+            if ((bitcast<u32>(x) & 0x7f800000u) == 0x7f800000u) { bad = 1.0; }
+        }
     }
     mx = reduce_max(mx, t);
+    bad = reduce_max(bad, t);
     var s1 = 0.0;
     var st = 0.0;
     for (var i = t; i < p.v; i += WG) {
@@ -62,10 +70,11 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid:
     }
     ent = reduce_sum(ent, t);
     if (t == 0u) {
-        stats[r * 4u] = mx;
-        stats[r * 4u + 1u] = lse1;
-        stats[r * 4u + 2u] = lset;
-        stats[r * 4u + 3u] = ent;
+        stats[r * 5u] = mx;
+        stats[r * 5u + 1u] = lse1;
+        stats[r * 5u + 2u] = lset;
+        stats[r * 5u + 3u] = ent;
+        stats[r * 5u + 4u] = bad;
     }
 
     // K rounds: each finds the best (value, id) strictly after the previous pick

@@ -43,6 +43,12 @@ pub enum Error {
     /// before its weights were read.
     #[error("model too large: {0}")]
     TooLarge(String),
+    /// The model's scores for a masked row were not finite numbers (NaN or ±∞: non-finite
+    /// weights, or logits that overflow once tempered or guided), so no token can be drawn
+    /// from them. `step` is the sampler's step (from 1), `row` the canvas position. Found once
+    /// per step, before any token of that step is chosen.
+    #[error("the model produced non-finite scores at step {step}, row {row}")]
+    NonFinite { step: usize, row: usize },
     /// The caller stopped the run (an `AbortSignal`, a host that said stop).
     #[error("aborted")]
     Aborted,

@@ -76,7 +76,8 @@ fn error_name(e: &unmask::Error) -> &'static str {
         | E::File { .. }
         | E::Config { .. }
         | E::Tensor { .. }
-        | E::Tokenizer { .. } => "BadModel",
+        | E::Tokenizer { .. }
+        | E::NonFinite { .. } => "BadModel",
         E::Input(_) => "BadInput",
         E::Template(_) => "BadTemplate",
         E::TooLarge(_) => "ModelTooLarge",

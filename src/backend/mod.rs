@@ -63,6 +63,23 @@ pub struct RowSummary {
     pub neg_entropy: f64,
     /// The [`TOP_K`] largest allowed logits, `(id, raw logit)`, descending, ties to the lower id.
     pub top: Vec<(u32, f32)>,
+    /// Some allowed logit of the row is NaN or ±∞ (computed by the reduction from the logits'
+    /// bits, on the device for the GPU): nothing above can be trusted, and the sampler stops
+    /// with [`Error::NonFinite`](crate::error::Error::NonFinite).
+    pub non_finite: bool,
+}
+
+impl RowSummary {
+    /// Whether every figure of the summary is a finite number and its row had no non-finite
+    /// allowed logit: the condition for drawing from it.
+    pub fn is_finite(&self) -> bool {
+        !self.non_finite
+            && self.max.is_finite()
+            && self.lse.is_finite()
+            && self.lse_t.is_finite()
+            && self.neg_entropy.is_finite()
+            && self.top.iter().all(|t| t.1.is_finite())
+    }
 }
 
 /// The per-row summaries of one step's rows.

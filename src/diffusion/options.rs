@@ -10,6 +10,28 @@
 //!  "force": [{"hole": 0, "text": "cat"}], "cache": true, "seed": 0, "candidates": 5}
 //! ```
 //! Every field is optional.
+//!
+//! ## Ranges
+//!
+//! Every value is either in range or refused with a message that names the option and the
+//! range ([`SamplerOptions::check`], run by [`InfillOptions::resolve`] and again by the sampler
+//! on whatever options it is handed). Nothing is clamped.
+//!
+//! | option | accepted |
+//! |---|---|
+//! | temperature | 0 (argmax), or [`MIN_TEMPERATURE`] ≤ T ≤ [`MAX_TEMPERATURE`] |
+//! | cfg (guidance weight) | 0 (off) ≤ w ≤ [`MAX_CFG`] |
+//! | top-p | 0 < p ≤ 1 |
+//! | top-k | any; 0 and any k at or above the vocabulary keep every token |
+//! | steps | 1 ≤ steps ≤ min([`MAX_STEPS`], [`MAX_STEPS_PER_HOLE`] × max(holes, 1)) |
+//! | block length | ≥ 1; one larger than the holes is one block |
+//! | candidates | ≤ [`TOP_K`](crate::backend::TOP_K) |
+//!
+//! Below [`MIN_TEMPERATURE`], `x / T` overflows for ordinary logits (1e-310 makes every score
+//! infinite); above [`MAX_TEMPERATURE`] the distribution is uniform for any model; a guidance
+//! weight past [`MAX_CFG`] only amplifies noise and overflows f32 logits. The step caps are
+//! checked before anything is allocated for the run, and a run's memory does not grow with
+//! its steps.
 
 use std::fmt;
 use std::str::FromStr;
@@ -20,6 +42,86 @@ use super::sampler::{InfillResult, SamplerOptions};
 use super::{Schedule, Strategy};
 use crate::error::{Error, Result};
 use crate::model::Model;
+
+/// The smallest temperature other than 0 (argmax).
+pub const MIN_TEMPERATURE: f64 = 1e-3;
+/// The largest temperature.
+pub const MAX_TEMPERATURE: f64 = 100.0;
+/// The largest classifier-free guidance weight.
+pub const MAX_CFG: f64 = 100.0;
+/// The most steps a fill may ask for, whatever its holes.
+pub const MAX_STEPS: usize = 1_000_000;
+/// The most steps per hole (`max(holes, 1)`): beyond one commit per step the extra steps commit
+/// nothing, and 64 leaves room for fine ancestral schedules.
+pub const MAX_STEPS_PER_HOLE: usize = 64;
+
+impl SamplerOptions {
+    /// Refuses any value out of range (see the table in the module's documentation), naming the
+    /// option. `holes`: the template's holes when known (the per-hole step cap applies then;
+    /// before, only [`MAX_STEPS`]).
+    pub fn check(&self, holes: Option<usize>) -> Result<()> {
+        let c = &self.choice;
+        let t = c.temperature;
+        if !(t == 0.0 || (MIN_TEMPERATURE..=MAX_TEMPERATURE).contains(&t)) {
+            return Err(Error::input(format!(
+                "temperature must be 0 (argmax) or between {MIN_TEMPERATURE} and \
+                 {MAX_TEMPERATURE}, not {}",
+                num(t)
+            )));
+        }
+        if !(c.top_p > 0.0 && c.top_p <= 1.0) {
+            return Err(Error::input(format!(
+                "top-p must be in (0, 1], not {}",
+                num(c.top_p)
+            )));
+        }
+        let w = self.cfg_scale;
+        if !(0.0..=MAX_CFG).contains(&w) {
+            return Err(Error::input(format!(
+                "the guidance weight (cfg) must be between 0 (off) and {MAX_CFG}, not {}",
+                num(w)
+            )));
+        }
+        if let Some(steps) = self.steps {
+            let cap = match holes {
+                Some(h) => MAX_STEPS.min(MAX_STEPS_PER_HOLE.saturating_mul(h.max(1))),
+                None => MAX_STEPS,
+            };
+            if steps == 0 || steps > cap {
+                let per_hole = match holes {
+                    Some(h) => format!(
+                        " ({MAX_STEPS_PER_HOLE} per hole for {h} hole{})",
+                        if h == 1 { "" } else { "s" }
+                    ),
+                    None => String::new(),
+                };
+                return Err(Error::input(format!(
+                    "steps must be between 1 and {cap}{per_hole}, not {steps}"
+                )));
+            }
+        }
+        if self.block_len == Some(0) {
+            return Err(Error::input("the block length must be at least 1, not 0"));
+        }
+        if self.candidates > crate::backend::TOP_K {
+            return Err(Error::input(format!(
+                "candidates: {} is more than the {} a step keeps per position",
+                self.candidates,
+                crate::backend::TOP_K
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// A number as a message shows it: `1e-310` and `1e308` rather than hundreds of digits.
+fn num(x: f64) -> String {
+    if x == 0.0 || !x.is_finite() || (1e-4..1e16).contains(&x.abs()) {
+        x.to_string()
+    } else {
+        format!("{x:e}")
+    }
+}
 
 /// A token fixed before sampling starts: hole number (from 0) and its text, one token.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -59,20 +161,21 @@ impl fmt::Display for Force {
 pub struct InfillOptions {
     /// Default: ancestral for MDLM ("subs" models), top-prob otherwise.
     pub strategy: Option<Strategy>,
-    /// Denoising steps. Default: one per hole; Mask-Predict: 10 iterations.
+    /// Denoising steps. Default: one per hole; Mask-Predict: 10 iterations. At most
+    /// [`MAX_STEPS_PER_HOLE`] per hole and [`MAX_STEPS`].
     pub steps: Option<usize>,
-    /// 0 = argmax. Default: 1 for ancestral and first-hitting on MDLM, 0 for the ranking
+    /// 0 = argmax, else in [[`MIN_TEMPERATURE`], [`MAX_TEMPERATURE`]]. Default: 1 for ancestral and first-hitting on MDLM, 0 for the ranking
     /// strategies (as LLaDA) and for MLMs.
     pub temperature: Option<f64>,
-    /// Keep only the k most likely tokens (0 = all).
+    /// Keep only the k most likely tokens (0, or any k at or above the vocabulary = all).
     pub top_k: usize,
-    /// Nucleus sampling: keep the most likely tokens up to this mass.
+    /// Nucleus sampling: keep the most likely tokens up to this mass, in (0, 1].
     pub top_p: f64,
     /// `loglinear`, `cosine` or `linear`.
     pub schedule: String,
     /// Semi-autoregressive blocks of this many holes, filled left to right.
     pub block_length: Option<usize>,
-    /// Classifier-free guidance weight (0 = off).
+    /// Classifier-free guidance weight (0 = off), at most [`MAX_CFG`].
     pub cfg: f64,
     pub force: Vec<Force>,
     /// Skip the forward pass when nothing changed since the last one.
@@ -141,13 +244,7 @@ impl InfillOptions {
                 "pending: lists candidates, so it needs candidates of at least 1",
             ));
         }
-        if o.candidates > crate::backend::TOP_K {
-            return Err(Error::input(format!(
-                "candidates: {} is more than the {} a step keeps per position",
-                o.candidates,
-                crate::backend::TOP_K
-            )));
-        }
+        o.check(None)?;
         o.forced = self
             .force
             .iter()

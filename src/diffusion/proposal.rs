@@ -2,18 +2,24 @@
 //! strategies rank positions by. All probability arithmetic is f64 and the categorical draw is
 //! an inverse-CDF over f64 probabilities with a 53-bit uniform, so the intended distribution is
 //! sampled exactly (no f32 Gumbel truncation, dlm-reference §9.2).
+//!
+//! Nothing here panics on hostile numbers: a row or summary that is NaN or ±∞ where a token
+//! must be chosen, or that names no allowed token, is an error. The sampler checks every
+//! row's summary once per step before proposing (`Error::NonFinite`, with the step and row),
+//! so these errors are for direct callers.
 
 use rand::Rng;
 
 use crate::backend::RowSummary;
 use crate::error::{Error, Result};
 
-/// How the token at a position is chosen.
+/// How the token at a position is chosen. The sampler accepts the ranges in
+/// [`options`](super::options) (`MIN_TEMPERATURE` …); these functions never panic outside them.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct TokenChoice {
     /// 0 = argmax; otherwise sample from `softmax(logits / T)`.
     pub temperature: f64,
-    /// Keep only the k most likely tokens (0 = all).
+    /// Keep only the k most likely tokens (0 = all; a k at or above the vocabulary keeps all).
     pub top_k: usize,
     /// Keep the smallest set of most likely tokens whose mass reaches p (1 = all).
     pub top_p: f64,
@@ -99,27 +105,44 @@ pub fn sampling_distribution(
     cand
 }
 
-/// Draws from `(id, prob)` pairs that sum to 1 by inverting the CDF at a 53-bit uniform.
-pub fn draw(dist: &[(u32, f64)], rng: &mut impl Rng) -> u32 {
+/// The error of a row that offers nothing to draw.
+fn nothing_to_draw() -> Error {
+    Error::input("no token can be drawn: the row's scores are not finite numbers or allow no token")
+}
+
+/// The index an inverse-CDF draw at a 53-bit uniform picks from probabilities that sum to 1;
+/// rounding that leaves the uniform past the sum picks the last. `None` when there are none.
+fn draw_index(probs: impl Iterator<Item = f64>, rng: &mut impl Rng) -> Option<usize> {
     let u: f64 = rng.random();
     let mut acc = 0.0;
-    for &(id, p) in dist {
+    let mut last = None;
+    for (i, p) in probs.enumerate() {
         acc += p;
         if u < acc {
-            return id;
+            return Some(i);
         }
+        last = Some(i);
     }
-    dist.last().expect("at least one allowed token").0
+    last
+}
+
+/// Draws from `(id, prob)` pairs that sum to 1 by inverting the CDF at a 53-bit uniform; an
+/// error when there are none (every score non-finite or suppressed).
+pub fn draw(dist: &[(u32, f64)], rng: &mut impl Rng) -> Result<u32> {
+    draw_index(dist.iter().map(|d| d.1), rng)
+        .map(|i| dist[i].0)
+        .ok_or_else(nothing_to_draw)
 }
 
 /// Proposal for one row from its whole logits. `allowed[v] = false` suppresses token v (mask,
-/// specials, padding rows).
+/// specials, padding rows). An error when no allowed token has a finite score (NaN or +∞
+/// anywhere in the allowed row makes every score NaN).
 pub fn propose_row(
     logits: &[f32],
     allowed: &[bool],
     choice: &TokenChoice,
     rng: &mut impl Rng,
-) -> Proposal {
+) -> Result<Proposal> {
     let lp = log_softmax(logits, allowed, 1.0);
     // top two and entropy of the model's own distribution
     let (mut best, mut second) = ((0usize, f64::NEG_INFINITY), f64::NEG_INFINITY);
@@ -135,17 +158,20 @@ pub fn propose_row(
             second = v;
         }
     }
+    if !best.1.is_finite() {
+        return Err(nothing_to_draw());
+    }
     let token = if choice.temperature <= 0.0 {
         best.0 as u32
     } else {
-        draw(&sampling_distribution(logits, allowed, choice), rng)
+        draw(&sampling_distribution(logits, allowed, choice), rng)?
     };
-    Proposal {
+    Ok(Proposal {
         token,
         p: lp[token as usize].exp(),
         margin: best.1.exp() - second.exp(),
         neg_entropy,
-    }
+    })
 }
 
 /// What a proposal from a summary still needs after [`propose_from_summary`].
@@ -171,7 +197,12 @@ fn scores(s: &RowSummary, token: u32, p: f64) -> Proposal {
     }
 }
 
+/// The summary's best candidate, once the summary is known to be usable: finite figures and
+/// at least one candidate.
 fn top1(s: &RowSummary) -> Result<(u32, f32)> {
+    if !s.is_finite() {
+        return Err(nothing_to_draw());
+    }
     s.top
         .first()
         .copied()
@@ -191,9 +222,18 @@ pub fn propose_with_row(
     let token = if choice.temperature <= 0.0 {
         best.0
     } else {
-        draw(&sampling_distribution(row, allowed, choice), rng)
+        draw(&sampling_distribution(row, allowed, choice), rng)?
     };
-    Ok(scores(s, token, (row[token as usize] as f64 - s.lse).exp()))
+    // a summary that is not this row's could name a token outside it or a suppressed one
+    let x = match (row.get(token as usize), allowed.get(token as usize)) {
+        (Some(&x), Some(true)) if x.is_finite() => x,
+        _ => {
+            return Err(Error::input(format!(
+                "token {token} is not an allowed token with a finite score in this row"
+            )))
+        }
+    };
+    Ok(scores(s, token, (x as f64 - s.lse).exp()))
 }
 
 /// A proposal from a row summary alone (the logits stayed on the device), with the same
@@ -248,17 +288,9 @@ pub fn propose_from_summary(
             return Ok(FromSummary::Filter);
         };
         let total: f64 = q[..keep].iter().sum();
-        let dist: Vec<(u32, f64)> = s.top[..keep]
-            .iter()
-            .zip(&q)
-            .map(|(t, qi)| (t.0, qi / total))
-            .collect();
-        let token = draw(&dist, rng);
-        let x = s.top[..keep]
-            .iter()
-            .find(|t| t.0 == token)
-            .expect("drawn from the candidates")
-            .1;
+        let i =
+            draw_index(q[..keep].iter().map(|qi| qi / total), rng).ok_or_else(nothing_to_draw)?;
+        let (token, x) = s.top[i];
         return Ok(FromSummary::Done(scores(s, token, p_of(x))));
     }
     let u: f64 = rng.random();
@@ -280,23 +312,33 @@ pub fn finish_with_row(
     allowed: &[bool],
     choice: &TokenChoice,
     rng: &mut impl Rng,
-) -> Proposal {
+) -> Result<Proposal> {
     match need {
-        FromSummary::Done(p) => p,
+        FromSummary::Done(p) => Ok(p),
         FromSummary::Filter => {
-            let p = propose_row(row, allowed, choice, rng);
-            scores(s, p.token, p.p)
+            let p = propose_row(row, allowed, choice, rng)?;
+            Ok(scores(s, p.token, p.p))
         }
         FromSummary::Tail => {
             // every allowed token outside the candidates, tempered and renormalised
             let mut tail_allowed = allowed.to_vec();
             for t in &s.top {
-                tail_allowed[t.0 as usize] = false;
+                if let Some(a) = tail_allowed.get_mut(t.0 as usize) {
+                    *a = false;
+                }
             }
             let dist = sampling_distribution(row, &tail_allowed, choice);
-            let token = draw(&dist, rng);
             let lp = log_softmax(row, allowed, 1.0);
-            scores(s, token, lp[token as usize].exp())
+            let token = match dist.is_empty() {
+                // every allowed token is a candidate: the uniform fell past their sum by
+                // rounding, and a draw from the candidates alone takes the last of them
+                true => s.top.last().ok_or_else(nothing_to_draw)?.0,
+                false => draw(&dist, rng)?,
+            };
+            match lp.get(token as usize) {
+                Some(l) if l.is_finite() => Ok(scores(s, token, l.exp())),
+                _ => Err(nothing_to_draw()),
+            }
         }
     }
 }
@@ -333,7 +375,7 @@ mod summary_tests {
                 ChaCha8Rng::seed_from_u64(case as u64),
                 ChaCha8Rng::seed_from_u64(case as u64),
             );
-            let want = propose_row(&row, &allowed, &choice, &mut a);
+            let want = propose_row(&row, &allowed, &choice, &mut a).unwrap();
             let got = propose_with_row(&s, &row, &allowed, &choice, &mut b).unwrap();
             assert_eq!(
                 (
@@ -407,7 +449,7 @@ mod summary_tests {
                     FromSummary::Done(p) => p,
                     need => {
                         fetches += 1;
-                        finish_with_row(&s, need, &logits, &allowed, &choice, &mut rng)
+                        finish_with_row(&s, need, &logits, &allowed, &choice, &mut rng).unwrap()
                     }
                 };
                 counts[p.token as usize] += 1;
@@ -513,7 +555,9 @@ mod tests {
 
             let mut counts = vec![0u64; LOGITS.len()];
             for _ in 0..n {
-                counts[propose_row(&LOGITS, &allowed, &choice, &mut rng).token as usize] += 1;
+                counts[propose_row(&LOGITS, &allowed, &choice, &mut rng)
+                    .unwrap()
+                    .token as usize] += 1;
             }
             assert_eq!(counts[5], 0, "a suppressed token was drawn");
             for (i, (&c, &p)) in counts.iter().zip(&want).enumerate() {
@@ -553,7 +597,7 @@ mod tests {
             temperature: 0.0,
             ..Default::default()
         };
-        let p = propose_row(&LOGITS, &allowed, &choice, &mut rng);
+        let p = propose_row(&LOGITS, &allowed, &choice, &mut rng).unwrap();
         let z: f64 = LOGITS.iter().map(|&l| (l as f64).exp()).sum();
         let probs: Vec<f64> = LOGITS.iter().map(|&l| (l as f64).exp() / z).collect();
         assert_eq!(p.token, 4);

@@ -249,6 +249,8 @@ struct Run<'a, D, H: ?Sized> {
     inf: &'a mut Infiller<D>,
     canvas: &'a Canvas,
     opts: &'a SamplerOptions,
+    /// `opts.choice`, with a top-k that keeps the whole vocabulary written as 0
+    choice: TokenChoice,
     host: &'a mut H,
     ids: Vec<u32>,
     /// still masked, in canvas order
@@ -270,30 +272,14 @@ impl<'a, D: Denoiser, H: Host + ?Sized> Run<'a, D, H> {
         opts: &'a SamplerOptions,
         host: &'a mut H,
     ) -> Result<Run<'a, D, H>> {
-        let c = &opts.choice;
-        let bad = |what: &str, v: String| Err(Error::input(format!("{what} {v}")));
-        if !(c.temperature >= 0.0 && c.temperature.is_finite()) {
-            return bad(
-                "temperature must be a finite number ≥ 0, not",
-                c.temperature.to_string(),
-            );
-        }
-        if !(c.top_p > 0.0 && c.top_p <= 1.0) {
-            return bad("top-p must be in (0, 1], not", c.top_p.to_string());
-        }
-        if !(opts.cfg_scale >= 0.0 && opts.cfg_scale.is_finite()) {
-            return bad(
-                "the guidance scale must be a finite number ≥ 0, not",
-                opts.cfg_scale.to_string(),
-            );
-        }
-        if opts.steps == Some(0) {
-            return bad("steps must be at least 1, not", "0".into());
-        }
-        if opts.block_len == Some(0) {
-            return bad("the block length must be at least 1, not", "0".into());
+        // the ranges of options.rs, before anything is allocated for the run
+        opts.check(Some(canvas.holes.len()))?;
+        let mut choice = opts.choice;
+        if choice.top_k >= inf.model.spec.vocab_size {
+            choice.top_k = 0; // keeps every token, and the candidates can decide the draw
         }
         Ok(Run {
+            choice,
             inf,
             canvas,
             opts,
@@ -396,6 +382,13 @@ impl<'a, D: Denoiser, H: Host + ?Sized> Run<'a, D, H> {
             self.nfe += 1;
             s
         };
+        // once per pass: no token is chosen from a row the model gave non-finite scores
+        if let Some(k) = summaries.rows.iter().position(|s| !s.is_finite()) {
+            return Err(Error::NonFinite {
+                step: self.step,
+                row: rows[k],
+            });
+        }
         self.dirty = false;
         self.cache = Some(Cached {
             rows: rows.to_vec(),
@@ -419,7 +412,7 @@ impl<'a, D: Denoiser, H: Host + ?Sized> Run<'a, D, H> {
     }
 
     async fn propose_from(&mut self, sums: &Summaries, rows: &[usize]) -> Result<Vec<Proposal>> {
-        let choice = self.opts.choice;
+        let choice = self.choice;
         self.candidates.clear();
         if self.opts.candidates > 0 {
             for (s, &pos) in sums.rows.iter().zip(rows) {
@@ -440,7 +433,7 @@ impl<'a, D: Denoiser, H: Host + ?Sized> Run<'a, D, H> {
                     FromSummary::Done(p) => p,
                     need => {
                         let row = self.inf.denoiser.last_row_logits(k).await?;
-                        finish_with_row(s, need, &row, &self.inf.allowed, &choice, &mut self.rng)
+                        finish_with_row(s, need, &row, &self.inf.allowed, &choice, &mut self.rng)?
                     }
                 },
             };

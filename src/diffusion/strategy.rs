@@ -108,7 +108,8 @@ pub fn transfer_counts(n: usize, steps: usize) -> Vec<usize> {
 
 /// Mask-Predict: how many tokens iteration `c` (1 ≤ c < T) re-masks, `⌊N·(1 − c/T)⌋`.
 pub fn remask_count(n: usize, c: usize, iterations: usize) -> usize {
-    (n * (iterations - c)) / iterations
+    // in u128: n·T must not overflow (a 32-bit usize on wasm32)
+    (n as u128 * iterations.saturating_sub(c) as u128 / iterations.max(1) as u128) as usize
 }
 
 /// Indices of the `k` highest scores; ties go to the earlier index (stable).

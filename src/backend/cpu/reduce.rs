@@ -14,9 +14,11 @@ pub fn summarize(row: &[f32], allowed: &[bool], temperature: f64) -> RowSummary 
     };
     let ok = |i: usize| allowed.get(i).copied().unwrap_or(false);
     let mut max = f64::NEG_INFINITY;
+    let mut non_finite = false;
     for (i, &x) in row.iter().enumerate() {
         if ok(i) {
             max = max.max(x as f64);
+            non_finite |= !x.is_finite();
         }
     }
     let (mut s1, mut st) = (0.0f64, 0.0f64);
@@ -51,6 +53,7 @@ pub fn summarize(row: &[f32], allowed: &[bool], temperature: f64) -> RowSummary 
         lse_t,
         neg_entropy,
         top,
+        non_finite,
     }
 }
 
@@ -91,6 +94,20 @@ mod tests {
             })
             .sum();
         assert!((s.neg_entropy - ne).abs() < 1e-9);
+    }
+
+    #[test]
+    fn non_finite_allowed_logits_are_flagged() {
+        let allowed = [true, true, false, true];
+        let clean = summarize(&[1.0, 2.0, f32::NAN, 0.5], &allowed, 1.0);
+        assert!(!clean.non_finite && clean.is_finite(), "{clean:?}");
+        for bad in [f32::NAN, f32::INFINITY, f32::NEG_INFINITY] {
+            let s = summarize(&[1.0, bad, 0.0, 0.5], &allowed, 0.5);
+            assert!(s.non_finite && !s.is_finite(), "{bad}: {s:?}");
+        }
+        // finite logits whose tempered sum overflows are caught by the figures
+        let s = summarize(&[f32::MAX, -f32::MAX, 0.0, 0.0], &allowed, 1.0);
+        assert!(!s.non_finite);
     }
 
     #[test]

@@ -1,5 +1,5 @@
 //! Dispatcher for `shaders/reduce.wgsl`: per-row max, log-sum-exp (at T = 1 and at the sampling
-//! temperature), Σ p log p and the top-K logits, computed on the device so that a step reads back
+//! temperature), Σ p log p, a non-finite flag and the top-K logits, computed on the device so that a step reads back
 //! a few KB instead of the logits.
 
 use super::{Call, Gpu, Shader, Slot};
@@ -16,6 +16,9 @@ pub struct ReduceParams {
     pub _p: u32,
 }
 
+/// Figures per row in `stats`: max, lse, lse_t, Σ p log p, the non-finite flag.
+const STATS: usize = 5;
+
 pub struct ReduceBuffers {
     pub stats: wgpu::Buffer,
     pub ids: wgpu::Buffer,
@@ -26,7 +29,7 @@ pub struct ReduceBuffers {
 impl ReduceBuffers {
     pub fn new(gpu: &Gpu, rows: usize) -> ReduceBuffers {
         ReduceBuffers {
-            stats: gpu.storage("reduce.stats", (rows * 4 * 4) as u64),
+            stats: gpu.storage("reduce.stats", (rows * STATS * 4) as u64),
             ids: gpu.storage("reduce.ids", (rows * TOP_K * 4) as u64),
             vals: gpu.storage("reduce.vals", (rows * TOP_K * 4) as u64),
             rows,
@@ -35,7 +38,7 @@ impl ReduceBuffers {
 
     /// Bytes one readback moves for `rows` rows.
     pub fn readback_bytes(rows: usize) -> usize {
-        rows * (4 + 2 * TOP_K) * 4
+        rows * (STATS + 2 * TOP_K) * 4
     }
 
     /// Reads back the first `rows` summaries.
@@ -47,16 +50,16 @@ impl ReduceBuffers {
     ) -> crate::error::Result<Vec<RowSummary>> {
         let words: Vec<u32> = gpu
             .read(&[
-                (&self.stats, 0, (rows * 4) as u64),
+                (&self.stats, 0, (rows * STATS) as u64),
                 (&self.ids, 0, (rows * TOP_K) as u64),
                 (&self.vals, 0, (rows * TOP_K) as u64),
             ])
             .await?;
-        let (stats, rest) = words.split_at(rows * 4);
+        let (stats, rest) = words.split_at(rows * STATS);
         let (ids, vals) = rest.split_at(rows * TOP_K);
         Ok((0..rows)
             .map(|r| {
-                let s = |k: usize| f32::from_bits(stats[r * 4 + k]);
+                let s = |k: usize| f32::from_bits(stats[r * STATS + k]);
                 RowSummary {
                     max: s(0) as f64,
                     lse: s(1) as f64,
@@ -66,6 +69,8 @@ impl ReduceBuffers {
                         .map(|k| (ids[r * TOP_K + k], f32::from_bits(vals[r * TOP_K + k])))
                         .filter(|(id, _)| (*id as usize) < vocab)
                         .collect(),
+                    // 1.0 from the shader; anything else but 0.0 is as suspect
+                    non_finite: s(4) != 0.0,
                 }
             })
             .collect())
@@ -148,6 +153,37 @@ mod tests {
                 );
             }
             assert_eq!(g.top, want.top, "row {r} top-k");
+            assert!(!g.non_finite, "row {r}");
+        }
+    }
+
+    /// The device flags a row with a NaN or ±inf allowed logit, from the logit's bits, and
+    /// ignores one in a suppressed token; the summaries come back without a panic or a hang.
+    #[test]
+    fn flags_non_finite_rows() {
+        let Some(gpu) = test_gpu() else { return };
+        let (rows, v) = (6, 333);
+        let mut logits: Vec<f32> = (0..rows * v).map(|i| (i % 17) as f32 * 0.1).collect();
+        let allowed: Vec<bool> = (0..v).map(|i| i != 5).collect();
+        logits[v + 100] = f32::NAN;
+        logits[2 * v + 332] = f32::INFINITY;
+        logits[3 * v] = f32::NEG_INFINITY;
+        logits[4 * v + 5] = f32::NAN; // suppressed: not the sampler's business
+        logits[5 * v..6 * v].fill(f32::NAN);
+        let allowed_u: Vec<u32> = allowed.iter().map(|&a| u32::from(a)).collect();
+        let (lb, ab) = (
+            gpu.upload("logits", &logits),
+            gpu.upload("allowed", &allowed_u),
+        );
+        let out = ReduceBuffers::new(&gpu, rows);
+        gpu.run(&[&reduce(&gpu, &lb, &ab, &out, rows, v, 1.0)]);
+        let got = crate::blocking::block_on(out.read(&gpu, rows, v)).unwrap();
+        let flags: Vec<bool> = got.iter().map(|s| s.non_finite).collect();
+        assert_eq!(flags, [false, true, true, true, false, true]);
+        let finite: Vec<bool> = got.iter().map(|s| s.is_finite()).collect();
+        assert_eq!(finite, [true, false, false, false, true, false]);
+        for s in &got {
+            assert!(s.top.iter().all(|t| allowed[t.0 as usize]), "{s:?}");
         }
     }
 }
