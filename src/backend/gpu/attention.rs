@@ -116,4 +116,51 @@ mod tests {
             }
         }
     }
+    /// A NaN or infinite score is not skipped like a masked key: the query's output is
+    /// non-finite, as on the CPU, so the sampler can see that the weights are broken. Every
+    /// other query (its own head or keys) is unchanged, and a query with every key masked is 0.
+    #[test]
+    fn non_finite_scores_stay_non_finite() {
+        let Some(gpu) = test_gpu() else { return };
+        let (len, heads, hd) = (5, 2, 4);
+        let w = 3 * heads * hd;
+        let clean: Vec<f32> = (0..len * w)
+            .map(|i| ((i * 7 % 11) as f32 - 5.0) / 9.0)
+            .collect();
+        for bad in [f32::NAN, f32::INFINITY, f32::NEG_INFINITY] {
+            // key 2 of head 0 is poisoned: every query of head 0 sees a non-finite score
+            let mut qkv = clean.clone();
+            qkv[2 * w + heads * hd] = bad;
+            let keep = vec![1u32; len];
+            let (qb, kb, ob) = (
+                gpu.upload("qkv", &qkv),
+                gpu.upload("keep", &keep),
+                gpu.storage("out", (len * heads * hd * 4) as u64),
+            );
+            gpu.run(&[&attention(&gpu, &qb, &kb, &ob, len, heads, hd, None)]);
+            let got: Vec<f32> = gpu
+                .read_blocking(&[(&ob, 0, (len * heads * hd) as u64)])
+                .unwrap();
+            for i in 0..len {
+                let row = &got[i * heads * hd..(i + 1) * heads * hd];
+                assert!(
+                    row[..hd].iter().all(|x| !x.is_finite()),
+                    "{bad}: query {i}, head 0: {row:?}"
+                );
+                assert!(row[hd..].iter().all(|x| x.is_finite()), "{bad}: head 1");
+            }
+        }
+        // every key masked: zeros, not NaN
+        let keep = vec![0u32; len];
+        let (qb, kb, ob) = (
+            gpu.upload("qkv", &clean),
+            gpu.upload("keep", &keep),
+            gpu.storage("out", (len * heads * hd * 4) as u64),
+        );
+        gpu.run(&[&attention(&gpu, &qb, &kb, &ob, len, heads, hd, None)]);
+        let got: Vec<f32> = gpu
+            .read_blocking(&[(&ob, 0, (len * heads * hd) as u64)])
+            .unwrap();
+        assert!(got.iter().all(|&x| x == 0.0), "{got:?}");
+    }
 }
