@@ -318,3 +318,81 @@ fn a_single_template_keeps_escapes_as_the_readme_says() {
     assert!(text.starts_with(r"path C:\tmp\x "), "{text:?}");
     assert!(text.ends_with(r" [1] a\b"), "{text:?}");
 }
+
+#[test]
+fn model_errors_and_huge_lines_fail_their_line_only() {
+    // a template over 1 MiB is refused before it is parsed, as its own line's error
+    let mut stdin = b"a [MASK] b\n".to_vec();
+    stdin.extend(std::iter::repeat_n(b'x', (1 << 20) + 1));
+    stdin.extend(b" [MASK]\nc [MASK]\n");
+    let out = batch("bert", &[], &stdin);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.starts_with("error: line 2: ") && stderr.contains("1 MiB"),
+        "{stderr}"
+    );
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let got: Vec<&str> = stdout.lines().collect();
+    assert_eq!(got.len(), 3);
+    assert!(got[0].starts_with("a ") && got[1].is_empty() && got[2].starts_with("c "));
+
+    // a checkpoint whose scores are NaN: every line fails with its number, none is filled
+    let dir = common::tempdir();
+    let src = fixture("bert");
+    for f in ["config.json", "tokenizer.json"] {
+        std::fs::copy(src.join(f), dir.path().join(f)).unwrap();
+    }
+    let bytes = std::fs::read(src.join("model.safetensors")).unwrap();
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let v = st.tensor("cls.predictions.bias").unwrap().shape()[0];
+    let nan: Vec<u8> = (0..v).flat_map(|_| f32::NAN.to_le_bytes()).collect();
+    let mut views: std::collections::HashMap<String, safetensors::tensor::TensorView> =
+        st.tensors().into_iter().collect();
+    views.insert(
+        "cls.predictions.bias".into(),
+        safetensors::tensor::TensorView::new(safetensors::Dtype::F32, vec![v], &nan).unwrap(),
+    );
+    safetensors::serialize_to_file(views, None, &dir.path().join("model.safetensors")).unwrap();
+    let m = dir.path().to_str().unwrap();
+    let out = unmask(
+        &["infill", "-", "--backend", "cpu", "--model", m, "--json"],
+        b"a [MASK] b\n\nc [MASK*2]\n",
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    let errors: Vec<&str> = stderr.lines().collect();
+    assert_eq!(errors.len(), 2, "{stderr}");
+    for (e, n) in errors.iter().zip([1, 3]) {
+        assert!(
+            e.starts_with(&format!("error: line {n}: ")) && e.contains("non-finite"),
+            "{e}"
+        );
+    }
+    let rows: Vec<serde_json::Value> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(rows.len(), 3);
+    assert!(rows[0]["error"].as_str().unwrap().contains("non-finite"));
+    assert_eq!(rows[1]["empty"], true);
+    assert!(rows[2]["text"].is_null() && rows[2]["line"] == 3);
+}
+
+#[test]
+fn unreadable_stdin_stops_the_batch_with_one_line() {
+    // a directory: open works, read fails
+    let out = Command::new(BIN)
+        .args(["infill", "-", "--backend", "cpu", "--model"])
+        .arg(fixture("bert"))
+        .stdin(std::fs::File::open("/").unwrap())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.starts_with("error: <stdin>: "), "{stderr}");
+    assert!(out.stdout.is_empty());
+}
