@@ -102,12 +102,20 @@ impl WeightsArg {
 /// The model folder given, or the embedded default model.
 fn load_model(dir: Option<&std::path::Path>) -> Result<Model> {
     match dir {
-        Some(d) => engine::load_model(d),
+        Some(d) => engine::load_model(d).map(warned),
         #[cfg(feature = "default-model")]
         None => engine::default_model(),
         #[cfg(not(feature = "default-model"))]
         None => Err(Error::input("no --model given, and this build has no embedded default model (feature `default-model`)")),
     }
+}
+
+/// What the load tolerated but the user should know (unused tensors), on stderr.
+fn warned(model: Model) -> Model {
+    for w in &model.warnings {
+        out::say(&format!("warning: {w}"));
+    }
+    model
 }
 
 /// Says on stderr which backend runs and why, where that is news; in the CLI's own words
@@ -264,7 +272,7 @@ fn run(cmd: Command, out: &mut Out) -> std::result::Result<(), Fail> {
             output,
             device,
         } => {
-            let model = engine::load_model(&model)?;
+            let model = warned(engine::load_model(&model)?);
             let batch = Batch::read_safetensors(&input)?;
             model.check(&batch)?;
             let (mut d, selection) = block_on(AnyDenoiser::select(&model, device.options()))?;
