@@ -483,10 +483,8 @@ impl Unmask {
         })
     }
 
-    /// How a template lays out on this model's canvas, without running it: `{ tokens, holes,
-    /// maxTokens }` (tokens with the model's special tokens). A template that cannot be read or
-    /// is longer than the context is the same `BadTemplate` error `infill` would give.
-    pub fn measure(&self, template: String) -> Result<JsValue, JsValue> {
+    /// The template on this model's canvas; `Busy` while a fill holds the engine.
+    fn canvas_of(&self, template: &str) -> Result<(unmask::text::Canvas, usize), JsValue> {
         let s = self.state.borrow();
         let State::Ready(inf) = &*s else {
             return Err(js_error(
@@ -494,7 +492,15 @@ impl Unmask {
                 "this model is filling a template or was disposed",
             ));
         };
-        let canvas = inf.canvas(&template).map_err(engine_error)?;
+        let canvas = inf.canvas(template).map_err(engine_error)?;
+        Ok((canvas, inf.model.spec.max_len))
+    }
+
+    /// How a template lays out on this model's canvas, without running it: `{ tokens, holes,
+    /// maxTokens }` (tokens with the model's special tokens). A template that cannot be read or
+    /// is longer than the context is the same `BadTemplate` error `infill` would give.
+    pub fn measure(&self, template: String) -> Result<JsValue, JsValue> {
+        let (canvas, max_tokens) = self.canvas_of(&template)?;
         #[derive(serde::Serialize)]
         #[serde(rename_all = "camelCase")]
         struct Measure {
@@ -505,7 +511,7 @@ impl Unmask {
         let m = Measure {
             tokens: canvas.ids.len(),
             holes: canvas.holes.len(),
-            max_tokens: inf.model.spec.max_len,
+            max_tokens,
         };
         serde_wasm_bindgen::to_value(&m).map_err(|e| js_error("BadInput", &e.to_string()))
     }
@@ -588,14 +594,7 @@ impl Unmask {
     /// slot `{ known: text }` (the user's text, verbatim) or `{ hole: [start, end], afterSpace,
     /// original? }` (the canvas positions a hole fills). Errors as `measure`.
     pub fn layout(&self, template: String) -> Result<JsValue, JsValue> {
-        let s = self.state.borrow();
-        let State::Ready(inf) = &*s else {
-            return Err(js_error(
-                "Busy",
-                "this model is filling a template or was disposed",
-            ));
-        };
-        let canvas = inf.canvas(&template).map_err(engine_error)?;
+        let (canvas, _) = self.canvas_of(&template)?;
         serde_wasm_bindgen::to_value(&canvas.layout())
             .map_err(|e| js_error("BadInput", &e.to_string()))
     }

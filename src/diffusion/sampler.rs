@@ -462,21 +462,7 @@ impl<'a, D: Denoiser, H: Host + ?Sized> Run<'a, D, H> {
             .iter()
             .map(|&(pos, id, p)| {
                 let top = self.candidates.remove(&pos).unwrap_or_default();
-                let listed = !top.is_empty();
-                let top = top
-                    .into_iter()
-                    .map(|(cid, cp)| {
-                        scratch[pos] = cid;
-                        Candidate {
-                            id: cid,
-                            text: self.canvas.token_text(&scratch, pos, tok),
-                            p: cp,
-                        }
-                    })
-                    .collect();
-                if listed {
-                    scratch[pos] = id;
-                }
+                let top = listed(self.canvas, tok, &mut scratch, pos, top);
                 Commit {
                     pos,
                     id,
@@ -491,18 +477,7 @@ impl<'a, D: Denoiser, H: Host + ?Sized> Run<'a, D, H> {
             let mut left: Vec<_> = self.candidates.drain().collect();
             left.sort_by_key(|&(pos, _)| pos);
             for (pos, top) in left {
-                let top = top
-                    .into_iter()
-                    .map(|(cid, cp)| {
-                        scratch[pos] = cid;
-                        Candidate {
-                            id: cid,
-                            text: self.canvas.token_text(&scratch, pos, tok),
-                            p: cp,
-                        }
-                    })
-                    .collect();
-                scratch[pos] = self.ids[pos];
+                let top = listed(self.canvas, tok, &mut scratch, pos, top);
                 pending.push(Pending { pos, top });
             }
         }
@@ -670,4 +645,32 @@ impl<'a, D: Denoiser, H: Host + ?Sized> Run<'a, D, H> {
         }
         Ok(())
     }
+}
+
+/// A position's candidates with their text read in context: each is written into `scratch` (a
+/// copy of the canvas) in turn, and the position is put back as it was afterwards.
+fn listed(
+    canvas: &Canvas,
+    tok: &Tokenizer,
+    scratch: &mut [u32],
+    pos: usize,
+    top: Vec<(u32, f64)>,
+) -> Vec<Candidate> {
+    if top.is_empty() {
+        return Vec::new();
+    }
+    let was = scratch[pos];
+    let out = top
+        .into_iter()
+        .map(|(id, p)| {
+            scratch[pos] = id;
+            Candidate {
+                id,
+                text: canvas.token_text(scratch, pos, tok),
+                p,
+            }
+        })
+        .collect();
+    scratch[pos] = was;
+    out
 }
