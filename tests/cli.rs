@@ -499,3 +499,45 @@ fn bench_rejects_an_absurd_thread_count() {
         &["--threads", "0"],
     );
 }
+
+/// A checkpoint with a tensor no builder reads loads (as transformers tolerates it), and the
+/// CLI says so on stderr, naming the tensor, while stdout carries only the fill.
+#[test]
+fn load_warnings_are_printed_on_stderr() {
+    let tmp = common::tempdir();
+    let dir = tmp.path().join("bert");
+    std::fs::create_dir(&dir).unwrap();
+    for f in ["config.json", "tokenizer.json"] {
+        std::fs::copy(fixture("bert").join(f), dir.join(f)).unwrap();
+    }
+    let bytes = std::fs::read(fixture("bert").join("model.safetensors")).unwrap();
+    let st = SafeTensors::deserialize(&bytes).unwrap();
+    let extra = [0u8; 8];
+    let mut views: HashMap<String, TensorView> = st.tensors().into_iter().collect();
+    views.insert(
+        "bert.pooler.dense.weight".into(),
+        TensorView::new(Dtype::F32, vec![2], &extra).unwrap(),
+    );
+    safetensors::serialize_to_file(views, None, &dir.join("model.safetensors")).unwrap();
+
+    let out = unmask(
+        &[
+            "infill",
+            "--model",
+            dir.to_str().unwrap(),
+            "--seed",
+            "1",
+            "the cat [MASK] .",
+        ],
+        None,
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "stderr: {stderr}");
+    assert!(
+        stderr.contains("warning:") && stderr.contains("`bert.pooler.dense.weight`"),
+        "stderr: {stderr}"
+    );
+    assert!(!stdout.contains("warning"), "stdout: {stdout}");
+    assert!(stdout.starts_with("the cat "), "stdout: {stdout}");
+}

@@ -28,6 +28,8 @@ def hash3(seed, a, b):
 
 
 def chunks_of(text, tok, room):
+    # any newline convention, as src/diffusion/eval.rs reads it
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
     paragraphs = [p.strip() for p in text.split("\n\n") if p.strip()]
     out = []
     for p in paragraphs:
