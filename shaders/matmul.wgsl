@@ -3,7 +3,9 @@
 // through workgroup memory, f32 accumulation.
 //
 // x:    [M, K] f32
-// w:    [N, ldw] — f16 packed two per u32 along K (ldw = ceil(K/2)) when F16, else f32 (ldw = K)
+// w:    [N, ldw] — f16 packed two per u32 along K (ldw = ceil(K/2)) when F16; q8_0 when Q8: per
+//       block of 32 along K, 8 words of four int8 each (low byte first) then one word whose low
+//       half is the block's f16 scale (ldw = 9·ceil(K/32)); else f32 (ldw = K)
 // b:    [N] f32 (read when HAS_BIAS)
 // gate: [N] f32 (read when GATED)
 // y:    [M, ldy] f32, columns y_off .. y_off + N; added to when ACCUM
@@ -11,6 +13,7 @@
 // Composed after shared/activation.wgsl (ACT, activate).
 
 override F16: bool = true;
+override Q8: bool = false;
 override HAS_BIAS: bool = false;
 override GATED: bool = false;
 override ACCUM: bool = false;
@@ -31,6 +34,13 @@ var<workgroup> xs: array<f32, 512>; // [TS][TK]
 var<workgroup> ws: array<f32, 512>; // [TS][TK]
 
 fn weight(row: u32, col: u32) -> f32 {
+    if Q8 {
+        let base = row * p.ldw + (col / 32u) * 9u;
+        let word = w[base + (col % 32u) / 4u];
+        // sign-extend the byte: shift it to the top, then arithmetic shift down
+        let q = bitcast<i32>(word << (24u - 8u * (col % 4u))) >> 24u;
+        return f32(q) * unpack2x16float(w[base + 8u]).x;
+    }
     if F16 {
         let word = w[row * p.ldw + col / 2u];
         let pair = unpack2x16float(word);

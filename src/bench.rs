@@ -181,11 +181,12 @@ pub async fn matmul_gflops(
     use crate::backend::gpu::weights::GpuMatrix;
     let mut rng = SmallRng::seed_from_u64(3);
     let x: Vec<f32> = (0..m * k).map(|_| rng.random_range(-1.0..1.0)).collect();
-    let w = Tensor::new(
-        vec![n, k],
+    let w = crate::model::matrix::Matrix::f32(
+        n,
+        k,
         (0..n * k).map(|_| rng.random_range(-0.05..0.05)).collect(),
     );
-    let wm = GpuMatrix::upload(gpu, "w", &w, f16)?;
+    let wm = GpuMatrix::upload(gpu, "w", &w, f16, false)?;
     let xb = gpu.upload("x", &x);
     let yb = gpu.storage("y", (m * n * 4) as u64);
     let calls = matmul(gpu, &xb, m, &wm, &Epilogue::plain(), &yb, n, 0);

@@ -541,3 +541,34 @@ fn load_warnings_are_printed_on_stderr() {
     assert!(!stdout.contains("warning"), "stdout: {stdout}");
     assert!(stdout.starts_with("the cat "), "stdout: {stdout}");
 }
+
+/// A model the machine's memory cannot hold is refused before its weights are read, with the
+/// figures; `UNMASK_MEMORY` stands in for a small machine.
+#[test]
+fn a_model_larger_than_memory_is_refused_before_loading() {
+    let model = fixture("llada");
+    let run = |limit: &str| {
+        Command::new(BIN)
+            .env("UNMASK_MEMORY", limit)
+            .args(["infill", "--model", model.to_str().unwrap(), "a [MASK] b"])
+            .output()
+            .unwrap()
+    };
+    let out = run("1M");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "stderr: {stderr}");
+    assert!(out.stdout.is_empty());
+    for part in [
+        model.to_str().unwrap(),
+        "f32 weights",
+        "more than this machine's 1.0 MB of memory",
+    ] {
+        assert!(stderr.contains(part), "{part:?} not in {stderr}");
+    }
+    let out = run("256M");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -7,6 +7,8 @@ mod common;
 
 use std::sync::Arc;
 
+use unmask::model::matrix::Matrix;
+
 use common::*;
 use unmask::diffusion::subs;
 use unmask::engine::LoadOptions;
@@ -84,17 +86,18 @@ fn rope_layout_is_caught() {
     let d = diff_after("llada", LoadOptions::default(), "logits", None, |m| {
         let (h, hd) = (m.plan.hidden, m.plan.head_dim);
         for b in &mut m.plan_mut().unwrap().blocks {
-            let w = Arc::make_mut(&mut b.qkv.weight);
-            let k = w.cols();
-            let old = w.data.clone();
+            let k = b.qkv.weight.cols;
+            let old = b.qkv.weight.to_f32();
+            let mut data = old.clone();
             for head_row0 in (0..2 * h).step_by(hd) {
                 for j in 0..hd / 2 {
                     for (new, src) in [(j, 2 * j), (j + hd / 2, 2 * j + 1)] {
                         let (dst, from) = ((head_row0 + new) * k, (head_row0 + src) * k);
-                        w.data[dst..dst + k].copy_from_slice(&old[from..from + k]);
+                        data[dst..dst + k].copy_from_slice(&old[from..from + k]);
                     }
                 }
             }
+            b.qkv.weight = Arc::new(Matrix::f32(b.qkv.weight.rows, k, data));
         }
     });
     assert_caught("LLaDA with interleaved RoPE", d);
@@ -145,7 +148,10 @@ fn sliding_window_is_caught() {
 #[test]
 fn ignoring_sigma_zeroing_is_caught() {
     // mdlm_dit has time_conditioning false: the reference zeroes σ = 2.0 before embedding it
-    let opts = LoadOptions { fold_adaln: false };
+    let opts = LoadOptions {
+        fold_adaln: false,
+        ..Default::default()
+    };
     let d = diff_after(
         "mdlm_dit",
         opts,

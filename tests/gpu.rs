@@ -100,14 +100,73 @@ fn f16_weights_match_the_cpu_on_the_same_rounded_weights() {
     }
 }
 
+/// q8_0 matrices run through the matmul kernel's q8 path and match the CPU's q8 run (the same
+/// dequantised weights; only the summation order differs). Embeddings go up as f32 here, so
+/// nothing else differs.
+#[test]
+fn q8_weights_match_the_cpu_q8_run() {
+    let Some(g) = gpu() else { return };
+    for name in ["bert", "llada", "mdlm_dit", "modernbert"] {
+        let model = unmask::engine::load_model_with(
+            &fixture(name),
+            unmask::engine::LoadOptions::precision(unmask::model::matrix::Precision::Q8),
+        )
+        .unwrap();
+        let (batch, _) = golden(name);
+        let want = cpu_forward(&model, &batch, false).unwrap().out.logits;
+        let got = gpu_logits(&g, &model, &batch, false);
+        let e = scaled_err(&got, &want, &batch);
+        eprintln!("{name} q8: {e:.3}");
+        assert!(e <= 1.0, "{name} q8 weights: {e}");
+    }
+}
+
+/// A bf16 checkpoint used in place on the host uploads as f16 and runs as the f16 path does.
+#[test]
+fn bf16_in_place_runs_on_the_gpu() {
+    let Some(g) = gpu() else { return };
+    let mut bf = unmask::engine::load_model(&fixture("llada")).unwrap();
+    {
+        use unmask::model::matrix::{half_bytes, Bytes, Half, Matrix};
+        let p = bf.plan_mut().unwrap();
+        let to_bf16 = |m: &Arc<Matrix>| {
+            Arc::new(Matrix::half(
+                m.rows,
+                m.cols,
+                Half::Bf16,
+                Bytes::owned(half_bytes(Half::Bf16, &m.to_f32())),
+            ))
+        };
+        p.embeddings.tokens = to_bf16(&p.embeddings.tokens);
+        for b in &mut p.blocks {
+            b.qkv.weight = to_bf16(&b.qkv.weight);
+            b.attn_out.weight = to_bf16(&b.attn_out.weight);
+            if let unmask::model::plan::Ffn::Gated { up, down, .. } = &mut b.ffn {
+                up.weight = to_bf16(&up.weight);
+                down.weight = to_bf16(&down.weight);
+            }
+        }
+        p.head.decoder.weight = to_bf16(&p.head.decoder.weight);
+        let d: Vec<_> = p.matrices().iter().map(|m| m.dtype()).collect();
+        assert!(d.iter().all(|m| *m == "bf16"), "{d:?}");
+    }
+    let (batch, _) = golden("llada");
+    let want = cpu_forward(&bf, &batch, false).unwrap().out.logits;
+    // bf16 values are exact in f16 unless tiny or huge; these weights are neither
+    let got = gpu_logits(&g, &bf, &batch, true);
+    let e = scaled_err(&got, &want, &batch);
+    eprintln!("llada bf16 in place: {e:.3}");
+    assert!(e <= 1.0, "bf16: {e}");
+}
+
 /// Rounds every weight matrix of the plan (the ones the GPU stores as f16) to f16.
 fn round_plan_to_f16(model: &mut Model) {
     use unmask::model::plan::Ffn;
-    let r = |t: &mut Arc<Tensor>| {
-        let t = Arc::make_mut(t);
-        t.data
-            .iter_mut()
+    let r = |t: &mut Arc<unmask::model::matrix::Matrix>| {
+        let mut data = t.to_f32();
+        data.iter_mut()
             .for_each(|v| *v = half::f16::from_f32(*v).to_f32());
+        *t = Arc::new(unmask::model::matrix::Matrix::f32(t.rows, t.cols, data));
     };
     let p = model.plan_mut().expect("no backend shares the plan yet");
     r(&mut p.embeddings.tokens);
@@ -281,4 +340,59 @@ fn auto_selection_skips_software_adapters_and_says_why() {
     let (inf, sel) = pick(BackendChoice::Cpu);
     assert_eq!(inf.denoiser.backend(), Backend::Cpu);
     assert_eq!(sel.notice(), None, "asking for the CPU is not news");
+}
+
+/// Once the weights are on the GPU the host copy is dropped (the plan keeps only shapes), the
+/// GPU engine still fills, and a CPU denoiser built from the released model says why it cannot
+/// run instead of reading nothing.
+#[test]
+fn the_host_copy_is_released_after_the_upload() {
+    use unmask::backend::Denoiser;
+    use unmask::engine::{BackendChoice, DeviceOptions};
+    let Some(_g) = gpu() else { return };
+    let model = unmask::engine::load_model(&fixture("llada")).unwrap();
+    let before = model.plan.matrix_bytes();
+    let device = DeviceOptions {
+        backend: BackendChoice::Gpu,
+        ..DeviceOptions::default()
+    };
+    let (mut inf, _) = block_on(unmask::engine::infiller(model, device)).unwrap();
+    assert!(before > 0);
+    assert!(inf.model.plan.is_released());
+    assert_eq!(inf.model.plan.matrix_bytes(), 0);
+    let o = unmask::diffusion::SamplerOptions::for_model(&inf.model);
+    let r = block_on(inf.infill("the [MASK*3] sat", &o, &mut |_| {})).unwrap();
+    assert!(
+        r.text.starts_with("the ") && r.text.ends_with(" sat"),
+        "{}",
+        r.text
+    );
+    let mut cpu = unmask::backend::CpuDenoiser::new(inf.model.plan.clone());
+    let (batch, _) = golden("llada");
+    let e = match block_on(cpu.forward(&batch, false)) {
+        Ok(_) => panic!("a released plan ran on the CPU"),
+        Err(e) => e.to_string(),
+    };
+    assert!(e.contains("released") && e.contains("GPU"), "{e}");
+}
+
+/// An f16 checkpoint used in place goes up to the GPU as the very bits the widened model would
+/// (f16 → f32 → f16 is exact), so the GPU logits are identical either way.
+#[test]
+fn f16_in_place_uploads_the_same_bits_as_widened() {
+    let Some(g) = gpu() else { return };
+    let model = unmask::engine::default_model().unwrap();
+    assert!(model.plan.embeddings.tokens.dtype() == "f16");
+    let widened = unmask::engine::default_model_with(unmask::engine::LoadOptions::precision(
+        unmask::model::matrix::Precision::F32,
+    ))
+    .unwrap();
+    let batch = unmask::batch::Batch::single((1..40).collect());
+    let a = gpu_logits(&g, &model, &batch, true);
+    let b = gpu_logits(&g, &widened, &batch, true);
+    let d = max_diff(&a, &b, &batch);
+    assert!(
+        d == 0.0,
+        "f16 in place vs widened on the GPU: max |diff| {d:e}"
+    );
 }

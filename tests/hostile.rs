@@ -239,14 +239,14 @@ fn poisoned(name: &str, poison: Poison) -> Model {
     match poison {
         Poison::NanInOneToken | Poison::InfInOneToken => {
             let w = Arc::make_mut(&mut plan.head.decoder.weight);
-            w.data[token * h + h / 2] = match poison {
+            w.f32_mut()[token * h + h / 2] = match poison {
                 Poison::NanInOneToken => f32::NAN,
                 _ => f32::INFINITY,
             };
         }
         Poison::NanEverywhere => {
             let w = Arc::make_mut(&mut plan.blocks[0].qkv.weight);
-            w.data.fill(f32::NAN);
+            w.f32_mut().fill(f32::NAN);
         }
     }
     model

@@ -76,8 +76,14 @@ fn llada_matches_golden() {
 
 /// Both MDLM fixtures, every σ the golden file has, folded (the default) and unfolded.
 fn mdlm(name: &str, sigmas: usize, fold: bool) {
-    let model =
-        unmask::engine::load_model_with(&fixture(name), LoadOptions { fold_adaln: fold }).unwrap();
+    let model = unmask::engine::load_model_with(
+        &fixture(name),
+        LoadOptions {
+            fold_adaln: fold,
+            ..Default::default()
+        },
+    )
+    .unwrap();
     let (mut batch, g) = golden(name);
     for k in 0..sigmas {
         batch.sigma = Some(g[&format!("sigma.{k}")].data.clone());
@@ -129,8 +135,14 @@ fn mdlm_timecond_matches_golden() {
 fn conditioning_vector_matches_golden() {
     use unmask::backend::cpu::modulate::conditioning;
     for (name, sigmas) in [("mdlm_dit", 2), ("mdlm_dit_timecond", 3)] {
-        let m = unmask::engine::load_model_with(&fixture(name), LoadOptions { fold_adaln: false })
-            .unwrap();
+        let m = unmask::engine::load_model_with(
+            &fixture(name),
+            LoadOptions {
+                fold_adaln: false,
+                ..Default::default()
+            },
+        )
+        .unwrap();
         let (_, g) = golden(name);
         let cond = m.plan.conditioning.as_ref().unwrap();
         for k in 0..sigmas {
@@ -152,9 +164,14 @@ fn conditioning_vector_matches_golden() {
 #[test]
 fn folding_the_constant_modulation_changes_nothing() {
     let folded = unmask::engine::load_model(&fixture("mdlm_dit")).unwrap();
-    let unfolded =
-        unmask::engine::load_model_with(&fixture("mdlm_dit"), LoadOptions { fold_adaln: false })
-            .unwrap();
+    let unfolded = unmask::engine::load_model_with(
+        &fixture("mdlm_dit"),
+        LoadOptions {
+            fold_adaln: false,
+            ..Default::default()
+        },
+    )
+    .unwrap();
     assert!(
         folded.plan.conditioning.is_none()
             && folded.plan.blocks.iter().all(|b| b.modulation.is_none())

@@ -1,8 +1,13 @@
-//! Bit-identical behaviour: every case in `tests/fixtures/traces/cases.txt` (each fixture and the
+//! Identical behaviour: every case in `tests/fixtures/traces/cases.txt` (each fixture and the
 //! default model, each strategy, sampled and guided variants, fixed seeds) is run through the
 //! built binary with `--trace`, on the CPU and on the GPU, and its trace must equal the one
-//! recorded before the async-seam restructuring byte for byte (the done event's `"ms"` timing
-//! aside). `record.sh` beside the files recorded them.
+//! recorded before the async-seam restructuring: every step, position, token id, text and count
+//! exactly, and every fractional number (probabilities, t) within 1e-5 relative (the done
+//! event's `"ms"` timing aside). The tolerance is for the last bits of a probability: gemm's
+//! kernels sum in an order that depends on the CPU's SIMD width, and the default model's traces
+//! recorded on one machine differ in the 7th digit on another (and the CPU's panel path for
+//! half-precision weights sums in yet another order). `record.sh` beside the files recorded
+//! them.
 //!
 //! The GPU traces were recorded on lavapipe; on another adapter the GPU half cannot be
 //! bit-identical, so it says why and compares the CPU half only. Under CI=true a missing
@@ -104,20 +109,72 @@ fn run_case(c: &Case, backend: &str, dir: &Path, adapter: &str) -> Outcome {
     let want_path = dir.join(format!("{}.{backend}.jsonl", c.name));
     let want = std::fs::read_to_string(&want_path)
         .unwrap_or_else(|e| panic!("{}: {e}", want_path.display()));
-    if got == want {
+    if got == want
+        || (got.lines().count() == want.lines().count()
+            && got.lines().zip(want.lines()).all(|(g, w)| same_line(g, w)))
+    {
         return Outcome::Same;
     }
     let (i, (g, w)) = got
         .lines()
         .zip(want.lines())
         .enumerate()
-        .find(|(_, (g, w))| g != w)
+        .find(|(_, (g, w))| !same_line(g, w))
         .unwrap_or((got.lines().count().min(want.lines().count()), ("", "")));
     Outcome::Differs(format!("line {}:\n  got  {g}\n  want {w}", i + 1))
 }
 
+/// Two trace lines that are the same JSON, fractional numbers within 1e-5 relative.
+fn same_line(got: &str, want: &str) -> bool {
+    match (
+        serde_json::from_str::<serde_json::Value>(got),
+        serde_json::from_str::<serde_json::Value>(want),
+    ) {
+        (Ok(g), Ok(w)) => same_value(&g, &w),
+        _ => got == want,
+    }
+}
+
+fn same_value(g: &serde_json::Value, w: &serde_json::Value) -> bool {
+    use serde_json::Value as V;
+    match (g, w) {
+        (V::Number(a), V::Number(b)) if a.is_f64() && b.is_f64() => {
+            let (a, b) = (
+                a.as_f64().unwrap_or(f64::NAN),
+                b.as_f64().unwrap_or(f64::NAN),
+            );
+            (a - b).abs() <= 1e-5 * a.abs().max(b.abs())
+        }
+        (V::Array(a), V::Array(b)) => {
+            a.len() == b.len() && a.iter().zip(b).all(|(x, y)| same_value(x, y))
+        }
+        (V::Object(a), V::Object(b)) => {
+            a.len() == b.len()
+                && a.iter()
+                    .all(|(k, x)| b.get(k).is_some_and(|y| same_value(x, y)))
+        }
+        _ => g == w,
+    }
+}
+
 #[test]
-fn traces_are_bit_identical_to_the_recorded_ones() {
+fn a_trace_line_differing_in_a_token_or_beyond_rounding_is_caught() {
+    let want = r#"{"step":2,"committed":[{"pos":10,"id":1147,"text":" sk","p":0.0008741736711758637}],"masked":4}"#;
+    let rounding = want.replace("0.0008741736711758637", "0.0008741726321943075");
+    assert!(same_line(&rounding, want));
+    for changed in [
+        want.replace("1147", "1148"),
+        want.replace("\" sk\"", "\" sky\""),
+        want.replace("0.0008741736711758637", "0.0008742"),
+        want.replace("\"masked\":4", "\"masked\":4.0"),
+        want.replace(",\"masked\":4", ""),
+    ] {
+        assert!(!same_line(&changed, want), "{changed}");
+    }
+}
+
+#[test]
+fn traces_are_identical_to_the_recorded_ones() {
     let dir: PathBuf = fixture("traces");
     let cases = cases(&dir);
     assert!(cases.len() >= 90, "{} cases", cases.len());

@@ -26,7 +26,6 @@ use unmask::engine::{self, BackendChoice, DeviceOptions, Engine, Selection, Weig
 use unmask::model::config::Config;
 use unmask::model::stream::WeightStream;
 use unmask::model::Model;
-use unmask::tensor::Tensor;
 use unmask::text::Tokenizer;
 
 /// Runs once when the module is instantiated: the CPU matmul's simd128 kernels are chosen at
@@ -322,7 +321,7 @@ struct Forward {
 /// by the first `corrupt`, not by every load.
 enum Lazy {
     Parts {
-        embeddings: std::sync::Arc<Tensor>,
+        embeddings: std::sync::Arc<unmask::model::matrix::Matrix>,
         /// The sampler's own set of proposable tokens: the mask and special tokens are never
         /// drawn.
         allowed: Vec<bool>,
@@ -337,7 +336,7 @@ impl Forward {
             allowed,
         } = &self.context
         {
-            let ctx = ForwardContext::new(embeddings.clone(), self.mask, allowed)?;
+            let ctx = ForwardContext::new(embeddings.as_tensor(), self.mask, allowed)?;
             self.context = Lazy::Built(ctx);
         }
         match &self.context {

@@ -18,6 +18,7 @@ use crate::backend::{cpu, Denoiser, ForwardOutput};
 use crate::batch::Batch;
 use crate::diffusion::{subs, Infiller};
 use crate::error::Result;
+use crate::model::matrix::Precision;
 use crate::model::{LogitReading, Model};
 use crate::tensor::Tensor;
 
@@ -30,20 +31,39 @@ pub type Engine = Infiller<AnyDenoiser>;
 pub struct LoadOptions {
     /// Fold MDLM's constant adaLN modulation into the weights when σ is always zero.
     pub fold_adaln: bool,
+    /// The precision the weight matrices are held in: as stored (f16/bf16 in place), widened
+    /// to f32, or quantised to q8_0.
+    pub precision: Precision,
 }
 
 impl Default for LoadOptions {
     fn default() -> Self {
-        LoadOptions { fold_adaln: true }
+        LoadOptions {
+            fold_adaln: true,
+            precision: Precision::Stored,
+        }
+    }
+}
+
+impl LoadOptions {
+    pub fn precision(precision: Precision) -> LoadOptions {
+        LoadOptions {
+            precision,
+            ..LoadOptions::default()
+        }
     }
 }
 
 /// Prepares a model's plan for execution: with `fold_adaln`, a constant modulation becomes
-/// plain norms and linears (`backend::cpu::modulate::fold_constant`).
+/// plain norms and linears (`backend::cpu::modulate::fold_constant`); then the matrices are put
+/// in the precision asked for (after folding, which computes new values in f32).
 pub fn prepare(mut model: Model, opts: LoadOptions) -> Model {
-    if opts.fold_adaln {
-        if let Some(plan) = model.plan_mut() {
+    if let Some(plan) = model.plan_mut() {
+        if opts.fold_adaln {
             cpu::modulate::fold_constant(plan);
+        }
+        if opts.precision != Precision::Stored {
+            *plan = plan.converted(opts.precision);
         }
     }
     model
@@ -55,18 +75,43 @@ pub fn load_model(dir: &std::path::Path) -> Result<Model> {
     load_model_with(dir, LoadOptions::default())
 }
 
+/// Refuses, before reading any weight, a checkpoint that this machine's memory cannot hold in
+/// the precision asked for (see [`crate::model::memory`]).
 #[cfg(not(target_arch = "wasm32"))]
 pub fn load_model_with(dir: &std::path::Path, opts: LoadOptions) -> Result<Model> {
+    // a folder whose weights do not open gets Model::load's own error instead
+    if let Ok(w) = crate::model::Weights::open_dir(dir) {
+        use crate::model::memory;
+        let est = memory::estimate(&w, opts.precision);
+        memory::check(
+            &dir.display().to_string(),
+            &w,
+            &est,
+            memory::machine_memory(),
+        )?;
+    }
     Ok(prepare(Model::load(dir)?, opts))
+}
+
+/// What loading `dir` in `precision` will take, from the headers alone.
+#[cfg(not(target_arch = "wasm32"))]
+pub fn memory_estimate(
+    dir: &std::path::Path,
+    precision: Precision,
+) -> Result<crate::model::memory::Estimate> {
+    let w = crate::model::Weights::open_dir(dir)?;
+    Ok(crate::model::memory::estimate(&w, precision))
 }
 
 /// The embedded default model, prepared for execution.
 #[cfg(feature = "default-model")]
 pub fn default_model() -> Result<Model> {
-    Ok(prepare(
-        crate::model::embedded::load()?,
-        LoadOptions::default(),
-    ))
+    default_model_with(LoadOptions::default())
+}
+
+#[cfg(feature = "default-model")]
+pub fn default_model_with(opts: LoadOptions) -> Result<Model> {
+    Ok(prepare(crate::model::embedded::load()?, opts))
 }
 
 /// An infiller on the CPU.

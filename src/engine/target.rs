@@ -56,7 +56,14 @@ impl Target {
     pub async fn attach(self, model: Model) -> Result<Engine> {
         #[cfg(feature = "gpu")]
         if let Some(g) = self.gpu {
+            #[allow(unused_mut)]
+            let mut model = model;
             let d = AnyDenoiser::upload(g, &model, self.weights).await?;
+            // The GPU holds the weights now: natively the host copy (often the memory map of
+            // the checkpoint) is dropped. A wasm module's memory never shrinks, so dropping it
+            // there would free nothing, and the demo's teaching views read the embeddings.
+            #[cfg(not(target_arch = "wasm32"))]
+            model.release_weights();
             return Infiller::new(model, d);
         }
         #[cfg(not(feature = "gpu"))]

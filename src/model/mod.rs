@@ -5,7 +5,12 @@ pub mod arch;
 pub mod config;
 #[cfg(feature = "default-model")]
 pub mod embedded;
+pub mod matrix;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod memory;
 pub mod plan;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod quantize;
 pub mod stream;
 pub mod weights;
 
@@ -305,6 +310,12 @@ impl Model {
 
     /// The plan, to change it in place (tests that break one convention). Only possible while
     /// no backend shares it.
+    /// Drops the host copy of the weight matrices (a memory map natively is unmapped once no
+    /// matrix borrows it), keeping shapes and small tensors: after a GPU upload.
+    pub fn release_weights(&mut self) {
+        self.plan = Arc::new(self.plan.released());
+    }
+
     pub fn plan_mut(&mut self) -> Option<&mut Plan> {
         Arc::get_mut(&mut self.plan)
     }

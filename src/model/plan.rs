@@ -5,27 +5,33 @@
 
 use std::sync::Arc;
 
+use super::matrix::{Matrix, Precision};
 use crate::tensor::Tensor;
 
-/// `y = x · Wᵀ + b`, W stored `[out, in]` as in PyTorch.
+/// `y = x · Wᵀ + b`, W stored `[out, in]` as in PyTorch, in the checkpoint's precision.
 #[derive(Clone, Debug)]
 pub struct Linear {
-    pub weight: Arc<Tensor>,
+    pub weight: Arc<Matrix>,
     pub bias: Option<Vec<f32>>,
 }
 
 impl Linear {
+    /// An f32 linear from a 2-D tensor (tests, models built in memory).
     pub fn new(weight: Tensor, bias: Option<Tensor>) -> Linear {
+        let (r, c) = (weight.shape[0], weight.shape[1]);
+        Linear::from_matrix(Matrix::f32(r, c, weight.data), bias.map(|b| b.data))
+    }
+    pub fn from_matrix(weight: Matrix, bias: Option<Vec<f32>>) -> Linear {
         Linear {
             weight: Arc::new(weight),
-            bias: bias.map(|b| b.data),
+            bias,
         }
     }
     pub fn out_dim(&self) -> usize {
-        self.weight.shape[0]
+        self.weight.rows
     }
     pub fn in_dim(&self) -> usize {
-        self.weight.shape[1]
+        self.weight.cols
     }
 }
 
@@ -148,7 +154,8 @@ pub enum PositionIds {
 
 #[derive(Clone, Debug)]
 pub struct Embeddings {
-    pub tokens: Arc<Tensor>,
+    /// `[vocab, hidden]`, in the checkpoint's precision (a tied decoder shares it).
+    pub tokens: Arc<Matrix>,
     pub positions: Option<(Tensor, PositionIds)>,
     pub token_types: Option<Tensor>,
     pub norm: Option<Norm>,
@@ -178,6 +185,99 @@ pub struct Plan {
 }
 
 impl Plan {
+    /// Every distinct weight matrix of the plan (a tied decoder's table once).
+    pub fn matrices(&self) -> Vec<&Arc<Matrix>> {
+        let mut v: Vec<&Arc<Matrix>> = vec![&self.embeddings.tokens];
+        for b in &self.blocks {
+            v.push(&b.qkv.weight);
+            v.push(&b.attn_out.weight);
+            match &b.ffn {
+                Ffn::Plain { up, down, .. } | Ffn::Gated { up, down, .. } => {
+                    v.push(&up.weight);
+                    v.push(&down.weight);
+                }
+            }
+            if let Some(m) = &b.modulation {
+                v.push(&m.weight);
+            }
+        }
+        if let Some(c) = &self.conditioning {
+            v.push(&c.mlp_in.weight);
+            v.push(&c.mlp_out.weight);
+        }
+        if let Some(m) = &self.head.final_modulation {
+            v.push(&m.weight);
+        }
+        if let Some((dense, _, _)) = &self.head.transform {
+            v.push(&dense.weight);
+        }
+        v.push(&self.head.decoder.weight);
+        let mut seen = std::collections::HashSet::new();
+        v.retain(|m| seen.insert(Arc::as_ptr(m)));
+        v
+    }
+
+    /// Bytes held by the weight matrices (norms, biases and position tables not counted).
+    pub fn matrix_bytes(&self) -> usize {
+        self.matrices().iter().map(|m| m.bytes()).sum()
+    }
+
+    /// The plan with every weight matrix in `format` (a tied decoder stays tied).
+    pub fn converted(&self, format: Precision) -> Plan {
+        if format == Precision::Stored {
+            return self.clone();
+        }
+        self.map_matrices(|m| m.converted(format))
+    }
+
+    /// The plan's shapes and small tensors with its weight matrices dropped: what the host
+    /// keeps once a GPU holds the weights.
+    pub fn released(&self) -> Plan {
+        self.map_matrices(Matrix::released)
+    }
+
+    /// Whether the weight matrices were dropped ([`Plan::released`]).
+    pub fn is_released(&self) -> bool {
+        self.embeddings.tokens.is_released()
+    }
+
+    fn map_matrices(&self, f: impl Fn(&Matrix) -> Matrix) -> Plan {
+        let mut done: std::collections::HashMap<*const Matrix, Arc<Matrix>> = Default::default();
+        let mut conv = |m: &Arc<Matrix>| -> Arc<Matrix> {
+            done.entry(Arc::as_ptr(m))
+                .or_insert_with(|| Arc::new(f(m)))
+                .clone()
+        };
+        let mut p = self.clone();
+        p.embeddings.tokens = conv(&p.embeddings.tokens);
+        let mut lin = |l: &mut Linear| l.weight = conv(&l.weight);
+        for b in &mut p.blocks {
+            lin(&mut b.qkv);
+            lin(&mut b.attn_out);
+            match &mut b.ffn {
+                Ffn::Plain { up, down, .. } | Ffn::Gated { up, down, .. } => {
+                    lin(up);
+                    lin(down);
+                }
+            }
+            if let Some(m) = &mut b.modulation {
+                lin(m);
+            }
+        }
+        if let Some(c) = &mut p.conditioning {
+            lin(&mut c.mlp_in);
+            lin(&mut c.mlp_out);
+        }
+        if let Some(m) = &mut p.head.final_modulation {
+            lin(m);
+        }
+        if let Some((dense, _, _)) = &mut p.head.transform {
+            lin(dense);
+        }
+        lin(&mut p.head.decoder);
+        p
+    }
+
     /// Multiply-add FLOPs (×2) of one forward over `len` positions with the head on `head_rows`.
     pub fn flops(&self, len: usize, head_rows: usize) -> f64 {
         let mm =

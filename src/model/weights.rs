@@ -5,48 +5,50 @@
 use std::collections::HashMap;
 #[cfg(not(target_arch = "wasm32"))]
 use std::path::Path;
+use std::sync::Arc;
 
 use half::{bf16, f16};
 use safetensors::tensor::{Metadata, TensorInfo};
 use safetensors::Dtype;
 
+use super::matrix::{self, Half, Matrix};
 use crate::error::{Error, Result};
 use crate::tensor::Tensor;
 
-/// The bytes of one safetensors file.
-enum Bytes {
+/// The bytes of one safetensors file, shared with the matrices that borrow ranges of it.
+enum Source {
     #[cfg(not(target_arch = "wasm32"))]
     Mapped(memmap2::Mmap),
     Owned(Vec<u8>),
     Static(&'static [u8]),
 }
 
-impl Bytes {
-    fn as_slice(&self) -> &[u8] {
+impl AsRef<[u8]> for Source {
+    fn as_ref(&self) -> &[u8] {
         match self {
             #[cfg(not(target_arch = "wasm32"))]
-            Bytes::Mapped(m) => m,
-            Bytes::Owned(v) => v,
-            Bytes::Static(s) => s,
+            Source::Mapped(m) => m,
+            Source::Owned(v) => v,
+            Source::Static(s) => s,
         }
     }
 }
 
 struct File {
     path: String,
-    bytes: Bytes,
+    bytes: Arc<Source>,
     /// Start of the data section (8-byte length + JSON header).
     data_start: usize,
     meta: Metadata,
 }
 
 impl File {
-    fn parse(path: String, bytes: Bytes) -> Result<File> {
-        let (header_len, meta) = safetensors::SafeTensors::read_metadata(bytes.as_slice())
+    fn parse(path: String, bytes: Source) -> Result<File> {
+        let (header_len, meta) = safetensors::SafeTensors::read_metadata(bytes.as_ref())
             .map_err(|e| Error::file(&path, describe_safetensors_error(&e)))?;
         Ok(File {
             path,
-            bytes,
+            bytes: Arc::new(bytes),
             data_start: 8 + header_len,
             meta,
         })
@@ -58,7 +60,13 @@ impl File {
 
     fn data(&self, info: &TensorInfo) -> &[u8] {
         let (a, b) = info.data_offsets;
-        &self.bytes.as_slice()[self.data_start + a..self.data_start + b]
+        &(*self.bytes).as_ref()[self.data_start + a..self.data_start + b]
+    }
+
+    /// The tensor's bytes as a range of the file, not copied.
+    fn view(&self, info: &TensorInfo) -> matrix::Bytes {
+        let (a, b) = info.data_offsets;
+        matrix::Bytes::view(self.bytes.clone(), self.data_start + a, b - a)
     }
 }
 
@@ -107,6 +115,8 @@ pub struct Weights {
     streamed_others: HashMap<String, Dtype>,
     /// The names a builder has read, to find the tensors it left unused.
     read: std::sync::Mutex<std::collections::HashSet<String>>,
+    /// The names read as weight matrices ([`Weights::matrix`]): what `unmask quantize` quantises.
+    matrices: std::sync::Mutex<std::collections::HashSet<String>>,
 }
 
 impl Weights {
@@ -140,13 +150,13 @@ impl Weights {
 
     /// One safetensors file already in memory (the browser, embedded models).
     pub fn from_bytes(name: &str, bytes: Vec<u8>) -> Result<Weights> {
-        let file = File::parse(name.to_string(), Bytes::Owned(bytes))?;
+        let file = File::parse(name.to_string(), Source::Owned(bytes))?;
         Ok(Weights::from_files(name.to_string(), vec![file]))
     }
 
     /// A safetensors file compiled into the binary (the embedded default model), not copied.
     pub fn from_static(name: &str, bytes: &'static [u8]) -> Result<Weights> {
-        let file = File::parse(name.to_string(), Bytes::Static(bytes))?;
+        let file = File::parse(name.to_string(), Source::Static(bytes))?;
         Ok(Weights::from_files(name.to_string(), vec![file]))
     }
 
@@ -154,7 +164,7 @@ impl Weights {
     pub fn from_shard_bytes(origin: &str, shards: Vec<(String, Vec<u8>)>) -> Result<Weights> {
         let files = shards
             .into_iter()
-            .map(|(name, bytes)| File::parse(name, Bytes::Owned(bytes)))
+            .map(|(name, bytes)| File::parse(name, Source::Owned(bytes)))
             .collect::<Result<Vec<_>>>()?;
         Ok(Weights::from_files(origin.to_string(), files))
     }
@@ -200,6 +210,7 @@ impl Weights {
             streamed_shapes: HashMap::new(),
             streamed_others: HashMap::new(),
             read: Default::default(),
+            matrices: Default::default(),
         }
     }
 
@@ -237,6 +248,37 @@ impl Weights {
         }
         let f = &self.files[*self.index.get(name)?];
         f.info(name).map(|i| i.shape.clone())
+    }
+
+    /// The names read as weight matrices so far, sorted.
+    pub fn matrix_names(&self) -> Vec<String> {
+        let mut v: Vec<String> = self
+            .matrices
+            .lock()
+            .map(|r| r.iter().cloned().collect())
+            .unwrap_or_default();
+        v.sort();
+        v
+    }
+
+    /// The dtype and shape of a tensor of a file.
+    pub fn info(&self, name: &str) -> Option<(Dtype, Vec<usize>)> {
+        let f = &self.files[*self.index.get(name)?];
+        f.info(name).map(|i| (i.dtype, i.shape.clone()))
+    }
+
+    /// The stored bytes of a tensor of a file, as they are.
+    pub fn raw(&self, name: &str) -> Option<&[u8]> {
+        let f = &self.files[*self.index.get(name)?];
+        f.info(name).map(|i| f.data(i))
+    }
+
+    /// Bytes of tensor data in the files.
+    pub fn data_bytes(&self) -> usize {
+        self.files
+            .iter()
+            .map(|f| (*f.bytes).as_ref().len() - f.data_start)
+            .sum()
     }
 
     /// Loads a tensor that must exist with exactly this shape.
@@ -313,11 +355,99 @@ impl Weights {
     pub fn get_opt(&self, name: &str, shape: &[usize]) -> Result<Option<Tensor>> {
         let got = self.get_opt_unrecorded(name, shape)?;
         if got.is_some() {
-            if let Ok(mut r) = self.read.lock() {
-                r.insert(name.to_string());
+            self.record(name);
+            return Ok(got);
+        }
+        // a quantised checkpoint holds every 2-D weight as q8_0, including those a builder
+        // reads as a plain tensor (position tables)
+        if let [rows, cols] = *shape {
+            if self.index.contains_key(&q8_name(name)) {
+                let m = self.matrix(name, rows, cols)?;
+                return Ok(Some(Tensor::new(shape.to_vec(), m.to_f32())));
             }
         }
-        Ok(got)
+        Ok(None)
+    }
+
+    /// A weight matrix that must exist as `[rows, cols]`, in its stored precision: f16 and bf16
+    /// tensors of a file stay where they are (the memory map natively), others become f32.
+    /// A quantised checkpoint (`unmask quantize`) holds it as `<name>.q8_0` and
+    /// `<name>.q8_0_scale` instead.
+    pub fn matrix(&self, name: &str, rows: usize, cols: usize) -> Result<Matrix> {
+        self.matrix_opt(name, rows, cols)?.ok_or_else(|| {
+            Error::tensor(
+                &self.origin,
+                name,
+                format!("missing (expected shape {:?})", [rows, cols]),
+            )
+        })
+    }
+
+    pub fn matrix_opt(&self, name: &str, rows: usize, cols: usize) -> Result<Option<Matrix>> {
+        if let Ok(mut m) = self.matrices.lock() {
+            m.insert(name.to_string());
+        }
+        let in_file = |n: &str| {
+            self.index
+                .get(n)
+                .map(|&fi| (&self.files[fi], self.files[fi].info(n).expect("indexed")))
+        };
+        if let Some((file, info)) = in_file(name) {
+            if let Some(kind) = half_kind(info.dtype) {
+                if info.shape != [rows, cols] {
+                    return Err(Error::tensor(
+                        &file.path,
+                        name,
+                        format!("has shape {:?}, expected {:?}", info.shape, [rows, cols]),
+                    ));
+                }
+                self.record(name);
+                return Ok(Some(Matrix::half(rows, cols, kind, file.view(info))));
+            }
+        } else if let Some((file, q)) = in_file(&q8_name(name)) {
+            let scale_name = q8_scale_name(name);
+            let Some((sfile, s)) = in_file(&scale_name) else {
+                return Err(Error::tensor(
+                    &file.path,
+                    &scale_name,
+                    format!("missing: `{}` has no scales", q8_name(name)),
+                ));
+            };
+            let blocks = Matrix::q8_blocks(cols);
+            for (n, info, dtype, shape) in [
+                (
+                    q8_name(name),
+                    q,
+                    Dtype::I8,
+                    [rows, blocks * matrix::Q8_BLOCK],
+                ),
+                (scale_name.clone(), s, Dtype::F16, [rows, blocks]),
+            ] {
+                if info.dtype != dtype || info.shape != shape {
+                    return Err(Error::tensor(
+                        &file.path,
+                        &n,
+                        format!(
+                            "is {:?} {:?}; a q8_0 matrix [{rows}, {cols}] needs {dtype:?} {shape:?}",
+                            info.dtype, info.shape
+                        ),
+                    ));
+                }
+            }
+            self.record(&q8_name(name));
+            self.record(&scale_name);
+            let m = Matrix::q8(rows, cols, file.view(q), sfile.view(s)).expect("shapes checked");
+            return Ok(Some(m));
+        }
+        Ok(self
+            .get_opt(name, &[rows, cols])?
+            .map(|t| Matrix::f32(rows, cols, t.data)))
+    }
+
+    fn record(&self, name: &str) {
+        if let Ok(mut r) = self.read.lock() {
+            r.insert(name.to_string());
+        }
     }
 
     fn get_opt_unrecorded(&self, name: &str, shape: &[usize]) -> Result<Option<Tensor>> {
@@ -378,7 +508,7 @@ fn open_mapped(path: &Path) -> Result<File> {
     // loading; a concurrent writer would only corrupt the weights we read, which the shape and
     // size checks bound.
     let map = unsafe { memmap2::Mmap::map(&f) }.map_err(|e| Error::io(path.display(), e))?;
-    File::parse(path.display().to_string(), Bytes::Mapped(map))
+    File::parse(path.display().to_string(), Source::Mapped(map))
 }
 
 /// The distinct shard file names of a `model.safetensors.index.json`, in first-seen order.
@@ -423,6 +553,23 @@ fn convert_to_f32(path: &str, name: &str, dtype: Dtype, bytes: &[u8]) -> Result<
     let mut out = Vec::with_capacity(bytes.len() / size);
     widen(dtype, bytes, &mut out);
     Ok(out)
+}
+
+/// The names under which a quantised checkpoint holds matrix `name`.
+pub fn q8_name(name: &str) -> String {
+    format!("{name}.q8_0")
+}
+
+pub fn q8_scale_name(name: &str) -> String {
+    format!("{name}.q8_0_scale")
+}
+
+fn half_kind(dtype: Dtype) -> Option<Half> {
+    match dtype {
+        Dtype::F16 => Some(Half::F16),
+        Dtype::BF16 => Some(Half::Bf16),
+        _ => None,
+    }
 }
 
 /// Bytes of one element for the float dtypes a model takes; `None` for the rest (integer

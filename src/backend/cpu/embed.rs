@@ -24,10 +24,10 @@ pub fn position_ids(kind: PositionIds, ids: &[u32]) -> Vec<usize> {
 
 /// `[len, hidden]` sum of the embeddings of one row. Ids were range-checked by the caller.
 pub fn embed(e: &Embeddings, ids: &[u32], token_types: Option<&[u32]>) -> Vec<f32> {
-    let h = e.tokens.cols();
-    let mut x = Vec::with_capacity(ids.len() * h);
-    for &t in ids {
-        x.extend_from_slice(e.tokens.row(t as usize));
+    let h = e.tokens.cols;
+    let mut x = vec![0.0; ids.len() * h];
+    for (row, &t) in x.chunks_exact_mut(h).zip(ids) {
+        e.tokens.rows_f32(t as usize, t as usize + 1, row);
     }
     if let Some((table, kind)) = &e.positions {
         for (row, p) in x.chunks_exact_mut(h).zip(position_ids(*kind, ids)) {

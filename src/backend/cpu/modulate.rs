@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use crate::model::matrix::Matrix;
 use crate::model::plan::{Conditioning, Ffn, Linear, Norm, Plan};
 
 use super::activation::silu;
@@ -112,11 +113,13 @@ fn fold_into_norm(norm: &mut Norm, shift: &[f32], scale: &[f32]) {
 
 /// `gate ⊙ (x·Wᵀ + b)` is a linear with row j of W and b_j scaled by `gate_j`.
 fn scale_rows(lin: &mut Linear, gate: &[f32]) {
-    let k = lin.in_dim();
-    let wt = Arc::make_mut(&mut lin.weight);
-    for (row, g) in wt.data.chunks_exact_mut(k).zip(gate) {
+    let (n, k) = (lin.out_dim(), lin.in_dim());
+    // folded weights are new values, held in f32 whatever the checkpoint stored
+    let mut data = lin.weight.to_f32();
+    for (row, g) in data.chunks_exact_mut(k).zip(gate) {
         row.iter_mut().for_each(|v| *v *= g);
     }
+    lin.weight = Arc::new(Matrix::f32(n, k, data));
     if let Some(b) = &mut lin.bias {
         b.iter_mut().zip(gate).for_each(|(v, g)| *v *= g);
     }

@@ -1,7 +1,7 @@
 //! Dispatcher for `shaders/embed.wgsl`: token (+ position, + token-type) embedding sum, one
 //! dispatch per row chunk of the token table.
 
-use super::weights::GpuMatrix;
+use super::weights::{GpuMatrix, Packing};
 use super::{Call, Gpu, Shader, Slot};
 
 /// `struct Params` of `embed.wgsl`.
@@ -58,7 +58,7 @@ pub fn embed(
                 Shader::Embed,
                 &slots,
                 &[
-                    ("F16", flag(e.tokens.f16)),
+                    ("F16", flag(e.tokens.packing == Packing::F16)),
                     ("ACCUM", flag(!first)),
                     ("HAS_POS", flag(first && e.positions.is_some())),
                     ("HAS_TYPES", flag(first && e.types.is_some())),
@@ -98,6 +98,7 @@ mod tests {
     use crate::backend::cpu;
     use crate::backend::gpu::test_gpu;
     use crate::backend::gpu::weights::{pack_rows, Chunk};
+    use crate::model::matrix::Matrix;
     use crate::model::plan::{Embeddings, PositionIds};
     use crate::tensor::Tensor;
     use std::sync::Arc;
@@ -118,7 +119,7 @@ mod tests {
         let ids: Vec<u32> = vec![1, 5, 22, 0, 9, 1, 1];
         let tt: Vec<u32> = vec![0, 0, 1, 1, 0, 1, 0];
         let plan_e = Embeddings {
-            tokens: Arc::new(tok.clone()),
+            tokens: Arc::new(Matrix::f32(v, d, tok.data.clone())),
             positions: Some((pos.clone(), PositionIds::AfterPadding { pad_id: 1 })),
             token_types: Some(types.clone()),
             norm: None,
@@ -130,14 +131,15 @@ mod tests {
                 .map(|&p| p as u32)
                 .collect();
         for f16 in [false, true] {
-            let mut tokens = GpuMatrix::upload(&gpu, "tok", &tok, f16).unwrap();
+            let packing = if f16 { Packing::F16 } else { Packing::F32 };
+            let mut tokens = GpuMatrix::upload(&gpu, "tok", &plan_e.tokens, f16, true).unwrap();
             // three chunks of 8 rows
             tokens.chunks = (0..v)
                 .step_by(8)
                 .map(|s| {
                     let e = (s + 8).min(v);
                     Chunk {
-                        buffer: gpu.upload("tok", &pack_rows(&tok, s, e, f16)),
+                        buffer: gpu.upload("tok", &pack_rows(&plan_e.tokens, s, e, packing)),
                         start: s,
                         rows: e - s,
                     }

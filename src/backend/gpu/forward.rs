@@ -35,7 +35,7 @@ struct GpuLinear {
 impl GpuLinear {
     fn upload(gpu: &Gpu, name: &str, l: &Linear, f16: bool) -> Result<GpuLinear> {
         Ok(GpuLinear {
-            w: GpuMatrix::upload(gpu, name, &l.weight, f16)?,
+            w: GpuMatrix::upload(gpu, name, &l.weight, f16, true)?,
             b: l.bias.as_ref().map(|b| gpu.upload(name, b)),
         })
     }
@@ -99,6 +99,11 @@ impl GpuModel {
     }
 
     fn upload_unguarded(gpu: Arc<Gpu>, plan: &Plan, f16: bool) -> Result<GpuModel> {
+        if plan.is_released() {
+            return Err(Error::input(
+                "this model's weights were released from the host after an earlier GPU upload; load it again",
+            ));
+        }
         if plan.head_dim > MAX_HEAD_DIM {
             return Err(Error::gpu(
                 crate::error::GpuFault::Failed,
@@ -111,7 +116,7 @@ impl GpuModel {
         let g = &*gpu;
         let e = &plan.embeddings;
         let embed = GpuEmbeddings {
-            tokens: GpuMatrix::upload(g, "embed.tokens", &e.tokens, f16)?,
+            tokens: GpuMatrix::upload(g, "embed.tokens", &e.tokens, f16, false)?,
             positions: e
                 .positions
                 .as_ref()

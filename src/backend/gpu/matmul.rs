@@ -1,7 +1,7 @@
 //! Dispatcher for `shaders/matmul.wgsl`: `y (+)= act(x·Wᵀ + b)·gate`, one dispatch per row chunk
 //! of W.
 
-use super::weights::GpuMatrix;
+use super::weights::{GpuMatrix, Packing};
 use super::{activation, Call, Gpu, Shader, Slot};
 use crate::model::plan::Activation;
 
@@ -39,6 +39,14 @@ impl Epilogue<'_> {
     }
 }
 
+fn flag(b: bool) -> f64 {
+    if b {
+        1.0
+    } else {
+        0.0
+    }
+}
+
 /// `y[:, y_off..y_off+N]` of a `[m, ldy]` output from `x [m, K]` and `w [N, K]`.
 #[allow(clippy::too_many_arguments)]
 pub fn matmul(
@@ -52,7 +60,8 @@ pub fn matmul(
     y_off: usize,
 ) -> Vec<Call> {
     let consts = [
-        ("F16", if w.f16 { 1.0 } else { 0.0 }),
+        ("F16", flag(w.packing == Packing::F16)),
+        ("Q8", flag(w.packing == Packing::Q8)),
         ("HAS_BIAS", if e.bias.is_some() { 1.0 } else { 0.0 }),
         ("GATED", if e.gate.is_some() { 1.0 } else { 0.0 }),
         ("ACCUM", if e.accum { 1.0 } else { 0.0 }),
@@ -105,8 +114,8 @@ mod tests {
     use super::*;
     use crate::backend::cpu::{activation, matmul::linear};
     use crate::backend::gpu::test_gpu;
+    use crate::model::matrix::{half_bytes, Bytes, Half, Matrix};
     use crate::model::plan::Linear;
-    use crate::tensor::Tensor;
 
     fn data(n: usize, seed: usize) -> Vec<f32> {
         (0..n)
@@ -118,7 +127,8 @@ mod tests {
     fn matches_cpu_on_odd_shapes() {
         let Some(gpu) = test_gpu() else { return };
         for &(m, k, n) in &[(1, 1, 1), (7, 13, 5), (33, 65, 47), (70, 31, 129)] {
-            for f16 in [false, true] {
+            // f32, f16 from f32, bf16 held in place (packed to f16), q8_0 blocks
+            for (fmt, f16) in [("f32", false), ("f16", true), ("bf16", true), ("q8", true)] {
                 for act in [
                     None,
                     Some(Activation::GeluErf),
@@ -126,17 +136,23 @@ mod tests {
                     Some(Activation::Silu),
                 ] {
                     let x = data(m * k, 1);
-                    let mut wt = Tensor::new(vec![n, k], data(n * k, 2));
+                    let mut w = data(n * k, 2);
                     if f16 {
                         // the CPU reference sees the same rounded weights
-                        wt.data
-                            .iter_mut()
+                        w.iter_mut()
                             .for_each(|v| *v = half::f16::from_f32(*v).to_f32());
                     }
+                    let wt = match fmt {
+                        "bf16" => {
+                            Matrix::half(n, k, Half::Bf16, Bytes::owned(half_bytes(Half::Bf16, &w)))
+                        }
+                        "q8" => Matrix::f32(n, k, w).quantized(),
+                        _ => Matrix::f32(n, k, w),
+                    };
                     let b = data(n, 3);
                     let gate = data(n, 4);
                     let prior = data(m * n, 5);
-                    let lin = Linear::new(wt.clone(), Some(Tensor::new(vec![n], b.clone())));
+                    let lin = Linear::from_matrix(wt.clone(), Some(b.clone()));
                     let mut want = linear(&x, m, &lin);
                     if let Some(a) = act {
                         activation::apply(a, &mut want, n);
@@ -144,7 +160,8 @@ mod tests {
                     for (i, v) in want.iter_mut().enumerate() {
                         *v = *v * gate[i % n] + prior[i];
                     }
-                    let wm = GpuMatrix::upload(&gpu, "w", &wt, f16).unwrap();
+                    let wm = GpuMatrix::upload(&gpu, "w", &wt, f16, true).unwrap();
+                    assert_eq!(wm.packing == Packing::Q8, fmt == "q8");
                     let (xb, bb, gb, yb) = (
                         gpu.upload("x", &x),
                         gpu.upload("b", &b),
@@ -165,7 +182,7 @@ mod tests {
                         .zip(&want)
                         .map(|(a, b)| (a - b).abs() / (1.0 + b.abs()))
                         .fold(0.0, f32::max);
-                    assert!(d < 1e-4, "({m},{k},{n}) f16={f16} act={act:?}: {d}");
+                    assert!(d < 1e-4, "({m},{k},{n}) {fmt} act={act:?}: {d}");
                 }
             }
         }
@@ -176,14 +193,17 @@ mod tests {
         let Some(gpu) = test_gpu() else { return };
         // force a chunk size of 8 rows to exercise the split path on a small matrix
         let (m, k, n) = (3, 6, 21);
-        let wt = Tensor::new(vec![n, k], data(n * k, 9));
-        let mut wm = GpuMatrix::upload(&gpu, "w", &wt, false).unwrap();
+        let wt = Matrix::f32(n, k, data(n * k, 9));
+        let mut wm = GpuMatrix::upload(&gpu, "w", &wt, false, false).unwrap();
         wm.chunks = (0..n)
             .step_by(8)
             .map(|s| {
                 let e = (s + 8).min(n);
                 super::super::weights::Chunk {
-                    buffer: gpu.upload("w", &super::super::weights::pack_rows(&wt, s, e, false)),
+                    buffer: gpu.upload(
+                        "w",
+                        &super::super::weights::pack_rows(&wt, s, e, Packing::F32),
+                    ),
                     start: s,
                     rows: e - s,
                 }
@@ -195,7 +215,7 @@ mod tests {
         assert_eq!(calls.len(), 3);
         gpu.run(&calls.iter().collect::<Vec<_>>());
         let got: Vec<f32> = gpu.read_blocking(&[(&yb, 0, (m * n) as u64)]).unwrap();
-        let want = linear(&x, m, &Linear::new(wt, None));
+        let want = linear(&x, m, &Linear::from_matrix(wt, None));
         let d = got
             .iter()
             .zip(&want)

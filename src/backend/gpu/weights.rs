@@ -1,12 +1,25 @@
 //! Weight matrices on the device: f16 packed two per u32 along the input dimension by default
-//! (portable storage, arithmetic stays f32), f32 on request, split by rows over several buffers
-//! when a matrix is larger than one storage binding (the 50k-row head on a 128 MiB limit).
+//! (portable storage, arithmetic stays f32), f32 on request, q8_0 blocks when the model holds
+//! them, split by rows over several buffers when a matrix is larger than one storage binding
+//! (the 50k-row head on a 128 MiB limit). Rows are packed from the host matrix a chunk at a
+//! time, so a half-precision or quantised model is never widened whole on the way.
 
 use half::f16;
 
 use super::Gpu;
 use crate::error::{Error, Result};
-use crate::tensor::Tensor;
+use crate::model::matrix::{Half, Matrix, Storage, Q8_BLOCK};
+
+/// u32 words per q8_0 block on the device: 32 int8 values in 8 words, then the f16 scale in
+/// the low half of a ninth (`shaders/matmul.wgsl`, `weight()`).
+pub const Q8_WORDS: usize = 9;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Packing {
+    F32,
+    F16,
+    Q8,
+}
 
 pub struct Chunk {
     pub buffer: wgpu::Buffer,
@@ -21,34 +34,78 @@ pub struct GpuMatrix {
     pub cols: usize,
     /// u32 words per row.
     pub ldw: usize,
-    pub f16: bool,
+    pub packing: Packing,
 }
 
-/// The words of rows `r0..r1` of a row-major `[rows, cols]` matrix.
-pub fn pack_rows(t: &Tensor, r0: usize, r1: usize, f16: bool) -> Vec<u32> {
-    let cols = t.cols();
-    let mut out = Vec::with_capacity((r1 - r0) * cols.div_ceil(if f16 { 2 } else { 1 }));
-    for r in r0..r1 {
-        let row = t.row(r);
-        if f16 {
-            for pair in row.chunks(2) {
-                let lo = f16::from_f32(pair[0]).to_bits() as u32;
-                let hi = pair
-                    .get(1)
-                    .map_or(0, |v| f16::from_f32(*v).to_bits() as u32);
-                out.push(lo | (hi << 16));
+/// The words of rows `r0..r1` of a `[rows, cols]` matrix in `packing`.
+pub fn pack_rows(m: &Matrix, r0: usize, r1: usize, packing: Packing) -> Vec<u32> {
+    let cols = m.cols;
+    let ldw = words_per_row(cols, packing);
+    let mut out = Vec::with_capacity((r1 - r0) * ldw);
+    match (packing, &m.storage) {
+        (Packing::Q8, Storage::Q8 { qs, scales }) => {
+            for r in r0..r1 {
+                let (q, sc) = (qs.row(r), scales.row(r));
+                for (b, block) in q.chunks_exact(Q8_BLOCK).enumerate() {
+                    out.extend(
+                        block
+                            .chunks_exact(4)
+                            .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]])),
+                    );
+                    out.push(u16::from_le_bytes([sc[2 * b], sc[2 * b + 1]]) as u32);
+                }
             }
-        } else {
-            out.extend(row.iter().map(|v| v.to_bits()));
+        }
+        (Packing::Q8, _) => unreachable!("q8 packing is chosen only for q8 matrices"),
+        (Packing::F16, Storage::Half(Half::F16, bytes)) if cols % 2 == 0 => {
+            // the stored bits as they are
+            bytes.for_rows(r0, r1, |b| {
+                out.extend(
+                    b.chunks_exact(4)
+                        .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]])),
+                )
+            });
+        }
+        _ => {
+            let mut row = vec![0.0f32; cols];
+            for r in r0..r1 {
+                m.rows_f32(r, r + 1, &mut row);
+                if packing == Packing::F16 {
+                    for pair in row.chunks(2) {
+                        let lo = f16::from_f32(pair[0]).to_bits() as u32;
+                        let hi = pair
+                            .get(1)
+                            .map_or(0, |v| f16::from_f32(*v).to_bits() as u32);
+                        out.push(lo | (hi << 16));
+                    }
+                } else {
+                    out.extend(row.iter().map(|v| v.to_bits()));
+                }
+            }
         }
     }
     out
 }
 
+fn words_per_row(cols: usize, packing: Packing) -> usize {
+    match packing {
+        Packing::F32 => cols,
+        Packing::F16 => cols.div_ceil(2),
+        Packing::Q8 => Matrix::q8_blocks(cols) * Q8_WORDS,
+    }
+}
+
 impl GpuMatrix {
-    pub fn upload(gpu: &Gpu, name: &str, t: &Tensor, f16: bool) -> Result<GpuMatrix> {
-        let (rows, cols) = (t.rows(), t.cols());
-        let ldw = if f16 { cols.div_ceil(2) } else { cols };
+    /// Uploads `m` as f16 pairs (`f16`) or f32, or as q8_0 blocks when it is held so and the
+    /// kernel reading it takes them (`q8_ok`: the matmul does, the embedding lookup does not).
+    pub fn upload(gpu: &Gpu, name: &str, m: &Matrix, f16: bool, q8_ok: bool) -> Result<GpuMatrix> {
+        let (rows, cols) = (m.rows, m.cols);
+        let packing = match &m.storage {
+            Storage::Q8 { .. } if q8_ok => Packing::Q8,
+            _ if f16 => Packing::F16,
+            _ => Packing::F32,
+        };
+        let ldw = words_per_row(cols, packing);
         let row_bytes = (ldw * 4) as u64;
         let per_chunk = (gpu.max_binding() / row_bytes.max(1)) as usize;
         if per_chunk == 0 {
@@ -59,7 +116,7 @@ impl GpuMatrix {
         let mut start = 0;
         while start < rows {
             let end = (start + per_chunk).min(rows);
-            let words = pack_rows(t, start, end, f16);
+            let words = pack_rows(m, start, end, packing);
             chunks.push(Chunk {
                 buffer: gpu.upload(name, &words),
                 start,
@@ -72,7 +129,7 @@ impl GpuMatrix {
             rows,
             cols,
             ldw,
-            f16,
+            packing,
         })
     }
 

@@ -23,8 +23,10 @@ use unmask::blocking::block_on;
 use unmask::diffusion::eval::{evaluate_with, EvalOptions};
 use unmask::diffusion::{Force, InfillOptions, InfillReport, SamplerOptions, Strategy, TraceEvent};
 use unmask::engine::{
-    self, AnyDenoiser, BackendChoice, DeviceOptions, Engine, Reason, Selection, WeightFormat,
+    self, AnyDenoiser, BackendChoice, DeviceOptions, Engine, LoadOptions, Reason, Selection,
+    WeightFormat,
 };
+use unmask::model::matrix::Precision;
 use unmask::model::Model;
 use unmask::{Error, Result};
 
@@ -52,13 +54,18 @@ enum BackendArg {
     Cpu,
 }
 
-/// How the GPU stores weight matrices (arithmetic is f32 either way).
+/// How weight matrices are held (arithmetic is f32 either way).
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum WeightsArg {
-    /// Two halves per u32: half the memory and bandwidth.
+    /// As the checkpoint stores them on the host (f16/bf16 used in place); f16 on the GPU.
     F16,
-    /// Exact f32 weights (parity checks).
+    /// Every matrix widened to f32, on the host and the GPU (parity checks).
     F32,
+    /// Quantised at load to q8_0 (blocks of 32 int8 with an f16 scale), on the host and the
+    /// GPU: about half the memory of f16.
+    Q8,
+    /// Rounded to bf16 on the host at load (f16 on the GPU): for benchmarks of f32 checkpoints.
+    Bf16,
 }
 
 /// Where a command runs.
@@ -66,12 +73,28 @@ enum WeightsArg {
 struct Device {
     #[arg(long, value_enum, default_value = "auto")]
     backend: BackendArg,
-    /// GPU weight storage.
+    /// Weight storage.
     #[arg(long, value_enum, default_value = "f16")]
     weights: WeightsArg,
 }
 
+impl WeightsArg {
+    /// How the host holds the matrices.
+    fn precision(self) -> Precision {
+        match self {
+            WeightsArg::Q8 => Precision::Q8,
+            WeightsArg::Bf16 => Precision::Bf16,
+            WeightsArg::F32 => Precision::F32,
+            WeightsArg::F16 => Precision::Stored,
+        }
+    }
+}
+
 impl Device {
+    fn precision(self) -> Precision {
+        self.weights.precision()
+    }
+
     fn options(self) -> DeviceOptions {
         DeviceOptions {
             backend: self.backend.choice(),
@@ -93,18 +116,29 @@ impl BackendArg {
 impl WeightsArg {
     fn format(self) -> WeightFormat {
         match self {
-            WeightsArg::F16 => WeightFormat::F16,
+            WeightsArg::F16 | WeightsArg::Q8 | WeightsArg::Bf16 => WeightFormat::F16,
             WeightsArg::F32 => WeightFormat::F32,
         }
     }
 }
 
 /// The model folder given, or the embedded default model.
-fn load_model(dir: Option<&std::path::Path>) -> Result<Model> {
+fn load_model(dir: Option<&std::path::Path>, device: Device) -> Result<Model> {
+    let opts = LoadOptions::precision(device.precision());
+    // a large model takes a while to map and check: say what it will take first
+    if let Some(est) = dir.and_then(|d| engine::memory_estimate(d, opts.precision).ok()) {
+        if est.weights >= 1 << 30 {
+            say(&format!(
+                "unmask: loading {}: {}",
+                dir.map_or(String::new(), |d| d.display().to_string()),
+                est.describe()
+            ));
+        }
+    }
     match dir {
-        Some(d) => engine::load_model(d).map(warned),
+        Some(d) => engine::load_model_with(d, opts).map(warned),
         #[cfg(feature = "default-model")]
-        None => engine::default_model(),
+        None => engine::default_model_with(opts),
         #[cfg(not(feature = "default-model"))]
         None => Err(Error::input("no --model given, and this build has no embedded default model (feature `default-model`)")),
     }
@@ -231,8 +265,19 @@ enum Command {
         #[command(flatten)]
         device: Device,
     },
-    /// Time the forward pass of an MDLM-OWT-shaped model with random weights.
+    /// Rewrite a checkpoint with its weight matrices quantised to q8_0 (blocks of 32 int8 values
+    /// and an f16 scale, as llama.cpp's Q8_0), in a safetensors layout `--model` reads back.
+    Quantize {
+        /// Model folder in Hugging Face layout.
+        dir: PathBuf,
+        /// New folder for the quantised model (config and tokenizer are copied).
+        out: PathBuf,
+    },
+    /// Time the forward pass of an MDLM-OWT-shaped model with random weights (or of --model).
     Bench {
+        /// Time this model folder instead (its load time is reported too).
+        #[arg(long)]
+        model: Option<PathBuf>,
         /// Canvas lengths to time.
         #[arg(long, value_delimiter = ',', default_value = "128,512")]
         lengths: Vec<usize>,
@@ -248,7 +293,8 @@ enum Command {
         /// auto: the CPU, and the GPU beside it when any adapter exists; cpu or gpu: only that one.
         #[arg(long, value_enum, default_value = "auto")]
         backend: BackendArg,
-        /// GPU weight storage.
+        /// Weight storage: f16 (the GPU's f16; the host keeps what is stored), f32, bf16 or q8
+        /// (the host's matrices rounded or quantised).
         #[arg(long, value_enum, default_value = "f16")]
         weights: WeightsArg,
         /// Also time the GPU matmul kernel alone on a few shapes (GFLOP/s).
@@ -272,7 +318,7 @@ fn run(cmd: Command, out: &mut Out) -> std::result::Result<(), Fail> {
             output,
             device,
         } => {
-            let model = warned(engine::load_model(&model)?);
+            let model = load_model(Some(&model), device)?;
             let batch = Batch::read_safetensors(&input)?;
             model.check(&batch)?;
             let (mut d, selection) = block_on(AnyDenoiser::select(&model, device.options()))?;
@@ -304,7 +350,7 @@ fn run(cmd: Command, out: &mut Out) -> std::result::Result<(), Fail> {
             json,
             device,
         } => {
-            let mut inf = attach(load_model(model.as_deref())?, device)?;
+            let mut inf = attach(load_model(model.as_deref(), device)?, device)?;
             let request = InfillOptions {
                 strategy,
                 steps,
@@ -337,7 +383,7 @@ fn run(cmd: Command, out: &mut Out) -> std::result::Result<(), Fail> {
             seed,
             device,
         } => {
-            let mut inf = attach(load_model(model.as_deref())?, device)?;
+            let mut inf = attach(load_model(model.as_deref(), device)?, device)?;
             let body = std::fs::read_to_string(&text).map_err(|e| Error::io(text.display(), e))?;
             let bar = Progress::new("tokens");
             let report = block_on(evaluate_with(
@@ -354,7 +400,21 @@ fn run(cmd: Command, out: &mut Out) -> std::result::Result<(), Fail> {
             bar.finish();
             out.json(&report)
         }
+        Command::Quantize { dir, out: dst } => {
+            let bar = Progress::new("tensors");
+            let q = unmask::model::quantize::quantize_dir(&dir, &dst, |d, t| bar.set(d, t))?;
+            bar.finish();
+            out.line(&format!(
+                "{}: {} of {} tensors quantised to q8_0, {:.1} MB -> {:.1} MB",
+                dst.join("model.safetensors").display(),
+                q.quantized,
+                q.tensors,
+                q.bytes_in as f64 / 1e6,
+                q.bytes_out as f64 / 1e6
+            ))
+        }
         Command::Bench {
+            model,
             lengths,
             iters,
             threads,
@@ -363,7 +423,15 @@ fn run(cmd: Command, out: &mut Out) -> std::result::Result<(), Fail> {
             weights,
             matmul,
         } => bench(
-            &lengths, iters, threads, json, backend, weights, matmul, out,
+            model.as_deref(),
+            &lengths,
+            iters,
+            threads,
+            json,
+            backend,
+            weights,
+            matmul,
+            out,
         ),
     }
 }
@@ -386,6 +454,7 @@ fn max_threads() -> usize {
 
 #[allow(clippy::too_many_arguments)]
 fn bench(
+    dir: Option<&std::path::Path>,
     lengths: &[usize],
     iters: usize,
     threads: Option<usize>,
@@ -411,10 +480,25 @@ fn bench(
             .map_err(|e| Error::input(format!("--threads {n}: cannot start the threads: {e}")))?;
     }
     let shape = Shape::mdlm_owt();
-    if let Some(&bad) = lengths.iter().find(|&&l| l == 0 || l > shape.max_len) {
+    let precision = weights.precision();
+    // the model first: its maximum length bounds --lengths, and a model that does not fit is
+    // refused before anything else
+    let (model, name, load_s) = match dir {
+        Some(d) => {
+            let t0 = std::time::Instant::now();
+            let m = load_model(Some(d), Device { backend, weights })?;
+            (m, d.display().to_string(), Some(t0.elapsed().as_secs_f64()))
+        }
+        None => {
+            say("building an MDLM-OWT-shaped model with random weights …");
+            let m = engine::prepare(random_mdlm(&shape, 0)?, LoadOptions::precision(precision));
+            (m, "mdlm-owt-shape".to_string(), None)
+        }
+    };
+    let max_len = model.spec.max_len;
+    if let Some(&bad) = lengths.iter().find(|&&l| l == 0 || l > max_len) {
         return Err(Error::input(format!(
-            "--lengths: {bad} is outside 1..={} (the model's maximum)",
-            shape.max_len
+            "--lengths: {bad} is outside 1..={max_len} (the model's maximum)"
         ))
         .into());
     }
@@ -442,15 +526,33 @@ fn bench(
     }
     // the header first: an unwritable stdout is found before minutes of work
     let threads = rayon::current_num_threads();
+    let held: Vec<&str> = {
+        let mut v: Vec<&str> = model.plan.matrices().iter().map(|m| m.dtype()).collect();
+        v.sort();
+        v.dedup();
+        v
+    };
     if !json {
-        out.line("model: MDLM-OWT shape (12 x 768, 12 heads, V 50258), random weights, head over all rows")?;
-        out.line(&format!("cpu: f32, {threads} threads"))?;
+        match load_s {
+            Some(s) => out.line(&format!(
+                "model: {name} ({} x {}, V {}), loaded in {s:.2} s, head over all rows",
+                model.plan.blocks.len(),
+                model.plan.hidden,
+                model.plan.vocab
+            ))?,
+            None => out.line("model: MDLM-OWT shape (12 x 768, 12 heads, V 50258), random weights, head over all rows")?,
+        }
+        out.line(&format!(
+            "cpu: {} weights ({:.1} MB), f32 arithmetic, {threads} threads",
+            held.join("+"),
+            model.plan.matrix_bytes() as f64 / 1e6
+        ))?;
         #[cfg(feature = "gpu")]
         if let Some(g) = &gpu {
-            let w = if weights == WeightsArg::F16 {
-                "f16 weights"
-            } else {
-                "f32 weights"
+            let w = match weights {
+                WeightsArg::F32 => "f32 weights",
+                WeightsArg::Q8 => "q8_0 weights (embeddings f16)",
+                WeightsArg::F16 | WeightsArg::Bf16 => "f16 weights",
             };
             out.line(&format!("gpu: {}, {w}, f32 arithmetic", g.describe()))?;
         }
@@ -459,8 +561,6 @@ fn bench(
             "backend", "L", "ms/forward", "min ms", "GFLOP", "GFLOP/s"
         ))?;
     }
-    say("building an MDLM-OWT-shaped model with random weights …");
-    let model = random_mdlm(&shape, 0)?;
     let mut denoisers: Vec<AnyDenoiser> = Vec::new();
     if backend != BackendArg::Gpu {
         denoisers.push(AnyDenoiser::Cpu(CpuDenoiser::new(model.plan.clone())));
@@ -475,7 +575,7 @@ fn bench(
     }
     for &len in lengths {
         for d in &mut denoisers {
-            let m = block_on(measure(&model, d, "mdlm-owt-shape", len, iters, 1))?;
+            let m = block_on(measure(&model, d, &name, len, iters, 1))?;
             if json {
                 out.json(&m)?;
             } else {

@@ -66,7 +66,7 @@ pub fn build(cfg: &Config, w: &Weights, flavour: Flavour) -> Result<(ModelSpec, 
     };
 
     let e = format!("{root}.embeddings");
-    let tokens = Arc::new(w.get(&format!("{e}.word_embeddings.weight"), &[vocab, h])?);
+    let tokens = Arc::new(w.matrix(&format!("{e}.word_embeddings.weight"), vocab, h)?);
     let embeddings = Embeddings {
         tokens: tokens.clone(),
         positions: Some((
@@ -130,7 +130,7 @@ pub fn build(cfg: &Config, w: &Weights, flavour: Flavour) -> Result<(ModelSpec, 
         ),
     };
     // save_pretrained drops the tied copy; some hub files keep it.
-    let decoder_weight = match w.get_opt(decoder_w, &[vocab, h])? {
+    let decoder_weight = match w.matrix_opt(decoder_w, vocab, h)? {
         Some(t) => Arc::new(t),
         None => tokens,
     };

@@ -21,7 +21,7 @@ pub fn build(cfg: &Config, w: &Weights) -> Result<(ModelSpec, Plan)> {
     let hd = head_dim(cfg, h, heads, "n_heads")?;
 
     let e = "distilbert.embeddings";
-    let tokens = Arc::new(w.get(&format!("{e}.word_embeddings.weight"), &[vocab, h])?);
+    let tokens = Arc::new(w.matrix(&format!("{e}.word_embeddings.weight"), vocab, h)?);
     let embeddings = Embeddings {
         tokens: tokens.clone(),
         // sinusoidal tables are stored in the checkpoint like learned ones
@@ -62,7 +62,7 @@ pub fn build(cfg: &Config, w: &Weights) -> Result<(ModelSpec, Plan)> {
         });
     }
 
-    let decoder_weight = match w.get_opt("vocab_projector.weight", &[vocab, h])? {
+    let decoder_weight = match w.matrix_opt("vocab_projector.weight", vocab, h)? {
         Some(t) => Arc::new(t),
         None => tokens,
     };

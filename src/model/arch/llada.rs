@@ -74,7 +74,7 @@ pub fn build(cfg: &Config, w: &Weights) -> Result<(ModelSpec, Plan)> {
     )?;
 
     let t = "model.transformer";
-    let tokens = Arc::new(w.get(&format!("{t}.wte.weight"), &[rows, h])?);
+    let tokens = Arc::new(w.matrix(&format!("{t}.wte.weight"), rows, h)?);
     let mut blocks = Vec::with_capacity(layers);
     for i in 0..layers {
         let b = format!("{t}.blocks.{i}");

@@ -122,7 +122,7 @@ pub fn build(cfg: &Config, w: &Weights) -> Result<(ModelSpec, Plan)> {
         head_dim: hd,
         vocab,
         embeddings: Embeddings {
-            tokens: Arc::new(w.get(&format!("{p}vocab_embed.embedding"), &[vocab, h])?),
+            tokens: Arc::new(w.matrix(&format!("{p}vocab_embed.embedding"), vocab, h)?),
             positions: None,
             token_types: None,
             norm: None,

@@ -9,11 +9,11 @@ mod mdlm;
 mod modernbert;
 
 use super::config::Config;
+use super::matrix::Matrix;
 use super::plan::{Activation, Linear, Norm, NormKind, Plan};
 use super::weights::Weights;
 use super::{Architecture, ModelSpec, MAX_CONTEXT, MAX_LAYERS};
 use crate::error::{Error, Result};
-use crate::tensor::Tensor;
 
 /// Builds the spec and plan, then refuses weights for layers beyond the config's count (a
 /// config with too few layers would otherwise run silently on a prefix of the model).
@@ -129,40 +129,30 @@ fn head_dim(cfg: &Config, hidden: usize, heads: usize, heads_field: &str) -> Res
 }
 
 fn linear(w: &Weights, prefix: &str, out: usize, inp: usize, bias: bool) -> Result<Linear> {
-    let weight = w.get(&format!("{prefix}.weight"), &[out, inp])?;
+    let weight = w.matrix(&format!("{prefix}.weight"), out, inp)?;
     let bias = if bias {
-        Some(w.get(&format!("{prefix}.bias"), &[out])?)
+        Some(w.get(&format!("{prefix}.bias"), &[out])?.data)
     } else {
         None
     };
-    Ok(Linear::new(weight, bias))
+    Ok(Linear::from_matrix(weight, bias))
 }
 
-/// Stacks separate q, k, v projections into one `[3·out, in]` linear.
+/// Stacks separate q, k, v projections into one `[q + k + v, in]` linear.
 fn fused_qkv(parts: [Linear; 3]) -> Linear {
-    let mut weight = Vec::new();
-    let mut bias: Option<Vec<f32>> = parts[0].bias.as_ref().map(|_| Vec::new());
-    let inp = parts[0].in_dim();
-    let mut rows = 0;
-    for p in &parts {
-        weight.extend_from_slice(&p.weight.data);
-        rows += p.out_dim();
-        if let (Some(b), Some(pb)) = (bias.as_mut(), &p.bias) {
-            b.extend_from_slice(pb);
-        }
-    }
-    Linear::new(
-        Tensor::new(vec![rows, inp], weight),
-        bias.map(|b| Tensor::new(vec![rows], b)),
-    )
+    let weight = Matrix::stack(&[&parts[0].weight, &parts[1].weight, &parts[2].weight]);
+    let bias = parts[0].bias.as_ref().map(|_| {
+        parts
+            .iter()
+            .flat_map(|p| p.bias.iter().flatten().copied())
+            .collect()
+    });
+    Linear::from_matrix(weight, bias)
 }
 
 /// Stacks two projections with the same input (a gated FFN's gate and up) into one.
 fn stacked(a: Linear, b: Linear) -> Linear {
-    let (ra, rb, inp) = (a.out_dim(), b.out_dim(), a.in_dim());
-    let mut weight = a.weight.data.clone();
-    weight.extend_from_slice(&b.weight.data);
-    Linear::new(Tensor::new(vec![ra + rb, inp], weight), None)
+    Linear::from_matrix(Matrix::stack(&[&a.weight, &b.weight]), None)
 }
 
 /// A LayerNorm whose weight (and optional bias) may be stored under new or legacy names.

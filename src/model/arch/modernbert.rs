@@ -38,7 +38,7 @@ pub fn build(cfg: &Config, w: &Weights) -> Result<(ModelSpec, Plan)> {
     )?;
 
     let norm = |name: &str| layer_norm(w, name, h, norm_bias, eps);
-    let tokens = Arc::new(w.get("model.embeddings.tok_embeddings.weight", &[vocab, h])?);
+    let tokens = Arc::new(w.matrix("model.embeddings.tok_embeddings.weight", vocab, h)?);
     let embeddings = Embeddings {
         tokens: tokens.clone(),
         positions: None,
@@ -76,7 +76,7 @@ pub fn build(cfg: &Config, w: &Weights) -> Result<(ModelSpec, Plan)> {
         });
     }
 
-    let decoder_weight = match w.get_opt("decoder.weight", &[vocab, h])? {
+    let decoder_weight = match w.matrix_opt("decoder.weight", vocab, h)? {
         Some(t) => Arc::new(t),
         None => tokens,
     };

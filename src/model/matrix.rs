@@ -1,0 +1,565 @@
+//! A weight matrix `[rows, cols]` kept in the precision it was stored in: f32, f16 or bf16
+//! (natively, in place in the memory-mapped checkpoint), or q8_0 blocks. Backends read it a
+//! panel of rows at a time as f32 ([`Matrix::rows_f32`]), so no f32 copy of a half-precision
+//! or quantised model ever exists whole.
+
+use std::sync::Arc;
+
+use half::{bf16, f16};
+
+/// Values per q8_0 block, as llama.cpp's Q8_0: 32 int8 values share one f16 scale.
+pub const Q8_BLOCK: usize = 32;
+
+/// Bytes owned elsewhere (a memory map, a file compiled into the binary, a buffer read whole)
+/// that several matrices borrow ranges of.
+pub type Backing = Arc<dyn AsRef<[u8]> + Send + Sync>;
+
+/// A byte range of a [`Backing`], or bytes of its own.
+#[derive(Clone)]
+pub struct Bytes {
+    backing: Backing,
+    start: usize,
+    len: usize,
+}
+
+impl Bytes {
+    /// `len` bytes of `backing` from `start`; the caller has checked the range.
+    pub fn view(backing: Backing, start: usize, len: usize) -> Bytes {
+        debug_assert!(start + len <= (*backing).as_ref().len());
+        Bytes {
+            backing,
+            start,
+            len,
+        }
+    }
+
+    pub fn owned(v: Vec<u8>) -> Bytes {
+        let len = v.len();
+        Bytes {
+            backing: Arc::new(v),
+            start: 0,
+            len,
+        }
+    }
+
+    pub fn as_slice(&self) -> &[u8] {
+        &(*self.backing).as_ref()[self.start..self.start + self.len]
+    }
+}
+
+impl std::fmt::Debug for Bytes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Bytes({} bytes)", self.len)
+    }
+}
+
+/// Rows of equal byte width, in one or more ranges: stacking matrices (fused q/k/v, a gated
+/// FFN's gate and up) joins their ranges instead of copying, so a memory-mapped checkpoint is
+/// never held twice.
+#[derive(Clone, Debug)]
+pub struct RowBytes {
+    parts: Vec<Bytes>,
+    row_bytes: usize,
+}
+
+impl RowBytes {
+    pub fn new(bytes: Bytes, row_bytes: usize) -> RowBytes {
+        debug_assert!(row_bytes == 0 || bytes.len % row_bytes == 0);
+        RowBytes {
+            parts: vec![bytes],
+            row_bytes,
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.parts.iter().map(|p| p.len).sum()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn rows_of(&self, p: &Bytes) -> usize {
+        p.len.checked_div(self.row_bytes).unwrap_or(0)
+    }
+
+    /// Calls `f` on the byte slices covering rows `r0..r1`, in order.
+    pub fn for_rows(&self, mut r0: usize, r1: usize, mut f: impl FnMut(&[u8])) {
+        let mut base = 0;
+        for p in &self.parts {
+            let n = self.rows_of(p);
+            if r0 < r1 && r0 < base + n {
+                let (a, b) = (r0 - base, (r1 - base).min(n));
+                f(&p.as_slice()[a * self.row_bytes..b * self.row_bytes]);
+                r0 = base + b;
+            }
+            base += n;
+        }
+    }
+
+    /// One row's bytes.
+    pub fn row(&self, r: usize) -> &[u8] {
+        let mut base = 0;
+        for p in &self.parts {
+            let n = self.rows_of(p);
+            if r < base + n {
+                let a = (r - base) * self.row_bytes;
+                return &p.as_slice()[a..a + self.row_bytes];
+            }
+            base += n;
+        }
+        panic!("row {r} of {base}")
+    }
+
+    fn concat<'a>(all: impl IntoIterator<Item = &'a RowBytes>) -> RowBytes {
+        let mut parts = Vec::new();
+        let mut row_bytes = 0;
+        for r in all {
+            row_bytes = r.row_bytes;
+            parts.extend(r.parts.iter().cloned());
+        }
+        RowBytes { parts, row_bytes }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Half {
+    F16,
+    Bf16,
+}
+
+#[derive(Clone, Debug)]
+pub enum Storage {
+    F32(Vec<f32>),
+    /// Little-endian 16-bit floats, row-major.
+    Half(Half, RowBytes),
+    /// Each row padded with zeros to whole blocks: `qs` holds `rows × blocks × 32` int8 values,
+    /// `scales` `rows × blocks` little-endian f16 scales; value = q · scale.
+    Q8 {
+        qs: RowBytes,
+        scales: RowBytes,
+    },
+    /// Dropped from the host after the upload to a GPU, which now holds the only copy (natively;
+    /// see `engine::Target::attach`). Only the shape is left.
+    Released,
+}
+
+/// The precision a model's matrices are held in, as a user asks for it (`--weights`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Precision {
+    /// As the checkpoint stores them (f32, f16 or bf16).
+    #[default]
+    Stored,
+    /// Every matrix widened to f32 (the old behaviour; the reference for parity).
+    F32,
+    /// Every matrix rounded to bf16 (benchmarks: a bf16 checkpoint from an f32 one).
+    Bf16,
+    /// Every matrix quantised to q8_0 at load.
+    Q8,
+}
+
+impl std::str::FromStr for Precision {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s {
+            "stored" => Ok(Precision::Stored),
+            "f32" => Ok(Precision::F32),
+            "bf16" => Ok(Precision::Bf16),
+            "q8" | "q8_0" => Ok(Precision::Q8),
+            other => Err(format!(
+                "unknown weight format `{other}` (stored, f32, bf16, q8)"
+            )),
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct Matrix {
+    pub rows: usize,
+    pub cols: usize,
+    pub storage: Storage,
+}
+
+impl Matrix {
+    pub fn f32(rows: usize, cols: usize, data: Vec<f32>) -> Matrix {
+        assert_eq!(data.len(), rows * cols, "matrix data size");
+        Matrix {
+            rows,
+            cols,
+            storage: Storage::F32(data),
+        }
+    }
+
+    /// A 16-bit matrix over `bytes` (2·rows·cols of them, checked by the caller).
+    pub fn half(rows: usize, cols: usize, kind: Half, bytes: Bytes) -> Matrix {
+        assert_eq!(bytes.len, 2 * rows * cols, "matrix data size");
+        Matrix {
+            rows,
+            cols,
+            storage: Storage::Half(kind, RowBytes::new(bytes, 2 * cols)),
+        }
+    }
+
+    /// Blocks per row of the q8_0 layout.
+    pub fn q8_blocks(cols: usize) -> usize {
+        cols.div_ceil(Q8_BLOCK)
+    }
+
+    /// A q8_0 matrix from its two arrays (sizes checked here, so a file can be trusted no
+    /// further than its shapes).
+    pub fn q8(rows: usize, cols: usize, qs: Bytes, scales: Bytes) -> Option<Matrix> {
+        let blocks = Matrix::q8_blocks(cols);
+        (qs.len == rows * blocks * Q8_BLOCK && scales.len == 2 * rows * blocks).then(|| Matrix {
+            rows,
+            cols,
+            storage: Storage::Q8 {
+                qs: RowBytes::new(qs, blocks * Q8_BLOCK),
+                scales: RowBytes::new(scales, 2 * blocks),
+            },
+        })
+    }
+
+    pub fn shape(&self) -> [usize; 2] {
+        [self.rows, self.cols]
+    }
+
+    /// A short name of the storage, for messages and reports.
+    pub fn dtype(&self) -> &'static str {
+        match &self.storage {
+            Storage::F32(_) => "f32",
+            Storage::Half(Half::F16, _) => "f16",
+            Storage::Half(Half::Bf16, _) => "bf16",
+            Storage::Q8 { .. } => "q8_0",
+            Storage::Released => "released",
+        }
+    }
+
+    /// Bytes the matrix holds.
+    pub fn bytes(&self) -> usize {
+        match &self.storage {
+            Storage::F32(v) => 4 * v.len(),
+            Storage::Half(_, b) => b.len(),
+            Storage::Q8 { qs, scales } => qs.len() + scales.len(),
+            Storage::Released => 0,
+        }
+    }
+
+    pub fn is_released(&self) -> bool {
+        matches!(self.storage, Storage::Released)
+    }
+
+    /// The same shape with no data (see [`Storage::Released`]).
+    pub fn released(&self) -> Matrix {
+        Matrix {
+            rows: self.rows,
+            cols: self.cols,
+            storage: Storage::Released,
+        }
+    }
+
+    /// The f32 data when that is how it is stored (the fast path of the f32 kernels).
+    pub fn as_f32(&self) -> Option<&[f32]> {
+        match &self.storage {
+            Storage::F32(v) => Some(v),
+            _ => None,
+        }
+    }
+
+    /// Rows `r0..r1` as f32, written to `out` (`(r1 − r0) · cols` values).
+    pub fn rows_f32(&self, r0: usize, r1: usize, out: &mut [f32]) {
+        let c = self.cols;
+        assert!(
+            r0 <= r1 && r1 <= self.rows,
+            "rows {r0}..{r1} of {}",
+            self.rows
+        );
+        assert_eq!(out.len(), (r1 - r0) * c, "panel size");
+        match &self.storage {
+            Storage::F32(v) => out.copy_from_slice(&v[r0 * c..r1 * c]),
+            Storage::Half(kind, b) => {
+                let mut at = 0;
+                b.for_rows(r0, r1, |bytes| {
+                    let n = bytes.len() / 2;
+                    widen_half(*kind, bytes, &mut out[at..at + n]);
+                    at += n;
+                });
+            }
+            // the CPU denoiser and the uploads check `is_released` first (an engine invariant)
+            Storage::Released => panic!("weights released after the GPU upload were read"),
+            Storage::Q8 { qs, scales } => {
+                for (i, row) in out.chunks_exact_mut(c).enumerate() {
+                    let (q, sc) = (qs.row(r0 + i), scales.row(r0 + i));
+                    for (bi, vals) in row.chunks_mut(Q8_BLOCK).enumerate() {
+                        let d = f16::from_le_bytes([sc[2 * bi], sc[2 * bi + 1]]).to_f32();
+                        let qb = &q[bi * Q8_BLOCK..];
+                        for (v, &q) in vals.iter_mut().zip(qb) {
+                            *v = (q as i8) as f32 * d;
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// One row as f32.
+    pub fn row_f32(&self, r: usize) -> Vec<f32> {
+        let mut v = vec![0.0; self.cols];
+        self.rows_f32(r, r + 1, &mut v);
+        v
+    }
+
+    /// The whole matrix as f32 (small matrices, tests, and folding constants into weights).
+    pub fn to_f32(&self) -> Vec<f32> {
+        match &self.storage {
+            Storage::F32(v) => v.clone(),
+            _ => {
+                let mut v = vec![0.0; self.rows * self.cols];
+                self.rows_f32(0, self.rows, &mut v);
+                v
+            }
+        }
+    }
+
+    /// The values as mutable f32 (widened first when held otherwise): tests that edit weights.
+    pub fn f32_mut(&mut self) -> &mut Vec<f32> {
+        if !matches!(self.storage, Storage::F32(_)) {
+            self.storage = Storage::F32(self.to_f32());
+        }
+        match &mut self.storage {
+            Storage::F32(v) => v,
+            _ => unreachable!("widened above"),
+        }
+    }
+
+    /// An f32 copy as a dense tensor (the teaching views, small models).
+    pub fn as_tensor(&self) -> Arc<crate::tensor::Tensor> {
+        Arc::new(crate::tensor::Tensor::new(
+            vec![self.rows, self.cols],
+            self.to_f32(),
+        ))
+    }
+
+    /// The matrix with f32 storage, widened if needed.
+    pub fn widened(&self) -> Matrix {
+        Matrix::f32(self.rows, self.cols, self.to_f32())
+    }
+
+    /// q8_0 quantisation as llama.cpp's reference `quantize_row_q8_0`: per block of 32,
+    /// `d = max|x| / 127`, `q = round(x / d)`; the scale is stored as f16.
+    pub fn quantized(&self) -> Matrix {
+        let (rows, cols) = (self.rows, self.cols);
+        let blocks = Matrix::q8_blocks(cols);
+        let mut qs = vec![0u8; rows * blocks * Q8_BLOCK];
+        let mut scales = vec![0u8; 2 * rows * blocks];
+        let mut row = vec![0.0f32; cols];
+        for r in 0..rows {
+            self.rows_f32(r, r + 1, &mut row);
+            for (bi, vals) in row.chunks(Q8_BLOCK).enumerate() {
+                let amax = vals.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+                let d = amax / 127.0;
+                let id = if d > 0.0 { 1.0 / d } else { 0.0 };
+                let at = (r * blocks + bi) * Q8_BLOCK;
+                for (j, v) in vals.iter().enumerate() {
+                    qs[at + j] = ((v * id).round() as i8) as u8;
+                }
+                let s = 2 * (r * blocks + bi);
+                scales[s..s + 2].copy_from_slice(&f16::from_f32(d).to_le_bytes());
+            }
+        }
+        Matrix::q8(rows, cols, Bytes::owned(qs), Bytes::owned(scales))
+            .expect("sizes computed above")
+    }
+
+    /// The matrix in `format`: unchanged for `Stored`, widened or quantised otherwise.
+    pub fn converted(&self, format: Precision) -> Matrix {
+        match (format, &self.storage) {
+            (Precision::Stored, _) | (Precision::F32, Storage::F32(_)) => self.clone(),
+            (Precision::Q8, Storage::Q8 { .. }) => self.clone(),
+            (Precision::F32, _) => self.widened(),
+            (Precision::Bf16, Storage::Half(Half::Bf16, _)) => self.clone(),
+            (Precision::Bf16, _) => Matrix::half(
+                self.rows,
+                self.cols,
+                Half::Bf16,
+                Bytes::owned(half_bytes(Half::Bf16, &self.to_f32())),
+            ),
+            (Precision::Q8, _) => self.quantized(),
+        }
+    }
+
+    /// Rows of several matrices with the same column count, stacked (fused q/k/v, a gated FFN's
+    /// gate and up). Same-precision parts stay in that precision and are joined, not copied;
+    /// mixed ones become f32.
+    pub fn stack(parts: &[&Matrix]) -> Matrix {
+        let cols = parts[0].cols;
+        assert!(
+            parts.iter().all(|p| p.cols == cols),
+            "stacked column counts"
+        );
+        let rows = parts.iter().map(|p| p.rows).sum();
+        let halves: Option<Vec<(Half, &RowBytes)>> = parts
+            .iter()
+            .map(|p| match &p.storage {
+                Storage::Half(k, b) => Some((*k, b)),
+                _ => None,
+            })
+            .collect();
+        if let Some(h) = halves {
+            if h.iter().all(|(k, _)| *k == h[0].0) {
+                let storage = Storage::Half(h[0].0, RowBytes::concat(h.iter().map(|(_, b)| *b)));
+                return Matrix {
+                    rows,
+                    cols,
+                    storage,
+                };
+            }
+        }
+        let q8: Option<Vec<(&RowBytes, &RowBytes)>> = parts
+            .iter()
+            .map(|p| match &p.storage {
+                Storage::Q8 { qs, scales } => Some((qs, scales)),
+                _ => None,
+            })
+            .collect();
+        if let Some(q) = q8 {
+            let storage = Storage::Q8 {
+                qs: RowBytes::concat(q.iter().map(|(a, _)| *a)),
+                scales: RowBytes::concat(q.iter().map(|(_, b)| *b)),
+            };
+            return Matrix {
+                rows,
+                cols,
+                storage,
+            };
+        }
+        let mut v = Vec::with_capacity(rows * cols);
+        for p in parts {
+            v.extend_from_slice(&p.to_f32());
+        }
+        Matrix::f32(rows, cols, v)
+    }
+}
+
+/// Widens little-endian 16-bit floats into `out` (F16C/NEON through `half` where present).
+fn widen_half(kind: Half, bytes: &[u8], out: &mut [f32]) {
+    use half::slice::HalfFloatSliceExt;
+    match kind {
+        Half::F16 => match bytemuck::try_cast_slice::<u8, f16>(bytes) {
+            Ok(h) if cfg!(target_endian = "little") => h.convert_to_f32_slice(out),
+            _ => out
+                .iter_mut()
+                .zip(bytes.chunks_exact(2))
+                .for_each(|(o, c)| *o = f16::from_le_bytes([c[0], c[1]]).to_f32()),
+        },
+        // bf16 is the top half of an f32: a shift, which the compiler vectorises
+        Half::Bf16 => out
+            .iter_mut()
+            .zip(bytes.chunks_exact(2))
+            .for_each(|(o, c)| {
+                *o = f32::from_bits((u16::from_le_bytes([c[0], c[1]]) as u32) << 16)
+            }),
+    }
+}
+
+/// f32 values as little-endian bytes of `kind` (tests, the quantise tool).
+pub fn half_bytes(kind: Half, vals: &[f32]) -> Vec<u8> {
+    match kind {
+        Half::F16 => vals
+            .iter()
+            .flat_map(|v| f16::from_f32(*v).to_le_bytes())
+            .collect(),
+        Half::Bf16 => vals
+            .iter()
+            .flat_map(|v| bf16::from_f32(*v).to_le_bytes())
+            .collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vals(n: usize) -> Vec<f32> {
+        (0..n)
+            .map(|i| ((i * 37 % 101) as f32 - 50.0) / 16.0)
+            .collect()
+    }
+
+    #[test]
+    fn half_rows_widen_exactly() {
+        let v = vals(7 * 5);
+        for kind in [Half::F16, Half::Bf16] {
+            let m = Matrix::half(7, 5, kind, Bytes::owned(half_bytes(kind, &v)));
+            let mut out = vec![0.0; 2 * 5];
+            m.rows_f32(3, 5, &mut out);
+            for (i, o) in out.iter().enumerate() {
+                // these values are exact in both formats (multiples of 1/16 below 4)
+                assert_eq!(*o, v[15 + i], "{kind:?} at {i}");
+            }
+        }
+    }
+
+    #[test]
+    fn misaligned_half_bytes_read_the_same() {
+        let v = vals(12);
+        let mut b = vec![0u8];
+        b.extend(half_bytes(Half::F16, &v));
+        let backing: Backing = Arc::new(b);
+        let m = Matrix::half(3, 4, Half::F16, Bytes::view(backing, 1, 24));
+        assert_eq!(m.to_f32(), v);
+    }
+
+    #[test]
+    fn q8_error_is_within_half_a_step_per_block() {
+        // 37 columns: one whole block and a padded one
+        let (rows, cols) = (5, 37);
+        let v: Vec<f32> = vals(rows * cols).iter().map(|x| x * 0.37).collect();
+        let m = Matrix::f32(rows, cols, v.clone());
+        let q = m.quantized();
+        assert_eq!(q.dtype(), "q8_0");
+        assert_eq!(q.bytes(), rows * 2 * (32 + 2));
+        let back = q.to_f32();
+        for r in 0..rows {
+            for (b, block) in v[r * cols..(r + 1) * cols].chunks(32).enumerate() {
+                let amax = block.iter().fold(0.0f32, |m, x| m.max(x.abs()));
+                for (j, x) in block.iter().enumerate() {
+                    let got = back[r * cols + b * 32 + j];
+                    // half a quantisation step, plus the f16 rounding of the scale
+                    let bound = amax / 127.0 * 0.5 + amax * 1e-3;
+                    assert!((got - x).abs() <= bound, "({r},{j}): {got} vs {x}");
+                }
+            }
+        }
+        // a zero block quantises to zeros, not NaN
+        let z = Matrix::f32(1, 3, vec![0.0; 3]).quantized().to_f32();
+        assert_eq!(z, vec![0.0; 3]);
+    }
+
+    #[test]
+    fn stacking_keeps_the_precision_of_like_parts() {
+        let a = Matrix::half(
+            2,
+            3,
+            Half::Bf16,
+            Bytes::owned(half_bytes(Half::Bf16, &vals(6))),
+        );
+        let b = Matrix::half(
+            1,
+            3,
+            Half::Bf16,
+            Bytes::owned(half_bytes(Half::Bf16, &vals(3))),
+        );
+        let s = Matrix::stack(&[&a, &b]);
+        assert_eq!((s.rows, s.dtype()), (3, "bf16"));
+        let mut want = a.to_f32();
+        want.extend(b.to_f32());
+        assert_eq!(s.to_f32(), want);
+        let c = Matrix::f32(1, 3, vec![1.0, 2.0, 3.0]);
+        let mixed = Matrix::stack(&[&a, &c]);
+        assert_eq!(mixed.dtype(), "f32");
+        let q = Matrix::stack(&[&a.quantized(), &b.quantized()]);
+        assert_eq!((q.rows, q.dtype()), (3, "q8_0"));
+        assert_eq!(q.to_f32()[6..], b.quantized().to_f32()[..]);
+    }
+}

@@ -1,0 +1,185 @@
+//! How much host memory a checkpoint will take, from its safetensors headers alone, and
+//! whether this machine can hold it: a model that cannot fit is refused before anything is
+//! read, with the figures and the precision that would fit.
+
+use safetensors::Dtype;
+
+use super::matrix::{Matrix, Precision, Q8_BLOCK};
+use super::weights::Weights;
+use crate::error::{Error, Result};
+
+/// Canvas length the working-memory figure assumes: a long infill, far below most contexts.
+pub const ESTIMATE_TOKENS: usize = 512;
+
+#[derive(Clone, Debug)]
+pub struct Estimate {
+    /// Bytes the weights take as held (`precision`).
+    pub weights: u64,
+    /// Rough working memory of one forward pass at [`ESTIMATE_TOKENS`] tokens.
+    pub activations: u64,
+    pub precision: Precision,
+    /// What the weights are stored as in the files (`bf16`, `f32`, `bf16+f32` …).
+    pub stored: String,
+}
+
+impl Estimate {
+    pub fn total(&self) -> u64 {
+        self.weights + self.activations
+    }
+
+    /// One line for the user: "16.1 GB of bf16 weights, used in place; about 17.0 GB in all".
+    pub fn describe(&self) -> String {
+        let held = match self.precision {
+            Precision::Stored if self.stored.contains('f') && !self.stored.contains("f32") => {
+                format!("{} weights, used in place", self.stored)
+            }
+            Precision::Stored => format!("{} weights", self.stored),
+            Precision::F32 => format!("{} weights widened to f32", self.stored),
+            Precision::Bf16 => format!("{} weights rounded to bf16", self.stored),
+            Precision::Q8 => format!("{} weights quantised to q8_0", self.stored),
+        };
+        format!(
+            "{} of {held}; about {} in all with the working memory of {ESTIMATE_TOKENS} tokens",
+            human(self.weights),
+            human(self.total())
+        )
+    }
+}
+
+/// The estimate for the checkpoint behind `w` held in `precision`. Every 2-D float tensor
+/// counts as a matrix (held as stored, widened or quantised); the rest is held as f32.
+pub fn estimate(w: &Weights, precision: Precision) -> Estimate {
+    let mut weights = 0u64;
+    let mut stored: Vec<&'static str> = Vec::new();
+    let mut dims: Vec<(usize, usize)> = Vec::new();
+    for name in w.names() {
+        let Some((dtype, shape)) = w.info(&name) else {
+            continue;
+        };
+        let elems: u64 = shape.iter().map(|&d| d as u64).product();
+        let (size, label) = match dtype {
+            Dtype::F16 => (2, "f16"),
+            Dtype::BF16 => (2, "bf16"),
+            Dtype::F32 | Dtype::F64 => (4, "f32"),
+            Dtype::I8 => (1, "q8_0"),
+            _ => continue,
+        };
+        if !stored.contains(&label) {
+            stored.push(label);
+        }
+        weights += match (shape.as_slice(), precision, dtype) {
+            // a quantised checkpoint's int8 payloads, held as they are unless widened
+            (_, Precision::F32, Dtype::I8) => elems * 4,
+            (_, _, Dtype::I8) => elems,
+            ([rows, cols], Precision::Q8, _) => {
+                (*rows * Matrix::q8_blocks(*cols) * (Q8_BLOCK + 2)) as u64
+            }
+            ([_, _], Precision::Stored, _) => elems * size,
+            ([_, _], Precision::Bf16, _) => elems * 2,
+            // vectors (norms, biases) and widened matrices
+            _ => elems * 4,
+        };
+        if let [rows, cols] = shape.as_slice() {
+            dims.push((*rows, *cols));
+        }
+    }
+    // the largest row count is the vocabulary (token table, head); its width the hidden size;
+    // the widest other dimension the FFN's inner width
+    let (vocab, widest) = dims.iter().copied().max().unwrap_or((0, 0));
+    let inner = dims
+        .iter()
+        .flat_map(|&(r, c)| [r, c])
+        .filter(|&d| d < vocab)
+        .max()
+        .unwrap_or(0);
+    let hidden = widest as u64;
+    let l = ESTIMATE_TOKENS as u64;
+    // hidden states, q/k/v, the FFN's inner width, the head's logits, one L×L score block per
+    // thread
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()) as u64;
+    let activations = 4 * l * (8 * hidden + 3 * inner as u64 + vocab as u64) + 4 * l * l * threads;
+    stored.sort();
+    Estimate {
+        weights,
+        activations,
+        precision,
+        stored: stored.join("+"),
+    }
+}
+
+/// Total memory of this machine in bytes (`MemTotal`), or the `UNMASK_MEMORY` override (a
+/// byte count with an optional K, M or G suffix) that caps what unmask will use.
+pub fn machine_memory() -> Option<u64> {
+    if let Ok(v) = std::env::var("UNMASK_MEMORY") {
+        return parse_size(&v);
+    }
+    #[cfg(target_os = "linux")]
+    {
+        let text = std::fs::read_to_string("/proc/meminfo").ok()?;
+        let line = text.lines().find(|l| l.starts_with("MemTotal:"))?;
+        let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+        Some(kb * 1024)
+    }
+    #[cfg(not(target_os = "linux"))]
+    None
+}
+
+fn parse_size(s: &str) -> Option<u64> {
+    let s = s.trim();
+    let (num, mult) = match s.chars().last()? {
+        'k' | 'K' => (&s[..s.len() - 1], 1u64 << 10),
+        'm' | 'M' => (&s[..s.len() - 1], 1 << 20),
+        'g' | 'G' => (&s[..s.len() - 1], 1 << 30),
+        _ => (s, 1),
+    };
+    num.trim().parse::<u64>().ok()?.checked_mul(mult)
+}
+
+/// Refuses a model whose estimate exceeds `memory` (the machine's total), naming `origin`, the
+/// figures, and q8 when that would fit.
+pub fn check(origin: &str, w: &Weights, est: &Estimate, memory: Option<u64>) -> Result<()> {
+    let Some(limit) = memory else {
+        return Ok(());
+    };
+    if est.total() <= limit {
+        return Ok(());
+    }
+    let q8 = estimate(w, Precision::Q8);
+    let hint = if est.precision != Precision::Q8 && q8.total() <= limit {
+        format!(
+            "; with --weights q8 it would take about {}",
+            human(q8.total())
+        )
+    } else {
+        String::new()
+    };
+    Err(Error::TooLarge(format!(
+        "{origin}: {}, more than this machine's {} of memory{hint}",
+        est.describe(),
+        human(limit)
+    )))
+}
+
+pub fn human(bytes: u64) -> String {
+    let b = bytes as f64;
+    if b >= 1e9 {
+        format!("{:.1} GB", b / 1e9)
+    } else if b >= 1e6 {
+        format!("{:.1} MB", b / 1e6)
+    } else {
+        format!("{:.0} kB", b / 1e3)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_parse_with_suffixes() {
+        assert_eq!(parse_size("1024"), Some(1024));
+        assert_eq!(parse_size("3M"), Some(3 << 20));
+        assert_eq!(parse_size(" 2g "), Some(2 << 30));
+        assert_eq!(parse_size("lots"), None);
+    }
+}
