@@ -54,6 +54,7 @@ fn gpu_forward_matches_golden_on_every_fixture() {
         ("roberta", "logits", None),
         ("modernbert", "logits", None),
         ("llada", "logits", None),
+        ("llada_gqa", "logits", None),
         ("mdlm_dit", "backbone_logits.0", Some("sigma.0")),
         ("mdlm_dit_timecond", "backbone_logits.2", Some("sigma.2")),
     ] {
@@ -88,7 +89,7 @@ fn unfolded_mdlm_runs_its_modulation_on_the_gpu() {
 #[test]
 fn f16_weights_match_the_cpu_on_the_same_rounded_weights() {
     let Some(g) = gpu() else { return };
-    for name in ["bert", "llada", "mdlm_dit", "modernbert"] {
+    for name in ["bert", "llada", "llada_gqa", "mdlm_dit", "modernbert"] {
         let mut model = unmask::engine::load_model(&fixture(name)).unwrap();
         round_plan_to_f16(&mut model);
         let (batch, _) = golden(name);
@@ -181,6 +182,7 @@ fn greedy_infill_agrees_between_cpu_and_gpu() {
     for (name, template) in [
         ("bert", "the [MASK*4] river [MASK] ."),
         ("llada", "the cat [MASK*5] on the mat"),
+        ("llada_gqa", "the cat [MASK*5] on the mat"),
         ("mdlm_dit", "the [MASK*6] sat ."),
     ] {
         let mut cpu = cpu_infiller(name);

@@ -356,6 +356,7 @@ fn streamed_checkpoints_give_the_same_logits() {
         "roberta",
         "modernbert",
         "llada",
+        "llada_gqa",
         "mdlm_dit",
         "mdlm_dit_timecond",
     ] {
@@ -424,6 +425,37 @@ fn absurd_config_sizes_are_named_errors() {
     }
 }
 
+/// Grouped-query attention: a kv head count that does not divide the query heads is refused,
+/// naming the field; one that divides them but disagrees with the weights names the tensor.
+#[test]
+fn kv_heads_that_do_not_divide_the_heads_are_named_errors() {
+    for (name, kv_field, heads_field, bad) in [
+        ("llada_gqa", "n_kv_heads", "n_heads", 3),
+        ("llada_gqa", "n_kv_heads", "n_heads", 8),
+    ] {
+        let (_tmp, dir) = copy_fixture(name);
+        edit_config(&dir, |v| v[kv_field] = bad.into());
+        assert_mentions(
+            &load_err(&dir),
+            &[
+                "config.json",
+                kv_field,
+                &format!("{bad} key/value heads do not divide"),
+                heads_field,
+            ],
+        );
+    }
+    let (_tmp, dir) = copy_fixture("llada_gqa");
+    edit_config(&dir, |v| v["n_kv_heads"] = 4.into());
+    assert_mentions(
+        &load_err(&dir),
+        &[
+            "model.transformer.blocks.0.k_proj.weight",
+            "expected [80, 80]",
+        ],
+    );
+}
+
 /// Layers the config does not count, and layers it counts that the weights lack.
 #[test]
 fn layer_count_against_the_weights() {
@@ -457,6 +489,7 @@ fn unused_tensors_are_a_warning() {
         "roberta",
         "modernbert",
         "llada",
+        "llada_gqa",
         "mdlm_dit",
     ] {
         let model = unmask::engine::load_model(&fixture(name)).unwrap();

@@ -71,6 +71,7 @@ fn mask_tokens_resolve_per_architecture() {
         ("roberta", 399),
         ("modernbert", 419),
         ("llada", 299),
+        ("llada_gqa", 299),
         ("mdlm_dit", 97),
         ("mdlm_dit_timecond", 97),
     ] {

@@ -128,6 +128,20 @@ fn head_dim(cfg: &Config, hidden: usize, heads: usize, heads_field: &str) -> Res
     Ok(hidden / heads)
 }
 
+/// Key/value heads for grouped-query attention (absent: one per query head). Each kv head
+/// serves an equal run of query heads, so the count must divide `heads`.
+fn kv_heads(cfg: &Config, field: &str, heads: usize, heads_field: &str) -> Result<usize> {
+    let kv = cfg.dim_or(field, heads)?;
+    cfg.require(
+        kv <= heads && heads % kv == 0,
+        field,
+        format!(
+            "{kv} key/value heads do not divide the {heads} query heads (`{heads_field}`): grouped-query attention needs each key/value head to serve the same number of query heads"
+        ),
+    )?;
+    Ok(kv)
+}
+
 fn linear(w: &Weights, prefix: &str, out: usize, inp: usize, bias: bool) -> Result<Linear> {
     let weight = w.get(&format!("{prefix}.weight"), &[out, inp])?;
     let bias = if bias {
