@@ -97,6 +97,7 @@ fn forward_command_matches_golden_on_every_fixture() {
         "modernbert",
         "llada",
         "llada_gqa",
+        "dream",
     ] {
         let got = run_forward(name, None, name == "llada");
         assert!(!got.contains_key("log_probs"), "{name} has no subs output");
@@ -472,6 +473,7 @@ fn forward_command_on_the_gpu_matches_golden() {
         ("modernbert", "logits", None),
         ("llada", "logits", None),
         ("llada_gqa", "logits", None),
+        ("dream", "logits", None),
         ("mdlm_dit", "backbone_logits.1", Some("sigma.1")),
         ("mdlm_dit_timecond", "backbone_logits.2", Some("sigma.2")),
     ] {

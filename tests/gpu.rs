@@ -55,6 +55,7 @@ fn gpu_forward_matches_golden_on_every_fixture() {
         ("modernbert", "logits", None),
         ("llada", "logits", None),
         ("llada_gqa", "logits", None),
+        ("dream", "logits", None),
         ("mdlm_dit", "backbone_logits.0", Some("sigma.0")),
         ("mdlm_dit_timecond", "backbone_logits.2", Some("sigma.2")),
     ] {
@@ -89,7 +90,14 @@ fn unfolded_mdlm_runs_its_modulation_on_the_gpu() {
 #[test]
 fn f16_weights_match_the_cpu_on_the_same_rounded_weights() {
     let Some(g) = gpu() else { return };
-    for name in ["bert", "llada", "llada_gqa", "mdlm_dit", "modernbert"] {
+    for name in [
+        "bert",
+        "llada",
+        "llada_gqa",
+        "dream",
+        "mdlm_dit",
+        "modernbert",
+    ] {
         let mut model = unmask::engine::load_model(&fixture(name)).unwrap();
         round_plan_to_f16(&mut model);
         let (batch, _) = golden(name);
@@ -183,6 +191,10 @@ fn greedy_infill_agrees_between_cpu_and_gpu() {
         ("bert", "the [MASK*4] river [MASK] ."),
         ("llada", "the cat [MASK*5] on the mat"),
         ("llada_gqa", "the cat [MASK*5] on the mat"),
+        (
+            "dream",
+            "The cat [MASK*4] the mat, and <|mask|><|mask|> was quiet.",
+        ),
         ("mdlm_dit", "the [MASK*6] sat ."),
     ] {
         let mut cpu = cpu_infiller(name);
@@ -283,4 +295,32 @@ fn auto_selection_skips_software_adapters_and_says_why() {
     let (inf, sel) = pick(BackendChoice::Cpu);
     assert_eq!(inf.denoiser.backend(), Backend::Cpu);
     assert_eq!(sel.notice(), None, "asking for the CPU is not news");
+}
+
+/// Through the GPU denoiser, the rows the sampler reads for Dream's positions (the spec's
+/// shift) are the reference's shifted reading, `logits_shifted`.
+#[test]
+fn dream_reads_shifted_rows_on_the_gpu() {
+    use unmask::backend::Denoiser;
+    let Some(g) = gpu() else { return };
+    let model = unmask::engine::load_model(&fixture("dream")).unwrap();
+    let (batch, gold) = golden("dream");
+    let mut d = block_on(AnyDenoiser::gpu(g.clone(), &model, WeightFormat::F32)).unwrap();
+    let positions: Vec<usize> = (0..batch.len).collect();
+    let rows = model.spec.logit_rows(&positions);
+    let mut out = Vec::new();
+    for b in 0..batch.size {
+        let row = Row::plain(batch.row(b).ids, 0.0);
+        out.extend(block_on(d.logits(&row, &rows)).unwrap());
+    }
+    let got = Tensor::new(vec![batch.size, batch.len, model.spec.vocab_size], out);
+    let e = scaled_err(&got, &gold["logits_shifted"], &batch);
+    assert!(e <= 1.0, "dream shifted rows on the GPU: {e}");
+    assert_logits_match(
+        "gpu dream shifted",
+        &got,
+        &gold["logits_shifted"],
+        &batch,
+        1e-2,
+    );
 }

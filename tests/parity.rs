@@ -86,6 +86,32 @@ fn llada_with_grouped_query_attention_matches_golden() {
     assert_eq!((m.plan.heads, m.plan.kv_heads), (4, 2));
 }
 
+/// `unmask forward` gives Dream's raw output rows (the golden `logits`); the rows the sampler
+/// reads for each position, through the spec's shift, are the reference's own shifted reading
+/// (`logits_shifted`, `cat([logits[:, :1], logits[:, :-1]], 1)`).
+#[test]
+fn dream_matches_golden_raw_and_shifted() {
+    let m = llama_family("dream");
+    assert_eq!((m.plan.heads, m.plan.kv_heads), (6, 2));
+    let (batch, g) = golden("dream");
+    let want = &g["logits_shifted"];
+    let v = m.spec.vocab_size;
+    let positions: Vec<usize> = (0..batch.len).collect();
+    let rows = m.spec.logit_rows(&positions);
+    assert_eq!(&rows[..3], &[0, 0, 1]);
+    let mut d = unmask::backend::CpuDenoiser::new(m.plan.clone());
+    let mut got = Vec::new();
+    for b in 0..batch.size {
+        let row = unmask::batch::Row::plain(batch.row(b).ids, 0.0);
+        got.extend(
+            unmask::blocking::block_on(unmask::backend::Denoiser::logits(&mut d, &row, &rows))
+                .unwrap(),
+        );
+    }
+    let got = unmask::tensor::Tensor::new(vec![batch.size, batch.len, v], got);
+    assert_logits_match("dream shifted", &got, want, &batch, TOL);
+}
+
 /// Both MDLM fixtures, every σ the golden file has, folded (the default) and unfolded.
 fn mdlm(name: &str, sigmas: usize, fold: bool) {
     let model =

@@ -113,7 +113,7 @@ pub fn build(cfg: &Config, w: &Weights) -> Result<(ModelSpec, Plan)> {
         time_conditioning: false,
         logits: LogitReading::Raw,
         max_len_field: "max_sequence_length",
-        canvas: crate::text::CanvasRule::Bos,
+        canvas: crate::text::CanvasRule::Bos("<|startoftext|>"),
     };
     let plan = Plan {
         hidden: h,
