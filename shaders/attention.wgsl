@@ -1,12 +1,13 @@
-// Bidirectional multi-head attention with an optional key-padding mask and sliding window.
+// Bidirectional multi-head attention with an optional key-padding mask and sliding window, and
+// grouped-query attention: query head h reads key/value head h / (heads / kv_heads).
 // One workgroup per (query, head); keys are visited in slices of 64 with an online softmax, so
 // any sequence length runs in constant workgroup memory.
 //
-// qkv:  [L, 3·H] f32 rows [q | k | v], head-major (H = heads·hd)
+// qkv:  [L, H + 2·KV] f32 rows [q | k | v], head-major (H = heads·hd, KV = kv_heads·hd)
 // keep: [L] u32, 1 = key may be attended (padding mask)
 // out:  [L, H] f32
 
-struct Params { len: u32, heads: u32, hd: u32, window: u32, scale: f32, use_window: u32, _p0: u32, _p1: u32 }
+struct Params { len: u32, heads: u32, hd: u32, window: u32, scale: f32, use_window: u32, kv_heads: u32, _p1: u32 }
 
 @group(0) @binding(0) var<storage, read> qkv: array<f32>;
 @group(0) @binding(1) var<storage, read> keep: array<u32>;
@@ -24,7 +25,10 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid:
     let h = wg.y;
     let t = lid.x;
     let hh = p.heads * p.hd;
-    let row = 3u * hh;
+    let row = hh + 2u * p.kv_heads * p.hd;
+    let kvh = h / (p.heads / p.kv_heads);
+    let k_at = hh + kvh * p.hd;
+    let v_at = hh + (p.kv_heads + kvh) * p.hd;
     for (var d = t; d < p.hd; d += WG) { q[d] = qkv[i * row + h * p.hd + d]; }
     workgroupBarrier();
 
@@ -49,7 +53,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid:
         var sc = -3.0e38;
         if (j < hi && keep[j] == 1u) {
             var dot = 0.0;
-            for (var d = 0u; d < p.hd; d++) { dot = fma(q[d], qkv[j * row + hh + h * p.hd + d], dot); }
+            for (var d = 0u; d < p.hd; d++) { dot = fma(q[d], qkv[j * row + k_at + d], dot); }
             sc = dot * p.scale;
         }
         s[t] = sc;
@@ -68,7 +72,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid:
                 if (s[u] <= -1.0e38) { continue; }
                 let pj = exp(s[u] - mx);
                 denom += pj;
-                let vrow = (j0 + u) * row + 2u * hh + h * p.hd;
+                let vrow = (j0 + u) * row + v_at;
                 for (var e = 0u; e < 4u; e++) {
                     let d = t + e * WG;
                     if (d < p.hd) { acc[e] = fma(pj, qkv[vrow + d], acc[e]); }

@@ -90,7 +90,15 @@ fn run_forward_on(
 
 #[test]
 fn forward_command_matches_golden_on_every_fixture() {
-    for name in ["bert", "distilbert", "roberta", "modernbert", "llada"] {
+    for name in [
+        "bert",
+        "distilbert",
+        "roberta",
+        "modernbert",
+        "llada",
+        "llada_gqa",
+        "dream",
+    ] {
         let got = run_forward(name, None, name == "llada");
         assert!(!got.contains_key("log_probs"), "{name} has no subs output");
         let (batch, g) = golden(name);
@@ -464,6 +472,8 @@ fn forward_command_on_the_gpu_matches_golden() {
         ("roberta", "logits", None),
         ("modernbert", "logits", None),
         ("llada", "logits", None),
+        ("llada_gqa", "logits", None),
+        ("dream", "logits", None),
         ("mdlm_dit", "backbone_logits.1", Some("sigma.1")),
         ("mdlm_dit_timecond", "backbone_logits.2", Some("sigma.2")),
     ] {

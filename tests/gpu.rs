@@ -54,6 +54,8 @@ fn gpu_forward_matches_golden_on_every_fixture() {
         ("roberta", "logits", None),
         ("modernbert", "logits", None),
         ("llada", "logits", None),
+        ("llada_gqa", "logits", None),
+        ("dream", "logits", None),
         ("mdlm_dit", "backbone_logits.0", Some("sigma.0")),
         ("mdlm_dit_timecond", "backbone_logits.2", Some("sigma.2")),
     ] {
@@ -88,7 +90,14 @@ fn unfolded_mdlm_runs_its_modulation_on_the_gpu() {
 #[test]
 fn f16_weights_match_the_cpu_on_the_same_rounded_weights() {
     let Some(g) = gpu() else { return };
-    for name in ["bert", "llada", "mdlm_dit", "modernbert"] {
+    for name in [
+        "bert",
+        "llada",
+        "llada_gqa",
+        "dream",
+        "mdlm_dit",
+        "modernbert",
+    ] {
         let mut model = unmask::engine::load_model(&fixture(name)).unwrap();
         round_plan_to_f16(&mut model);
         let (batch, _) = golden(name);
@@ -106,7 +115,14 @@ fn f16_weights_match_the_cpu_on_the_same_rounded_weights() {
 #[test]
 fn q8_weights_match_the_cpu_q8_run() {
     let Some(g) = gpu() else { return };
-    for name in ["bert", "llada", "mdlm_dit", "modernbert"] {
+    for name in [
+        "bert",
+        "llada",
+        "mdlm_dit",
+        "modernbert",
+        "dream",
+        "llada_gqa",
+    ] {
         let model = unmask::engine::load_model_with(
             &fixture(name),
             unmask::engine::LoadOptions::precision(unmask::model::matrix::Precision::Q8),
@@ -240,6 +256,11 @@ fn greedy_infill_agrees_between_cpu_and_gpu() {
     for (name, template) in [
         ("bert", "the [MASK*4] river [MASK] ."),
         ("llada", "the cat [MASK*5] on the mat"),
+        ("llada_gqa", "the cat [MASK*5] on the mat"),
+        (
+            "dream",
+            "The cat [MASK*4] the mat, and <|mask|><|mask|> was quiet.",
+        ),
         ("mdlm_dit", "the [MASK*6] sat ."),
     ] {
         let mut cpu = cpu_infiller(name);
@@ -394,5 +415,33 @@ fn f16_in_place_uploads_the_same_bits_as_widened() {
     assert!(
         d == 0.0,
         "f16 in place vs widened on the GPU: max |diff| {d:e}"
+    );
+}
+
+/// Through the GPU denoiser, the rows the sampler reads for Dream's positions (the spec's
+/// shift) are the reference's shifted reading, `logits_shifted`.
+#[test]
+fn dream_reads_shifted_rows_on_the_gpu() {
+    use unmask::backend::Denoiser;
+    let Some(g) = gpu() else { return };
+    let model = unmask::engine::load_model(&fixture("dream")).unwrap();
+    let (batch, gold) = golden("dream");
+    let mut d = block_on(AnyDenoiser::gpu(g.clone(), &model, WeightFormat::F32)).unwrap();
+    let positions: Vec<usize> = (0..batch.len).collect();
+    let rows = model.spec.logit_rows(&positions);
+    let mut out = Vec::new();
+    for b in 0..batch.size {
+        let row = Row::plain(batch.row(b).ids, 0.0);
+        out.extend(block_on(d.logits(&row, &rows)).unwrap());
+    }
+    let got = Tensor::new(vec![batch.size, batch.len, model.spec.vocab_size], out);
+    let e = scaled_err(&got, &gold["logits_shifted"], &batch);
+    assert!(e <= 1.0, "dream shifted rows on the GPU: {e}");
+    assert_logits_match(
+        "gpu dream shifted",
+        &got,
+        &gold["logits_shifted"],
+        &batch,
+        1e-2,
     );
 }

@@ -169,6 +169,87 @@ fn known_text_never_changes() {
     }
 }
 
+/// Dream (its own mask token, the shifted reading): random templates, strategies and seeds keep
+/// the known text and fill every hole with an allowed token.
+#[test]
+fn dream_known_text_never_changes() {
+    let strategies = [
+        Strategy::Ancestral,
+        Strategy::TopProb,
+        Strategy::Margin,
+        Strategy::Entropy,
+        Strategy::Threshold(0.5),
+        Strategy::MaskPredict,
+    ];
+    let mut inf = infiller("dream");
+    for case in 100..116u64 {
+        let mut rng = ChaCha8Rng::seed_from_u64(case);
+        let mut template = random_template(&mut rng);
+        if case % 2 == 0 {
+            // the model's own mask string is a hole too
+            template.push_str(" and <|mask|><|mask|> again.");
+        }
+        let strategy = strategies[rng.random_range(0..strategies.len())];
+        let mut o = opts(&inf, strategy, None, rng.random_range(0..1000));
+        o.choice.temperature = [0.0, 0.7, 1.0][rng.random_range(0..3)];
+        eprintln!(
+            "case {case}: {template:?}, {strategy}, T {}",
+            o.choice.temperature
+        );
+        let (r, events) = run(&mut inf, &template, &o);
+        check_fill(&inf, &template, &r, &events, strategy.is_absorbing());
+    }
+}
+
+/// Dream predicts position i from output row i − 1. A greedy one-hole fill therefore takes the
+/// best allowed token of the row before the hole; on this template the hole's own row ranks
+/// another token first, so a sampler reading the unshifted rows fails here.
+#[test]
+fn dream_fills_each_hole_from_the_row_before_it() {
+    use unmask::backend::CpuDenoiser;
+    use unmask::batch::Row;
+    let mut inf = infiller("dream");
+    let best = |row: &[f32], allowed: &[bool]| {
+        (0..row.len())
+            .filter(|&t| allowed[t])
+            .fold(None, |b: Option<usize>, t| match b {
+                Some(b) if row[b] >= row[t] => Some(b),
+                _ => Some(t),
+            })
+            .unwrap() as u32
+    };
+    let mut checked = 0;
+    for template in [
+        "The cat sat on [MASK] mat, and it was quiet.",
+        "A small bird <|mask|> the long road every morning.",
+        "[MASK] old man walked across the bridge.",
+    ] {
+        let canvas = inf.canvas(template).unwrap();
+        assert_eq!(canvas.holes.len(), 1);
+        let hole = canvas.holes[0];
+        assert!(hole >= 1, "the canvas starts with <|beginoftext|>");
+        let all: Vec<usize> = (0..canvas.ids.len()).collect();
+        let logits = CpuDenoiser::new(inf.model.plan.clone())
+            .logits_now(&Row::plain(&canvas.ids, 0.0), &all)
+            .unwrap();
+        let v = inf.model.spec.vocab_size;
+        let row = |i: usize| &logits[i * v..(i + 1) * v];
+        let (shifted, own) = (
+            best(row(hole - 1), &inf.allowed),
+            best(row(hole), &inf.allowed),
+        );
+        let mut o = opts(&inf, Strategy::TopProb, None, 0);
+        o.choice.temperature = 0.0;
+        let (r, _) = run(&mut inf, template, &o);
+        assert_eq!(
+            r.ids[hole], shifted,
+            "{template:?}: the row before the hole"
+        );
+        checked += usize::from(shifted != own);
+    }
+    assert!(checked > 0, "no template tells the two readings apart");
+}
+
 #[test]
 fn text_assembly_is_byte_exact() {
     // forced tokens make the fill known, so the whole output can be checked exactly
@@ -395,6 +476,7 @@ fn model_mask_string_is_a_hole() {
     for (model, mask) in [
         ("roberta", "<mask>"),
         ("llada", "<|mdm_mask|>"),
+        ("dream", "<|mask|>"),
         ("bert", "[MASK]"),
     ] {
         let inf = infiller(model);
@@ -424,6 +506,11 @@ fn canvas_frames_per_model() {
     let (first, last) = frame("llada");
     assert_eq!(first, "<|startoftext|>");
     assert_ne!(last.as_deref(), Some("<|startoftext|>"));
+    // Dream: its BOS first, so every hole has an output row before it; nothing at the end
+    let (first, last) = frame("dream");
+    assert_eq!(first, "<|beginoftext|>");
+    assert_ne!(last.as_deref(), Some("<|beginoftext|>"));
+    assert_ne!(last.as_deref(), Some("<|endoftext|>"));
 }
 
 /// A host that counts its pauses and stops the run once it has seen `stop_after` step events.

@@ -356,6 +356,8 @@ fn streamed_checkpoints_give_the_same_logits() {
         "roberta",
         "modernbert",
         "llada",
+        "llada_gqa",
+        "dream",
         "mdlm_dit",
         "mdlm_dit_timecond",
     ] {
@@ -424,6 +426,91 @@ fn absurd_config_sizes_are_named_errors() {
     }
 }
 
+/// Grouped-query attention: a kv head count that does not divide the query heads is refused,
+/// naming the field; one that divides them but disagrees with the weights names the tensor.
+#[test]
+fn kv_heads_that_do_not_divide_the_heads_are_named_errors() {
+    for (name, kv_field, heads_field, bad) in [
+        ("llada_gqa", "n_kv_heads", "n_heads", 3),
+        ("llada_gqa", "n_kv_heads", "n_heads", 8),
+        ("dream", "num_key_value_heads", "num_attention_heads", 4),
+        ("dream", "num_key_value_heads", "num_attention_heads", 12),
+    ] {
+        let (_tmp, dir) = copy_fixture(name);
+        edit_config(&dir, |v| v[kv_field] = bad.into());
+        assert_mentions(
+            &load_err(&dir),
+            &[
+                "config.json",
+                kv_field,
+                &format!("{bad} key/value heads do not divide"),
+                heads_field,
+            ],
+        );
+    }
+    let (_tmp, dir) = copy_fixture("dream");
+    edit_config(&dir, |v| v["num_key_value_heads"] = 3.into());
+    assert_mentions(
+        &load_err(&dir),
+        &[
+            "model.layers.0.self_attn.k_proj.weight",
+            "expected [36, 72]",
+        ],
+    );
+    let (_tmp, dir) = copy_fixture("llada_gqa");
+    edit_config(&dir, |v| v["n_kv_heads"] = 4.into());
+    assert_mentions(
+        &load_err(&dir),
+        &[
+            "model.transformer.blocks.0.k_proj.weight",
+            "expected [80, 80]",
+        ],
+    );
+}
+
+/// Dream's config: what the builder does not run is refused by field; the declared 131072
+/// positions are capped at the longest canvas unmask runs; a tied head reads the embeddings.
+#[test]
+fn dream_config_fields() {
+    let m = unmask::engine::load_model(&fixture("dream")).unwrap();
+    assert_eq!(m.spec.max_len, unmask::model::MAX_CONTEXT);
+    assert_eq!(
+        m.spec.canvas,
+        unmask::text::CanvasRule::Bos("<|beginoftext|>")
+    );
+    for (field, value, says) in [
+        (
+            "use_sliding_window",
+            serde_json::json!(true),
+            "not supported",
+        ),
+        (
+            "rope_scaling",
+            serde_json::json!({"type": "linear", "factor": 2.0}),
+            "not supported",
+        ),
+        ("hidden_act", serde_json::json!("relu"), "relu"),
+        (
+            "mask_token_id",
+            serde_json::json!(456),
+            "outside the vocabulary",
+        ),
+        ("model_type", serde_json::json!("dream"), "supported: "),
+    ] {
+        let (_tmp, dir) = copy_fixture("dream");
+        edit_config(&dir, |v| v[field] = value.clone());
+        assert_mentions(&load_err(&dir), &["config.json", field, says]);
+    }
+    let (_tmp, dir) = copy_fixture("dream");
+    edit_config(&dir, |v| v["tie_word_embeddings"] = true.into());
+    let tied = unmask::engine::load_model(&dir).unwrap();
+    assert!(std::sync::Arc::ptr_eq(
+        &tied.plan.head.decoder.weight,
+        &tied.plan.embeddings.tokens
+    ));
+    assert_eq!(tied.warnings.len(), 1, "lm_head.weight goes unused");
+}
+
 /// Layers the config does not count, and layers it counts that the weights lack.
 #[test]
 fn layer_count_against_the_weights() {
@@ -431,6 +518,7 @@ fn layer_count_against_the_weights() {
         ("mdlm_dit", "n_blocks", "backbone.blocks.1."),
         ("bert", "num_hidden_layers", "bert.encoder.layer.1."),
         ("llada", "n_layers", "model.transformer.blocks.1."),
+        ("dream", "num_hidden_layers", "model.layers.1."),
     ] {
         let (_tmp, dir) = copy_fixture(name);
         edit_config(&dir, |v| v[field] = 1.into());
@@ -457,6 +545,8 @@ fn unused_tensors_are_a_warning() {
         "roberta",
         "modernbert",
         "llada",
+        "llada_gqa",
+        "dream",
         "mdlm_dit",
     ] {
         let model = unmask::engine::load_model(&fixture(name)).unwrap();

@@ -51,12 +51,12 @@ fn modernbert_matches_golden() {
     bert_family("modernbert", 3);
 }
 
-#[test]
-fn llada_matches_golden() {
-    let model = unmask::engine::load_model(&fixture("llada")).unwrap();
-    let (batch, g) = golden("llada");
+/// LLaDA-style fixtures: logits, then `debug.embed`, `debug.block_out.i` and `debug.final_norm`.
+fn llama_family(name: &str) -> Model {
+    let model = unmask::engine::load_model(&fixture(name)).unwrap();
+    let (batch, g) = golden(name);
     let f = cpu_forward(&model, &batch, true).unwrap();
-    assert_logits_match("llada", &f.out.logits, &g["logits"], &batch, TOL);
+    assert_logits_match(name, &f.out.logits, &g["logits"], &batch, TOL);
     let hs = &f.out.hidden_states;
     assert_eq!(hs.len(), 3);
     for (i, key) in ["debug.embed", "debug.block_out.0", "debug.block_out.1"]
@@ -64,14 +64,52 @@ fn llada_matches_golden() {
         .enumerate()
     {
         let d = max_diff(&hs[i], &g[*key], &batch);
-        assert!(d <= TOL, "llada {key}: {d}");
+        assert!(d <= TOL, "{name} {key}: {d}");
     }
     let d = max_diff(
         f.out.final_norm.as_ref().unwrap(),
         &g["debug.final_norm"],
         &batch,
     );
-    assert!(d <= TOL, "llada debug.final_norm: {d}");
+    assert!(d <= TOL, "{name} debug.final_norm: {d}");
+    model
+}
+
+#[test]
+fn llada_matches_golden() {
+    llama_family("llada");
+}
+
+#[test]
+fn llada_with_grouped_query_attention_matches_golden() {
+    let m = llama_family("llada_gqa");
+    assert_eq!((m.plan.heads, m.plan.kv_heads), (4, 2));
+}
+
+/// `unmask forward` gives Dream's raw output rows (the golden `logits`); the rows the sampler
+/// reads for each position, through the spec's shift, are the reference's own shifted reading
+/// (`logits_shifted`, `cat([logits[:, :1], logits[:, :-1]], 1)`).
+#[test]
+fn dream_matches_golden_raw_and_shifted() {
+    let m = llama_family("dream");
+    assert_eq!((m.plan.heads, m.plan.kv_heads), (6, 2));
+    let (batch, g) = golden("dream");
+    let want = &g["logits_shifted"];
+    let v = m.spec.vocab_size;
+    let positions: Vec<usize> = (0..batch.len).collect();
+    let rows = m.spec.logit_rows(&positions);
+    assert_eq!(&rows[..3], &[0, 0, 1]);
+    let mut d = unmask::backend::CpuDenoiser::new(m.plan.clone());
+    let mut got = Vec::new();
+    for b in 0..batch.size {
+        let row = unmask::batch::Row::plain(batch.row(b).ids, 0.0);
+        got.extend(
+            unmask::blocking::block_on(unmask::backend::Denoiser::logits(&mut d, &row, &rows))
+                .unwrap(),
+        );
+    }
+    let got = unmask::tensor::Tensor::new(vec![batch.size, batch.len, v], got);
+    assert_logits_match("dream shifted", &got, want, &batch, TOL);
 }
 
 /// Both MDLM fixtures, every σ the golden file has, folded (the default) and unfolded.

@@ -63,6 +63,37 @@ fn bert_family_tokenisation_matches_golden() {
     }
 }
 
+/// Dream's Qwen-style tokenizer (split regex with lookahead, NFC, byte level, specials after
+/// the BPE vocabulary) gives the ids, tokens and offsets `tokenizers` gave in Python.
+#[test]
+fn dream_tokenisation_matches_golden() {
+    let tok = load(fixture("dream").join("tokenizer.json"));
+    let g: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(fixture("dream").join("golden.json")).unwrap(),
+    )
+    .unwrap();
+    let per_text = g["per_text"].as_array().unwrap();
+    assert_eq!(per_text.len(), 4);
+    for t in per_text {
+        let text = t["text"].as_str().unwrap();
+        let got = tok.encode(text, false).unwrap();
+        assert_eq!(got, ids(&t["ids"]), "ids of {text:?}");
+        // the post-processor adds nothing, as Qwen's
+        assert_eq!(
+            tok.encode(text, true).unwrap(),
+            got,
+            "{text:?} with specials"
+        );
+        assert_eq!(
+            tok.decode(&got, false).unwrap(),
+            t["decode"].as_str().unwrap()
+        );
+    }
+    for (name, id) in g["special_token_ids"].as_object().unwrap() {
+        assert_eq!(tok.token_to_id(name), Some(id.as_u64().unwrap() as u32));
+    }
+}
+
 #[test]
 fn mask_tokens_resolve_per_architecture() {
     for (name, want) in [
@@ -71,6 +102,8 @@ fn mask_tokens_resolve_per_architecture() {
         ("roberta", 399),
         ("modernbert", 419),
         ("llada", 299),
+        ("llada_gqa", 299),
+        ("dream", 444),
         ("mdlm_dit", 97),
         ("mdlm_dit_timecond", 97),
     ] {

@@ -102,9 +102,12 @@ pub struct Summaries {
 pub trait Denoiser {
     fn backend(&self) -> Backend;
 
-    /// Summaries of `rows` (canvas positions) after one pass over `row`'s canvas: the backbone
-    /// over the whole canvas, the head only on `rows`, then the reduction over `allowed` tokens
-    /// at `temperature` (only `lse_t` depends on it).
+    /// Summaries of output `rows` after one pass over `row`'s canvas: the backbone over the
+    /// whole canvas, the head only on `rows`, then the reduction over `allowed` tokens at
+    /// `temperature` (only `lse_t` depends on it). A row is an output row, not a position to
+    /// predict: callers map positions through
+    /// [`ModelSpec::logit_rows`](crate::model::ModelSpec::logit_rows) (Dream reads position i
+    /// from row i − 1), so no backend knows about the shift.
     async fn summaries(
         &mut self,
         row: &Row<'_>,

@@ -306,9 +306,11 @@ async fn score_rows<D: Denoiser>(
     at: &Place,
 ) -> Result<Vec<(f64, bool)>> {
     let v = inf.model.spec.vocab_size;
+    // the output rows that predict these positions (Dream's: one before each)
+    let out_rows = inf.model.spec.logit_rows(rows);
     let logits = inf
         .denoiser
-        .logits(&Row::plain(canvas, sigma), rows)
+        .logits(&Row::plain(canvas, sigma), &out_rows)
         .await?;
     rows.iter()
         .enumerate()

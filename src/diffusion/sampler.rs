@@ -341,11 +341,13 @@ impl<'a, D: Denoiser, H: Host + ?Sized> Run<'a, D, H> {
             0.0
         };
         let temperature = self.opts.choice.temperature;
+        // the output rows that predict these positions (Dream's: one before each)
+        let out_rows = self.inf.model.spec.logit_rows(rows);
         // Guidance reads the rows' logits and reduces them on the host; so does a guidance
         // weight without known text to mask, which needs only the one pass.
         let summaries = if self.opts.cfg_scale > 0.0 {
             let d = &mut self.inf.denoiser;
-            let mut logits = d.logits(&Row::plain(&self.ids, sigma), rows).await?;
+            let mut logits = d.logits(&Row::plain(&self.ids, sigma), &out_rows).await?;
             self.nfe += 1;
             if !self.canvas.known.is_empty() {
                 let mask = self.canvas.mask_id;
@@ -353,7 +355,7 @@ impl<'a, D: Denoiser, H: Host + ?Sized> Run<'a, D, H> {
                 for &k in &self.canvas.known {
                     un_ids[k] = mask;
                 }
-                let un = d.logits(&Row::plain(&un_ids, sigma), rows).await?;
+                let un = d.logits(&Row::plain(&un_ids, sigma), &out_rows).await?;
                 self.nfe += 1;
                 let w = self.opts.cfg_scale as f32;
                 for (c, u) in logits.iter_mut().zip(&un) {
@@ -374,7 +376,7 @@ impl<'a, D: Denoiser, H: Host + ?Sized> Run<'a, D, H> {
                 .denoiser
                 .summaries(
                     &Row::plain(&self.ids, sigma),
-                    rows,
+                    &out_rows,
                     &inf.allowed,
                     temperature,
                 )

@@ -151,7 +151,7 @@ pub async fn forward(
             let mask = model.mask_id()?.expect("subs models carry their mask id");
             Some(subs::log_probs(&out.logits, &batch.ids, mask))
         }
-        LogitReading::Raw => None,
+        LogitReading::Raw | LogitReading::Shifted => None,
     };
     Ok(Forward { out, log_probs })
 }

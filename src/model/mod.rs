@@ -43,16 +43,19 @@ pub enum Architecture {
     Roberta,
     ModernBert,
     Llada,
+    Dream,
 }
 
 impl Architecture {
-    pub const ALL: [(&'static str, Architecture); 6] = [
+    /// `model_type` as each family's config.json spells it (Dream's is capitalised).
+    pub const ALL: [(&'static str, Architecture); 7] = [
         ("mdlm", Architecture::Mdlm),
         ("bert", Architecture::Bert),
         ("distilbert", Architecture::DistilBert),
         ("roberta", Architecture::Roberta),
         ("modernbert", Architecture::ModernBert),
         ("llada", Architecture::Llada),
+        ("Dream", Architecture::Dream),
     ];
 
     pub fn from_model_type(cfg: &Config) -> Result<Architecture> {
@@ -110,6 +113,25 @@ pub enum LogitReading {
     Subs,
     /// MLMs and LLaDA: raw logits; the sampler must suppress the mask and special tokens.
     Raw,
+    /// Dream: raw logits, but the prediction for position i sits in output row i − 1 (row 0 for
+    /// position 0), as the model's `logits[:, :-1]` shift reads them.
+    Shifted,
+}
+
+impl ModelSpec {
+    /// The output row that holds the model's prediction for canvas position `pos`.
+    pub fn logit_row(&self, pos: usize) -> usize {
+        match self.logits {
+            LogitReading::Shifted => pos.saturating_sub(1),
+            LogitReading::Subs | LogitReading::Raw => pos,
+        }
+    }
+
+    /// [`logit_row`](ModelSpec::logit_row) of each position: the rows a denoiser's head reads
+    /// to predict `positions`.
+    pub fn logit_rows(&self, positions: &[usize]) -> Vec<usize> {
+        positions.iter().map(|&p| self.logit_row(p)).collect()
+    }
 }
 
 /// The mask token, by id (in the config) or by its text (resolved through the tokenizer).

@@ -131,7 +131,8 @@ pub struct Block {
     pub placement: NormPlacement,
     /// `None` is the identity (ModernBERT's first layer has no attention norm).
     pub attn_norm: Option<Norm>,
-    /// Fused projection, rows `[q | k | v]`, each `heads × head_dim`, head-major.
+    /// Fused projection, rows `[q | k | v]`: q has `heads × head_dim` rows, k and v
+    /// `kv_heads × head_dim` each, head-major.
     pub qkv: Linear,
     pub rope: Option<Rope>,
     /// Sliding-window attention: a query attends to keys with `|i − j| ≤ window`.
@@ -176,6 +177,10 @@ pub struct Head {
 pub struct Plan {
     pub hidden: usize,
     pub heads: usize,
+    /// Key/value heads: `heads` for plain multi-head attention, fewer for grouped-query
+    /// attention, where query head h reads kv head `h / (heads / kv_heads)` (the order of
+    /// `repeat_kv`: each kv head serves a run of consecutive query heads).
+    pub kv_heads: usize,
     pub head_dim: usize,
     pub vocab: usize,
     pub embeddings: Embeddings,
@@ -278,6 +283,11 @@ impl Plan {
         p
     }
 
+    /// Width of a fused qkv row: `(heads + 2·kv_heads) · head_dim`.
+    pub fn qkv_dim(&self) -> usize {
+        (self.heads + 2 * self.kv_heads) * self.head_dim
+    }
+
     /// Multiply-add FLOPs (×2) of one forward over `len` positions with the head on `head_rows`.
     pub fn flops(&self, len: usize, head_rows: usize) -> f64 {
         let mm =
@@ -290,8 +300,9 @@ impl Plan {
                     f += mm(len, up) + mm(len, down)
                 }
             }
-            // scores and weighted sum
-            f += 4.0 * (len * len * self.hidden) as f64;
+            // scores and weighted sum, per query head (grouped kv heads are shared, not fewer
+            // products)
+            f += 4.0 * (len * len * self.heads * self.head_dim) as f64;
         }
         if let Some((dense, _, _)) = &self.head.transform {
             f += mm(head_rows, dense);

@@ -25,8 +25,9 @@ pub enum CanvasRule {
     EosBothEnds,
     /// The tokenizer's post-processor template (`[CLS] … [SEP]`, `<s> … </s>`).
     PostProcessor,
-    /// A beginning-of-text token only (LLaDA's `<|startoftext|>`).
-    Bos,
+    /// A beginning-of-text token only, named here (LLaDA's `<|startoftext|>`, Dream's
+    /// `<|beginoftext|>`).
+    Bos(&'static str),
 }
 
 #[derive(Clone, Debug)]
@@ -119,8 +120,8 @@ pub fn frame(tok: &Tokenizer, rule: CanvasRule) -> Result<(Vec<u32>, Vec<u32>)> 
             let eos = special(tok, "<|endoftext|>", "frames an MDLM canvas")?;
             (vec![eos], vec![eos])
         }
-        CanvasRule::Bos => (
-            vec![special(tok, "<|startoftext|>", "starts a LLaDA canvas")?],
+        CanvasRule::Bos(bos) => (
+            vec![special(tok, bos, "starts this model's canvas")?],
             vec![],
         ),
         CanvasRule::PostProcessor => post_processor_frame(tok)?,

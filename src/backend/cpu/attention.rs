@@ -1,40 +1,57 @@
-//! Bidirectional multi-head attention over fused qkv rows, with an optional key-padding mask
-//! and an optional sliding window. Scores and the weighted sum go through gemm per head; the
-//! heads run in parallel natively.
+//! Bidirectional multi-head attention over fused qkv rows, with an optional key-padding mask,
+//! an optional sliding window and grouped-query attention (fewer key/value heads than query
+//! heads). Scores and the weighted sum go through gemm per head; the heads run in parallel
+//! natively.
 
 use super::matmul::matmul_nt;
 
 pub struct AttentionShape {
     pub len: usize,
     pub heads: usize,
+    /// Key/value heads; query head h reads kv head `h / (heads / kv_heads)`.
+    pub kv_heads: usize,
     pub head_dim: usize,
 }
 
-/// `qkv`: `[len, 3·heads·hd]` rows `[q | k | v]`, head-major. `key_mask[j] = false` hides key j.
-/// `window = Some(w)` hides keys with `|i − j| > w`. Returns `[len, heads·hd]`.
+impl AttentionShape {
+    /// Width of one fused qkv row.
+    pub fn qkv_dim(&self) -> usize {
+        (self.heads + 2 * self.kv_heads) * self.head_dim
+    }
+}
+
+/// `qkv`: `[len, (heads + 2·kv_heads)·hd]` rows `[q | k | v]`, head-major. `key_mask[j] = false`
+/// hides key j. `window = Some(w)` hides keys with `|i − j| > w`. Returns `[len, heads·hd]`.
 pub fn attention(
     qkv: &[f32],
     s: &AttentionShape,
     key_mask: Option<&[bool]>,
     window: Option<usize>,
 ) -> Vec<f32> {
-    let (len, heads, hd) = (s.len, s.heads, s.head_dim);
-    let h = heads * hd;
-    assert_eq!(qkv.len(), len * 3 * h);
+    let (len, heads, kv, hd) = (s.len, s.heads, s.kv_heads, s.head_dim);
+    assert!(kv > 0 && heads % kv == 0, "{kv} kv heads for {heads} heads");
+    let (h, width) = (heads * hd, s.qkv_dim());
+    assert_eq!(qkv.len(), len * width);
+    let group = heads / kv;
     let scale = 1.0 / (hd as f32).sqrt();
 
-    // Gather each head's q, k, v contiguously so the products are plain row-major gemms.
-    let gather = |head: usize, part: usize| -> Vec<f32> {
+    // Gathers the `hd` columns at `offset` of every row, so the products are plain row-major
+    // gemms.
+    let gather = |offset: usize| -> Vec<f32> {
         let mut m = Vec::with_capacity(len * hd);
-        for row in qkv.chunks_exact(3 * h) {
-            let o = part * h + head * hd;
-            m.extend_from_slice(&row[o..o + hd]);
+        for row in qkv.chunks_exact(width) {
+            m.extend_from_slice(&row[offset..offset + hd]);
         }
         m
     };
 
     let per_head = |head: usize| -> Vec<f32> {
-        let (q, k, v) = (gather(head, 0), gather(head, 1), gather(head, 2));
+        let kvh = head / group;
+        let (q, k, v) = (
+            gather(head * hd),
+            gather(h + kvh * hd),
+            gather(h + (kv + kvh) * hd),
+        );
         let mut scores = vec![0.0f32; len * len];
         matmul_nt(
             &q,
@@ -124,26 +141,29 @@ fn softmax_masked(
 mod tests {
     use super::*;
 
-    /// Straightforward f64 attention to check the gemm formulation against.
+    /// Straightforward f64 attention with the kv heads repeated as `repeat_kv` does.
     fn naive(
         qkv: &[f32],
-        len: usize,
-        heads: usize,
-        hd: usize,
+        s: &AttentionShape,
         mask: Option<&[bool]>,
         window: Option<usize>,
     ) -> Vec<f32> {
-        let h = heads * hd;
+        let (len, heads, hd) = (s.len, s.heads, s.head_dim);
+        let (h, w3) = (heads * hd, s.qkv_dim());
+        // the kv columns of query head hh, after repeating each kv head `group` times
+        let group = heads / s.kv_heads;
+        let k_at = |hh: usize| h + (hh / group) * hd;
+        let v_at = |hh: usize| h + (s.kv_heads + hh / group) * hd;
         let mut out = vec![0.0f32; len * h];
         for hh in 0..heads {
             for i in 0..len {
-                let q = &qkv[i * 3 * h + hh * hd..][..hd];
+                let q = &qkv[i * w3 + hh * hd..][..hd];
                 let mut w = vec![f64::NEG_INFINITY; len];
                 for (j, wj) in w.iter_mut().enumerate() {
                     let ok =
                         mask.is_none_or(|m| m[j]) && window.is_none_or(|win| i.abs_diff(j) <= win);
                     if ok {
-                        let k = &qkv[j * 3 * h + h + hh * hd..][..hd];
+                        let k = &qkv[j * w3 + k_at(hh)..][..hd];
                         *wj = q
                             .iter()
                             .zip(k)
@@ -157,7 +177,7 @@ mod tests {
                 let s: f64 = e.iter().sum();
                 for d in 0..hd {
                     out[i * h + hh * hd + d] = (0..len)
-                        .map(|j| e[j] / s * qkv[j * 3 * h + 2 * h + hh * hd + d] as f64)
+                        .map(|j| e[j] / s * qkv[j * w3 + v_at(hh) + d] as f64)
                         .sum::<f64>() as f32;
                 }
             }
@@ -166,32 +186,61 @@ mod tests {
     }
 
     #[test]
-    fn matches_naive_with_masks_and_window() {
-        let (len, heads, hd) = (11, 3, 5);
-        let qkv: Vec<f32> = (0..len * 3 * heads * hd)
-            .map(|i| ((i * 31 % 23) as f32 - 11.0) / 7.0)
-            .collect();
-        let mask: Vec<bool> = (0..len).map(|j| j < 8).collect();
-        let s = AttentionShape {
-            len,
-            heads,
-            head_dim: hd,
-        };
-        for (m, w) in [
-            (None, None),
-            (Some(&mask[..]), None),
-            (None, Some(2)),
-            (Some(&mask[..]), Some(3)),
-        ] {
-            let got = attention(&qkv, &s, m, w);
-            let want = naive(&qkv, len, heads, hd, m, w);
-            let d = got
-                .iter()
-                .zip(&want)
-                .map(|(a, b)| (a - b).abs())
-                .fold(0.0, f32::max);
-            assert!(d < 1e-5, "mask {:?} window {w:?}: {d}", m.is_some());
+    fn matches_naive_with_masks_windows_and_kv_groups() {
+        let len = 11;
+        // (heads, kv heads, head dim): plain, groups of 3, one shared kv head
+        for (heads, kv_heads, hd) in [(3, 3, 5), (6, 2, 5), (4, 1, 6)] {
+            let s = AttentionShape {
+                len,
+                heads,
+                kv_heads,
+                head_dim: hd,
+            };
+            let qkv: Vec<f32> = (0..len * s.qkv_dim())
+                .map(|i| ((i * 31 % 23) as f32 - 11.0) / 7.0)
+                .collect();
+            let mask: Vec<bool> = (0..len).map(|j| j < 8).collect();
+            for (m, w) in [
+                (None, None),
+                (Some(&mask[..]), None),
+                (None, Some(2)),
+                (Some(&mask[..]), Some(3)),
+            ] {
+                let got = attention(&qkv, &s, m, w);
+                let want = naive(&qkv, &s, m, w);
+                let d = got
+                    .iter()
+                    .zip(&want)
+                    .map(|(a, b)| (a - b).abs())
+                    .fold(0.0, f32::max);
+                assert!(
+                    d < 1e-5,
+                    "{heads}/{kv_heads} heads, mask {:?} window {w:?}: {d}",
+                    m.is_some()
+                );
+            }
         }
+    }
+
+    /// A kv head serves consecutive query heads (`repeat_kv`, `repeat_interleave`), not every
+    /// `kv_heads`-th one (`repeat`): with two kv heads whose values differ, query heads 0 and 1
+    /// read kv head 0 and heads 2 and 3 read kv head 1.
+    #[test]
+    fn kv_heads_serve_consecutive_query_heads() {
+        let s = AttentionShape {
+            len: 2,
+            heads: 4,
+            kv_heads: 2,
+            head_dim: 2,
+        };
+        let mut qkv = vec![0.0f32; 2 * s.qkv_dim()];
+        for row in qkv.chunks_exact_mut(s.qkv_dim()) {
+            // v of kv head 0 is (1, 1), of kv head 1 is (2, 2); q and k are zero (uniform weights)
+            row[12..14].copy_from_slice(&[1.0, 1.0]);
+            row[14..16].copy_from_slice(&[2.0, 2.0]);
+        }
+        let out = attention(&qkv, &s, None, None);
+        assert_eq!(&out[..8], &[1.0, 1.0, 1.0, 1.0, 2.0, 2.0, 2.0, 2.0]);
     }
 
     #[test]

@@ -163,14 +163,15 @@ fn attention_branch(
     key_mask: Option<&[bool]>,
 ) -> Vec<f32> {
     let mut qkv = linear(x, len, &b.qkv);
-    if let Some(r) = &b.rope {
-        rope::apply_qkv(r, &mut qkv, len, plan.heads, plan.head_dim);
-    }
     let shape = AttentionShape {
         len,
         heads: plan.heads,
+        kv_heads: plan.kv_heads,
         head_dim: plan.head_dim,
     };
+    if let Some(r) = &b.rope {
+        rope::apply_qkv(r, &mut qkv, &shape);
+    }
     let a = attention(&qkv, &shape, key_mask, b.window);
     linear(&a, len, &b.attn_out)
 }

@@ -1,7 +1,8 @@
 //! Dispatcher for `shaders/attention.wgsl`: bidirectional attention with padding and
-//! sliding-window masks, one workgroup per (query, head).
+//! sliding-window masks and grouped kv heads, one workgroup per (query, head).
 
 use super::{Call, Gpu, Shader, Slot};
+use crate::backend::cpu::attention::AttentionShape;
 
 /// `struct Params` of `attention.wgsl`.
 #[repr(C)]
@@ -14,24 +15,28 @@ pub struct AttentionParams {
     pub window: u32,
     pub scale: f32,
     pub use_window: u32,
-    pub _p0: u32,
+    /// Divides `heads`; query head h reads kv head `h / (heads / kv_heads)`.
+    pub kv_heads: u32,
     pub _p1: u32,
 }
 
 /// Longest head the shader's per-thread accumulators hold (4 × 64).
 pub const MAX_HEAD_DIM: usize = 256;
 
-#[allow(clippy::too_many_arguments)]
 pub fn attention(
     gpu: &Gpu,
     qkv: &wgpu::Buffer,
     keep: &wgpu::Buffer,
     out: &wgpu::Buffer,
-    len: usize,
-    heads: usize,
-    hd: usize,
+    shape: &AttentionShape,
     window: Option<usize>,
 ) -> Call {
+    let (len, heads, hd) = (shape.len, shape.heads, shape.head_dim);
+    assert!(
+        shape.kv_heads > 0 && heads % shape.kv_heads == 0,
+        "{} kv heads for {heads} heads",
+        shape.kv_heads
+    );
     let kernel = gpu.kernel(
         Shader::Attention,
         &[Slot::Read, Slot::Read, Slot::Write, Slot::Uniform],
@@ -45,7 +50,7 @@ pub fn attention(
         window: window.unwrap_or(0) as u32,
         scale,
         use_window: u32::from(window.is_some()),
-        _p0: 0,
+        kv_heads: shape.kv_heads as u32,
         _p1: 0,
     };
     gpu.call(
@@ -59,14 +64,30 @@ pub fn attention(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::backend::cpu::attention::{attention as cpu_attention, AttentionShape};
+    use crate::backend::cpu::attention::attention as cpu_attention;
     use crate::backend::gpu::test_gpu;
 
     #[test]
     fn matches_cpu_with_masks_and_windows() {
         let Some(gpu) = test_gpu() else { return };
-        for &(len, heads, hd) in &[(1, 1, 2), (11, 3, 5), (70, 2, 80), (130, 2, 16)] {
-            let qkv: Vec<f32> = (0..len * 3 * heads * hd)
+        // (len, heads, kv heads, hd): plain, then grouped (3 query heads per kv head, 2, all
+        // sharing one) on lengths that are not multiples of the 64-key slice
+        for &(len, heads, kv_heads, hd) in &[
+            (1, 1, 1, 2),
+            (11, 3, 3, 5),
+            (70, 2, 2, 80),
+            (130, 2, 2, 16),
+            (21, 6, 2, 12),
+            (67, 4, 2, 18),
+            (5, 4, 1, 6),
+        ] {
+            let shape = AttentionShape {
+                len,
+                heads,
+                kv_heads,
+                head_dim: hd,
+            };
+            let qkv: Vec<f32> = (0..len * shape.qkv_dim())
                 .map(|i| ((i * 31 % 23) as f32 - 11.0) / 7.0)
                 .collect();
             let mask: Vec<bool> = (0..len).map(|j| j < len - len / 4).collect();
@@ -76,16 +97,7 @@ mod tests {
                 (None, Some(2)),
                 (Some(&mask[..]), Some(3)),
             ] {
-                let want = cpu_attention(
-                    &qkv,
-                    &AttentionShape {
-                        len,
-                        heads,
-                        head_dim: hd,
-                    },
-                    m,
-                    w,
-                );
+                let want = cpu_attention(&qkv, &shape, m, w);
                 let keep: Vec<u32> = (0..len)
                     .map(|j| u32::from(m.is_none_or(|m| m[j])))
                     .collect();
@@ -94,7 +106,7 @@ mod tests {
                     gpu.upload("keep", &keep),
                     gpu.storage("out", (len * heads * hd * 4) as u64),
                 );
-                gpu.run(&[&attention(&gpu, &qb, &kb, &ob, len, heads, hd, w)]);
+                gpu.run(&[&attention(&gpu, &qb, &kb, &ob, &shape, w)]);
                 let got: Vec<f32> = gpu
                     .read_blocking(&[(&ob, 0, (len * heads * hd) as u64)])
                     .unwrap();
@@ -110,7 +122,7 @@ mod tests {
                 }
                 assert!(
                     e < 1e-4,
-                    "len {len} heads {heads} hd {hd} mask {} window {w:?}: {e}",
+                    "len {len} heads {heads}/{kv_heads} hd {hd} mask {} window {w:?}: {e}",
                     m.is_some()
                 );
             }
@@ -123,6 +135,12 @@ mod tests {
     fn non_finite_scores_stay_non_finite() {
         let Some(gpu) = test_gpu() else { return };
         let (len, heads, hd) = (5, 2, 4);
+        let shape = AttentionShape {
+            len,
+            heads,
+            kv_heads: heads,
+            head_dim: hd,
+        };
         let w = 3 * heads * hd;
         let clean: Vec<f32> = (0..len * w)
             .map(|i| ((i * 7 % 11) as f32 - 5.0) / 9.0)
@@ -137,7 +155,7 @@ mod tests {
                 gpu.upload("keep", &keep),
                 gpu.storage("out", (len * heads * hd * 4) as u64),
             );
-            gpu.run(&[&attention(&gpu, &qb, &kb, &ob, len, heads, hd, None)]);
+            gpu.run(&[&attention(&gpu, &qb, &kb, &ob, &shape, None)]);
             let got: Vec<f32> = gpu
                 .read_blocking(&[(&ob, 0, (len * heads * hd) as u64)])
                 .unwrap();
@@ -157,7 +175,7 @@ mod tests {
             gpu.upload("keep", &keep),
             gpu.storage("out", (len * heads * hd * 4) as u64),
         );
-        gpu.run(&[&attention(&gpu, &qb, &kb, &ob, len, heads, hd, None)]);
+        gpu.run(&[&attention(&gpu, &qb, &kb, &ob, &shape, None)]);
         let got: Vec<f32> = gpu
             .read_blocking(&[(&ob, 0, (len * heads * hd) as u64)])
             .unwrap();

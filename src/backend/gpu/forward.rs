@@ -17,6 +17,7 @@ use super::reduce::{reduce, ReduceBuffers};
 use super::rope::{rope, table};
 use super::weights::GpuMatrix;
 use super::{Call, Gpu};
+use crate::backend::cpu::attention::AttentionShape;
 use crate::backend::cpu::embed::position_ids;
 use crate::backend::cpu::matmul::linear;
 use crate::backend::cpu::modulate as adaln;
@@ -72,6 +73,7 @@ pub struct GpuModel {
     pub gpu: Arc<Gpu>,
     hidden: usize,
     heads: usize,
+    kv_heads: usize,
     head_dim: usize,
     pub vocab: usize,
     f16: bool,
@@ -168,6 +170,7 @@ impl GpuModel {
             gpu: gpu.clone(),
             hidden: plan.hidden,
             heads: plan.heads,
+            kv_heads: plan.kv_heads,
             head_dim: plan.head_dim,
             vocab: plan.vocab,
             f16,
@@ -197,6 +200,15 @@ impl GpuModel {
             .chain(blocks)
             .chain(self.transform.as_ref().map(|t| &t.0.w))
             .chain(std::iter::once(&self.decoder.w))
+    }
+
+    fn attention_shape(&self, len: usize) -> AttentionShape {
+        AttentionShape {
+            len,
+            heads: self.heads,
+            kv_heads: self.kv_heads,
+            head_dim: self.head_dim,
+        }
     }
 
     pub fn is_f16(&self) -> bool {
@@ -350,7 +362,7 @@ impl GpuSession {
         let h = m.hidden;
         let f = |n: usize| (n * 4) as u64;
         let hbuf = g.storage("h", f(len * h));
-        let qkv = g.storage("qkv", f(len * 3 * hh));
+        let qkv = g.storage("qkv", f(len * m.attention_shape(len).qkv_dim()));
         let att = g.storage("attn", f(len * hh));
         let up = g.storage("ffn.up", f(len * max_ff));
         let act = g.storage("ffn.act", f(len * max_ff / 2 + len));
@@ -492,7 +504,7 @@ impl GpuSession {
         calls: &mut Vec<Call>,
     ) {
         let g = &*m.gpu;
-        let hh = m.heads * m.head_dim;
+        let shape = m.attention_shape(len);
         calls.extend(matmul(
             g,
             input,
@@ -505,15 +517,13 @@ impl GpuSession {
                 accum: false,
             },
             qkv,
-            3 * hh,
+            shape.qkv_dim(),
             0,
         ));
         if let Some(cs) = cs {
-            calls.push(rope(g, qkv, cs, len, m.heads, m.head_dim));
+            calls.push(rope(g, qkv, cs, &shape));
         }
-        calls.push(attention(
-            g, qkv, &self.keep, att, len, m.heads, m.head_dim, b.window,
-        ));
+        calls.push(attention(g, qkv, &self.keep, att, &shape, b.window));
     }
 
     /// x += ffn(input) (gated by `gate` when modulated)

@@ -3,6 +3,7 @@
 
 use super::context::groups_1d;
 use super::{Call, Gpu, Shader, Slot};
+use crate::backend::cpu::attention::AttentionShape;
 use crate::backend::cpu::rope::tables;
 use crate::model::plan::Rope;
 
@@ -13,7 +14,7 @@ pub struct RopeParams {
     pub len: u32,
     pub heads: u32,
     pub hd: u32,
-    pub _p: u32,
+    pub kv_heads: u32,
 }
 
 /// `[len, hd/2, 2]` interleaved (cos, sin).
@@ -23,16 +24,10 @@ pub fn table(gpu: &Gpu, rope: &Rope, len: usize) -> wgpu::Buffer {
     gpu.upload("rope.cs", &cs)
 }
 
-pub fn rope(
-    gpu: &Gpu,
-    qkv: &wgpu::Buffer,
-    cs: &wgpu::Buffer,
-    len: usize,
-    heads: usize,
-    hd: usize,
-) -> Call {
+pub fn rope(gpu: &Gpu, qkv: &wgpu::Buffer, cs: &wgpu::Buffer, shape: &AttentionShape) -> Call {
+    let (len, heads, hd) = (shape.len, shape.heads, shape.head_dim);
     let kernel = gpu.kernel(Shader::Rope, &[Slot::Write, Slot::Read, Slot::Uniform], &[]);
-    let threads = (len * 2 * heads * (hd / 2)) as u32;
+    let threads = (len * (heads + shape.kv_heads) * (hd / 2)) as u32;
     gpu.call(
         &kernel,
         &[qkv, cs],
@@ -40,7 +35,7 @@ pub fn rope(
             len: len as u32,
             heads: heads as u32,
             hd: hd as u32,
-            _p: 0,
+            kv_heads: shape.kv_heads as u32,
         },
         groups_1d(threads, 64),
     )
@@ -55,26 +50,34 @@ mod tests {
     #[test]
     fn matches_cpu() {
         let Some(gpu) = test_gpu() else { return };
-        for &(len, heads, hd, theta) in &[
-            (1, 1, 2, 10000.0),
-            (13, 3, 10, 500000.0),
-            (66, 2, 64, 160000.0),
+        for &(len, heads, kv_heads, hd, theta) in &[
+            (1, 1, 1, 2, 10000.0),
+            (13, 3, 3, 10, 500000.0),
+            (66, 2, 2, 64, 160000.0),
+            (21, 6, 2, 12, 1000000.0),
+            (5, 4, 1, 6, 10000.0),
         ] {
+            let shape = AttentionShape {
+                len,
+                heads,
+                kv_heads,
+                head_dim: hd,
+            };
             let r = Rope::new(theta, hd);
-            let qkv: Vec<f32> = (0..len * 3 * heads * hd)
+            let qkv: Vec<f32> = (0..len * shape.qkv_dim())
                 .map(|i| ((i * 13 % 29) as f32 - 14.0) / 5.0)
                 .collect();
             let mut want = qkv.clone();
-            cpu::rope::apply_qkv(&r, &mut want, len, heads, hd);
+            cpu::rope::apply_qkv(&r, &mut want, &shape);
             let (qb, cs) = (gpu.upload("qkv", &qkv), table(&gpu, &r, len));
-            gpu.run(&[&rope(&gpu, &qb, &cs, len, heads, hd)]);
+            gpu.run(&[&rope(&gpu, &qb, &cs, &shape)]);
             let got: Vec<f32> = gpu.read_blocking(&[(&qb, 0, qkv.len() as u64)]).unwrap();
             let e = got
                 .iter()
                 .zip(&want)
                 .map(|(a, b)| (a - b).abs())
                 .fold(0.0, f32::max);
-            assert!(e < 1e-5, "({len},{heads},{hd}): {e}");
+            assert!(e < 1e-5, "({len},{heads}/{kv_heads},{hd}): {e}");
         }
     }
 }

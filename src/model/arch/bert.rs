@@ -163,6 +163,7 @@ pub fn build(cfg: &Config, w: &Weights, flavour: Flavour) -> Result<(ModelSpec, 
     let plan = Plan {
         hidden: h,
         heads,
+        kv_heads: heads,
         head_dim: hd,
         vocab,
         embeddings,

@@ -1,5 +1,6 @@
 //! LLaDA (`LLaDAModelLM`, `block_type: llama`): a bidirectional LLaMA — RMSNorm (eps from
-//! config), RoPE rotate-half with θ = `rope_theta`, no biases, SwiGLU where `ff_proj` is the
+//! config), RoPE rotate-half with θ = `rope_theta`, grouped-query attention when `n_kv_heads` <
+//! `n_heads` (k/v projections of `n_kv_heads · head_dim` rows), no biases, SwiGLU where `ff_proj` is the
 //! gate (it gets SiLU), `up_proj` the up projection and `ff_out` the down projection, an untied
 //! `ff_out` head, raw logits, mask id from `mask_token_id` (126336 in LLaDA-8B).
 
@@ -21,12 +22,7 @@ pub fn build(cfg: &Config, w: &Weights) -> Result<(ModelSpec, Plan)> {
     let h = cfg.dim("d_model")?;
     let layers = layer_count(cfg, "n_layers")?;
     let heads = cfg.dim("n_heads")?;
-    let kv_heads = cfg.dim_or("n_kv_heads", heads)?;
-    cfg.require(
-        kv_heads == heads,
-        "n_kv_heads",
-        format!("{kv_heads} key/value heads for {heads} query heads: grouped-query attention is not supported yet"),
-    )?;
+    let kv = kv_heads(cfg, "n_kv_heads", heads, "n_heads")?;
     let inter = cfg.dim("mlp_hidden_size")?;
     let max_len = context(cfg, "max_sequence_length")?;
     let theta = cfg.positive_or("rope_theta", 10000.0)?;
@@ -79,8 +75,8 @@ pub fn build(cfg: &Config, w: &Weights) -> Result<(ModelSpec, Plan)> {
     for i in 0..layers {
         let b = format!("{t}.blocks.{i}");
         let q = linear(w, &format!("{b}.q_proj"), h, h, false)?;
-        let k = linear(w, &format!("{b}.k_proj"), h, h, false)?;
-        let v = linear(w, &format!("{b}.v_proj"), h, h, false)?;
+        let k = linear(w, &format!("{b}.k_proj"), kv * hd, h, false)?;
+        let v = linear(w, &format!("{b}.v_proj"), kv * hd, h, false)?;
         let gate = linear(w, &format!("{b}.ff_proj"), inter, h, false)?;
         let up = linear(w, &format!("{b}.up_proj"), inter, h, false)?;
         blocks.push(Block {
@@ -117,11 +113,12 @@ pub fn build(cfg: &Config, w: &Weights) -> Result<(ModelSpec, Plan)> {
         time_conditioning: false,
         logits: LogitReading::Raw,
         max_len_field: "max_sequence_length",
-        canvas: crate::text::CanvasRule::Bos,
+        canvas: crate::text::CanvasRule::Bos("<|startoftext|>"),
     };
     let plan = Plan {
         hidden: h,
         heads,
+        kv_heads: kv,
         head_dim: hd,
         vocab: rows,
         embeddings: Embeddings {

@@ -4,6 +4,7 @@
 
 mod bert;
 mod distilbert;
+mod dream;
 mod llada;
 mod mdlm;
 mod modernbert;
@@ -26,6 +27,7 @@ pub fn build(cfg: &Config, w: &Weights) -> Result<(ModelSpec, Plan)> {
         Architecture::DistilBert => distilbert::build(cfg, w),
         Architecture::ModernBert => modernbert::build(cfg, w),
         Architecture::Llada => llada::build(cfg, w),
+        Architecture::Dream => dream::build(cfg, w),
     }?;
     check_extra_layers(cfg, w, arch, built.1.blocks.len())?;
     Ok(built)
@@ -35,9 +37,10 @@ pub fn build(cfg: &Config, w: &Weights) -> Result<(ModelSpec, Plan)> {
 pub fn layers_field(arch: Architecture) -> &'static str {
     match arch {
         Architecture::Mdlm => "n_blocks",
-        Architecture::Bert | Architecture::Roberta | Architecture::ModernBert => {
-            "num_hidden_layers"
-        }
+        Architecture::Bert
+        | Architecture::Roberta
+        | Architecture::ModernBert
+        | Architecture::Dream => "num_hidden_layers",
         Architecture::DistilBert | Architecture::Llada => "n_layers",
     }
 }
@@ -63,7 +66,7 @@ fn layer_lists(arch: Architecture) -> &'static [&'static str] {
         Architecture::Bert => &["bert.encoder.layer."],
         Architecture::Roberta => &["roberta.encoder.layer."],
         Architecture::DistilBert => &["distilbert.transformer.layer."],
-        Architecture::ModernBert => &["model.layers."],
+        Architecture::ModernBert | Architecture::Dream => &["model.layers."],
         Architecture::Llada => &["model.transformer.blocks."],
     }
 }
@@ -126,6 +129,20 @@ fn head_dim(cfg: &Config, hidden: usize, heads: usize, heads_field: &str) -> Res
         format!("{heads} heads do not divide the hidden size {hidden}"),
     )?;
     Ok(hidden / heads)
+}
+
+/// Key/value heads for grouped-query attention (absent: one per query head). Each kv head
+/// serves an equal run of query heads, so the count must divide `heads`.
+fn kv_heads(cfg: &Config, field: &str, heads: usize, heads_field: &str) -> Result<usize> {
+    let kv = cfg.dim_or(field, heads)?;
+    cfg.require(
+        kv <= heads && heads % kv == 0,
+        field,
+        format!(
+            "{kv} key/value heads do not divide the {heads} query heads (`{heads_field}`): grouped-query attention needs each key/value head to serve the same number of query heads"
+        ),
+    )?;
+    Ok(kv)
 }
 
 fn linear(w: &Weights, prefix: &str, out: usize, inp: usize, bias: bool) -> Result<Linear> {

@@ -112,6 +112,7 @@ pub fn build(cfg: &Config, w: &Weights) -> Result<(ModelSpec, Plan)> {
     let plan = Plan {
         hidden: h,
         heads,
+        kv_heads: heads,
         head_dim: hd,
         vocab,
         embeddings,
