@@ -12,7 +12,16 @@ pub const Q8_BLOCK: usize = 32;
 
 /// Bytes owned elsewhere (a memory map, a file compiled into the binary, a buffer read whole)
 /// that several matrices borrow ranges of.
-pub type Backing = Arc<dyn AsRef<[u8]> + Send + Sync>;
+pub type Backing = Arc<dyn Source>;
+
+/// What a [`Backing`] is: bytes, and for a memory map a way to hand pages back.
+pub trait Source: AsRef<[u8]> + Send + Sync {
+    /// Drops the resident pages of `start..start + len` (a hint; they are read again from the
+    /// file if touched). Only a memory map has any.
+    fn drop_pages(&self, _start: usize, _len: usize) {}
+}
+
+impl Source for Vec<u8> {}
 
 /// A byte range of a [`Backing`], or bytes of its own.
 #[derive(Clone)]
@@ -44,6 +53,11 @@ impl Bytes {
 
     pub fn as_slice(&self) -> &[u8] {
         &(*self.backing).as_ref()[self.start..self.start + self.len]
+    }
+
+    /// See [`Source::drop_pages`].
+    pub fn drop_pages(&self) {
+        self.backing.drop_pages(self.start, self.len)
     }
 }
 
@@ -366,6 +380,11 @@ impl Matrix {
                 let s = 2 * (r * blocks + bi);
                 scales[s..s + 2].copy_from_slice(&f16::from_f32(d).to_le_bytes());
             }
+        }
+        // the source's mapped pages are not needed again: without this a checkpoint quantised
+        // at load would be resident twice (measured: 21 GiB peak for LLaDA-8B, 8.5 GB of it q8)
+        if let Storage::Half(_, b) = &self.storage {
+            b.parts.iter().for_each(Bytes::drop_pages);
         }
         Matrix::q8(rows, cols, Bytes::owned(qs), Bytes::owned(scales))
             .expect("sizes computed above")

@@ -23,6 +23,25 @@ enum Source {
     Static(&'static [u8]),
 }
 
+impl matrix::Source for Source {
+    fn drop_pages(&self, start: usize, len: usize) {
+        #[cfg(all(unix, not(target_arch = "wasm32")))]
+        if let Source::Mapped(m) = self {
+            // whole pages inside the range only: a neighbour's partial page stays
+            let page = 4096;
+            let (a, b) = (start.next_multiple_of(page), (start + len) / page * page);
+            if a < b {
+                // SAFETY: the map is read-only and private to a file nobody writes while the
+                // model loads; dropped pages are read again from the file if touched
+                let _ = unsafe {
+                    m.unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, a, b - a)
+                };
+            }
+        }
+        let _ = (start, len);
+    }
+}
+
 impl AsRef<[u8]> for Source {
     fn as_ref(&self) -> &[u8] {
         match self {
