@@ -30,7 +30,8 @@ impl Estimate {
     /// One line for the user: "16.1 GB of bf16 weights, used in place; about 17.0 GB in all".
     pub fn describe(&self) -> String {
         let held = match self.precision {
-            Precision::Stored if self.stored.contains('f') && !self.stored.contains("f32") => {
+            // f16, bf16 and q8_0 files are read where they lie; only f32 tensors are copied
+            Precision::Stored if !self.stored.contains("f32") => {
                 format!("{} weights, used in place", self.stored)
             }
             Precision::Stored => format!("{} weights", self.stored),
