@@ -116,7 +116,7 @@ pub struct Measurement {
 }
 
 /// Times `iters` forward passes (after one warm-up) of one canvas of `len` random tokens,
-/// with the head over every row, as `unmask forward` computes it.
+/// with the head over every row: the logits `[len, vocab]`, as the peers' graphs output them.
 pub async fn measure(
     model: &Model,
     denoiser: &mut impl Denoiser,
@@ -133,8 +133,10 @@ pub async fn measure(
     forward(model, denoiser, &batch, false).await?; // warm-up: page in weights, spin up threads
     let mut times = Vec::with_capacity(iters);
     for _ in 0..iters.max(1) {
+        // the logits alone, as the peers' graphs compute them (SUBS' log-softmax after them,
+        // which `unmask forward` adds, is the sampler's and not part of the model)
         let t0 = Instant::now();
-        let out = forward(model, denoiser, &batch, false).await?;
+        let out = denoiser.forward(&batch, false).await?;
         times.push(t0.elapsed().as_secs_f64() * 1e3);
         std::hint::black_box(out);
     }

@@ -65,6 +65,9 @@ pub fn prepare(mut model: Model, opts: LoadOptions) -> Model {
         if opts.precision != Precision::Stored {
             *plan = plan.converted(opts.precision);
         }
+        if cpu::panels::available() {
+            plan.into_panels();
+        }
     }
     model
 }

@@ -10,6 +10,14 @@ use half::{bf16, f16};
 /// Values per q8_0 block, as llama.cpp's Q8_0: 32 int8 values share one f16 scale.
 pub const Q8_BLOCK: usize = 32;
 
+/// Rows per panel of [`Storage::Panels`]: two AVX vectors of f32.
+pub const PANEL: usize = 16;
+
+/// One depth step of a panel: column p of its 16 rows, one cache line.
+#[repr(C, align(64))]
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Line(pub [f32; PANEL]);
+
 /// Bytes owned elsewhere (a memory map, a file compiled into the binary, a buffer read whole)
 /// that several matrices borrow ranges of.
 pub type Backing = Arc<dyn Source>;
@@ -153,6 +161,11 @@ pub enum Storage {
         qs: RowBytes,
         scales: RowBytes,
     },
+    /// f32 rows interleaved by panels of [`PANEL`]: line `j·cols + p` holds column p of rows
+    /// 16j..16j + 16, zeros past the last row. The layout the CPU's AVX2 kernel streams
+    /// (`backend::cpu::panels`), made once when a model is attached to the CPU instead of
+    /// being packed again on every product.
+    Panels(Vec<Line>),
     /// Dropped from the host after the upload to a GPU, which now holds the only copy (natively;
     /// see `engine::Target::attach`). Only the shape is left.
     Released,
@@ -241,7 +254,7 @@ impl Matrix {
     /// A short name of the storage, for messages and reports.
     pub fn dtype(&self) -> &'static str {
         match &self.storage {
-            Storage::F32(_) => "f32",
+            Storage::F32(_) | Storage::Panels(_) => "f32",
             Storage::Half(Half::F16, _) => "f16",
             Storage::Half(Half::Bf16, _) => "bf16",
             Storage::Q8 { .. } => "q8_0",
@@ -253,6 +266,7 @@ impl Matrix {
     pub fn bytes(&self) -> usize {
         match &self.storage {
             Storage::F32(v) => 4 * v.len(),
+            Storage::Panels(l) => std::mem::size_of_val(l.as_slice()),
             Storage::Half(_, b) => b.len(),
             Storage::Q8 { qs, scales } => qs.len() + scales.len(),
             Storage::Released => 0,
@@ -291,6 +305,15 @@ impl Matrix {
         assert_eq!(out.len(), (r1 - r0) * c, "panel size");
         match &self.storage {
             Storage::F32(v) => out.copy_from_slice(&v[r0 * c..r1 * c]),
+            Storage::Panels(lines) => {
+                for (i, row) in out.chunks_exact_mut(c).enumerate() {
+                    let (j, lane) = ((r0 + i) / PANEL, (r0 + i) % PANEL);
+                    let panel = &lines[j * c..(j + 1) * c];
+                    row.iter_mut()
+                        .zip(panel)
+                        .for_each(|(v, line)| *v = line.0[lane]);
+                }
+            }
             Storage::Half(kind, b) => {
                 let mut at = 0;
                 b.for_rows(r0, r1, |bytes| {
@@ -352,6 +375,37 @@ impl Matrix {
             vec![self.rows, self.cols],
             self.to_f32(),
         ))
+    }
+
+    /// A matrix from its panels (`rows.div_ceil(16) · cols` lines, zeros past the last row).
+    pub fn from_panels(rows: usize, cols: usize, lines: Vec<Line>) -> Matrix {
+        assert_eq!(lines.len(), rows.div_ceil(PANEL) * cols, "panel size");
+        Matrix {
+            rows,
+            cols,
+            storage: Storage::Panels(lines),
+        }
+    }
+
+    /// An f32 matrix in panels ([`Storage::Panels`]); any other storage is left as it is (half
+    /// and q8 matrices are widened a panel at a time when used instead).
+    pub fn paneled(&self) -> Matrix {
+        let Storage::F32(v) = &self.storage else {
+            return self.clone();
+        };
+        let (rows, cols) = (self.rows, self.cols);
+        let mut lines = vec![Line([0.0; PANEL]); rows.div_ceil(PANEL) * cols];
+        for (r, row) in v.chunks_exact(cols.max(1)).enumerate().take(rows) {
+            let (j, lane) = (r / PANEL, r % PANEL);
+            for (line, &x) in lines[j * cols..(j + 1) * cols].iter_mut().zip(row) {
+                line.0[lane] = x;
+            }
+        }
+        Matrix {
+            rows,
+            cols,
+            storage: Storage::Panels(lines),
+        }
     }
 
     /// The matrix with f32 storage, widened if needed.
@@ -503,6 +557,32 @@ mod tests {
         (0..n)
             .map(|i| ((i * 37 % 101) as f32 - 50.0) / 16.0)
             .collect()
+    }
+
+    #[test]
+    fn panels_read_back_the_rows_they_were_made_of() {
+        // 37 rows: two whole panels and a partial third; an empty matrix too
+        for (rows, cols) in [(37, 5), (16, 3), (1, 1), (0, 4)] {
+            let v = vals(rows * cols);
+            let m = Matrix::f32(rows, cols, v.clone()).paneled();
+            assert_eq!(m.dtype(), "f32");
+            assert_eq!(m.bytes(), 64 * rows.div_ceil(PANEL) * cols);
+            assert_eq!(m.to_f32(), v, "{rows}x{cols}");
+            if rows > 3 {
+                let mut out = vec![0.0; 2 * cols];
+                m.rows_f32(rows - 3, rows - 1, &mut out);
+                assert_eq!(out, v[(rows - 3) * cols..(rows - 1) * cols]);
+            }
+            // widening asks for rows again; other formats are left alone by `paneled`
+            assert_eq!(m.widened().as_f32(), Some(&v[..]));
+            let h = Matrix::half(
+                rows,
+                cols,
+                Half::F16,
+                Bytes::owned(half_bytes(Half::F16, &v)),
+            );
+            assert_eq!(h.paneled().dtype(), "f16");
+        }
     }
 
     #[test]

@@ -246,17 +246,35 @@ impl Plan {
         self.embeddings.tokens.is_released()
     }
 
+    /// The f32 matrices the CPU multiplies by, in panels ([`Matrix::paneled`]), in place: each
+    /// old matrix is freed as soon as its copy exists (a tied one once both uses moved), so a
+    /// load peaks at one matrix above the model. The embedding table moves only when the
+    /// decoder is tied to it; otherwise it stays in rows for the lookup.
+    pub fn into_panels(&mut self) {
+        let tied = Arc::ptr_eq(&self.embeddings.tokens, &self.head.decoder.weight);
+        self.map_in_place(tied, &Matrix::paneled);
+    }
+
     fn map_matrices(&self, f: impl Fn(&Matrix) -> Matrix) -> Plan {
-        let mut done: std::collections::HashMap<*const Matrix, Arc<Matrix>> = Default::default();
-        let mut conv = |m: &Arc<Matrix>| -> Arc<Matrix> {
-            done.entry(Arc::as_ptr(m))
-                .or_insert_with(|| Arc::new(f(m)))
-                .clone()
-        };
         let mut p = self.clone();
-        p.embeddings.tokens = conv(&p.embeddings.tokens);
-        let mut lin = |l: &mut Linear| l.weight = conv(&l.weight);
-        for b in &mut p.blocks {
+        p.map_in_place(true, &f);
+        p
+    }
+
+    fn map_in_place(&mut self, embeddings: bool, f: &dyn Fn(&Matrix) -> Matrix) {
+        let mut done: std::collections::HashMap<*const Matrix, Arc<Matrix>> = Default::default();
+        let mut conv = |m: &mut Arc<Matrix>| {
+            let new = done
+                .entry(Arc::as_ptr(m))
+                .or_insert_with(|| Arc::new(f(m)))
+                .clone();
+            *m = new;
+        };
+        if embeddings {
+            conv(&mut self.embeddings.tokens);
+        }
+        let mut lin = |l: &mut Linear| conv(&mut l.weight);
+        for b in &mut self.blocks {
             lin(&mut b.qkv);
             lin(&mut b.attn_out);
             match &mut b.ffn {
@@ -269,18 +287,17 @@ impl Plan {
                 lin(m);
             }
         }
-        if let Some(c) = &mut p.conditioning {
+        if let Some(c) = &mut self.conditioning {
             lin(&mut c.mlp_in);
             lin(&mut c.mlp_out);
         }
-        if let Some(m) = &mut p.head.final_modulation {
+        if let Some(m) = &mut self.head.final_modulation {
             lin(m);
         }
-        if let Some((dense, _, _)) = &mut p.head.transform {
+        if let Some((dense, _, _)) = &mut self.head.transform {
             lin(dense);
         }
-        lin(&mut p.head.decoder);
-        p
+        lin(&mut self.head.decoder);
     }
 
     /// Width of a fused qkv row: `(heads + 2·kv_heads) · head_dim`.

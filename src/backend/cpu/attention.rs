@@ -4,6 +4,7 @@
 //! natively.
 
 use super::matmul::matmul_nt;
+use crate::model::matrix::{Line, Matrix, PANEL};
 
 pub struct AttentionShape {
     pub len: usize,
@@ -53,6 +54,27 @@ pub fn attention(
             gather(h + (kv + kvh) * hd),
         );
         let mut scores = vec![0.0f32; len * len];
+        if super::panels::available() {
+            // K as panels of 16 keys, Vᵀ as panels of 16 dimensions (line j·len + p is
+            // V[p, 16j..16j + 16]): both products go through the panel kernel, on this
+            // thread (the heads are the parallel loop), with no transpose of V
+            let keys = Matrix::f32(len, hd, k).paneled();
+            super::panels::matmul_serial(&q, len, &keys, None, &mut scores);
+            for (i, row) in scores.chunks_exact_mut(len).enumerate() {
+                softmax_masked(row, i, scale, key_mask, window);
+            }
+            let mut lines = vec![Line([0.0; PANEL]); hd.div_ceil(PANEL) * len];
+            for (j, panel) in lines.chunks_exact_mut(len).enumerate() {
+                let (d0, d1) = (j * PANEL, ((j + 1) * PANEL).min(hd));
+                for (line, vrow) in panel.iter_mut().zip(v.chunks_exact(hd)) {
+                    line.0[..d1 - d0].copy_from_slice(&vrow[d0..d1]);
+                }
+            }
+            let vt = Matrix::from_panels(hd, len, lines);
+            let mut out = vec![0.0f32; len * hd];
+            super::panels::matmul_serial(&scores, len, &vt, None, &mut out);
+            return out;
+        }
         matmul_nt(
             &q,
             len,
@@ -127,12 +149,16 @@ fn softmax_masked(
         span.fill(0.0);
         return;
     }
-    let mut sum = 0.0f32;
-    for v in span.iter_mut() {
-        // exp(−∞) = 0 hides the padded keys
-        *v = ((*v - max) * scale).exp();
-        sum += *v;
+    // exp(−∞) = 0 hides the padded keys
+    span.iter_mut()
+        .for_each(|v| *v = super::exp::exp((*v - max) * scale));
+    // eight running sums, so the loop vectorises (one chain of adds waits on each add)
+    let mut lanes = [0.0f32; 8];
+    let mut chunks = span.chunks_exact(8);
+    for c in &mut chunks {
+        lanes.iter_mut().zip(c).for_each(|(s, v)| *s += v);
     }
+    let sum = lanes.iter().sum::<f32>() + chunks.remainder().iter().sum::<f32>();
     let inv = 1.0 / sum;
     span.iter_mut().for_each(|v| *v *= inv);
 }

@@ -6,10 +6,12 @@ pub mod activation;
 pub mod attention;
 mod denoiser;
 pub mod embed;
+pub mod exp;
 pub mod glu;
 pub mod matmul;
 pub mod modulate;
 pub mod norm;
+pub mod panels;
 pub mod reduce;
 pub mod rope;
 
@@ -53,6 +55,34 @@ pub(crate) fn for_rows<F: Fn(&mut [f32]) + Sync + Send>(data: &mut [f32], cols: 
         }
     }
     data.chunks_mut(cols).for_each(f);
+}
+
+/// Threads the parallel loops here may use: the rayon pool's natively (and with
+/// `wasm-threads`), one otherwise.
+#[allow(dead_code)] // only the x86-64 panel kernel asks
+pub(crate) fn threads() -> usize {
+    #[cfg(any(not(target_arch = "wasm32"), feature = "wasm-threads"))]
+    {
+        rayon::current_num_threads()
+    }
+    #[cfg(all(target_arch = "wasm32", not(feature = "wasm-threads")))]
+    {
+        1
+    }
+}
+
+/// `(0..n).for_each(f)`, in parallel natively (and with `wasm-threads`).
+#[allow(dead_code)] // wasm32 builds have no caller
+pub(crate) fn for_each_index<F: Fn(usize) + Sync + Send>(n: usize, f: F) {
+    #[cfg(any(not(target_arch = "wasm32"), feature = "wasm-threads"))]
+    {
+        use rayon::prelude::*;
+        (0..n).into_par_iter().for_each(f);
+    }
+    #[cfg(all(target_arch = "wasm32", not(feature = "wasm-threads")))]
+    {
+        (0..n).for_each(f);
+    }
 }
 
 /// `(0..n).map(f)`, in parallel natively (and with `wasm-threads`).

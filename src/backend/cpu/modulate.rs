@@ -78,13 +78,16 @@ pub fn fold_constant(plan: &mut Plan) -> bool {
     if !foldable {
         return false;
     }
-    let c = conditioning(cond, 0.0);
+    // The constants are computed in f64 and rounded once: the folded weights are then the same
+    // bits on every machine and whatever kernel the CPU multiplies with (a GPU rounds them to
+    // f16, where one f32 ulp can flip a rounding and move a probability in its 5th digit).
+    let c = conditioning_exact(cond);
     let h = plan.hidden;
     for b in &mut plan.blocks {
         let Some(ada) = b.modulation.take() else {
             continue;
         };
-        let m = linear(&c, 1, &ada);
+        let m = linear_exact(&c, &ada);
         let part = |k: usize| &m[k * h..(k + 1) * h];
         fold_into_norm(b.attn_norm.as_mut().expect("checked"), part(0), part(1));
         scale_rows(&mut b.attn_out, part(2));
@@ -95,7 +98,7 @@ pub fn fold_constant(plan: &mut Plan) -> bool {
         scale_rows(down, part(5));
     }
     if let Some(fa) = plan.head.final_modulation.take() {
-        let m = linear(&c, 1, &fa);
+        let m = linear_exact(&c, &fa);
         let n = plan.head.final_norm.as_mut().expect("checked");
         fold_into_norm(n, &m[..h], &m[h..]);
     }
@@ -103,25 +106,56 @@ pub fn fold_constant(plan: &mut Plan) -> bool {
     true
 }
 
+/// [`conditioning`] at σ = 0 in f64: features `[1 …, 0 …]`, both layers and SiLUs in f64.
+fn conditioning_exact(cond: &Conditioning) -> Vec<f64> {
+    let half = cond.freq_dim / 2;
+    let f: Vec<f64> = (0..cond.freq_dim)
+        .map(|j| if j < half { 1.0 } else { 0.0 })
+        .collect();
+    let silu = |v: f64| v / (1.0 + (-v).exp());
+    let h: Vec<f64> = linear_exact(&f, &cond.mlp_in)
+        .into_iter()
+        .map(silu)
+        .collect();
+    linear_exact(&h, &cond.mlp_out)
+        .into_iter()
+        .map(silu)
+        .collect()
+}
+
+/// `x·Wᵀ + b` for one row, summed in f64 (the fold's few small products).
+fn linear_exact(x: &[f64], lin: &Linear) -> Vec<f64> {
+    let mut row = vec![0.0f32; lin.in_dim()];
+    (0..lin.out_dim())
+        .map(|j| {
+            lin.weight.rows_f32(j, j + 1, &mut row);
+            let dot: f64 = row.iter().zip(x).map(|(w, x)| *w as f64 * x).sum();
+            dot + lin.bias.as_ref().map_or(0.0, |b| b[j] as f64)
+        })
+        .collect()
+}
+
 /// `LN(x)·w·(1 + scale) + shift` is a LayerNorm with weight `w ⊙ (1 + scale)` and bias `shift`.
-fn fold_into_norm(norm: &mut Norm, shift: &[f32], scale: &[f32]) {
+fn fold_into_norm(norm: &mut Norm, shift: &[f64], scale: &[f64]) {
     for (w, s) in norm.weight.iter_mut().zip(scale) {
-        *w *= 1.0 + s;
+        *w = (*w as f64 * (1.0 + s)) as f32;
     }
-    norm.bias = Some(shift.to_vec());
+    norm.bias = Some(shift.iter().map(|&v| v as f32).collect());
 }
 
 /// `gate ⊙ (x·Wᵀ + b)` is a linear with row j of W and b_j scaled by `gate_j`.
-fn scale_rows(lin: &mut Linear, gate: &[f32]) {
+fn scale_rows(lin: &mut Linear, gate: &[f64]) {
     let (n, k) = (lin.out_dim(), lin.in_dim());
     // folded weights are new values, held in f32 whatever the checkpoint stored
     let mut data = lin.weight.to_f32();
     for (row, g) in data.chunks_exact_mut(k).zip(gate) {
-        row.iter_mut().for_each(|v| *v *= g);
+        row.iter_mut().for_each(|v| *v = (*v as f64 * g) as f32);
     }
     lin.weight = Arc::new(Matrix::f32(n, k, data));
     if let Some(b) = &mut lin.bias {
-        b.iter_mut().zip(gate).for_each(|(v, g)| *v *= g);
+        b.iter_mut()
+            .zip(gate)
+            .for_each(|(v, g)| *v = (*v as f64 * g) as f32);
     }
 }
 

@@ -1,0 +1,480 @@
+//! `out[m, n] = a[m, k] · Wᵀ (+ bias)` for f32 weights held in 16-row panels
+//! ([`Storage::Panels`]), with an AVX2/FMA kernel: x86-64's fast path, as onnxruntime's MLAS
+//! packs its constant weights once at session creation.
+//!
+//! Why not gemm's kernel alone: gemm packs the weight operand on every product. The weights are
+//! the large operand here (every one is read once per forward pass), so that packing pass was
+//! 15% of a forward at L = 128 (perf, MDLM-OWT shape, 2 threads). Packed once at load, each
+//! weight is read from memory straight into the kernel.
+//!
+//! The kernel computes a tile of up to 6 rows of `a` × one 16-wide panel in 12 ymm
+//! accumulators, over a depth block of [`DEPTH`] (so the panel's lines stay in L1 while every
+//! row of `a` passes them). `a` is packed in 6-row tiles per product (it is small: m × k), so
+//! the six broadcasts of a step read one stream. Matrices held in f16, bf16 or q8_0 are widened
+//! into the same panels a few at a time, so one kernel serves every stored format.
+// Only x86-64 runs the kernel; elsewhere `available()` is false and the rest goes unused.
+#![cfg_attr(
+    not(target_arch = "x86_64"),
+    allow(dead_code, unused_imports, unused_variables)
+)]
+
+use crate::model::matrix::{Line, Matrix, Storage, PANEL};
+
+/// Depth of one block: a 16 KB slice of a panel, resident in L1 across all rows of `a`.
+const DEPTH: usize = 256;
+/// Output values (f32) per group of panels: 128 KB, half a Zen 3 core's L2.
+const OUT_BLOCK: usize = 1 << 15;
+/// Rows of `a` per tile: 6 × 2 accumulators, 2 weight vectors and a broadcast fill 15 of the
+/// 16 ymm registers.
+const TILE: usize = 6;
+
+/// Whether this CPU runs the panel kernel (checked once; std caches the answer).
+pub fn available() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
+/// `out[m, n] = a[m, k] · Wᵀ + bias`. A matrix held as panels is read in place; one held in
+/// f16, bf16, q8_0 (or f32 rows) is widened a few panels at a time, each task into its own
+/// buffer that stays in L2 until the kernel has read it. Panics on a CPU without AVX2/FMA
+/// (callers check [`available`]).
+pub fn matmul(a: &[f32], m: usize, w: &Matrix, bias: Option<&[f32]>, out: &mut [f32]) {
+    product(a, m, w, bias, out, true)
+}
+
+/// [`matmul`] on the calling thread only (attention runs its heads in parallel instead).
+pub fn matmul_serial(a: &[f32], m: usize, w: &Matrix, bias: Option<&[f32]>, out: &mut [f32]) {
+    product(a, m, w, bias, out, false)
+}
+
+fn product(a: &[f32], m: usize, w: &Matrix, bias: Option<&[f32]>, out: &mut [f32], parallel: bool) {
+    let (n, k) = (w.rows, w.cols);
+    assert_eq!(a.len(), m * k, "lhs size");
+    assert_eq!(out.len(), m * n, "out size");
+    if let Storage::Panels(lines) = &w.storage {
+        assert_eq!(lines.len(), n.div_ceil(PANEL) * k, "panel size");
+    }
+    if let Some(b) = bias {
+        assert_eq!(b.len(), n, "bias size");
+    }
+    assert!(available(), "the panel kernel needs AVX2 and FMA");
+    if m == 0 || n == 0 {
+        return;
+    }
+    if k == 0 {
+        for r in out.chunks_exact_mut(n) {
+            match bias {
+                Some(b) => r.copy_from_slice(b),
+                None => r.fill(0.0),
+            }
+        }
+        return;
+    }
+    #[cfg(target_arch = "x86_64")]
+    {
+        let panels = n.div_ceil(PANEL);
+        struct Out(*mut f32);
+        // SAFETY: each task writes only the columns of its own panels
+        unsafe impl Sync for Out {}
+        let dst = Out(out.as_mut_ptr());
+        let dst = &dst;
+        // `a` in tiles of 6 rows, interleaved by depth (row-padded with zeros): the kernel's
+        // six broadcasts per step then read one stream instead of six rows `k` apart.
+        let tiles = m.div_ceil(TILE);
+        let mut packed = vec![0.0f32; tiles * k * TILE];
+        for (t, dst) in packed.chunks_exact_mut(k * TILE).enumerate() {
+            for r in 0..TILE.min(m - t * TILE) {
+                let row = &a[(t * TILE + r) * k..(t * TILE + r + 1) * k];
+                for (p, &x) in row.iter().enumerate() {
+                    dst[p * TILE + r] = x;
+                }
+            }
+        }
+        let a = &packed;
+        let threads = if parallel { super::threads() } else { 1 };
+        let run = |per: usize, task: &(dyn Fn(usize, usize) + Sync)| {
+            let tasks = panels.div_ceil(per);
+            if threads <= 1 || tasks <= 1 || m * n * k < 1 << 18 {
+                (0..tasks).for_each(|t| task(t * per, ((t + 1) * per).min(panels)));
+            } else {
+                super::for_each_index(tasks, |t| task(t * per, ((t + 1) * per).min(panels)));
+            }
+        };
+        match &w.storage {
+            Storage::Panels(lines) => {
+                // SAFETY: the asserts above bound every access: rows of `a` below m, depth
+                // below k, lines of panels j0..j1, columns j·16 .. min(j·16 + 16, n) of rows
+                // below m, and tasks own disjoint panels
+                let task = |j0: usize, j1: usize| unsafe {
+                    avx2::panels(a, m, k, lines, bias, n, dst.0, n, j0, j1)
+                };
+                // enough tasks for the pool to balance, each a run of whole panels
+                run(panels.div_ceil(4 * threads).max(1), &task);
+            }
+            _ => {
+                let per = (super::matmul::panel_rows(k) / PANEL).max(1);
+                let task = |j0: usize, j1: usize| {
+                    let (r0, r1) = (j0 * PANEL, (j1 * PANEL).min(n));
+                    let bias = bias.map(|b| &b[r0..]);
+                    WIDENED.with_borrow_mut(|(row, lines)| {
+                        widen(w, r0, r1, row, lines);
+                        // SAFETY: as above, for the panels j0..j1 moved to the front of a
+                        // local buffer: their columns start at r0 and n − r0 of them are valid
+                        unsafe {
+                            avx2::panels(a, m, k, lines, bias, n - r0, dst.0.add(r0), n, 0, j1 - j0)
+                        }
+                    });
+                };
+                run(per, &task);
+            }
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+thread_local! {
+    /// Each thread's row and panel buffers for widening, kept between tasks (a few hundred KB;
+    /// made for every task they would be page-faulted in again).
+    static WIDENED: std::cell::RefCell<(Vec<f32>, Vec<Line>)> = Default::default();
+}
+
+/// Rows `r0..r1` of `w` (r0 a multiple of 16) as panels in `lines`: each panel's 16 rows
+/// widened into `rows` (zeros past r1), then turned into lines 8 × 8 values at a time.
+#[cfg(target_arch = "x86_64")]
+fn widen(w: &Matrix, r0: usize, r1: usize, rows: &mut Vec<f32>, lines: &mut Vec<Line>) {
+    let k = w.cols;
+    rows.resize(PANEL * k, 0.0);
+    lines.resize((r1 - r0).div_ceil(PANEL) * k, Line([0.0; PANEL]));
+    for (j, panel) in lines.chunks_exact_mut(k).enumerate() {
+        let (a, b) = (r0 + j * PANEL, (r0 + (j + 1) * PANEL).min(r1));
+        w.rows_f32(a, b, &mut rows[..(b - a) * k]);
+        rows[(b - a) * k..].fill(0.0);
+        // SAFETY: `available()` was asserted by the caller; `rows` is [16, k], `panel` [k]
+        unsafe { avx2::transpose(rows, k, panel) };
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod avx2 {
+    use super::{Line, DEPTH, OUT_BLOCK, PANEL, TILE};
+    use std::arch::x86_64::*;
+
+    /// Panels `j0..j1` of the product, all rows of `a`, depth block by depth block.
+    ///
+    /// # Safety
+    /// AVX2 and FMA present; `a` is `a` packed in tiles (`[⌈m/6⌉, k, 6]`), `lines` panels
+    /// `[.., k]` whose first `n` columns are valid, `bias` at least `n` long, `out` rows of
+    /// stride `ldc` with `n` columns from panel 0's, and no other thread writes the columns of
+    /// panels `j0..j1`.
+    #[allow(clippy::too_many_arguments)]
+    #[target_feature(enable = "avx2,fma")]
+    pub unsafe fn panels(
+        a: &[f32],
+        m: usize,
+        k: usize,
+        lines: &[Line],
+        bias: Option<&[f32]>,
+        n: usize,
+        out: *mut f32,
+        ldc: usize,
+        j0: usize,
+        j1: usize,
+    ) {
+        // Panels go in groups whose output columns (m × 16 × group) stay in L2 while every
+        // depth block passes them: one pass per depth block over the whole output would send
+        // a wide output (the 50k-wide head: 26 MB at m = 128) through memory once per block.
+        let group = (OUT_BLOCK / (m * PANEL).max(1)).max(1);
+        let mut g0 = j0;
+        while g0 < j1 {
+            let g1 = (g0 + group).min(j1);
+            let mut p0 = 0;
+            while p0 < k {
+                let depth = DEPTH.min(k - p0);
+                let (first, last) = (p0 == 0, p0 + depth == k);
+                for j in g0..g1 {
+                    let cols = PANEL.min(n - j * PANEL);
+                    let mut b = Line([0.0; PANEL]);
+                    if let (true, Some(bias)) = (last, bias) {
+                        b.0[..cols].copy_from_slice(&bias[j * PANEL..j * PANEL + cols]);
+                    }
+                    let w = lines.as_ptr().add(j * k + p0);
+                    let c = out.add(j * PANEL);
+                    // the lines the next block reads, fetched from memory while the first
+                    // tile of this one computes
+                    let next = if j + 1 < g1 {
+                        w.add(k)
+                    } else if !last {
+                        lines.as_ptr().add(g0 * k + p0 + depth)
+                    } else {
+                        lines.as_ptr().add(g1.min(j1 - 1) * k)
+                    };
+                    let t = Tile {
+                        depth,
+                        w,
+                        cols,
+                        ldc,
+                        load: !first,
+                        bias: &b,
+                    };
+                    let mut i = 0;
+                    if m >= TILE {
+                        t.run_fetching::<TILE>(a.as_ptr().add(p0 * TILE), c, next);
+                        i += TILE;
+                    }
+                    while i + TILE <= m {
+                        t.run::<TILE>(a.as_ptr().add(i * k + p0 * TILE), c.add(i * ldc));
+                        i += TILE;
+                    }
+                    let (ap, cp) = (a.as_ptr().add(i * k + p0 * TILE), c.add(i * ldc));
+                    match m - i {
+                        0 => {}
+                        1 => t.run::<1>(ap, cp),
+                        2 => t.run::<2>(ap, cp),
+                        3 => t.run::<3>(ap, cp),
+                        4 => t.run::<4>(ap, cp),
+                        _ => t.run::<5>(ap, cp),
+                    }
+                }
+                p0 += depth;
+            }
+            g0 = g1;
+        }
+    }
+
+    /// `panel[p].0[r] = rows[r·k + p]` for the 16 rows of `rows` (`[16, k]`).
+    ///
+    /// # Safety
+    /// AVX2 present; `rows.len() == 16·k`, `panel.len() == k`.
+    #[target_feature(enable = "avx2,fma")]
+    pub unsafe fn transpose(rows: &[f32], k: usize, panel: &mut [Line]) {
+        debug_assert!(rows.len() == 16 * k && panel.len() == k);
+        let src = rows.as_ptr();
+        let mut p = 0;
+        while p + 8 <= k {
+            for half in 0..2 {
+                let r: [__m256; 8] =
+                    std::array::from_fn(|i| _mm256_loadu_ps(src.add((half * 8 + i) * k + p)));
+                let t0 = _mm256_unpacklo_ps(r[0], r[1]);
+                let t1 = _mm256_unpackhi_ps(r[0], r[1]);
+                let t2 = _mm256_unpacklo_ps(r[2], r[3]);
+                let t3 = _mm256_unpackhi_ps(r[2], r[3]);
+                let t4 = _mm256_unpacklo_ps(r[4], r[5]);
+                let t5 = _mm256_unpackhi_ps(r[4], r[5]);
+                let t6 = _mm256_unpacklo_ps(r[6], r[7]);
+                let t7 = _mm256_unpackhi_ps(r[6], r[7]);
+                let s0 = _mm256_shuffle_ps::<0x44>(t0, t2);
+                let s1 = _mm256_shuffle_ps::<0xEE>(t0, t2);
+                let s2 = _mm256_shuffle_ps::<0x44>(t1, t3);
+                let s3 = _mm256_shuffle_ps::<0xEE>(t1, t3);
+                let s4 = _mm256_shuffle_ps::<0x44>(t4, t6);
+                let s5 = _mm256_shuffle_ps::<0xEE>(t4, t6);
+                let s6 = _mm256_shuffle_ps::<0x44>(t5, t7);
+                let s7 = _mm256_shuffle_ps::<0xEE>(t5, t7);
+                let cols = [
+                    _mm256_permute2f128_ps::<0x20>(s0, s4),
+                    _mm256_permute2f128_ps::<0x20>(s1, s5),
+                    _mm256_permute2f128_ps::<0x20>(s2, s6),
+                    _mm256_permute2f128_ps::<0x20>(s3, s7),
+                    _mm256_permute2f128_ps::<0x31>(s0, s4),
+                    _mm256_permute2f128_ps::<0x31>(s1, s5),
+                    _mm256_permute2f128_ps::<0x31>(s2, s6),
+                    _mm256_permute2f128_ps::<0x31>(s3, s7),
+                ];
+                for (q, c) in cols.iter().enumerate() {
+                    _mm256_store_ps(panel[p + q].0.as_mut_ptr().add(half * 8), *c);
+                }
+            }
+            p += 8;
+        }
+        for (q, line) in panel.iter_mut().enumerate().skip(p) {
+            line.0 = std::array::from_fn(|r| rows[r * k + q]);
+        }
+    }
+
+    /// One panel's depth block, applied to tiles of rows.
+    struct Tile<'b> {
+        depth: usize,
+        w: *const Line,
+        /// Valid columns of the panel (16 but in the last one).
+        cols: usize,
+        ldc: usize,
+        /// Accumulate onto `out` (every depth block but the first).
+        load: bool,
+        /// Added on the last depth block (zeros otherwise).
+        bias: &'b Line,
+    }
+
+    impl Tile<'_> {
+        /// `R` rows: `c[r, 0..cols] (+)= Σ_p a[r, p] · w[p, 0..cols] + bias`.
+        #[inline]
+        #[target_feature(enable = "avx2,fma")]
+        unsafe fn run<const R: usize>(&self, a: *const f32, c: *mut f32) {
+            self.run_with::<R, false>(a, c, std::ptr::null())
+        }
+
+        /// [`Tile::run`], also prefetching `next[0..depth]` (one line per step).
+        #[inline]
+        #[target_feature(enable = "avx2,fma")]
+        unsafe fn run_fetching<const R: usize>(
+            &self,
+            a: *const f32,
+            c: *mut f32,
+            next: *const Line,
+        ) {
+            self.run_with::<R, true>(a, c, next)
+        }
+
+        #[inline]
+        #[target_feature(enable = "avx2,fma")]
+        unsafe fn run_with<const R: usize, const FETCH: bool>(
+            &self,
+            a: *const f32,
+            c: *mut f32,
+            next: *const Line,
+        ) {
+            let mut acc = [[_mm256_setzero_ps(); 2]; R];
+            let full = self.cols == PANEL;
+            if self.load {
+                for (r, acc) in acc.iter_mut().enumerate() {
+                    let row = c.add(r * self.ldc);
+                    if full {
+                        acc[0] = _mm256_loadu_ps(row);
+                        acc[1] = _mm256_loadu_ps(row.add(8));
+                    } else {
+                        let mut t = Line([0.0; PANEL]);
+                        std::ptr::copy_nonoverlapping(row, t.0.as_mut_ptr(), self.cols);
+                        acc[0] = _mm256_load_ps(t.0.as_ptr());
+                        acc[1] = _mm256_load_ps(t.0.as_ptr().add(8));
+                    }
+                }
+            }
+            let b0 = _mm256_load_ps(self.bias.0.as_ptr());
+            let b1 = _mm256_load_ps(self.bias.0.as_ptr().add(8));
+            for acc in acc.iter_mut() {
+                acc[0] = _mm256_add_ps(acc[0], b0);
+                acc[1] = _mm256_add_ps(acc[1], b1);
+            }
+            let mut w = self.w as *const f32;
+            let mut a = a;
+            for p in 0..self.depth {
+                if FETCH {
+                    _mm_prefetch::<_MM_HINT_T0>(next.wrapping_add(p) as *const i8);
+                }
+                let w0 = _mm256_load_ps(w);
+                let w1 = _mm256_load_ps(w.add(8));
+                for (r, acc) in acc.iter_mut().enumerate() {
+                    let x = _mm256_broadcast_ss(&*a.add(r));
+                    acc[0] = _mm256_fmadd_ps(x, w0, acc[0]);
+                    acc[1] = _mm256_fmadd_ps(x, w1, acc[1]);
+                }
+                w = w.add(PANEL);
+                a = a.add(TILE);
+            }
+            for (r, acc) in acc.iter().enumerate() {
+                let row = c.add(r * self.ldc);
+                if full {
+                    _mm256_storeu_ps(row, acc[0]);
+                    _mm256_storeu_ps(row.add(8), acc[1]);
+                } else {
+                    let mut t = Line([0.0; PANEL]);
+                    _mm256_store_ps(t.0.as_mut_ptr(), acc[0]);
+                    _mm256_store_ps(t.0.as_mut_ptr().add(8), acc[1]);
+                    std::ptr::copy_nonoverlapping(t.0.as_ptr(), row, self.cols);
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::matrix::{half_bytes, Bytes, Half};
+
+    fn naive(a: &[f32], m: usize, k: usize, w: &[f32], n: usize, b: Option<&[f32]>) -> Vec<f32> {
+        let mut o = vec![0.0; m * n];
+        for i in 0..m {
+            for j in 0..n {
+                let dot: f64 = (0..k)
+                    .map(|p| a[i * k + p] as f64 * w[j * k + p] as f64)
+                    .sum();
+                o[i * n + j] = (dot + b.map_or(0.0, |b| b[j] as f64)) as f32;
+            }
+        }
+        o
+    }
+
+    /// Shapes off every boundary: partial tiles (m mod 6), partial panels (n mod 16), depth
+    /// blocks and their remainder (k around 256), several panel groups (m · n large), and the
+    /// single-row products of the modulation.
+    #[test]
+    fn matches_naive_on_odd_shapes() {
+        if !available() {
+            println!("skipped: this CPU has no AVX2/FMA, so the panel kernel never runs here");
+            return;
+        }
+        let shapes = [
+            (1, 1, 1),
+            (1, 300, 37),
+            (5, 7, 16),
+            (6, 256, 17),
+            (7, 257, 33),
+            (13, 513, 15),
+            (130, 65, 300),
+            (64, 600, 100),
+        ];
+        for &(m, k, n) in &shapes {
+            let a: Vec<f32> = (0..m * k)
+                .map(|i| ((i * 37 % 101) as f32 - 50.0) / 50.0)
+                .collect();
+            let w: Vec<f32> = (0..n * k)
+                .map(|i| ((i * 53 % 97) as f32 - 48.0) / 48.0)
+                .collect();
+            let b: Vec<f32> = (0..n).map(|i| i as f32 * 0.25 - 3.0).collect();
+            // in place, and widened from each other format (values exact in f16 and bf16
+            // would need fewer bits; instead each is compared with its own widened weights)
+            let f32_rows = Matrix::f32(n, k, w.clone());
+            let mats = [
+                f32_rows.paneled(),
+                f32_rows.clone(),
+                Matrix::half(n, k, Half::F16, Bytes::owned(half_bytes(Half::F16, &w))),
+                Matrix::half(n, k, Half::Bf16, Bytes::owned(half_bytes(Half::Bf16, &w))),
+                f32_rows.quantized(),
+            ];
+            for (mat, bias) in mats.iter().flat_map(|m| [(m, None), (m, Some(&b[..]))]) {
+                let w = mat.to_f32();
+                let want = naive(&a, m, k, &w, n, bias);
+                let mut got = vec![f32::NAN; m * n];
+                matmul(&a, m, mat, bias, &mut got);
+                for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+                    assert!(
+                        (g - w).abs() <= 1e-4 * (1.0 + w.abs()),
+                        "{} ({m},{k},{n}) bias {} at {i}: {g} vs {w}",
+                        mat.dtype(),
+                        bias.is_some()
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn empty_depth_gives_the_bias() {
+        if !available() {
+            println!("skipped: this CPU has no AVX2/FMA, so the panel kernel never runs here");
+            return;
+        }
+        let mat = Matrix::f32(3, 0, vec![]).paneled();
+        let mut out = vec![f32::NAN; 6];
+        matmul(&[], 2, &mat, Some(&[1.0, 2.0, 3.0]), &mut out);
+        assert_eq!(out, [1.0, 2.0, 3.0, 1.0, 2.0, 3.0]);
+        matmul(&[], 2, &mat, None, &mut out);
+        assert_eq!(out, [0.0; 6]);
+    }
+}
