@@ -2,6 +2,7 @@
 
 use crate::model::plan::Activation;
 
+use super::exp::map;
 use super::for_rows;
 
 #[inline]
@@ -35,11 +36,9 @@ pub fn eval(act: Activation, x: f32) -> f32 {
 /// One loop per function, so each compiles to vector code.
 pub fn apply(act: Activation, x: &mut [f32], cols: usize) {
     match act {
-        Activation::GeluErf => for_rows(x, cols, |r| r.iter_mut().for_each(|v| *v = gelu_erf(*v))),
-        Activation::GeluTanh => {
-            for_rows(x, cols, |r| r.iter_mut().for_each(|v| *v = gelu_tanh(*v)))
-        }
-        Activation::Silu => for_rows(x, cols, |r| r.iter_mut().for_each(|v| *v = silu(*v))),
+        Activation::GeluErf => for_rows(x, cols, |r| map(r, gelu_erf)),
+        Activation::GeluTanh => for_rows(x, cols, |r| map(r, gelu_tanh)),
+        Activation::Silu => for_rows(x, cols, |r| map(r, silu)),
     }
 }
 

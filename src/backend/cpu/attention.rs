@@ -150,8 +150,7 @@ fn softmax_masked(
         return;
     }
     // exp(−∞) = 0 hides the padded keys
-    span.iter_mut()
-        .for_each(|v| *v = super::exp::exp((*v - max) * scale));
+    super::exp::map(span, |v| super::exp::exp((v - max) * scale));
     // eight running sums, so the loop vectorises (one chain of adds waits on each add)
     let mut lanes = [0.0f32; 8];
     let mut chunks = span.chunks_exact(8);

@@ -127,17 +127,16 @@ fn by_column_blocks(a: &[f32], m: usize, k: usize, w: &[f32], n: usize, out: &mu
 /// `x[rows, in] · Wᵀ + b`
 pub fn linear(x: &[f32], rows: usize, lin: &Linear) -> Vec<f32> {
     let (n, k) = (lin.out_dim(), lin.in_dim());
-    // Written by the kernels' threads first, so the pages of a large output (the 50k-wide head)
-    // are faulted in parallel rather than by a serial bias fill.
-    let mut out = vec![0.0f32; rows * n];
     // Panels, and (where the panel kernel runs) halves and q8 widened into panels; f32 rows
     // (a plan that was not prepared, any CPU without AVX2) go through gemm. The bias is added
     // in the kernel's last depth block, while the tile is in registers.
     let paneled = matches!(lin.weight.storage, Storage::Panels(_));
     if paneled || (lin.weight.as_f32().is_none() && super::panels::available()) {
-        super::panels::matmul(x, rows, &lin.weight, lin.bias.as_deref(), &mut out);
-        return out;
+        return super::panels::matmul_new(x, rows, &lin.weight, lin.bias.as_deref());
     }
+    // Written by the kernels' threads first, so the pages of a large output (the 50k-wide head)
+    // are faulted in parallel rather than by a serial bias fill.
+    let mut out = vec![0.0f32; rows * n];
     match lin.weight.as_f32() {
         #[cfg(all(target_arch = "wasm32", feature = "wasm-threads"))]
         Some(w) => by_column_blocks(x, rows, k, w, n, &mut out),

@@ -18,6 +18,8 @@
     allow(dead_code, unused_imports, unused_variables)
 )]
 
+use std::mem::MaybeUninit;
+
 use crate::model::matrix::{Line, Matrix, Storage, PANEL};
 
 /// Depth of one block: a 16 KB slice of a panel, resident in L1 across all rows of `a`.
@@ -45,15 +47,39 @@ pub fn available() -> bool {
 /// buffer that stays in L2 until the kernel has read it. Panics on a CPU without AVX2/FMA
 /// (callers check [`available`]).
 pub fn matmul(a: &[f32], m: usize, w: &Matrix, bias: Option<&[f32]>, out: &mut [f32]) {
-    product(a, m, w, bias, out, true)
+    product(a, m, w, bias, as_uninit(out), true)
 }
 
 /// [`matmul`] on the calling thread only (attention runs its heads in parallel instead).
 pub fn matmul_serial(a: &[f32], m: usize, w: &Matrix, bias: Option<&[f32]>, out: &mut [f32]) {
-    product(a, m, w, bias, out, false)
+    product(a, m, w, bias, as_uninit(out), false)
 }
 
-fn product(a: &[f32], m: usize, w: &Matrix, bias: Option<&[f32]>, out: &mut [f32], parallel: bool) {
+/// [`matmul`] into a new vector, never zeroed: the kernel writes every value before any is
+/// read (its first depth block stores without loading), so the zeroing pass is saved.
+pub fn matmul_new(a: &[f32], m: usize, w: &Matrix, bias: Option<&[f32]>) -> Vec<f32> {
+    let len = m * w.rows;
+    let mut out = Vec::with_capacity(len);
+    product(a, m, w, bias, &mut out.spare_capacity_mut()[..len], true);
+    // SAFETY: `product` initialised all `len` values (every row and column of the product)
+    unsafe { out.set_len(len) };
+    out
+}
+
+fn as_uninit(out: &mut [f32]) -> &mut [MaybeUninit<f32>] {
+    // SAFETY: initialised values may always be viewed as possibly uninitialised ones
+    unsafe { &mut *(out as *mut [f32] as *mut [MaybeUninit<f32>]) }
+}
+
+/// Writes every value of `out` (`[m, n]`).
+fn product(
+    a: &[f32],
+    m: usize,
+    w: &Matrix,
+    bias: Option<&[f32]>,
+    out: &mut [MaybeUninit<f32>],
+    parallel: bool,
+) {
     let (n, k) = (w.rows, w.cols);
     assert_eq!(a.len(), m * k, "lhs size");
     assert_eq!(out.len(), m * n, "out size");
@@ -69,9 +95,8 @@ fn product(a: &[f32], m: usize, w: &Matrix, bias: Option<&[f32]>, out: &mut [f32
     }
     if k == 0 {
         for r in out.chunks_exact_mut(n) {
-            match bias {
-                Some(b) => r.copy_from_slice(b),
-                None => r.fill(0.0),
+            for (j, v) in r.iter_mut().enumerate() {
+                v.write(bias.map_or(0.0, |b| b[j]));
             }
         }
         return;
@@ -82,17 +107,25 @@ fn product(a: &[f32], m: usize, w: &Matrix, bias: Option<&[f32]>, out: &mut [f32
         struct Out(*mut f32);
         // SAFETY: each task writes only the columns of its own panels
         unsafe impl Sync for Out {}
-        let dst = Out(out.as_mut_ptr());
+        let dst = Out(out.as_mut_ptr().cast::<f32>());
         let dst = &dst;
         // `a` in tiles of 6 rows, interleaved by depth (row-padded with zeros): the kernel's
         // six broadcasts per step then read one stream instead of six rows `k` apart.
         let tiles = m.div_ceil(TILE);
         let mut packed = vec![0.0f32; tiles * k * TILE];
         for (t, dst) in packed.chunks_exact_mut(k * TILE).enumerate() {
-            for r in 0..TILE.min(m - t * TILE) {
-                let row = &a[(t * TILE + r) * k..(t * TILE + r + 1) * k];
-                for (p, &x) in row.iter().enumerate() {
-                    dst[p * TILE + r] = x;
+            let rows = &a[t * TILE * k..((t + 1) * TILE).min(m) * k];
+            if rows.len() == TILE * k {
+                // one pass writing in order, six rows read side by side
+                for (p, d) in dst.chunks_exact_mut(TILE).enumerate() {
+                    *d.first_chunk_mut::<TILE>().expect("a tile") =
+                        std::array::from_fn(|r| rows[r * k + p]);
+                }
+            } else {
+                for (r, row) in rows.chunks_exact(k).enumerate() {
+                    for (p, &x) in row.iter().enumerate() {
+                        dst[p * TILE + r] = x;
+                    }
                 }
             }
         }
@@ -452,6 +485,8 @@ mod tests {
                 let want = naive(&a, m, k, &w, n, bias);
                 let mut got = vec![f32::NAN; m * n];
                 matmul(&a, m, mat, bias, &mut got);
+                // the never-zeroed output holds the same values
+                assert_eq!(matmul_new(&a, m, mat, bias), got);
                 for (i, (g, w)) in got.iter().zip(&want).enumerate() {
                     assert!(
                         (g - w).abs() <= 1e-4 * (1.0 + w.abs()),
