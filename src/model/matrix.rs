@@ -306,12 +306,19 @@ impl Matrix {
         match &self.storage {
             Storage::F32(v) => out.copy_from_slice(&v[r0 * c..r1 * c]),
             Storage::Panels(lines) => {
-                for (i, row) in out.chunks_exact_mut(c).enumerate() {
-                    let (j, lane) = ((r0 + i) / PANEL, (r0 + i) % PANEL);
-                    let panel = &lines[j * c..(j + 1) * c];
-                    row.iter_mut()
-                        .zip(panel)
-                        .for_each(|(v, line)| *v = line.0[lane]);
+                // panel by panel, each line read once for all the rows wanted from it
+                let mut r = r0;
+                while r < r1 {
+                    let j = r / PANEL;
+                    let end = ((j + 1) * PANEL).min(r1);
+                    let lanes = r - j * PANEL..end - j * PANEL;
+                    let dst = &mut out[(r - r0) * c..(end - r0) * c];
+                    for (p, line) in lines[j * c..(j + 1) * c].iter().enumerate() {
+                        for (i, lane) in lanes.clone().enumerate() {
+                            dst[i * c + p] = line.0[lane];
+                        }
+                    }
+                    r = end;
                 }
             }
             Storage::Half(kind, b) => {
@@ -572,6 +579,12 @@ mod tests {
                 let mut out = vec![0.0; 2 * cols];
                 m.rows_f32(rows - 3, rows - 1, &mut out);
                 assert_eq!(out, v[(rows - 3) * cols..(rows - 1) * cols]);
+            }
+            if rows > 20 {
+                // a range across a panel boundary
+                let mut out = vec![0.0; 6 * cols];
+                m.rows_f32(14, 20, &mut out);
+                assert_eq!(out, v[14 * cols..20 * cols]);
             }
             // widening asks for rows again; other formats are left alone by `paneled`
             assert_eq!(m.widened().as_f32(), Some(&v[..]));

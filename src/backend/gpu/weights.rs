@@ -67,19 +67,24 @@ pub fn pack_rows(m: &Matrix, r0: usize, r1: usize, packing: Packing) -> Vec<u32>
             });
         }
         _ => {
-            let mut row = vec![0.0f32; cols];
-            for r in r0..r1 {
-                m.rows_f32(r, r + 1, &mut row);
-                if packing == Packing::F16 {
-                    for pair in row.chunks(2) {
-                        let lo = f16::from_f32(pair[0]).to_bits() as u32;
-                        let hi = pair
-                            .get(1)
-                            .map_or(0, |v| f16::from_f32(*v).to_bits() as u32);
-                        out.push(lo | (hi << 16));
+            // 16 rows at a time: a matrix in panels then reads each of its lines once
+            let mut block = vec![0.0f32; 16 * cols];
+            for b0 in (r0..r1).step_by(16) {
+                let b1 = (b0 + 16).min(r1);
+                let block = &mut block[..(b1 - b0) * cols];
+                m.rows_f32(b0, b1, block);
+                for row in block.chunks_exact(cols.max(1)) {
+                    if packing == Packing::F16 {
+                        for pair in row.chunks(2) {
+                            let lo = f16::from_f32(pair[0]).to_bits() as u32;
+                            let hi = pair
+                                .get(1)
+                                .map_or(0, |v| f16::from_f32(*v).to_bits() as u32);
+                            out.push(lo | (hi << 16));
+                        }
+                    } else {
+                        out.extend(row.iter().map(|v| v.to_bits()));
                     }
-                } else {
-                    out.extend(row.iter().map(|v| v.to_bits()));
                 }
             }
         }
