@@ -53,13 +53,12 @@ pub fn attention(
             gather(h + kvh * hd),
             gather(h + (kv + kvh) * hd),
         );
-        let mut scores = vec![0.0f32; len * len];
         if super::panels::available() {
             // K as panels of 16 keys, Vᵀ as panels of 16 dimensions (line j·len + p is
             // V[p, 16j..16j + 16]): both products go through the panel kernel, on this
             // thread (the heads are the parallel loop), with no transpose of V
             let keys = Matrix::f32(len, hd, k).paneled();
-            super::panels::matmul_serial(&q, len, &keys, None, &mut scores);
+            let mut scores = super::panels::matmul_new(&q, len, &keys, None, false);
             for (i, row) in scores.chunks_exact_mut(len).enumerate() {
                 softmax_masked(row, i, scale, key_mask, window);
             }
@@ -71,10 +70,9 @@ pub fn attention(
                 }
             }
             let vt = Matrix::from_panels(hd, len, lines);
-            let mut out = vec![0.0f32; len * hd];
-            super::panels::matmul_serial(&scores, len, &vt, None, &mut out);
-            return out;
+            return super::panels::matmul_new(&scores, len, &vt, None, false);
         }
+        let mut scores = vec![0.0f32; len * len];
         matmul_nt(
             &q,
             len,

@@ -132,7 +132,7 @@ pub fn linear(x: &[f32], rows: usize, lin: &Linear) -> Vec<f32> {
     // in the kernel's last depth block, while the tile is in registers.
     let paneled = matches!(lin.weight.storage, Storage::Panels(_));
     if paneled || (lin.weight.as_f32().is_none() && super::panels::available()) {
-        return super::panels::matmul_new(x, rows, &lin.weight, lin.bias.as_deref());
+        return super::panels::matmul_new(x, rows, &lin.weight, lin.bias.as_deref(), true);
     }
     // Written by the kernels' threads first, so the pages of a large output (the 50k-wide head)
     // are faulted in parallel rather than by a serial bias fill.
@@ -216,17 +216,27 @@ fn by_panels(a: &[f32], m: usize, w: &Matrix, out: &mut [f32]) {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::tensor::Tensor;
 
-    fn naive(a: &[f32], m: usize, k: usize, w: &[f32], n: usize) -> Vec<f32> {
+    /// `a[m, k] · w[n, k]ᵀ (+ b)` summed in f64: the reference of this file's and the panel
+    /// kernel's tests.
+    pub(crate) fn naive(
+        a: &[f32],
+        m: usize,
+        k: usize,
+        w: &[f32],
+        n: usize,
+        b: Option<&[f32]>,
+    ) -> Vec<f32> {
         let mut o = vec![0.0; m * n];
         for i in 0..m {
             for j in 0..n {
-                o[i * n + j] = (0..k)
+                let dot: f64 = (0..k)
                     .map(|p| a[i * k + p] as f64 * w[j * k + p] as f64)
-                    .sum::<f64>() as f32;
+                    .sum();
+                o[i * n + j] = (dot + b.map_or(0.0, |b| b[j] as f64)) as f32;
             }
         }
         o
@@ -249,7 +259,7 @@ mod tests {
                 Matrix::f32(n, k, w.clone()).quantized(),
             ];
             for mat in mats {
-                let want = naive(&a, m, k, &mat.to_f32(), n);
+                let want = naive(&a, m, k, &mat.to_f32(), n, None);
                 let lin = Linear::from_matrix(mat.clone(), None);
                 let got = linear(&a, m, &lin);
                 for (i, (g, w)) in got.iter().zip(&want).enumerate() {
@@ -278,7 +288,7 @@ mod tests {
                 Some(Tensor::new(vec![n], b.clone())),
             );
             let got = linear(&a, m, &lin);
-            let want = naive(&a, m, k, &w, n);
+            let want = naive(&a, m, k, &w, n, None);
             for i in 0..m {
                 for j in 0..n {
                     let d = (got[i * n + j] - want[i * n + j] - b[j]).abs();

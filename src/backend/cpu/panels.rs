@@ -50,17 +50,26 @@ pub fn matmul(a: &[f32], m: usize, w: &Matrix, bias: Option<&[f32]>, out: &mut [
     product(a, m, w, bias, as_uninit(out), true)
 }
 
-/// [`matmul`] on the calling thread only (attention runs its heads in parallel instead).
-pub fn matmul_serial(a: &[f32], m: usize, w: &Matrix, bias: Option<&[f32]>, out: &mut [f32]) {
-    product(a, m, w, bias, as_uninit(out), false)
-}
-
 /// [`matmul`] into a new vector, never zeroed: the kernel writes every value before any is
 /// read (its first depth block stores without loading), so the zeroing pass is saved.
-pub fn matmul_new(a: &[f32], m: usize, w: &Matrix, bias: Option<&[f32]>) -> Vec<f32> {
+/// `parallel: false` keeps it on the calling thread (attention runs its heads in parallel).
+pub fn matmul_new(
+    a: &[f32],
+    m: usize,
+    w: &Matrix,
+    bias: Option<&[f32]>,
+    parallel: bool,
+) -> Vec<f32> {
     let len = m * w.rows;
     let mut out = Vec::with_capacity(len);
-    product(a, m, w, bias, &mut out.spare_capacity_mut()[..len], true);
+    product(
+        a,
+        m,
+        w,
+        bias,
+        &mut out.spare_capacity_mut()[..len],
+        parallel,
+    );
     // SAFETY: `product` initialised all `len` values (every row and column of the product)
     unsafe { out.set_len(len) };
     out
@@ -428,20 +437,8 @@ mod avx2 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::backend::cpu::matmul::tests::naive;
     use crate::model::matrix::{half_bytes, Bytes, Half};
-
-    fn naive(a: &[f32], m: usize, k: usize, w: &[f32], n: usize, b: Option<&[f32]>) -> Vec<f32> {
-        let mut o = vec![0.0; m * n];
-        for i in 0..m {
-            for j in 0..n {
-                let dot: f64 = (0..k)
-                    .map(|p| a[i * k + p] as f64 * w[j * k + p] as f64)
-                    .sum();
-                o[i * n + j] = (dot + b.map_or(0.0, |b| b[j] as f64)) as f32;
-            }
-        }
-        o
-    }
 
     /// Shapes off every boundary: partial tiles (m mod 6), partial panels (n mod 16), depth
     /// blocks and their remainder (k around 256), several panel groups (m · n large), and the
@@ -486,7 +483,8 @@ mod tests {
                 let mut got = vec![f32::NAN; m * n];
                 matmul(&a, m, mat, bias, &mut got);
                 // the never-zeroed output holds the same values
-                assert_eq!(matmul_new(&a, m, mat, bias), got);
+                assert_eq!(matmul_new(&a, m, mat, bias, true), got);
+                assert_eq!(matmul_new(&a, m, mat, bias, false), got);
                 for (i, (g, w)) in got.iter().zip(&want).enumerate() {
                     assert!(
                         (g - w).abs() <= 1e-4 * (1.0 + w.abs()),
