@@ -142,7 +142,18 @@ fn softmax_masked(
             }
         }
     }
-    let max = span.iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b));
+    // eight running maxima, as the sums below (max ignores NaN either way, so the order of
+    // the comparisons does not change the result)
+    let mut tops = [f32::NEG_INFINITY; 8];
+    let mut chunks = span.chunks_exact(8);
+    for c in &mut chunks {
+        tops.iter_mut().zip(c).for_each(|(t, &v)| *t = t.max(v));
+    }
+    let max = chunks
+        .remainder()
+        .iter()
+        .chain(&tops)
+        .fold(f32::NEG_INFINITY, |a, &b| a.max(b));
     if max == f32::NEG_INFINITY {
         span.fill(0.0);
         return;
