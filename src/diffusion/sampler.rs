@@ -512,7 +512,7 @@ impl<'a, D: Denoiser, H: Host + ?Sized> Run<'a, D, H> {
         let per_block = match strategy {
             Strategy::FirstHitting | Strategy::Threshold(_) => 0,
             _ => {
-                if total_steps % blocks.len() != 0 {
+                if !total_steps.is_multiple_of(blocks.len()) {
                     return Err(Error::input(format!(
                         "{total_steps} steps cannot be split evenly over {} blocks of {} holes; use a multiple of {}",
                         blocks.len(),

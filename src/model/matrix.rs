@@ -86,7 +86,7 @@ pub struct RowBytes {
 
 impl RowBytes {
     pub fn new(bytes: Bytes, row_bytes: usize) -> RowBytes {
-        debug_assert!(row_bytes == 0 || bytes.len % row_bytes == 0);
+        debug_assert!(row_bytes == 0 || bytes.len.is_multiple_of(row_bytes));
         RowBytes {
             parts: vec![bytes],
             row_bytes,

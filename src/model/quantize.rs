@@ -114,7 +114,7 @@ pub fn quantize_dir(
     }
     let mut text = serde_json::to_string(&Value::Object(header)).expect("JSON of a map");
     // the data section starts 8-aligned, as the reference writer keeps it
-    while (8 + text.len()) % 8 != 0 {
+    while !(8 + text.len()).is_multiple_of(8) {
         text.push(' ');
     }
 

@@ -272,7 +272,7 @@ impl Gpu {
         groups: [u32; 3],
     ) -> Call {
         // a uniform binding is read in 16-byte rows; the structs carry their own padding
-        const { assert!(std::mem::size_of::<P>() % 16 == 0) };
+        const { assert!(std::mem::size_of::<P>().is_multiple_of(16)) };
         let bytes = bytemuck::bytes_of(params);
         let uniform = (!bytes.is_empty()).then(|| {
             self.device

@@ -57,7 +57,7 @@ pub fn pack_rows(m: &Matrix, r0: usize, r1: usize, packing: Packing) -> Vec<u32>
             }
         }
         (Packing::Q8, _) => unreachable!("q8 packing is chosen only for q8 matrices"),
-        (Packing::F16, Storage::Half(Half::F16, bytes)) if cols % 2 == 0 => {
+        (Packing::F16, Storage::Half(Half::F16, bytes)) if cols.is_multiple_of(2) => {
             // the stored bits as they are
             bytes.for_rows(r0, r1, |b| {
                 out.extend(

@@ -124,7 +124,7 @@ fn layer_count(cfg: &Config, field: &str) -> Result<usize> {
 /// Hidden size and head count that divide into an even head dimension (RoPE needs pairs).
 fn head_dim(cfg: &Config, hidden: usize, heads: usize, heads_field: &str) -> Result<usize> {
     cfg.require(
-        hidden % heads == 0,
+        hidden.is_multiple_of(heads),
         heads_field,
         format!("{heads} heads do not divide the hidden size {hidden}"),
     )?;
@@ -136,7 +136,7 @@ fn head_dim(cfg: &Config, hidden: usize, heads: usize, heads_field: &str) -> Res
 fn kv_heads(cfg: &Config, field: &str, heads: usize, heads_field: &str) -> Result<usize> {
     let kv = cfg.dim_or(field, heads)?;
     cfg.require(
-        kv <= heads && heads % kv == 0,
+        kv <= heads && heads.is_multiple_of(kv),
         field,
         format!(
             "{kv} key/value heads do not divide the {heads} query heads (`{heads_field}`): grouped-query attention needs each key/value head to serve the same number of query heads"
