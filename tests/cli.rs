@@ -439,6 +439,65 @@ fn eval_command_reports_accuracy_and_the_perplexity_bound() {
     assert_eq!(r["accuracy"], again["accuracy"]);
 }
 
+#[cfg(feature = "default-model")]
+#[test]
+fn eval_spans_reports_fill_quality_and_compares_settings() {
+    let tmp = common::tempdir();
+    let text = tmp.path().join("text.txt");
+    std::fs::write(
+        &text,
+        "Peter Rabbit ran as fast as he could go under the gate. The old gray goose sat by \
+         the pond all day long.\n\nThe little girl was so tired that she began to cry softly.\n",
+    )
+    .unwrap();
+    let path = text.to_str().unwrap();
+    let base = ["eval", "--backend", "cpu", "--text", path, "--spans"];
+    let out = unmask(&base, None);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(r["spans"], 3, "{r}");
+    assert_eq!(r["words"], 2);
+    for key in ["exact", "token_accuracy", "word_accuracy"] {
+        assert!(
+            (0.0..=1.0).contains(&r[key].as_f64().unwrap()),
+            "{key}: {r}"
+        );
+    }
+    let nfe = r["nfe_per_hole"].as_f64().unwrap();
+    assert!(nfe > 0.0 && nfe <= 1.0, "{r}");
+    // the table: one row per setting, in order
+    let mut args = base.to_vec();
+    args.extend(["--compare", "top-prob,ancestral@0.5/3"]);
+    let out = unmask(&args, None);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let table = String::from_utf8(out.stdout).unwrap();
+    let rows: Vec<&str> = table
+        .lines()
+        .filter(|l| l.starts_with("| ") && !l.starts_with("| strategy"))
+        .collect();
+    assert_eq!(rows.len(), 2, "{table}");
+    assert!(rows[0].starts_with("| top-prob | 0 | default |"), "{table}");
+    assert!(rows[1].starts_with("| ancestral | 0.5 | 3 |"), "{table}");
+    // a bad setting is named
+    let mut args = base.to_vec();
+    args.extend(["--compare", "top-prob,ancestral@hot"]);
+    let out = unmask(&args, None);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("ancestral@hot") && err.contains("temperature"),
+        "{err}"
+    );
+}
+
 /// `unmask forward --backend gpu` against the golden files (f32 weights for parity; atol and
 /// rtol 1e-3). Under CI=true this must run on the installed software Vulkan.
 #[test]

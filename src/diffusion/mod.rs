@@ -8,6 +8,7 @@ pub mod options;
 pub mod proposal;
 pub mod sampler;
 pub mod schedule;
+pub mod spans;
 pub mod strategy;
 pub mod subs;
 pub mod trace;

@@ -21,6 +21,7 @@ use unmask::backend::CpuDenoiser;
 use unmask::batch::{write_safetensors, Batch};
 use unmask::blocking::block_on;
 use unmask::diffusion::eval::{evaluate_with, EvalOptions};
+use unmask::diffusion::spans::{self, SpanOptions};
 use unmask::diffusion::{Force, InfillOptions, InfillReport, SamplerOptions, Strategy, TraceEvent};
 use unmask::engine::{
     self, AnyDenoiser, BackendChoice, DeviceOptions, Engine, LoadOptions, Reason, Selection,
@@ -262,6 +263,33 @@ enum Command {
         mask_rate: f64,
         #[arg(long, default_value_t = 0)]
         seed: u64,
+        /// Score fills instead: cut a span of words out of sentences and fill it (one JSON
+        /// line: exact match, token and word accuracy, NFE and ms per hole token).
+        #[arg(long)]
+        spans: bool,
+        /// With --spans: words per span.
+        #[arg(long, default_value_t = 2, requires = "spans")]
+        span_words: usize,
+        /// With --spans: spans to fill (fewer if the text has fewer eligible sentences).
+        #[arg(long, default_value_t = 200, requires = "spans")]
+        count: usize,
+        /// With --spans: the unmasking strategy (default: the model's).
+        #[arg(long, value_parser = parse_strategy, requires = "spans")]
+        strategy: Option<Strategy>,
+        /// With --spans: sampling temperature (default: the strategy's, as `infill`).
+        #[arg(long, requires = "spans")]
+        temperature: Option<f64>,
+        /// With --spans: denoising steps (default: as `infill`).
+        #[arg(long, requires = "spans")]
+        steps: Option<usize>,
+        /// With --spans: several settings over the same spans, printed as a table (JSON lines
+        /// with --json): comma-separated STRATEGY[@TEMPERATURE][/STEPS], e.g.
+        /// `ancestral,top-prob,ancestral@0.7,threshold:0.9`.
+        #[arg(long, requires = "spans", conflicts_with_all = ["strategy", "temperature", "steps"])]
+        compare: Option<String>,
+        /// With --compare: JSON lines instead of the table.
+        #[arg(long, requires = "compare")]
+        json: bool,
         #[command(flatten)]
         device: Device,
     },
@@ -381,10 +409,42 @@ fn run(cmd: Command, out: &mut Out) -> std::result::Result<(), Fail> {
             text,
             mask_rate,
             seed,
+            spans,
+            span_words,
+            count,
+            strategy,
+            temperature,
+            steps,
+            compare,
+            json,
             device,
         } => {
             let mut inf = attach(load_model(model.as_deref(), device)?, device)?;
             let body = std::fs::read_to_string(&text).map_err(|e| Error::io(text.display(), e))?;
+            if spans {
+                let settings = match compare {
+                    Some(list) => list
+                        .split(',')
+                        .map(|s| parse_setting(s.trim()))
+                        .collect::<Result<Vec<_>>>()?,
+                    None => vec![(strategy, temperature, steps)],
+                };
+                let max_tokens = inf.model.spec.max_len.saturating_sub(2);
+                return eval_spans(
+                    &mut inf,
+                    &text,
+                    &body,
+                    &SpanOptions {
+                        words: span_words,
+                        count,
+                        seed,
+                        max_tokens,
+                    },
+                    &settings,
+                    compare_table(settings.len(), json),
+                    out,
+                );
+            }
             let bar = Progress::new("tokens");
             let report = block_on(evaluate_with(
                 &mut inf,
@@ -622,6 +682,107 @@ fn bench(
 
 fn parse_strategy(s: &str) -> std::result::Result<Strategy, String> {
     s.parse()
+}
+
+/// One setting of `eval --compare`: `STRATEGY[@TEMPERATURE][/STEPS]`.
+type Setting = (Option<Strategy>, Option<f64>, Option<usize>);
+
+fn parse_setting(s: &str) -> Result<Setting> {
+    let bad = |why: String| Error::input(format!("--compare `{s}`: {why}"));
+    let (rest, steps) = match s.split_once('/') {
+        Some((r, n)) => (
+            r,
+            Some(
+                n.parse::<usize>()
+                    .map_err(|_| bad(format!("steps `{n}` is not a count")))?,
+            ),
+        ),
+        None => (s, None),
+    };
+    let (name, temp) = match rest.split_once('@') {
+        Some((n, t)) => (
+            n,
+            Some(
+                t.parse::<f64>()
+                    .map_err(|_| bad(format!("temperature `{t}` is not a number")))?,
+            ),
+        ),
+        None => (rest, None),
+    };
+    let strategy = name.parse::<Strategy>().map_err(bad)?;
+    Ok((Some(strategy), temp, steps))
+}
+
+/// Whether `eval --spans` prints a table: for several settings, unless --json.
+fn compare_table(settings: usize, json: bool) -> bool {
+    settings > 1 && !json
+}
+
+/// `eval --spans`: each setting over the same spans, as JSON lines or one table.
+fn eval_spans(
+    inf: &mut Engine,
+    path: &std::path::Path,
+    body: &str,
+    opts: &SpanOptions,
+    settings: &[Setting],
+    table: bool,
+    out: &mut Out,
+) -> std::result::Result<(), Fail> {
+    let named = |e: Error| match e {
+        Error::Input(m) => Error::file(path.display(), m),
+        e => e,
+    };
+    let cases = spans::pick(body, inf.tokenizer(), opts).map_err(named)?;
+    let mut rows = Vec::new();
+    for &(strategy, temperature, steps) in settings {
+        let sampler = InfillOptions {
+            strategy,
+            temperature,
+            steps,
+            seed: opts.seed,
+            ..InfillOptions::default()
+        }
+        .resolve(&inf.model)?;
+        let bar = Progress::new("spans");
+        let report = block_on(spans::evaluate(
+            inf,
+            &cases,
+            &sampler,
+            opts.words,
+            &mut |done, total| bar.set(done, total),
+        ))?;
+        bar.finish();
+        if table {
+            rows.push(report);
+        } else {
+            out.json(&report)?;
+        }
+    }
+    if table {
+        out.line(&format!(
+            "{} spans of {} words from {} (seed {})",
+            cases.len(),
+            opts.words,
+            path.display(),
+            opts.seed
+        ))?;
+        out.line("| strategy | temperature | steps | exact | token acc. | word acc. | NFE / hole | ms / hole |")?;
+        out.line("|---|---|---|---|---|---|---|---|")?;
+        for r in &rows {
+            out.line(&format!(
+                "| {} | {} | {} | {:.1}% | {:.1}% | {:.1}% | {:.2} | {:.1} |",
+                r.strategy,
+                r.temperature,
+                r.steps.map_or("default".into(), |n| n.to_string()),
+                100.0 * r.exact,
+                100.0 * r.token_accuracy,
+                100.0 * r.word_accuracy,
+                r.nfe_per_hole,
+                r.ms_per_hole
+            ))?;
+        }
+    }
+    Ok(())
 }
 
 /// The trace file, when asked for: every step of every template as JSON lines.

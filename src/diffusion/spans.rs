@@ -1,0 +1,261 @@
+//! `unmask eval --spans`: fill quality on the fills people ask for. Sentences of a text file
+//! get a span of words cut out and written as a hole of the span's length; the sampler fills
+//! it, and the fill is scored against the words that were there.
+//!
+//! The cases are a pure function of (text, tokenizer, options), so every setting compared on
+//! them (`--compare`) and any other implementation fills exactly the same holes:
+//! - paragraphs are split at blank lines, sentences after `.`, `!` or `?` followed by
+//!   whitespace, and whitespace runs read as one space;
+//! - a sentence is eligible with 6 to 40 words, at most `max_tokens` tokens, and at least one
+//!   run of `words` words of letters (an apostrophe or hyphen inside allowed) that is neither
+//!   its first nor its last word (so the hole has text on both sides);
+//! - sentence j (in file order) is ranked by `hash3(seed, j, 0)`; the `count` smallest are
+//!   taken; its span starts at the `hash3(seed, j, 1) mod runs`-th eligible run.
+//!
+//! Scores per case: exact match of the fill's words, token accuracy (the fill's tokens against
+//! the span's own tokens, position by position), word accuracy (words position by position,
+//! over the span's words), and the sampler's NFE and time per hole token.
+
+use serde::Serialize;
+
+use super::eval::hash3;
+use super::{InfillResult, Infiller, SamplerOptions};
+use crate::backend::Denoiser;
+use crate::error::{Error, Result};
+use crate::text::template::escape;
+use crate::text::Tokenizer;
+
+#[derive(Clone, Debug)]
+pub struct SpanOptions {
+    /// Words per span.
+    pub words: usize,
+    /// Spans to evaluate (fewer when the text has fewer eligible sentences).
+    pub count: usize,
+    pub seed: u64,
+    /// Longest sentence, in tokens, a case may come from (the model's context, less its frame).
+    pub max_tokens: usize,
+}
+
+/// One hole to fill: the template and what was cut out of it.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct SpanCase {
+    /// The sentence with the span written as `[MASK*n]` (the rest escaped).
+    pub template: String,
+    /// The words that were there.
+    pub truth: String,
+    /// Their tokens, as the hole (which carries the space before it) holds them.
+    pub truth_ids: Vec<u32>,
+    /// Byte length of the text before the hole, and after it, in the filled sentence.
+    left: usize,
+    right: usize,
+}
+
+const MIN_WORDS: usize = 6;
+const MAX_WORDS: usize = 40;
+
+fn is_word(w: &str) -> bool {
+    let inner = |c: char| c == '\'' || c == '-';
+    w.chars().all(|c| c.is_alphabetic() || inner(c))
+        && w.starts_with(char::is_alphabetic)
+        && w.ends_with(char::is_alphabetic)
+}
+
+/// Sentences of `text` in order, whitespace runs read as one space.
+pub fn sentences(text: &str) -> Vec<String> {
+    let text = text.replace("\r\n", "\n").replace('\r', "\n");
+    let mut out = Vec::new();
+    for para in text.split("\n\n") {
+        let words: Vec<&str> = para.split_whitespace().collect();
+        let mut cur: Vec<&str> = Vec::new();
+        for w in words {
+            cur.push(w);
+            let end = w.trim_end_matches(['"', '\'', ')', '”', '’']);
+            if end.ends_with(['.', '!', '?']) {
+                out.push(cur.join(" "));
+                cur.clear();
+            }
+        }
+        if !cur.is_empty() {
+            out.push(cur.join(" "));
+        }
+    }
+    out
+}
+
+/// The seeded cases of `text` (see the module documentation); an error when there are none.
+pub fn pick(text: &str, tok: &Tokenizer, opts: &SpanOptions) -> Result<Vec<SpanCase>> {
+    if opts.words == 0 {
+        return Err(Error::input("spans need at least one word"));
+    }
+    let mut ranked: Vec<(u64, usize, Vec<String>, Vec<usize>)> = Vec::new();
+    for (j, s) in sentences(text).into_iter().enumerate() {
+        let words: Vec<String> = s.split(' ').map(str::to_string).collect();
+        if words.len() < MIN_WORDS || words.len() > MAX_WORDS || words.len() < opts.words + 2 {
+            continue;
+        }
+        let runs: Vec<usize> = (1..words.len() - opts.words)
+            .filter(|&a| words[a..a + opts.words].iter().all(|w| is_word(w)))
+            .collect();
+        if runs.is_empty() {
+            continue;
+        }
+        ranked.push((hash3(opts.seed, j as u64, 0), j, words, runs));
+    }
+    ranked.sort_by_key(|r| r.0);
+    let mut cases = Vec::new();
+    for (_, j, words, runs) in ranked {
+        if cases.len() == opts.count {
+            break;
+        }
+        let a = runs[(hash3(opts.seed, j as u64, 1) % runs.len() as u64) as usize];
+        let (left, span, right) = (
+            words[..a].join(" ") + " ",
+            words[a..a + opts.words].join(" "),
+            String::from(" ") + &words[a + opts.words..].join(" "),
+        );
+        let sentence_tokens = tok.encode(&words.join(" "), false)?.len();
+        if sentence_tokens > opts.max_tokens {
+            continue;
+        }
+        let truth_ids = tok.encode(&format!(" {span}"), false)?;
+        let template = format!(
+            "{}[MASK*{}]{}",
+            escape(&left),
+            truth_ids.len(),
+            escape(&right)
+        );
+        cases.push(SpanCase {
+            template,
+            truth: span,
+            truth_ids,
+            left: left.len(),
+            right: right.len(),
+        });
+    }
+    if cases.is_empty() {
+        return Err(Error::input(format!(
+            "no sentence of {MIN_WORDS} to {MAX_WORDS} words (and at most {} tokens) has a run of {} plain words inside it to cut out",
+            opts.max_tokens, opts.words
+        )));
+    }
+    Ok(cases)
+}
+
+/// The figures of one setting over the cases (one JSON line of `unmask eval --spans`).
+#[derive(Clone, Debug, Serialize)]
+pub struct SpanReport {
+    pub strategy: String,
+    pub temperature: f64,
+    /// `None`: the strategy's default.
+    pub steps: Option<usize>,
+    pub words: usize,
+    pub spans: usize,
+    /// Fills whose words are exactly the span's.
+    pub exact: f64,
+    pub token_accuracy: f64,
+    pub word_accuracy: f64,
+    pub nfe_per_hole: f64,
+    pub ms_per_hole: f64,
+    /// Hole tokens over all spans.
+    pub hole_tokens: usize,
+    pub seed: u64,
+}
+
+/// Fills every case with `opts` (its seed mixed with each case's index, so cases differ but
+/// reruns agree) and scores the fills. `progress(done, total)` after each case.
+pub async fn evaluate<D: Denoiser>(
+    inf: &mut Infiller<D>,
+    cases: &[SpanCase],
+    opts: &SamplerOptions,
+    words: usize,
+    progress: &mut dyn FnMut(usize, usize),
+) -> Result<SpanReport> {
+    let (mut exact, mut tok_ok, mut word_ok, mut tokens, mut nfe, mut ms) =
+        (0usize, 0usize, 0usize, 0usize, 0usize, 0.0f64);
+    let mut truth_words = 0usize;
+    for (i, case) in cases.iter().enumerate() {
+        let mut o = opts.clone();
+        o.seed = hash3(opts.seed, i as u64, 2);
+        let canvas = inf.canvas(&case.template)?;
+        let r = inf.run(&canvas, &o, &mut |_| {}).await?;
+        let s = score(case, &canvas.holes, &r);
+        exact += usize::from(s.exact);
+        tok_ok += s.tokens_right;
+        word_ok += s.words_right;
+        truth_words += s.words;
+        tokens += case.truth_ids.len();
+        nfe += r.nfe;
+        ms += r.ms;
+        progress(i + 1, cases.len());
+    }
+    let n = cases.len().max(1) as f64;
+    let per = tokens.max(1) as f64;
+    Ok(SpanReport {
+        strategy: opts.strategy.to_string(),
+        temperature: opts.choice.temperature,
+        steps: opts.steps,
+        words,
+        spans: cases.len(),
+        exact: exact as f64 / n,
+        token_accuracy: tok_ok as f64 / per,
+        word_accuracy: word_ok as f64 / truth_words.max(1) as f64,
+        nfe_per_hole: nfe as f64 / per,
+        ms_per_hole: ms / per,
+        hole_tokens: tokens,
+        seed: opts.seed,
+    })
+}
+
+/// How one fill of a case scored.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CaseScore {
+    /// The fill's words are the span's.
+    pub exact: bool,
+    /// Hole tokens equal to the span's token at their position.
+    pub tokens_right: usize,
+    /// The span's words matched by the fill's word at the same position.
+    pub words_right: usize,
+    /// The span's words.
+    pub words: usize,
+}
+
+/// Scores `r`, a fill of `case` whose hole tokens sit at canvas positions `holes`.
+pub fn score(case: &SpanCase, holes: &[usize], r: &InfillResult) -> CaseScore {
+    let fill = r
+        .text
+        .get(case.left..r.text.len().saturating_sub(case.right))
+        .unwrap_or("")
+        .trim();
+    let got: Vec<&str> = fill.split_whitespace().collect();
+    let want: Vec<&str> = case.truth.split(' ').collect();
+    CaseScore {
+        exact: got == want,
+        tokens_right: holes
+            .iter()
+            .zip(&case.truth_ids)
+            .filter(|(&p, &t)| r.ids.get(p) == Some(&t))
+            .count(),
+        words_right: want.iter().zip(&got).filter(|(a, b)| a == b).count(),
+        words: want.len(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sentences_split_at_their_ends_and_paragraphs() {
+        let s = sentences("One two.  Three\nfour!\n\n\"Five?\" six");
+        assert_eq!(s, ["One two.", "Three four!", "\"Five?\"", "six"]);
+    }
+
+    #[test]
+    fn words_are_letters_with_inner_apostrophes() {
+        assert!(is_word("don't"));
+        assert!(is_word("well-known"));
+        assert!(!is_word("said,"));
+        assert!(!is_word("'tis"));
+        assert!(!is_word("42"));
+    }
+}
