@@ -10,7 +10,7 @@ use rand_chacha::ChaCha8Rng;
 use unmask::blocking::block_on;
 use unmask::diffusion::strategy::{remask_count, transfer_counts};
 use unmask::diffusion::trace::StepEvent;
-use unmask::diffusion::{InfillResult, SamplerOptions, Strategy, TraceEvent};
+use unmask::diffusion::{InfillOptions, InfillResult, SamplerOptions, Strategy, TraceEvent};
 use unmask::engine::Engine;
 use unmask::text::canvas::Slot;
 
@@ -35,9 +35,15 @@ fn run(inf: &mut Engine, template: &str, opts: &SamplerOptions) -> (InfillResult
     (r, steps)
 }
 
+/// The options `--strategy` gives: the samplers of the MDLM objective draw at temperature 1 on
+/// its models, everything else is greedy.
 fn opts(inf: &Engine, strategy: Strategy, steps: Option<usize>, seed: u64) -> SamplerOptions {
-    let mut o = SamplerOptions::for_model(&inf.model);
-    o.strategy = strategy;
+    let mut o = InfillOptions {
+        strategy: Some(strategy),
+        ..InfillOptions::default()
+    }
+    .resolve(&inf.model)
+    .unwrap();
     o.steps = steps;
     o.seed = seed;
     o

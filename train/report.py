@@ -115,7 +115,7 @@ def main():
         f"{engine['chunks']} chunks of up to {a['len'] - 2} tokens.",
         "",
         "## Ten infills",
-        "Templates chosen before looking at any output; `unmask infill TEMPLATE --seed 0` (ancestral sampling, temperature 1,",
+        "Templates chosen before looking at any output; `unmask infill TEMPLATE --strategy ancestral --seed 0` (ancestral sampling, temperature 1,",
         "one step per hole).",
         "",
     ]

@@ -159,7 +159,7 @@ impl fmt::Display for Force {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, rename_all = "camelCase", deny_unknown_fields)]
 pub struct InfillOptions {
-    /// Default: ancestral for MDLM ("subs" models), top-prob otherwise.
+    /// Default: top-prob for every model (chosen by `unmask eval --spans`, README).
     pub strategy: Option<Strategy>,
     /// Denoising steps. Default: one per hole; Mask-Predict: 10 iterations. At most
     /// [`MAX_STEPS_PER_HOLE`] per hole and [`MAX_STEPS`].
@@ -216,10 +216,15 @@ impl InfillOptions {
         let mut o = SamplerOptions::for_model(model);
         if let Some(s) = self.strategy {
             o.strategy = s;
-            // ranking strategies are greedy by default, as in LLaDA
-            if !matches!(s, Strategy::Ancestral | Strategy::FirstHitting) {
-                o.choice.temperature = 0.0;
-            }
+            // ranking strategies are greedy by default, as in LLaDA; the samplers of the MDLM
+            // objective draw at temperature 1 on its "subs" models (MLMs stay greedy)
+            let subs = model.spec.logits == crate::model::LogitReading::Subs;
+            o.choice.temperature =
+                if subs && matches!(s, Strategy::Ancestral | Strategy::FirstHitting) {
+                    1.0
+                } else {
+                    0.0
+                };
         }
         if let Some(t) = self.temperature {
             o.choice.temperature = t;

@@ -11,7 +11,7 @@ export const EXAMPLES = [
 
 /** Strategy values as the engine reads them (`--strategy`), with what each does. */
 export const STRATEGIES = [
-  { value: "", name: "model default", help: "The model's own sampler: ancestral for MDLM, most-confident-first for BERT-family models." },
+  { value: "", name: "model default", help: "The library's default: most-confident-first (greedy at temperature 0, where it fills best by unmask eval --spans)." },
   { value: "ancestral", name: "ancestral (MDLM)", help: "Each masked position unmasks with the posterior probability (α_s − α_t)/(1 − α_t): a random order, the faithful reverse process." },
   { value: "first-hitting", name: "first-hitting", help: "Exactly one uniformly chosen position per step, with the time jumped to when it would first unmask." },
   { value: "top-prob", name: "confidence (LLaDA)", help: "Commit the k most probable predictions each step (LLaDA's low-confidence remasking)." },

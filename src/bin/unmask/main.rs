@@ -205,10 +205,11 @@ enum Command {
         #[arg(long)]
         steps: Option<usize>,
         /// ancestral, first-hitting, top-prob, margin, entropy, threshold[:TAU], mask-predict
-        /// (default: ancestral for MDLM, top-prob otherwise).
+        /// (default: top-prob, the best fills measured by `eval --spans`).
         #[arg(long, value_parser = parse_strategy)]
         strategy: Option<Strategy>,
-        /// Sampling temperature for the token choice; 0 = argmax (default: 1 for MDLM, 0 otherwise).
+        /// Sampling temperature for the token choice; 0 = argmax (default: 0, and 1 for ancestral
+        /// and first-hitting on MDLM).
         #[arg(long)]
         temperature: Option<f64>,
         /// Keep only the k most likely tokens (0 = all).
