@@ -69,6 +69,12 @@ fn a_text_without_eligible_sentences_is_refused() {
     let inf = default_engine();
     let err = pick("Too short. Also short!", inf.tokenizer(), &options(0)).unwrap_err();
     assert!(err.to_string().contains("run of 2 plain words"), "{err}");
+    let none = SpanOptions {
+        count: 0,
+        ..options(0)
+    };
+    let err = pick(TEXT, inf.tokenizer(), &none).unwrap_err();
+    assert!(err.to_string().contains("at least 1"), "{err}");
 }
 
 #[test]

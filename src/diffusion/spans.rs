@@ -87,6 +87,9 @@ pub fn pick(text: &str, tok: &Tokenizer, opts: &SpanOptions) -> Result<Vec<SpanC
     if opts.words == 0 {
         return Err(Error::input("spans need at least one word"));
     }
+    if opts.count == 0 {
+        return Err(Error::input("the span count must be at least 1"));
+    }
     let mut ranked: Vec<(u64, usize, Vec<String>, Vec<usize>)> = Vec::new();
     for (j, s) in sentences(text).into_iter().enumerate() {
         let words: Vec<String> = s.split(' ').map(str::to_string).collect();

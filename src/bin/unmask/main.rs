@@ -423,7 +423,7 @@ fn run(cmd: Command, out: &mut Out) -> std::result::Result<(), Fail> {
             let mut inf = attach(load_model(model.as_deref(), device)?, device)?;
             let body = std::fs::read_to_string(&text).map_err(|e| Error::io(text.display(), e))?;
             if spans {
-                let settings = match compare {
+                let settings = match &compare {
                     Some(list) => list
                         .split(',')
                         .map(|s| parse_setting(s.trim()))
@@ -442,7 +442,7 @@ fn run(cmd: Command, out: &mut Out) -> std::result::Result<(), Fail> {
                         max_tokens,
                     },
                     &settings,
-                    compare_table(settings.len(), json),
+                    compare.is_some() && !json,
                     out,
                 );
             }
@@ -712,11 +712,6 @@ fn parse_setting(s: &str) -> Result<Setting> {
     };
     let strategy = name.parse::<Strategy>().map_err(bad)?;
     Ok((Some(strategy), temp, steps))
-}
-
-/// Whether `eval --spans` prints a table: for several settings, unless --json.
-fn compare_table(settings: usize, json: bool) -> bool {
-    settings > 1 && !json
 }
 
 /// `eval --spans`: each setting over the same spans, as JSON lines or one table.
