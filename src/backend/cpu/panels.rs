@@ -11,7 +11,9 @@
 //! accumulators, over a depth block of [`DEPTH`] (so the panel's lines stay in L1 while every
 //! row of `a` passes them). `a` is packed in 6-row tiles per product (it is small: m × k), so
 //! the six broadcasts of a step read one stream. Matrices held in f16, bf16 or q8_0 are widened
-//! into the same panels a few at a time, so one kernel serves every stored format.
+//! into the same panels a few at a time, so one kernel serves every stored format. Where the CPU
+//! has AVX-512F the same loops run 6 rows × 2 panels in zmm registers (`Kernel`), with the
+//! same bits.
 // Only x86-64 runs the kernel; elsewhere `available()` is false and the rest goes unused.
 #![cfg_attr(
     not(target_arch = "x86_64"),
