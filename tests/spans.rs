@@ -69,6 +69,12 @@ fn a_text_without_eligible_sentences_is_refused() {
     let inf = default_engine();
     let err = pick("Too short. Also short!", inf.tokenizer(), &options(0)).unwrap_err();
     assert!(err.to_string().contains("run of 2 plain words"), "{err}");
+    // a span longer than any sentence (even one that would overflow) finds nothing
+    let huge = SpanOptions {
+        words: usize::MAX,
+        ..options(0)
+    };
+    assert!(pick(TEXT, inf.tokenizer(), &huge).is_err());
     let none = SpanOptions {
         count: 0,
         ..options(0)
@@ -99,4 +105,15 @@ fn the_true_tokens_score_as_right_and_a_wrong_one_as_wrong() {
         assert_eq!(s.tokens_right, c.truth_ids.len() - 1);
         assert!(s.words_right <= 1, "{:?} vs {:?}", r.text, c.truth);
     }
+}
+
+#[test]
+fn a_sentence_holding_the_mask_text_is_refused_not_misscored() {
+    use unmask::diffusion::spans::evaluate;
+    let mut inf = default_engine();
+    let text = "The old gray <|mask|> goose sat by the pond all day long.";
+    let cases = pick(text, inf.tokenizer(), &options(0)).unwrap();
+    let opts = InfillOptions::default().resolve(&inf.model).unwrap();
+    let err = block_on(evaluate(&mut inf, &cases, &opts, 2, &mut |_, _| {})).unwrap_err();
+    assert!(err.to_string().contains("mask text"), "{err}");
 }

@@ -93,7 +93,10 @@ pub fn pick(text: &str, tok: &Tokenizer, opts: &SpanOptions) -> Result<Vec<SpanC
     let mut ranked: Vec<(u64, usize, Vec<String>, Vec<usize>)> = Vec::new();
     for (j, s) in sentences(text).into_iter().enumerate() {
         let words: Vec<String> = s.split(' ').map(str::to_string).collect();
-        if words.len() < MIN_WORDS || words.len() > MAX_WORDS || words.len() < opts.words + 2 {
+        if words.len() < MIN_WORDS
+            || words.len() > MAX_WORDS
+            || words.len() < opts.words.saturating_add(2)
+        {
             continue;
         }
         let runs: Vec<usize> = (1..words.len() - opts.words)
@@ -180,6 +183,14 @@ pub async fn evaluate<D: Denoiser>(
         let mut o = opts.clone();
         o.seed = hash3(opts.seed, i as u64, 2);
         let canvas = inf.canvas(&case.template)?;
+        if canvas.holes.len() != case.truth_ids.len() {
+            // the model's own mask string in the text is a hole too (it has no escape)
+            return Err(Error::input(format!(
+                "the sentence of span {} holds the model's mask text, so it cannot be scored: {}",
+                i + 1,
+                case.template
+            )));
+        }
         let r = inf.run(&canvas, &o, &mut |_| {}).await?;
         let s = score(case, &canvas.holes, &r);
         exact += usize::from(s.exact);
