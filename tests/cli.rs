@@ -460,7 +460,8 @@ fn eval_spans_reports_fill_quality_and_compares_settings() {
     );
     let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(r["spans"], 3, "{r}");
-    assert_eq!(r["words"], 2);
+    assert_eq!(r["span_words"], 2);
+    assert!(r["span_tokens"].is_null());
     for key in ["exact", "token_accuracy", "word_accuracy"] {
         assert!(
             (0.0..=1.0).contains(&r[key].as_f64().unwrap()),

@@ -5,7 +5,7 @@
 #![cfg(feature = "default-model")]
 
 use unmask::blocking::block_on;
-use unmask::diffusion::spans::{pick, score, sentences, SpanOptions};
+use unmask::diffusion::spans::{pick, score, sentences, SpanLength, SpanOptions};
 use unmask::diffusion::InfillOptions;
 
 fn default_engine() -> unmask::engine::Engine {
@@ -18,7 +18,7 @@ a fat mouse. Tiny. The little girl was so tired that she began to cry softly.";
 
 fn options(seed: u64) -> SpanOptions {
     SpanOptions {
-        words: 2,
+        length: SpanLength::Words(2),
         count: 10,
         seed,
         max_tokens: 126,
@@ -71,7 +71,7 @@ fn a_text_without_eligible_sentences_is_refused() {
     assert!(err.to_string().contains("run of 2 plain words"), "{err}");
     // a span longer than any sentence (even one that would overflow) finds nothing
     let huge = SpanOptions {
-        words: usize::MAX,
+        length: SpanLength::Words(usize::MAX),
         ..options(0)
     };
     assert!(pick(TEXT, inf.tokenizer(), &huge).is_err());
@@ -114,6 +114,33 @@ fn a_sentence_holding_the_mask_text_is_refused_not_misscored() {
     let text = "The old gray <|mask|> goose sat by the pond all day long.";
     let cases = pick(text, inf.tokenizer(), &options(0)).unwrap();
     let opts = InfillOptions::default().resolve(&inf.model).unwrap();
-    let err = block_on(evaluate(&mut inf, &cases, &opts, 2, &mut |_, _| {})).unwrap_err();
+    let err = block_on(evaluate(
+        &mut inf,
+        &cases,
+        &opts,
+        SpanLength::Words(2),
+        &mut |_, _| {},
+    ))
+    .unwrap_err();
     assert!(err.to_string().contains("mask text"), "{err}");
+}
+
+#[test]
+fn token_length_spans_are_whole_words_of_exactly_that_many_tokens() {
+    let inf = default_engine();
+    let tok = inf.tokenizer();
+    for n in 1..=4 {
+        let opts = SpanOptions {
+            length: SpanLength::Tokens(n),
+            ..options(1)
+        };
+        let cases = pick(TEXT, tok, &opts).unwrap();
+        assert!(!cases.is_empty());
+        let all = sentences(TEXT);
+        for c in &cases {
+            assert_eq!(c.truth_ids.len(), n, "{:?}", c.truth);
+            let back = c.template.replace(&format!("[MASK*{n}]"), &c.truth);
+            assert!(all.contains(&back), "{back:?}");
+        }
+    }
 }

@@ -2,7 +2,7 @@
 src/diffusion/spans.rs documents, filled greedily most-confident-first (`top-prob`, one token a
 step, the engine's default) with the exported F16 weights, and scored the same way.
 
-    python3 train/spans.py [--text train/work/heldout.txt] [--words 2] [--count 500] [--seed 0]
+    python3 train/spans.py [--text train/work/heldout.txt] [--words 2 | --tokens N] [--count 500] [--seed 0]
 
 Prints one JSON line with the figures `unmask eval --spans --strategy top-prob` prints, so the
 two can be compared on the same spans.
@@ -46,24 +46,43 @@ def is_word(w):
     )
 
 
-def pick(text, tok, words, count, seed, max_tokens):
+def pick(text, tok, words, tokens, count, seed, max_tokens):
+    """words: a span of that many words; tokens (when set): whole words making that many tokens."""
     ranked = []
     for j, s in enumerate(sentences(text)):
         ws = s.split(" ")
-        if len(ws) < MIN_WORDS or len(ws) > MAX_WORDS or len(ws) < words + 2:
-            continue
-        runs = [a for a in range(1, len(ws) - words) if all(is_word(w) for w in ws[a : a + words])]
-        if runs:
-            ranked.append((hash3(seed, j, 0), j, ws, runs))
+        if MIN_WORDS <= len(ws) <= MAX_WORDS:
+            ranked.append((hash3(seed, j, 0), j, ws))
     ranked.sort(key=lambda r: r[0])
+
+    def runs(ws):
+        inner = len(ws) - 1
+        plain = lambda a, l: all(is_word(w) for w in ws[a : a + l])
+        if tokens is None:
+            return [(a, words) for a in range(1, max(inner - words + 1, 1)) if plain(a, words)]
+        out = []
+        for a in range(1, inner):
+            for l in range(1, min(tokens, inner - a) + 1):
+                if not plain(a, l):
+                    break
+                n = len(tok.encode(" " + " ".join(ws[a : a + l])).ids)
+                if n == tokens:
+                    out.append((a, l))
+                if n >= tokens:
+                    break
+        return out
+
     cases = []
-    for _, j, ws, runs in ranked:
+    for _, j, ws in ranked:
         if len(cases) == count:
             break
-        a = runs[hash3(seed, j, 1) % len(runs)]
+        rs = runs(ws)
+        if not rs:
+            continue
+        a, l = rs[hash3(seed, j, 1) % len(rs)]
         if len(tok.encode(" ".join(ws)).ids) > max_tokens:
             continue
-        left, span, right = " ".join(ws[:a]), " ".join(ws[a : a + words]), " " + " ".join(ws[a + words :])
+        left, span, right = " ".join(ws[:a]), " ".join(ws[a : a + l]), " " + " ".join(ws[a + l :])
         cases.append((left, span, right))
     return cases
 
@@ -73,6 +92,7 @@ def main():
     ap.add_argument("--text", default=os.path.join(WORK, "heldout.txt"))
     ap.add_argument("--model", default=OUT)
     ap.add_argument("--words", type=int, default=2)
+    ap.add_argument("--tokens", type=int, default=None, help="spans of whole words making this many tokens")
     ap.add_argument("--count", type=int, default=200)
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
@@ -90,7 +110,7 @@ def main():
 
     with open(args.text, encoding="utf-8") as f:
         text = f.read()
-    cases = pick(text, tok, args.words, args.count, args.seed, cfg["model_length"] - 2)
+    cases = pick(text, tok, args.words, args.tokens, args.count, args.seed, cfg["model_length"] - 2)
     exact = tok_ok = word_ok = words = tokens = nfe = 0
     for left, span, right in cases:
         truth = tok.encode(" " + span).ids
@@ -120,7 +140,8 @@ def main():
         tok_ok += sum(a == b for a, b in zip(got_ids, truth))
         tokens += len(truth)
     print(json.dumps({
-        "model": "default (torch, f16 weights)", "strategy": "top-prob", "words": args.words,
+        "model": "default (torch, f16 weights)", "strategy": "top-prob",
+        "span_words": None if args.tokens else args.words, "span_tokens": args.tokens,
         "spans": len(cases), "exact": exact / len(cases), "token_accuracy": tok_ok / tokens,
         "word_accuracy": word_ok / words, "nfe_per_hole": nfe / tokens, "hole_tokens": tokens,
         "seed": args.seed,

@@ -6,11 +6,14 @@
 //! them (`--compare`) and any other implementation fills exactly the same holes:
 //! - paragraphs are split at blank lines, sentences after `.`, `!` or `?` followed by
 //!   whitespace, and whitespace runs read as one space;
+//! - a span is a run of plain words (letters, an apostrophe or hyphen inside allowed) that is
+//!   neither a sentence's first word nor its last (so the hole has text on both sides): `words`
+//!   of them, or (`--span-tokens`) as many as make exactly that many tokens with the space
+//!   before them, the runs ordered by first word, then length;
 //! - a sentence is eligible with 6 to 40 words, at most `max_tokens` tokens, and at least one
-//!   run of `words` words of letters (an apostrophe or hyphen inside allowed) that is neither
-//!   its first nor its last word (so the hole has text on both sides);
-//! - sentence j (in file order) is ranked by `hash3(seed, j, 0)`; the `count` smallest are
-//!   taken; its span starts at the `hash3(seed, j, 1) mod runs`-th eligible run.
+//!   such run;
+//! - sentence j (in file order) is ranked by `hash3(seed, j, 0)`; the `count` smallest eligible
+//!   ones are taken; its span is the `hash3(seed, j, 1) mod runs`-th run.
 //!
 //! Scores per case: exact match of the fill's words, token accuracy (the fill's tokens against
 //! the span's own tokens, position by position), word accuracy (words position by position,
@@ -25,10 +28,17 @@ use crate::error::{Error, Result};
 use crate::text::template::escape;
 use crate::text::Tokenizer;
 
+/// How long the spans are.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SpanLength {
+    Words(usize),
+    /// Whole words making exactly this many tokens.
+    Tokens(usize),
+}
+
 #[derive(Clone, Debug)]
 pub struct SpanOptions {
-    /// Words per span.
-    pub words: usize,
+    pub length: SpanLength,
     /// Spans to evaluate (fewer when the text has fewer eligible sentences).
     pub count: usize,
     pub seed: u64,
@@ -84,45 +94,72 @@ pub fn sentences(text: &str) -> Vec<String> {
 
 /// The seeded cases of `text` (see the module documentation); an error when there are none.
 pub fn pick(text: &str, tok: &Tokenizer, opts: &SpanOptions) -> Result<Vec<SpanCase>> {
-    if opts.words == 0 {
-        return Err(Error::input("spans need at least one word"));
+    let (SpanLength::Words(n) | SpanLength::Tokens(n)) = opts.length;
+    if n == 0 {
+        return Err(Error::input("spans need a length of at least 1"));
     }
     if opts.count == 0 {
         return Err(Error::input("the span count must be at least 1"));
     }
-    let mut ranked: Vec<(u64, usize, Vec<String>, Vec<usize>)> = Vec::new();
+    let mut ranked: Vec<(u64, usize, Vec<String>)> = Vec::new();
     for (j, s) in sentences(text).into_iter().enumerate() {
         let words: Vec<String> = s.split(' ').map(str::to_string).collect();
-        if words.len() < MIN_WORDS
-            || words.len() > MAX_WORDS
-            || words.len() < opts.words.saturating_add(2)
-        {
-            continue;
+        if (MIN_WORDS..=MAX_WORDS).contains(&words.len()) {
+            ranked.push((hash3(opts.seed, j as u64, 0), j, words));
         }
-        let runs: Vec<usize> = (1..words.len() - opts.words)
-            .filter(|&a| words[a..a + opts.words].iter().all(|w| is_word(w)))
-            .collect();
-        if runs.is_empty() {
-            continue;
-        }
-        ranked.push((hash3(opts.seed, j as u64, 0), j, words, runs));
     }
     ranked.sort_by_key(|r| r.0);
+    // runs `(first word, words)`, found only for the sentences reached in rank order
+    let runs = |words: &[String]| -> Result<Vec<(usize, usize)>> {
+        let plain = |a: usize, l: usize| words[a..a + l].iter().all(|w| is_word(w));
+        let inner = words.len() - 1; // runs end before the last word
+        let mut out = Vec::new();
+        match opts.length {
+            SpanLength::Words(l) => {
+                out.extend(
+                    (1..inner.saturating_sub(l).saturating_add(1))
+                        .filter(|&a| plain(a, l))
+                        .map(|a| (a, l)),
+                );
+            }
+            SpanLength::Tokens(t) => {
+                for a in 1..inner {
+                    for l in 1..=t.min(inner - a) {
+                        if !plain(a, l) {
+                            break;
+                        }
+                        let ids = tok.encode(&format!(" {}", words[a..a + l].join(" ")), false)?;
+                        if ids.len() == t {
+                            out.push((a, l));
+                        }
+                        if ids.len() >= t {
+                            break;
+                        }
+                    }
+                }
+            }
+        }
+        Ok(out)
+    };
     let mut cases = Vec::new();
-    for (_, j, words, runs) in ranked {
+    for (_, j, words) in ranked {
         if cases.len() == opts.count {
             break;
         }
-        let a = runs[(hash3(opts.seed, j as u64, 1) % runs.len() as u64) as usize];
-        let (left, span, right) = (
-            words[..a].join(" ") + " ",
-            words[a..a + opts.words].join(" "),
-            String::from(" ") + &words[a + opts.words..].join(" "),
-        );
+        let runs = runs(&words)?;
+        if runs.is_empty() {
+            continue;
+        }
+        let (a, l) = runs[(hash3(opts.seed, j as u64, 1) % runs.len() as u64) as usize];
         let sentence_tokens = tok.encode(&words.join(" "), false)?.len();
         if sentence_tokens > opts.max_tokens {
             continue;
         }
+        let (left, span, right) = (
+            words[..a].join(" ") + " ",
+            words[a..a + l].join(" "),
+            String::from(" ") + &words[a + l..].join(" "),
+        );
         let truth_ids = tok.encode(&format!(" {span}"), false)?;
         let template = format!(
             "{}[MASK*{}]{}",
@@ -140,8 +177,12 @@ pub fn pick(text: &str, tok: &Tokenizer, opts: &SpanOptions) -> Result<Vec<SpanC
     }
     if cases.is_empty() {
         return Err(Error::input(format!(
-            "no sentence of {MIN_WORDS} to {MAX_WORDS} words (and at most {} tokens) has a run of {} plain words inside it to cut out",
-            opts.max_tokens, opts.words
+            "no sentence of {MIN_WORDS} to {MAX_WORDS} words (and at most {} tokens) has a run of {} inside it to cut out",
+            opts.max_tokens,
+            match opts.length {
+                SpanLength::Words(n) => format!("{n} plain words"),
+                SpanLength::Tokens(n) => format!("plain words making {n} tokens"),
+            }
         )));
     }
     Ok(cases)
@@ -154,7 +195,9 @@ pub struct SpanReport {
     pub temperature: f64,
     /// `None`: the strategy's default.
     pub steps: Option<usize>,
-    pub words: usize,
+    /// Words per span, or (`span_tokens`) tokens per span.
+    pub span_words: Option<usize>,
+    pub span_tokens: Option<usize>,
     pub spans: usize,
     /// Fills whose words are exactly the span's.
     pub exact: f64,
@@ -173,7 +216,7 @@ pub async fn evaluate<D: Denoiser>(
     inf: &mut Infiller<D>,
     cases: &[SpanCase],
     opts: &SamplerOptions,
-    words: usize,
+    length: SpanLength,
     progress: &mut dyn FnMut(usize, usize),
 ) -> Result<SpanReport> {
     let (mut exact, mut tok_ok, mut word_ok, mut tokens, mut nfe, mut ms) =
@@ -208,7 +251,14 @@ pub async fn evaluate<D: Denoiser>(
         strategy: opts.strategy.to_string(),
         temperature: opts.choice.temperature,
         steps: opts.steps,
-        words,
+        span_words: match length {
+            SpanLength::Words(n) => Some(n),
+            SpanLength::Tokens(_) => None,
+        },
+        span_tokens: match length {
+            SpanLength::Tokens(n) => Some(n),
+            SpanLength::Words(_) => None,
+        },
         spans: cases.len(),
         exact: exact as f64 / n,
         token_accuracy: tok_ok as f64 / per,

@@ -21,7 +21,7 @@ use unmask::backend::CpuDenoiser;
 use unmask::batch::{write_safetensors, Batch};
 use unmask::blocking::block_on;
 use unmask::diffusion::eval::{evaluate_with, EvalOptions};
-use unmask::diffusion::spans::{self, SpanOptions};
+use unmask::diffusion::spans::{self, SpanLength, SpanOptions};
 use unmask::diffusion::{Force, InfillOptions, InfillReport, SamplerOptions, Strategy, TraceEvent};
 use unmask::engine::{
     self, AnyDenoiser, BackendChoice, DeviceOptions, Engine, LoadOptions, Reason, Selection,
@@ -271,6 +271,9 @@ enum Command {
         /// With --spans: words per span.
         #[arg(long, default_value_t = 2, requires = "spans")]
         span_words: usize,
+        /// With --spans: spans of whole words making exactly this many tokens, instead.
+        #[arg(long, requires = "spans", conflicts_with = "span_words")]
+        span_tokens: Option<usize>,
         /// With --spans: spans to fill (fewer if the text has fewer eligible sentences).
         #[arg(long, default_value_t = 200, requires = "spans")]
         count: usize,
@@ -412,6 +415,7 @@ fn run(cmd: Command, out: &mut Out) -> std::result::Result<(), Fail> {
             seed,
             spans,
             span_words,
+            span_tokens,
             count,
             strategy,
             temperature,
@@ -436,7 +440,10 @@ fn run(cmd: Command, out: &mut Out) -> std::result::Result<(), Fail> {
                     &text,
                     &body,
                     &SpanOptions {
-                        words: span_words,
+                        length: match span_tokens {
+                            Some(n) => SpanLength::Tokens(n),
+                            None => SpanLength::Words(span_words),
+                        },
                         count,
                         seed,
                         max_tokens,
@@ -744,7 +751,7 @@ fn eval_spans(
             inf,
             &cases,
             &sampler,
-            opts.words,
+            opts.length,
             &mut |done, total| bar.set(done, total),
         ))?;
         bar.finish();
@@ -755,10 +762,13 @@ fn eval_spans(
         }
     }
     if table {
+        let length = match opts.length {
+            SpanLength::Words(n) => format!("{n} words"),
+            SpanLength::Tokens(n) => format!("{n} tokens"),
+        };
         out.line(&format!(
-            "{} spans of {} words from {} (seed {})",
+            "{} spans of {length} from {} (seed {})",
             cases.len(),
-            opts.words,
             path.display(),
             opts.seed
         ))?;
