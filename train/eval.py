@@ -70,6 +70,22 @@ def score(logprob_fn, chunks, acc, obj):
             "nelbo_per_token": nelbo / tokens, "ppl_bound": math.exp(nelbo / tokens), "nelbo_sum": nelbo}
 
 
+def load_exported(model_dir):
+    """The exported model as the engine runs it: config, tokenizer, the MDLM with its F16
+    weights in f32, and the tokens the engine may propose (never the special ones)."""
+    cfg = json.load(open(os.path.join(model_dir, "config.json")))
+    tok = Tokenizer.from_file(os.path.join(model_dir, "tokenizer.json"))
+    vocab = cfg["vocab_size"]
+    allowed = torch.ones(vocab, dtype=torch.bool)
+    for t in ["<|endoftext|>", "<|pad|>", "<|mask|>"]:
+        allowed[tok.token_to_id(t)] = False
+    model = MDLM(vocab, cfg["hidden_dim"], cfg["n_blocks"], cfg["n_heads"], cfg["cond_dim"])
+    state = {k: v.float() for k, v in load_file(os.path.join(model_dir, "model.safetensors")).items()}
+    model.load_state_dict(state)
+    model.eval()
+    return cfg, tok, model, allowed
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--text", default=os.path.join(WORK, "heldout.txt"))
@@ -77,23 +93,13 @@ def main():
     ap.add_argument("--mask-rate", type=float, default=0.15)
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
-    cfg = json.load(open(os.path.join(args.model, "config.json")))
-    tok = Tokenizer.from_file(os.path.join(args.model, "tokenizer.json"))
+    cfg, tok, model, allowed = load_exported(args.model)
     vocab, mask_id = cfg["vocab_size"], cfg["mask_token_id"]
     eot = tok.token_to_id("<|endoftext|>")
-    # the engine never proposes special tokens: the same allowed set here
-    allowed = torch.ones(vocab, dtype=torch.bool)
-    for t in ["<|endoftext|>", "<|pad|>", "<|mask|>"]:
-        allowed[tok.token_to_id(t)] = False
     with open(args.text, encoding="utf-8") as f:
         text = f.read()
     paragraphs, chunks = chunks_of(text, tok, cfg["model_length"] - 2)
     acc, obj = masks(args.seed, chunks, args.mask_rate)
-
-    model = MDLM(vocab, cfg["hidden_dim"], cfg["n_blocks"], cfg["n_heads"], cfg["cond_dim"])
-    state = {k: v.float() for k, v in load_file(os.path.join(args.model, "model.safetensors")).items()}
-    model.load_state_dict(state)
-    model.eval()
 
     def model_lp(ch, rows):
         x = torch.tensor([[eot] + ch + [eot]])

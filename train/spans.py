@@ -13,12 +13,9 @@ import math
 import os
 
 import torch
-from safetensors.torch import load_file
-from tokenizers import Tokenizer
 
 from common import OUT, WORK
-from eval import hash3
-from model import MDLM
+from eval import hash3, load_exported
 
 MIN_WORDS, MAX_WORDS = 6, 40
 
@@ -96,17 +93,9 @@ def main():
     ap.add_argument("--count", type=int, default=200)
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
-    cfg = json.load(open(os.path.join(args.model, "config.json")))
-    tok = Tokenizer.from_file(os.path.join(args.model, "tokenizer.json"))
-    vocab, mask_id = cfg["vocab_size"], cfg["mask_token_id"]
+    cfg, tok, model, allowed = load_exported(args.model)
+    mask_id = cfg["mask_token_id"]
     eot = tok.token_to_id("<|endoftext|>")
-    allowed = torch.ones(vocab, dtype=torch.bool)
-    for t in ["<|endoftext|>", "<|pad|>", "<|mask|>"]:
-        allowed[tok.token_to_id(t)] = False
-    model = MDLM(vocab, cfg["hidden_dim"], cfg["n_blocks"], cfg["n_heads"], cfg["cond_dim"])
-    state = {k: v.float() for k, v in load_file(os.path.join(args.model, "model.safetensors")).items()}
-    model.load_state_dict(state)
-    model.eval()
 
     with open(args.text, encoding="utf-8") as f:
         text = f.read()
