@@ -25,6 +25,7 @@ fn run(inf: &mut Engine, template: &str, opts: &SamplerOptions) -> (InfillResult
     let r = block_on(inf.infill(template, opts, &mut |e| match e {
         TraceEvent::Step(s) => steps.push(s.clone()),
         TraceEvent::Done(d) => done = Some(d.clone()),
+        TraceEvent::Lengths(l) => panic!("no hole of unknown length, yet {l:?}"),
     }))
     .unwrap_or_else(|e| panic!("{template:?}: {e}"));
     let d = done.expect("a done event");

@@ -22,6 +22,7 @@ fn options(seed: u64) -> SpanOptions {
         count: 10,
         seed,
         max_tokens: 126,
+        lengths: None,
     }
 }
 

@@ -4,9 +4,13 @@
 
 Loglinear schedule (mask probability t), subs parameterisation, NELBO weight 1/t, low-discrepancy
 t over the batch, AdamW with linear warm-up and cosine decay, seeded. The run stops at the time
-budget: the step count is planned from the measured speed of the first steps. Every step uses one
-canvas length drawn from {32, 64, 128}, so the model also sees the short canvases infilling uses.
-Writes train/work/ckpt.pt and train/work/log.json.
+budget: warm-up is counted in steps, the cosine decay in elapsed time, so a machine that slows
+down mid-run (a build beside it) still ends on the low learning rate. Every step uses one canvas
+length drawn from {32, 64, 128}, so the model also sees the short canvases infilling uses.
+
+`--init DIR` starts from an exported model (DIR/model.safetensors, same shape) instead of random
+weights, and carries DIR/training_log.json along as the earlier stage, so the report counts every
+token the weights have seen. Writes train/work/ckpt.pt and train/work/log.json.
 """
 import argparse
 import json
@@ -59,6 +63,7 @@ def main():
     ap.add_argument("--warmup", type=int, default=100)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--threads", type=int, default=os.cpu_count())
+    ap.add_argument("--init", help="an exported model folder to continue from (same shape)")
     args = ap.parse_args()
     torch.manual_seed(args.seed)
     torch.set_num_threads(args.threads)
@@ -73,6 +78,20 @@ def main():
     val = np.load(os.path.join(WORK, "val.npy"))
     model = MDLM(vocab, args.hidden, args.blocks, args.heads, args.cond)
     n_params = sum(p.numel() for p in model.parameters())
+    earlier = None
+    if args.init:
+        from safetensors.torch import load_file
+
+        weights = {k: v.float() for k, v in load_file(os.path.join(args.init, "model.safetensors")).items()}
+        own = model.state_dict()
+        wrong = [k for k in own if k not in weights or weights[k].shape != own[k].shape]
+        if wrong or len(weights) != len(own):
+            raise SystemExit(f"--init {args.init}: model.safetensors does not match --hidden/--blocks/--heads/--cond (first mismatch: {(wrong or sorted(set(weights) - set(own)))[0]})")
+        model.load_state_dict(weights)
+        log_path = os.path.join(args.init, "training_log.json")
+        if os.path.exists(log_path):
+            earlier = json.load(open(log_path))
+        print(f"continuing from {args.init}" + (f" ({earlier['tokens']} tokens seen)" if earlier else ""), flush=True)
     print(f"{n_params / 1e6:.2f} M parameters", flush=True)
     decay = [p for n, p in model.named_parameters() if p.dim() >= 2]
     no_decay = [p for n, p in model.named_parameters() if p.dim() < 2]
@@ -89,20 +108,15 @@ def main():
         model.train()
         return v
 
-    log = {"args": vars(args), "params": n_params, "machine": f"{platform.node()} {platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}", "train": [], "val": []}
+    log = {"args": vars(args), "params": n_params, "machine": f"{platform.node()} {platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}", "train": [], "val": [], "earlier": earlier}
     budget = args.minutes * 60
     start = time.time()
-    total_steps = None
     step, tokens = 0, 0
     while True:
-        elapsed = time.time() - start
-        if total_steps is None and step == 20:
-            total_steps = max(step + 1, int(budget / (elapsed / step)))
-            print(f"planned {total_steps} steps", flush=True)
-        if total_steps is not None and step >= total_steps:
+        progress = (time.time() - start) / budget
+        if progress >= 1:
             break
-        horizon = total_steps or 10**9
-        lr = args.lr * min(1.0, (step + 1) / args.warmup) * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(step, horizon) / horizon)))
+        lr = args.lr * min(1.0, (step + 1) / args.warmup) * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress)))
         for gr in opt.param_groups:
             gr["lr"] = lr
         length = lengths[rng.integers(len(lengths))]
@@ -116,10 +130,10 @@ def main():
         tokens += xb.numel()
         if step % 10 == 0:
             log["train"].append([step, tokens, loss.item(), time.time() - start])
-        if step % 200 == 0 or step == total_steps:
+        if step % 200 == 0:
             v = evaluate()
             log["val"].append([step, tokens, v, time.time() - start])
-            print(f"step {step}/{total_steps} tokens {tokens} loss {loss.item():.3f} val {v:.3f} lr {lr:.2e} {time.time() - start:.0f}s", flush=True)
+            print(f"step {step} tokens {tokens} loss {loss.item():.3f} val {v:.3f} lr {lr:.2e} {time.time() - start:.0f}s", flush=True)
             torch.save({"model": model.state_dict(), "args": vars(args), "vocab": vocab, "mask_id": mask_id}, os.path.join(WORK, "ckpt.pt"))
             with open(os.path.join(WORK, "log.json"), "w") as f:
                 json.dump(log, f)

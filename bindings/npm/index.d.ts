@@ -91,7 +91,7 @@ export interface InfillOptions {
   /** With `candidates`: each step event also lists the positions it predicted but left masked (`pending`). */
   pending?: boolean;
   /** Sees every step as a `--trace` line, then the done event; an exception it throws ends the fill. */
-  onStep?: (event: StepEvent | DoneEvent) => void;
+  onStep?: (event: StepEvent | LengthsEvent | DoneEvent) => void;
   /** Checked before every step; the fill gives the event loop a turn there, so it can fire. */
   signal?: AbortSignal;
 }
@@ -139,12 +139,34 @@ export interface DoneEvent {
   ms: number;
 }
 
+/** One fill of a template with holes of unknown length (`[MASK*?]`, `[MASK*A-B]`). */
+export interface LengthCandidate {
+  /** Tokens given to each hole of unknown length, in template order. */
+  lengths: number[];
+  text: string;
+  /** Hole tokens scored (the fixed-length holes too). */
+  tokens: number;
+  /** The any-order bound on -log p(fill | known text), in nats. */
+  nats: number;
+  /** `nats / tokens`: the candidates are ranked by it, lowest first. */
+  nats_per_token: number;
+  nfe: number;
+  chosen: boolean;
+}
+
+/** Written after the chosen fill's steps and before `done`, when the template has holes of unknown length. */
+export interface LengthsEvent {
+  lengths: LengthCandidate[];
+}
+
 export interface InfillResult {
   text: string;
   holes: number;
   steps: number;
   nfe: number;
   ms: number;
+  /** With holes of unknown length: every fill tried, with its score. */
+  lengths?: LengthCandidate[];
 }
 
 export interface BackendReason {
@@ -265,7 +287,7 @@ export declare class Unmask {
   /** The noise levels `corrupt` uses at `points` evenly spaced times in [0, 1] (default 101, clamped to 2..1000). */
   schedule(points?: number): Promise<NoiseSchedule>;
   /** The events of one fill, yielded as each step happens; leaving the loop early stops the fill. */
-  steps(template: string, options?: InfillOptions): AsyncIterable<StepEvent | DoneEvent>;
+  steps(template: string, options?: InfillOptions): AsyncIterable<StepEvent | LengthsEvent | DoneEvent>;
   /**
    * Frees the model now. A model in a worker ends the worker: a call still in flight there
    * fails with `Disposed`; a local fill in flight finishes, then the model is freed.

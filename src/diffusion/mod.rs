@@ -4,6 +4,7 @@
 
 pub mod eval;
 pub mod forward;
+pub mod lengths;
 pub mod options;
 pub mod proposal;
 pub mod sampler;

@@ -10,6 +10,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use web_time::Instant;
 
+use super::lengths::LengthCandidate;
 use super::proposal::{finish_with_row, propose_from_summary, propose_with_row, FromSummary};
 use super::proposal::{Proposal, TokenChoice};
 use super::schedule::Schedule;
@@ -75,7 +76,8 @@ impl SamplerOptions {
     }
 }
 
-/// A finished fill. Serialised as `{"text", "holes", "steps", "nfe", "ms"}`.
+/// A finished fill. Serialised as `{"text", "holes", "steps", "nfe", "ms"}`, plus `lengths`
+/// for a template with holes of unknown length.
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct InfillResult {
     pub text: String,
@@ -86,6 +88,9 @@ pub struct InfillResult {
     pub steps: usize,
     pub nfe: usize,
     pub ms: f64,
+    /// With holes of unknown length: every fill tried, with its score (`diffusion::lengths`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub lengths: Vec<LengthCandidate>,
 }
 
 /// The surface a fill runs for: it sees every trace event and, before each step's denoising
@@ -153,13 +158,22 @@ impl<D: Denoiser> Infiller<D> {
             .expect("checked in Infiller::new")
     }
 
+    /// Parses a template as this model reads it (its own mask string is a hole too).
+    pub fn template(&self, template: &str) -> Result<Template> {
+        Template::parse(template, self.model.mask_text().as_deref())
+    }
+
     /// Parses a template and lays out its canvas.
     pub fn canvas(&self, template: &str) -> Result<Canvas> {
+        self.canvas_of(&self.template(template)?)
+    }
+
+    /// Lays out the canvas of a parsed template (one without holes of unknown length).
+    pub fn canvas_of(&self, t: &Template) -> Result<Canvas> {
         let m = &self.model;
         let mask = m.mask_id()?.expect("infillers have a tokenizer");
-        let t = Template::parse(template, m.mask_text().as_deref())?;
         Canvas::build(
-            &t,
+            t,
             self.tokenizer(),
             m.spec.canvas,
             mask,
@@ -185,7 +199,11 @@ impl<D: Denoiser> Infiller<D> {
         opts: &SamplerOptions,
         host: &mut H,
     ) -> Result<InfillResult> {
-        let canvas = self.canvas(template)?;
+        let t = self.template(template)?;
+        if !t.ranges().is_empty() {
+            return super::lengths::fill(self, &t, opts, host).await;
+        }
+        let canvas = self.canvas_of(&t)?;
         self.run_with(&canvas, opts, host).await
     }
 
@@ -223,6 +241,7 @@ impl<D: Denoiser> Infiller<D> {
             steps: run.step,
             nfe: run.nfe,
             ms,
+            lengths: Vec::new(),
         };
         run.host.event(&TraceEvent::Done(DoneEvent {
             done: true,

@@ -18,10 +18,19 @@
 //! Scores per case: exact match of the fill's words, token accuracy (the fill's tokens against
 //! the span's own tokens, position by position), word accuracy (words position by position,
 //! over the span's words), and the sampler's NFE and time per hole token.
+//!
+//! With `lengths` (`--unknown-length A-B`) the hole is written `[MASK*A-B]` instead, so the
+//! sampler does not know the span's length (`diffusion::lengths`); only spans whose token count
+//! lies in the range are eligible. The report adds how often the chosen length is the true
+//! one, against two baselines: chance (one over the lengths tried) and always guessing the
+//! most common true length of these spans (a prior the sampler is not given); and how often
+//! ranking by the total bound would have chosen right. NFE counts every candidate's fill and
+//! score.
 
 use serde::Serialize;
 
 use super::eval::hash3;
+use super::lengths::{rank_key, LengthCandidate};
 use super::{InfillResult, Infiller, SamplerOptions};
 use crate::backend::Denoiser;
 use crate::error::{Error, Result};
@@ -44,6 +53,8 @@ pub struct SpanOptions {
     pub seed: u64,
     /// Longest sentence, in tokens, a case may come from (the model's context, less its frame).
     pub max_tokens: usize,
+    /// Write the hole as `[MASK*min-max]`, its length unknown to the sampler.
+    pub lengths: Option<(usize, usize)>,
 }
 
 /// One hole to fill: the template and what was cut out of it.
@@ -161,12 +172,12 @@ pub fn pick(text: &str, tok: &Tokenizer, opts: &SpanOptions) -> Result<Vec<SpanC
             String::from(" ") + &words[a + l..].join(" "),
         );
         let truth_ids = tok.encode(&format!(" {span}"), false)?;
-        let template = format!(
-            "{}[MASK*{}]{}",
-            escape(&left),
-            truth_ids.len(),
-            escape(&right)
-        );
+        let hole = match opts.lengths {
+            Some((a, b)) if (a..=b).contains(&truth_ids.len()) => format!("{a}-{b}"),
+            Some(_) => continue,
+            None => truth_ids.len().to_string(),
+        };
+        let template = format!("{}[MASK*{hole}]{}", escape(&left), escape(&right));
         cases.push(SpanCase {
             template,
             truth: span,
@@ -177,11 +188,15 @@ pub fn pick(text: &str, tok: &Tokenizer, opts: &SpanOptions) -> Result<Vec<SpanC
     }
     if cases.is_empty() {
         return Err(Error::input(format!(
-            "no sentence of {MIN_WORDS} to {MAX_WORDS} words (and at most {} tokens) has a run of {} inside it to cut out",
+            "no sentence of {MIN_WORDS} to {MAX_WORDS} words (and at most {} tokens) has a run of {} inside it to cut out{}",
             opts.max_tokens,
             match opts.length {
                 SpanLength::Words(n) => format!("{n} plain words"),
                 SpanLength::Tokens(n) => format!("plain words making {n} tokens"),
+            },
+            match opts.lengths {
+                Some((a, b)) => format!(" whose token count is {a} to {b}"),
+                None => String::new(),
             }
         )));
     }
@@ -208,6 +223,21 @@ pub struct SpanReport {
     /// Hole tokens over all spans.
     pub hole_tokens: usize,
     pub seed: u64,
+    /// With unknown lengths: the range tried, as `A-B`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub length_range: Option<String>,
+    /// With unknown lengths: how often the chosen length is the span's true token count.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub length_right: Option<f64>,
+    /// The same, had the fills been ranked by their total bound instead of per token.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub length_right_by_total: Option<f64>,
+    /// Chance: the mean over spans of one over the lengths tried.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub length_chance: Option<f64>,
+    /// How often always guessing the spans' most common true length would be right.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub length_most_common: Option<f64>,
 }
 
 /// Fills every case with `opts` (its seed mixed with each case's index, so cases differ but
@@ -222,10 +252,18 @@ pub async fn evaluate<D: Denoiser>(
     let (mut exact, mut tok_ok, mut word_ok, mut tokens, mut nfe, mut ms) =
         (0usize, 0usize, 0usize, 0usize, 0usize, 0.0f64);
     let mut truth_words = 0usize;
+    let (mut right, mut right_by_total, mut chance) = (0usize, 0usize, 0.0f64);
+    let mut true_lengths = std::collections::HashMap::new();
+    let mut range = None;
     for (i, case) in cases.iter().enumerate() {
         let mut o = opts.clone();
         o.seed = hash3(opts.seed, i as u64, 2);
-        let canvas = inf.canvas(&case.template)?;
+        let template = inf.template(&case.template)?;
+        let unknown = !template.ranges().is_empty();
+        if let Some(&(a, b)) = template.ranges().first() {
+            range = Some(format!("{a}-{b}"));
+        }
+        let canvas = inf.canvas_of(&template.with_lengths(&[case.truth_ids.len()]))?;
         if canvas.holes.len() != case.truth_ids.len() {
             // the model's own mask string in the text is a hole too (it has no escape)
             return Err(Error::input(format!(
@@ -234,7 +272,28 @@ pub async fn evaluate<D: Denoiser>(
                 case.template
             )));
         }
-        let r = inf.run(&canvas, &o, &mut |_| {}).await?;
+        let (r, canvas) = if unknown {
+            let r = inf.infill(&case.template, &o, &mut |_| {}).await?;
+            let pick = |key: &dyn Fn(&LengthCandidate) -> f64| {
+                r.lengths
+                    .iter()
+                    .fold(None, |b: Option<&LengthCandidate>, c| match b {
+                        Some(b) if key(b) <= key(c) => Some(b),
+                        _ => Some(c),
+                    })
+                    .map(|c| c.lengths[0])
+            };
+            let truth = Some(case.truth_ids.len());
+            right += usize::from(pick(&rank_key) == truth);
+            right_by_total += usize::from(pick(&|c| c.nats) == truth);
+            chance += 1.0 / r.lengths.len() as f64;
+            *true_lengths.entry(case.truth_ids.len()).or_insert(0usize) += 1;
+            let chosen = pick(&rank_key).expect("at least one candidate");
+            let canvas = inf.canvas_of(&template.with_lengths(&[chosen]))?;
+            (r, canvas)
+        } else {
+            (inf.run(&canvas, &o, &mut |_| {}).await?, canvas)
+        };
         let s = score(case, &canvas.holes, &r);
         exact += usize::from(s.exact);
         tok_ok += s.tokens_right;
@@ -267,6 +326,13 @@ pub async fn evaluate<D: Denoiser>(
         ms_per_hole: ms / per,
         hole_tokens: tokens,
         seed: opts.seed,
+        length_right: range.as_ref().map(|_| right as f64 / n),
+        length_right_by_total: range.as_ref().map(|_| right_by_total as f64 / n),
+        length_chance: range.as_ref().map(|_| chance / n),
+        length_most_common: range
+            .as_ref()
+            .map(|_| true_lengths.values().copied().max().unwrap_or(0) as f64 / n),
+        length_range: range,
     })
 }
 

@@ -62,12 +62,15 @@ pub struct DoneEvent {
 }
 
 /// One line of the trace. Serialised untagged: a step event is `{"step": …}`, the last event
-/// `{"done": true, …}` (design brief §3); the CLI's `--trace`, the library's callback and the
+/// `{"done": true, …}` (design brief §3), and a template with holes of unknown length has a
+/// `{"lengths": […]}` line before it; the CLI's `--trace`, the library's callback and the
 /// JS `onStep` carry the same fields.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 #[serde(untagged)]
 pub enum TraceEvent {
     Step(StepEvent),
+    /// Holes of unknown length: every fill tried and its score, just before `done`.
+    Lengths(super::lengths::LengthsEvent),
     Done(DoneEvent),
 }
 

@@ -143,6 +143,13 @@ impl Canvas {
                 "{what}, but the model's context is {max_len} tokens (config.json `{max_field}`)"
             ))
         };
+        if !template.ranges().is_empty() {
+            // one canvas has one length: the sampler lays out one per length (diffusion::lengths)
+            return Err(Error::template(
+                "a hole of unknown length (`[MASK*?]`, `[MASK*A-B]`) has no single canvas: fill \
+                 the template (infill), which tries each length, instead of laying it out",
+            ));
+        }
         // Sizes first, before anything is tokenised or allocated: the holes are counted, the
         // known text is bounded by bytes (BYTES_PER_TOKEN per token of context).
         let (holes_asked, text_bytes) =
@@ -153,6 +160,7 @@ impl Canvas {
                     Piece::Text(t) => (h, b.saturating_add(t.len())),
                     Piece::Holes(n) => (h.saturating_add(*n), b),
                     Piece::Rewrite(w) => (h, b.saturating_add(w.len())),
+                    Piece::Range { max, .. } => (h.saturating_add(*max), b),
                 });
         if holes_asked > max_len {
             return Err(context(format!(
@@ -208,6 +216,7 @@ impl Canvas {
                     });
                     carried.clear();
                 }
+                Piece::Range { .. } => unreachable!("refused above"),
                 Piece::Rewrite(words) => {
                     // same token count as the words would have in place, space included
                     let n = encode(tok, &format!("{carried}{words}"))?.len().max(1);

@@ -1,6 +1,8 @@
-//! Hole templates: `[MASK]` is one hole, `[MASK*N]` is N holes, `[[some words]]` re-masks the
-//! tokens of those words so they are rewritten, `\[` `\]` `\\` are literal characters, and the
-//! model's own mask string (`<mask>`, `<|mdm_mask|>` …) is also one hole. Any other `[` is text.
+//! Hole templates: `[MASK]` is one hole, `[MASK*N]` is N holes, `[MASK*?]` and `[MASK*A-B]`
+//! are holes of unknown length (filled once per length, see `diffusion::lengths`),
+//! `[[some words]]` re-masks the tokens of those words so they are rewritten, `\[` `\]` `\\`
+//! are literal characters, and the model's own mask string (`<mask>`, `<|mdm_mask|>` …) is also
+//! one hole. Any other `[` is text.
 
 use crate::error::{Error, Result};
 
@@ -13,6 +15,13 @@ pub const MAX_HOLES: usize = 1 << 16;
 /// tighter, per-model bound [`crate::text::canvas::BYTES_PER_TOKEN`] × the context.
 pub const MAX_TEMPLATE_BYTES: usize = 1 << 20;
 
+/// The lengths `[MASK*?]` stands for: 1 to 8 tokens (one to about four words).
+pub const UNKNOWN_LENGTHS: (usize, usize) = (1, 8);
+
+/// The most fills a template's unknown-length holes may ask for (the product of their ranges):
+/// each is a whole fill plus its score, so this bounds the work of one request.
+pub const MAX_LENGTH_CANDIDATES: usize = 64;
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Piece {
     /// Known text, kept byte for byte.
@@ -21,6 +30,8 @@ pub enum Piece {
     Holes(usize),
     /// Words whose tokens are masked and regenerated (same token count).
     Rewrite(String),
+    /// A hole of unknown length: between `min` and `max` masked tokens, both included.
+    Range { min: usize, max: usize },
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -45,6 +56,8 @@ impl Template {
             return Err(Error::template("template is empty"));
         }
         let mut total = 0usize;
+        // fills the unknown-length holes ask for: the product of their ranges' sizes
+        let mut fills = 1usize;
         let mut pieces: Vec<Piece> = Vec::new();
         let mut text = String::new();
         let flush = |text: &mut String, pieces: &mut Vec<Piece>| {
@@ -93,6 +106,30 @@ impl Template {
                 };
                 let count = &rest[6..end];
                 let digits = count.trim();
+                if digits == "?" || digits.contains('-') {
+                    let (min, max) = range(digits).map_err(|m| err(col, m))?;
+                    total = total.saturating_add(max);
+                    if total > MAX_HOLES {
+                        return Err(err(
+                            col,
+                            format!("the template asks for up to {total} holes so far; at most {MAX_HOLES} in all"),
+                        ));
+                    }
+                    fills = fills.saturating_mul(max - min + 1);
+                    if fills > MAX_LENGTH_CANDIDATES {
+                        return Err(err(
+                            col,
+                            format!(
+                                "the holes of unknown length so far ask for {fills} fills, one per combination \
+                                 of their lengths; at most {MAX_LENGTH_CANDIDATES}: narrow a range, like `[MASK*1-4]`"
+                            ),
+                        ));
+                    }
+                    flush(&mut text, &mut pieces);
+                    pieces.push(Piece::Range { min, max });
+                    i += rest[..=end].chars().count();
+                    continue;
+                }
                 let n: usize = match digits.parse() {
                     Ok(n) => n,
                     // all digits but too many for a usize: the range error below
@@ -156,6 +193,55 @@ impl Template {
         }
         Ok(Template { pieces })
     }
+
+    /// The `(min, max)` of each hole of unknown length, in template order.
+    pub fn ranges(&self) -> Vec<(usize, usize)> {
+        self.pieces
+            .iter()
+            .filter_map(|p| match *p {
+                Piece::Range { min, max } => Some((min, max)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// This template with its k-th hole of unknown length made `lengths[k]` holes.
+    pub fn with_lengths(&self, lengths: &[usize]) -> Template {
+        let mut k = 0;
+        let mut pieces = Vec::with_capacity(self.pieces.len());
+        for p in &self.pieces {
+            match p {
+                Piece::Range { .. } => {
+                    push_holes(&mut pieces, lengths[k]);
+                    k += 1;
+                }
+                Piece::Holes(n) => push_holes(&mut pieces, *n),
+                other => pieces.push(other.clone()),
+            }
+        }
+        Template { pieces }
+    }
+}
+
+/// `?` or `A-B` inside `[MASK*…]`.
+fn range(spec: &str) -> std::result::Result<(usize, usize), String> {
+    if spec == "?" {
+        return Ok(UNKNOWN_LENGTHS);
+    }
+    let bad = || {
+        format!(
+            "`[MASK*{spec}]` needs a range of lengths like `[MASK*1-6]`, or `[MASK*?]` for 1 to 8"
+        )
+    };
+    let (a, b) = spec.split_once('-').ok_or_else(bad)?;
+    let num = |s: &str| s.trim().parse::<usize>().map_err(|_| bad());
+    let (min, max) = (num(a)?, num(b)?);
+    if min == 0 || min > max || max > MAX_HOLES {
+        return Err(format!(
+            "`[MASK*{spec}]` must give lengths from A to B with 1 <= A <= B <= {MAX_HOLES}"
+        ));
+    }
+    Ok((min, max))
 }
 
 /// `text` written as template text that parses back to exactly `text`: every `\\`, `[` and
@@ -269,6 +355,45 @@ mod tests {
                 "{t}"
             );
         }
+    }
+
+    #[test]
+    fn holes_of_unknown_length() {
+        let t = Template::parse("a [MASK*?] b [MASK*2-3][MASK] c", None).unwrap();
+        assert_eq!(
+            t.pieces,
+            vec![
+                Text("a ".into()),
+                Range { min: 1, max: 8 },
+                Text(" b ".into()),
+                Range { min: 2, max: 3 },
+                Holes(1),
+                Text(" c".into())
+            ]
+        );
+        assert_eq!(t.ranges(), vec![(1, 8), (2, 3)]);
+        assert_eq!(
+            t.with_lengths(&[4, 2]).pieces,
+            vec![
+                Text("a ".into()),
+                Holes(4),
+                Text(" b ".into()),
+                Holes(3),
+                Text(" c".into())
+            ]
+        );
+        assert_eq!(parse("[MASK* 1 - 6 ]"), vec![Range { min: 1, max: 6 }]);
+        let e = |s: &str| Template::parse(s, None).unwrap_err().to_string();
+        assert!(
+            e("x [MASK*3-1]").contains("column 3"),
+            "{}",
+            e("x [MASK*3-1]")
+        );
+        assert!(e("[MASK*0-2]").contains("1 <= A <= B"));
+        assert!(e("[MASK*a-b]").contains("range of lengths"));
+        assert!(e("[MASK*?][MASK*?][MASK*?]").contains("512 fills"));
+        assert!(e("[MASK*?][MASK*?][MASK*?]").contains("column 17"));
+        assert!(e("[MASK*1-100000]").contains("1 <= A <= B <= 65536"));
     }
 
     #[test]

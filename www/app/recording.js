@@ -20,6 +20,11 @@ export class Recording {
       this.done = e;
       return;
     }
+    if (e.lengths) {
+      // holes of unknown length: every fill tried (the steps recorded are the chosen one's)
+      this.lengths = e.lengths;
+      return;
+    }
     const k = this.events.length + 1;
     const s = new Map(this.states[this.states.length - 1]);
     for (const pos of e.remasked ?? []) s.delete(pos);

@@ -40,6 +40,8 @@ impl<'a> Animation<'a> {
 
     pub fn event(&mut self, e: &TraceEvent) {
         match e {
+            // only fills of one canvas are animated (fill_one)
+            TraceEvent::Lengths(_) => {}
             TraceEvent::Step(s) => {
                 self.newest.clear();
                 for &p in &s.remasked {

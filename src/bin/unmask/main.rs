@@ -274,6 +274,11 @@ enum Command {
         /// With --spans: spans of whole words making exactly this many tokens, instead.
         #[arg(long, requires = "spans", conflicts_with = "span_words")]
         span_tokens: Option<usize>,
+        /// With --spans: write each hole as `[MASK*A-B]`, its length unknown to the sampler,
+        /// and report how often the chosen length is the true one (only spans of A to B tokens
+        /// are cut; A-B defaults to 1-8, as `[MASK*?]`).
+        #[arg(long, value_name = "A-B", num_args = 0..=1, default_missing_value = "1-8", value_parser = parse_range, requires = "spans")]
+        unknown_length: Option<(usize, usize)>,
         /// With --spans: spans to fill (fewer if the text has fewer eligible sentences).
         #[arg(long, default_value_t = 200, requires = "spans")]
         count: usize,
@@ -416,6 +421,7 @@ fn run(cmd: Command, out: &mut Out) -> std::result::Result<(), Fail> {
             spans,
             span_words,
             span_tokens,
+            unknown_length,
             count,
             strategy,
             temperature,
@@ -447,6 +453,7 @@ fn run(cmd: Command, out: &mut Out) -> std::result::Result<(), Fail> {
                         count,
                         seed,
                         max_tokens,
+                        lengths: unknown_length,
                     },
                     &settings,
                     compare.is_some() && !json,
@@ -721,6 +728,15 @@ fn parse_setting(s: &str) -> Result<Setting> {
     Ok((Some(strategy), temp, steps))
 }
 
+/// `A-B` for `--unknown-length`, read as the template reads `[MASK*A-B]`.
+fn parse_range(s: &str) -> std::result::Result<(usize, usize), String> {
+    let t = unmask::text::Template::parse(&format!("[MASK*{s}]"), None).map_err(|e| bare(&e))?;
+    t.ranges()
+        .first()
+        .copied()
+        .ok_or_else(|| format!("`{s}` is not a range of lengths like 1-8"))
+}
+
 /// `eval --spans`: each setting over the same spans, as JSON lines or one table.
 fn eval_spans(
     inf: &mut Engine,
@@ -772,11 +788,29 @@ fn eval_spans(
             path.display(),
             opts.seed
         ))?;
-        out.line("| strategy | temperature | steps | exact | token acc. | word acc. | NFE / hole | ms / hole |")?;
-        out.line("|---|---|---|---|---|---|---|---|")?;
+        let unknown = opts.lengths.is_some();
+        out.line(&format!(
+            "| strategy | temperature | steps | exact | token acc. | word acc. | NFE / hole | ms / hole |{}",
+            if unknown { " true length wins (chance; most common length) |" } else { "" }
+        ))?;
+        out.line(&format!(
+            "|---|---|---|---|---|---|---|---|{}",
+            if unknown { "---|" } else { "" }
+        ))?;
         for r in &rows {
+            let wins = match (r.length_right, r.length_chance, r.length_most_common) {
+                (Some(w), Some(c), Some(m)) => {
+                    format!(
+                        " {:.1}% ({:.1}%; {:.1}%) |",
+                        100.0 * w,
+                        100.0 * c,
+                        100.0 * m
+                    )
+                }
+                _ => String::new(),
+            };
             out.line(&format!(
-                "| {} | {} | {} | {:.1}% | {:.1}% | {:.1}% | {:.2} | {:.1} |",
+                "| {} | {} | {} | {:.1}% | {:.1}% | {:.1}% | {:.2} | {:.1} |{wins}",
                 r.strategy,
                 r.temperature,
                 r.steps.map_or("default".into(), |n| n.to_string()),
@@ -834,11 +868,19 @@ fn fill_one(
     json: bool,
     animate: bool,
 ) -> std::result::Result<Filled, Fail> {
-    let canvas = inf.canvas(template)?;
+    let parsed = inf.template(template)?;
+    // holes of unknown length are filled once per length: no single canvas to animate
+    let canvas = match parsed.ranges().is_empty() {
+        true => Some(inf.canvas_of(&parsed)?),
+        false => None,
+    };
     let tok = inf.tokenizer().clone();
-    let mut anim = animate.then(|| animate::Animation::new(&canvas, &tok));
+    let mut anim = canvas
+        .as_ref()
+        .filter(|_| animate)
+        .map(|c| animate::Animation::new(c, &tok));
     let mut io_error = None;
-    let result = block_on(inf.run(&canvas, opts, &mut |e: &TraceEvent| {
+    let mut on_event = |e: &TraceEvent| {
         if let Some(t) = trace.as_mut() {
             if let Err(err) = writeln!(t.file, "{}", e.to_json()) {
                 io_error.get_or_insert(err);
@@ -847,7 +889,11 @@ fn fill_one(
         if let Some(a) = anim.as_mut() {
             a.event(e);
         }
-    }));
+    };
+    let result = match &canvas {
+        Some(c) => block_on(inf.run(c, opts, &mut on_event)),
+        None => block_on(inf.infill(template, opts, &mut on_event)),
+    };
     if let Some(err) = io_error {
         // the trace is not this template's fault: it ends the run, batch or not
         let path = trace.as_ref().expect("a trace file").path.display();
