@@ -2,7 +2,7 @@
 
     python3 train/export.py
 
-Writes models/default/{config.json, model.safetensors (F16), tokenizer.json}.
+Writes models/default/{config.json, model.safetensors (F16), tokenizer.json, training_log.json}.
 """
 import json
 import os
@@ -37,6 +37,8 @@ def main():
     with open(os.path.join(OUT, "config.json"), "w") as f:
         json.dump(config, f, indent=2)
     shutil.copy(os.path.join(WORK, "tokenizer.json"), os.path.join(OUT, "tokenizer.json"))
+    # the log travels with the weights: report.py plots it, and train.py --init continues it
+    shutil.copy(os.path.join(WORK, "log.json"), os.path.join(OUT, "training_log.json"))
     size = os.path.getsize(os.path.join(OUT, "model.safetensors"))
     print(f"wrote {OUT}: model.safetensors {size / 1e6:.1f} MB")
 

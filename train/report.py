@@ -2,6 +2,7 @@
 evaluations and ten infills by the engine.
 
     python3 train/report.py --engine-eval FILE --torch-eval FILE [--unmask target/release/unmask]
+        [--spans FILE --spans-before FILE]
 
 The ten templates below were fixed before any output of the model was seen.
 """
@@ -36,6 +37,8 @@ def main():
     ap.add_argument("--engine-eval", required=True)
     ap.add_argument("--torch-eval", required=True)
     ap.add_argument("--unmask", default="target/release/unmask")
+    ap.add_argument("--spans", help="`unmask eval --spans --compare … --json` lines for this model")
+    ap.add_argument("--spans-before", help="the same for the model this one replaces")
     args = ap.parse_args()
     log = json.load(open(os.path.join(WORK, "log.json")))
     split = json.load(open(os.path.join(WORK, "split.json")))
@@ -50,11 +53,18 @@ def main():
         for r in vc
     ) + ". 8192 shortens sequences by 7% but its 2.1 M extra parameters (4.2 MB) would push six blocks past the 20 MB budget"
 
-    tr = log["train"]
-    va = log["val"]
+    # the stages the weights went through, oldest first (train.py --init carries the earlier log)
+    stages = [log]
+    while stages[0].get("earlier"):
+        stages.insert(0, stages[0]["earlier"])
+    offsets = [sum(st["tokens"] for st in stages[:i]) for i in range(len(stages))]
+    tr = [[r[0], r[1] + off, *r[2:]] for st, off in zip(stages, offsets) for r in st["train"]]
+    va = [[r[0], r[1] + off, *r[2:]] for st, off in zip(stages, offsets) for r in st["val"]]
     plt.figure(figsize=(7, 4))
     plt.plot([r[1] / 1e6 for r in tr], [r[2] for r in tr], lw=0.6, alpha=0.6, label="train (batch)")
-    plt.plot([r[1] / 1e6 for r in va], [r[2] for r in va], "o-", label="held-out books")
+    plt.plot([r[1] / 1e6 for r in va], [r[2] for r in va], "o-", ms=3, label="held-out books")
+    for off in offsets[1:]:
+        plt.axvline(off / 1e6, color="grey", ls=":", lw=1)
     plt.xlabel("tokens seen (M)")
     plt.ylabel("MDLM NELBO per token (nats)")
     plt.ylim(top=min(8.5, max(r[2] for r in tr)))
@@ -71,6 +81,38 @@ def main():
 
     a = log["args"]
     size = os.path.getsize(os.path.join(OUT, "model.safetensors"))
+    total_tokens = sum(st["tokens"] for st in stages)
+    total_wall = sum(st["wall_s"] for st in stages)
+    stage_lines = []
+    for i, st in enumerate(stages):
+        sa = st["args"]
+        how = "from random weights" if i == 0 else "continued from the exported weights of the stage before (`--init`), lr warmed up again"
+        stage_lines.append(
+            f"  {i + 1}. {how}: peak lr {sa['lr']}, {sa['warmup']} warm-up steps, cosine decay to 10% "
+            f"over the time budget, {st['steps']} steps, {st['tokens'] / 1e6:.1f} M tokens, {st['wall_s'] / 60:.0f} min on {st['machine']}."
+        )
+    spans_table = []
+    if args.spans:
+        rows = [json.loads(l) for l in open(args.spans) if l.strip()]
+        before = {}
+        if args.spans_before:
+            before = {(r["strategy"], r["temperature"]): r for r in (json.loads(l) for l in open(args.spans_before) if l.strip())}
+        spans_table = [
+            f"{rows[0]['spans']} held-out two-word spans, seed {rows[0]['seed']}, CPU (`unmask eval --spans --text train/work/heldout.txt --count {rows[0]['spans']} --compare …`;",
+            "the first model's figures in brackets):",
+            "",
+            "| strategy | temperature | exact | token acc. | word acc. | NFE / hole |",
+            "|---|---|---|---|---|---|",
+        ]
+        for r in rows:
+            b = before.get((r["strategy"], r["temperature"]))
+            f = lambda k, pct=True: (f"{r[k] * 100:.1f}%" if pct else f"{r[k]:.2f}") + (  # noqa: E731
+                f" ({b[k] * 100:.1f}%)" if b and pct else (f" ({b[k]:.2f})" if b else "")
+            )
+            spans_table.append(
+                f"| {r['strategy']} | {r['temperature']:g} | {f('exact')} | {f('token_accuracy')} | {f('word_accuracy')} | {f('nfe_per_hole', False)} |"
+            )
+        spans_table.append("")
     rel = lambda x, y: abs(x - y) / abs(y) * 100  # noqa: E731
     lines = [
         "# The default model",
@@ -92,10 +134,10 @@ def main():
         f"  cond {a['cond']}, context {a['len']}, `time_conditioning: false`; {log['params'] / 1e6:.2f} M parameters, {size / 1e6:.1f} MB in F16.",
         "- Objective: MDLM continuous time, loglinear schedule (mask probability t), subs parameterisation, weight 1/t,",
         "  low-discrepancy t across each batch; canvases of 32, 64 or 128 tokens framed by `<|endoftext|>`.",
-        f"- AdamW (β 0.9/0.98, weight decay 0.01), peak lr {a['lr']}, {a['warmup']} warm-up steps, cosine decay to 10%, grad clip 1,",
-        f"  {a['tokens_per_step']} tokens per step, seed {a['seed']}.",
-        f"- {log['steps']} steps, {log['tokens'] / 1e6:.1f} M tokens seen ({log['tokens'] / split['train_tokens']:.2f} epochs), wall time {log['wall_s'] / 60:.0f} min",
-        f"  on {log['machine']} (the 2-core development VM; no GPU machine was lent to this session).",
+        f"- AdamW (β 0.9/0.98, weight decay 0.01), grad clip 1, {a['tokens_per_step']} tokens per step, seed {a['seed']}; {len(stages)} stage{'s' if len(stages) > 1 else ''}:",
+        *stage_lines,
+        f"- {total_tokens / 1e6:.1f} M tokens seen in all ({total_tokens / split['train_tokens']:.2f} epochs), {total_wall / 60:.0f} min of training, all on the 2-core",
+        "  development VM (no GPU machine was lent to these sessions).",
         f"- Final validation loss (NELBO per token on the held-out batches used during training): {log['final_val']:.3f} nats.",
         "",
         "![loss curve](loss.png)",
@@ -114,9 +156,10 @@ def main():
         f"{rel(engine['nelbo_per_token'], tmodel['nelbo_per_token']):.1e}% (relative; the requirement is 1%); {engine['tokens']:,} tokens, {engine['masked']:,} masked for accuracy,",
         f"{engine['chunks']} chunks of up to {a['len'] - 2} tokens.",
         "",
+        *(["## Fill quality", *spans_table] if spans_table else []),
         "## Ten infills",
-        "Templates chosen before looking at any output; `unmask infill TEMPLATE --strategy ancestral --seed 0` (ancestral sampling, temperature 1,",
-        "one step per hole).",
+        "Templates chosen before looking at any output; `unmask infill TEMPLATE --seed 0` (the default: greedy top-prob,",
+        "one token per step).",
         "",
     ]
     for t, o in examples:
