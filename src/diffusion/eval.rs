@@ -10,6 +10,9 @@
 //!   (the continuous-time NELBO of the log-linear schedule). Its mean per token bounds the
 //!   log-likelihood, so `exp` of it bounds the perplexity.
 //!
+//! The accuracy pass also bins its masked tokens by the top probability (`calibration`, `ece`):
+//! what threshold decoding can commit at each threshold, and how often that is right.
+//!
 //! Predictions are read like the sampler reads them: log-softmax over the allowed tokens (for
 //! MDLM this is the subs parameterisation, with the special tokens suppressed as well).
 //!
@@ -75,6 +78,56 @@ pub struct EvalReport {
     pub nfe: usize,
     pub seed: u64,
     pub ms: f64,
+    /// The accuracy pass's masked tokens binned by the model's top probability (tenths):
+    /// how often the top token is right at each confidence. Threshold decoding commits what
+    /// clears its threshold, so this says how much it can commit and how well.
+    pub calibration: Vec<CalibrationBin>,
+    /// Expected calibration error over those bins: Σ (tokens/all)·|accuracy − mean p|.
+    pub ece: f64,
+}
+
+/// Masked tokens whose top probability lies in `[lo, hi)` (the last bin includes 1).
+#[derive(Clone, Debug, Serialize)]
+pub struct CalibrationBin {
+    pub lo: f64,
+    pub hi: f64,
+    pub tokens: usize,
+    /// Their mean top probability.
+    pub mean_p: f64,
+    /// How often their top token is the true one.
+    pub accuracy: f64,
+}
+
+/// Ten bins of (top probability, right) pairs, and the expected calibration error.
+pub fn calibration(pairs: &[(f64, bool)]) -> (Vec<CalibrationBin>, f64) {
+    let mut sums = [(0usize, 0.0f64, 0usize); 10];
+    for &(p, hit) in pairs {
+        let b = ((p * 10.0) as usize).min(9);
+        sums[b].0 += 1;
+        sums[b].1 += p;
+        sums[b].2 += usize::from(hit);
+    }
+    let all = pairs.len().max(1) as f64;
+    let mut ece = 0.0;
+    let bins = sums
+        .iter()
+        .enumerate()
+        .map(|(b, &(n, p, hits))| {
+            let (mean_p, accuracy) = match n {
+                0 => (0.0, 0.0),
+                n => (p / n as f64, hits as f64 / n as f64),
+            };
+            ece += n as f64 / all * (accuracy - mean_p).abs();
+            CalibrationBin {
+                lo: b as f64 / 10.0,
+                hi: (b + 1) as f64 / 10.0,
+                tokens: n,
+                mean_p,
+                accuracy,
+            }
+        })
+        .collect();
+    (bins, ece)
 }
 
 const T_EPS: f64 = 1e-3;
@@ -187,6 +240,7 @@ pub async fn evaluate_with<D: Denoiser>(
     let u0 = unit(hash3(opts.seed, k as u64, 0));
     let (mut tokens, mut masked, mut correct, mut nfe) = (0usize, 0usize, 0usize, 0usize);
     let (mut ce, mut nelbo) = (0.0f64, 0.0f64);
+    let mut confidence = Vec::new();
     for (ci, chunk) in chunks.iter().enumerate() {
         let n = chunk.len();
         tokens += n;
@@ -209,11 +263,12 @@ pub async fn evaluate_with<D: Denoiser>(
             chunk: ci + 1,
             off,
         };
-        for (lp, hit) in
+        for (lp, hit, top) in
             score_rows(inf, &canvas, sigma_at(opts.mask_rate), &truth, &rows, &at).await?
         {
             ce -= lp;
             correct += usize::from(hit);
+            confidence.push((top, hit));
         }
         nfe += 1;
         masked += m;
@@ -234,7 +289,7 @@ pub async fn evaluate_with<D: Denoiser>(
         let loss: f64 = score_rows(inf, &canvas, sigma_at(t), &truth, &rows, &at)
             .await?
             .iter()
-            .map(|(lp, _)| -lp)
+            .map(|(lp, _, _)| -lp)
             .sum();
         nfe += 1;
         nelbo += loss / t;
@@ -249,6 +304,7 @@ pub async fn evaluate_with<D: Denoiser>(
         )));
     }
     let nelbo_per_token = nelbo / tokens as f64;
+    let (calibration, ece) = calibration(&confidence);
     let report = EvalReport {
         nelbo_sum: nelbo,
         paragraphs: paragraphs.len(),
@@ -263,6 +319,8 @@ pub async fn evaluate_with<D: Denoiser>(
         nfe,
         seed: opts.seed,
         ms: t0.elapsed().as_secs_f64() * 1e3,
+        calibration,
+        ece,
     };
     for (name, x) in [
         ("accuracy", report.accuracy),
@@ -296,7 +354,8 @@ struct Place {
     off: usize,
 }
 
-/// For each masked row: log p(true token) and whether the argmax is the true token.
+/// For each masked row: log p(true token), whether the argmax is the true token, and the
+/// argmax's probability.
 async fn score_rows<D: Denoiser>(
     inf: &mut Infiller<D>,
     canvas: &[u32],
@@ -304,7 +363,7 @@ async fn score_rows<D: Denoiser>(
     truth: &[u32],
     rows: &[usize],
     at: &Place,
-) -> Result<Vec<(f64, bool)>> {
+) -> Result<Vec<(f64, bool, f64)>> {
     let v = inf.model.spec.vocab_size;
     // the output rows that predict these positions (Dream's: one before each)
     let out_rows = inf.model.spec.logit_rows(rows);
@@ -328,7 +387,7 @@ async fn score_rows<D: Denoiser>(
                 )));
             }
             let best = (0..v).fold(0, |b, a| if lp[a] > lp[b] { a } else { b });
-            Ok((lp[want], best == want))
+            Ok((lp[want], best == want, lp[best].exp()))
         })
         .collect()
 }
@@ -348,5 +407,23 @@ mod tests {
         };
         assert_eq!(next(), 0xE220_A839_7B1D_CDAF);
         assert_eq!(next(), 0x6E78_9E6A_A1B9_65F4);
+    }
+
+    #[test]
+    fn calibration_bins_count_accuracy_against_confidence() {
+        let pairs = [(0.05, false), (0.15, true), (0.95, true), (1.0, true), (0.92, false)];
+        let (bins, ece) = calibration(&pairs);
+        assert_eq!(bins.len(), 10);
+        assert_eq!(bins.iter().map(|b| b.tokens).sum::<usize>(), 5);
+        let top = &bins[9];
+        assert_eq!(top.tokens, 3, "1.0 falls in the last bin");
+        assert!((top.accuracy - 2.0 / 3.0).abs() < 1e-12);
+        assert!((top.mean_p - (0.95 + 1.0 + 0.92) / 3.0).abs() < 1e-12);
+        assert_eq!((bins[0].tokens, bins[0].accuracy), (1, 0.0));
+        assert_eq!((bins[1].tokens, bins[1].accuracy), (1, 1.0));
+        // |0 − 0.05|/5 + |1 − 0.15|/5 + 3/5·|2/3 − 0.9567|
+        let want = 0.05 / 5.0 + 0.85 / 5.0 + 0.6 * ((0.95 + 1.0 + 0.92) / 3.0 - 2.0 / 3.0);
+        assert!((ece - want).abs() < 1e-12, "{ece} vs {want}");
+        assert_eq!(calibration(&[]).1, 0.0);
     }
 }
