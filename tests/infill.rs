@@ -344,6 +344,24 @@ fn commit_counts_follow_each_schedule() {
         run(&mut inf, t, &o)
     };
     assert!(ev.iter().all(|e| !e.committed.is_empty()));
+    // threshold with a step budget: done within it, each step at least its transfer count,
+    // the most confident first
+    for budget in [1, 3, 4, 10] {
+        let o = opts(&inf, Strategy::Threshold(0.99), Some(budget), 1);
+        let (r, ev) = run(&mut inf, t, &o);
+        assert!(
+            r.steps <= budget,
+            "{} steps for a budget of {budget}",
+            r.steps
+        );
+        let mut left = 10usize;
+        for (i, e) in ev.iter().enumerate() {
+            let floor = left.div_ceil(budget - i);
+            assert!(e.committed.len() >= floor, "step {i}: {e:?}");
+            left -= e.committed.len();
+        }
+        assert_eq!(left, 0);
+    }
     // Mask-Predict: predict all, then re-mask ⌊N(1 − c/T)⌋ and re-predict those
     let (_, ev) = {
         let o = opts(&inf, Strategy::MaskPredict, Some(4), 1);

@@ -411,7 +411,13 @@ mod tests {
 
     #[test]
     fn calibration_bins_count_accuracy_against_confidence() {
-        let pairs = [(0.05, false), (0.15, true), (0.95, true), (1.0, true), (0.92, false)];
+        let pairs = [
+            (0.05, false),
+            (0.15, true),
+            (0.95, true),
+            (1.0, true),
+            (0.92, false),
+        ];
         let (bins, ece) = calibration(&pairs);
         assert_eq!(bins.len(), 10);
         assert_eq!(bins.iter().map(|b| b.tokens).sum::<usize>(), 5);

@@ -27,8 +27,9 @@ use crate::text::{Canvas, Template, Tokenizer};
 pub struct SamplerOptions {
     pub strategy: Strategy,
     /// Denoising steps (per the whole fill; split evenly over blocks). `None`: one per hole for
-    /// the step-based strategies, 10 iterations for Mask-Predict. First-hitting and threshold
-    /// set their own step count.
+    /// the step-based strategies, 10 iterations for Mask-Predict, and as many as its
+    /// confidences need for threshold. For threshold, a number is a budget: each step commits
+    /// at least what finishes in it. First-hitting sets its own step count.
     pub steps: Option<usize>,
     pub schedule: Schedule,
     /// Semi-autoregressive blocks: fill the holes `block_len` at a time, left to right.
@@ -526,7 +527,9 @@ impl<'a, D: Denoiser, H: Host + ?Sized> Run<'a, D, H> {
         let strategy = self.opts.strategy;
         let total_steps = self.opts.steps.unwrap_or(self.canvas.holes.len());
         let per_block = match strategy {
-            Strategy::FirstHitting | Strategy::Threshold(_) => 0,
+            Strategy::FirstHitting => 0,
+            // threshold without a step count takes as many steps as its confidences need
+            Strategy::Threshold(_) if self.opts.steps.is_none() => 0,
             _ => {
                 if !total_steps.is_multiple_of(blocks.len()) {
                     return Err(Error::input(format!(
@@ -563,22 +566,29 @@ impl<'a, D: Denoiser, H: Host + ?Sized> Run<'a, D, H> {
                         self.commit(vec![(pick, p.token, p.p)], t, Vec::new());
                     }
                 }
-                Strategy::Threshold(tau) => loop {
-                    let rows = active(&self.masked);
-                    if rows.is_empty() {
-                        break;
+                Strategy::Threshold(tau) => {
+                    for i in 0.. {
+                        let rows = active(&self.masked);
+                        if rows.is_empty() {
+                            break;
+                        }
+                        self.step += 1;
+                        let t = rows.len() as f64 / self.canvas.holes.len() as f64;
+                        let props = self.propose_rows(&rows, t).await?;
+                        let conf: Vec<f64> = props.iter().map(|p| p.p).collect();
+                        // with a step budget: at least what finishes the block in time
+                        let floor = match per_block {
+                            0 => 1,
+                            s => rows.len().div_ceil(s.saturating_sub(i).max(1)),
+                        };
+                        let chosen = threshold_select(&conf, tau, floor);
+                        let tokens = chosen
+                            .iter()
+                            .map(|&i| (rows[i], props[i].token, props[i].p))
+                            .collect();
+                        self.commit(tokens, t, Vec::new());
                     }
-                    self.step += 1;
-                    let t = rows.len() as f64 / self.canvas.holes.len() as f64;
-                    let props = self.propose_rows(&rows, t).await?;
-                    let conf: Vec<f64> = props.iter().map(|p| p.p).collect();
-                    let chosen = threshold_select(&conf, tau);
-                    let tokens = chosen
-                        .iter()
-                        .map(|&i| (rows[i], props[i].token, props[i].p))
-                        .collect();
-                    self.commit(tokens, t, Vec::new());
-                },
+                }
                 _ => {
                     let n_block = active(&self.masked).len();
                     let counts = transfer_counts(n_block, per_block);

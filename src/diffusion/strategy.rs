@@ -18,7 +18,8 @@ pub enum Strategy {
     Margin,
     /// The k lowest entropies.
     Entropy,
-    /// Fast-dLLM: the most confident proposal plus every other with `p ≥ τ`.
+    /// Fast-dLLM: the most confident proposal plus every other with `p ≥ τ`; with a step
+    /// budget, at least the transfer count that finishes in it (the most confident first).
     Threshold(f64),
     /// Mask-Predict: predict every hole, then re-mask and re-predict the least probable ones.
     MaskPredict,
@@ -121,9 +122,10 @@ pub fn top_k(scores: &[f64], k: usize) -> Vec<usize> {
     idx
 }
 
-/// Fast-dLLM: the best one always, and every other at or above `tau`.
-pub fn threshold_select(p: &[f64], tau: f64) -> Vec<usize> {
-    let best = top_k(p, 1);
+/// Fast-dLLM: the `floor` best always (1 without a step budget), and every other at or
+/// above `tau`.
+pub fn threshold_select(p: &[f64], tau: f64, floor: usize) -> Vec<usize> {
+    let best = top_k(p, floor.max(1));
     let mut out: Vec<usize> = (0..p.len())
         .filter(|&i| p[i] >= tau || best.contains(&i))
         .collect();
@@ -148,9 +150,22 @@ mod tests {
     #[test]
     fn selections() {
         assert_eq!(top_k(&[0.1, 0.9, 0.5, 0.9], 2), vec![1, 3]);
-        assert_eq!(threshold_select(&[0.1, 0.95, 0.5, 0.92], 0.9), vec![1, 3]);
+        assert_eq!(
+            threshold_select(&[0.1, 0.95, 0.5, 0.92], 0.9, 1),
+            vec![1, 3]
+        );
+        // a step budget's floor: the two best, plus any other over the threshold
+        assert_eq!(threshold_select(&[0.1, 0.3, 0.2, 0.95], 0.9, 2), vec![1, 3]);
+        assert_eq!(
+            threshold_select(&[0.1, 0.3, 0.2, 0.95], 0.25, 2),
+            vec![1, 3]
+        );
+        assert_eq!(
+            threshold_select(&[0.1, 0.3, 0.2, 0.95], 0.9, 3),
+            vec![1, 2, 3]
+        );
         // at least one commit even when nothing reaches τ
-        assert_eq!(threshold_select(&[0.1, 0.3, 0.2], 0.9), vec![1]);
+        assert_eq!(threshold_select(&[0.1, 0.3, 0.2], 0.9, 1), vec![1]);
         assert_eq!(remask_count(10, 1, 4), 7);
         assert_eq!(remask_count(10, 3, 4), 2);
     }
