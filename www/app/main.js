@@ -244,11 +244,12 @@ function measureTemplate() {
 
 function options() {
   const o = {
-    temperature: Number(ui.temperature.value),
     topP: Number(ui.topP.value),
     seed: Math.max(0, Math.floor(Number(ui.seed.value) || 0)),
   };
   if (ui.strategy.value) o.strategy = ui.strategy.value;
+  // untouched, the slider leaves the temperature to the library's measured defaults
+  if (ui.temperature.dataset.touched) o.temperature = Number(ui.temperature.value);
   const steps = Number(ui.steps.value);
   if (ui.steps.value !== "" && steps >= 1) o.steps = Math.floor(steps);
   return o;
@@ -533,7 +534,9 @@ function init() {
   const help = () => (ui.strategyHelp.textContent = STRATEGIES.find((s) => s.value === ui.strategy.value)?.help ?? "");
   help();
   const vals = () => {
-    $("temperature-val").textContent = Number(ui.temperature.value).toFixed(2);
+    $("temperature-val").textContent = ui.temperature.dataset.touched
+      ? Number(ui.temperature.value).toFixed(2)
+      : "default";
     $("top-p-val").textContent = Number(ui.topP.value).toFixed(2);
   };
   vals();
@@ -577,6 +580,7 @@ function init() {
     help();
     rerun();
   });
+  ui.temperature.addEventListener("input", () => (ui.temperature.dataset.touched = "1"));
   for (const el of [ui.temperature, ui.topP]) {
     el.addEventListener("input", vals);
     el.addEventListener("change", rerun);
