@@ -40,20 +40,14 @@
 //! the engine's figure with both baselines.
 //!
 //! Every candidate is a whole fill with the caller's options and seed, so the winner is exactly
-//! what a template with its lengths written out would give.
+//! what a template with its lengths written out would give. The loop that fills and scores the
+//! candidates is `Infiller::fill_lengths` (sampler.rs); this module holds the maths.
 
 use serde::Serialize;
-use web_time::Instant;
 
 use super::eval::hash3;
 use super::proposal::log_softmax;
-use super::sampler::{Host, InfillResult, Infiller, SamplerOptions};
-use super::trace::{DoneEvent, TraceEvent};
-use super::Schedule;
-use crate::backend::Denoiser;
-use crate::batch::Row;
 use crate::error::{Error, Result};
-use crate::text::Template;
 
 /// One fill of a template with unknown-length holes: in `--json`, `--trace` and the library's
 /// result.
@@ -104,147 +98,60 @@ pub fn combinations(ranges: &[(usize, usize)]) -> Vec<Vec<usize>> {
     out
 }
 
-/// Passes its events into a buffer (the caller replays the winner's), its pauses to the host.
-struct Buffered<'h, H: ?Sized> {
-    host: &'h mut H,
-    events: Vec<TraceEvent>,
-}
-
-impl<H: Host + ?Sized> Host for Buffered<'_, H> {
-    fn event(&mut self, event: &TraceEvent) {
-        if !matches!(event, TraceEvent::Done(_)) {
-            self.events.push(event.clone());
-        }
-    }
-
-    async fn before_pass(&mut self) -> Result<()> {
-        self.host.before_pass().await
-    }
-}
-
-/// Fills `template` once per combination of its unknown lengths and returns the best by the
-/// bound (module documentation), with every candidate in `lengths`.
-pub(super) async fn fill<D: Denoiser, H: Host + ?Sized>(
-    inf: &mut Infiller<D>,
-    template: &Template,
-    opts: &SamplerOptions,
-    host: &mut H,
-) -> Result<InfillResult> {
-    if !opts.forced.is_empty() {
-        return Err(Error::input(
-            "forced tokens name holes by number, which a hole of unknown length leaves \
-             undecided: give the holes fixed lengths ([MASK*N]) to force tokens",
-        ));
-    }
-    let t0 = Instant::now();
-    let mut candidates: Vec<LengthCandidate> = Vec::new();
-    // the best so far: its index, result and step events
-    let mut best: Option<(usize, InfillResult, Vec<TraceEvent>)> = None;
-    let mut nfe = 0;
-    for lengths in combinations(&template.ranges()) {
-        let canvas = inf.canvas_of(&template.with_lengths(&lengths))?;
-        let mut buf = Buffered {
-            host: &mut *host,
-            events: Vec::new(),
-        };
-        let r = inf.run_with(&canvas, opts, &mut buf).await?;
-        let events = buf.events;
-        let nats = bound(inf, &r.ids, &canvas.holes, opts.seed, host).await?;
-        let n = canvas.holes.len();
-        nfe += r.nfe + n;
-        let candidate = LengthCandidate {
-            lengths,
-            text: r.text.clone(),
-            tokens: n,
-            nats,
-            nats_per_token: nats / n as f64,
-            nfe: r.nfe + n,
-            chosen: false,
-        };
-        let better = best
-            .as_ref()
-            .is_none_or(|(b, _, _)| rank_key(&candidate) < rank_key(&candidates[*b]));
-        candidates.push(candidate);
-        if better {
-            best = Some((candidates.len() - 1, r, events));
-        }
-    }
-    let (k, mut result, events) = best.expect("a template has at least one combination");
-    candidates[k].chosen = true;
-    for e in &events {
-        host.event(e);
-    }
-    host.event(&TraceEvent::Lengths(LengthsEvent {
-        lengths: candidates.clone(),
-    }));
-    result.nfe = nfe;
-    result.ms = t0.elapsed().as_secs_f64() * 1e3;
-    host.event(&TraceEvent::Done(DoneEvent {
-        done: true,
-        text: result.text.clone(),
-        steps: result.steps,
-        nfe,
-        ms: result.ms,
-    }));
-    result.lengths = candidates;
-    Ok(result)
-}
-
-/// The bound of the module documentation for the hole tokens of a filled canvas `ids`.
-pub async fn bound<D: Denoiser, H: Host + ?Sized>(
-    inf: &mut Infiller<D>,
+/// The passes of the bound for the hole tokens of a filled canvas `ids`: for each, the canvas
+/// with its masked holes, those positions (in canvas order), and t, their fraction of the holes.
+pub fn bound_passes(
     ids: &[u32],
     holes: &[usize],
     seed: u64,
-    host: &mut H,
-) -> Result<f64> {
+    mask: u32,
+) -> Vec<(Vec<u32>, Vec<usize>, f64)> {
     let n = holes.len();
-    let mask = inf.model.mask_id()?.expect("infillers have a tokenizer");
-    let v = inf.model.spec.vocab_size;
     let mut order: Vec<(u64, usize)> = holes
         .iter()
         .enumerate()
         .map(|(k, &p)| (hash3(seed, k as u64, 3), p))
         .collect();
     order.sort_unstable();
-    let mut total = 0.0;
-    for k in 0..n {
-        let mut masked: Vec<usize> = order[k..].iter().map(|&(_, p)| p).collect();
-        masked.sort_unstable();
-        let mut canvas = ids.to_vec();
-        for &p in &masked {
-            canvas[p] = mask;
-        }
-        let t = masked.len() as f64 / n as f64;
-        let sigma = if inf.model.spec.time_conditioning {
-            Schedule::default().sigma(t) as f32
-        } else {
-            0.0
-        };
-        host.before_pass().await?;
-        let rows = inf.model.spec.logit_rows(&masked);
-        let logits = inf
-            .denoiser
-            .logits(&Row::plain(&canvas, sigma), &rows)
-            .await?;
-        let mut sum = 0.0;
-        for (i, &p) in masked.iter().enumerate() {
-            let lp = log_softmax(&logits[i * v..(i + 1) * v], &inf.allowed, 1.0);
-            let x = lp
-                .get(ids[p] as usize)
-                .copied()
-                .unwrap_or(f64::NEG_INFINITY);
-            if !x.is_finite() {
-                return Err(Error::input(format!(
-                    "the model's log-probability of its own fill at canvas position {p} is {x}, \
-                     not finite (are its weights finite?)"
-                )));
+    (0..n)
+        .map(|k| {
+            let mut masked: Vec<usize> = order[k..].iter().map(|&(_, p)| p).collect();
+            masked.sort_unstable();
+            let mut canvas = ids.to_vec();
+            for &p in &masked {
+                canvas[p] = mask;
             }
-            sum -= x;
+            let t = masked.len() as f64 / n as f64;
+            (canvas, masked, t)
+        })
+        .collect()
+}
+
+/// One pass's term of the bound: the mean −log p of the true tokens `ids[p]` at the masked
+/// positions, from their logits rows (`[masked.len(), v]`) read over the allowed tokens.
+pub fn bound_term(
+    logits: &[f32],
+    v: usize,
+    allowed: &[bool],
+    masked: &[usize],
+    ids: &[u32],
+) -> Result<f64> {
+    let mut sum = 0.0;
+    for (i, &p) in masked.iter().enumerate() {
+        let lp = log_softmax(&logits[i * v..(i + 1) * v], allowed, 1.0);
+        let x = lp
+            .get(ids[p] as usize)
+            .copied()
+            .unwrap_or(f64::NEG_INFINITY);
+        if !x.is_finite() {
+            return Err(Error::input(format!(
+                "the model's log-probability of its own fill at canvas position {p} is {x}, \
+                 not finite (are its weights finite?)"
+            )));
         }
-        total += sum / masked.len() as f64;
+        sum -= x;
     }
-    Ok(total)
+    Ok(sum / masked.len().max(1) as f64)
 }
 
 #[cfg(test)]

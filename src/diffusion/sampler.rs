@@ -10,7 +10,9 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use web_time::Instant;
 
-use super::lengths::LengthCandidate;
+use super::lengths::{
+    bound_passes, bound_term, combinations, rank_key, LengthCandidate, LengthsEvent,
+};
 use super::proposal::{finish_with_row, propose_from_summary, propose_with_row, FromSummary};
 use super::proposal::{Proposal, TokenChoice};
 use super::schedule::Schedule;
@@ -202,7 +204,7 @@ impl<D: Denoiser> Infiller<D> {
     ) -> Result<InfillResult> {
         let t = self.template(template)?;
         if !t.ranges().is_empty() {
-            return super::lengths::fill(self, &t, opts, host).await;
+            return self.fill_lengths(&t, opts, host).await;
         }
         let canvas = self.canvas_of(&t)?;
         self.run_with(&canvas, opts, host).await
@@ -252,6 +254,124 @@ impl<D: Denoiser> Infiller<D> {
             ms,
         }));
         Ok(result)
+    }
+}
+
+/// Passes a candidate fill's events into a buffer (the winner's are replayed), its pauses to
+/// the host.
+struct Buffered<'h, H: ?Sized> {
+    host: &'h mut H,
+    events: Vec<TraceEvent>,
+}
+
+impl<H: Host + ?Sized> Host for Buffered<'_, H> {
+    fn event(&mut self, event: &TraceEvent) {
+        if !matches!(event, TraceEvent::Done(_)) {
+            self.events.push(event.clone());
+        }
+    }
+
+    async fn before_pass(&mut self) -> Result<()> {
+        self.host.before_pass().await
+    }
+}
+
+impl<D: Denoiser> Infiller<D> {
+    /// Fills `template` once per combination of its unknown lengths and returns the best by
+    /// the bound of `diffusion::lengths`, with every candidate in `lengths`.
+    async fn fill_lengths<H: Host + ?Sized>(
+        &mut self,
+        template: &Template,
+        opts: &SamplerOptions,
+        host: &mut H,
+    ) -> Result<InfillResult> {
+        if !opts.forced.is_empty() {
+            return Err(Error::input(
+                "forced tokens name holes by number, which a hole of unknown length leaves \
+                 undecided: give the holes fixed lengths ([MASK*N]) to force tokens",
+            ));
+        }
+        let t0 = Instant::now();
+        let mut candidates: Vec<LengthCandidate> = Vec::new();
+        // the best so far: its index, result and step events
+        let mut best: Option<(usize, InfillResult, Vec<TraceEvent>)> = None;
+        let mut nfe = 0;
+        for lengths in combinations(&template.ranges()) {
+            let canvas = self.canvas_of(&template.with_lengths(&lengths))?;
+            let mut buf = Buffered {
+                host: &mut *host,
+                events: Vec::new(),
+            };
+            let r = self.run_with(&canvas, opts, &mut buf).await?;
+            let events = buf.events;
+            let nats = self.bound(&r.ids, &canvas.holes, opts.seed, host).await?;
+            let n = canvas.holes.len();
+            nfe += r.nfe + n;
+            let candidate = LengthCandidate {
+                lengths,
+                text: r.text.clone(),
+                tokens: n,
+                nats,
+                nats_per_token: nats / n as f64,
+                nfe: r.nfe + n,
+                chosen: false,
+            };
+            let better = best
+                .as_ref()
+                .is_none_or(|(b, _, _)| rank_key(&candidate) < rank_key(&candidates[*b]));
+            candidates.push(candidate);
+            if better {
+                best = Some((candidates.len() - 1, r, events));
+            }
+        }
+        let (k, mut result, events) = best.expect("a template has at least one combination");
+        candidates[k].chosen = true;
+        for e in &events {
+            host.event(e);
+        }
+        host.event(&TraceEvent::Lengths(LengthsEvent {
+            lengths: candidates.clone(),
+        }));
+        result.nfe = nfe;
+        result.ms = t0.elapsed().as_secs_f64() * 1e3;
+        host.event(&TraceEvent::Done(DoneEvent {
+            done: true,
+            text: result.text.clone(),
+            steps: result.steps,
+            nfe,
+            ms: result.ms,
+        }));
+        result.lengths = candidates;
+        Ok(result)
+    }
+
+    /// The bound of `diffusion::lengths` for the hole tokens of a filled canvas: one pass per
+    /// hole token.
+    pub async fn bound<H: Host + ?Sized>(
+        &mut self,
+        ids: &[u32],
+        holes: &[usize],
+        seed: u64,
+        host: &mut H,
+    ) -> Result<f64> {
+        let mask = self.model.mask_id()?.expect("infillers have a tokenizer");
+        let v = self.model.spec.vocab_size;
+        let mut total = 0.0;
+        for (canvas, masked, t) in bound_passes(ids, holes, seed, mask) {
+            let sigma = if self.model.spec.time_conditioning {
+                Schedule::default().sigma(t) as f32
+            } else {
+                0.0
+            };
+            host.before_pass().await?;
+            let rows = self.model.spec.logit_rows(&masked);
+            let logits = self
+                .denoiser
+                .logits(&Row::plain(&canvas, sigma), &rows)
+                .await?;
+            total += bound_term(&logits, v, &self.allowed, &masked, ids)?;
+        }
+        Ok(total)
     }
 }
 
