@@ -56,7 +56,7 @@ pub struct SamplerOptions {
 impl SamplerOptions {
     /// Defaults for a model, chosen by measurement (`unmask eval --spans`, README): every
     /// family unmasks the most confident proposal first, greedily, one token per step. On the
-    /// default MDLM's held-out books (2000 two-word spans) that fills 15.8% of words right,
+    /// first default MDLM's held-out books (2000 two-word spans) that fills 15.8% of words right,
     /// where ancestral sampling at temperature 1, the faithful sampler of the MDLM objective
     /// (dlm-reference §3.9), fills 7.6%. MLMs and LLaDA used it already.
     pub fn for_model(_model: &Model) -> SamplerOptions {
