@@ -13,9 +13,9 @@
 //! over orders σ of the holes, which for a masked diffusion model is its NELBO restricted to the
 //! holes (Ou et al. 2024; Sahoo et al. 2024). One seeded order σ gives an unbiased estimate with
 //! n passes: pass k masks the holes σk…σn and adds the mean −log p of their tokens (the next
-//! token of a uniformly random order is any of them equally, so averaging over them removes most
-//! of one order's noise). Order σ sorts the holes by `hash3(seed, hole index, 3)`. A
-//! time-conditioned model sees σ(t) at t = the masked fraction of the holes. Probabilities are
+//! token of a uniformly random order is any of them equally, so averaging over them should
+//! remove much of one order's noise; the variance was not measured). Order σ sorts the holes
+//! by `hash3(seed, hole index, 3)`. A time-conditioned model sees σ(t) at t = the masked fraction of the holes. Probabilities are
 //! read as the sampler reads them (log-softmax over the allowed tokens, no temperature), and
 //! guidance is not applied: the score is the plain conditional model's.
 //!
