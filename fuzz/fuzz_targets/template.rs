@@ -30,31 +30,18 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let tok = tok();
+    let build =
+        |t: &Template| Canvas::build(t, tok, CanvasRule::EosBothEnds, MASK, 512, "model_length");
     // holes of unknown length have no single canvas: refused, then laid out at their shortest
     let ranges = template.ranges();
     let template = if ranges.is_empty() {
         template
     } else {
-        let refused = Canvas::build(
-            &template,
-            tok,
-            CanvasRule::EosBothEnds,
-            MASK,
-            512,
-            "model_length",
-        );
-        assert!(refused.is_err(), "a canvas for {src:?}");
+        assert!(build(&template).is_err(), "a canvas for {src:?}");
         let lengths: Vec<usize> = ranges.iter().map(|r| r.0).collect();
         template.with_lengths(&lengths)
     };
-    let Ok(canvas) = Canvas::build(
-        &template,
-        tok,
-        CanvasRule::EosBothEnds,
-        MASK,
-        512,
-        "model_length",
-    ) else {
+    let Ok(canvas) = build(&template) else {
         return;
     };
     // every hole filled with `x`: the text is the known pieces verbatim, `x` per hole token

@@ -30,7 +30,7 @@
 use serde::Serialize;
 
 use super::eval::hash3;
-use super::lengths::{rank_key, LengthCandidate};
+use super::lengths::LengthCandidate;
 use super::{InfillResult, Infiller, SamplerOptions};
 use crate::backend::Denoiser;
 use crate::error::{Error, Result};
@@ -284,11 +284,13 @@ pub async fn evaluate<D: Denoiser>(
                     .map(|c| c.lengths[0])
             };
             let truth = Some(case.truth_ids.len());
-            right += usize::from(pick(&rank_key) == truth);
+            // the engine's own choice, and what the total bound would have chosen
+            let chosen = r.lengths.iter().find(|c| c.chosen).map(|c| c.lengths[0]);
+            right += usize::from(chosen == truth);
             right_by_total += usize::from(pick(&|c| c.nats) == truth);
             chance += 1.0 / r.lengths.len() as f64;
             *true_lengths.entry(case.truth_ids.len()).or_insert(0usize) += 1;
-            let chosen = pick(&rank_key).expect("at least one candidate");
+            let chosen = chosen.expect("a fill of unknown length marks its choice");
             let canvas = inf.canvas_of(&template.with_lengths(&[chosen]))?;
             (r, canvas)
         } else {
