@@ -49,6 +49,16 @@ pub enum Error {
     /// per step, before any token of that step is chosen.
     #[error("the model produced non-finite scores at step {step}, row {row}")]
     NonFinite { step: usize, row: usize },
+    /// The raw forward pass (`unmask forward`, `engine::forward`) produced a NaN or ±∞ logit at
+    /// a real (non-padding) position: the weights hold a non-finite value, or the activations
+    /// overflowed. `sequence` and `row` count from 0, `column` is the vocabulary id.
+    #[error("the model produced a non-finite logit ({value}) at sequence {sequence}, row {row}, column {column}")]
+    NonFiniteLogits {
+        sequence: usize,
+        row: usize,
+        column: usize,
+        value: f32,
+    },
     /// The caller stopped the run (an `AbortSignal`, a host that said stop).
     #[error("aborted")]
     Aborted,

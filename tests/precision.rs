@@ -148,7 +148,8 @@ fn half_precision_is_used_in_place_and_matches_the_widened_model() {
                     fold_adaln: false,
                     precision: Precision::Q8,
                 },
-            );
+            )
+            .unwrap();
             let (a, b) = (logits(&q_mapped, &batch), logits(&q_widened, &batch));
             assert!(a.data == b.data, "{name} {dtype:?}: q8 of the map differs");
             // the map's dropped pages read back from the file
@@ -259,4 +260,93 @@ fn a_quantized_file_with_a_wrong_scale_shape_is_named() {
         .expect("broken scales load")
         .to_string();
     assert!(e.contains(target) && e.contains("q8_0 matrix"), "{e}");
+}
+
+/// A copy of the fixture `name` whose tensor `tensor` holds `value` at flat index `at`.
+fn fixture_with(name: &str, tensor: &str, at: usize, value: f32) -> common::TempDir {
+    let tmp = common::tempdir();
+    for f in ["config.json", "tokenizer.json"] {
+        std::fs::copy(fixture(name).join(f), tmp.path().join(f)).unwrap();
+    }
+    let bytes = std::fs::read(fixture(name).join("model.safetensors")).unwrap();
+    let st = SafeTensors::deserialize(&bytes).unwrap();
+    let owned: Vec<(String, Dtype, Vec<usize>, Vec<u8>)> = st
+        .tensors()
+        .into_iter()
+        .map(|(n, t)| {
+            let mut b = t.data().to_vec();
+            if n == tensor {
+                assert_eq!(t.dtype(), Dtype::F32);
+                b[4 * at..4 * at + 4].copy_from_slice(&value.to_le_bytes());
+            }
+            (n, t.dtype(), t.shape().to_vec(), b)
+        })
+        .collect();
+    let views: HashMap<String, TensorView> = owned
+        .iter()
+        .map(|(n, d, s, b)| (n.clone(), TensorView::new(*d, s.clone(), b).unwrap()))
+        .collect();
+    safetensors::serialize_to_file(views, None, &tmp.path().join("model.safetensors")).unwrap();
+    tmp
+}
+
+/// q8 never hides or invents a value: a NaN or ±∞ weight, or one past what a q8_0 block's f16
+/// scale holds, is refused by `--weights q8` (naming the matrix, row and column) and by
+/// `unmask quantize` (naming the checkpoint's tensor), where f32 and bf16 refuse the non-finite
+/// ones at the first pass. Before, q8 mapped NaN to 0 (a "repaired" model) and 9e6 to an
+/// infinite scale.
+#[test]
+fn q8_refuses_weights_it_cannot_hold() {
+    let tensor = "model.transformer.blocks.0.k_proj.weight";
+    // k_proj is [64, 64]: flat index 64·3 + 40 is row 3, column 40
+    for (value, says) in [
+        (f32::NAN, "holds NaN: q8_0 cannot hold a non-finite weight"),
+        (
+            f32::NEG_INFINITY,
+            "holds -inf: q8_0 cannot hold a non-finite weight",
+        ),
+        (9.0e6, "holds 9e6, beyond the ±8.319008e6"),
+    ] {
+        let tmp = fixture_with("llada", tensor, 64 * 3 + 40, value);
+        let e = unmask::engine::load_model_with(tmp.path(), LoadOptions::precision(Precision::Q8))
+            .err()
+            .unwrap_or_else(|| panic!("{value}: --weights q8 loaded"))
+            .to_string();
+        // the fused q/k/v matrix: k's row 3 follows q's 64 rows
+        assert_eq!(
+            e,
+            format!(
+                "--weights q8: tensor `block 0 q/k/v projection`: row 67, column 40 {says}{}",
+                if value.is_finite() {
+                    " a q8_0 block's f16 scale can hold (65504 × 127); keep this model in f32, bf16 or as stored"
+                } else {
+                    " (f32 and bf16 refuse it at the first pass); the checkpoint is damaged"
+                }
+            ),
+            "{value}"
+        );
+        let out = tmp.path().join("q8");
+        let e = unmask::model::quantize::quantize_dir(tmp.path(), &out, |_, _| {})
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains(&format!("tensor `{tensor}`: row 3, column 40 {says}")),
+            "{value}: {e}"
+        );
+        eprintln!("{e}");
+        if !value.is_finite() {
+            // the precisions that keep the value refuse it when it is used
+            for p in [Precision::Stored, Precision::F32, Precision::Bf16] {
+                let m =
+                    unmask::engine::load_model_with(tmp.path(), LoadOptions::precision(p)).unwrap();
+                let (batch, _) = golden("llada");
+                let e = cpu_forward(&m, &batch, false).err().map(|e| e.to_string());
+                assert!(
+                    e.as_deref()
+                        .is_some_and(|e| e.starts_with("the model produced a non-finite logit")),
+                    "{value} {p:?}: {e:?}"
+                );
+            }
+        }
+    }
 }

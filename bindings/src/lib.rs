@@ -76,7 +76,8 @@ fn error_name(e: &unmask::Error) -> &'static str {
         | E::Config { .. }
         | E::Tensor { .. }
         | E::Tokenizer { .. }
-        | E::NonFinite { .. } => "BadModel",
+        | E::NonFinite { .. }
+        | E::NonFiniteLogits { .. } => "BadModel",
         E::Input(_) => "BadInput",
         E::Template(_) => "BadTemplate",
         E::TooLarge(_) => "ModelTooLarge",
@@ -253,7 +254,7 @@ impl Loader {
             let weights = stream.finish().map_err(engine_error)?;
             Model::from_parts(&cfg, &weights, Some(tokenizer)).map_err(engine_error)?
         };
-        let model = engine::prepare(model, engine::LoadOptions::default());
+        let model = engine::prepare(model, engine::LoadOptions::default()).map_err(engine_error)?;
         let selection = target.selection.clone();
         let mut inf = target.attach(model).await.map_err(engine_error)?;
         if let Some(f) = &on_phase {

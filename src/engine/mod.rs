@@ -56,20 +56,21 @@ impl LoadOptions {
 
 /// Prepares a model's plan for execution: with `fold_adaln`, a constant modulation becomes
 /// plain norms and linears (`backend::cpu::modulate::fold_constant`); then the matrices are put
-/// in the precision asked for (after folding, which computes new values in f32).
-pub fn prepare(mut model: Model, opts: LoadOptions) -> Model {
+/// in the precision asked for (after folding, which computes new values in f32). A weight the
+/// precision cannot hold (q8: NaN, ±∞, |w| past 8.3e6) is an error naming the matrix.
+pub fn prepare(mut model: Model, opts: LoadOptions) -> Result<Model> {
     if let Some(plan) = model.plan_mut() {
         if opts.fold_adaln {
             cpu::modulate::fold_constant(plan);
         }
         if opts.precision != Precision::Stored {
-            *plan = plan.converted(opts.precision);
+            *plan = plan.converted(opts.precision)?;
         }
         if cpu::panels::available() {
             plan.into_panels();
         }
     }
-    model
+    Ok(model)
 }
 
 /// A model folder in Hugging Face layout, prepared for execution.
@@ -93,7 +94,7 @@ pub fn load_model_with(dir: &std::path::Path, opts: LoadOptions) -> Result<Model
             memory::machine_memory(),
         )?;
     }
-    Ok(prepare(Model::load(dir)?, opts))
+    prepare(Model::load(dir)?, opts)
 }
 
 /// What loading `dir` in `precision` will take, from the headers alone.
@@ -114,7 +115,7 @@ pub fn default_model() -> Result<Model> {
 
 #[cfg(feature = "default-model")]
 pub fn default_model_with(opts: LoadOptions) -> Result<Model> {
-    Ok(prepare(crate::model::embedded::load()?, opts))
+    prepare(crate::model::embedded::load()?, opts)
 }
 
 /// An infiller on the CPU.
@@ -140,7 +141,9 @@ pub struct Forward {
 }
 
 /// The forward contract (`unmask forward`): checks the batch, runs every position and, for
-/// MDLM, reads the logits through subs.
+/// MDLM, reads the logits through subs. A non-finite logit at a real position is an error
+/// ([`Error::NonFiniteLogits`](crate::error::Error::NonFiniteLogits)), on every backend, as it
+/// is for the sampler: logits are never handed on with a NaN in them.
 pub async fn forward(
     model: &Model,
     denoiser: &mut impl Denoiser,
@@ -149,6 +152,7 @@ pub async fn forward(
 ) -> Result<Forward> {
     model.check(batch)?;
     let out = denoiser.forward(batch, capture).await?;
+    check_finite(&out.logits, batch)?;
     let log_probs = match model.spec.logits {
         LogitReading::Subs => {
             let mask = model.mask_id()?.expect("subs models carry their mask id");
@@ -157,4 +161,24 @@ pub async fn forward(
         LogitReading::Raw | LogitReading::Shifted => None,
     };
     Ok(Forward { out, log_probs })
+}
+
+/// The first non-finite logit at a real position of `[B, L, V]` logits, as an error.
+fn check_finite(logits: &Tensor, batch: &Batch) -> Result<()> {
+    let v = logits.cols();
+    for (r, row) in logits.data.chunks_exact(v.max(1)).enumerate() {
+        let (sequence, i) = (r / batch.len.max(1), r % batch.len.max(1));
+        if !batch.is_real(sequence, i) {
+            continue;
+        }
+        if let Some(column) = row.iter().position(|x| !x.is_finite()) {
+            return Err(crate::error::Error::NonFiniteLogits {
+                sequence,
+                row: i,
+                column,
+                value: row[column],
+            });
+        }
+    }
+    Ok(())
 }

@@ -186,6 +186,18 @@ pub enum Precision {
     Q8,
 }
 
+impl Precision {
+    /// The spelling `--weights` takes.
+    pub fn name(self) -> &'static str {
+        match self {
+            Precision::Stored => "stored",
+            Precision::F32 => "f32",
+            Precision::Bf16 => "bf16",
+            Precision::Q8 => "q8",
+        }
+    }
+}
+
 impl std::str::FromStr for Precision {
     type Err = String;
     fn from_str(s: &str) -> std::result::Result<Self, String> {
@@ -207,6 +219,37 @@ pub struct Matrix {
     pub cols: usize,
     pub storage: Storage,
 }
+
+/// A weight q8_0 cannot hold ([`Matrix::quantized`]): where it is and what it holds.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Unquantizable {
+    pub row: usize,
+    pub col: usize,
+    pub value: f32,
+}
+
+impl std::fmt::Display for Unquantizable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (r, c, v) = (self.row, self.col, self.value);
+        if v.is_finite() {
+            write!(
+                f,
+                "row {r}, column {c} holds {v:e}, beyond the ±{:e} a q8_0 block's f16 scale can \
+                 hold (65504 × 127); keep this model in f32, bf16 or as stored",
+                Q8_MAX
+            )
+        } else {
+            write!(
+                f,
+                "row {r}, column {c} holds {v}: q8_0 cannot hold a non-finite weight (f32 and \
+                 bf16 refuse it at the first pass); the checkpoint is damaged"
+            )
+        }
+    }
+}
+
+/// The largest |weight| a q8_0 block can hold: 127 steps of the largest finite f16 scale.
+pub const Q8_MAX: f32 = 65504.0 * 127.0;
 
 impl Matrix {
     pub fn f32(rows: usize, cols: usize, data: Vec<f32>) -> Matrix {
@@ -421,8 +464,11 @@ impl Matrix {
     }
 
     /// q8_0 quantisation as llama.cpp's reference `quantize_row_q8_0`: per block of 32,
-    /// `d = max|x| / 127`, `q = round(x / d)`; the scale is stored as f16.
-    pub fn quantized(&self) -> Matrix {
+    /// `d = max|x| / 127`, `q = round(x / d)`; the scale is stored as f16. A weight q8_0 cannot
+    /// hold is an error, never a value made up: NaN and ±∞ (llama.cpp's reference maps NaN to
+    /// 0, which would "repair" a model f32 and bf16 refuse at the first pass), and a block
+    /// whose scale overflows f16 (|w| above 65504 × 127 ≈ 8.3e6 would give an infinite scale).
+    pub fn quantized(&self) -> std::result::Result<Matrix, Unquantizable> {
         let (rows, cols) = (self.rows, self.cols);
         let blocks = Matrix::q8_blocks(cols);
         let mut qs = vec![0u8; rows * blocks * Q8_BLOCK];
@@ -432,14 +478,28 @@ impl Matrix {
             self.rows_f32(r, r + 1, &mut row);
             for (bi, vals) in row.chunks(Q8_BLOCK).enumerate() {
                 let amax = vals.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+                let at_col = |j: usize| Unquantizable {
+                    row: r,
+                    col: bi * Q8_BLOCK + j,
+                    value: vals[j],
+                };
+                // `max` skips NaN: look for it (and ±∞) on its own
+                if let Some(j) = vals.iter().position(|v| !v.is_finite()) {
+                    return Err(at_col(j));
+                }
                 let d = amax / 127.0;
+                let scale = f16::from_f32(d);
+                if scale.is_infinite() {
+                    let j = vals.iter().position(|v| v.abs() == amax).unwrap_or(0);
+                    return Err(at_col(j));
+                }
                 let id = if d > 0.0 { 1.0 / d } else { 0.0 };
                 let at = (r * blocks + bi) * Q8_BLOCK;
                 for (j, v) in vals.iter().enumerate() {
                     qs[at + j] = ((v * id).round() as i8) as u8;
                 }
                 let s = 2 * (r * blocks + bi);
-                scales[s..s + 2].copy_from_slice(&f16::from_f32(d).to_le_bytes());
+                scales[s..s + 2].copy_from_slice(&scale.to_le_bytes());
             }
         }
         // the source's mapped pages are not needed again: without this a checkpoint quantised
@@ -447,13 +507,16 @@ impl Matrix {
         if let Storage::Half(_, b) = &self.storage {
             b.parts.iter().for_each(Bytes::drop_pages);
         }
-        Matrix::q8(rows, cols, Bytes::owned(qs), Bytes::owned(scales))
-            .expect("sizes computed above")
+        Ok(
+            Matrix::q8(rows, cols, Bytes::owned(qs), Bytes::owned(scales))
+                .expect("sizes computed above"),
+        )
     }
 
-    /// The matrix in `format`: unchanged for `Stored`, widened or quantised otherwise.
-    pub fn converted(&self, format: Precision) -> Matrix {
-        match (format, &self.storage) {
+    /// The matrix in `format`: unchanged for `Stored`, widened or quantised otherwise (which
+    /// fails on a weight q8_0 cannot hold, see [`Matrix::quantized`]).
+    pub fn converted(&self, format: Precision) -> std::result::Result<Matrix, Unquantizable> {
+        Ok(match (format, &self.storage) {
             (Precision::Stored, _) | (Precision::F32, Storage::F32(_)) => self.clone(),
             (Precision::Q8, Storage::Q8 { .. }) => self.clone(),
             (Precision::F32, _) => self.widened(),
@@ -464,8 +527,8 @@ impl Matrix {
                 Half::Bf16,
                 Bytes::owned(half_bytes(Half::Bf16, &self.to_f32())),
             ),
-            (Precision::Q8, _) => self.quantized(),
-        }
+            (Precision::Q8, _) => self.quantized()?,
+        })
     }
 
     /// Rows of several matrices with the same column count, stacked (fused q/k/v, a gated FFN's
@@ -628,7 +691,7 @@ mod tests {
         let (rows, cols) = (5, 37);
         let v: Vec<f32> = vals(rows * cols).iter().map(|x| x * 0.37).collect();
         let m = Matrix::f32(rows, cols, v.clone());
-        let q = m.quantized();
+        let q = m.quantized().unwrap();
         assert_eq!(q.dtype(), "q8_0");
         assert_eq!(q.bytes(), rows * 2 * (32 + 2));
         let back = q.to_f32();
@@ -644,8 +707,42 @@ mod tests {
             }
         }
         // a zero block quantises to zeros, not NaN
-        let z = Matrix::f32(1, 3, vec![0.0; 3]).quantized().to_f32();
+        let z = Matrix::f32(1, 3, vec![0.0; 3])
+            .quantized()
+            .unwrap()
+            .to_f32();
         assert_eq!(z, vec![0.0; 3]);
+    }
+
+    /// q8_0 never hides or invents a value: NaN, ±∞ and a block whose f16 scale would
+    /// overflow are refused naming the row and column; the largest weight it can hold is kept.
+    #[test]
+    fn q8_refuses_what_it_cannot_hold() {
+        for (bad, what) in [
+            (f32::NAN, "NaN"),
+            (f32::INFINITY, "inf"),
+            (f32::NEG_INFINITY, "-inf"),
+            (9.0e6, "beyond"),
+            (-1.0e30, "beyond"),
+            (f32::MAX, "beyond"),
+        ] {
+            let mut v = vals(3 * 40);
+            v[40 + 33] = bad;
+            let e = Matrix::f32(3, 40, v).quantized().unwrap_err();
+            assert_eq!((e.row, e.col), (1, 33), "{bad}");
+            assert!(e.value == bad || bad.is_nan() && e.value.is_nan());
+            let msg = e.to_string();
+            assert!(
+                msg.starts_with("row 1, column 33 holds") && msg.contains(what),
+                "{bad}: {msg}"
+            );
+        }
+        // the limit itself fits, exactly at a whole step
+        let mut v = vec![0.0f32; 32];
+        v[5] = Q8_MAX;
+        v[6] = -Q8_MAX / 127.0;
+        let back = Matrix::f32(1, 32, v.clone()).quantized().unwrap().to_f32();
+        assert_eq!(back, v);
     }
 
     #[test]
@@ -670,8 +767,8 @@ mod tests {
         let c = Matrix::f32(1, 3, vec![1.0, 2.0, 3.0]);
         let mixed = Matrix::stack(&[&a, &c]);
         assert_eq!(mixed.dtype(), "f32");
-        let q = Matrix::stack(&[&a.quantized(), &b.quantized()]);
+        let q = Matrix::stack(&[&a.quantized().unwrap(), &b.quantized().unwrap()]);
         assert_eq!((q.rows, q.dtype()), (3, "q8_0"));
-        assert_eq!(q.to_f32()[6..], b.quantized().to_f32()[..]);
+        assert_eq!(q.to_f32()[6..], b.quantized().unwrap().to_f32()[..]);
     }
 }

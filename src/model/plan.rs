@@ -6,6 +6,7 @@
 use std::sync::Arc;
 
 use super::matrix::{Matrix, Precision};
+use crate::error::{Error, Result};
 use crate::tensor::Tensor;
 
 /// `y = x · Wᵀ + b`, W stored `[out, in]` as in PyTorch, in the checkpoint's precision.
@@ -227,18 +228,28 @@ impl Plan {
         self.matrices().iter().map(|m| m.bytes()).sum()
     }
 
-    /// The plan with every weight matrix in `format` (a tied decoder stays tied).
-    pub fn converted(&self, format: Precision) -> Plan {
+    /// The plan with every weight matrix in `format` (a tied decoder stays tied). A weight the
+    /// format cannot hold (q8_0: NaN, ±∞, |w| past 8.3e6) is an error naming the matrix, the
+    /// row and the column.
+    pub fn converted(&self, format: Precision) -> Result<Plan> {
         if format == Precision::Stored {
-            return self.clone();
+            return Ok(self.clone());
         }
-        self.map_matrices(|m| m.converted(format))
+        let mut p = self.clone();
+        p.try_map_in_place(true, &|name, m| {
+            m.converted(format).map_err(|e| {
+                Error::tensor(format!("--weights {}", format.name()), name, e.to_string())
+            })
+        })?;
+        Ok(p)
     }
 
     /// The plan's shapes and small tensors with its weight matrices dropped: what the host
     /// keeps once a GPU holds the weights.
     pub fn released(&self) -> Plan {
-        self.map_matrices(Matrix::released)
+        let mut p = self.clone();
+        p.map_in_place(true, &Matrix::released);
+        p
     }
 
     /// Whether the weight matrices were dropped ([`Plan::released`]).
@@ -255,49 +266,62 @@ impl Plan {
         self.map_in_place(tied, &Matrix::paneled);
     }
 
-    fn map_matrices(&self, f: impl Fn(&Matrix) -> Matrix) -> Plan {
-        let mut p = self.clone();
-        p.map_in_place(true, &f);
-        p
+    fn map_in_place(&mut self, embeddings: bool, f: &dyn Fn(&Matrix) -> Matrix) {
+        let done: Result<()> = self.try_map_in_place(embeddings, &|_, m| Ok(f(m)));
+        done.expect("an infallible map");
     }
 
-    fn map_in_place(&mut self, embeddings: bool, f: &dyn Fn(&Matrix) -> Matrix) {
+    /// Replaces every weight matrix `m` by `f(name, m)`, where `name` says which matrix of the
+    /// plan it is (`block 2 q/k/v projection`); a matrix shared by two uses is mapped once.
+    fn try_map_in_place(
+        &mut self,
+        embeddings: bool,
+        f: &dyn Fn(&str, &Matrix) -> Result<Matrix>,
+    ) -> Result<()> {
         let mut done: std::collections::HashMap<*const Matrix, Arc<Matrix>> = Default::default();
-        let mut conv = |m: &mut Arc<Matrix>| {
-            let new = done
-                .entry(Arc::as_ptr(m))
-                .or_insert_with(|| Arc::new(f(m)))
-                .clone();
+        let mut conv = |name: &str, m: &mut Arc<Matrix>| -> Result<()> {
+            let key = Arc::as_ptr(m);
+            let new = match done.get(&key) {
+                Some(n) => n.clone(),
+                None => {
+                    let n = Arc::new(f(name, m)?);
+                    done.insert(key, n.clone());
+                    n
+                }
+            };
             *m = new;
+            Ok(())
         };
         if embeddings {
-            conv(&mut self.embeddings.tokens);
+            conv("token embeddings", &mut self.embeddings.tokens)?;
         }
-        let mut lin = |l: &mut Linear| conv(&mut l.weight);
-        for b in &mut self.blocks {
-            lin(&mut b.qkv);
-            lin(&mut b.attn_out);
+        for (i, b) in self.blocks.iter_mut().enumerate() {
+            conv(&format!("block {i} q/k/v projection"), &mut b.qkv.weight)?;
+            conv(
+                &format!("block {i} attention output"),
+                &mut b.attn_out.weight,
+            )?;
             match &mut b.ffn {
                 Ffn::Plain { up, down, .. } | Ffn::Gated { up, down, .. } => {
-                    lin(up);
-                    lin(down);
+                    conv(&format!("block {i} feed-forward up"), &mut up.weight)?;
+                    conv(&format!("block {i} feed-forward down"), &mut down.weight)?;
                 }
             }
             if let Some(m) = &mut b.modulation {
-                lin(m);
+                conv(&format!("block {i} adaLN modulation"), &mut m.weight)?;
             }
         }
         if let Some(c) = &mut self.conditioning {
-            lin(&mut c.mlp_in);
-            lin(&mut c.mlp_out);
+            conv("time conditioning MLP in", &mut c.mlp_in.weight)?;
+            conv("time conditioning MLP out", &mut c.mlp_out.weight)?;
         }
         if let Some(m) = &mut self.head.final_modulation {
-            lin(m);
+            conv("final adaLN modulation", &mut m.weight)?;
         }
         if let Some((dense, _, _)) = &mut self.head.transform {
-            lin(dense);
+            conv("head transform", &mut dense.weight)?;
         }
-        lin(&mut self.head.decoder);
+        conv("decoder", &mut self.head.decoder.weight)
     }
 
     /// Width of a fused qkv row: `(heads + 2·kv_heads) · head_dim`.

@@ -130,7 +130,10 @@ pub fn quantize_dir(
         match e {
             Entry::Copy(name) => f.write_all(w.raw(name).expect("listed")).map_err(io)?,
             Entry::Quantize(name, rows, cols) => {
-                let q = w.matrix(name, *rows, *cols)?.quantized();
+                let q = w
+                    .matrix(name, *rows, *cols)?
+                    .quantized()
+                    .map_err(|e| Error::tensor(w.origin(), name, e.to_string()))?;
                 let Storage::Q8 { qs, scales } = &q.storage else {
                     unreachable!("quantized() gives q8_0")
                 };

@@ -171,3 +171,20 @@ pub fn tempdir() -> TempDir {
     std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
     TempDir(dir)
 }
+
+/// The GPU adapter for a test, or `None` with the reason printed. Under `CI=true` a missing
+/// adapter fails the test instead: CI installs lavapipe so that GPU tests run there.
+#[cfg(feature = "gpu")]
+pub fn gpu_or_skip() -> Option<std::sync::Arc<unmask::backend::gpu::Gpu>> {
+    match unmask::blocking::block_on(unmask::backend::gpu::Gpu::new()) {
+        Ok(g) => {
+            eprintln!("adapter: {}", g.describe());
+            Some(std::sync::Arc::new(g))
+        }
+        Err(e) if std::env::var("CI").is_ok_and(|v| v == "true") => panic!("CI=true but {e}"),
+        Err(e) => {
+            eprintln!("skipping the GPU part: {e}");
+            None
+        }
+    }
+}

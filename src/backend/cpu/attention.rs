@@ -135,6 +135,22 @@ fn softmax_masked(
     row[..lo].fill(0.0);
     row[hi..].fill(0.0);
     let span = &mut row[lo..hi];
+    // A NaN or infinite score of a key the query may see comes from non-finite weights (one
+    // NaN in a query or key weight poisons every score of its head). Masking below writes −∞
+    // over hidden keys and `max` skips NaN, so such a row would come out as finite nonsense:
+    // make it NaN instead, as the GPU kernel does, so the sampler stops with
+    // `Error::NonFinite`. Hidden keys stay hidden whatever they hold, on both backends.
+    let poisoned = match key_mask {
+        Some(m) => span
+            .iter()
+            .zip(&m[lo..hi])
+            .any(|(v, &keep)| keep && !v.is_finite()),
+        None => span.iter().any(|v| !v.is_finite()),
+    };
+    if poisoned {
+        span.fill(f32::NAN);
+        return;
+    }
     if let Some(m) = key_mask {
         for (v, &keep) in span.iter_mut().zip(&m[lo..hi]) {
             if !keep {
@@ -142,8 +158,8 @@ fn softmax_masked(
             }
         }
     }
-    // eight running maxima, as the sums below (max ignores NaN either way, so the order of
-    // the comparisons does not change the result)
+    // eight running maxima, as the sums below (every visible score is finite here, so the
+    // order of the comparisons does not change the result)
     let mut tops = [f32::NEG_INFINITY; 8];
     let mut chunks = span.chunks_exact(8);
     for c in &mut chunks {
@@ -282,5 +298,51 @@ mod tests {
         let mut row = vec![1.0, 2.0, 3.0];
         softmax_masked(&mut row, 0, 1.0, Some(&[false, false, false]), None);
         assert_eq!(row, vec![0.0; 3]);
+        // hidden keys stay hidden whatever they hold
+        let mut row = vec![f32::NAN, 2.0, f32::NEG_INFINITY];
+        softmax_masked(&mut row, 0, 1.0, Some(&[false, true, false]), None);
+        assert_eq!(row, vec![0.0, 1.0, 0.0]);
+        let mut row = vec![1.0, 2.0, f32::NAN, f32::INFINITY];
+        softmax_masked(&mut row, 0, 1.0, None, Some(1));
+        assert_eq!(&row[2..], &[0.0, 0.0]);
+        assert!(
+            (row[0] + row[1] - 1.0).abs() < 1e-6 && row[1] > row[0],
+            "{row:?}"
+        );
+    }
+
+    /// A non-finite score of a visible key (non-finite weights) makes the whole row NaN, as the
+    /// GPU kernel makes it non-finite: never zeros or a finite softmax of the other keys. The
+    /// all-NaN row is what one NaN in a query or key weight gives.
+    #[test]
+    fn a_non_finite_visible_score_makes_the_row_nan() {
+        for (row, mask) in [
+            (vec![f32::NAN; 5], None),
+            (vec![f32::NAN; 5], Some([true, true, false, true, true])),
+            (vec![0.5, f32::NEG_INFINITY, 1.0, 2.0, 0.0], None),
+            (vec![0.5, 1.0, f32::INFINITY, 2.0, 0.0], None),
+            (
+                vec![0.5, 1.0, 2.0, f32::NAN, 0.0],
+                Some([true, false, true, true, true]),
+            ),
+        ] {
+            let mut r = row.clone();
+            softmax_masked(&mut r, 2, 0.5, mask.as_ref().map(|m| &m[..]), None);
+            assert!(r.iter().all(|v| v.is_nan()), "{row:?} {mask:?} -> {r:?}");
+        }
+        // and through the whole op: one NaN in the queries of head 1 poisons that head only
+        let s = AttentionShape {
+            len: 7,
+            heads: 2,
+            kv_heads: 2,
+            head_dim: 3,
+        };
+        let mut qkv: Vec<f32> = (0..7 * s.qkv_dim()).map(|i| (i % 5) as f32 * 0.1).collect();
+        qkv[4 * s.qkv_dim() + 3] = f32::NAN;
+        let out = attention(&qkv, &s, None, None);
+        for (i, o) in out.chunks_exact(6).enumerate() {
+            assert!(o[..3].iter().all(|v| v.is_finite()), "row {i}: {o:?}");
+            assert_eq!(o[3..].iter().all(|v| v.is_nan()), i == 4, "row {i}: {o:?}");
+        }
     }
 }

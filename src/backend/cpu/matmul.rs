@@ -256,7 +256,7 @@ pub(crate) mod tests {
             let mats = [
                 Matrix::half(n, k, Half::F16, Bytes::owned(half_bytes(Half::F16, &w))),
                 Matrix::half(n, k, Half::Bf16, Bytes::owned(half_bytes(Half::Bf16, &w))),
-                Matrix::f32(n, k, w.clone()).quantized(),
+                Matrix::f32(n, k, w.clone()).quantized().unwrap(),
             ];
             for mat in mats {
                 let want = naive(&a, m, k, &mat.to_f32(), n, None);

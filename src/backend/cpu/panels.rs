@@ -764,7 +764,7 @@ mod tests {
                 f32_rows.clone(),
                 Matrix::half(n, k, Half::F16, Bytes::owned(half_bytes(Half::F16, &w))),
                 Matrix::half(n, k, Half::Bf16, Bytes::owned(half_bytes(Half::Bf16, &w))),
-                f32_rows.quantized(),
+                f32_rows.quantized().unwrap(),
             ];
             for (mat, bias) in mats.iter().flat_map(|m| [(m, None), (m, Some(&b[..]))]) {
                 let w = mat.to_f32();

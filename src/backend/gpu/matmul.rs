@@ -146,7 +146,7 @@ mod tests {
                         "bf16" => {
                             Matrix::half(n, k, Half::Bf16, Bytes::owned(half_bytes(Half::Bf16, &w)))
                         }
-                        "q8" => Matrix::f32(n, k, w).quantized(),
+                        "q8" => Matrix::f32(n, k, w).quantized().unwrap(),
                         _ => Matrix::f32(n, k, w),
                     };
                     let b = data(n, 3);

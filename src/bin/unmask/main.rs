@@ -566,7 +566,7 @@ fn bench(
         }
         None => {
             say("building an MDLM-OWT-shaped model with random weights …");
-            let m = engine::prepare(random_mdlm(&shape, 0)?, LoadOptions::precision(precision));
+            let m = engine::prepare(random_mdlm(&shape, 0)?, LoadOptions::precision(precision))?;
             (m, "mdlm-owt-shape".to_string(), None)
         }
     };
