@@ -490,6 +490,13 @@ fn dream_config_fields() {
             "not supported",
         ),
         ("hidden_act", serde_json::json!("relu"), "relu"),
+        // values the engine does not implement are refused, never run as something else
+        (
+            "hidden_act",
+            serde_json::json!("gelu"),
+            "`gelu` is not supported",
+        ),
+        ("use_mrope", serde_json::json!(true), "multimodal RoPE"),
         (
             "mask_token_id",
             serde_json::json!(456),
@@ -612,4 +619,169 @@ fn tokenizer_against_vocab_size() {
     let model = unmask::engine::load_model(&fixture("modernbert")).unwrap();
     assert_eq!(model.spec.vocab_size, 448);
     assert_eq!(model.tokenizer.unwrap().id_bound(), 420);
+}
+
+/// Config values the engine does not implement are refused with the field named (issue 21:
+/// Dream's are in `dream_config_fields`), as LLaDA's `activation_type` is.
+#[test]
+fn unimplemented_config_values_are_refused_by_field() {
+    for (name, field, value, says) in [
+        (
+            "llada",
+            "clip_qkv",
+            serde_json::json!(8.0),
+            "clamping q, k and v",
+        ),
+        (
+            "llada",
+            "activation_type",
+            serde_json::json!("gelu"),
+            "`gelu` is not supported",
+        ),
+        (
+            "bert",
+            "is_decoder",
+            serde_json::json!(true),
+            "causal attention",
+        ),
+        (
+            "roberta",
+            "is_decoder",
+            serde_json::json!(true),
+            "causal attention",
+        ),
+    ] {
+        let (_tmp, dir) = copy_fixture(name);
+        edit_config(&dir, |v| v[field] = value.clone());
+        let e = load_err(&dir);
+        assert_mentions(&e, &["config.json", &format!("field `{field}`"), says]);
+        eprintln!("{e}");
+    }
+    // the defaults these fields take when absent or null still load
+    let (_tmp, dir) = copy_fixture("llada");
+    edit_config(&dir, |v| v["clip_qkv"] = serde_json::Value::Null);
+    unmask::engine::load_model(&dir).unwrap();
+}
+
+/// `llada` split into two shards: `place(i, name)` lists the shards tensor i goes into (the
+/// index names the first).
+fn sharded(place: impl Fn(usize, &str) -> Vec<usize>) -> (common::TempDir, PathBuf) {
+    let (tmp, dir) = copy_fixture("llada");
+    let tensors = read_all(&dir.join("model.safetensors"));
+    std::fs::remove_file(dir.join("model.safetensors")).unwrap();
+    let files = [
+        "model-00001-of-00002.safetensors",
+        "model-00002-of-00002.safetensors",
+    ];
+    let mut parts = [Vec::new(), Vec::new()];
+    let mut map = serde_json::Map::new();
+    for (i, t) in tensors.iter().enumerate() {
+        let shards = place(i, &t.0);
+        for &s in &shards {
+            parts[s].push(t.clone());
+        }
+        map.insert(t.0.clone(), files[shards[0]].into());
+    }
+    for (part, file) in parts.iter().zip(files) {
+        write_all(&dir.join(file), part);
+    }
+    let index = serde_json::json!({"metadata": {}, "weight_map": map});
+    std::fs::write(dir.join("model.safetensors.index.json"), index.to_string()).unwrap();
+    (tmp, dir)
+}
+
+/// A tensor in two shards is an error naming both, and a tensor the index places in a shard
+/// that lacks it is an error naming the index entry: never the copy of whichever shard was
+/// read last.
+#[test]
+fn shards_are_read_as_the_index_says() {
+    let dup = "model.transformer.blocks.0.q_proj.weight";
+    let (_tmp, dir) = sharded(|i, n| if n == dup { vec![0, 1] } else { vec![i % 2] });
+    assert_mentions(
+        &load_err(&dir),
+        &[
+            dup,
+            "is in two shards",
+            "model-00001-of-00002.safetensors",
+            "model-00002-of-00002.safetensors",
+        ],
+    );
+    // the index says shard 1, the tensor is in shard 2 only
+    let (_tmp, dir) = sharded(|i, _| vec![i % 2]);
+    let index = dir.join("model.safetensors.index.json");
+    let mut v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&index).unwrap()).unwrap();
+    let moved = v["weight_map"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .find(|(_, f)| *f == "model-00002-of-00002.safetensors")
+        .map(|(t, _)| t.clone())
+        .unwrap();
+    v["weight_map"][&moved] = "model-00001-of-00002.safetensors".into();
+    std::fs::write(&index, v.to_string()).unwrap();
+    assert_mentions(
+        &load_err(&dir),
+        &[
+            "model.safetensors.index.json",
+            &format!("field `weight_map.{moved}`"),
+            "places the tensor in `model-00001-of-00002.safetensors`, but it is in `model-00002-of-00002.safetensors`",
+        ],
+    );
+    // and a well-formed split still loads
+    let (_tmp, dir) = sharded(|i, _| vec![i % 2]);
+    unmask::engine::load_model(&dir).unwrap();
+}
+
+/// A checkpoint file that is a named pipe is refused at once, not opened and waited on (the
+/// open would block until a writer came); so are a folder in a file's place and a pipe as the
+/// config or tokenizer.
+#[cfg(unix)]
+#[test]
+fn checkpoint_files_that_are_not_regular_files_are_refused() {
+    use std::sync::mpsc;
+    use std::time::Duration;
+    let mkfifo = |p: &Path| {
+        let ok = std::process::Command::new("mkfifo")
+            .arg(p)
+            .status()
+            .unwrap();
+        assert!(ok.success(), "mkfifo {}", p.display());
+    };
+    for file in [
+        "model.safetensors",
+        "model-00002-of-00002.safetensors",
+        "config.json",
+        "tokenizer.json",
+    ] {
+        let (_tmp, dir) = if file.starts_with("model-") {
+            sharded(|i, _| vec![i % 2])
+        } else {
+            copy_fixture("llada")
+        };
+        let path = dir.join(file);
+        std::fs::remove_file(&path).unwrap();
+        mkfifo(&path);
+        let (tx, rx) = mpsc::channel();
+        let d = dir.clone();
+        std::thread::spawn(move || {
+            let _ = tx.send(unmask::engine::load_model(&d).err().map(|e| e.to_string()));
+        });
+        let got = match rx.recv_timeout(Duration::from_secs(20)) {
+            Ok(got) => got,
+            Err(_) => {
+                // unblock the waiting open so the test process can end, then fail
+                let _ = std::fs::OpenOptions::new().write(true).open(&path);
+                panic!("{file} as a named pipe: the load waited on it");
+            }
+        };
+        let e = got.unwrap_or_else(|| panic!("{file} as a named pipe loaded"));
+        assert_mentions(&e, &[file, "is a named pipe, not a regular file"]);
+        eprintln!("{e}");
+    }
+    // a folder where the weights file should be
+    let (_tmp, dir) = copy_fixture("llada");
+    std::fs::remove_file(dir.join("model.safetensors")).unwrap();
+    std::fs::create_dir(dir.join("model.safetensors")).unwrap();
+    assert_mentions(&load_err(&dir), &["model.safetensors", "is a folder"]);
 }

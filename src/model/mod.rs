@@ -186,12 +186,17 @@ impl Model {
             ));
         }
         let cfg_path = dir.join("config.json");
+        if cfg_path.exists() {
+            weights::regular_file(&cfg_path)?;
+        }
         let text =
             std::fs::read_to_string(&cfg_path).map_err(|e| Error::io(cfg_path.display(), e))?;
         let cfg = Config::parse(cfg_path.display().to_string(), &text)?;
         let weights = Weights::open_dir(dir)?;
         let tok_path = dir.join("tokenizer.json");
-        let tokenizer = if tok_path.is_file() {
+        // a tokenizer.json that is not a regular file is refused, not taken for no tokenizer
+        let tokenizer = if std::fs::symlink_metadata(&tok_path).is_ok() {
+            weights::regular_file(&tok_path)?;
             Some(Tokenizer::from_file(&tok_path)?)
         } else {
             None

@@ -144,22 +144,42 @@ impl Weights {
     pub fn open_dir(dir: &Path) -> Result<Weights> {
         let single = dir.join("model.safetensors");
         let index_path = dir.join("model.safetensors.index.json");
-        if single.is_file() {
+        // anything by these names (a folder, a pipe) is meant as the weights: refused below by
+        // name rather than passed over for the other layout
+        let present = |p: &Path| std::fs::symlink_metadata(p).is_ok();
+        if present(&single) {
             let file = open_mapped(&single)?;
-            return Ok(Weights::from_files(
-                single.display().to_string(),
-                vec![file],
-            ));
+            return Weights::from_files(single.display().to_string(), vec![file]);
         }
-        if index_path.is_file() {
+        if present(&index_path) {
+            regular_file(&index_path)?;
             let text = std::fs::read_to_string(&index_path)
                 .map_err(|e| Error::io(index_path.display(), e))?;
-            let shards = shard_names(&index_path.display().to_string(), &text)?;
+            let index_name = index_path.display().to_string();
+            let map = shard_map(&index_name, &text)?;
+            let shards = distinct_shards(&map);
             let mut files = Vec::with_capacity(shards.len());
             for shard in &shards {
                 files.push(open_mapped(&dir.join(shard))?);
             }
-            return Ok(Weights::from_files(dir.display().to_string(), files));
+            let w = Weights::from_files(dir.display().to_string(), files)?;
+            // the index is the authority on where each tensor is: a tensor it places in a
+            // shard that does not hold it is an error, never read from wherever it turns up
+            for (tensor, shard) in &map {
+                let at = shards.iter().position(|s| s == shard).expect("listed");
+                if w.index.get(tensor) != Some(&at) {
+                    let found = match w.index.get(tensor) {
+                        Some(&i) => format!(", but it is in `{}`", shards[i]),
+                        None => ", but no shard holds it".into(),
+                    };
+                    return Err(Error::config(
+                        &index_name,
+                        format!("weight_map.{tensor}"),
+                        format!("places the tensor in `{shard}`{found}"),
+                    ));
+                }
+            }
+            return Ok(w);
         }
         Err(Error::file(
             dir.display(),
@@ -170,13 +190,13 @@ impl Weights {
     /// One safetensors file already in memory (the browser, embedded models).
     pub fn from_bytes(name: &str, bytes: Vec<u8>) -> Result<Weights> {
         let file = File::parse(name.to_string(), Source::Owned(bytes))?;
-        Ok(Weights::from_files(name.to_string(), vec![file]))
+        Weights::from_files(name.to_string(), vec![file])
     }
 
     /// A safetensors file compiled into the binary (the embedded default model), not copied.
     pub fn from_static(name: &str, bytes: &'static [u8]) -> Result<Weights> {
         let file = File::parse(name.to_string(), Source::Static(bytes))?;
-        Ok(Weights::from_files(name.to_string(), vec![file]))
+        Weights::from_files(name.to_string(), vec![file])
     }
 
     /// Shards already in memory, named as in `model.safetensors.index.json` (see [`shard_names`]).
@@ -185,7 +205,7 @@ impl Weights {
             .into_iter()
             .map(|(name, bytes)| File::parse(name, Source::Owned(bytes)))
             .collect::<Result<Vec<_>>>()?;
-        Ok(Weights::from_files(origin.to_string(), files))
+        Weights::from_files(origin.to_string(), files)
     }
 
     /// Tensors built in memory (benchmarks, tests).
@@ -233,18 +253,29 @@ impl Weights {
         }
     }
 
-    fn from_files(origin: String, files: Vec<File>) -> Weights {
+    /// The files' tensors, indexed by name. A tensor in two files is an error naming both:
+    /// which copy a model would get must not depend on the order the shards were read in.
+    fn from_files(origin: String, files: Vec<File>) -> Result<Weights> {
         let mut index = HashMap::new();
         for (i, f) in files.iter().enumerate() {
             for name in f.meta.tensors().keys() {
-                index.insert(name.clone(), i);
+                if let Some(j) = index.insert(name.clone(), i) {
+                    return Err(Error::tensor(
+                        &origin,
+                        name,
+                        format!(
+                            "is in two shards, `{}` and `{}`; a tensor must be in one",
+                            files[j].path, f.path
+                        ),
+                    ));
+                }
             }
         }
-        Weights {
+        Ok(Weights {
             files,
             index,
             ..Weights::empty(origin)
-        }
+        })
     }
 
     pub fn origin(&self) -> &str {
@@ -522,6 +553,7 @@ impl Weights {
 
 #[cfg(not(target_arch = "wasm32"))]
 fn open_mapped(path: &Path) -> Result<File> {
+    regular_file(path)?;
     let f = std::fs::File::open(path).map_err(|e| Error::io(path.display(), e))?;
     // SAFETY: the map is read-only and the file is not expected to change while the model is
     // loading; a concurrent writer would only corrupt the weights we read, which the shape and
@@ -530,15 +562,67 @@ fn open_mapped(path: &Path) -> Result<File> {
     File::parse(path.display().to_string(), Source::Mapped(map))
 }
 
+/// Refuses a path that is not a regular file once links are followed: opening a named pipe
+/// would wait for a writer that never comes, and a device or a folder is no checkpoint.
+#[cfg(not(target_arch = "wasm32"))]
+pub fn regular_file(path: &Path) -> Result<()> {
+    let m = std::fs::metadata(path).map_err(|e| Error::io(path.display(), e))?;
+    if m.is_file() {
+        return Ok(());
+    }
+    let t = m.file_type();
+    let kind = if t.is_dir() {
+        "a folder"
+    } else {
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::FileTypeExt;
+            if t.is_fifo() {
+                "a named pipe"
+            } else if t.is_char_device() || t.is_block_device() {
+                "a device"
+            } else if t.is_socket() {
+                "a socket"
+            } else {
+                "not a file"
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            "not a file"
+        }
+    };
+    Err(Error::file(
+        path.display(),
+        format!("is {kind}, not a regular file; unmask reads checkpoints from regular files"),
+    ))
+}
+
 /// The distinct shard file names of a `model.safetensors.index.json`, in first-seen order.
 pub fn shard_names(path: &str, text: &str) -> Result<Vec<String>> {
+    Ok(distinct_shards(&shard_map(path, text)?))
+}
+
+fn distinct_shards(map: &[(String, String)]) -> Vec<String> {
+    let mut shards: Vec<String> = Vec::new();
+    for (_, file) in map {
+        if !shards.iter().any(|s| s == file) {
+            shards.push(file.clone());
+        }
+    }
+    shards
+}
+
+/// Every `(tensor, shard)` pair of a `model.safetensors.index.json`'s `weight_map`, checked:
+/// each shard a plain file name in the model folder.
+pub fn shard_map(path: &str, text: &str) -> Result<Vec<(String, String)>> {
     let v: serde_json::Value = serde_json::from_str(text)
         .map_err(|e| Error::file(path, format!("not valid JSON: {e}")))?;
     let map = v
         .get("weight_map")
         .and_then(|m| m.as_object())
         .ok_or_else(|| Error::config(path, "weight_map", "missing or not an object"))?;
-    let mut shards: Vec<String> = Vec::new();
+    let mut pairs = Vec::with_capacity(map.len());
     for (tensor, file) in map {
         let file = file.as_str().ok_or_else(|| {
             Error::config(path, format!("weight_map.{tensor}"), "not a file name")
@@ -551,14 +635,12 @@ pub fn shard_names(path: &str, text: &str) -> Result<Vec<String>> {
                 format!("`{file}` is not a plain file name in the model folder"),
             ));
         }
-        if !shards.iter().any(|s| s == file) {
-            shards.push(file.to_string());
-        }
+        pairs.push((tensor.clone(), file.to_string()));
     }
-    if shards.is_empty() {
+    if pairs.is_empty() {
         return Err(Error::config(path, "weight_map", "lists no tensors"));
     }
-    Ok(shards)
+    Ok(pairs)
 }
 
 fn convert_to_f32(path: &str, name: &str, dtype: Dtype, bytes: &[u8]) -> Result<Vec<f32>> {

@@ -33,6 +33,12 @@ pub fn build(cfg: &Config, w: &Weights, flavour: Flavour) -> Result<(ModelSpec, 
         "position_embedding_type",
         format!("`{pos_type}` is not supported (only `absolute`)"),
     )?;
+    // a decoder-configured BERT attends causally: not the bidirectional model built here
+    cfg.require(
+        !cfg.bool_or("is_decoder", false)?,
+        "is_decoder",
+        "`true` (causal attention) is not supported (only false)",
+    )?;
 
     let (root, positions, max_len, mask, arch) = match flavour {
         Flavour::Bert => (

@@ -46,7 +46,22 @@ pub fn build(cfg: &Config, w: &Weights) -> Result<(ModelSpec, Plan)> {
         "use_sliding_window",
         "`true` is not supported (Dream attends to the whole canvas)",
     )?;
+    // Dream's checkpoints are SwiGLU with silu, the one activation checked against the
+    // reference; Qwen2-style RoPE over three position streams (mrope) is not implemented
     let act = activation(cfg, "hidden_act", "silu")?;
+    cfg.require(
+        act == Activation::Silu,
+        "hidden_act",
+        format!(
+            "`{}` is not supported (only `silu`, Dream's SwiGLU)",
+            cfg.str_or("hidden_act", "silu")?
+        ),
+    )?;
+    cfg.require(
+        !cfg.bool_or("use_mrope", false)?,
+        "use_mrope",
+        "`true` (multimodal RoPE) is not supported (only false)",
+    )?;
     let tied = cfg.bool_or("tie_word_embeddings", false)?;
     let mask = token_id(cfg, "mask_token_id", vocab)?.unwrap_or(151666);
     cfg.require(

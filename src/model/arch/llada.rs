@@ -61,6 +61,12 @@ pub fn build(cfg: &Config, w: &Weights) -> Result<(ModelSpec, Plan)> {
             format!("`{got}` is not supported (only `{want}`)"),
         )?;
     }
+    // OLMo's clamp of q, k and v to ±clip_qkv is not implemented
+    cfg.require(
+        !cfg.has("clip_qkv"),
+        "clip_qkv",
+        "clamping q, k and v is not supported (only null)",
+    )?;
     let tied = cfg.bool_or("weight_tying", false)?;
     let mask = token_id(cfg, "mask_token_id", rows)?.unwrap_or(126336);
     cfg.require(
