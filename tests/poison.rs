@@ -3,7 +3,7 @@
 //! of a token in the canvas for vocabulary tables, a position the canvas uses for position
 //! tables, the first element otherwise), and the model must then refuse on the CPU and on the
 //! GPU alike: `infill` with `Error::NonFinite` at the same step and row, the forward contract
-//! with `Error::NonFiniteLogits` at the same place. Before the CPU softmax kept NaN score rows,
+//! with `Error::NonFiniteLogits`, and `eval` naming the non-finite log-probability. Before the CPU softmax kept NaN score rows,
 //! one NaN in a single query or key weight gave finite, wrong logits on the CPU only.
 
 mod common;
@@ -88,8 +88,9 @@ fn poisoned(bytes: &[u8], e: &Entry, at: usize) -> Vec<u8> {
     b
 }
 
-/// The error of a default fill of `TEMPLATE` and of the forward contract on its canvas.
-fn refusals(inf: &mut Engine) -> (Error, Error) {
+/// The error of a default fill of `TEMPLATE`, of the forward contract on its canvas, and of
+/// `eval` on a short text.
+fn refusals(inf: &mut Engine) -> (Error, Error, Error) {
     let o = SamplerOptions::for_model(&inf.model);
     let fill = block_on(inf.infill(TEMPLATE, &o, &mut |_| {}))
         .err()
@@ -105,7 +106,23 @@ fn refusals(inf: &mut Engine) -> (Error, Error) {
         Ok(_) => Error::input("no error: the forward pass succeeded"),
         Err(e) => e,
     };
-    (fill, fwd)
+    let text = "the cat sat on the mat . the dog ran to the cat .";
+    let eval = block_on(unmask::diffusion::eval::evaluate(
+        inf,
+        text,
+        &Default::default(),
+    ))
+    .err()
+    .unwrap_or_else(|| Error::input("no error: eval gave figures"));
+    (fill, fwd, eval)
+}
+
+fn assert_eval_refused(e: &Error, what: &str) {
+    let msg = e.to_string();
+    assert!(
+        msg.contains("not finite") || matches!(e, Error::NonFinite { .. }),
+        "{what}: eval gave {e:?}"
+    );
 }
 
 fn each_weight_refuses(name: &str) {
@@ -135,7 +152,13 @@ fn each_weight_refuses(name: &str) {
         let weights = poisoned(&bytes, &e, at);
         let what = format!("{name}: NaN at element {at} of {} {:?}", e.name, e.shape);
         let mut cpu = engine::cpu_infiller(build(name, weights.clone())).unwrap();
-        let (fill, fwd) = refusals(&mut cpu);
+        let (fill, fwd, eval) = refusals(&mut cpu);
+        // a poisoned vocabulary row is read only where its token is: eval's text tokenises
+        // differently from the template, so only tensors every token reads are checked there
+        let every_token = e.shape[0] != vocab;
+        if every_token {
+            assert_eval_refused(&eval, &format!("{what} (CPU)"));
+        }
         assert!(
             matches!(fill, Error::NonFinite { step: 1, .. }),
             "{what}: infill on the CPU gave {fill:?}"
@@ -150,7 +173,10 @@ fn each_weight_refuses(name: &str) {
             let model = build(name, weights);
             let d = block_on(AnyDenoiser::gpu(g.clone(), &model, WeightFormat::F32)).unwrap();
             let mut on_gpu = Engine::new(model, d).unwrap();
-            let (gfill, gfwd) = refusals(&mut on_gpu);
+            let (gfill, gfwd, geval) = refusals(&mut on_gpu);
+            if every_token {
+                assert_eval_refused(&geval, &format!("{what} (GPU)"));
+            }
             assert_eq!(
                 gfill.to_string(),
                 fill.to_string(),
