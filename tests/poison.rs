@@ -3,8 +3,9 @@
 //! of a token in the canvas for vocabulary tables, a position the canvas uses for position
 //! tables, the first element otherwise), and the model must then refuse on the CPU and on the
 //! GPU alike: `infill` with `Error::NonFinite` at the same step and row, the forward contract
-//! with `Error::NonFiniteLogits`, and `eval` naming the non-finite log-probability. Before the CPU softmax kept NaN score rows,
-//! one NaN in a single query or key weight gave finite, wrong logits on the CPU only.
+//! with `Error::NonFiniteLogits`, and `eval` naming the non-finite log-probability. Before the
+//! CPU softmax kept NaN score rows, one NaN in a single query or key weight gave finite, wrong
+//! logits on the CPU only.
 
 mod common;
 
