@@ -419,7 +419,7 @@ fn eval_refuses_text_it_cannot_score_and_says_why() {
 
 #[test]
 fn eval_refuses_a_text_too_short_for_its_objective() {
-    use unmask::diffusion::eval::hash3;
+    use unmask::diffusion::seeded::hash3;
     let unit = |h: u64| h as f64 / 18_446_744_073_709_551_616.0;
     let body = "cat";
     let tok = unmask::text::Tokenizer::from_file(&fixture("bert").join("tokenizer.json")).unwrap();

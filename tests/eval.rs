@@ -8,8 +8,9 @@ mod common;
 use common::*;
 use unmask::batch::Batch;
 use unmask::blocking::block_on;
-use unmask::diffusion::eval::{evaluate, hash3, EvalOptions};
+use unmask::diffusion::eval::{evaluate, EvalOptions};
 use unmask::diffusion::proposal::log_softmax;
+use unmask::diffusion::seeded::hash3;
 use unmask::diffusion::Schedule;
 use unmask::text::canvas::frame;
 

@@ -9,9 +9,9 @@ mod common;
 use std::sync::Arc;
 
 use common::*;
-use unmask::backend::cpu::reduce::summarize;
 use unmask::backend::gpu::forward::GpuModel;
 use unmask::backend::gpu::Gpu;
+use unmask::backend::summarize;
 use unmask::backend::{CpuDenoiser, RowSummary};
 use unmask::batch::Row;
 use unmask::blocking::block_on;

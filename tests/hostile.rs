@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use unmask::backend::cpu::reduce::summarize;
+use unmask::backend::summarize;
 use unmask::backend::{RowSummary, TOP_K};
 use unmask::blocking::block_on;
 use unmask::diffusion::options::{

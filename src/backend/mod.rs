@@ -9,6 +9,7 @@
 pub mod cpu;
 #[cfg(feature = "gpu")]
 pub mod gpu;
+mod summary;
 
 use crate::batch::{Batch, Row};
 use crate::error::Result;
@@ -17,6 +18,7 @@ use crate::tensor::Tensor;
 pub use cpu::CpuDenoiser;
 #[cfg(feature = "gpu")]
 pub use gpu::GpuDenoiser;
+pub use summary::{summarize, RowSummary, TOP_K};
 
 /// What one forward pass over a batch returns.
 pub struct ForwardOutput {
@@ -46,39 +48,19 @@ impl Backend {
     }
 }
 
-/// Candidates a [`RowSummary`] keeps per row.
-pub const TOP_K: usize = 16;
-
-/// One masked row's distribution, reduced: enough to score the position exactly and to draw
-/// its token exactly from the top candidates (the tail needs the row itself).
-#[derive(Clone, Debug, PartialEq)]
-pub struct RowSummary {
-    /// Largest allowed logit.
-    pub max: f64,
-    /// `log Σ exp(x)` over the allowed tokens.
-    pub lse: f64,
-    /// `log Σ exp(x / T)` at the sampling temperature T.
-    pub lse_t: f64,
-    /// `Σ p log p` at T = 1 (higher = more certain).
-    pub neg_entropy: f64,
-    /// The [`TOP_K`] largest allowed logits, `(id, raw logit)`, descending, ties to the lower id.
-    pub top: Vec<(u32, f32)>,
-    /// Some allowed logit of the row is NaN or ±∞ (computed by the reduction from the logits'
-    /// bits, on the device for the GPU): nothing above can be trusted, and the sampler stops
-    /// with [`Error::NonFinite`](crate::error::Error::NonFinite).
-    pub non_finite: bool,
+/// The shape of one attention call, shared by both backends' kernels.
+pub struct AttentionShape {
+    pub len: usize,
+    pub heads: usize,
+    /// Key/value heads; query head h reads kv head `h / (heads / kv_heads)`.
+    pub kv_heads: usize,
+    pub head_dim: usize,
 }
 
-impl RowSummary {
-    /// Whether every figure of the summary is a finite number and its row had no non-finite
-    /// allowed logit: the condition for drawing from it.
-    pub fn is_finite(&self) -> bool {
-        !self.non_finite
-            && self.max.is_finite()
-            && self.lse.is_finite()
-            && self.lse_t.is_finite()
-            && self.neg_entropy.is_finite()
-            && self.top.iter().all(|t| t.1.is_finite())
+impl AttentionShape {
+    /// Width of one fused qkv row.
+    pub fn qkv_dim(&self) -> usize {
+        (self.heads + 2 * self.kv_heads) * self.head_dim
     }
 }
 

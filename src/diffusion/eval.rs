@@ -33,6 +33,7 @@ use serde::{Deserialize, Serialize};
 use web_time::Instant;
 
 use super::proposal::log_softmax;
+use super::seeded::{hash3, unit};
 use super::{Infiller, Schedule};
 use crate::backend::Denoiser;
 use crate::batch::Row;
@@ -131,22 +132,6 @@ pub fn calibration(pairs: &[(f64, bool)]) -> (Vec<CalibrationBin>, f64) {
 }
 
 const T_EPS: f64 = 1e-3;
-
-/// One step of SplitMix64 (Steele, Lea and Flood), the mixing function of the eval masks.
-pub fn splitmix64(x: u64) -> u64 {
-    let mut z = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
-}
-
-pub fn hash3(seed: u64, a: u64, b: u64) -> u64 {
-    splitmix64(splitmix64(splitmix64(seed) ^ a) ^ b)
-}
-
-fn unit(h: u64) -> f64 {
-    h as f64 / 18_446_744_073_709_551_616.0
-}
 
 /// Scores `text` (see the module documentation). A time-conditioned model sees, for each pass,
 /// σ(t) of the default (log-linear) schedule at that pass's masking level: `mask_rate` for the
@@ -395,19 +380,6 @@ async fn score_rows<D: Denoiser>(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn splitmix64_reference_values() {
-        // the first outputs of SplitMix64 seeded with 0, as in the reference implementation
-        let mut state = 0u64;
-        let mut next = || {
-            let out = splitmix64(state);
-            state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-            out
-        };
-        assert_eq!(next(), 0xE220_A839_7B1D_CDAF);
-        assert_eq!(next(), 0x6E78_9E6A_A1B9_65F4);
-    }
 
     #[test]
     fn calibration_bins_count_accuracy_against_confidence() {

@@ -45,8 +45,8 @@
 
 use serde::Serialize;
 
-use super::eval::hash3;
 use super::proposal::log_softmax;
+use super::seeded::hash3;
 use crate::error::{Error, Result};
 
 /// One fill of a template with unknown-length holes: in `--json`, `--trace` and the library's

@@ -9,6 +9,7 @@ pub mod options;
 pub mod proposal;
 pub mod sampler;
 pub mod schedule;
+pub mod seeded;
 pub mod spans;
 pub mod strategy;
 pub mod subs;

@@ -346,7 +346,7 @@ pub fn finish_with_row(
 #[cfg(test)]
 mod summary_tests {
     use super::*;
-    use crate::backend::cpu::reduce::summarize;
+    use crate::backend::summarize;
     use crate::backend::TOP_K;
     use rand::SeedableRng;
     use rand_chacha::ChaCha8Rng;

@@ -18,7 +18,7 @@ use super::proposal::{Proposal, TokenChoice};
 use super::schedule::Schedule;
 use super::strategy::{remask_count, threshold_select, top_k, transfer_counts, Strategy};
 use super::trace::{Candidate, Commit, DoneEvent, Pending, StepEvent, TraceEvent};
-use crate::backend::cpu::reduce::summarize;
+use crate::backend::summarize;
 use crate::backend::{Denoiser, Summaries};
 use crate::batch::{Batch, Row};
 use crate::error::{Error, Result};

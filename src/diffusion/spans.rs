@@ -29,8 +29,8 @@
 
 use serde::Serialize;
 
-use super::eval::hash3;
 use super::lengths::LengthCandidate;
+use super::seeded::hash3;
 use super::{InfillResult, Infiller, SamplerOptions};
 use crate::backend::Denoiser;
 use crate::error::{Error, Result};

@@ -4,22 +4,8 @@
 //! natively.
 
 use super::matmul::matmul_nt;
+use crate::backend::AttentionShape;
 use crate::model::matrix::{Line, Matrix, PANEL};
-
-pub struct AttentionShape {
-    pub len: usize,
-    pub heads: usize,
-    /// Key/value heads; query head h reads kv head `h / (heads / kv_heads)`.
-    pub kv_heads: usize,
-    pub head_dim: usize,
-}
-
-impl AttentionShape {
-    /// Width of one fused qkv row.
-    pub fn qkv_dim(&self) -> usize {
-        (self.heads + 2 * self.kv_heads) * self.head_dim
-    }
-}
 
 /// `qkv`: `[len, (heads + 2·kv_heads)·hd]` rows `[q | k | v]`, head-major. `key_mask[j] = false`
 /// hides key j. `window = Some(w)` hides keys with `|i − j| > w`. Returns `[len, heads·hd]`.

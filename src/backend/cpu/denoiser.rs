@@ -1,11 +1,11 @@
 //! The CPU [`Denoiser`]: the plan run by plain Rust, the head only on the requested rows, and
-//! the summaries reduced on the host by [`reduce::summarize`], the reference of the device
+//! the summaries reduced on the host by [`summarize`](crate::backend::summarize), the reference of the device
 //! reduction. The logits stay with the summaries, so a draw never has to ask for them again.
 
 use std::sync::Arc;
 
-use super::reduce::summarize;
 use super::{encode, forward, head, in_pool};
+use crate::backend::summarize;
 use crate::backend::{check_rows, Backend, Denoiser, ForwardOutput, Summaries};
 use crate::batch::{Batch, Row};
 use crate::error::{Error, Result};

@@ -142,7 +142,7 @@ pub fn linear(x: &[f32], rows: usize, lin: &Linear) -> Vec<f32> {
         Some(w) => by_column_blocks(x, rows, k, w, n, &mut out),
         #[cfg(not(all(target_arch = "wasm32", feature = "wasm-threads")))]
         Some(w) => matmul_nt(x, rows, k, w, n, &mut out, false, parallelism()),
-        None => by_panels(x, rows, &lin.weight, &mut out),
+        None => by_row_blocks(x, rows, &lin.weight, &mut out),
     }
     if let Some(b) = &lin.bias {
         super::for_rows(&mut out, n, |r| {
@@ -152,21 +152,11 @@ pub fn linear(x: &[f32], rows: usize, lin: &Linear) -> Vec<f32> {
     out
 }
 
-/// About this many f32 weights are widened at a time: a panel that stays in a core's L2
-/// between being written and being packed by gemm.
-const PANEL_VALUES: usize = 1 << 16;
-
-/// Rows of W widened per panel: a multiple of 16 (whole kernel tiles), 16 to 256.
-pub fn panel_rows(k: usize) -> usize {
-    (PANEL_VALUES / k.max(1))
-        .next_multiple_of(16)
-        .clamp(16, 256)
-}
-
 /// `out[m, n] = a[m, k] · W[n, k]ᵀ` for a matrix held in f16, bf16 or q8_0: each task widens a
-/// panel of W's rows to f32 and multiplies it with a single-threaded gemm into its own columns
-/// of `out`. The model is never widened whole, and each weight is read once per product.
-fn by_panels(a: &[f32], m: usize, w: &Matrix, out: &mut [f32]) {
+/// row block of W ([`block_rows`] rows) to f32 and multiplies it with a single-threaded gemm
+/// into its own columns of `out`. The model is never widened whole, and each weight is read
+/// once per product. (A "panel" is only the interleaved layout of `panels.rs`.)
+fn by_row_blocks(a: &[f32], m: usize, w: &Matrix, out: &mut [f32]) {
     let (n, k) = (w.rows, w.cols);
     assert_eq!(a.len(), m * k, "lhs size");
     assert_eq!(out.len(), m * n, "out size");
@@ -177,41 +167,41 @@ fn by_panels(a: &[f32], m: usize, w: &Matrix, out: &mut [f32]) {
         out.fill(0.0);
         return;
     }
-    let rows = panel_rows(k);
+    let rows = super::panels::block_rows(k);
     struct Out(*mut f32);
     // SAFETY: each task writes only its own columns n0..n1 of `out`
     unsafe impl Sync for Out {}
     let dst = Out(out.as_mut_ptr());
     let dst = &dst;
-    let task = |panel: &mut Vec<f32>, p: usize| {
+    let task = |block: &mut Vec<f32>, p: usize| {
         let (n0, n1) = (p * rows, ((p + 1) * rows).min(n));
-        panel.resize((n1 - n0) * k, 0.0);
-        w.rows_f32(n0, n1, panel);
-        // SAFETY: as in `by_column_blocks`: the panel is rows n0..n1 of W ([n1 − n0, k],
+        block.resize((n1 - n0) * k, 0.0);
+        w.rows_f32(n0, n1, block);
+        // SAFETY: as in `by_column_blocks`: the block is rows n0..n1 of W ([n1 − n0, k],
         // contiguous), written to columns n0..n1 of the row-major `out` (stride n)
         unsafe {
             gemm(
                 (n1 - n0, m, k),
                 (dst.0.add(n0), n as isize, 1),
-                (panel.as_ptr(), 1, k as isize),
+                (block.as_ptr(), 1, k as isize),
                 (a.as_ptr(), k as isize, 1),
                 false,
                 Parallelism::None,
             )
         }
     };
-    let panels = n.div_ceil(rows);
+    let blocks = n.div_ceil(rows);
     #[cfg(any(not(target_arch = "wasm32"), feature = "wasm-threads"))]
     {
         use rayon::prelude::*;
-        (0..panels)
+        (0..blocks)
             .into_par_iter()
-            .for_each_init(Vec::new, |panel, p| task(panel, p));
+            .for_each_init(Vec::new, |block, p| task(block, p));
     }
     #[cfg(all(target_arch = "wasm32", not(feature = "wasm-threads")))]
     {
-        let mut panel = Vec::new();
-        (0..panels).for_each(|p| task(&mut panel, p));
+        let mut block = Vec::new();
+        (0..blocks).for_each(|p| task(&mut block, p));
     }
 }
 
@@ -243,9 +233,9 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn half_and_q8_panels_match_their_widened_weights() {
+    fn half_and_q8_row_blocks_match_their_widened_weights() {
         use crate::model::matrix::{half_bytes, Bytes, Half};
-        // n spans several panels and ends in a partial one; k is odd
+        // n spans several row blocks and ends in a partial one; k is odd
         for &(m, k, n) in &[(1, 5, 3), (9, 1031, 77), (33, 65, 600)] {
             let a: Vec<f32> = (0..m * k)
                 .map(|i| ((i * 37 % 101) as f32 - 50.0) / 50.0)

@@ -12,7 +12,6 @@ pub mod matmul;
 pub mod modulate;
 pub mod norm;
 pub mod panels;
-pub mod reduce;
 pub mod rope;
 
 use crate::batch::Batch;
@@ -21,7 +20,8 @@ use crate::model::plan::{Block, Ffn, NormPlacement, Plan};
 use crate::tensor::Tensor;
 
 use super::ForwardOutput;
-use attention::{attention, AttentionShape};
+use crate::backend::AttentionShape;
+use attention::attention;
 pub use denoiser::CpuDenoiser;
 use matmul::linear;
 use modulate::{gated_residual, modulate};

@@ -26,6 +26,18 @@ use crate::model::matrix::{Line, Matrix, Storage, PANEL};
 
 /// Depth of one block: a 16 KB slice of a panel, resident in L1 across all rows of `a`.
 const DEPTH: usize = 256;
+
+/// About this many f32 weights are widened at a time: a row block that stays in a core's L2
+/// between being written and being read by the kernel (or packed by gemm in `matmul.rs`).
+const BLOCK_VALUES: usize = 1 << 16;
+
+/// Rows of a 16-bit or q8 W widened to f32 per task: a multiple of 16 (whole kernel tiles and
+/// whole panels), 16 to 256.
+pub fn block_rows(k: usize) -> usize {
+    (BLOCK_VALUES / k.max(1))
+        .next_multiple_of(16)
+        .clamp(16, 256)
+}
 /// Output values (f32) per group of panels: 128 KB, half a Zen 3 core's L2.
 const OUT_BLOCK: usize = 1 << 15;
 /// Rows of `a` per tile: 6 × 2 accumulators, 2 weight vectors and a broadcast fill 15 of the
@@ -241,7 +253,7 @@ fn product(
                 run(panels.div_ceil(4 * threads).max(1), &task);
             }
             _ => {
-                let per = (super::matmul::panel_rows(k) / PANEL).max(1);
+                let per = (block_rows(k) / PANEL).max(1);
                 let task = |j0: usize, j1: usize| {
                     let (r0, r1) = (j0 * PANEL, (j1 * PANEL).min(n));
                     let bias = bias.map(|b| &b[r0..]);

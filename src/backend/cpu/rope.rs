@@ -1,7 +1,7 @@
 //! Rotary position embedding, "rotate-half" (GPT-NeoX) layout: for each head,
 //! `out[:d/2] = x1·cos − x2·sin`, `out[d/2:] = x1·sin + x2·cos`, applied to q and k, never v.
 
-use super::attention::AttentionShape;
+use crate::backend::AttentionShape;
 use crate::model::plan::Rope;
 
 /// cos/sin tables `[len, d/2]`: the angle `pos · inv_freq` is formed in f32 (as the

@@ -2,7 +2,7 @@
 //! sliding-window masks and grouped kv heads, one workgroup per (query, head).
 
 use super::{Call, Gpu, Shader, Slot};
-use crate::backend::cpu::attention::AttentionShape;
+use crate::backend::AttentionShape;
 
 /// `struct Params` of `attention.wgsl`.
 #[repr(C)]

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use super::forward::{GpuModel, GpuSession};
 use super::Gpu;
-use crate::backend::cpu::reduce::summarize;
+use crate::backend::summarize;
 use crate::backend::{check_rows, Backend, Denoiser, ForwardOutput, Summaries};
 use crate::batch::{Batch, Row};
 use crate::error::{Error, Result};

@@ -119,8 +119,8 @@ pub fn reduce(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::backend::cpu::reduce::summarize;
     use crate::backend::gpu::test_gpu;
+    use crate::backend::summarize;
 
     #[test]
     fn matches_cpu() {

@@ -3,8 +3,8 @@
 
 use super::context::groups_1d;
 use super::{Call, Gpu, Shader, Slot};
-use crate::backend::cpu::attention::AttentionShape;
 use crate::backend::cpu::rope::tables;
+use crate::backend::AttentionShape;
 use crate::model::plan::Rope;
 
 /// `struct Params` of `rope.wgsl`.

@@ -1,11 +1,49 @@
-//! The CPU twin of `shaders/reduce.wgsl`: one row of logits → a [`RowSummary`], in f64.
+//! The summary contract of a step: one row of logits reduced to a [`RowSummary`] (the
+//! normaliser, the entropy and the top candidates), and [`summarize`], its reference in f64,
+//! which the CPU backend runs, the GPU's `shaders/reduce.wgsl` is tested against, and the
+//! sampler applies where it holds whole rows (guidance).
 //!
 //! The arithmetic is the reference's, term for term: `lse` is `max + ln Σ exp(x − max)` summed
 //! in id order, and `neg_entropy` is `Σ exp(x − lse)·(x − lse)` in the same order, so scores
 //! read from a host summary equal those of a full-row f64 log-softmax bit for bit.
 
-use crate::backend::{RowSummary, TOP_K};
+/// Candidates a [`RowSummary`] keeps per row.
+pub const TOP_K: usize = 16;
 
+/// One masked row's distribution, reduced: enough to score the position exactly and to draw
+/// its token exactly from the top candidates (the tail needs the row itself).
+#[derive(Clone, Debug, PartialEq)]
+pub struct RowSummary {
+    /// Largest allowed logit.
+    pub max: f64,
+    /// `log Σ exp(x)` over the allowed tokens.
+    pub lse: f64,
+    /// `log Σ exp(x / T)` at the sampling temperature T.
+    pub lse_t: f64,
+    /// `Σ p log p` at T = 1 (higher = more certain).
+    pub neg_entropy: f64,
+    /// The [`TOP_K`] largest allowed logits, `(id, raw logit)`, descending, ties to the lower id.
+    pub top: Vec<(u32, f32)>,
+    /// Some allowed logit of the row is NaN or ±∞ (computed by the reduction from the logits'
+    /// bits, on the device for the GPU): nothing above can be trusted, and the sampler stops
+    /// with [`Error::NonFinite`](crate::error::Error::NonFinite).
+    pub non_finite: bool,
+}
+
+impl RowSummary {
+    /// Whether every figure of the summary is a finite number and its row had no non-finite
+    /// allowed logit: the condition for drawing from it.
+    pub fn is_finite(&self) -> bool {
+        !self.non_finite
+            && self.max.is_finite()
+            && self.lse.is_finite()
+            && self.lse_t.is_finite()
+            && self.neg_entropy.is_finite()
+            && self.top.iter().all(|t| t.1.is_finite())
+    }
+}
+
+/// One row of logits reduced over the `allowed` tokens, `lse_t` at `temperature`.
 pub fn summarize(row: &[f32], allowed: &[bool], temperature: f64) -> RowSummary {
     let inv_t = if temperature > 0.0 {
         1.0 / temperature
