@@ -14,6 +14,9 @@ override HAS_TYPES: bool = false;
 
 struct Params { len: u32, d: u32, ldt: u32, tok_start: u32, tok_rows: u32, _p0: u32, _p1: u32, _p2: u32 }
 
+// threads per workgroup, set by the dispatcher (backend/gpu/mod.rs WG)
+override WG: u32 = 64u;
+
 @group(0) @binding(0) var<storage, read> ids: array<u32>;
 @group(0) @binding(1) var<storage, read> pos_ids: array<u32>;
 @group(0) @binding(2) var<storage, read> type_ids: array<u32>;
@@ -23,7 +26,7 @@ struct Params { len: u32, d: u32, ldt: u32, tok_start: u32, tok_rows: u32, _p0: 
 @group(0) @binding(6) var<storage, read_write> x: array<f32>;
 @group(0) @binding(7) var<uniform> p: Params;
 
-@compute @workgroup_size(64)
+@compute @workgroup_size(WG)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     let c = gid.x;
     let i = gid.y;

@@ -6,11 +6,14 @@
 
 struct Params { rows: u32, d: u32, _p0: u32, _p1: u32 }
 
+// threads per workgroup, set by the dispatcher (backend/gpu/mod.rs WG)
+override WG: u32 = 64u;
+
 @group(0) @binding(0) var<storage, read_write> x: array<f32>;
 @group(0) @binding(1) var<storage, read> md: array<f32>;
 @group(0) @binding(2) var<uniform> p: Params;
 
-@compute @workgroup_size(64)
+@compute @workgroup_size(WG)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     let c = gid.x;
     let r = gid.y;

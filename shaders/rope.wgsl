@@ -6,11 +6,14 @@
 
 struct Params { len: u32, heads: u32, hd: u32, kv_heads: u32 }
 
+// threads per workgroup, set by the dispatcher (backend/gpu/mod.rs WG)
+override WG: u32 = 64u;
+
 @group(0) @binding(0) var<storage, read_write> qkv: array<f32>;
 @group(0) @binding(1) var<storage, read> cs: array<f32>;
 @group(0) @binding(2) var<uniform> p: Params;
 
-@compute @workgroup_size(64)
+@compute @workgroup_size(WG)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     let half = p.hd / 2u;
     // one thread per (position, q-or-k head, pair)

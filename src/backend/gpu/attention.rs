@@ -37,6 +37,10 @@ pub fn attention(
         "{} kv heads for {heads} heads",
         shape.kv_heads
     );
+    use super::context::expect_values as at_least;
+    at_least(qkv, "attention qkv [L, H + 2·KV]", len * shape.qkv_dim());
+    at_least(keep, "attention keep [L]", len);
+    at_least(out, "attention out [L, H]", len * heads * hd);
     let kernel = gpu.kernel(
         Shader::Attention,
         &[Slot::Read, Slot::Read, Slot::Write, Slot::Uniform],

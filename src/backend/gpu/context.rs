@@ -412,6 +412,20 @@ pub fn record(enc: &mut wgpu::CommandEncoder, calls: &[&Call]) {
 }
 
 /// Workgroups to cover `n` items with `per` each, split over y when x would pass 65535.
+/// A dispatcher's shape check of one binding: `buf` must hold at least `values` 4-byte values
+/// (f32 or u32) for the call's shape. A shader reading past a binding's end gets clamped or zero
+/// values, never an error, so a wrong size would be a silent wrong answer; this makes it a
+/// named failure when the call is recorded (a few comparisons per call, recorded once per
+/// session). Web-rwkv and ratchet check every op's shapes the same way.
+pub(crate) fn expect_values(buf: &wgpu::Buffer, binding: &str, values: usize) {
+    let need = values as u64 * 4;
+    assert!(
+        buf.size() >= need,
+        "{binding}: the binding holds {} bytes, the call's shape reads {need}",
+        buf.size()
+    );
+}
+
 pub fn groups_1d(n: u32, per: u32) -> [u32; 3] {
     let g = n.div_ceil(per).max(1);
     if g <= 65535 {

@@ -37,6 +37,15 @@ pub fn embed(
     x: &wgpu::Buffer,
     len: usize,
 ) -> Vec<Call> {
+    use super::context::expect_values as at_least;
+    at_least(ids, "embed ids [L]", len);
+    at_least(x, "embed x [L, d]", len * e.d);
+    if e.positions.is_some() {
+        at_least(pos_ids, "embed pos_ids [L]", len);
+    }
+    if e.types.is_some() {
+        at_least(type_ids, "embed type_ids [L]", len);
+    }
     let slots = [
         Slot::Read,
         Slot::Read,
@@ -61,6 +70,7 @@ pub fn embed(
                     ("F16", flag(e.tokens.packing == Packing::F16)),
                     ("ACCUM", flag(!first)),
                     ("HAS_POS", flag(first && e.positions.is_some())),
+                    super::WG_CONSTANT,
                     ("HAS_TYPES", flag(first && e.types.is_some())),
                 ],
             );
@@ -86,7 +96,7 @@ pub fn embed(
                     x,
                 ],
                 &params,
-                [(e.d as u32).div_ceil(64), len as u32, 1],
+                [(e.d as u32).div_ceil(super::WG), len as u32, 1],
             )
         })
         .collect()

@@ -20,10 +20,14 @@ pub fn gather(
     count: usize,
     d: usize,
 ) -> Call {
+    use super::context::expect_values as at_least;
+    at_least(x, "gather x [L, d]", d);
+    at_least(rows, "gather rows [R]", count);
+    at_least(y, "gather y [R, d]", count * d);
     let kernel = gpu.kernel(
         Shader::Gather,
         &[Slot::Read, Slot::Read, Slot::Write, Slot::Uniform],
-        &[],
+        &[super::WG_CONSTANT],
     );
     gpu.call(
         &kernel,
@@ -34,7 +38,7 @@ pub fn gather(
             _p0: 0,
             _p1: 0,
         },
-        [(d as u32).div_ceil(64), (count as u32).max(1), 1],
+        [(d as u32).div_ceil(super::WG), (count as u32).max(1), 1],
     )
 }
 

@@ -21,10 +21,16 @@ pub fn glu(
     rows: usize,
     inner: usize,
 ) -> Call {
+    use super::context::expect_values as at_least;
+    at_least(u, "glu u [rows, 2·inner]", rows * 2 * inner);
+    at_least(y, "glu y [rows, inner]", rows * inner);
     let kernel = gpu.kernel(
         Shader::Glu,
         &[Slot::Read, Slot::Write, Slot::Uniform],
-        &[("ACT", f64::from(activation::code(Some(act))))],
+        &[
+            ("ACT", f64::from(activation::code(Some(act)))),
+            super::WG_CONSTANT,
+        ],
     );
     gpu.call(
         &kernel,
@@ -35,7 +41,7 @@ pub fn glu(
             _p0: 0,
             _p1: 0,
         },
-        [(inner as u32).div_ceil(64), rows as u32, 1],
+        [(inner as u32).div_ceil(super::WG), rows as u32, 1],
     )
 }
 
@@ -69,5 +75,24 @@ mod tests {
                 .fold(0.0, f32::max);
             assert!(e < 1e-5, "{act:?}: {e}");
         }
+    }
+
+    /// A binding smaller than the call's shape is a named failure when the call is recorded,
+    /// not a clamped read on the device.
+    #[test]
+    fn an_undersized_binding_is_named() {
+        let Some(gpu) = test_gpu() else { return };
+        let (ub, yb) = (gpu.upload("u", &[0.0f32; 20]), gpu.storage("y", 4 * 9));
+        let call = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            glu(&gpu, Activation::Silu, &ub, &yb, 2, 5)
+        }));
+        let msg = call
+            .err()
+            .and_then(|e| e.downcast::<String>().ok())
+            .expect("a 9-value y for 2 × 5 outputs is refused");
+        assert_eq!(
+            *msg,
+            "glu y [rows, inner]: the binding holds 36 bytes, the call's shape reads 40"
+        );
     }
 }

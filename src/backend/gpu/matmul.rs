@@ -59,6 +59,19 @@ pub fn matmul(
     ldy: usize,
     y_off: usize,
 ) -> Vec<Call> {
+    use super::context::expect_values as at_least;
+    at_least(x, "matmul x [M, K]", m * w.cols);
+    if m > 0 {
+        at_least(y, "matmul y [M, ldy]", (m - 1) * ldy + y_off + w.rows);
+    }
+    for (b, what) in [(e.bias, "matmul b [N]"), (e.gate, "matmul gate [N]")] {
+        if let Some(b) = b {
+            at_least(b, what, w.rows);
+        }
+    }
+    for c in &w.chunks {
+        at_least(&c.buffer, "matmul w [N, ldw]", c.rows * w.ldw);
+    }
     let consts = [
         ("F16", flag(w.packing == Packing::F16)),
         ("Q8", flag(w.packing == Packing::Q8)),

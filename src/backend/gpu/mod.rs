@@ -19,6 +19,16 @@ pub mod shader;
 pub mod weights;
 
 pub use context::{Call, Gpu, Kernel, Slot};
+
+/// Threads per workgroup of the element-wise kernels (embed, gather, glu, modulate, rope):
+/// handed to their WGSL as the override constant `WG` and used for their dispatch counts, so
+/// the two cannot drift apart. (The reductions keep theirs in `shaders/shared/workgroup_reduce.wgsl`
+/// and attention in its own file: their workgroup arrays and per-thread slices are sized by
+/// it.)
+pub(crate) const WG: u32 = 64;
+
+/// The `WG` override of an element-wise kernel, for [`Gpu::kernel`].
+pub(crate) const WG_CONSTANT: (&str, f64) = ("WG", WG as f64);
 pub use denoiser::GpuDenoiser;
 pub use shader::Shader;
 

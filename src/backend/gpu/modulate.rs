@@ -20,10 +20,13 @@ pub fn modulate(
     rows: usize,
     d: usize,
 ) -> Call {
+    use super::context::expect_values as at_least;
+    at_least(x, "modulate x [rows, d]", rows * d);
+    at_least(shift_scale, "modulate mod [2, d]", 2 * d);
     let kernel = gpu.kernel(
         Shader::Modulate,
         &[Slot::Write, Slot::Read, Slot::Uniform],
-        &[],
+        &[super::WG_CONSTANT],
     );
     gpu.call(
         &kernel,
@@ -34,7 +37,7 @@ pub fn modulate(
             _p0: 0,
             _p1: 0,
         },
-        [(d as u32).div_ceil(64), rows as u32, 1],
+        [(d as u32).div_ceil(super::WG), rows as u32, 1],
     )
 }
 

@@ -36,6 +36,13 @@ impl GpuNorm {
 
 /// `y[r] = norm(x[r])` for `rows` rows.
 pub fn norm(gpu: &Gpu, n: &GpuNorm, x: &wgpu::Buffer, y: &wgpu::Buffer, rows: usize) -> Call {
+    use super::context::expect_values as at_least;
+    at_least(x, "norm x [rows, d]", rows * n.d);
+    at_least(y, "norm y [rows, d]", rows * n.d);
+    at_least(&n.weight, "norm weight [d]", n.d);
+    if let Some(b) = &n.bias {
+        at_least(b, "norm bias [d]", n.d);
+    }
     let kernel = gpu.kernel(
         Shader::Norm,
         &[

@@ -86,6 +86,14 @@ pub fn reduce(
     vocab: usize,
     temperature: f64,
 ) -> Call {
+    use super::context::expect_values as at_least;
+    at_least(logits, "reduce logits [R, V]", rows * vocab);
+    at_least(allowed, "reduce allowed [V]", vocab);
+    assert!(
+        rows <= out.rows,
+        "reduce: {rows} rows into buffers for {}",
+        out.rows
+    );
     let kernel = gpu.kernel(
         Shader::Reduce,
         &[

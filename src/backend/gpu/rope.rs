@@ -26,7 +26,18 @@ pub fn table(gpu: &Gpu, rope: &Rope, len: usize) -> wgpu::Buffer {
 
 pub fn rope(gpu: &Gpu, qkv: &wgpu::Buffer, cs: &wgpu::Buffer, shape: &AttentionShape) -> Call {
     let (len, heads, hd) = (shape.len, shape.heads, shape.head_dim);
-    let kernel = gpu.kernel(Shader::Rope, &[Slot::Write, Slot::Read, Slot::Uniform], &[]);
+    use super::context::expect_values as at_least;
+    at_least(
+        qkv,
+        "rope qkv [L, (heads + 2·kv_heads)·hd]",
+        len * shape.qkv_dim(),
+    );
+    at_least(cs, "rope cs [L, hd/2, 2]", len * (hd / 2) * 2);
+    let kernel = gpu.kernel(
+        Shader::Rope,
+        &[Slot::Write, Slot::Read, Slot::Uniform],
+        &[super::WG_CONSTANT],
+    );
     let threads = (len * (heads + shape.kv_heads) * (hd / 2)) as u32;
     gpu.call(
         &kernel,
@@ -37,7 +48,7 @@ pub fn rope(gpu: &Gpu, qkv: &wgpu::Buffer, cs: &wgpu::Buffer, shape: &AttentionS
             hd: hd as u32,
             kv_heads: shape.kv_heads as u32,
         },
-        groups_1d(threads, 64),
+        groups_1d(threads, super::WG),
     )
 }
 
