@@ -5,8 +5,8 @@ export interface LoadOptions {
   device?: Device;
   /** GPU weight storage; arithmetic is f32 either way. */
   weights?: "f16" | "f32";
-  onProgress?: (event: ProgressEvent) => void;
-  signal?: AbortSignal;
+  onProgress?: ((event: ProgressEvent) => void) | null;
+  signal?: AbortSignal | null;
   /** Where the .wasm is, when a bundler moved it. */
   wasmUrl?: string | URL;
   /** Keep downloads in the Cache API (browsers; default true). */
@@ -24,7 +24,7 @@ export interface LoadOptions {
    * Threads for the CPU path (default `"auto"`: the core count, at most 8). More than one needs
    * a cross-origin-isolated page and a worker (`worker: true`); otherwise one thread runs, with
    * a console warning and the reason in `backendReason.threads`. The first load in a page or
-   * worker decides; Node always runs one.
+   * worker decides; Node always runs one. A number must be whole, from 1 to 256.
    */
   threads?: "auto" | number;
   /**
@@ -32,11 +32,11 @@ export interface LoadOptions {
    * model's own folder (or instead of `ModelFiles.tokenizer`): for checkpoints that ship
    * without one, e.g. `kuleshov-group/mdlm-owt` with `tokenizer: "openai-community/gpt2"`.
    */
-  tokenizer?: string | URL;
+  tokenizer?: string | URL | null;
 }
 
 /** Whether every file of a source (nothing: the default model) is in the cache. */
-export declare function isCached(source?: string | URL, options?: { tokenizer?: string | URL }): Promise<boolean>;
+export declare function isCached(source?: string | URL | null, options?: { tokenizer?: string | URL | null }): Promise<boolean>;
 /** Removes every file unmask has cached. */
 export declare function clearCache(): Promise<void>;
 
@@ -58,11 +58,15 @@ export type ProgressEvent =
   | { phase: "warmup"; backend: "webgpu" | "wasm" }
   | { phase: "ready"; backend: "webgpu" | "wasm" };
 
-/** The bytes of a model's Hugging Face files. */
+/**
+ * The bytes of a model's Hugging Face files. `tokenizer` may be left out only when
+ * `LoadOptions.tokenizer` says where to read tokenizer.json; otherwise its absence is a
+ * `BadInput` error naming `source.tokenizer`. Any other field is `BadInput` (unknown field).
+ */
 export interface ModelFiles {
   config: string | Uint8Array;
   weights: Uint8Array;
-  tokenizer: Uint8Array;
+  tokenizer?: string | Uint8Array;
 }
 
 /** The same options as `unmask infill`'s flags. */
@@ -90,10 +94,13 @@ export interface InfillOptions {
   candidates?: number;
   /** With `candidates`: each step event also lists the positions it predicted but left masked (`pending`). */
   pending?: boolean;
-  /** Sees every step as a `--trace` line, then the done event; an exception it throws ends the fill. */
-  onStep?: (event: StepEvent | LengthsEvent | DoneEvent) => void;
+  /**
+   * Sees every step as a `--trace` line, then the done event; an exception it throws ends the
+   * fill, which rejects with it. Anything but a function (or null) is `BadInput`.
+   */
+  onStep?: ((event: StepEvent | LengthsEvent | DoneEvent) => void) | null;
   /** Checked before every step; the fill gives the event loop a turn there, so it can fire. */
-  signal?: AbortSignal;
+  signal?: AbortSignal | null;
 }
 
 /** One denoising step, as a `--trace` line. */
@@ -196,7 +203,7 @@ export type Family = "absorbing" | "uniform" | "gaussian" | "bits";
 export interface CorruptOptions {
   /** Default `"absorbing"`. */
   family?: Family;
-  /** The noise level, in [0, 1]; default 0.5. Anything else is a `BadInput` error. */
+  /** The noise level, in [0, 1]; default 0.5. Anything else (NaN too) is a `BadInput` error. */
   t?: number;
   /** The same text, family, t and seed give the same tokens; default 0. */
   seed?: number;
@@ -235,13 +242,29 @@ export interface NoiseSchedule {
   continuous: [number, number][];
 }
 
-/** The `name` (and `code`) of every error the package throws. */
+/**
+ * The `name` (and `code`) of every error the package throws.
+ *
+ * Every public function checks its arguments before anything enters the module: a bad one is
+ * `BadTemplate` (the template argument) or `BadInput` (any other argument or option), with a
+ * message naming the function, the argument and the value given, e.g.
+ * `infill: options.temperature must be a finite number, not NaN`. That covers wrong types
+ * (a non-string template, `null` options, a non-function `onStep`), NaN and ±Infinity, numbers
+ * that must be whole, unknown fields, getters or Proxies that throw, lone surrogates in any
+ * text, and `load({ config, weights })` without a tokenizer. Options are read once, from the
+ * object's own enumerable properties; `undefined` leaves one out, `null` does so only for
+ * `onStep`, `onProgress`, `signal` and `tokenizer`. `steps()` throws these at once, before
+ * iterating; the other methods reject with them.
+ */
 export type ErrorCode =
-  /** A file is missing or malformed; the message names the file, field or tensor. */
+  /** A file is missing or malformed, or the server has no such file (HTTP 404, 403…); the message names the file (or URL), field or tensor. */
   | "BadModel"
-  /** An option has the wrong type or value; the message names it. */
+  /** An argument or option has the wrong type or value; the message names it and the value given. */
   | "BadInput"
-  /** The template cannot be read (hole syntax, no holes) or is longer than the model's context. */
+  /**
+   * The template is not a string, has a lone surrogate (the message gives its index), is over
+   * 1 MiB as UTF-8, cannot be read (hole syntax, no holes) or is longer than the model's context.
+   */
   | "BadTemplate"
   /** The checkpoint cannot fit in wasm32 memory or the adapter's limits: found from its header, before the download. */
   | "ModelTooLarge"
@@ -252,9 +275,15 @@ export type ErrorCode =
   | "OutOfMemory"
   /** Any other GPU failure. */
   | "GpuError"
+  /**
+   * A download failed: no response (no connection, DNS, CORS), the server's trouble (HTTP
+   * 5xx, 408, 429), or a download that broke off; the message names the URL. Worth retrying.
+   */
+  | "NetworkError"
   | "Aborted"
   /** A fill is already running on this model. */
   | "Busy"
+  /** Any call on a model after its `dispose()` (`measure` and `schedule` included). */
   | "Disposed"
   /** A bug inside the module (a Rust panic), with its message; load the model again. */
   | "InternalError"
@@ -266,7 +295,7 @@ export declare class Unmask {
    * The default model with no source; else a folder URL or path, a hub id, or bytes. `owner/name`
    * (no slash at either end) is a hub id; write a folder as `./dir`, `/dir` or `dir/`.
    */
-  static load(source?: string | URL | ModelFiles, options?: LoadOptions): Promise<Unmask>;
+  static load(source?: string | URL | ModelFiles | null, options?: LoadOptions): Promise<Unmask>;
   readonly backend: "webgpu" | "wasm";
   readonly backendReason: BackendReason;
   /** Bytes read back from the GPU since loading (0 on the CPU); live during a fill. */
@@ -281,12 +310,19 @@ export declare class Unmask {
   /**
    * The forward (noising) process of a diffusion family on `text`, on this model's vocabulary
    * and embeddings (for teaching: what each family's training input looks like at time t).
-   * Works while a fill runs. A bad family or t is a `BadInput` error naming it.
+   * Works while a fill runs. A bad family or t is a `BadInput` error naming it, and so is a
+   * `text` that is not a string, has a lone surrogate or is over 1 MiB as UTF-8.
    */
   corrupt(text: string, options?: CorruptOptions): Promise<CorruptResult>;
-  /** The noise levels `corrupt` uses at `points` evenly spaced times in [0, 1] (default 101, clamped to 2..1000). */
+  /**
+   * The noise levels `corrupt` uses at `points` evenly spaced times in [0, 1] (default 101,
+   * rounded and clamped to 2..1000; anything but a finite number is `BadInput`).
+   */
   schedule(points?: number): Promise<NoiseSchedule>;
-  /** The events of one fill, yielded as each step happens; leaving the loop early stops the fill. */
+  /**
+   * The events of one fill, yielded as each step happens; leaving the loop early stops the fill.
+   * A bad argument throws from `steps()` itself (`BadTemplate`, `BadInput`).
+   */
   steps(template: string, options?: InfillOptions): AsyncIterable<StepEvent | LengthsEvent | DoneEvent>;
   /**
    * Frees the model now. A model in a worker ends the worker: a call still in flight there

@@ -3,14 +3,30 @@ import { createReadStream } from "node:fs";
 import { readFile, stat } from "node:fs/promises";
 import * as wasm from "./wasm/unmask_wasm.js";
 import { makeUnmask, namedError } from "./unmask.js";
+import { badLocation, brokenDownload, cacheQuery, httpError, networkError } from "./args.js";
 
 let started = false;
 const here = new URL("./", import.meta.url);
 
 function locate(where, file) {
   if (where === null) return new URL(`model/${file}`, here);
-  if (/^https?:/.test(where)) return new URL(file, where);
-  return new URL(file, where.startsWith("file:") ? where : new URL(where, `file://${process.cwd()}/`));
+  try {
+    if (/^https?:/.test(where)) return new URL(file, where);
+    return new URL(file, where.startsWith("file:") ? where : new URL(where, `file://${process.cwd()}/`));
+  } catch (e) {
+    throw badLocation(where, file, e);
+  }
+}
+
+const aborted = () => namedError("Aborted", "the operation was aborted");
+
+/** `fetch`, its failures named: an abort is `Aborted`, no response a `NetworkError` naming the URL. */
+async function fetched(url, init, signal) {
+  try {
+    return await fetch(url, { ...init, signal });
+  } catch (e) {
+    throw signal?.aborted ? aborted() : networkError(url, e);
+  }
 }
 
 export const Unmask = makeUnmask({
@@ -32,8 +48,9 @@ export const Unmask = makeUnmask({
         throw namedError("BadModel", `${url.pathname}: ${e.code === "ENOENT" ? "no such file" : e.message}`);
       }
     }
-    const head = await fetch(url, { method: "HEAD", signal });
-    return Number(head.headers.get("content-length")) || null;
+    const head = await fetched(url, { method: "HEAD" }, signal);
+    // a server that refuses HEAD leaves the size unknown; the download says what is wrong
+    return head.ok ? Number(head.headers.get("content-length")) || null : null;
   },
   async open(where, file, signal) {
     const url = locate(where, file);
@@ -47,7 +64,7 @@ export const Unmask = makeUnmask({
             const { done, value } = await chunks.next();
             return done ? null : new Uint8Array(value.buffer, value.byteOffset, value.byteLength);
           } catch (e) {
-            throw signal?.aborted ? namedError("Aborted", "the operation was aborted") : namedError("BadModel", `${url.pathname}: ${e.message}`);
+            throw signal?.aborted ? aborted() : namedError("BadModel", `${url.pathname}: ${e.message}`);
           }
         },
         async cancel() {
@@ -56,14 +73,20 @@ export const Unmask = makeUnmask({
         async done() {},
       };
     }
-    const res = await fetch(url, { signal });
-    if (!res.ok) throw namedError("BadModel", `${url}: HTTP ${res.status}`);
+    const res = await fetched(url, {}, signal);
+    if (!res.ok) throw httpError(url, res);
     const reader = res.body.getReader();
+    let n = 0;
     return {
       cached: false,
       async next() {
-        const { done, value } = await reader.read();
-        return done ? null : value;
+        try {
+          const { done, value } = await reader.read();
+          n += value?.byteLength ?? 0;
+          return done ? null : value;
+        } catch (e) {
+          throw signal?.aborted ? aborted() : brokenDownload(url, n, e);
+        }
       },
       async cancel(why) {
         await reader.cancel(why).catch(() => {});
@@ -74,7 +97,8 @@ export const Unmask = makeUnmask({
 });
 
 /** Node keeps no download cache: local files are read where they are. */
-export async function isCached() {
+export async function isCached(source, options) {
+  cacheQuery(source, options);
   return false;
 }
 

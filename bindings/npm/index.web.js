@@ -5,6 +5,7 @@
 // they stay in memory, with a notice. No Node-only import on this path.
 import init, * as wasm from "./wasm/unmask_wasm.js";
 import { folderOf, makeUnmask, namedError } from "./unmask.js";
+import { badLocation, brokenDownload, cacheQuery, httpError, networkError } from "./args.js";
 import { RemoteUnmask } from "./remote.js";
 
 const CACHE = "unmask-v1";
@@ -72,8 +73,15 @@ const DEFAULT_MODEL = {
 
 function locate(where, file) {
   const base = typeof location === "undefined" ? import.meta.url : location.href;
-  return where === null ? DEFAULT_MODEL[file] : new URL(file, new URL(where, base));
+  if (where === null) return DEFAULT_MODEL[file];
+  try {
+    return new URL(file, new URL(where, base));
+  } catch (e) {
+    throw badLocation(where, file, e);
+  }
 }
+
+const aborted = () => namedError("Aborted", "the operation was aborted");
 
 let noCacheNoticed = false;
 
@@ -94,14 +102,20 @@ async function openCache(use, url) {
   }
 }
 
-/** The module's reader over a response body (or any ReadableStream). */
-function streamSource(body, cached, cancel = async () => {}, done = async () => {}) {
+/** The module's reader over a response body (or any ReadableStream) from `url`. */
+function streamSource(url, signal, body, cached, cancel = async () => {}, done = async () => {}) {
   const reader = body.getReader();
+  let n = 0;
   return {
     cached,
     async next() {
-      const { done: end, value } = await reader.read();
-      return end ? null : value;
+      try {
+        const { done: end, value } = await reader.read();
+        n += value?.byteLength ?? 0;
+        return end ? null : value;
+      } catch (e) {
+        throw signal?.aborted ? aborted() : brokenDownload(url, n, e);
+      }
     },
     async cancel(why) {
       await cancel(why);
@@ -130,14 +144,21 @@ export const Unmask = makeUnmask({
   async size(where, file, signal, options) {
     const url = locate(where, file);
     const cached = await (await openCache(options.cache, url))?.match(url);
-    const res = cached ?? (await fetch(url, { method: "HEAD", signal }));
-    return Number(res.headers.get("content-length")) || null;
+    if (cached) return Number(cached.headers.get("content-length")) || null;
+    let res;
+    try {
+      res = await fetch(url, { method: "HEAD", signal });
+    } catch (e) {
+      throw signal?.aborted ? aborted() : networkError(url, e);
+    }
+    // a server that refuses HEAD leaves the size unknown; the download says what is wrong
+    return res.ok ? Number(res.headers.get("content-length")) || null : null;
   },
   async open(where, file, signal, options) {
     const url = locate(where, file);
     const cache = await openCache(options.cache, url);
     const hit = await cache?.match(url);
-    if (hit) return streamSource(hit.body, true);
+    if (hit) return streamSource(url, signal, hit.body, true);
     // one controller for the download and its copy into the cache: stopping the load (an
     // abort, a model too large for this device) stops both
     const controller = new AbortController();
@@ -148,11 +169,11 @@ export const Unmask = makeUnmask({
       res = await fetch(url, { signal: controller.signal });
     } catch (e) {
       signal?.removeEventListener("abort", forward);
-      throw signal?.aborted ? namedError("Aborted", "the operation was aborted") : namedError("BadModel", `${url}: ${e.message ?? e}`);
+      throw signal?.aborted ? aborted() : networkError(url, e);
     }
     if (!res.ok) {
       signal?.removeEventListener("abort", forward);
-      throw namedError("BadModel", `${url}: HTTP ${res.status}`);
+      throw httpError(url, res);
     }
     // cached while it streams (awaited at the end, not before: that would hold the whole file
     // in the tee); a full or missing cache leaves the download in memory only
@@ -162,6 +183,8 @@ export const Unmask = makeUnmask({
         if (!controller.signal.aborted) console.warn(`unmask: could not cache ${url} (${e}); it stays in memory only`);
       });
     return streamSource(
+      url,
+      signal,
       res.body,
       false,
       async (why) => {
@@ -181,9 +204,15 @@ export const Unmask = makeUnmask({
  * Whether every file of `source` (as `Unmask.load` takes it; nothing: the default model) is in
  * the cache; `options.tokenizer` as for `load` (where tokenizer.json comes from).
  */
-export async function isCached(source, options = {}) {
+export async function isCached(source, options) {
+  options = cacheQuery(source, options);
   if (typeof caches === "undefined") return false;
-  const cache = await caches.open(CACHE);
+  let cache;
+  try {
+    cache = await caches.open(CACHE);
+  } catch {
+    return false; // the Cache API refused (e.g. an opaque origin): nothing is cached
+  }
   const where = source === undefined || source === null ? null : folderOf(String(source));
   const tok = options.tokenizer === undefined || options.tokenizer === null ? where : folderOf(String(options.tokenizer));
   const hits = await Promise.all([

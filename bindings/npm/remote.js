@@ -1,6 +1,8 @@
 // The main-thread side of the worker: a proxy with the same API as a local model. Weights
 // given as bytes are transferred to the worker, not copied.
+// Arguments are checked here, on the page's side, before anything is posted.
 import { stepsOf } from "./unmask.js";
+import * as args from "./args.js";
 
 let next = 0;
 
@@ -52,13 +54,22 @@ class Channel {
 export class RemoteUnmask {
   #channel;
   #info;
+  #disposed = false;
+
+  /** After `dispose` the worker is gone: every call is `Disposed` (it would never be answered). */
+  #live() {
+    if (this.#disposed) throw rebuild({ name: "Disposed", message: "this model was disposed" });
+  }
 
   constructor(channel, info) {
     this.#channel = channel;
     this.#info = info;
   }
 
-  /** `start` makes the worker (a literal `new Worker(new URL(…))` there lets bundlers see it). */
+  /**
+   * `start` makes the worker (a literal `new Worker(new URL(…))` there lets bundlers see it).
+   * `source` and `options` were checked by `Unmask.load`.
+   */
   static async load(source, options, start) {
     const { onProgress, signal, worker: _worker, workerUrl: _url, ...rest } = options;
     if (signal?.aborted) throw rebuild({ name: "Aborted", message: "the operation was aborted" });
@@ -96,9 +107,11 @@ export class RemoteUnmask {
     return this.#channel.readbackBytes;
   }
 
-  async infill(template, options = {}) {
+  async infill(template, options) {
+    args.template("infill", template);
     // the worker's own model applies the defaults (candidates with onStep) on its side
-    const { onStep, signal, ...request } = options;
+    const { onStep, signal, ...request } = args.infillOptions("infill", options);
+    this.#live();
     if (signal?.aborted) throw rebuild({ name: "Aborted", message: "the operation was aborted" });
     const { id, done } = this.#channel.call({ op: "infill", template, options: request }, { onStep });
     const abort = () => this.#channel.worker.postMessage({ id: next++, op: "abort", target: id });
@@ -110,28 +123,38 @@ export class RemoteUnmask {
     }
   }
 
-  measure(template) {
+  async measure(template) {
+    args.template("measure", template);
+    this.#live();
     return this.#channel.call({ op: "measure", template }).done;
   }
 
-  layout(template) {
+  async layout(template) {
+    args.template("layout", template);
+    this.#live();
     return this.#channel.call({ op: "layout", template }).done;
   }
 
-  corrupt(text, options = {}) {
-    return this.#channel.call({ op: "corrupt", text, options }).done;
+  async corrupt(text, options) {
+    args.corruptText(text);
+    const checked = args.corruptOptions(options);
+    this.#live();
+    return this.#channel.call({ op: "corrupt", text, options: checked }).done;
   }
 
-  schedule(points = 101) {
+  async schedule(points = 101) {
+    args.schedulePoints(points);
+    this.#live();
     return this.#channel.call({ op: "schedule", points }).done;
   }
 
-  steps(template, options = {}) {
+  steps(template, options) {
     return stepsOf(this, template, options);
   }
 
   /** Frees the model and ends the worker; a fill or load still in flight fails with `Disposed`. */
   dispose() {
+    this.#disposed = true;
     this.#channel.worker.terminate();
     this.#channel.fail({ name: "Disposed", message: "this model was disposed" });
   }

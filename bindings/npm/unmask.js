@@ -2,7 +2,12 @@
 // default model shipped beside the .wasm, a folder URL, a hub id, or bytes in memory), progress
 // events, AbortSignal checks, errors with stable names, and the same JSON shapes as the CLI.
 // The platform entries (index.web.js, index.node.js) only say how to start the module and how
-// to open a file as a stream of chunks.
+// to open a file as a stream of chunks. Every public function checks its arguments (args.js)
+// before anything enters the module.
+import * as args from "./args.js";
+import { namedError } from "./args.js";
+
+export { namedError };
 
 // config and tokenizer first (small, needed to choose and check), the weights streamed last
 const FILES = ["config.json", "tokenizer.json", "model.safetensors"];
@@ -16,12 +21,8 @@ export function folderOf(source) {
   return source.endsWith("/") ? source : `${source}/`;
 }
 
-/** An `Error` whose `name` and `code` are the stable kind callers switch on. */
-export function namedError(name, message) {
-  const e = new Error(message);
-  e.name = name;
-  e.code = name;
-  return e;
+function disposedError() {
+  return namedError("Disposed", "this model was disposed");
 }
 
 function abortError() {
@@ -80,9 +81,15 @@ function eventLoopTurns() {
 
 /**
  * `model.steps()`: the events of one fill as an async iterable, each yielded as its step
- * happens. Leaving the loop early (`break`, an exception) stops the fill.
+ * happens. Leaving the loop early (`break`, an exception) stops the fill. The arguments are
+ * checked at once, so a bad one throws from `steps()` itself, before any iteration.
  */
-export async function* stepsOf(model, template, options = {}) {
+export function stepsOf(model, template, options) {
+  args.template("steps", template);
+  return stepsOfChecked(model, template, args.infillOptions("steps", options));
+}
+
+async function* stepsOfChecked(model, template, options) {
   const { signal, onStep, ...rest } = options;
   const stop = new AbortController();
   const forward = () => stop.abort();
@@ -161,7 +168,7 @@ function memorySource(bytes) {
  */
 function readFailure(e, file, signal) {
   if (signal?.aborted) return abortError();
-  if (e && typeof e === "object" && typeof e.code === "string") return e;
+  if (e && typeof e === "object" && args.CODES.has(e.code)) return e;
   return namedError("BadModel", `${file}: could not be read (${e?.message ?? e})`);
 }
 
@@ -184,15 +191,17 @@ async function readWhole(source, progress, signal) {
   return out;
 }
 
-function isFiles(source) {
-  return source !== null && typeof source === "object" && !(source instanceof URL) && "weights" in source;
-}
-
 export function makeUnmask(platform) {
   return class Unmask {
     #raw;
     #wasm;
     #threads;
+    #disposed = false;
+
+    /** `Disposed` once `dispose` was called (a fill then in flight still finishes). */
+    #live() {
+      if (this.#disposed) throw disposedError();
+    }
 
     constructor(raw, wasm, threads) {
       this.#raw = raw;
@@ -204,26 +213,29 @@ export function makeUnmask(platform) {
      * Loads a model. `source`: nothing (the default model shipped with the package), a folder
      * URL or path in Hugging Face layout, a hub id, or `{ config, weights, tokenizer }` bytes.
      */
-    static async load(source, options = {}) {
-      if (options.worker) {
-        if (!platform.loadInWorker) throw namedError("BadInput", "worker: true needs a browser");
-        return platform.loadInWorker(source, options);
+    static async load(source, options) {
+      const checked = args.loadOptions(options);
+      const from = args.loadSource(source, checked);
+      if (checked.worker) {
+        if (!platform.loadInWorker) throw namedError("BadInput", "load: options.worker must be false here, not true: a worker needs a browser");
+        return platform.loadInWorker(from.kind === "files" ? from.files : from.kind === "folder" ? from.where : undefined, checked);
       }
-      const { device = "auto", weights: weightFormat, onProgress, signal, cache } = options;
-      const { wasm, threads } = await platform.init(options);
+      const { device = "auto", weights: weightFormat, onProgress, signal, cache } = checked;
+      const { wasm, threads } = await platform.init(checked);
       checkSignal(signal);
       const emit = (event) => onProgress?.(event);
-      const where = isFiles(source) || source === undefined || source === null ? null : folderOf(String(source));
+      const files = from.kind === "files" ? from.files : null;
+      const where = from.kind === "folder" ? folderOf(String(from.where)) : null;
       // a checkpoint may ship without its tokenizer (kuleshov-group/mdlm-owt uses GPT-2's):
       // `tokenizer` names the folder or hub id that tokenizer.json is read from instead
-      const tokenizerFrom = options.tokenizer === undefined || options.tokenizer === null ? null : folderOf(String(options.tokenizer));
-      const remote = (i) => (i === 1 && tokenizerFrom !== null ? tokenizerFrom : isFiles(source) ? null : where);
-      const inMemory = (i) => isFiles(source) && !(i === 1 && tokenizerFrom !== null);
-      const open = (i) => (inMemory(i) ? memorySource(source[KEYS[i]]) : platform.open(remote(i), FILES[i], signal, { cache }));
+      const tokenizerFrom = checked.tokenizer === undefined ? null : folderOf(String(checked.tokenizer));
+      const remote = (i) => (i === 1 && tokenizerFrom !== null ? tokenizerFrom : files ? null : where);
+      const inMemory = (i) => files !== null && !(i === 1 && tokenizerFrom !== null);
+      const open = (i) => (inMemory(i) ? memorySource(files[KEYS[i]]) : platform.open(remote(i), FILES[i], signal, { cache }));
       const byteLength = (b) => (typeof b === "string" ? new TextEncoder().encode(b).byteLength : b.byteLength);
       // every file's size before the first byte, so the total progress is known from the start
       const sizes = await Promise.all(
-        FILES.map((f, i) => (inMemory(i) ? byteLength(source[KEYS[i]]) : platform.size(remote(i), f, signal, { cache }))),
+        FILES.map((f, i) => (inMemory(i) ? byteLength(files[KEYS[i]]) : platform.size(remote(i), f, signal, { cache }))),
       );
       const totalBytes = sizes.every((s) => s !== null) ? sizes.reduce((a, b) => a + b, 0) : null;
       const loaded = FILES.map(() => 0);
@@ -310,15 +322,17 @@ export function makeUnmask(platform) {
      * Fills a template's holes. Resolves to `{ text, holes, steps, nfe, ms }`; `onStep` sees
      * each step as a `--trace` line does, then the `{ done: true, … }` event.
      */
-    async infill(template, options = {}) {
-      const { onStep, signal, ...request } = options;
+    async infill(template, options) {
+      args.template("infill", template);
+      const { onStep, signal, ...request } = args.infillOptions("infill", options);
+      this.#live();
       checkSignal(signal);
       // a step event lists each committed position's most likely tokens, for teaching views
       if (onStep && request.candidates === undefined) request.candidates = 5;
       const turns = eventLoopTurns();
       try {
         return await guarded(this.#wasm, () =>
-          this.#raw.infill(template, request, onStep ?? undefined, signal ?? undefined, turns.pause),
+          this.#raw.infill(template, request, onStep, signal, turns.pause),
         );
       } finally {
         turns.close();
@@ -327,6 +341,8 @@ export function makeUnmask(platform) {
 
     /** `{ tokens, holes, maxTokens }`: how a template lays out on the canvas, without running it. */
     async measure(template) {
+      args.template("measure", template);
+      this.#live();
       return guarded(this.#wasm, () => this.#raw.measure(template));
     }
 
@@ -335,6 +351,8 @@ export function makeUnmask(platform) {
      * `{ known }` (the user's text, verbatim) or `{ hole: [start, end], afterSpace, original? }`.
      */
     async layout(template) {
+      args.template("layout", template);
+      this.#live();
       return guarded(this.#wasm, () => this.#raw.layout(template));
     }
 
@@ -343,25 +361,28 @@ export function makeUnmask(platform) {
      * vocabulary: `{ family, t, noise, tokens: [{ id, text, originalId, originalText, masked,
      * changed, valid }] }`. Works while a fill runs.
      */
-    async corrupt(text, options = {}) {
-      return guarded(this.#wasm, () => this.#raw.corrupt(String(text), options));
+    async corrupt(text, options) {
+      args.corruptText(text);
+      const checked = args.corruptOptions(options);
+      this.#live();
+      return guarded(this.#wasm, () => this.#raw.corrupt(text, checked));
     }
 
     /** `{ name, masked: [[t, 1 − α_t], …], continuous: [[t, 1 − ᾱ(t)], …] }` at `points` times in [0, 1]. */
     async schedule(points = 101) {
-      if (typeof points !== "number" || !Number.isFinite(points)) {
-        throw namedError("BadInput", `schedule points: expected a number, got ${points}`);
-      }
+      args.schedulePoints(points);
+      this.#live();
       return guarded(this.#wasm, () => this.#raw.schedule(Math.min(1000, Math.max(2, Math.round(points)))));
     }
 
     /** The same events as `onStep`, as an async iterable, live as the fill runs. */
-    steps(template, options = {}) {
+    steps(template, options) {
       return stepsOf(this, template, options);
     }
 
-    /** Frees the model now. */
+    /** Frees the model now; every later call is `Disposed`. */
     dispose() {
+      this.#disposed = true;
       this.#raw.dispose();
     }
   };

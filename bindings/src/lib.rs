@@ -296,6 +296,17 @@ enum State {
     Disposed,
 }
 
+/// Why a model that is not `Ready` cannot take a call: `Busy` while a fill holds its engine,
+/// `Disposed` once it was disposed or a `dispose` during a fill asked for it to be.
+fn unavailable(state: &State) -> JsValue {
+    match state {
+        State::Busy { dispose: false } => {
+            js_error("Busy", "this model is already filling a template")
+        }
+        _ => js_error("Disposed", "this model was disposed"),
+    }
+}
+
 /// A model attached to its backend, ready to fill templates.
 #[wasm_bindgen]
 pub struct Unmask {
@@ -457,13 +468,8 @@ impl Unmask {
                 match std::mem::replace(&mut *s, State::Busy { dispose: false }) {
                     State::Ready(e) => e,
                     other => {
-                        let busy = matches!(other, State::Busy { .. });
                         *s = other;
-                        return Err(if busy {
-                            js_error("Busy", "this model is already filling a template")
-                        } else {
-                            js_error("Disposed", "this model was disposed")
-                        });
+                        return Err(unavailable(&s));
                     }
                 }
             };
@@ -483,14 +489,12 @@ impl Unmask {
         })
     }
 
-    /// The template on this model's canvas; `Busy` while a fill holds the engine.
+    /// The template on this model's canvas; `Busy` while a fill holds the engine, `Disposed`
+    /// once the model was disposed (or asked to be, by a `dispose` during a fill).
     fn canvas_of(&self, template: &str) -> Result<(unmask::text::Canvas, usize), JsValue> {
         let s = self.state.borrow();
         let State::Ready(inf) = &*s else {
-            return Err(js_error(
-                "Busy",
-                "this model is filling a template or was disposed",
-            ));
+            return Err(unavailable(&s));
         };
         let canvas = inf.canvas(template).map_err(engine_error)?;
         Ok((canvas, inf.model.spec.max_len))

@@ -221,6 +221,38 @@ test("corrupt and schedule: the same tokens on the page and through the worker p
   assert.match(local.error.message, /family `nope`/);
 });
 
+test("bad arguments on the page and through the worker proxy are named errors; a failed download is a NetworkError naming the URL", async () => {
+  // a port nothing listens on
+  const probe = createServer();
+  await new Promise((r) => probe.listen(0, "127.0.0.1", r));
+  const unreachable = `http://127.0.0.1:${probe.address().port}/models/gone/`;
+  await new Promise((r) => probe.close(r));
+  const out = await page.evaluate((u) => window.badArgs(u), unreachable);
+  const named = (code, message) => ({ name: code, code, message });
+  for (const w of ["page", "worker"]) {
+    assert.deepEqual(out[`${w} template 42`], named("BadTemplate", "infill: template must be a string, not 42"), w);
+    assert.deepEqual(out[`${w} options null`], named("BadInput", "infill: options must be an object (or left out), not null"), w);
+    assert.deepEqual(out[`${w} temperature NaN`], named("BadInput", "infill: options.temperature must be a finite number, not NaN"), w);
+    assert.deepEqual(out[`${w} onStep string`], named("BadInput", 'infill: options.onStep must be a function (or left out), not "log"'), w);
+    assert.equal(out[`${w} lone surrogate`].code, "BadTemplate", w);
+    assert.match(out[`${w} lone surrogate`].message, /^measure: template "Peter \\ud83d \[MASK\]" has a lone surrogate \\uD83D at index 6: /, w);
+    assert.deepEqual(out[`${w} corrupt text`], named("BadInput", "corrupt: text must be a string, not Symbol(s)"), w);
+    assert.deepEqual(out[`${w} steps null`], named("BadInput", "steps: options must be an object (or left out), not null"), w);
+    // a call after dispose is Disposed (through the worker it used to wait forever)
+    assert.deepEqual(out[`${w} measure disposed`], named("Disposed", "this model was disposed"), w);
+    assert.deepEqual(out[`${w} schedule disposed`], named("Disposed", "this model was disposed"), w);
+  }
+  assert.ok(out["page still fills"].startsWith("Peter "), out["page still fills"]);
+  assert.equal(out["worker still fills"], out["page still fills"], "the worker model works after the bad calls");
+  assert.equal(out.network.code, "NetworkError", JSON.stringify(out.network));
+  assert.match(out.network.message, new RegExp(`^${unreachable}(config\\.json|tokenizer\\.json|model\\.safetensors): could not be fetched \\(`));
+  assert.deepEqual(
+    out["worker no tokenizer"],
+    named("BadInput", "load: source.tokenizer is missing: give tokenizer.json's bytes, or options.tokenizer (a folder or hub id to read it from)"),
+  );
+  assert.deepEqual(out["worker threads NaN"], named("BadInput", "load: options.threads must be 'auto' or a whole number from 1 to 256, not NaN"));
+});
+
 test("threads: in a worker of a cross-origin-isolated page the CPU path runs on 2 threads and fills the same", async () => {
   const opts = { seed: 7 };
   const single = await page.evaluate(([t, o]) => window.inWorker(t, o, 0, { threads: 2 }), [template, opts]);

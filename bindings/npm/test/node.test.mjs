@@ -5,6 +5,7 @@ import { copyFile, mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createRequire } from "node:module";
+import { createServer } from "node:http";
 import { Unmask } from "unmask";
 
 const template = "Peter [MASK*2] ran into the [MASK] Forest.";
@@ -236,7 +237,11 @@ test("corrupt: four families' forward process on the model's own vocabulary", as
 
   await assert.rejects(model.corrupt(text, { family: "gauss" }), (e) => e.name === "BadInput" && e.code === "BadInput" && /family `gauss`/.test(e.message));
   for (const t of [1.5, -0.1, Number.NaN, Number.POSITIVE_INFINITY]) {
-    await assert.rejects(model.corrupt(text, { family: "bits", t }), (e) => e.name === "BadInput" && /t = /.test(e.message), `t = ${t}`);
+    await assert.rejects(
+      model.corrupt(text, { family: "bits", t }),
+      (e) => e.name === "BadInput" && e.message === `corrupt: options.t must be a noise level in [0, 1], not ${t}`,
+      `t = ${t}`,
+    );
   }
   await assert.rejects(model.corrupt(text, { family: "bits", tt: 1 }), (e) => e.name === "BadInput" && /unknown field/.test(e.message));
   assert.deepEqual((await model.corrupt("", { family: "gaussian" })).tokens, []);
@@ -288,4 +293,438 @@ test("the tokenizer option reads tokenizer.json from another folder", async () =
   } finally {
     await rm(bare, { recursive: true, force: true });
   }
+});
+
+// --- JavaScript arguments: every public function checks its arguments before the module sees them
+
+/** The model files shipped with the installed package. */
+async function packageFiles() {
+  const require = createRequire(import.meta.url);
+  const dir = new URL("./model/", `file://${require.resolve("unmask/package.json")}`);
+  const [config, weights, tokenizer] = await Promise.all(
+    ["config.json", "model.safetensors", "tokenizer.json"].map((f) => readFile(new URL(f, dir))),
+  );
+  return { dir, config, weights, tokenizer };
+}
+
+/** Rejects (or throws at once) with exactly this code and message. */
+async function refuses(call, code, message) {
+  let error = null;
+  try {
+    await call();
+  } catch (e) {
+    error = e;
+  }
+  assert.ok(error instanceof Error, `expected ${code}, got ${error === null ? "a result" : String(error)}`);
+  assert.equal(error.name, code, error.message);
+  assert.equal(error.code, code, error.message);
+  if (message instanceof RegExp) assert.match(error.message, message);
+  else assert.equal(error.message, message);
+}
+
+test("bad arguments are BadTemplate or BadInput naming the argument and the value given", async () => {
+  const model = await Unmask.load(undefined, { device: "wasm" });
+  const one = "Peter [MASK] ran.";
+  // non-string templates, for every method that takes one (steps throws at once, before iterating)
+  for (const [v, shown] of [[42, "42"], [undefined, "undefined"], [null, "null"], [new String(one), "a String"], [Symbol("t"), "Symbol(t)"], [["a [MASK]"], "an array"]]) {
+    await refuses(() => model.infill(v), "BadTemplate", `infill: template must be a string, not ${shown}`);
+    await refuses(() => model.measure(v), "BadTemplate", `measure: template must be a string, not ${shown}`);
+    await refuses(() => model.layout(v), "BadTemplate", `layout: template must be a string, not ${shown}`);
+    assert.throws(() => model.steps(v), { code: "BadTemplate", message: `steps: template must be a string, not ${shown}` });
+  }
+  // null (and other non-object) options
+  await refuses(() => model.infill(one, null), "BadInput", "infill: options must be an object (or left out), not null");
+  await refuses(() => model.infill(one, "fast"), "BadInput", 'infill: options must be an object (or left out), not "fast"');
+  await refuses(() => model.infill(one, [1]), "BadInput", "infill: options must be an object (or left out), not an array");
+  assert.throws(() => model.steps(one, null), { code: "BadInput", message: "steps: options must be an object (or left out), not null" });
+  await refuses(() => model.corrupt("x", null), "BadInput", "corrupt: options must be an object (or left out), not null");
+  await refuses(() => Unmask.load(undefined, null), "BadInput", "load: options must be an object (or left out), not null");
+  // NaN and ±Infinity (which JSON would have turned into null, i.e. the default)
+  for (const [key, v] of [["temperature", NaN], ["topP", Infinity], ["cfg", -Infinity], ["temperature", 2 ** 1024]]) {
+    await refuses(() => model.infill(one, { [key]: v }), "BadInput", `infill: options.${key} must be a finite number, not ${v}`);
+  }
+  for (const [key, v, shown] of [["steps", NaN, "NaN"], ["seed", 1.5, "1.5"], ["topK", -1, "-1"], ["seed", 2 ** 64, "18446744073709552000"], ["seed", 7n, "7n"], ["blockLength", Infinity, "Infinity"], ["candidates", "5", '"5"'], ["steps", null, "null"]]) {
+    await refuses(() => model.infill(one, { [key]: v }), "BadInput", `infill: options.${key} must be a whole number from 0 to 2^53 − 1, not ${shown}`);
+  }
+  await refuses(() => model.corrupt("x", { seed: NaN }), "BadInput", "corrupt: options.seed must be a whole number from 0 to 2^53 − 1, not NaN");
+  await refuses(() => model.schedule(NaN), "BadInput", "schedule: points must be a finite number, not NaN");
+  await refuses(() => model.schedule(-Infinity), "BadInput", "schedule: points must be a finite number, not -Infinity");
+  // a non-function onStep, and a signal that is not one
+  await refuses(() => model.infill(one, { onStep: "console.log" }), "BadInput", 'infill: options.onStep must be a function (or left out), not "console.log"');
+  await refuses(() => model.infill(one, { onStep: {} }), "BadInput", "infill: options.onStep must be a function (or left out), not an object");
+  assert.throws(() => model.steps(one, { onStep: 1 }), { code: "BadInput", message: "steps: options.onStep must be a function (or left out), not 1" });
+  await refuses(() => model.infill(one, { signal: true }), "BadInput", "infill: options.signal must be an AbortSignal (or left out), not true");
+  await refuses(() => Unmask.load(undefined, { onProgress: 3 }), "BadInput", "load: options.onProgress must be a function (or left out), not 3");
+  // lone surrogates in the known text (and in forced text, and in corrupt's text); a whole emoji is fine
+  await refuses(() => model.infill("Peter \uD83D [MASK] ran."), "BadTemplate", /^infill: template "Peter \\ud83d \[MASK\] ran\." has a lone surrogate \\uD83D at index 6: /);
+  await refuses(() => model.measure("[MASK] \uDC07"), "BadTemplate", /^measure: template .* lone surrogate \\uDC07 at index 7: /);
+  await refuses(() => model.layout("a\uDBFF[MASK]"), "BadTemplate", /^layout: template .* lone surrogate \\uDBFF at index 1: /);
+  assert.throws(() => model.steps("[MASK]\uD800"), { code: "BadTemplate", message: /lone surrogate \\uD800 at index 6/ });
+  await refuses(() => model.corrupt("rabbit \uDE07"), "BadInput", /^corrupt: text .* lone surrogate \\uDE07 at index 7: /);
+  await refuses(() => model.infill(one, { force: [{ hole: 0, text: "\uD83D" }] }), "BadInput", /^infill: options\.force\[0\]\.text .* lone surrogate \\uD83D at index 0/);
+  const emoji = await model.measure("Peter 🐇 [MASK] ran.");
+  assert.equal(emoji.holes, 1);
+  // a getter that throws, a Proxy whose traps throw, an unknown field
+  await refuses(() => model.infill(one, { get seed() { throw new Error("boom"); } }), "BadInput", "infill: options.seed could not be read (boom)");
+  await refuses(() => model.infill(one, new Proxy({}, { ownKeys() { throw new Error("trap"); } })), "BadInput", "infill: options could not be read (trap)");
+  await refuses(() => model.infill(one, { stratgy: "top-prob" }), "BadInput", /^infill: options\.stratgy is not an option \(unknown field\); expected one of strategy, steps, /);
+  await refuses(() => Unmask.load(undefined, { devcie: "wasm" }), "BadInput", /^load: options\.devcie is not an option \(unknown field\)/);
+  await refuses(() => Unmask.load(undefined, { device: "gpu0" }), "BadInput", `load: options.device must be 'auto', 'webgpu', 'wasm', 'gpu' or 'cpu', not "gpu0"`);
+  await refuses(() => Unmask.load(undefined, { threads: 0 }), "BadInput", "load: options.threads must be 'auto' or a whole number from 1 to 256, not 0");
+  await refuses(() => Unmask.load(42), "BadInput", "load: source must be a folder URL or path, a hub id, or { config, weights, tokenizer } (or left out), not 42");
+  await refuses(() => Unmask.load(""), "BadInput", 'load: source must be a URL or a non-empty string, not ""');
+  await refuses(() => model.corrupt(7), "BadInput", "corrupt: text must be a string, not 7");
+  // a template over the engine's 1 MiB is refused before it is copied into the module
+  await refuses(() => model.measure(`${"é".repeat(600000)}[MASK]`), "BadTemplate", "measure: template is 1200006 bytes; the most unmask reads is 1048576 bytes (1 MiB)");
+  // the model is fine afterwards
+  const r = await model.infill(one, { seed: 7 });
+  assert.ok(r.text.startsWith("Peter ") && r.text.endsWith(" ran."), r.text);
+  model.dispose();
+});
+
+test("load({ config, weights }) without a tokenizer says which argument is missing", async () => {
+  const { dir, config, weights, tokenizer } = await packageFiles();
+  const message = "load: source.tokenizer is missing: give tokenizer.json's bytes, or options.tokenizer (a folder or hub id to read it from)";
+  await refuses(() => Unmask.load({ config: config.toString(), weights }, { device: "wasm" }), "BadInput", message);
+  await refuses(() => Unmask.load({ config: config.toString(), weights, tokenizer: undefined }), "BadInput", message);
+  await refuses(() => Unmask.load({ config: config.toString(), weights, tokenizer: null }), "BadInput", "load: source.tokenizer must be a string or a Uint8Array (the file's bytes), not null");
+  await refuses(() => Unmask.load({ config: config.toString(), tokenizer }), "BadInput", "load: source.weights is missing");
+  await refuses(() => Unmask.load({ config: config.toString(), weights: new Float32Array(4), tokenizer }), "BadInput", "load: source.weights must be a Uint8Array (the file's bytes), not a Float32Array of 16 bytes");
+  await refuses(() => Unmask.load({ config: config.toString(), weights, tokenizer, vocab: 1 }), "BadInput", /^load: source\.vocab is not an option \(unknown field\); expected one of config, weights, tokenizer$/);
+  // with options.tokenizer the bytes may be left out: tokenizer.json is read from there
+  const model = await Unmask.load({ config: config.toString(), weights }, { device: "wasm", tokenizer: dir.pathname });
+  const r = await model.infill("The [MASK*2] sat.", { seed: 3 });
+  assert.ok(r.text.startsWith("The ") && r.text.endsWith(" sat."), r.text);
+  model.dispose();
+});
+
+test("measure after dispose says Disposed, as every other method does", async () => {
+  const model = await Unmask.load(undefined, { device: "wasm" });
+  const before = await model.measure(template);
+  assert.equal(before.holes, 3);
+  model.dispose();
+  await refuses(() => model.measure(template), "Disposed", "this model was disposed");
+  await refuses(() => model.layout(template), "Disposed", "this model was disposed");
+  await refuses(() => model.infill(template), "Disposed", "this model was disposed");
+  await refuses(() => model.corrupt("x"), "Disposed", "this model was disposed");
+  await refuses(() => model.schedule(11), "Disposed", "this model was disposed");
+  await refuses(async () => {
+    for await (const _ of model.steps(template)) assert.fail("a disposed model yielded a step");
+  }, "Disposed", "this model was disposed");
+  // disposed while a fill runs: the fill finishes, a measure meanwhile is Disposed, not Busy
+  const other = await Unmask.load(undefined, { device: "wasm" });
+  let during = null;
+  const r = await other.infill("Peter [MASK*4] ran.", {
+    onStep: () => {
+      if (during === null) {
+        other.dispose();
+        during = other.measure(template).then(
+          () => "resolved",
+          (e) => e.code,
+        );
+      }
+    },
+  });
+  assert.ok(r.text.startsWith("Peter "), r.text);
+  assert.equal(await during, "Disposed");
+  await refuses(() => other.measure(template), "Disposed", "this model was disposed");
+});
+
+/** A port nothing listens on (just closed). */
+async function closedPort() {
+  const s = createServer();
+  await new Promise((r) => s.listen(0, "127.0.0.1", r));
+  const { port } = s.address();
+  await new Promise((r) => s.close(r));
+  return port;
+}
+
+test("network failures are a NetworkError naming the URL", async () => {
+  const { config, weights, tokenizer } = await packageFiles();
+  // nothing listening
+  const port = await closedPort();
+  await refuses(() => Unmask.load(`http://127.0.0.1:${port}/models/m/`, { device: "wasm" }), "NetworkError", new RegExp(`^http://127\\.0\\.0\\.1:${port}/models/m/(config|tokenizer)\\.json: could not be fetched \\(fetch failed: ECONNREFUSED\\)$|^http://127\\.0\\.0\\.1:${port}/models/m/model\\.safetensors: could not be fetched`));
+  // a server that fails (503), that has no such model (404), and one that hangs up halfway
+  const server = createServer((req, res) => {
+    const [, kind, file] = req.url.split("/");
+    if (kind === "down") return res.writeHead(503, "Service Unavailable").end();
+    if (kind === "missing") return res.writeHead(404, "Not Found").end();
+    const body = { "config.json": config, "tokenizer.json": tokenizer, "model.safetensors": weights }[file];
+    if (!body) return res.writeHead(404).end();
+    res.writeHead(200, { "content-length": body.length });
+    if (req.method === "HEAD") return res.end();
+    if (kind === "cut" && file === "model.safetensors") {
+      // half the weights, then the connection drops
+      res.write(body.subarray(0, body.length >> 1), () => res.destroy());
+      return;
+    }
+    res.end(body);
+  });
+  await new Promise((r) => server.listen(0, "127.0.0.1", r));
+  const base = `http://127.0.0.1:${server.address().port}`;
+  try {
+    await refuses(() => Unmask.load(`${base}/down/`, { device: "wasm" }), "NetworkError", `${base}/down/config.json: HTTP 503 Service Unavailable`);
+    await refuses(() => Unmask.load(`${base}/missing/`, { device: "wasm" }), "BadModel", `${base}/missing/config.json: HTTP 404 Not Found`);
+    await refuses(() => Unmask.load(`${base}/cut/`, { device: "wasm" }), "NetworkError", new RegExp(`^${base}/cut/model\\.safetensors: the download broke off after \\d+ bytes \\(`));
+    // the same server, whole: the model loads over HTTP
+    const model = await Unmask.load(`${base}/ok/`, { device: "wasm" });
+    assert.ok((await model.infill("The [MASK] sat.", { seed: 1 })).text.startsWith("The "));
+    model.dispose();
+  } finally {
+    server.closeAllConnections();
+    await new Promise((r) => server.close(r));
+  }
+});
+
+// --- a seeded random-argument test: hostile values thrown at every public function and option
+
+/** mulberry32: a small seeded generator, so every run throws the same values. */
+function generator(seed) {
+  let a = seed >>> 0;
+  const next = () => {
+    a = (a + 0x6d2b79f5) | 0;
+    let t = Math.imul(a ^ (a >>> 15), 1 | a);
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+  const int = (n) => Math.floor(next() * n);
+  const pick = (xs) => xs[int(xs.length)];
+  return { next, int, pick, chance: (p) => next() < p };
+}
+
+/** The codes index.d.ts documents (ErrorCode); the fuzz accepts no other. */
+const CODES = new Set(["BadModel", "BadInput", "BadTemplate", "ModelTooLarge", "WebGPUUnavailable", "DeviceLost", "OutOfMemory", "GpuError", "NetworkError", "Aborted", "Busy", "Disposed", "InternalError", "WorkerError"]);
+
+/** What a callback the fuzz passes throws: the fill must reject with exactly it. */
+class FromCallback extends Error {
+  code = "FromCallback";
+}
+
+test("fuzz-js-args: 3000 seeded hostile calls to every public function and option never reach the module's traps", { timeout: 15 * 60 * 1000 }, async () => {
+  const CASES = 3000;
+  const g = generator(20261204);
+  const { config, weights, tokenizer } = await packageFiles();
+  const port = await closedPort();
+  const big = "x".repeat((1 << 20) + 1);
+  const revoked = Proxy.revocable({}, {});
+  revoked.revoke();
+  const throwing = () => {
+    throw new FromCallback("thrown by a callback the fuzz passed");
+  };
+  const trap = () => {
+    throw new Error("a Proxy trap threw");
+  };
+  // hostile values: wrong types, NaN, ±Infinity, -0, huge numbers, null, undefined, getters that
+  // throw, Symbols, BigInt, lone surrogates, very long strings, Proxies, …
+  const hostile = () =>
+    g.pick([
+      () => undefined,
+      () => null,
+      () => true,
+      () => false,
+      () => 0,
+      () => -0,
+      () => 1,
+      () => -1,
+      () => 0.5,
+      () => 1.5,
+      () => 3,
+      () => NaN,
+      () => Infinity,
+      () => -Infinity,
+      () => 2 ** 53,
+      () => 2 ** 64,
+      () => 1e308,
+      () => -1e308,
+      () => Number.MIN_VALUE,
+      () => 0n,
+      () => 7n,
+      () => 2n ** 64n,
+      () => Symbol("hostile"),
+      () => Symbol.iterator,
+      () => "",
+      () => "a",
+      () => "auto",
+      () => "wasm",
+      () => "f16",
+      () => "top-prob",
+      () => "gaussian",
+      () => "loglinear",
+      () => "threshold:NaN",
+      () => "\uD800",
+      () => "a\uDC00b",
+      () => "🐇",
+      () => "[MASK]",
+      () => "__proto__",
+      () => big,
+      () => "\u0000",
+      () => ({}),
+      () => [],
+      () => [1, 2, 3],
+      () => [{ hole: 0, text: "the" }],
+      () => [{ hole: NaN, text: "the" }],
+      () => [{ hole: 0, text: "\uD83D" }],
+      () => [null],
+      () => new Uint8Array(4),
+      () => new Float64Array(2),
+      () => new ArrayBuffer(8),
+      () => new URL("file:///no-such-unmask-model/"),
+      () => new Date(0),
+      () => /re/,
+      () => new Map([[1, 2]]),
+      () => Object.create(null),
+      () => new String("a [MASK]"),
+      () => new Number(5),
+      () => () => {},
+      () => throwing,
+      () => async () => {},
+      () => class {},
+      () => ({ get x() { return trap(); } }),
+      () => ({ toJSON: trap, valueOf: trap, toString: trap }),
+      () => new Proxy({}, { get: trap, ownKeys: trap, getPrototypeOf: trap, has: trap, getOwnPropertyDescriptor: trap }),
+      () => new Proxy([], { get: trap }),
+      () => new Proxy(() => {}, { apply: trap }),
+      () => revoked.proxy,
+      () => AbortSignal.abort(),
+      () => new AbortController().signal,
+      () => ({ aborted: false, addEventListener() {}, removeEventListener() {} }),
+    ])();
+  const infillValid = {
+    strategy: () => g.pick(["top-prob", "ancestral", "first-hitting", "margin", "entropy", "threshold", "threshold:0.9", "mask-predict", "fast"]),
+    steps: () => g.pick([1, 2, 3, 8, 0, 300, 1e6 + 1]),
+    temperature: () => g.pick([0, 0.5, 1, 1e-310, 101]),
+    topK: () => g.pick([0, 5, 5000]),
+    topP: () => g.pick([0.9, 1, 0, 1.5]),
+    schedule: () => g.pick(["loglinear", "cosine", "linear", "square"]),
+    blockLength: () => g.pick([1, 2, 0]),
+    cfg: () => g.pick([0, 1.5, 101]),
+    force: () => g.pick([[], [{ hole: 0, text: " the" }], [{ hole: 9, text: "the" }], [{ hole: 0, text: "two words" }]]),
+    cache: () => g.pick([true, false]),
+    seed: () => g.pick([0, 7, 123, 2 ** 53 - 1]),
+    candidates: () => g.pick([0, 5, 16, 17]),
+    pending: () => g.pick([true, false]),
+    onStep: () => g.pick([() => {}, throwing]),
+    signal: () => g.pick([new AbortController().signal, AbortSignal.abort()]),
+  };
+  const corruptValid = {
+    family: () => g.pick(["absorbing", "uniform", "gaussian", "bits", "nope"]),
+    t: () => g.pick([0, 0.3, 1, -0]),
+    seed: () => g.pick([0, 1, 2 ** 53 - 1]),
+  };
+  const loadValid = {
+    device: () => g.pick(["wasm", "auto", "webgpu"]),
+    weights: () => g.pick(["f16", "f32"]),
+    onProgress: () => g.pick([() => {}, throwing]),
+    signal: () => g.pick([new AbortController().signal, AbortSignal.abort()]),
+    wasmUrl: () => "file:///no-such.wasm",
+    cache: () => g.pick([true, false]),
+    worker: () => g.pick([false, true]),
+    workerUrl: () => "file:///no-such-worker.js",
+    wasmThreadsUrl: () => "file:///no-such-threads.wasm",
+    threads: () => g.pick(["auto", 1, 2]),
+    tokenizer: () => g.pick(["./no-such-tokenizer/", `http://127.0.0.1:${port}/t/`]),
+  };
+  /** An options argument: a hostile value, or an object of known (sometimes unknown) keys with valid or hostile values. */
+  const options = (valid) => {
+    if (g.chance(0.15)) return hostile();
+    const o = {};
+    const n = g.int(4);
+    for (let i = 0; i < n; i++) {
+      const key = g.chance(0.9) ? g.pick(Object.keys(valid)) : g.pick(["stratgy", "__proto__", "", "\uD800", "constructor", "x".repeat(200)]);
+      const value = Object.hasOwn(valid, key) && g.chance(0.6) ? valid[key]() : hostile();
+      const how = g.int(10);
+      if (how === 0) Object.defineProperty(o, key, { configurable: true, enumerable: true, get: trap });
+      else if (how === 1) {
+        // a getter that answers differently each time it is read
+        let reads = 0;
+        Object.defineProperty(o, key, { configurable: true, enumerable: true, get: () => (reads++ === 0 ? value : NaN) });
+      } else Object.defineProperty(o, key, { configurable: true, enumerable: true, writable: true, value });
+    }
+    return g.chance(0.05) ? new Proxy(o, {}) : o;
+  };
+  const templates = [
+    "The [MASK] sat.",
+    template,
+    "[[Peter]] ran [MASK*2].",
+    "a [MASK*1-2] b",
+    "Peter 🐇 [MASK] ran.",
+    "no holes here",
+    "a [[b",
+    "[MASK*99999]",
+    `${"word ".repeat(300)}[MASK]`,
+    "",
+    "\uD83D [MASK]",
+    "[MASK]\uDFFF",
+  ];
+  const template_ = () => (g.chance(0.7) ? g.pick(templates) : hostile());
+  const loadSource = () =>
+    g.pick([
+      () => (g.chance(0.1) ? undefined : hostile()),
+      () => "./no-such-unmask-model/",
+      () => `http://127.0.0.1:${port}/m/`,
+      () => new URL(`http://127.0.0.1:${port}/u/`),
+      () => ({ config: config.toString(), weights: g.chance(0.5) ? weights.subarray(0, g.int(2000)) : hostile(), tokenizer: g.chance(0.5) ? tokenizer : hostile() }),
+      () => ({ config: hostile(), weights: new Uint8Array(16), tokenizer }),
+      () => ({ weights: hostile() }),
+    ])();
+
+  const model = await Unmask.load(undefined, { device: "wasm" });
+  const disposed = await Unmask.load(undefined, { device: "wasm" });
+  disposed.dispose();
+  const reference = await model.infill(template, { seed: 7 });
+  const { isCached, clearCache } = await import("unmask");
+  // each target draws its arguments, then returns the call to make with them
+  const targets = [
+    ["infill", (m, t = template_(), o = options(infillValid)) => () => m.infill(t, o)],
+    [
+      "steps",
+      (m, t = template_(), o = options(infillValid)) =>
+        async () => {
+          let n = 0;
+          for await (const _ of m.steps(t, o)) if (++n === 3) break;
+        },
+    ],
+    ["measure", (m, t = template_()) => () => m.measure(t)],
+    ["layout", (m, t = template_()) => () => m.layout(t)],
+    ["corrupt", (m, t = g.chance(0.6) ? g.pick(["Peter ran.", "", "🐇 ran"]) : hostile(), o = options(corruptValid)) => () => m.corrupt(t, o)],
+    ["schedule", (m, p = g.chance(0.3) ? g.pick([2, 11, 1e9, -5]) : hostile()) => () => m.schedule(p)],
+    ["load", (_, s = loadSource(), o = options(loadValid)) => () => Unmask.load(s, o)],
+    ["isCached", (_, s = g.chance(0.5) ? "./m/" : hostile(), o = options({ tokenizer: () => "./t/" })) => () => isCached(s, o)],
+    ["clearCache", () => () => clearCache()],
+  ];
+  const tally = {};
+  let loads = 0;
+  for (let i = 0; i < CASES; i++) {
+    const [name, draw] = g.pick(targets);
+    const call = draw(g.chance(0.05) ? disposed : model);
+    let outcome;
+    try {
+      const value = await Promise.race([
+        (async () => call())(),
+        new Promise((_, reject) => setTimeout(() => reject(new Error(`case ${i} (${name}) hung for 60 s`)), 60000).unref()),
+      ]);
+      outcome = "resolved";
+      if (name === "load") {
+        loads += 1;
+        assert.equal(value.backend, "wasm", `case ${i}`);
+        value.dispose();
+      }
+    } catch (e) {
+      const ok = e instanceof FromCallback || (e instanceof Error && CODES.has(e.code) && e.name === e.code && typeof e.message === "string" && e.message !== "");
+      assert.ok(ok, `case ${i} (${name}): ${e?.constructor?.name} ${e?.name} code=${String(e?.code)}: ${e?.message}`);
+      assert.doesNotMatch(e.message, /unreachable|memory access out of bounds|RuntimeError/, `case ${i} (${name})`);
+      assert.notEqual(e.code, "InternalError", `case ${i} (${name}): ${e.message}`);
+      outcome = e instanceof FromCallback ? "FromCallback" : e.code;
+    }
+    tally[`${name} ${outcome}`] = (tally[`${name} ${outcome}`] ?? 0) + 1;
+  }
+  console.log(`fuzz-js-args: ${CASES} cases (${loads} successful loads): ${JSON.stringify(tally)}`);
+  // every function was reached, both ways where it can be
+  for (const name of ["infill", "steps", "measure", "layout", "corrupt", "schedule", "load"]) {
+    assert.ok(tally[`${name} resolved`] > 0, `${name} never resolved`);
+    assert.ok(tally[`${name} BadInput`] > 0 || tally[`${name} BadTemplate`] > 0, `${name} never refused an argument`);
+  }
+  // and the model still works: the same fill as before
+  assert.equal((await model.infill(template, { seed: 7 })).text, reference.text);
+  model.dispose();
 });
