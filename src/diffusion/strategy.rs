@@ -25,10 +25,61 @@ pub enum Strategy {
     MaskPredict,
 }
 
+/// One strategy as the surfaces list it: its name, how it is written with its argument, and
+/// one line of help.
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize)]
+pub struct StrategyInfo {
+    pub name: &'static str,
+    pub usage: &'static str,
+    pub help: &'static str,
+}
+
 impl Strategy {
-    /// Names accepted by `FromStr` (the CLI's `--strategy`).
-    pub const NAMES: &'static str =
-        "ancestral, first-hitting, top-prob, margin, entropy, threshold[:TAU], mask-predict";
+    /// Every strategy, in the order the surfaces list them: the one list the CLI's help, the
+    /// npm package's types, the web demo and the docs take their names from (or are tested
+    /// against).
+    pub const ALL: [StrategyInfo; 7] = [
+        StrategyInfo {
+            name: "ancestral",
+            usage: "ancestral",
+            help: "MDLM's sampler: each masked position commits with the posterior probability",
+        },
+        StrategyInfo {
+            name: "first-hitting",
+            usage: "first-hitting",
+            help: "one uniformly chosen position per step (Zheng et al.)",
+        },
+        StrategyInfo {
+            name: "top-prob",
+            usage: "top-prob",
+            help: "the most probable proposals first (LLaDA's low-confidence remasking)",
+        },
+        StrategyInfo {
+            name: "margin",
+            usage: "margin",
+            help: "the largest gap between the best two tokens first",
+        },
+        StrategyInfo {
+            name: "entropy",
+            usage: "entropy",
+            help: "the lowest-entropy positions first",
+        },
+        StrategyInfo {
+            name: "threshold",
+            usage: "threshold[:TAU]",
+            help: "Fast-dLLM: the most confident plus every proposal with p >= TAU (0.9)",
+        },
+        StrategyInfo {
+            name: "mask-predict",
+            usage: "mask-predict",
+            help: "predict every hole, then re-mask and re-predict the least probable",
+        },
+    ];
+
+    /// Names accepted by `FromStr` (the CLI's `--strategy`), from [`Strategy::ALL`].
+    pub fn names() -> String {
+        Strategy::ALL.map(|s| s.usage).join(", ")
+    }
 
     /// The score to rank positions by (higher commits first), for the ranking strategies.
     pub fn score(&self, p: &Proposal) -> f64 {
@@ -73,7 +124,7 @@ impl FromStr for Strategy {
             _ => {
                 return Err(format!(
                     "unknown strategy `{s}`; one of: {}",
-                    Strategy::NAMES
+                    Strategy::names()
                 ))
             }
         };
@@ -136,6 +187,34 @@ pub fn threshold_select(p: &[f64], tau: f64, floor: usize) -> Vec<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `Strategy::ALL` is the whole list: each entry parses to a strategy that prints as its
+    /// name, and every strategy is in it once.
+    #[test]
+    fn all_lists_every_strategy_once() {
+        let parsed: Vec<Strategy> = Strategy::ALL
+            .iter()
+            .map(|s| s.name.parse().unwrap_or_else(|e| panic!("{}: {e}", s.name)))
+            .collect();
+        for (info, s) in Strategy::ALL.iter().zip(&parsed) {
+            assert_eq!(s.to_string().split(':').next(), Some(info.name));
+            assert!(info.usage.starts_with(info.name) && !info.help.is_empty());
+        }
+        // one of each variant (a new variant must be added to ALL: this match stops compiling)
+        let variant = |s: &Strategy| match s {
+            Strategy::Ancestral => 0,
+            Strategy::FirstHitting => 1,
+            Strategy::TopProb => 2,
+            Strategy::Margin => 3,
+            Strategy::Entropy => 4,
+            Strategy::Threshold(_) => 5,
+            Strategy::MaskPredict => 6,
+        };
+        let mut seen: Vec<usize> = parsed.iter().map(variant).collect();
+        seen.sort();
+        assert_eq!(seen, (0..7).collect::<Vec<_>>());
+        assert!(Strategy::names().contains("threshold[:TAU]"));
+    }
 
     #[test]
     fn llada_transfer_counts() {
