@@ -19,20 +19,6 @@ use unmask::engine::{AnyDenoiser, Engine, WeightFormat};
 use unmask::model::Model;
 use unmask::tensor::Tensor;
 
-fn gpu() -> Option<Arc<Gpu>> {
-    match block_on(Gpu::new()) {
-        Ok(g) => {
-            eprintln!("adapter: {}", g.describe());
-            Some(Arc::new(g))
-        }
-        Err(e) if std::env::var("CI").is_ok_and(|v| v == "true") => panic!("CI=true but {e}"),
-        Err(e) => {
-            eprintln!("skipping GPU test: {e}");
-            None
-        }
-    }
-}
-
 /// GPU logits `[B, L, V]` for a golden batch.
 fn gpu_logits(g: &Arc<Gpu>, model: &Model, batch: &unmask::batch::Batch, f16: bool) -> Tensor {
     let gm = block_on(GpuModel::upload(g.clone(), &model.plan, f16)).unwrap();
@@ -47,7 +33,7 @@ fn gpu_logits(g: &Arc<Gpu>, model: &Model, batch: &unmask::batch::Batch, f16: bo
 
 #[test]
 fn gpu_forward_matches_golden_on_every_fixture() {
-    let Some(g) = gpu() else { return };
+    let Some(g) = common::gpu_or_skip() else { return };
     for (name, key, sigma) in [
         ("bert", "logits", None),
         ("distilbert", "logits", None),
@@ -77,7 +63,7 @@ fn gpu_forward_matches_golden_on_every_fixture() {
 
 #[test]
 fn unfolded_mdlm_runs_its_modulation_on_the_gpu() {
-    let Some(g) = gpu() else { return };
+    let Some(g) = common::gpu_or_skip() else { return };
     // Model::load keeps the checkpoint's modulation; the engine's loader would fold it
     let model = Model::load(&fixture("mdlm_dit")).unwrap();
     assert!(model.plan.conditioning.is_some());
@@ -89,7 +75,7 @@ fn unfolded_mdlm_runs_its_modulation_on_the_gpu() {
 
 #[test]
 fn f16_weights_match_the_cpu_on_the_same_rounded_weights() {
-    let Some(g) = gpu() else { return };
+    let Some(g) = common::gpu_or_skip() else { return };
     for name in [
         "bert",
         "llada",
@@ -114,7 +100,7 @@ fn f16_weights_match_the_cpu_on_the_same_rounded_weights() {
 /// nothing else differs.
 #[test]
 fn q8_weights_match_the_cpu_q8_run() {
-    let Some(g) = gpu() else { return };
+    let Some(g) = common::gpu_or_skip() else { return };
     for name in [
         "bert",
         "llada",
@@ -140,7 +126,7 @@ fn q8_weights_match_the_cpu_q8_run() {
 /// A bf16 checkpoint used in place on the host uploads as f16 and runs as the f16 path does.
 #[test]
 fn bf16_in_place_runs_on_the_gpu() {
-    let Some(g) = gpu() else { return };
+    let Some(g) = common::gpu_or_skip() else { return };
     let mut bf = unmask::engine::load_model(&fixture("llada")).unwrap();
     {
         use unmask::model::matrix::{half_bytes, Bytes, Half, Matrix};
@@ -204,7 +190,7 @@ fn round_plan_to_f16(model: &mut Model) {
 
 #[test]
 fn masked_row_head_and_reductions_match_the_cpu() {
-    let Some(g) = gpu() else { return };
+    let Some(g) = common::gpu_or_skip() else { return };
     let model = unmask::engine::load_model(&fixture("bert")).unwrap();
     let (batch, _) = golden("bert");
     let gm = block_on(GpuModel::upload(g.clone(), &model.plan, false)).unwrap();
@@ -252,7 +238,7 @@ fn gpu_infiller(g: &Arc<Gpu>, name: &str) -> Engine {
 #[test]
 fn greedy_infill_agrees_between_cpu_and_gpu() {
     use unmask::diffusion::{SamplerOptions, Strategy};
-    let Some(g) = gpu() else { return };
+    let Some(g) = common::gpu_or_skip() else { return };
     for (name, template) in [
         ("bert", "the [MASK*4] river [MASK] ."),
         ("llada", "the cat [MASK*5] on the mat"),
@@ -288,7 +274,7 @@ fn greedy_infill_agrees_between_cpu_and_gpu() {
 #[test]
 fn sampled_infill_on_the_gpu_keeps_the_known_text_and_its_seed() {
     use unmask::diffusion::{SamplerOptions, Strategy, TraceEvent};
-    let Some(g) = gpu() else { return };
+    let Some(g) = common::gpu_or_skip() else { return };
     let mut inf = gpu_infiller(&g, "mdlm_dit");
     let template = "the cat [MASK*5] on the [MASK*2] .";
     let canvas = inf.canvas(template).unwrap();
@@ -326,7 +312,7 @@ fn sampled_infill_on_the_gpu_keeps_the_known_text_and_its_seed() {
 fn auto_selection_skips_software_adapters_and_says_why() {
     use unmask::backend::{Backend, Denoiser};
     use unmask::engine::{BackendChoice, DeviceOptions, Reason};
-    let Some(g) = gpu() else { return };
+    let Some(g) = common::gpu_or_skip() else { return };
     let software = g.info.device_type == wgpu::DeviceType::Cpu;
     let pick = |backend| {
         let model = unmask::engine::load_model(&fixture("bert")).unwrap();
@@ -371,7 +357,7 @@ fn auto_selection_skips_software_adapters_and_says_why() {
 fn the_host_copy_is_released_after_the_upload() {
     use unmask::backend::Denoiser;
     use unmask::engine::{BackendChoice, DeviceOptions};
-    let Some(_g) = gpu() else { return };
+    let Some(_g) = common::gpu_or_skip() else { return };
     let model = unmask::engine::load_model(&fixture("llada")).unwrap();
     let before = model.plan.matrix_bytes();
     let device = DeviceOptions {
@@ -402,7 +388,7 @@ fn the_host_copy_is_released_after_the_upload() {
 /// (f16 → f32 → f16 is exact), so the GPU logits are identical either way.
 #[test]
 fn f16_in_place_uploads_the_same_bits_as_widened() {
-    let Some(g) = gpu() else { return };
+    let Some(g) = common::gpu_or_skip() else { return };
     let model = unmask::engine::default_model().unwrap();
     assert!(model.plan.embeddings.tokens.dtype() == "f16");
     let widened = unmask::engine::default_model_with(unmask::engine::LoadOptions::precision(
@@ -424,7 +410,7 @@ fn f16_in_place_uploads_the_same_bits_as_widened() {
 #[test]
 fn dream_reads_shifted_rows_on_the_gpu() {
     use unmask::backend::Denoiser;
-    let Some(g) = gpu() else { return };
+    let Some(g) = common::gpu_or_skip() else { return };
     let model = unmask::engine::load_model(&fixture("dream")).unwrap();
     let (batch, gold) = golden("dream");
     let mut d = block_on(AnyDenoiser::gpu(g.clone(), &model, WeightFormat::F32)).unwrap();

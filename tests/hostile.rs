@@ -309,27 +309,12 @@ fn non_finite_weights_are_a_named_error_on_the_cpu() {
     }
 }
 
-#[cfg(feature = "gpu")]
-fn gpu() -> Option<Arc<unmask::backend::gpu::Gpu>> {
-    match block_on(unmask::backend::gpu::Gpu::new()) {
-        Ok(g) => {
-            eprintln!("adapter: {}", g.describe());
-            Some(Arc::new(g))
-        }
-        Err(e) if std::env::var("CI").is_ok_and(|v| v == "true") => panic!("CI=true but {e}"),
-        Err(e) => {
-            eprintln!("skipping GPU test: {e}");
-            None
-        }
-    }
-}
-
 /// On the GPU the rows are reduced on the device, whose summaries carry the non-finite flag.
 #[cfg(feature = "gpu")]
 #[test]
 fn non_finite_weights_are_a_named_error_on_the_gpu() {
     use unmask::engine::{AnyDenoiser, WeightFormat};
-    let Some(g) = gpu() else { return };
+    let Some(g) = common::gpu_or_skip() else { return };
     for name in ["mdlm_dit", "llada"] {
         for poison in [
             Poison::NanInOneToken,
