@@ -142,7 +142,7 @@ pub async fn measure(
     }
     times.sort_by(|a, b| a.total_cmp(b));
     let ms_median = times[times.len() / 2];
-    let gflop = model.plan.flops(len, len) / 1e9;
+    let gflop = model.plan()?.flops(len, len) / 1e9;
     Ok(Measurement {
         model: name.to_string(),
         backend: denoiser.backend().name().into(),

@@ -70,7 +70,7 @@ fn gelu_flavour_is_caught() {
 #[test]
 fn rope_base_is_caught() {
     let d = diff_after("llada", LoadOptions::default(), "logits", None, |m| {
-        let hd = m.plan.head_dim;
+        let hd = m.plan().unwrap().head_dim;
         for b in &mut m.plan_mut().unwrap().blocks {
             b.rope = Some(Rope::new(10000.0, hd));
         }
@@ -84,7 +84,7 @@ fn rope_base_is_caught() {
 #[test]
 fn rope_layout_is_caught() {
     let d = diff_after("llada", LoadOptions::default(), "logits", None, |m| {
-        let (h, hd) = (m.plan.hidden, m.plan.head_dim);
+        let (h, hd) = (m.plan().unwrap().hidden, m.plan().unwrap().head_dim);
         for b in &mut m.plan_mut().unwrap().blocks {
             let k = b.qkv.weight.cols;
             let old = b.qkv.weight.to_f32();

@@ -21,7 +21,7 @@ use unmask::tensor::Tensor;
 
 /// GPU logits `[B, L, V]` for a golden batch.
 fn gpu_logits(g: &Arc<Gpu>, model: &Model, batch: &unmask::batch::Batch, f16: bool) -> Tensor {
-    let gm = block_on(GpuModel::upload(g.clone(), &model.plan, f16)).unwrap();
+    let gm = block_on(GpuModel::upload(g.clone(), model.plan().unwrap(), f16)).unwrap();
     let mut s = block_on(gm.session(batch.len, batch.len)).unwrap();
     let rows: Vec<usize> = (0..batch.len).collect();
     let mut out = Vec::new();
@@ -33,7 +33,9 @@ fn gpu_logits(g: &Arc<Gpu>, model: &Model, batch: &unmask::batch::Batch, f16: bo
 
 #[test]
 fn gpu_forward_matches_golden_on_every_fixture() {
-    let Some(g) = common::gpu_or_skip() else { return };
+    let Some(g) = common::gpu_or_skip() else {
+        return;
+    };
     for (name, key, sigma) in [
         ("bert", "logits", None),
         ("distilbert", "logits", None),
@@ -63,10 +65,12 @@ fn gpu_forward_matches_golden_on_every_fixture() {
 
 #[test]
 fn unfolded_mdlm_runs_its_modulation_on_the_gpu() {
-    let Some(g) = common::gpu_or_skip() else { return };
+    let Some(g) = common::gpu_or_skip() else {
+        return;
+    };
     // Model::load keeps the checkpoint's modulation; the engine's loader would fold it
     let model = Model::load(&fixture("mdlm_dit")).unwrap();
-    assert!(model.plan.conditioning.is_some());
+    assert!(model.plan().unwrap().conditioning.is_some());
     let (mut batch, gold) = golden("mdlm_dit");
     batch.sigma = Some(gold["sigma.1"].data.clone());
     let got = gpu_logits(&g, &model, &batch, false);
@@ -75,7 +79,9 @@ fn unfolded_mdlm_runs_its_modulation_on_the_gpu() {
 
 #[test]
 fn f16_weights_match_the_cpu_on_the_same_rounded_weights() {
-    let Some(g) = common::gpu_or_skip() else { return };
+    let Some(g) = common::gpu_or_skip() else {
+        return;
+    };
     for name in [
         "bert",
         "llada",
@@ -100,7 +106,9 @@ fn f16_weights_match_the_cpu_on_the_same_rounded_weights() {
 /// nothing else differs.
 #[test]
 fn q8_weights_match_the_cpu_q8_run() {
-    let Some(g) = common::gpu_or_skip() else { return };
+    let Some(g) = common::gpu_or_skip() else {
+        return;
+    };
     for name in [
         "bert",
         "llada",
@@ -126,7 +134,9 @@ fn q8_weights_match_the_cpu_q8_run() {
 /// A bf16 checkpoint used in place on the host uploads as f16 and runs as the f16 path does.
 #[test]
 fn bf16_in_place_runs_on_the_gpu() {
-    let Some(g) = common::gpu_or_skip() else { return };
+    let Some(g) = common::gpu_or_skip() else {
+        return;
+    };
     let mut bf = unmask::engine::load_model(&fixture("llada")).unwrap();
     {
         use unmask::model::matrix::{half_bytes, Bytes, Half, Matrix};
@@ -190,16 +200,18 @@ fn round_plan_to_f16(model: &mut Model) {
 
 #[test]
 fn masked_row_head_and_reductions_match_the_cpu() {
-    let Some(g) = common::gpu_or_skip() else { return };
+    let Some(g) = common::gpu_or_skip() else {
+        return;
+    };
     let model = unmask::engine::load_model(&fixture("bert")).unwrap();
     let (batch, _) = golden("bert");
-    let gm = block_on(GpuModel::upload(g.clone(), &model.plan, false)).unwrap();
+    let gm = block_on(GpuModel::upload(g.clone(), model.plan().unwrap(), false)).unwrap();
     let mut s = block_on(gm.session(batch.len, 8)).unwrap();
     let rows = [1usize, 6, 7, 20];
     // the sampler's canvases carry no padding mask or token types
     let row = Row::plain(batch.row(0).ids, 0.0);
     let v = gm.vocab;
-    let cpu = CpuDenoiser::new(model.plan.clone())
+    let cpu = CpuDenoiser::new(model.plan().unwrap().clone())
         .logits_now(&row, &rows)
         .unwrap();
     let logits = block_on(s.logits(&gm, &row, &rows)).unwrap();
@@ -238,7 +250,9 @@ fn gpu_infiller(g: &Arc<Gpu>, name: &str) -> Engine {
 #[test]
 fn greedy_infill_agrees_between_cpu_and_gpu() {
     use unmask::diffusion::{SamplerOptions, Strategy};
-    let Some(g) = common::gpu_or_skip() else { return };
+    let Some(g) = common::gpu_or_skip() else {
+        return;
+    };
     for (name, template) in [
         ("bert", "the [MASK*4] river [MASK] ."),
         ("llada", "the cat [MASK*5] on the mat"),
@@ -274,7 +288,9 @@ fn greedy_infill_agrees_between_cpu_and_gpu() {
 #[test]
 fn sampled_infill_on_the_gpu_keeps_the_known_text_and_its_seed() {
     use unmask::diffusion::{SamplerOptions, Strategy, TraceEvent};
-    let Some(g) = common::gpu_or_skip() else { return };
+    let Some(g) = common::gpu_or_skip() else {
+        return;
+    };
     let mut inf = gpu_infiller(&g, "mdlm_dit");
     let template = "the cat [MASK*5] on the [MASK*2] .";
     let canvas = inf.canvas(template).unwrap();
@@ -312,7 +328,9 @@ fn sampled_infill_on_the_gpu_keeps_the_known_text_and_its_seed() {
 fn auto_selection_skips_software_adapters_and_says_why() {
     use unmask::backend::{Backend, Denoiser};
     use unmask::engine::{BackendChoice, DeviceOptions, Reason};
-    let Some(g) = common::gpu_or_skip() else { return };
+    let Some(g) = common::gpu_or_skip() else {
+        return;
+    };
     let software = g.info.device_type == wgpu::DeviceType::Cpu;
     let pick = |backend| {
         let model = unmask::engine::load_model(&fixture("bert")).unwrap();
@@ -350,24 +368,22 @@ fn auto_selection_skips_software_adapters_and_says_why() {
     assert_eq!(sel.notice(), None, "asking for the CPU is not news");
 }
 
-/// Once the weights are on the GPU the host copy is dropped (the plan keeps only shapes), the
-/// GPU engine still fills, and a CPU denoiser built from the released model says why it cannot
-/// run instead of reading nothing.
+/// Once the weights are on the GPU the host's plan is dropped: the model keeps its spec and
+/// tokenizer, the GPU engine still fills, and whatever asks for the plan (a CPU denoiser, the
+/// forward process's embeddings) gets an error saying why instead of reading nothing.
 #[test]
 fn the_host_copy_is_released_after_the_upload() {
-    use unmask::backend::Denoiser;
     use unmask::engine::{BackendChoice, DeviceOptions};
-    let Some(_g) = common::gpu_or_skip() else { return };
+    let Some(_g) = common::gpu_or_skip() else {
+        return;
+    };
     let model = unmask::engine::load_model(&fixture("llada")).unwrap();
-    let before = model.plan.matrix_bytes();
+    assert!(model.plan().unwrap().matrix_bytes() > 0);
     let device = DeviceOptions {
         backend: BackendChoice::Gpu,
         ..DeviceOptions::default()
     };
     let (mut inf, _) = block_on(unmask::engine::infiller(model, device)).unwrap();
-    assert!(before > 0);
-    assert!(inf.model.plan.is_released());
-    assert_eq!(inf.model.plan.matrix_bytes(), 0);
     let o = unmask::diffusion::SamplerOptions::for_model(&inf.model);
     let r = block_on(inf.infill("the [MASK*3] sat", &o, &mut |_| {})).unwrap();
     assert!(
@@ -375,22 +391,32 @@ fn the_host_copy_is_released_after_the_upload() {
         "{}",
         r.text
     );
-    let mut cpu = unmask::backend::CpuDenoiser::new(inf.model.plan.clone());
-    let (batch, _) = golden("llada");
-    let e = match block_on(cpu.forward(&batch, false)) {
-        Ok(_) => panic!("a released plan ran on the CPU"),
+    let e = inf.model.plan().expect_err("the plan is gone").to_string();
+    assert!(
+        e.contains("live on the GPU") && e.contains("load it again"),
+        "{e}"
+    );
+    let e = match unmask::engine::AnyDenoiser::cpu(&inf.model) {
+        Ok(_) => panic!("a CPU denoiser without a plan"),
         Err(e) => e.to_string(),
     };
-    assert!(e.contains("released") && e.contains("GPU"), "{e}");
+    assert!(e.contains("live on the GPU"), "{e}");
+    let e = match unmask::diffusion::forward::ForwardContext::from_model(&inf.model) {
+        Ok(_) => panic!("embeddings without a plan"),
+        Err(e) => e.to_string(),
+    };
+    assert!(e.contains("live on the GPU"), "{e}");
 }
 
 /// An f16 checkpoint used in place goes up to the GPU as the very bits the widened model would
 /// (f16 → f32 → f16 is exact), so the GPU logits are identical either way.
 #[test]
 fn f16_in_place_uploads_the_same_bits_as_widened() {
-    let Some(g) = common::gpu_or_skip() else { return };
+    let Some(g) = common::gpu_or_skip() else {
+        return;
+    };
     let model = unmask::engine::default_model().unwrap();
-    assert!(model.plan.embeddings.tokens.dtype() == "f16");
+    assert!(model.plan().unwrap().embeddings.tokens.dtype() == "f16");
     let widened = unmask::engine::default_model_with(unmask::engine::LoadOptions::precision(
         unmask::model::matrix::Precision::F32,
     ))
@@ -410,7 +436,9 @@ fn f16_in_place_uploads_the_same_bits_as_widened() {
 #[test]
 fn dream_reads_shifted_rows_on_the_gpu() {
     use unmask::backend::Denoiser;
-    let Some(g) = common::gpu_or_skip() else { return };
+    let Some(g) = common::gpu_or_skip() else {
+        return;
+    };
     let model = unmask::engine::load_model(&fixture("dream")).unwrap();
     let (batch, gold) = golden("dream");
     let mut d = block_on(AnyDenoiser::gpu(g.clone(), &model, WeightFormat::F32)).unwrap();

@@ -314,7 +314,9 @@ fn non_finite_weights_are_a_named_error_on_the_cpu() {
 #[test]
 fn non_finite_weights_are_a_named_error_on_the_gpu() {
     use unmask::engine::{AnyDenoiser, WeightFormat};
-    let Some(g) = common::gpu_or_skip() else { return };
+    let Some(g) = common::gpu_or_skip() else {
+        return;
+    };
     for name in ["mdlm_dit", "llada"] {
         for poison in [
             Poison::NanInOneToken,

@@ -236,7 +236,7 @@ fn dream_fills_each_hole_from_the_row_before_it() {
         let hole = canvas.holes[0];
         assert!(hole >= 1, "the canvas starts with <|beginoftext|>");
         let all: Vec<usize> = (0..canvas.ids.len()).collect();
-        let logits = CpuDenoiser::new(inf.model.plan.clone())
+        let logits = CpuDenoiser::new(inf.model.plan().unwrap().clone())
             .logits_now(&Row::plain(&canvas.ids, 0.0), &all)
             .unwrap();
         let v = inf.model.spec.vocab_size;

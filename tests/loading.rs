@@ -512,8 +512,8 @@ fn dream_config_fields() {
     edit_config(&dir, |v| v["tie_word_embeddings"] = true.into());
     let tied = unmask::engine::load_model(&dir).unwrap();
     assert!(std::sync::Arc::ptr_eq(
-        &tied.plan.head.decoder.weight,
-        &tied.plan.embeddings.tokens
+        &tied.plan().unwrap().head.decoder.weight,
+        &tied.plan().unwrap().embeddings.tokens
     ));
     assert_eq!(tied.warnings.len(), 1, "lm_head.weight goes unused");
 }

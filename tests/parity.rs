@@ -83,7 +83,10 @@ fn llada_matches_golden() {
 #[test]
 fn llada_with_grouped_query_attention_matches_golden() {
     let m = llama_family("llada_gqa");
-    assert_eq!((m.plan.heads, m.plan.kv_heads), (4, 2));
+    assert_eq!(
+        (m.plan().unwrap().heads, m.plan().unwrap().kv_heads),
+        (4, 2)
+    );
 }
 
 /// `unmask forward` gives Dream's raw output rows (the golden `logits`); the rows the sampler
@@ -92,14 +95,17 @@ fn llada_with_grouped_query_attention_matches_golden() {
 #[test]
 fn dream_matches_golden_raw_and_shifted() {
     let m = llama_family("dream");
-    assert_eq!((m.plan.heads, m.plan.kv_heads), (6, 2));
+    assert_eq!(
+        (m.plan().unwrap().heads, m.plan().unwrap().kv_heads),
+        (6, 2)
+    );
     let (batch, g) = golden("dream");
     let want = &g["logits_shifted"];
     let v = m.spec.vocab_size;
     let positions: Vec<usize> = (0..batch.len).collect();
     let rows = m.spec.logit_rows(&positions);
     assert_eq!(&rows[..3], &[0, 0, 1]);
-    let mut d = unmask::backend::CpuDenoiser::new(m.plan.clone());
+    let mut d = unmask::backend::CpuDenoiser::new(m.plan().unwrap().clone());
     let mut got = Vec::new();
     for b in 0..batch.size {
         let row = unmask::batch::Row::plain(batch.row(b).ids, 0.0);
@@ -166,7 +172,14 @@ fn mdlm_timecond_matches_golden() {
     // time-conditioned: nothing may be folded, whatever the option says
     mdlm("mdlm_dit_timecond", 3, true);
     let m = unmask::engine::load_model(&fixture("mdlm_dit_timecond")).unwrap();
-    assert!(m.plan.conditioning.is_some() && m.plan.blocks.iter().all(|b| b.modulation.is_some()));
+    assert!(
+        m.plan().unwrap().conditioning.is_some()
+            && m.plan()
+                .unwrap()
+                .blocks
+                .iter()
+                .all(|b| b.modulation.is_some())
+    );
 }
 
 #[test]
@@ -182,7 +195,7 @@ fn conditioning_vector_matches_golden() {
         )
         .unwrap();
         let (_, g) = golden(name);
-        let cond = m.plan.conditioning.as_ref().unwrap();
+        let cond = m.plan().unwrap().conditioning.as_ref().unwrap();
         for k in 0..sigmas {
             let want = &g[&format!("debug.cond.{k}")];
             let sig = &g[&format!("sigma.{k}")];
@@ -211,10 +224,15 @@ fn folding_the_constant_modulation_changes_nothing() {
     )
     .unwrap();
     assert!(
-        folded.plan.conditioning.is_none()
-            && folded.plan.blocks.iter().all(|b| b.modulation.is_none())
+        folded.plan().unwrap().conditioning.is_none()
+            && folded
+                .plan()
+                .unwrap()
+                .blocks
+                .iter()
+                .all(|b| b.modulation.is_none())
     );
-    assert!(unfolded.plan.conditioning.is_some());
+    assert!(unfolded.plan().unwrap().conditioning.is_some());
     let (batch, _) = golden("mdlm_dit");
     let a = cpu_forward(&folded, &batch, false).unwrap().out.logits;
     let b = cpu_forward(&unfolded, &batch, false).unwrap().out.logits;

@@ -130,7 +130,7 @@ fn each_weight_refuses(name: &str) {
     let path = common::fixture(name).join("model.safetensors");
     let bytes = std::fs::read(&path).unwrap();
     let clean = engine::cpu_infiller(build(name, bytes.clone())).unwrap();
-    let vocab = clean.model.plan.vocab;
+    let vocab = clean.model.plan().unwrap().vocab;
     let canvas = clean.canvas(TEMPLATE).unwrap();
     // a token of the known text the model may also propose ("the")
     let token = canvas

@@ -119,7 +119,7 @@ fn half_precision_is_used_in_place_and_matches_the_widened_model() {
             let stored = load(&dir, Precision::Stored);
             let want_dtype = if dtype == Dtype::F16 { "f16" } else { "bf16" };
             // MDLM's folded linears hold new values in f32; every other matrix stays 16-bit
-            let mats = stored.plan.matrices();
+            let mats = stored.plan().unwrap().matrices();
             let half = mats.iter().filter(|m| m.dtype() == want_dtype).count();
             assert!(
                 mats.iter()
@@ -131,10 +131,15 @@ fn half_precision_is_used_in_place_and_matches_the_widened_model() {
                 "{name} {dtype:?}: only {half} of {} matrices kept 16-bit",
                 mats.len()
             );
-            assert!(stored.plan.embeddings.tokens.dtype() == want_dtype);
+            assert!(stored.plan().unwrap().embeddings.tokens.dtype() == want_dtype);
             let widened = load(&dir, Precision::F32);
-            assert!(widened.plan.matrices().iter().all(|m| m.dtype() == "f32"));
-            assert!(widened.plan.matrix_bytes() > stored.plan.matrix_bytes());
+            assert!(widened
+                .plan()
+                .unwrap()
+                .matrices()
+                .iter()
+                .all(|m| m.dtype() == "f32"));
+            assert!(widened.plan().unwrap().matrix_bytes() > stored.plan().unwrap().matrix_bytes());
             // the same rounded weights: only the summation order differs
             let d = max_diff(&logits(&stored, &batch), &logits(&widened, &batch), &batch);
             eprintln!("{name} {dtype:?} in place vs widened: max |diff| {d:.2e}");
@@ -169,16 +174,23 @@ fn q8_is_within_its_bound_on_every_fixture() {
         let (batch, _) = golden(name);
         let f32_model = load(&fixture(name), Precision::Stored);
         let q8 = load(&fixture(name), Precision::Q8);
-        assert!(q8.plan.matrices().iter().all(|m| m.dtype() == "q8_0"));
-        let ratio = q8.plan.matrix_bytes() as f64 / f32_model.plan.matrix_bytes() as f64;
+        assert!(q8
+            .plan()
+            .unwrap()
+            .matrices()
+            .iter()
+            .all(|m| m.dtype() == "q8_0"));
+        let ratio = q8.plan().unwrap().matrix_bytes() as f64
+            / f32_model.plan().unwrap().matrix_bytes() as f64;
         // 34 bytes per block of 32 values (rows padded to whole blocks) against 4 a value
         let want: usize = q8
-            .plan
+            .plan()
+            .unwrap()
             .matrices()
             .iter()
             .map(|m| m.rows * m.cols.div_ceil(32) * 34)
             .sum();
-        assert_eq!(q8.plan.matrix_bytes(), want, "{name}");
+        assert_eq!(q8.plan().unwrap().matrix_bytes(), want, "{name}");
         assert!(ratio < 0.36, "{name}: q8 holds {ratio:.3} of the f32 bytes");
         let (rel, top1) = compare(&logits(&q8, &batch), &logits(&f32_model, &batch), &batch);
         eprintln!(
@@ -208,7 +220,8 @@ fn a_quantized_folder_reads_back_as_the_same_model() {
         let from_file = load(&out, Precision::Stored);
         assert!(from_file.warnings.is_empty(), "{:?}", from_file.warnings);
         assert!(from_file
-            .plan
+            .plan()
+            .unwrap()
             .matrices()
             .iter()
             .all(|m| m.dtype() == "q8_0"));

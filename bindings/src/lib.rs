@@ -266,7 +266,13 @@ impl Loader {
             mask: inf.model.mask_id().map_err(engine_error)?,
             mask_text: inf.model.mask_text().unwrap_or_else(|| "[MASK]".into()),
             context: Lazy::Parts {
-                embeddings: inf.model.plan.embeddings.tokens.clone(),
+                embeddings: inf
+                    .model
+                    .plan()
+                    .map_err(engine_error)?
+                    .embeddings
+                    .tokens
+                    .clone(),
                 allowed: inf.allowed.clone(),
             },
         };
@@ -689,7 +695,7 @@ pub async fn bench_forward(
         max_len: len.max(1),
     };
     let model = random_mdlm(&shape, 0).map_err(engine_error)?;
-    let mut d = unmask::backend::CpuDenoiser::new(model.plan.clone());
+    let mut d = unmask::backend::CpuDenoiser::new(model.plan().map_err(engine_error)?.clone());
     let m = measure(&model, &mut d, "mdlm-shape", len, iters, 1)
         .await
         .map_err(engine_error)?;

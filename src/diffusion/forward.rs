@@ -188,13 +188,8 @@ impl ForwardContext {
     /// From a loaded model: its token embeddings, its mask and the tokens the sampler may
     /// propose.
     pub fn from_model(model: &Model) -> Result<Self> {
-        if model.plan.is_released() {
-            return Err(Error::input(
-                "the forward process reads the token embeddings, which were released from the host after the upload to the GPU",
-            ));
-        }
         ForwardContext::new(
-            model.plan.embeddings.tokens.as_tensor(),
+            model.plan()?.embeddings.tokens.as_tensor(),
             model.mask_id()?,
             &drawable(model)?,
         )

@@ -17,8 +17,10 @@ pub enum AnyDenoiser {
 }
 
 impl AnyDenoiser {
-    pub fn cpu(model: &Model) -> AnyDenoiser {
-        AnyDenoiser::Cpu(CpuDenoiser::new(model.plan.clone()))
+    /// The CPU backend on `model`'s plan as it is (see [`super::for_cpu`] for the packed form
+    /// the engine gives it).
+    pub fn cpu(model: &Model) -> Result<AnyDenoiser> {
+        Ok(AnyDenoiser::Cpu(CpuDenoiser::new(model.plan()?.clone())))
     }
 
     /// Uploads `model` to `gpu` and warms the shaders up.
@@ -41,7 +43,7 @@ impl AnyDenoiser {
         weights: WeightFormat,
     ) -> Result<AnyDenoiser> {
         let f16 = weights == WeightFormat::F16;
-        let d = GpuDenoiser::upload(gpu, &model.plan, f16).await?;
+        let d = GpuDenoiser::upload(gpu, model.plan()?, f16).await?;
         Ok(AnyDenoiser::Gpu(Box::new(d)))
     }
 
@@ -55,7 +57,7 @@ impl AnyDenoiser {
         }
         #[cfg(not(feature = "gpu"))]
         let _ = gpu;
-        Ok((AnyDenoiser::cpu(model), selection))
+        Ok((AnyDenoiser::cpu(model)?, selection))
     }
 }
 

@@ -19,6 +19,7 @@ use crate::batch::Batch;
 use crate::diffusion::{subs, Infiller};
 use crate::error::Result;
 use crate::model::matrix::Precision;
+use crate::model::plan::Plan;
 use crate::model::{LogitReading, Model};
 use crate::tensor::Tensor;
 
@@ -54,10 +55,12 @@ impl LoadOptions {
     }
 }
 
-/// Prepares a model's plan for execution: with `fold_adaln`, a constant modulation becomes
+/// Prepares a model's plan for any backend: with `fold_adaln`, a constant modulation becomes
 /// plain norms and linears (`backend::cpu::modulate::fold_constant`); then the matrices are put
 /// in the precision asked for (after folding, which computes new values in f32). A weight the
-/// precision cannot hold (q8: NaN, ±∞, |w| past 8.3e6) is an error naming the matrix.
+/// precision cannot hold (q8: NaN, ±∞, |w| past 8.3e6) is an error naming the matrix. What only
+/// one backend wants happens when the model is attached to it ([`Target::attach`]): the CPU
+/// packs panels ([`for_cpu`]), a GPU uploads.
 pub fn prepare(mut model: Model, opts: LoadOptions) -> Result<Model> {
     if let Some(plan) = model.plan_mut() {
         if opts.fold_adaln {
@@ -66,11 +69,25 @@ pub fn prepare(mut model: Model, opts: LoadOptions) -> Result<Model> {
         if opts.precision != Precision::Stored {
             *plan = plan.converted(opts.precision)?;
         }
-        if cpu::panels::available() {
-            plan.into_panels();
-        }
     }
     Ok(model)
+}
+
+/// The model in the form the CPU backend multiplies fastest: f32 matrices in panels where the
+/// panel kernel runs (AVX2/AVX-512), in place when no one else holds the plan (a load peaks at
+/// one matrix above the model), on a copy otherwise.
+pub fn for_cpu(model: &mut Model) -> Result<()> {
+    if !cpu::panels::available() {
+        return Ok(());
+    }
+    if let Some(plan) = model.plan_mut() {
+        plan.into_panels();
+        return Ok(());
+    }
+    let mut plan = Plan::clone(model.plan()?);
+    plan.into_panels();
+    model.set_plan(plan);
+    Ok(())
 }
 
 /// A model folder in Hugging Face layout, prepared for execution.
@@ -119,8 +136,9 @@ pub fn default_model_with(opts: LoadOptions) -> Result<Model> {
 }
 
 /// An infiller on the CPU.
-pub fn cpu_infiller(model: Model) -> Result<Engine> {
-    let d = AnyDenoiser::cpu(&model);
+pub fn cpu_infiller(mut model: Model) -> Result<Engine> {
+    for_cpu(&mut model)?;
+    let d = AnyDenoiser::cpu(&model)?;
     Infiller::new(model, d)
 }
 

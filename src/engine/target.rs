@@ -51,24 +51,28 @@ impl Target {
         )
     }
 
-    /// Attaches `model`: uploads its weights when the target is a GPU. The shaders are not
-    /// warmed up yet (`engine.denoiser.warm_up()`), so a caller can report that phase apart.
+    /// Attaches `model` (prepared for any backend by [`super::prepare`]) and lets the backend
+    /// finish it: a GPU uploads the weights as they are, the CPU packs its panels
+    /// ([`super::for_cpu`]). The shaders are not warmed up yet (`engine.denoiser.warm_up()`),
+    /// so a caller can report that phase apart.
     pub async fn attach(self, model: Model) -> Result<Engine> {
+        #[allow(unused_mut)]
+        let mut model = model;
         #[cfg(feature = "gpu")]
         if let Some(g) = self.gpu {
-            #[allow(unused_mut)]
-            let mut model = model;
             let d = AnyDenoiser::upload(g, &model, self.weights).await?;
-            // The GPU holds the weights now: natively the host copy (often the memory map of
-            // the checkpoint) is dropped. A wasm module's memory never shrinks, so dropping it
-            // there would free nothing, and the demo's teaching views read the embeddings.
+            // The GPU holds the weights now: natively the host's plan (often the memory map of
+            // the checkpoint) is dropped, and the model keeps its spec and tokenizer. A wasm
+            // module's memory never shrinks, so dropping it there would free nothing, and the
+            // demo's teaching views read the embeddings.
             #[cfg(not(target_arch = "wasm32"))]
-            model.release_weights();
+            model.drop_plan();
             return Infiller::new(model, d);
         }
         #[cfg(not(feature = "gpu"))]
         let _ = self.gpu;
-        let d = AnyDenoiser::cpu(&model);
+        super::for_cpu(&mut model)?;
+        let d = AnyDenoiser::cpu(&model)?;
         Infiller::new(model, d)
     }
 }

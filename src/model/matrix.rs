@@ -166,9 +166,6 @@ pub enum Storage {
     /// (`backend::cpu::panels`), made once when a model is attached to the CPU instead of
     /// being packed again on every product.
     Panels(Vec<Line>),
-    /// Dropped from the host after the upload to a GPU, which now holds the only copy (natively;
-    /// see `engine::Target::attach`). Only the shape is left.
-    Released,
 }
 
 /// The precision a model's matrices are held in, as a user asks for it (`--weights`).
@@ -301,7 +298,6 @@ impl Matrix {
             Storage::Half(Half::F16, _) => "f16",
             Storage::Half(Half::Bf16, _) => "bf16",
             Storage::Q8 { .. } => "q8_0",
-            Storage::Released => "released",
         }
     }
 
@@ -312,20 +308,6 @@ impl Matrix {
             Storage::Panels(l) => std::mem::size_of_val(l.as_slice()),
             Storage::Half(_, b) => b.len(),
             Storage::Q8 { qs, scales } => qs.len() + scales.len(),
-            Storage::Released => 0,
-        }
-    }
-
-    pub fn is_released(&self) -> bool {
-        matches!(self.storage, Storage::Released)
-    }
-
-    /// The same shape with no data (see [`Storage::Released`]).
-    pub fn released(&self) -> Matrix {
-        Matrix {
-            rows: self.rows,
-            cols: self.cols,
-            storage: Storage::Released,
         }
     }
 
@@ -372,8 +354,6 @@ impl Matrix {
                     at += n;
                 });
             }
-            // the CPU denoiser and the uploads check `is_released` first (an engine invariant)
-            Storage::Released => panic!("weights released after the GPU upload were read"),
             Storage::Q8 { qs, scales } => {
                 for (i, row) in out.chunks_exact_mut(c).enumerate() {
                     let (q, sc) = (qs.row(r0 + i), scales.row(r0 + i));

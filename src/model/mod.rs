@@ -167,7 +167,10 @@ pub struct ModelSpec {
 /// runs it is decided in [`crate::engine`].
 pub struct Model {
     pub spec: ModelSpec,
-    pub plan: Arc<Plan>,
+    /// The forward plan while the host holds it ([`Model::plan`]). A GPU attach natively drops
+    /// it once the device holds the weights: the model then keeps its spec and tokenizer only,
+    /// so no half-released plan exists to be read.
+    plan: Option<Arc<Plan>>,
     pub tokenizer: Option<Tokenizer>,
     /// What the load tolerated but a user may want to know (tensors of the checkpoint the
     /// model does not use), one sentence each; surfaces print them on stderr.
@@ -234,7 +237,7 @@ impl Model {
         }
         let model = Model {
             spec,
-            plan: Arc::new(plan),
+            plan: Some(Arc::new(plan)),
             tokenizer,
             warnings,
         };
@@ -335,16 +338,31 @@ impl Model {
         Ok(())
     }
 
-    /// The plan, to change it in place (tests that break one convention). Only possible while
-    /// no backend shares it.
-    /// Drops the host copy of the weight matrices (a memory map natively is unmapped once no
-    /// matrix borrows it), keeping shapes and small tensors: after a GPU upload.
-    pub fn release_weights(&mut self) {
-        self.plan = Arc::new(self.plan.released());
+    /// The forward plan, or an error naming why it is gone: the weights were handed to a GPU
+    /// and the host copy dropped ([`Model::drop_plan`]).
+    pub fn plan(&self) -> Result<&Arc<Plan>> {
+        self.plan.as_ref().ok_or_else(|| {
+            Error::input(
+                "this model's weights live on the GPU (the host copy was dropped after the upload); load it again to run it on the CPU",
+            )
+        })
     }
 
+    /// The plan, to change it in place (preparing it for a backend; tests that break one
+    /// convention). Only possible while the host holds it and no backend shares it.
     pub fn plan_mut(&mut self) -> Option<&mut Plan> {
-        Arc::get_mut(&mut self.plan)
+        self.plan.as_mut().and_then(Arc::get_mut)
+    }
+
+    /// Puts `plan` in place of the model's own (a backend's form of the same weights).
+    pub fn set_plan(&mut self, plan: Plan) {
+        self.plan = Some(Arc::new(plan));
+    }
+
+    /// Drops the host's plan once a GPU holds the weights (a memory map natively is unmapped
+    /// once no matrix borrows it). The spec and tokenizer stay: the sampler needs nothing else.
+    pub fn drop_plan(&mut self) {
+        self.plan = None;
     }
 
     /// The model's own mask string (`<mask>`, `<|mdm_mask|>`), when its tokenizer has one.

@@ -244,19 +244,6 @@ impl Plan {
         Ok(p)
     }
 
-    /// The plan's shapes and small tensors with its weight matrices dropped: what the host
-    /// keeps once a GPU holds the weights.
-    pub fn released(&self) -> Plan {
-        let mut p = self.clone();
-        p.map_in_place(true, &Matrix::released);
-        p
-    }
-
-    /// Whether the weight matrices were dropped ([`Plan::released`]).
-    pub fn is_released(&self) -> bool {
-        self.embeddings.tokens.is_released()
-    }
-
     /// The f32 matrices the CPU multiplies by, in panels ([`Matrix::paneled`]), in place: each
     /// old matrix is freed as soon as its copy exists (a tied one once both uses moved), so a
     /// load peaks at one matrix above the model. The embedding table moves only when the

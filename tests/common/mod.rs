@@ -131,7 +131,7 @@ pub fn cpu_forward(
     batch: &Batch,
     capture: bool,
 ) -> unmask::Result<unmask::engine::Forward> {
-    let mut d = unmask::backend::CpuDenoiser::new(model.plan.clone());
+    let mut d = unmask::backend::CpuDenoiser::new(model.plan()?.clone());
     unmask::blocking::block_on(unmask::engine::forward(model, &mut d, batch, capture))
 }
 

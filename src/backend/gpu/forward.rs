@@ -101,11 +101,6 @@ impl GpuModel {
     }
 
     fn upload_unguarded(gpu: Arc<Gpu>, plan: &Plan, f16: bool) -> Result<GpuModel> {
-        if plan.is_released() {
-            return Err(Error::input(
-                "this model's weights were released from the host after an earlier GPU upload; load it again",
-            ));
-        }
         if plan.head_dim > MAX_HEAD_DIM {
             return Err(Error::gpu(
                 crate::error::GpuFault::Failed,

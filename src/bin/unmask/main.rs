@@ -17,7 +17,6 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
-use unmask::backend::CpuDenoiser;
 use unmask::batch::{write_safetensors, Batch};
 use unmask::blocking::block_on;
 use unmask::diffusion::eval::{evaluate_with, EvalOptions};
@@ -558,7 +557,7 @@ fn bench(
     let precision = weights.precision();
     // the model first: its maximum length bounds --lengths, and a model that does not fit is
     // refused before anything else
-    let (model, name, load_s) = match dir {
+    let (mut model, name, load_s) = match dir {
         Some(d) => {
             let t0 = std::time::Instant::now();
             let m = load_model(Some(d), Device { backend, weights })?;
@@ -602,7 +601,7 @@ fn bench(
     // the header first: an unwritable stdout is found before minutes of work
     let threads = rayon::current_num_threads();
     let held: Vec<&str> = {
-        let mut v: Vec<&str> = model.plan.matrices().iter().map(|m| m.dtype()).collect();
+        let mut v: Vec<&str> = model.plan()?.matrices().iter().map(|m| m.dtype()).collect();
         v.sort();
         v.dedup();
         v
@@ -611,16 +610,16 @@ fn bench(
         match load_s {
             Some(s) => out.line(&format!(
                 "model: {name} ({} x {}, V {}), loaded in {s:.2} s, head over all rows",
-                model.plan.blocks.len(),
-                model.plan.hidden,
-                model.plan.vocab
+                model.plan()?.blocks.len(),
+                model.plan()?.hidden,
+                model.plan()?.vocab
             ))?,
             None => out.line("model: MDLM-OWT shape (12 x 768, 12 heads, V 50258), random weights, head over all rows")?,
         }
         out.line(&format!(
             "cpu: {} weights ({:.1} MB), f32 arithmetic, {threads} threads",
             held.join("+"),
-            model.plan.matrix_bytes() as f64 / 1e6
+            model.plan()?.matrix_bytes() as f64 / 1e6
         ))?;
         #[cfg(feature = "gpu")]
         if let Some(g) = &gpu {
@@ -636,10 +635,8 @@ fn bench(
             "backend", "L", "ms/forward", "min ms", "GFLOP", "GFLOP/s"
         ))?;
     }
+    // the GPU uploads the plan as prepared, then the CPU packs its panels in place
     let mut denoisers: Vec<AnyDenoiser> = Vec::new();
-    if backend != BackendArg::Gpu {
-        denoisers.push(AnyDenoiser::Cpu(CpuDenoiser::new(model.plan.clone())));
-    }
     #[cfg(feature = "gpu")]
     if let Some(g) = &gpu {
         denoisers.push(block_on(AnyDenoiser::gpu(
@@ -647,6 +644,10 @@ fn bench(
             &model,
             weights.format(),
         ))?);
+    }
+    if backend != BackendArg::Gpu {
+        engine::for_cpu(&mut model)?;
+        denoisers.insert(0, AnyDenoiser::cpu(&model)?);
     }
     for &len in lengths {
         for d in &mut denoisers {
