@@ -85,3 +85,364 @@ fn unmask_memory_parses_or_is_an_error_naming_it() {
         ],
     );
 }
+
+/// A copy of a fixture folder in a fresh temporary folder: `(tmp, model folder)`.
+fn model_copy(name: &str) -> (common::TempDir, std::path::PathBuf) {
+    let tmp = common::tempdir();
+    let dir = tmp.path().join("model");
+    std::fs::create_dir(&dir).unwrap();
+    for e in std::fs::read_dir(fixture(name)).unwrap() {
+        let e = e.unwrap();
+        std::fs::copy(e.path(), dir.join(e.file_name())).unwrap();
+    }
+    (tmp, dir)
+}
+
+/// The names in a folder that a staged output left behind.
+fn leftovers(dir: &Path) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains("unmask-tmp"))
+        .collect()
+}
+
+/// `--trace`, `forward --output` and `quantize OUT` naming a file the run reads are refused,
+/// by file identity: the same path, another spelling of it, a hard link, a symbolic link, a
+/// shard of a sharded checkpoint. Before, a trace onto the weights the model had memory-mapped
+/// truncated them and the run died of SIGBUS.
+#[test]
+fn an_output_naming_an_input_is_refused_by_identity() {
+    let (tmp, dir) = model_copy("mdlm_dit");
+    let weights = dir.join("model.safetensors");
+    let before = std::fs::read(&weights).unwrap();
+    let config = std::fs::read(dir.join("config.json")).unwrap();
+    let input = dir.join("golden.safetensors");
+    let golden = std::fs::read(&input).unwrap();
+    let respelled = tmp.path().join("model/../model/config.json");
+    let infill = |trace: &Path| {
+        run(
+            &[
+                "infill",
+                "--backend",
+                "cpu",
+                "--model",
+                path(&dir),
+                "--trace",
+                path(trace),
+                "a [MASK] b",
+            ],
+            &[],
+        )
+    };
+    let what = "--trace onto the memory-mapped weights";
+    assert_refused(
+        what,
+        &infill(&weights),
+        &["--trace", "a file this run reads"],
+    );
+    assert_refused("--trace respelled", &infill(&respelled), &["--trace"]);
+    #[cfg(unix)]
+    {
+        let hard = tmp.path().join("hard");
+        std::fs::hard_link(&weights, &hard).unwrap();
+        assert_refused(
+            "--trace onto a hard link",
+            &infill(&hard),
+            &["hard", "model.safetensors, a file this run reads"],
+        );
+        let sym = tmp.path().join("sym");
+        std::os::unix::fs::symlink(dir.join("tokenizer.json"), &sym).unwrap();
+        assert_refused(
+            "--trace onto a symbolic link",
+            &infill(&sym),
+            &["tokenizer.json, a file this run reads"],
+        );
+    }
+    let forward = |output: &Path| {
+        run(
+            &[
+                "forward",
+                "--backend",
+                "cpu",
+                "--model",
+                path(&dir),
+                "--input",
+                path(&input),
+                "--output",
+                path(output),
+            ],
+            &[],
+        )
+    };
+    assert_refused("--output onto --input", &forward(&input), &["--output"]);
+    assert_refused(
+        "--output onto the config",
+        &forward(&respelled),
+        &["--output"],
+    );
+    assert_refused(
+        "--output onto the weights",
+        &forward(&weights),
+        &["--output"],
+    );
+    let quantize = |out: &Path| run(&["quantize", path(&dir), path(out)], &[]);
+    assert_refused(
+        "quantize into its own folder",
+        &quantize(&dir),
+        &["OUT names a folder this run reads"],
+    );
+    assert_refused(
+        "quantize onto the config",
+        &quantize(&respelled),
+        &["OUT names"],
+    );
+    // nothing was touched, and nothing was left behind
+    assert_eq!(std::fs::read(&weights).unwrap(), before);
+    assert_eq!(std::fs::read(dir.join("config.json")).unwrap(), config);
+    assert_eq!(std::fs::read(&input).unwrap(), golden);
+    assert!(leftovers(&dir).is_empty() && leftovers(tmp.path()).is_empty());
+
+    // a sharded checkpoint: the index and every shard it names are inputs
+    let shard = "model-00001-of-00001.safetensors";
+    std::fs::rename(&weights, dir.join(shard)).unwrap();
+    let bytes = std::fs::read(dir.join(shard)).unwrap();
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let map: serde_json::Map<String, serde_json::Value> = st
+        .names()
+        .into_iter()
+        .map(|n| (n.to_string(), serde_json::Value::from(shard)))
+        .collect();
+    let index = dir.join("model.safetensors.index.json");
+    std::fs::write(&index, serde_json::json!({ "weight_map": map }).to_string()).unwrap();
+    let out = infill(&tmp.path().join("ok.jsonl"));
+    assert_ok("the sharded copy fills", &out);
+    assert_refused("--trace onto a shard", &infill(&dir.join(shard)), &[shard]);
+    assert_refused("--trace onto the index", &infill(&index), &["index.json"]);
+    assert_eq!(std::fs::read(dir.join(shard)).unwrap(), before);
+}
+
+/// Outputs go to a temporary file beside them and are renamed into place: a run that fails
+/// removes its temporary file and leaves the old output as it was; one that succeeds leaves
+/// only the output. A device (`/dev/null`) is written in place.
+#[test]
+fn a_failed_run_leaves_no_half_written_output() {
+    let (tmp, dir) = model_copy("mdlm_dit");
+    let trace = tmp.path().join("trace.jsonl");
+    std::fs::write(&trace, "old\n").unwrap();
+    let infill = |template: &str, trace: &Path| {
+        run(
+            &[
+                "infill",
+                "--backend",
+                "cpu",
+                "--model",
+                path(&dir),
+                "--trace",
+                path(trace),
+                template,
+            ],
+            &[],
+        )
+    };
+    assert_refused(
+        "a bad template",
+        &infill("a [MASK*0] b", &trace),
+        &["column 3"],
+    );
+    assert_eq!(std::fs::read_to_string(&trace).unwrap(), "old\n");
+    assert!(
+        leftovers(tmp.path()).is_empty(),
+        "{:?}",
+        leftovers(tmp.path())
+    );
+    assert_ok("a good template", &infill("a [MASK] b", &trace));
+    let text = std::fs::read_to_string(&trace).unwrap();
+    assert!(
+        text.lines().last().unwrap().contains("\"done\":true"),
+        "{text}"
+    );
+    assert!(leftovers(tmp.path()).is_empty());
+    assert_ok("a device", &infill("a [MASK] b", Path::new("/dev/null")));
+
+    // forward: an input it refuses leaves no output and no temporary file
+    let bad = tmp.path().join("bad.safetensors");
+    let ids = [1000i64; 4];
+    let view = safetensors::tensor::TensorView::new(
+        safetensors::Dtype::I64,
+        vec![1, 4],
+        bytemuck_bytes(&ids),
+    )
+    .unwrap();
+    safetensors::serialize_to_file([("input_ids", view)], None, &bad).unwrap();
+    let output = tmp.path().join("logits.safetensors");
+    let out = run(
+        &[
+            "forward",
+            "--backend",
+            "cpu",
+            "--model",
+            path(&dir),
+            "--input",
+            path(&bad),
+            "--output",
+            path(&output),
+        ],
+        &[],
+    );
+    assert_refused(
+        "forward out of the vocabulary",
+        &out,
+        &["outside the vocabulary"],
+    );
+    assert!(!output.exists());
+    assert!(leftovers(tmp.path()).is_empty());
+
+    // quantize: a checkpoint it refuses leaves no folder
+    let broken = tmp.path().join("broken");
+    std::fs::create_dir(&broken).unwrap();
+    std::fs::write(broken.join("config.json"), "{").unwrap();
+    std::fs::copy(
+        dir.join("model.safetensors"),
+        broken.join("model.safetensors"),
+    )
+    .unwrap();
+    let q = tmp.path().join("q8");
+    let out = run(&["quantize", path(&broken), path(&q)], &[]);
+    assert_refused("quantize a broken config", &out, &["config.json"]);
+    assert!(!q.exists());
+    assert!(leftovers(tmp.path()).is_empty());
+}
+
+fn bytemuck_bytes(v: &[i64]) -> &[u8] {
+    // SAFETY: i64 has no padding and any byte is a valid u8
+    unsafe { std::slice::from_raw_parts(v.as_ptr().cast(), std::mem::size_of_val(v)) }
+}
+
+/// A `quantize` killed while it writes (here by the file-size limit, SIGXFSZ) leaves no
+/// half-written model at OUT: the next run into the same OUT succeeds and reads back. Before,
+/// the half-written folder was there and the next run refused it as not empty.
+#[cfg(unix)]
+#[test]
+fn an_interrupted_quantize_leaves_no_half_written_model() {
+    let (tmp, dir) = model_copy("mdlm_dit");
+    let q = tmp.path().join("q8");
+    let script = format!(
+        "ulimit -f 16; exec '{BIN}' quantize '{}' '{}'",
+        path(&dir),
+        path(&q)
+    );
+    let out = Command::new("bash").args(["-c", &script]).output().unwrap();
+    assert!(
+        !out.status.success(),
+        "the limit did not stop it: {}",
+        stderr(&out)
+    );
+    assert!(!q.exists(), "a half-written model at OUT");
+    let out = run(&["quantize", path(&dir), path(&q)], &[]);
+    assert_ok("quantize again", &out);
+    let out = run(
+        &[
+            "infill",
+            "--backend",
+            "cpu",
+            "--model",
+            path(&q),
+            "a [MASK] b",
+        ],
+        &[],
+    );
+    assert_ok("the quantised model", &out);
+    // a finished OUT is not written again; an empty folder is still taken
+    let out = run(&["quantize", path(&dir), path(&q)], &[]);
+    assert_refused("quantize into a full OUT", &out, &["not an empty folder"]);
+    let empty = tmp.path().join("empty");
+    std::fs::create_dir(&empty).unwrap();
+    assert_ok(
+        "quantize into an empty folder",
+        &run(&["quantize", path(&dir), path(&empty)], &[]),
+    );
+    assert!(empty.join("model.safetensors").is_file());
+    assert!(leftovers(tmp.path()).iter().all(|n| n.starts_with(".q8.")));
+}
+
+/// A trace line without its timing, which differs from run to run.
+fn untimed(line: &str) -> serde_json::Value {
+    let mut v: serde_json::Value =
+        serde_json::from_str(line).unwrap_or_else(|e| panic!("{line:?}: {e}"));
+    if let Some(o) = v.as_object_mut() {
+        o.remove("ms");
+    }
+    v
+}
+
+/// Two runs given the same `--trace` at once leave one whole trace: every line is JSON and
+/// the file is one run's trace. Before, both truncated the file and wrote into it at their
+/// own offsets.
+#[test]
+fn two_runs_on_one_trace_leave_one_whole_trace() {
+    let (tmp, dir) = model_copy("mdlm_dit");
+    let lines = |animal: &str| -> String {
+        (0..400)
+            .map(|i| format!("the {animal} [MASK*3] on mat {i} [MASK] .\n"))
+            .collect()
+    };
+    // stdin is read whole before the trace is opened: the runs are started, then fed, so
+    // that both write their traces at once
+    let spawn = |trace: &Path| {
+        Command::new(BIN)
+            .args(["infill", "-", "--backend", "cpu", "--model"])
+            .arg(&dir)
+            .arg("--trace")
+            .arg(trace)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let feed = |child: &mut std::process::Child, animal: &str| {
+        use std::io::Write;
+        let mut pipe = child.stdin.take().unwrap();
+        pipe.write_all(lines(animal).as_bytes()).unwrap();
+    };
+    let trace_of = |file: &Path| -> Vec<serde_json::Value> {
+        std::fs::read_to_string(file)
+            .unwrap()
+            .lines()
+            .map(untimed)
+            .collect()
+    };
+    // each run alone, for reference
+    let alone: Vec<Vec<serde_json::Value>> = ["cat", "dog"]
+        .iter()
+        .map(|animal| {
+            let t = tmp.path().join(format!("alone-{animal}.jsonl"));
+            let mut child = spawn(&t);
+            feed(&mut child, animal);
+            assert!(child.wait().unwrap().success());
+            trace_of(&t)
+        })
+        .collect();
+    assert_ne!(
+        alone[0], alone[1],
+        "the templates must give different traces"
+    );
+    let shared = tmp.path().join("shared.jsonl");
+    let (mut a, mut b) = (spawn(&shared), spawn(&shared));
+    feed(&mut a, "cat");
+    feed(&mut b, "dog");
+    for c in [a, b] {
+        let out = c.wait_with_output().unwrap();
+        assert!(out.status.success(), "{}", stderr(&out));
+    }
+    let got = trace_of(&shared);
+    assert!(
+        got == alone[0] || got == alone[1],
+        "the shared trace is neither run's ({} lines; {} and {} alone)",
+        got.len(),
+        alone[0].len(),
+        alone[1].len()
+    );
+    assert!(leftovers(tmp.path()).is_empty());
+}

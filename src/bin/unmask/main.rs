@@ -8,6 +8,7 @@
 //! one of these endings instead of a panic.
 
 mod animate;
+mod files;
 mod out;
 mod progress;
 
@@ -355,6 +356,12 @@ fn run(cmd: Command, out: &mut Out) -> std::result::Result<(), Fail> {
             output,
             device,
         } => {
+            let mut inputs = files::model_inputs(&model);
+            inputs.push(input.clone());
+            files::refuse_inputs("--output", &output, &inputs)?;
+            // claimed before the work, so an unwritable folder is found at once
+            let (staged, file) = files::Staged::new(&output)?;
+            drop(file);
             let model = load_model(Some(&model), device)?;
             let batch = Batch::read_safetensors(&input)?;
             model.check(&batch)?;
@@ -365,7 +372,8 @@ fn run(cmd: Command, out: &mut Out) -> std::result::Result<(), Fail> {
             if let Some(lp) = &f.log_probs {
                 tensors.push(("log_probs", lp));
             }
-            Ok(write_safetensors(&output, &tensors)?)
+            write_safetensors(staged.path(), &tensors).map_err(|e| named(e, &staged))?;
+            Ok(staged.commit()?)
         }
         Command::Infill {
             template,
@@ -387,6 +395,13 @@ fn run(cmd: Command, out: &mut Out) -> std::result::Result<(), Fail> {
             json,
             device,
         } => {
+            if let Some(t) = &trace {
+                let inputs = model
+                    .as_deref()
+                    .map(files::model_inputs)
+                    .unwrap_or_default();
+                files::refuse_inputs("--trace", t, &inputs)?;
+            }
             let mut inf = attach(load_model(model.as_deref(), device)?, device)?;
             let request = InfillOptions {
                 strategy,
@@ -476,9 +491,16 @@ fn run(cmd: Command, out: &mut Out) -> std::result::Result<(), Fail> {
             out.json(&report)
         }
         Command::Quantize { dir, out: dst } => {
+            let mut inputs = files::model_inputs(&dir);
+            inputs.push(dir.clone());
+            files::refuse_inputs("OUT", &dst, &inputs)?;
+            let staged = files::StagedDir::new(&dst)?;
             let bar = Progress::new("tensors");
-            let q = unmask::model::quantize::quantize_dir(&dir, &dst, |d, t| bar.set(d, t))?;
+            let q =
+                unmask::model::quantize::quantize_dir(&dir, staged.path(), |d, t| bar.set(d, t))
+                    .map_err(|e| named_dir(e, staged.path(), &dst))?;
             bar.finish();
+            staged.commit()?;
             out.line(&format!(
                 "{}: {} of {} tensors quantised to q8_0, {:.1} MB -> {:.1} MB",
                 dst.join("model.safetensors").display(),
@@ -825,29 +847,80 @@ fn eval_spans(
     Ok(())
 }
 
-/// The trace file, when asked for: every step of every template as JSON lines.
+/// The trace file, when asked for: every step of every template as JSON lines, written beside
+/// the path given and moved into place when the run ends (`files::Staged`).
 struct Trace {
-    path: PathBuf,
+    staged: files::Staged,
     file: std::io::BufWriter<std::fs::File>,
 }
 
 impl Trace {
     fn create(path: Option<PathBuf>) -> Result<Option<Trace>> {
         path.map(|path| {
-            let file = std::fs::File::create(&path).map_err(|e| Error::io(path.display(), e))?;
+            let (staged, file) = files::Staged::new(&path)?;
             Ok(Trace {
-                path,
+                staged,
                 file: std::io::BufWriter::new(file),
             })
         })
         .transpose()
     }
 
+    /// The path given, for messages.
+    fn path(&self) -> &std::path::Path {
+        self.staged.dest()
+    }
+
     fn finish(trace: Option<Trace>) -> Result<()> {
-        if let Some(mut t) = trace {
-            t.file.flush().map_err(|e| Error::io(t.path.display(), e))?;
+        if let Some(t) = trace {
+            let dest = t.path().display().to_string();
+            let file = t
+                .file
+                .into_inner()
+                .map_err(|e| Error::io(&dest, e.into_error()))?;
+            if t.staged.path() != t.staged.dest() {
+                // on the disk before the rename makes it the trace (not for a device)
+                file.sync_all().map_err(|e| Error::io(&dest, e))?;
+            }
+            drop(file);
+            t.staged.commit()?;
         }
         Ok(())
+    }
+}
+
+/// An error about the temporary file, told as about the path the user gave.
+fn named(e: Error, staged: &files::Staged) -> Error {
+    let (tmp, dest) = (staged.path(), staged.dest());
+    if tmp == dest {
+        return e;
+    }
+    let tmp = tmp.display().to_string();
+    let dest = dest.display().to_string();
+    match e {
+        Error::Io { path, source } if path == tmp => Error::Io { path: dest, source },
+        Error::File { path, msg } if path == tmp => Error::File { path: dest, msg },
+        e => e,
+    }
+}
+
+/// An error about a file in the temporary folder of `quantize`, told as about the folder given.
+fn named_dir(e: Error, tmp: &std::path::Path, dest: &std::path::Path) -> Error {
+    let tmp = tmp.display().to_string();
+    let swap = |p: String| match p.strip_prefix(&tmp) {
+        Some(rest) => format!("{}{rest}", dest.display()),
+        None => p,
+    };
+    match e {
+        Error::Io { path, source } => Error::Io {
+            path: swap(path),
+            source,
+        },
+        Error::File { path, msg } => Error::File {
+            path: swap(path),
+            msg,
+        },
+        e => e,
     }
 }
 
@@ -896,7 +969,7 @@ fn fill_one(
     };
     if let Some(err) = io_error {
         // the trace is not this template's fault: it ends the run, batch or not
-        let path = trace.as_ref().expect("a trace file").path.display();
+        let path = trace.as_ref().expect("a trace file").path().display();
         return Err(Fail::Fatal(Error::io(path, err)));
     }
     let result = result?;
