@@ -446,3 +446,73 @@ fn two_runs_on_one_trace_leave_one_whole_trace() {
     );
     assert!(leftovers(tmp.path()).is_empty());
 }
+
+/// A forward input of `rows` canvases of `len` token ids (id 1 everywhere).
+fn forward_input(file: &Path, rows: usize, len: usize) {
+    let ids = vec![1i64; rows * len];
+    let view = safetensors::tensor::TensorView::new(
+        safetensors::Dtype::I64,
+        vec![rows, len],
+        bytemuck_bytes(&ids),
+    )
+    .unwrap();
+    safetensors::serialize_to_file([("input_ids", view)], None, file).unwrap();
+}
+
+/// `forward` takes at most 1024 canvases, read from the header before any id; and a batch
+/// whose logits the machine's memory cannot hold is refused before they are computed.
+#[test]
+fn forward_batches_keep_to_their_bounds() {
+    let tmp = common::tempdir();
+    let m = fixture("mdlm_dit");
+    let output = tmp.path().join("out.safetensors");
+    let forward = |input: &Path, env: &[(&str, &str)]| {
+        run(
+            &[
+                "forward",
+                "--backend",
+                "cpu",
+                "--model",
+                path(&m),
+                "--input",
+                path(input),
+                "--output",
+                path(&output),
+            ],
+            env,
+        )
+    };
+    let big = tmp.path().join("big.safetensors");
+    forward_input(&big, 1025, 2);
+    assert_refused(
+        "1025 rows",
+        &forward(&big, &[]),
+        &["big.safetensors", "input_ids", "1025 rows", "at most 1024"],
+    );
+    let most = tmp.path().join("most.safetensors");
+    forward_input(&most, 1024, 32);
+    // 1024 x 32 tokens x 98 entries x 4 bytes, logits and log-probs: 25.7 MB
+    assert_refused(
+        "logits past UNMASK_MEMORY",
+        &forward(&most, &[("UNMASK_MEMORY", "20M")]),
+        &[
+            "most.safetensors",
+            "1024 x 32 tokens",
+            "25.7 MB",
+            "split the batch",
+        ],
+    );
+    assert!(!output.exists());
+    assert_ok("1024 rows", &forward(&most, &[]));
+    assert!(output.is_file());
+}
+
+/// `bench --iters` is 1 to 10000, refused before the model is built. Before, 0 ran once
+/// unannounced and a huge count died allocating its list of times.
+#[test]
+fn bench_iters_keep_to_their_range() {
+    for n in ["0", "10001", "18446744073709551615"] {
+        let out = run(&["bench", "--backend", "cpu", "--iters", n], &[]);
+        assert_refused(n, &out, &[&format!("--iters: {n} is outside 1..=10000")]);
+    }
+}

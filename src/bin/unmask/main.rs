@@ -319,7 +319,7 @@ enum Command {
         /// Canvas lengths to time.
         #[arg(long, value_delimiter = ',', default_value = "128,512")]
         lengths: Vec<usize>,
-        /// Timed runs per length (after one warm-up); the median is reported.
+        /// Timed runs per length (after one warm-up), 1 to 10000; the median is reported.
         #[arg(long, default_value_t = 5)]
         iters: usize,
         /// Worker threads, 1 to 4 × the logical cores and at most 256 (default: all cores).
@@ -365,6 +365,7 @@ fn run(cmd: Command, out: &mut Out) -> std::result::Result<(), Fail> {
             let model = load_model(Some(&model), device)?;
             let batch = Batch::read_safetensors(&input)?;
             model.check(&batch)?;
+            check_logits_fit(&input, &model, &batch)?;
             let (mut d, selection) = block_on(AnyDenoiser::select(&model, device.options()))?;
             tell(&selection);
             let f = block_on(engine::forward(&model, &mut d, &batch, false))?;
@@ -533,6 +534,34 @@ fn run(cmd: Command, out: &mut Out) -> std::result::Result<(), Fail> {
     }
 }
 
+/// Refuses a forward batch whose logits (and, for MDLM, log-probabilities) this machine's
+/// memory cannot hold, before they are computed: `B × L × V` f32 values each.
+fn check_logits_fit(input: &std::path::Path, model: &Model, batch: &Batch) -> Result<()> {
+    use unmask::model::memory::{human, memory_limit};
+    let copies = match model.spec.logits {
+        unmask::model::LogitReading::Subs => 2u64,
+        _ => 1,
+    };
+    let bytes = [batch.size, batch.len, model.spec.vocab_size]
+        .iter()
+        .try_fold(4 * copies, |acc, &n| acc.checked_mul(n as u64))
+        .unwrap_or(u64::MAX);
+    match memory_limit()? {
+        Some(limit) if bytes > limit => Err(Error::file(
+            input.display(),
+            format!(
+                "the output of {} x {} tokens over a vocabulary of {} takes {}, more than this machine's {} of memory; split the batch",
+                batch.size,
+                batch.len,
+                model.spec.vocab_size,
+                human(bytes),
+                human(limit)
+            ),
+        )),
+        _ => Ok(()),
+    }
+}
+
 /// The message of `e` without the `input: ` its Display starts with for input errors, so a
 /// prefix such as a line number or a file can go before it.
 fn bare(e: &Error) -> String {
@@ -562,6 +591,13 @@ fn bench(
     out: &mut Out,
 ) -> std::result::Result<(), Fail> {
     use unmask::bench::{measure, random_mdlm, Shape};
+    if iters == 0 || iters > unmask::bench::MAX_ITERS {
+        return Err(Error::input(format!(
+            "--iters: {iters} is outside 1..={}",
+            unmask::bench::MAX_ITERS
+        ))
+        .into());
+    }
     if let Some(n) = threads {
         let max = max_threads();
         if n == 0 || n > max {
