@@ -516,3 +516,81 @@ fn bench_iters_keep_to_their_range() {
         assert_refused(n, &out, &[&format!("--iters: {n} is outside 1..=10000")]);
     }
 }
+
+fn heldout() -> std::path::PathBuf {
+    fixture("heldout-sample.txt")
+}
+
+/// `eval --spans --unknown-length` on a terminal: the bar counts fills (one per length tried),
+/// moving between the lengths of a span, with rate and ETA; piped, nothing is drawn.
+#[test]
+fn unknown_length_evals_show_progress_per_fill_on_a_terminal() {
+    let (m, text) = (fixture("mdlm_dit"), heldout());
+    let args = [
+        "eval",
+        "--backend",
+        "cpu",
+        "--model",
+        path(&m),
+        "--text",
+        path(&text),
+        "--spans",
+        "--unknown-length",
+        "1-4",
+        "--count",
+        "5",
+    ];
+    let piped = run(&args, &[]);
+    assert_ok("piped", &piped);
+    assert!(piped.stderr.is_empty(), "piped stderr: {}", stderr(&piped));
+    if Command::new("script").arg("--version").output().is_err() {
+        eprintln!("skipping the terminal half: no `script` to make a terminal");
+        return;
+    }
+    let cmd = format!("'{BIN}' {}", args.map(|a| format!("'{a}'")).join(" "));
+    let out = Command::new("script")
+        .args(["-qec", &cmd, "/dev/null"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let screen = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{screen}");
+    // 5 spans x 4 lengths; a position between two spans' ends shows it moves within a span
+    assert!(
+        screen.contains("/20 fills · ") && screen.contains("/s · ETA "),
+        "no bar counting fills: {screen:?}"
+    );
+    assert!(screen.contains(" 2/20 fills"), "{screen:?}");
+    let json = screen.lines().last().unwrap();
+    let r: serde_json::Value = serde_json::from_str(json[json.find('{').unwrap()..].trim_end())
+        .unwrap_or_else(|e| panic!("{json:?}: {e}"));
+    assert_eq!(r["spans"], 5);
+}
+
+/// `eval --spans --unknown-length` on a model of a short context (32 tokens) cuts only spans
+/// whose sentence fits with its hole at the longest length. Before, the eval stopped at the
+/// first long one with a context error.
+#[test]
+fn unknown_length_evals_pick_sentences_that_fit_every_length() {
+    let m = fixture("mdlm_dit");
+    let out = run(
+        &[
+            "eval",
+            "--backend",
+            "cpu",
+            "--model",
+            path(&m),
+            "--text",
+            path(&heldout()),
+            "--spans",
+            "--unknown-length",
+            "--count",
+            "40",
+        ],
+        &[],
+    );
+    assert_ok("1-8 on a 32-token model", &out);
+    let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(r["length_range"], "1-8");
+    assert!(r["spans"].as_u64().unwrap() > 0, "{r}");
+}

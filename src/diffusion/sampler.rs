@@ -108,6 +108,10 @@ pub trait Host {
     async fn before_pass(&mut self) -> Result<()> {
         Ok(())
     }
+
+    /// For a template with holes of unknown length: `done` of its `total` candidate fills are
+    /// filled and scored (a progress bar can move between them).
+    fn tried(&mut self, _done: usize, _total: usize) {}
 }
 
 impl<F: FnMut(&TraceEvent) + ?Sized> Host for F {
@@ -296,7 +300,9 @@ impl<D: Denoiser> Infiller<D> {
         // the best so far: its index, result and step events
         let mut best: Option<(usize, InfillResult, Vec<TraceEvent>)> = None;
         let mut nfe = 0;
-        for lengths in combinations(&template.ranges()) {
+        let all = combinations(&template.ranges());
+        let total = all.len();
+        for (k, lengths) in all.into_iter().enumerate() {
             let canvas = self.canvas_of(&template.with_lengths(&lengths))?;
             let mut buf = Buffered {
                 host: &mut *host,
@@ -323,6 +329,7 @@ impl<D: Denoiser> Infiller<D> {
             if better {
                 best = Some((candidates.len() - 1, r, events));
             }
+            host.tried(k + 1, total);
         }
         let (k, mut result, events) = best.expect("a template has at least one combination");
         candidates[k].chosen = true;

@@ -820,7 +820,11 @@ fn eval_spans(
             ..InfillOptions::default()
         }
         .resolve(&inf.model)?;
-        let bar = Progress::new("spans");
+        // with unknown lengths each span is a fill per length: the bar counts those
+        let bar = Progress::new(match opts.lengths {
+            Some(_) => "fills",
+            None => "spans",
+        });
         let report = block_on(spans::evaluate(
             inf,
             &cases,
