@@ -275,6 +275,17 @@ pub fn corrupt(
             ids.len()
         )));
     }
+    forward_process(family, ids, t, seed, ctx)
+}
+
+/// [`corrupt`] without its size bound.
+fn forward_process(
+    family: Family,
+    ids: &[u32],
+    t: f64,
+    seed: u64,
+    ctx: &ForwardContext,
+) -> Result<Vec<Noised>> {
     let vocab = ctx.vocab();
     if let Some(i) = ids.iter().position(|&id| id as usize >= vocab) {
         return Err(Error::input(format!(
@@ -446,8 +457,21 @@ impl Normal {
 mod tests {
     use super::*;
 
+    /// The forward process without the size bound: the statistical tests draw 20000 tokens.
+    fn corrupt(
+        family: Family,
+        ids: &[u32],
+        t: f64,
+        seed: u64,
+        ctx: &ForwardContext,
+    ) -> Result<Vec<Noised>> {
+        check_t(t)?;
+        forward_process(family, ids, t, seed, ctx)
+    }
+
     #[test]
     fn corrupt_keeps_to_its_size_bound() {
+        let corrupt = super::corrupt;
         let ctx = context(40, 8, 1);
         let ids = vec![5u32; MAX_CORRUPT_TOKENS];
         for f in Family::ALL {
