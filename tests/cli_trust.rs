@@ -594,3 +594,104 @@ fn unknown_length_evals_pick_sentences_that_fit_every_length() {
     assert_eq!(r["length_range"], "1-8");
     assert!(r["spans"].as_u64().unwrap() > 0, "{r}");
 }
+
+fn infill_json(template: &str, extra: &[&str]) -> Output {
+    let m = fixture("mdlm_dit");
+    let mut args = vec!["infill", "--backend", "cpu", "--json", "--model", path(&m)];
+    args.extend(extra);
+    args.push(template);
+    run(&args, &[])
+}
+
+fn json_of(out: &Output) -> serde_json::Value {
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", stderr(out)))
+}
+
+/// Tried lengths of an unknown-length fill, from its `--json`.
+fn tried(r: &serde_json::Value) -> Vec<u64> {
+    r["lengths"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["lengths"][0].as_u64().unwrap())
+        .collect()
+}
+
+/// `--block-length` with holes of unknown length is checked per candidate length: a step count
+/// is split evenly over each length's blocks, the lengths it cannot be split over are left out,
+/// and one that suits no length is refused naming the user's steps, block length and range.
+/// Without `--steps` each block takes one step per hole, so `[MASK*5] --block-length 3` (blocks
+/// of 3 and 2) works. Before, it was refused with `5 steps cannot be split evenly over 2
+/// blocks of 3 holes`, steps the user never gave.
+#[test]
+fn block_lengths_are_checked_per_candidate_length() {
+    let out = infill_json("The [MASK*5] sat.", &["--block-length", "3"]);
+    assert_ok("[MASK*5] in blocks of 3", &out);
+    assert_eq!(json_of(&out)["steps"], 5);
+    let out = infill_json("The [MASK*1-4] sat.", &["--block-length", "2"]);
+    assert_ok("[MASK*1-4] in blocks of 2", &out);
+    assert_eq!(tried(&json_of(&out)), [1, 2, 3, 4]);
+    // 3 steps split over one block (lengths 1, 2), not over two (3, 4)
+    let out = infill_json(
+        "The [MASK*1-4] sat.",
+        &["--block-length", "2", "--steps", "3"],
+    );
+    assert_ok("3 steps", &out);
+    assert_eq!(tried(&json_of(&out)), [1, 2]);
+    let out = infill_json(
+        "The [MASK*3-4] sat.",
+        &["--block-length", "2", "--steps", "3"],
+    );
+    assert_refused(
+        "3 steps for 3 or 4 holes in blocks of 2",
+        &out,
+        &[
+            "steps 3 with block length 2 suit no length of `[MASK*3-4]` at column 5",
+            "at 3 tokens, 3 steps cannot be split evenly over 2 blocks (block length 2 over 3 holes)",
+        ],
+    );
+    // a step count past the per-hole cap of every length
+    let out = infill_json("The [MASK*1-2] sat.", &["--steps", "129"]);
+    assert_refused(
+        "129 steps",
+        &out,
+        &[
+            "steps 129 suit no length of `[MASK*1-2]` at column 5",
+            "not 129",
+        ],
+    );
+    let out = infill_json(
+        "The [MASK*5] sat.",
+        &["--block-length", "3", "--steps", "5"],
+    );
+    assert_refused(
+        "5 steps in blocks of 3",
+        &out,
+        &["5 steps cannot be split evenly over 2 blocks (block length 3 over 5 holes)"],
+    );
+}
+
+/// A fill of unknown length that overflows the context names the range as written, its column,
+/// the lengths at fault and, for one range, the lengths that fit; it is found before any
+/// length is filled. Before: `the template needs 33 tokens …` with no range named.
+#[test]
+fn context_overflows_name_the_length_and_range_at_fault() {
+    let out = infill_json("The [MASK*2-30] sat.", &[]);
+    assert_refused(
+        "[MASK*2-30] in 32 tokens",
+        &out,
+        &[
+            "with `[MASK*2-30]` at column 5 at 27 tokens",
+            "context is 32",
+            "it fits at 2 to 26 here",
+        ],
+    );
+    let long = "The [MASK*?] sat on the mat with the dog and the hat and the bat and a cat and \
+                the fat rat on a [MASK*1-2]";
+    let out = infill_json(long, &[]);
+    assert_refused(
+        "two ranges",
+        &out,
+        &["`[MASK*?]` at column 5 at 1 token and `[MASK*1-2]` at column 97 at 1 token"],
+    );
+}
