@@ -695,3 +695,63 @@ fn context_overflows_name_the_length_and_range_at_fault() {
         &["`[MASK*?]` at column 5 at 1 token and `[MASK*1-2]` at column 97 at 1 token"],
     );
 }
+
+/// `eval --compare` errors name the entry, by its number and as written: values that parse but
+/// are out of range (checked before any span is filled), empty entries, and a step count the
+/// spans' holes do not suit. Before, a temperature or step count out of range was refused
+/// without naming which entry held it.
+#[test]
+fn compare_errors_name_the_entry() {
+    let (m, text) = (fixture("mdlm_dit"), heldout());
+    let eval = |compare: &str, extra: &[&str]| {
+        let mut args = vec![
+            "eval",
+            "--backend",
+            "cpu",
+            "--model",
+            path(&m),
+            "--text",
+            path(&text),
+            "--spans",
+            "--count",
+            "3",
+            "--compare",
+            compare,
+        ];
+        args.extend(extra);
+        run(&args, &[])
+    };
+    for (compare, parts) in [
+        (
+            "top-prob,top-prob@1e9",
+            &["--compare entry 2 `top-prob@1e9`: temperature must be"][..],
+        ),
+        (
+            "ancestral/0",
+            &["--compare entry 1 `ancestral/0`: steps must be between 1"],
+        ),
+        ("top-prob,,ancestral", &["--compare entry 2 ``: is empty"]),
+        ("top-prob, ", &["--compare entry 2 ``: is empty"]),
+        (
+            "margin,bogus@1",
+            &["--compare entry 2 `bogus@1`: unknown strategy `bogus`"],
+        ),
+        (
+            "ancestral@hot",
+            &["--compare entry 1 `ancestral@hot`: temperature `hot`"],
+        ),
+        (
+            "top-prob/x",
+            &["--compare entry 1 `top-prob/x`: steps `x` is not a count"],
+        ),
+    ] {
+        assert_refused(compare, &eval(compare, &[]), parts);
+    }
+    // one-token spans: 65 steps are past the 64 a hole may take
+    let out = eval("top-prob,top-prob/65", &["--span-tokens", "1"]);
+    assert_refused(
+        "65 steps for one-token holes",
+        &out,
+        &["--compare entry 2 `top-prob/65`: steps must be between 1 and 64"],
+    );
+}

@@ -452,9 +452,15 @@ fn run(cmd: Command, out: &mut Out) -> std::result::Result<(), Fail> {
                 let settings = match &compare {
                     Some(list) => list
                         .split(',')
-                        .map(|s| parse_setting(s.trim()))
+                        .enumerate()
+                        .map(|(i, s)| {
+                            let entry = format!("--compare entry {} `{}`", i + 1, s.trim());
+                            let setting = parse_setting(s.trim())
+                                .map_err(|e| Error::input(format!("{entry}: {}", bare(&e))))?;
+                            Ok((Some(entry), setting))
+                        })
                         .collect::<Result<Vec<_>>>()?,
-                    None => vec![(strategy, temperature, steps)],
+                    None => vec![(None, (strategy, temperature, steps))],
                 };
                 let max_tokens = inf.model.spec.max_len.saturating_sub(2);
                 return eval_spans(
@@ -761,7 +767,12 @@ fn parse_strategy(s: &str) -> std::result::Result<Strategy, String> {
 type Setting = (Option<Strategy>, Option<f64>, Option<usize>);
 
 fn parse_setting(s: &str) -> Result<Setting> {
-    let bad = |why: String| Error::input(format!("--compare `{s}`: {why}"));
+    if s.is_empty() {
+        return Err(Error::input(
+            "is empty; give STRATEGY[@TEMPERATURE][/STEPS]",
+        ));
+    }
+    let bad = Error::input;
     let (rest, steps) = match s.split_once('/') {
         Some((r, n)) => (
             r,
@@ -801,7 +812,7 @@ fn eval_spans(
     path: &std::path::Path,
     body: &str,
     opts: &SpanOptions,
-    settings: &[Setting],
+    settings: &[(Option<String>, Setting)],
     table: bool,
     out: &mut Out,
 ) -> std::result::Result<(), Fail> {
@@ -810,16 +821,28 @@ fn eval_spans(
         e => e,
     };
     let cases = spans::pick(body, inf.tokenizer(), opts).map_err(named)?;
-    let mut rows = Vec::new();
-    for &(strategy, temperature, steps) in settings {
+    // a value out of range, or one the spans' holes do not suit, is named with its entry
+    let entry_error = |entry: &Option<String>, e: Error| match (entry, e) {
+        (Some(entry), e @ (Error::Input(_) | Error::Template(_))) => {
+            Error::input(format!("{entry}: {}", bare(&e)))
+        }
+        (_, e) => e,
+    };
+    let mut samplers = Vec::new();
+    for (entry, (strategy, temperature, steps)) in settings {
         let sampler = InfillOptions {
-            strategy,
-            temperature,
-            steps,
+            strategy: *strategy,
+            temperature: *temperature,
+            steps: *steps,
             seed: opts.seed,
             ..InfillOptions::default()
         }
-        .resolve(&inf.model)?;
+        .resolve(&inf.model)
+        .map_err(|e| entry_error(entry, e))?;
+        samplers.push((entry, sampler));
+    }
+    let mut rows = Vec::new();
+    for (entry, sampler) in samplers {
         // with unknown lengths each span is a fill per length: the bar counts those
         let bar = Progress::new(match opts.lengths {
             Some(_) => "fills",
@@ -831,7 +854,8 @@ fn eval_spans(
             &sampler,
             opts.length,
             &mut |done, total| bar.set(done, total),
-        ))?;
+        ))
+        .map_err(|e| entry_error(entry, e))?;
         bar.finish();
         if table {
             rows.push(report);
