@@ -7,6 +7,7 @@
 //! Nothing here prints with `println!`: every line goes through [`Out`], whose errors become
 //! one of these endings instead of a panic.
 
+mod adapter;
 mod animate;
 mod files;
 mod out;
@@ -170,7 +171,8 @@ fn tell(selection: &Selection) {
 
 /// The model on the backend `device` asks for, warmed up.
 fn attach(model: Model, device: Device) -> Result<Engine> {
-    let (inf, selection) = block_on(engine::infiller(model, device.options()))?;
+    let (inf, selection) =
+        adapter::quietly(|| block_on(engine::infiller(model, device.options())))?;
     tell(&selection);
     Ok(inf)
 }
@@ -366,7 +368,8 @@ fn run(cmd: Command, out: &mut Out) -> std::result::Result<(), Fail> {
             let batch = Batch::read_safetensors(&input)?;
             model.check(&batch)?;
             check_logits_fit(&input, &model, &batch)?;
-            let (mut d, selection) = block_on(AnyDenoiser::select(&model, device.options()))?;
+            let (mut d, selection) =
+                adapter::quietly(|| block_on(AnyDenoiser::select(&model, device.options())))?;
             tell(&selection);
             let f = block_on(engine::forward(&model, &mut d, &batch, false))?;
             let mut tensors = vec![("logits", &f.out.logits)];
@@ -648,9 +651,11 @@ fn bench(
         match backend {
             BackendArg::Cpu => None,
             BackendArg::Gpu => Some(std::sync::Arc::new(
-                block_on(Gpu::new()).map_err(Fail::from)?,
+                adapter::quietly(|| block_on(Gpu::new())).map_err(Fail::from)?,
             )),
-            BackendArg::Auto => block_on(Gpu::new()).ok().map(std::sync::Arc::new),
+            BackendArg::Auto => adapter::quietly(|| block_on(Gpu::new()))
+                .ok()
+                .map(std::sync::Arc::new),
         }
     };
     #[cfg(not(feature = "gpu"))]
