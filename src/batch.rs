@@ -9,6 +9,10 @@ use safetensors::{Dtype, SafeTensors};
 use crate::error::{Error, Result};
 use crate::tensor::Tensor;
 
+/// The most canvases (rows, `B`) one forward input may hold, checked from the file's header
+/// before any id is read: far above any parity batch.
+pub const MAX_BATCH: usize = 1024;
+
 /// One canvas of a batch, as a backend runs it.
 #[derive(Clone, Copy, Debug)]
 pub struct Row<'a> {
@@ -96,6 +100,13 @@ impl Batch {
             ));
         }
         let (size, len) = (shape[0], shape[1]);
+        if size > MAX_BATCH {
+            return Err(Error::tensor(
+                name,
+                "input_ids",
+                format!("has {size} rows (shape {shape:?}); one forward input holds at most {MAX_BATCH} canvases"),
+            ));
+        }
         let ids = read_ints(name, "input_ids", &st, &shape)?
             .into_iter()
             .enumerate()

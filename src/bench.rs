@@ -115,6 +115,20 @@ pub struct Measurement {
     pub gflops_per_s: f64,
 }
 
+/// The most timed runs `measure` and `matmul_gflops` take (`unmask bench --iters`): enough
+/// for a steady median, and a bound on how long a benchmark and its list of times can grow.
+pub const MAX_ITERS: usize = 10_000;
+
+/// Refuses an `iters` outside `1..=MAX_ITERS`.
+pub fn check_iters(iters: usize) -> Result<()> {
+    if iters == 0 || iters > MAX_ITERS {
+        return Err(crate::Error::input(format!(
+            "iters: {iters} timed runs is outside 1..={MAX_ITERS}"
+        )));
+    }
+    Ok(())
+}
+
 /// Times `iters` forward passes (after one warm-up) of one canvas of `len` random tokens,
 /// with the head over every row: the logits `[len, vocab]`, as the peers' graphs output them.
 pub async fn measure(
@@ -125,6 +139,7 @@ pub async fn measure(
     iters: usize,
     seed: u64,
 ) -> Result<Measurement> {
+    check_iters(iters)?;
     let mut rng = SmallRng::seed_from_u64(seed);
     let ids: Vec<u32> = (0..len)
         .map(|_| rng.random_range(0..model.spec.vocab_size as u32))
@@ -132,7 +147,7 @@ pub async fn measure(
     let batch = Batch::single(ids);
     forward(model, denoiser, &batch, false).await?; // warm-up: page in weights, spin up threads
     let mut times = Vec::with_capacity(iters);
-    for _ in 0..iters.max(1) {
+    for _ in 0..iters {
         // the logits alone, as the peers' graphs compute them (SUBS' log-softmax after them,
         // which `unmask forward` adds, is the sampler's and not part of the model)
         let t0 = Instant::now();
@@ -181,6 +196,7 @@ pub async fn matmul_gflops(
 ) -> Result<MatmulMeasurement> {
     use crate::backend::gpu::matmul::{matmul, Epilogue};
     use crate::backend::gpu::weights::GpuMatrix;
+    check_iters(iters)?;
     let mut rng = SmallRng::seed_from_u64(3);
     let x: Vec<f32> = (0..m * k).map(|_| rng.random_range(-1.0..1.0)).collect();
     let w = crate::model::matrix::Matrix::f32(
@@ -194,7 +210,7 @@ pub async fn matmul_gflops(
     let calls = matmul(gpu, &xb, m, &wm, &Epilogue::plain(), &yb, n, 0);
     let refs: Vec<_> = calls.iter().collect();
     let mut times = Vec::new();
-    for i in 0..=iters.max(1) {
+    for i in 0..=iters {
         let t0 = Instant::now();
         gpu.run(&refs);
         gpu.read::<f32>(&[(&yb, 0, 1)]).await?; // waits for the dispatch

@@ -223,6 +223,27 @@ impl ForwardContext {
     }
 }
 
+/// The most tokens [`corrupt`] noises at once: pages of text, far more than a teaching view
+/// shows, and a bound on the Gaussian family's nearest-token search (`tokens × vocabulary`
+/// dot products). Every surface (the JS `corrupt`, any library caller) gets it.
+pub const MAX_CORRUPT_TOKENS: usize = 4096;
+
+/// The most bytes of text a surface should tokenise for [`corrupt`] (
+/// [`MAX_CORRUPT_TOKENS`] × [`BYTES_PER_TOKEN`](crate::text::canvas::BYTES_PER_TOKEN)), checked
+/// by [`check_text`] before tokenising, as a template's known text is.
+pub const MAX_CORRUPT_BYTES: usize = MAX_CORRUPT_TOKENS * crate::text::canvas::BYTES_PER_TOKEN;
+
+/// Refuses a text too long for [`corrupt`] by its size, before it is tokenised.
+pub fn check_text(text: &str) -> Result<()> {
+    if text.len() > MAX_CORRUPT_BYTES {
+        return Err(Error::input(format!(
+            "the text to corrupt is {} bytes; the most is {MAX_CORRUPT_BYTES} ({MAX_CORRUPT_TOKENS} tokens)",
+            text.len()
+        )));
+    }
+    Ok(())
+}
+
 /// A noise level must be a number in [0, 1]; the error names `t`.
 pub fn check_t(t: f64) -> Result<()> {
     if !t.is_finite() || !(0.0..=1.0).contains(&t) {
@@ -243,6 +264,23 @@ pub fn corrupt(
     ctx: &ForwardContext,
 ) -> Result<Vec<Noised>> {
     check_t(t)?;
+    if ids.len() > MAX_CORRUPT_TOKENS {
+        return Err(Error::input(format!(
+            "the text to corrupt is {} tokens; the most is {MAX_CORRUPT_TOKENS}",
+            ids.len()
+        )));
+    }
+    forward_process(family, ids, t, seed, ctx)
+}
+
+/// [`corrupt`] without its size bound.
+fn forward_process(
+    family: Family,
+    ids: &[u32],
+    t: f64,
+    seed: u64,
+    ctx: &ForwardContext,
+) -> Result<Vec<Noised>> {
     let vocab = ctx.vocab();
     if let Some(i) = ids.iter().position(|&id| id as usize >= vocab) {
         return Err(Error::input(format!(
@@ -413,6 +451,35 @@ impl Normal {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The forward process without the size bound: the statistical tests draw 20000 tokens.
+    fn corrupt(
+        family: Family,
+        ids: &[u32],
+        t: f64,
+        seed: u64,
+        ctx: &ForwardContext,
+    ) -> Result<Vec<Noised>> {
+        check_t(t)?;
+        forward_process(family, ids, t, seed, ctx)
+    }
+
+    #[test]
+    fn corrupt_keeps_to_its_size_bound() {
+        let corrupt = super::corrupt;
+        let ctx = context(40, 8, 1);
+        let ids = vec![5u32; MAX_CORRUPT_TOKENS];
+        for f in Family::ALL {
+            assert_eq!(corrupt(f, &ids, 0.5, 1, &ctx).unwrap().len(), ids.len());
+            let e = corrupt(f, &[ids.as_slice(), &[5]].concat(), 0.5, 1, &ctx)
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains("4097 tokens") && e.contains("4096"), "{e}");
+        }
+        assert!(check_text(&"a".repeat(MAX_CORRUPT_BYTES)).is_ok());
+        let e = check_text(&"a".repeat(MAX_CORRUPT_BYTES + 1)).unwrap_err();
+        assert!(e.to_string().contains("262145 bytes"), "{e}");
+    }
 
     /// A random `[vocab, hidden]` embedding matrix on an arbitrary scale (the search must not
     /// depend on it), the last id the mask and id 0 a special token.

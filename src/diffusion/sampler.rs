@@ -79,6 +79,30 @@ impl SamplerOptions {
     }
 }
 
+impl SamplerOptions {
+    /// The steps each semi-autoregressive block of a canvas with `holes` holes takes, left to
+    /// right (0: as many as the block needs, for first-hitting, threshold without a step count
+    /// and Mask-Predict, which ignores blocks). Without a step count a block takes one step per
+    /// hole, so blocks of unequal size (`[MASK*5]` in blocks of 3) need no care; a step count
+    /// is split evenly over the blocks, and one that cannot be is refused naming the values
+    /// the caller gave.
+    pub fn block_steps(&self, holes: usize) -> Result<Vec<usize>> {
+        let b = self.block_len.unwrap_or(holes).max(1);
+        let sizes: Vec<usize> = (0..holes).step_by(b).map(|s| b.min(holes - s)).collect();
+        let n = sizes.len();
+        match (self.strategy, self.steps) {
+            (Strategy::FirstHitting | Strategy::MaskPredict, _)
+            | (Strategy::Threshold(_), None) => Ok(vec![0; n]),
+            (_, None) => Ok(sizes),
+            (_, Some(steps)) if n > 0 && !steps.is_multiple_of(n) => Err(Error::input(format!(
+                "{steps} steps cannot be split evenly over {n} blocks (block length {b} over \
+                 {holes} holes); use a multiple of {n}, or leave the steps out for one per hole"
+            ))),
+            (_, Some(steps)) => Ok(vec![steps / n.max(1); n]),
+        }
+    }
+}
+
 /// A finished fill. Serialised as `{"text", "holes", "steps", "nfe", "ms"}`, plus `lengths`
 /// for a template with holes of unknown length.
 #[derive(Clone, Debug, serde::Serialize)]
@@ -108,6 +132,10 @@ pub trait Host {
     async fn before_pass(&mut self) -> Result<()> {
         Ok(())
     }
+
+    /// For a template with holes of unknown length: `done` of its `total` candidate fills are
+    /// filled and scored (a progress bar can move between them).
+    fn tried(&mut self, _done: usize, _total: usize) {}
 }
 
 impl<F: FnMut(&TraceEvent) + ?Sized> Host for F {
@@ -292,12 +320,13 @@ impl<D: Denoiser> Infiller<D> {
             ));
         }
         let t0 = Instant::now();
+        let fills = self.length_canvases(template, opts)?;
         let mut candidates: Vec<LengthCandidate> = Vec::new();
         // the best so far: its index, result and step events
         let mut best: Option<(usize, InfillResult, Vec<TraceEvent>)> = None;
         let mut nfe = 0;
-        for lengths in combinations(&template.ranges()) {
-            let canvas = self.canvas_of(&template.with_lengths(&lengths))?;
+        let total = fills.len();
+        for (k, (lengths, canvas)) in fills.into_iter().enumerate() {
             let mut buf = Buffered {
                 host: &mut *host,
                 events: Vec::new(),
@@ -323,6 +352,7 @@ impl<D: Denoiser> Infiller<D> {
             if better {
                 best = Some((candidates.len() - 1, r, events));
             }
+            host.tried(k + 1, total);
         }
         let (k, mut result, events) = best.expect("a template has at least one combination");
         candidates[k].chosen = true;
@@ -343,6 +373,77 @@ impl<D: Denoiser> Infiller<D> {
         }));
         result.lengths = candidates;
         Ok(result)
+    }
+
+    /// The canvas of every combination of lengths the options suit, laid out before any is
+    /// filled. A combination that overflows the context is an error naming the holes of
+    /// unknown length, the lengths at fault and (for one range) the lengths that fit; one
+    /// whose holes the options do not suit (a step count over its per-hole cap, or not split
+    /// evenly over its blocks) is left out, and when none is left the error names the step
+    /// count, the block length and the ranges as the caller wrote them.
+    fn length_canvases(
+        &self,
+        template: &Template,
+        opts: &SamplerOptions,
+    ) -> Result<Vec<(Vec<usize>, Canvas)>> {
+        let ranges = template.ranges();
+        let names = template.range_names();
+        let at = |lengths: &[usize]| -> String {
+            names
+                .iter()
+                .zip(lengths)
+                .map(|(name, n)| format!("{name} at {n} token{}", if *n == 1 { "" } else { "s" }))
+                .collect::<Vec<_>>()
+                .join(" and ")
+        };
+        let mut out = Vec::new();
+        // why the first unsuited combination was left out
+        let mut unsuited: Option<(Vec<usize>, Error)> = None;
+        for lengths in combinations(&ranges) {
+            let canvas = match self.canvas_of(&template.with_lengths(&lengths)) {
+                Ok(c) => c,
+                Err(Error::Template(m)) => {
+                    let fits = match (ranges.as_slice(), lengths.as_slice()) {
+                        ([(min, _)], [n]) if n > min => {
+                            format!("; it fits at {min} to {} here: narrow the range", n - 1)
+                        }
+                        _ => String::new(),
+                    };
+                    return Err(Error::template(format!("with {}: {m}{fits}", at(&lengths))));
+                }
+                Err(e) => return Err(e),
+            };
+            let holes = canvas.holes.len();
+            match opts.check(Some(holes)).and(opts.block_steps(holes)) {
+                Ok(_) => out.push((lengths, canvas)),
+                Err(e) => {
+                    unsuited.get_or_insert((lengths, e));
+                }
+            }
+        }
+        if out.is_empty() {
+            let (lengths, e) = unsuited.expect("a template has at least one combination");
+            let why = match e {
+                Error::Input(m) => m,
+                e => e.to_string(),
+            };
+            let given = match (opts.steps, opts.block_len) {
+                (Some(s), Some(b)) => format!("steps {s} with block length {b}"),
+                (Some(s), None) => format!("steps {s}"),
+                (None, Some(b)) => format!("block length {b}"),
+                (None, None) => "these options".to_string(),
+            };
+            let lengths: Vec<String> = lengths.iter().map(usize::to_string).collect();
+            let first = match lengths.as_slice() {
+                [n] => format!("at {n} token{}", if n == "1" { "" } else { "s" }),
+                more => format!("at lengths {}", more.join(", ")),
+            };
+            return Err(Error::input(format!(
+                "{given} suit no length of {}: {first}, {why}",
+                names.join(" and "),
+            )));
+        }
+        Ok(out)
     }
 
     /// The bound of `diffusion::lengths` for the hole tokens of a filled canvas: one pass per
@@ -645,24 +746,8 @@ impl<'a, D: Denoiser, H: Host + ?Sized> Run<'a, D, H> {
     async fn absorbing(&mut self) -> Result<()> {
         let blocks = self.blocks();
         let strategy = self.opts.strategy;
-        let total_steps = self.opts.steps.unwrap_or(self.canvas.holes.len());
-        let per_block = match strategy {
-            Strategy::FirstHitting => 0,
-            // threshold without a step count takes as many steps as its confidences need
-            Strategy::Threshold(_) if self.opts.steps.is_none() => 0,
-            _ => {
-                if !total_steps.is_multiple_of(blocks.len()) {
-                    return Err(Error::input(format!(
-                        "{total_steps} steps cannot be split evenly over {} blocks of {} holes; use a multiple of {}",
-                        blocks.len(),
-                        self.opts.block_len.unwrap_or(0),
-                        blocks.len()
-                    )));
-                }
-                total_steps / blocks.len()
-            }
-        };
-        for block in &blocks {
+        let steps = self.opts.block_steps(self.canvas.holes.len())?;
+        for (block, &per_block) in blocks.iter().zip(&steps) {
             let active = |masked: &[usize]| -> Vec<usize> {
                 masked
                     .iter()

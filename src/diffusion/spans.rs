@@ -11,7 +11,8 @@
 //!   of them, or (`--span-tokens`) as many as make exactly that many tokens with the space
 //!   before them, the runs ordered by first word, then length;
 //! - a sentence is eligible with 6 to 40 words, at most `max_tokens` tokens, and at least one
-//!   such run;
+//!   such run (with unknown lengths `A-B`, also at most `max_tokens` with its span written as
+//!   B holes);
 //! - sentence j (in file order) is ranked by `hash3(seed, j, 0)`; the `count` smallest eligible
 //!   ones are taken; its span is the `hash3(seed, j, 1) mod runs`-th run.
 //!
@@ -173,7 +174,15 @@ pub fn pick(text: &str, tok: &Tokenizer, opts: &SpanOptions) -> Result<Vec<SpanC
         );
         let truth_ids = tok.encode(&format!(" {span}"), false)?;
         let hole = match opts.lengths {
-            Some((a, b)) if (a..=b).contains(&truth_ids.len()) => format!("{a}-{b}"),
+            Some((a, b)) if (a..=b).contains(&truth_ids.len()) => {
+                // laid out at its longest length the sentence must fit as well
+                let known =
+                    tok.encode(left.trim_end(), false)?.len() + tok.encode(&right, false)?.len();
+                if known + b > opts.max_tokens {
+                    continue;
+                }
+                format!("{a}-{b}")
+            }
             Some(_) => continue,
             None => truth_ids.len().to_string(),
         };
@@ -240,8 +249,25 @@ pub struct SpanReport {
     pub length_most_common: Option<f64>,
 }
 
+/// Passes a fill's progress between its candidate lengths on to `evaluate`'s callback.
+struct Tally<'p> {
+    progress: &'p mut dyn FnMut(usize, usize),
+    /// Fills of the cases before this one, and of all of them.
+    before: usize,
+    total: usize,
+}
+
+impl super::sampler::Host for Tally<'_> {
+    fn event(&mut self, _event: &super::TraceEvent) {}
+
+    fn tried(&mut self, done: usize, _total: usize) {
+        (self.progress)(self.before + done, self.total);
+    }
+}
+
 /// Fills every case with `opts` (its seed mixed with each case's index, so cases differ but
-/// reruns agree) and scores the fills. `progress(done, total)` after each case.
+/// reruns agree) and scores the fills. `progress(done, total)` counts fills: one per case, or
+/// with unknown lengths one per length tried, and it moves after each, so a long run shows.
 pub async fn evaluate<D: Denoiser>(
     inf: &mut Infiller<D>,
     cases: &[SpanCase],
@@ -255,6 +281,8 @@ pub async fn evaluate<D: Denoiser>(
     let (mut right, mut right_by_total, mut chance) = (0usize, 0usize, 0.0f64);
     let mut true_lengths = std::collections::HashMap::new();
     let mut range = None;
+    let mut done = 0;
+    let mut total = cases.len();
     for (i, case) in cases.iter().enumerate() {
         let mut o = opts.clone();
         o.seed = hash3(opts.seed, i as u64, 2);
@@ -273,7 +301,14 @@ pub async fn evaluate<D: Denoiser>(
             )));
         }
         let (r, canvas) = if unknown {
-            let r = inf.infill(&case.template, &o, &mut |_| {}).await?;
+            let (a, b) = template.ranges()[0];
+            total = cases.len() * (b - a + 1);
+            let mut tally = Tally {
+                progress: &mut *progress,
+                before: done,
+                total,
+            };
+            let r = inf.infill_with(&case.template, &o, &mut tally).await?;
             let pick = |key: &dyn Fn(&LengthCandidate) -> f64| {
                 r.lengths
                     .iter()
@@ -304,7 +339,8 @@ pub async fn evaluate<D: Denoiser>(
         tokens += case.truth_ids.len();
         nfe += r.nfe;
         ms += r.ms;
-        progress(i + 1, cases.len());
+        done = total / cases.len() * (i + 1);
+        progress(done, total);
     }
     let n = cases.len().max(1) as f64;
     let per = tokens.max(1) as f64;

@@ -4,6 +4,8 @@
 //! the same load-time folding as for a folder).
 
 use super::config::Config;
+use super::matrix::Precision;
+use super::memory;
 use super::weights::Weights;
 use super::Model;
 use crate::error::Result;
@@ -16,9 +18,14 @@ const TOKENIZER: &[u8] = include_bytes!("../../models/default/tokenizer.json");
 /// What messages call the embedded files.
 pub const NAME: &str = "<embedded default model>";
 
+/// The embedded model, after the memory check every checkpoint gets
+/// ([`memory::check`](super::memory::check), so `UNMASK_MEMORY` holds here too), made for its
+/// weights as stored (f16, used in place).
 pub fn load() -> Result<Model> {
     let cfg = Config::parse(format!("{NAME}/config.json"), CONFIG)?;
     let weights = Weights::from_static(&format!("{NAME}/model.safetensors"), WEIGHTS)?;
+    let est = memory::estimate(&weights, Precision::Stored);
+    memory::check(NAME, &weights, &est, memory::machine_memory())?;
     let tok = Tokenizer::from_bytes(&format!("{NAME}/tokenizer.json"), TOKENIZER)?;
     Model::from_parts(&cfg, &weights, Some(tok))
 }

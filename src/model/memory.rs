@@ -108,37 +108,97 @@ pub fn estimate(w: &Weights, precision: Precision) -> Estimate {
     }
 }
 
-/// Total memory of this machine in bytes (`MemTotal`), or the `UNMASK_MEMORY` override (a
-/// byte count with an optional K, M or G suffix) that caps what unmask will use.
-pub fn machine_memory() -> Option<u64> {
-    if let Ok(v) = std::env::var("UNMASK_MEMORY") {
-        return parse_size(&v);
+/// The environment variable that caps the memory unmask assumes this machine has.
+pub const MEMORY_VAR: &str = "UNMASK_MEMORY";
+
+/// Total memory of this machine in bytes (`MemTotal`), or the [`MEMORY_VAR`] override that caps
+/// what unmask will use (see [`parse_size`]). An override that does not parse is an error naming
+/// the variable, never a check switched off.
+pub fn memory_limit() -> Result<Option<u64>> {
+    if let Some(v) = memory_override()? {
+        return Ok(Some(v));
     }
     #[cfg(target_os = "linux")]
     {
-        let text = std::fs::read_to_string("/proc/meminfo").ok()?;
-        let line = text.lines().find(|l| l.starts_with("MemTotal:"))?;
-        let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-        Some(kb * 1024)
+        let Ok(text) = std::fs::read_to_string("/proc/meminfo") else {
+            return Ok(None);
+        };
+        let kb = text
+            .lines()
+            .find(|l| l.starts_with("MemTotal:"))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|n| n.parse::<u64>().ok());
+        Ok(kb.map(|kb| kb.saturating_mul(1024)))
     }
     #[cfg(not(target_os = "linux"))]
-    None
+    Ok(None)
 }
 
-fn parse_size(s: &str) -> Option<u64> {
+/// [`memory_limit`] without its error: a bad override reads as no override here, and
+/// [`check`] (which every load runs) reports it.
+pub fn machine_memory() -> Option<u64> {
+    memory_limit().ok().flatten()
+}
+
+/// The [`MEMORY_VAR`] override: `None` when the variable is unset.
+pub fn memory_override() -> Result<Option<u64>> {
+    match std::env::var(MEMORY_VAR) {
+        Ok(v) => parse_size(&v).map(Some).map_err(|why| {
+            Error::input(format!(
+                "{MEMORY_VAR}=`{v}`: {why}; give a size such as 512M, 1G, 1.5GB or 2GiB"
+            ))
+        }),
+        Err(std::env::VarError::NotPresent) => Ok(None),
+        Err(std::env::VarError::NotUnicode(_)) => Err(Error::input(format!(
+            "{MEMORY_VAR}: not UTF-8; give a size such as 512M, 1G, 1.5GB or 2GiB"
+        ))),
+    }
+}
+
+/// A size in bytes: a number (a fraction allowed, as `1.5`) with an optional unit, any case,
+/// a space allowed before it: `B` bytes; `K`, `M`, `G`, `T` and `KiB` … `TiB` powers of 1024;
+/// `KB` … `TB` powers of 1000. At least 1 byte and at most 2⁶⁴ − 1.
+pub fn parse_size(s: &str) -> std::result::Result<u64, String> {
     let s = s.trim();
-    let (num, mult) = match s.chars().last()? {
-        'k' | 'K' => (&s[..s.len() - 1], 1u64 << 10),
-        'm' | 'M' => (&s[..s.len() - 1], 1 << 20),
-        'g' | 'G' => (&s[..s.len() - 1], 1 << 30),
-        _ => (s, 1),
+    let split = s
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(s.len());
+    let (num, unit) = (&s[..split], s[split..].trim_start());
+    if num.is_empty() || num.matches('.').count() > 1 || num == "." {
+        return Err("not a size".into());
+    }
+    let mult: f64 = match unit.to_ascii_lowercase().as_str() {
+        "" | "b" => 1.0,
+        "k" | "kib" => 1024.0,
+        "m" | "mib" => 1024f64.powi(2),
+        "g" | "gib" => 1024f64.powi(3),
+        "t" | "tib" => 1024f64.powi(4),
+        "kb" => 1e3,
+        "mb" => 1e6,
+        "gb" => 1e9,
+        "tb" => 1e12,
+        _ => {
+            return Err(format!(
+                "`{unit}` is not a unit (B, K, M, G, T, KB … TB, KiB … TiB)"
+            ))
+        }
     };
-    num.trim().parse::<u64>().ok()?.checked_mul(mult)
+    let value: f64 = num.parse().map_err(|_| "not a size".to_string())?;
+    let bytes = value * mult;
+    if bytes < 1.0 {
+        return Err("less than 1 byte".into());
+    }
+    if bytes >= u64::MAX as f64 {
+        return Err("more bytes than a 64-bit count holds".into());
+    }
+    Ok(bytes as u64)
 }
 
 /// Refuses a model whose estimate exceeds `memory` (the machine's total), naming `origin`, the
 /// figures, and q8 when that would fit.
+/// An [`MEMORY_VAR`] that does not parse is an error here, whatever `memory` says.
 pub fn check(origin: &str, w: &Weights, est: &Estimate, memory: Option<u64>) -> Result<()> {
+    memory_override()?;
     let Some(limit) = memory else {
         return Ok(());
     };
@@ -178,9 +238,34 @@ mod tests {
 
     #[test]
     fn sizes_parse_with_suffixes() {
-        assert_eq!(parse_size("1024"), Some(1024));
-        assert_eq!(parse_size("3M"), Some(3 << 20));
-        assert_eq!(parse_size(" 2g "), Some(2 << 30));
-        assert_eq!(parse_size("lots"), None);
+        let ok = |s: &str| parse_size(s).unwrap_or_else(|e| panic!("{s}: {e}"));
+        assert_eq!(ok("1024"), 1024);
+        assert_eq!(ok("3M"), 3 << 20);
+        assert_eq!(ok(" 2g "), 2 << 30);
+        assert_eq!(ok("1G"), 1 << 30);
+        assert_eq!(ok("1GB"), 1_000_000_000);
+        assert_eq!(ok("1.5G"), 3 << 29);
+        assert_eq!(ok("2GiB"), 2 << 30);
+        assert_eq!(ok("512 MiB"), 512 << 20);
+        assert_eq!(ok("100b"), 100);
+        assert_eq!(ok("1.5tb"), 1_500_000_000_000);
+        for bad in [
+            "lots",
+            "",
+            "G",
+            "-1G",
+            "1e9",
+            "1..5G",
+            ".",
+            "0",
+            "0.1",
+            "1 G B",
+            "1Gx",
+            "NaN",
+            "inf",
+            "99999999999T",
+        ] {
+            assert!(parse_size(bad).is_err(), "{bad:?} parsed");
+        }
     }
 }

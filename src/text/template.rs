@@ -30,8 +30,15 @@ pub enum Piece {
     Holes(usize),
     /// Words whose tokens are masked and regenerated (same token count).
     Rewrite(String),
-    /// A hole of unknown length: between `min` and `max` masked tokens, both included.
-    Range { min: usize, max: usize },
+    /// A hole of unknown length: between `min` and `max` masked tokens, both included; `col`
+    /// is the template column where the user wrote it, `written` how (`[MASK*?]`), for
+    /// messages.
+    Range {
+        min: usize,
+        max: usize,
+        col: usize,
+        written: String,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -126,7 +133,12 @@ impl Template {
                         ));
                     }
                     flush(&mut text, &mut pieces);
-                    pieces.push(Piece::Range { min, max });
+                    pieces.push(Piece::Range {
+                        min,
+                        max,
+                        col,
+                        written: rest[..=end].to_string(),
+                    });
                     i += rest[..=end].chars().count();
                     continue;
                 }
@@ -199,7 +211,19 @@ impl Template {
         self.pieces
             .iter()
             .filter_map(|p| match *p {
-                Piece::Range { min, max } => Some((min, max)),
+                Piece::Range { min, max, .. } => Some((min, max)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Each hole of unknown length as the user wrote it, for messages: "`[MASK*?]` at column
+    /// 5", in template order.
+    pub fn range_names(&self) -> Vec<String> {
+        self.pieces
+            .iter()
+            .filter_map(|p| match p {
+                Piece::Range { col, written, .. } => Some(format!("`{written}` at column {col}")),
                 _ => None,
             })
             .collect()
@@ -364,14 +388,28 @@ mod tests {
             t.pieces,
             vec![
                 Text("a ".into()),
-                Range { min: 1, max: 8 },
+                Range {
+                    min: 1,
+                    max: 8,
+                    col: 3,
+                    written: "[MASK*?]".into()
+                },
                 Text(" b ".into()),
-                Range { min: 2, max: 3 },
+                Range {
+                    min: 2,
+                    max: 3,
+                    col: 14,
+                    written: "[MASK*2-3]".into()
+                },
                 Holes(1),
                 Text(" c".into())
             ]
         );
         assert_eq!(t.ranges(), vec![(1, 8), (2, 3)]);
+        assert_eq!(
+            t.range_names(),
+            ["`[MASK*?]` at column 3", "`[MASK*2-3]` at column 14"]
+        );
         assert_eq!(
             t.with_lengths(&[4, 2]).pieces,
             vec![
@@ -382,7 +420,15 @@ mod tests {
                 Text(" c".into())
             ]
         );
-        assert_eq!(parse("[MASK* 1 - 6 ]"), vec![Range { min: 1, max: 6 }]);
+        assert_eq!(
+            parse("[MASK* 1 - 6 ]"),
+            vec![Range {
+                min: 1,
+                max: 6,
+                col: 1,
+                written: "[MASK* 1 - 6 ]".into()
+            }]
+        );
         let e = |s: &str| Template::parse(s, None).unwrap_err().to_string();
         assert!(
             e("x [MASK*3-1]").contains("column 3"),

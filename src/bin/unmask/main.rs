@@ -7,7 +7,9 @@
 //! Nothing here prints with `println!`: every line goes through [`Out`], whose errors become
 //! one of these endings instead of a panic.
 
+mod adapter;
 mod animate;
+mod files;
 mod out;
 mod progress;
 
@@ -168,7 +170,8 @@ fn tell(selection: &Selection) {
 
 /// The model on the backend `device` asks for, warmed up.
 fn attach(model: Model, device: Device) -> Result<Engine> {
-    let (inf, selection) = block_on(engine::infiller(model, device.options()))?;
+    let (inf, selection) =
+        adapter::quietly(|| block_on(engine::infiller(model, device.options())))?;
     tell(&selection);
     Ok(inf)
 }
@@ -317,7 +320,7 @@ enum Command {
         /// Canvas lengths to time.
         #[arg(long, value_delimiter = ',', default_value = "128,512")]
         lengths: Vec<usize>,
-        /// Timed runs per length (after one warm-up); the median is reported.
+        /// Timed runs per length (after one warm-up), 1 to 10000; the median is reported.
         #[arg(long, default_value_t = 5)]
         iters: usize,
         /// Worker threads, 1 to 4 × the logical cores and at most 256 (default: all cores).
@@ -354,17 +357,26 @@ fn run(cmd: Command, out: &mut Out) -> std::result::Result<(), Fail> {
             output,
             device,
         } => {
+            let mut inputs = files::model_inputs(&model);
+            inputs.push(input.clone());
+            files::refuse_inputs("--output", &output, &inputs)?;
+            // claimed before the work, so an unwritable folder is found at once
+            let (staged, file) = files::Staged::new(&output)?;
+            drop(file);
             let model = load_model(Some(&model), device)?;
             let batch = Batch::read_safetensors(&input)?;
             model.check(&batch)?;
-            let (mut d, selection) = block_on(AnyDenoiser::select(&model, device.options()))?;
+            check_logits_fit(&input, &model, &batch)?;
+            let (mut d, selection) =
+                adapter::quietly(|| block_on(AnyDenoiser::select(&model, device.options())))?;
             tell(&selection);
             let f = block_on(engine::forward(&model, &mut d, &batch, false))?;
             let mut tensors = vec![("logits", &f.out.logits)];
             if let Some(lp) = &f.log_probs {
                 tensors.push(("log_probs", lp));
             }
-            Ok(write_safetensors(&output, &tensors)?)
+            write_safetensors(staged.path(), &tensors).map_err(|e| named(e, &staged))?;
+            Ok(staged.commit()?)
         }
         Command::Infill {
             template,
@@ -386,6 +398,13 @@ fn run(cmd: Command, out: &mut Out) -> std::result::Result<(), Fail> {
             json,
             device,
         } => {
+            if let Some(t) = &trace {
+                let inputs = model
+                    .as_deref()
+                    .map(files::model_inputs)
+                    .unwrap_or_default();
+                files::refuse_inputs("--trace", t, &inputs)?;
+            }
             let mut inf = attach(load_model(model.as_deref(), device)?, device)?;
             let request = InfillOptions {
                 strategy,
@@ -435,9 +454,15 @@ fn run(cmd: Command, out: &mut Out) -> std::result::Result<(), Fail> {
                 let settings = match &compare {
                     Some(list) => list
                         .split(',')
-                        .map(|s| parse_setting(s.trim()))
+                        .enumerate()
+                        .map(|(i, s)| {
+                            let entry = format!("--compare entry {} `{}`", i + 1, s.trim());
+                            let setting = parse_setting(s.trim())
+                                .map_err(|e| Error::input(format!("{entry}: {}", bare(&e))))?;
+                            Ok((Some(entry), setting))
+                        })
                         .collect::<Result<Vec<_>>>()?,
-                    None => vec![(strategy, temperature, steps)],
+                    None => vec![(None, (strategy, temperature, steps))],
                 };
                 let max_tokens = inf.model.spec.max_len.saturating_sub(2);
                 return eval_spans(
@@ -475,9 +500,16 @@ fn run(cmd: Command, out: &mut Out) -> std::result::Result<(), Fail> {
             out.json(&report)
         }
         Command::Quantize { dir, out: dst } => {
+            let mut inputs = files::model_inputs(&dir);
+            inputs.push(dir.clone());
+            files::refuse_inputs("OUT", &dst, &inputs)?;
+            let staged = files::StagedDir::new(&dst)?;
             let bar = Progress::new("tensors");
-            let q = unmask::model::quantize::quantize_dir(&dir, &dst, |d, t| bar.set(d, t))?;
+            let q =
+                unmask::model::quantize::quantize_dir(&dir, staged.path(), |d, t| bar.set(d, t))
+                    .map_err(|e| named_dir(e, staged.path(), &dst))?;
             bar.finish();
+            staged.commit()?;
             out.line(&format!(
                 "{}: {} of {} tensors quantised to q8_0, {:.1} MB -> {:.1} MB",
                 dst.join("model.safetensors").display(),
@@ -510,6 +542,34 @@ fn run(cmd: Command, out: &mut Out) -> std::result::Result<(), Fail> {
     }
 }
 
+/// Refuses a forward batch whose logits (and, for MDLM, log-probabilities) this machine's
+/// memory cannot hold, before they are computed: `B × L × V` f32 values each.
+fn check_logits_fit(input: &std::path::Path, model: &Model, batch: &Batch) -> Result<()> {
+    use unmask::model::memory::{human, memory_limit};
+    let copies = match model.spec.logits {
+        unmask::model::LogitReading::Subs => 2u64,
+        _ => 1,
+    };
+    let bytes = [batch.size, batch.len, model.spec.vocab_size]
+        .iter()
+        .try_fold(4 * copies, |acc, &n| acc.checked_mul(n as u64))
+        .unwrap_or(u64::MAX);
+    match memory_limit()? {
+        Some(limit) if bytes > limit => Err(Error::file(
+            input.display(),
+            format!(
+                "the output of {} x {} tokens over a vocabulary of {} takes {}, more than this machine's {} of memory; split the batch",
+                batch.size,
+                batch.len,
+                model.spec.vocab_size,
+                human(bytes),
+                human(limit)
+            ),
+        )),
+        _ => Ok(()),
+    }
+}
+
 /// The message of `e` without the `input: ` its Display starts with for input errors, so a
 /// prefix such as a line number or a file can go before it.
 fn bare(e: &Error) -> String {
@@ -539,6 +599,13 @@ fn bench(
     out: &mut Out,
 ) -> std::result::Result<(), Fail> {
     use unmask::bench::{measure, random_mdlm, Shape};
+    if iters == 0 || iters > unmask::bench::MAX_ITERS {
+        return Err(Error::input(format!(
+            "--iters: {iters} is outside 1..={}",
+            unmask::bench::MAX_ITERS
+        ))
+        .into());
+    }
     if let Some(n) = threads {
         let max = max_threads();
         if n == 0 || n > max {
@@ -583,9 +650,11 @@ fn bench(
         match backend {
             BackendArg::Cpu => None,
             BackendArg::Gpu => Some(std::sync::Arc::new(
-                block_on(Gpu::new()).map_err(Fail::from)?,
+                adapter::quietly(|| block_on(Gpu::new())).map_err(Fail::from)?,
             )),
-            BackendArg::Auto => block_on(Gpu::new()).ok().map(std::sync::Arc::new),
+            BackendArg::Auto => adapter::quietly(|| block_on(Gpu::new()))
+                .ok()
+                .map(std::sync::Arc::new),
         }
     };
     #[cfg(not(feature = "gpu"))]
@@ -704,7 +773,12 @@ fn parse_strategy(s: &str) -> std::result::Result<Strategy, String> {
 type Setting = (Option<Strategy>, Option<f64>, Option<usize>);
 
 fn parse_setting(s: &str) -> Result<Setting> {
-    let bad = |why: String| Error::input(format!("--compare `{s}`: {why}"));
+    if s.is_empty() {
+        return Err(Error::input(
+            "is empty; give STRATEGY[@TEMPERATURE][/STEPS]",
+        ));
+    }
+    let bad = Error::input;
     let (rest, steps) = match s.split_once('/') {
         Some((r, n)) => (
             r,
@@ -744,7 +818,7 @@ fn eval_spans(
     path: &std::path::Path,
     body: &str,
     opts: &SpanOptions,
-    settings: &[Setting],
+    settings: &[(Option<String>, Setting)],
     table: bool,
     out: &mut Out,
 ) -> std::result::Result<(), Fail> {
@@ -753,24 +827,41 @@ fn eval_spans(
         e => e,
     };
     let cases = spans::pick(body, inf.tokenizer(), opts).map_err(named)?;
-    let mut rows = Vec::new();
-    for &(strategy, temperature, steps) in settings {
+    // a value out of range, or one the spans' holes do not suit, is named with its entry
+    let entry_error = |entry: &Option<String>, e: Error| match (entry, e) {
+        (Some(entry), e @ (Error::Input(_) | Error::Template(_))) => {
+            Error::input(format!("{entry}: {}", bare(&e)))
+        }
+        (_, e) => e,
+    };
+    let mut samplers = Vec::new();
+    for (entry, (strategy, temperature, steps)) in settings {
         let sampler = InfillOptions {
-            strategy,
-            temperature,
-            steps,
+            strategy: *strategy,
+            temperature: *temperature,
+            steps: *steps,
             seed: opts.seed,
             ..InfillOptions::default()
         }
-        .resolve(&inf.model)?;
-        let bar = Progress::new("spans");
+        .resolve(&inf.model)
+        .map_err(|e| entry_error(entry, e))?;
+        samplers.push((entry, sampler));
+    }
+    let mut rows = Vec::new();
+    for (entry, sampler) in samplers {
+        // with unknown lengths each span is a fill per length: the bar counts those
+        let bar = Progress::new(match opts.lengths {
+            Some(_) => "fills",
+            None => "spans",
+        });
         let report = block_on(spans::evaluate(
             inf,
             &cases,
             &sampler,
             opts.length,
             &mut |done, total| bar.set(done, total),
-        ))?;
+        ))
+        .map_err(|e| entry_error(entry, e))?;
         bar.finish();
         if table {
             rows.push(report);
@@ -826,29 +917,80 @@ fn eval_spans(
     Ok(())
 }
 
-/// The trace file, when asked for: every step of every template as JSON lines.
+/// The trace file, when asked for: every step of every template as JSON lines, written beside
+/// the path given and moved into place when the run ends (`files::Staged`).
 struct Trace {
-    path: PathBuf,
+    staged: files::Staged,
     file: std::io::BufWriter<std::fs::File>,
 }
 
 impl Trace {
     fn create(path: Option<PathBuf>) -> Result<Option<Trace>> {
         path.map(|path| {
-            let file = std::fs::File::create(&path).map_err(|e| Error::io(path.display(), e))?;
+            let (staged, file) = files::Staged::new(&path)?;
             Ok(Trace {
-                path,
+                staged,
                 file: std::io::BufWriter::new(file),
             })
         })
         .transpose()
     }
 
+    /// The path given, for messages.
+    fn path(&self) -> &std::path::Path {
+        self.staged.dest()
+    }
+
     fn finish(trace: Option<Trace>) -> Result<()> {
-        if let Some(mut t) = trace {
-            t.file.flush().map_err(|e| Error::io(t.path.display(), e))?;
+        if let Some(t) = trace {
+            let dest = t.path().display().to_string();
+            let file = t
+                .file
+                .into_inner()
+                .map_err(|e| Error::io(&dest, e.into_error()))?;
+            if t.staged.path() != t.staged.dest() {
+                // on the disk before the rename makes it the trace (not for a device)
+                file.sync_all().map_err(|e| Error::io(&dest, e))?;
+            }
+            drop(file);
+            t.staged.commit()?;
         }
         Ok(())
+    }
+}
+
+/// An error about the temporary file, told as about the path the user gave.
+fn named(e: Error, staged: &files::Staged) -> Error {
+    let (tmp, dest) = (staged.path(), staged.dest());
+    if tmp == dest {
+        return e;
+    }
+    let tmp = tmp.display().to_string();
+    let dest = dest.display().to_string();
+    match e {
+        Error::Io { path, source } if path == tmp => Error::Io { path: dest, source },
+        Error::File { path, msg } if path == tmp => Error::File { path: dest, msg },
+        e => e,
+    }
+}
+
+/// An error about a file in the temporary folder of `quantize`, told as about the folder given.
+fn named_dir(e: Error, tmp: &std::path::Path, dest: &std::path::Path) -> Error {
+    let tmp = tmp.display().to_string();
+    let swap = |p: String| match p.strip_prefix(&tmp) {
+        Some(rest) => format!("{}{rest}", dest.display()),
+        None => p,
+    };
+    match e {
+        Error::Io { path, source } => Error::Io {
+            path: swap(path),
+            source,
+        },
+        Error::File { path, msg } => Error::File {
+            path: swap(path),
+            msg,
+        },
+        e => e,
     }
 }
 
@@ -897,7 +1039,7 @@ fn fill_one(
     };
     if let Some(err) = io_error {
         // the trace is not this template's fault: it ends the run, batch or not
-        let path = trace.as_ref().expect("a trace file").path.display();
+        let path = trace.as_ref().expect("a trace file").path().display();
         return Err(Fail::Fatal(Error::io(path, err)));
     }
     let result = result?;

@@ -30,6 +30,8 @@ impl Progress {
         .progress_chars("=> ");
         let bar = ProgressBar::with_draw_target(Some(0), ProgressDrawTarget::stderr());
         bar.set_style(style);
+        // the clock moves while one long unit runs (a span's fill on a large model)
+        bar.enable_steady_tick(std::time::Duration::from_millis(500));
         Progress { bar: Some(bar) }
     }
 
