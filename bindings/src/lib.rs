@@ -549,6 +549,8 @@ impl Unmask {
         let fw = slot
             .as_mut()
             .ok_or_else(|| js_error("Disposed", "this model was disposed"))?;
+        // the text's size is bounded before tokenising, the token count after
+        forward::check_text(&text).map_err(engine_error)?;
         let ids = fw.tokenizer.encode(&text, false).map_err(engine_error)?;
         let ctx = fw.context().map_err(engine_error)?;
         let noise = ctx.noise(family, t);
