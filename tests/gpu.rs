@@ -401,7 +401,7 @@ fn the_host_copy_is_released_after_the_upload() {
         Err(e) => e.to_string(),
     };
     assert!(e.contains("live on the GPU"), "{e}");
-    let e = match unmask::diffusion::forward::ForwardContext::from_model(&inf.model) {
+    let e = match unmask::diffusion::noising::NoisingContext::from_model(&inf.model) {
         Ok(_) => panic!("embeddings without a plan"),
         Err(e) => e.to_string(),
     };

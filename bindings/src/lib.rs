@@ -20,7 +20,7 @@ use serde::Deserialize;
 use wasm_bindgen::prelude::*;
 
 use unmask::backend::Denoiser;
-use unmask::diffusion::forward::{self, Family, ForwardContext};
+use unmask::diffusion::noising::{self, Family, NoisingContext};
 use unmask::diffusion::{Host, InfillOptions, Schedule, TraceEvent};
 use unmask::engine::{self, BackendChoice, DeviceOptions, Engine, Selection, WeightFormat};
 use unmask::model::config::Config;
@@ -344,17 +344,17 @@ enum Lazy {
         /// drawn.
         allowed: Vec<bool>,
     },
-    Built(ForwardContext),
+    Built(NoisingContext),
 }
 
 impl Forward {
-    fn context(&mut self) -> unmask::Result<&ForwardContext> {
+    fn context(&mut self) -> unmask::Result<&NoisingContext> {
         if let Lazy::Parts {
             embeddings,
             allowed,
         } = &self.context
         {
-            let ctx = ForwardContext::new(embeddings.as_tensor(), self.mask, allowed)?;
+            let ctx = NoisingContext::new(embeddings.as_tensor(), self.mask, allowed)?;
             self.context = Lazy::Built(ctx);
         }
         match &self.context {
@@ -540,7 +540,7 @@ impl Unmask {
             .ok()
             .and_then(|v| v.as_f64())
         {
-            forward::check_t(t).map_err(engine_error)?;
+            noising::check_t(t).map_err(engine_error)?;
         }
         let opts: CorruptOptions = read_options("corrupt options", options)?;
         let family = Family::parse(&opts.family).map_err(engine_error)?;
@@ -550,11 +550,11 @@ impl Unmask {
             .as_mut()
             .ok_or_else(|| js_error("Disposed", "this model was disposed"))?;
         // the text's size is bounded before tokenising, the token count after
-        forward::check_text(&text).map_err(engine_error)?;
+        noising::check_text(&text).map_err(engine_error)?;
         let ids = fw.tokenizer.encode(&text, false).map_err(engine_error)?;
         let ctx = fw.context().map_err(engine_error)?;
         let noise = ctx.noise(family, t);
-        let noised = forward::corrupt(family, &ids, t, opts.seed, ctx).map_err(engine_error)?;
+        let noised = noising::corrupt(family, &ids, t, opts.seed, ctx).map_err(engine_error)?;
         let tokens = noised
             .iter()
             .zip(&ids)
@@ -597,7 +597,7 @@ impl Unmask {
                 .collect(),
             continuous: times
                 .iter()
-                .map(|&t| [t, 1.0 - forward::alpha_bar(t)])
+                .map(|&t| [t, 1.0 - noising::alpha_bar(t)])
                 .collect(),
         })
     }

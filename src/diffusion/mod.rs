@@ -3,8 +3,8 @@
 //! and (`forward`) the noising process of four diffusion families on a model's vocabulary.
 
 pub mod eval;
-pub mod forward;
 pub mod lengths;
+pub mod noising;
 pub mod options;
 pub mod proposal;
 pub mod sampler;

@@ -1,6 +1,6 @@
-//! The forward (noising) process of four families of discrete diffusion, run on a model's own
-//! vocabulary and token embeddings, so a teaching surface can show what each family does to a
-//! sentence at a noise level t ∈ [0, 1]:
+//! Noising: the forward *process* of four families of discrete diffusion ("forward" alone means
+//! the network's pass in this crate), run on a model's own vocabulary and token embeddings, so
+//! a teaching surface can show what each family does to a sentence at a noise level t ∈ [0, 1]:
 //!
 //! - **Absorbing** (D3PM-absorbing, MDLM): each token becomes the mask with probability
 //!   `1 − α_t` (the schedule's move chance).
@@ -112,7 +112,7 @@ pub fn drawable(model: &Model) -> Result<Vec<bool>> {
 /// What the forward process needs of a model: its vocabulary, mask and token embeddings, the
 /// schedule, and the squared norms of the rescaled embeddings (one pass over the matrix, made
 /// once here so each Gaussian corruption costs one product with it).
-pub struct ForwardContext {
+pub struct NoisingContext {
     /// The absorbing and uniform families' schedule (MDLM's log-linear by default).
     pub schedule: Schedule,
     embeddings: Arc<Tensor>,
@@ -126,7 +126,7 @@ pub struct ForwardContext {
     norms: Vec<f32>,
 }
 
-impl ForwardContext {
+impl NoisingContext {
     /// `embeddings` is `[vocab, hidden]`; `allowed[v]` says whether token v may be drawn (one
     /// entry per row).
     pub fn new(embeddings: Arc<Tensor>, mask: Option<u32>, allowed: &[bool]) -> Result<Self> {
@@ -175,7 +175,7 @@ impl ForwardContext {
             1.0
         };
         let norms = row_sums.iter().map(|&s| (s * inv * inv) as f32).collect();
-        Ok(ForwardContext {
+        Ok(NoisingContext {
             schedule: Schedule::default(),
             embeddings,
             mask,
@@ -188,7 +188,7 @@ impl ForwardContext {
     /// From a loaded model: its token embeddings, its mask and the tokens the sampler may
     /// propose.
     pub fn from_model(model: &Model) -> Result<Self> {
-        ForwardContext::new(
+        NoisingContext::new(
             model.plan()?.embeddings.tokens.as_tensor(),
             model.mask_id()?,
             &drawable(model)?,
@@ -261,7 +261,7 @@ pub fn corrupt(
     ids: &[u32],
     t: f64,
     seed: u64,
-    ctx: &ForwardContext,
+    ctx: &NoisingContext,
 ) -> Result<Vec<Noised>> {
     check_t(t)?;
     if ids.len() > MAX_CORRUPT_TOKENS {
@@ -279,7 +279,7 @@ fn forward_process(
     ids: &[u32],
     t: f64,
     seed: u64,
-    ctx: &ForwardContext,
+    ctx: &NoisingContext,
 ) -> Result<Vec<Noised>> {
     let vocab = ctx.vocab();
     if let Some(i) = ids.iter().position(|&id| id as usize >= vocab) {
@@ -351,7 +351,7 @@ fn forward_process(
 /// not `len × vocab`.
 const ROWS: usize = 64;
 
-fn gaussian(ids: &[u32], t: f64, rng: &mut ChaCha8Rng, ctx: &ForwardContext) -> Vec<u32> {
+fn gaussian(ids: &[u32], t: f64, rng: &mut ChaCha8Rng, ctx: &NoisingContext) -> Vec<u32> {
     let a = alpha_bar(t);
     if a >= 1.0 {
         // x is the token's own rescaled embedding, at distance 0 from itself: it wins, and
@@ -458,7 +458,7 @@ mod tests {
         ids: &[u32],
         t: f64,
         seed: u64,
-        ctx: &ForwardContext,
+        ctx: &NoisingContext,
     ) -> Result<Vec<Noised>> {
         check_t(t)?;
         forward_process(family, ids, t, seed, ctx)
@@ -483,14 +483,14 @@ mod tests {
 
     /// A random `[vocab, hidden]` embedding matrix on an arbitrary scale (the search must not
     /// depend on it), the last id the mask and id 0 a special token.
-    fn context(vocab: usize, hidden: usize, seed: u64) -> ForwardContext {
+    fn context(vocab: usize, hidden: usize, seed: u64) -> NoisingContext {
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         let data = (0..vocab * hidden)
             .map(|_| rng.random_range(-0.05f32..0.05))
             .collect();
         let e = Arc::new(Tensor::new(vec![vocab, hidden], data));
         let allowed: Vec<bool> = (0..vocab).map(|v| v != 0 && v != vocab - 1).collect();
-        ForwardContext::new(e, Some(vocab as u32 - 1), &allowed).unwrap()
+        NoisingContext::new(e, Some(vocab as u32 - 1), &allowed).unwrap()
     }
 
     fn sentence(n: usize, vocab: usize, seed: u64) -> Vec<u32> {
