@@ -161,7 +161,7 @@ pub async fn evaluate_with<D: Denoiser>(
     let t0 = Instant::now();
     let model = &inf.model;
     let tok = inf.tokenizer();
-    let mask = model.mask_id()?.expect("infillers have a tokenizer");
+    let mask = inf.mask;
     let (pre, suf) = frame(tok, model.spec.canvas)?;
     let room = model.spec.max_len.saturating_sub(pre.len() + suf.len());
     let timed = model.spec.time_conditioning;

@@ -18,6 +18,6 @@ pub mod trace;
 pub use options::{Force, InfillOptions, InfillReport};
 pub use proposal::TokenChoice;
 pub use sampler::{Host, InfillResult, Infiller, SamplerOptions};
-pub use schedule::Schedule;
+pub use schedule::{Schedule, ScheduleKind};
 pub use strategy::Strategy;
 pub use trace::TraceEvent;

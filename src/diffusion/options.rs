@@ -39,7 +39,7 @@ use std::str::FromStr;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::sampler::{InfillResult, SamplerOptions};
-use super::{Schedule, Strategy};
+use super::{ScheduleKind, Strategy};
 use crate::error::{Error, Result};
 use crate::model::Model;
 
@@ -171,8 +171,8 @@ pub struct InfillOptions {
     pub top_k: usize,
     /// Nucleus sampling: keep the most likely tokens up to this mass, in (0, 1].
     pub top_p: f64,
-    /// `loglinear`, `cosine` or `linear`.
-    pub schedule: String,
+    /// `loglinear` (default), `cosine` or `linear`.
+    pub schedule: ScheduleKind,
     /// Semi-autoregressive blocks of this many holes, filled left to right.
     pub block_length: Option<usize>,
     /// Classifier-free guidance weight (0 = off), at most [`MAX_CFG`].
@@ -197,7 +197,7 @@ impl Default for InfillOptions {
             temperature: None,
             top_k: 0,
             top_p: 1.0,
-            schedule: String::from("loglinear"),
+            schedule: ScheduleKind::LogLinear,
             block_length: None,
             cfg: 0.0,
             force: Vec::new(),
@@ -232,12 +232,7 @@ impl InfillOptions {
         o.choice.top_k = self.top_k;
         o.choice.top_p = self.top_p;
         o.steps = self.steps;
-        o.schedule = Schedule::parse(&self.schedule).ok_or_else(|| {
-            Error::input(format!(
-                "unknown schedule `{}`; one of: loglinear, cosine, linear",
-                self.schedule
-            ))
-        })?;
+        o.schedule = self.schedule.schedule();
         o.block_len = self.block_length;
         o.cfg_scale = self.cfg;
         o.cache = self.cache;

@@ -148,6 +148,8 @@ impl<F: FnMut(&TraceEvent) + ?Sized> Host for F {
 /// talks to it through [`Denoiser`].
 pub struct Infiller<D> {
     pub model: Model,
+    /// The mask token id, resolved once (through the tokenizer for models that name it by text).
+    pub mask: u32,
     /// Tokens a proposal may use: never the mask, special tokens or rows past the tokenizer.
     pub allowed: Vec<bool>,
     pub denoiser: D,
@@ -167,8 +169,12 @@ impl<D: Denoiser> Infiller<D> {
                 allowed[id as usize] = false;
             }
         }
-        if let Some(m) = model.mask_id()? {
-            allowed[m as usize] = false;
+        // with the tokenizer present, a mask named by text resolves or is an error already
+        let mask = model.mask_id()?.ok_or_else(|| {
+            Error::input("the model names no mask token, so it cannot fill holes")
+        })?;
+        if let Some(a) = allowed.get_mut(mask as usize) {
+            *a = false;
         }
         if !allowed.iter().any(|&a| a) {
             return Err(Error::input(
@@ -177,6 +183,7 @@ impl<D: Denoiser> Infiller<D> {
         }
         Ok(Infiller {
             model,
+            mask,
             allowed,
             denoiser,
         })
@@ -202,12 +209,11 @@ impl<D: Denoiser> Infiller<D> {
     /// Lays out the canvas of a parsed template (one without holes of unknown length).
     pub fn canvas_of(&self, t: &Template) -> Result<Canvas> {
         let m = &self.model;
-        let mask = m.mask_id()?.expect("infillers have a tokenizer");
         Canvas::build(
             t,
             self.tokenizer(),
             m.spec.canvas,
-            mask,
+            self.mask,
             m.spec.max_len,
             m.spec.max_len_field,
         )
@@ -455,7 +461,7 @@ impl<D: Denoiser> Infiller<D> {
         seed: u64,
         host: &mut H,
     ) -> Result<f64> {
-        let mask = self.model.mask_id()?.expect("infillers have a tokenizer");
+        let mask = self.mask;
         let v = self.model.spec.vocab_size;
         let mut total = 0.0;
         for (canvas, masked, t) in bound_passes(ids, holes, seed, mask) {
@@ -547,9 +553,7 @@ impl<'a, D: Denoiser, H: Host + ?Sized> Run<'a, D, H> {
                     holes.len()
                 ))
             })?;
-            if id as usize >= self.inf.model.spec.vocab_size
-                || Some(id) == self.inf.model.mask_id()?
-            {
+            if id as usize >= self.inf.model.spec.vocab_size || id == self.inf.mask {
                 return Err(Error::input(format!(
                     "forced token id {id} for hole {k} is not a token the model can hold"
                 )));

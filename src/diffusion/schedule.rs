@@ -57,14 +57,49 @@ impl Schedule {
     }
 
     pub fn parse(name: &str) -> Option<Schedule> {
-        match name {
-            "loglinear" => Some(Schedule::LogLinear { eps: 1e-3 }),
-            "cosine" => Some(Schedule::Cosine { eps: 1e-3 }),
-            "linear" => Some(Schedule::Linear {
+        name.parse::<ScheduleKind>()
+            .ok()
+            .map(ScheduleKind::schedule)
+    }
+}
+
+/// A schedule as a user names it (`--schedule`, the JS `schedule` option): the family, each
+/// with the parameters MDLM's configs use.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ScheduleKind {
+    #[default]
+    LogLinear,
+    Cosine,
+    Linear,
+}
+
+impl ScheduleKind {
+    pub const NAMES: &'static str = "loglinear, cosine, linear";
+
+    pub fn schedule(self) -> Schedule {
+        match self {
+            ScheduleKind::LogLinear => Schedule::LogLinear { eps: 1e-3 },
+            ScheduleKind::Cosine => Schedule::Cosine { eps: 1e-3 },
+            ScheduleKind::Linear => Schedule::Linear {
                 sigma_min: 1e-3,
                 sigma_max: 7.0,
-            }),
-            _ => None,
+            },
+        }
+    }
+}
+
+impl std::str::FromStr for ScheduleKind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<ScheduleKind, String> {
+        match s {
+            "loglinear" => Ok(ScheduleKind::LogLinear),
+            "cosine" => Ok(ScheduleKind::Cosine),
+            "linear" => Ok(ScheduleKind::Linear),
+            _ => Err(format!(
+                "unknown schedule `{s}`; one of: {}",
+                ScheduleKind::NAMES
+            )),
         }
     }
 }

@@ -173,7 +173,9 @@ pub async fn forward(
     check_finite(&out.logits, batch)?;
     let log_probs = match model.spec.logits {
         LogitReading::Subs => {
-            let mask = model.mask_id()?.expect("subs models carry their mask id");
+            let mask = model.mask_id()?.ok_or_else(|| {
+                crate::error::Error::input("a subs model without a mask token id")
+            })?;
             Some(subs::log_probs(&out.logits, &batch.ids, mask))
         }
         LogitReading::Raw | LogitReading::Shifted => None,

@@ -221,8 +221,8 @@ enum Command {
         #[arg(long, default_value_t = 1.0)]
         top_p: f64,
         /// Noise schedule: loglinear, cosine or linear.
-        #[arg(long, default_value = "loglinear")]
-        schedule: String,
+        #[arg(long, default_value = "loglinear", value_parser = |s: &str| s.parse::<unmask::diffusion::ScheduleKind>())]
+        schedule: unmask::diffusion::ScheduleKind,
         /// Semi-autoregressive blocks of this many holes, filled left to right.
         #[arg(long)]
         block_length: Option<usize>,
