@@ -12,8 +12,6 @@ use safetensors::tensor::TensorView;
 use safetensors::{Dtype, SafeTensors};
 use unmask::batch::read_f32_tensors;
 
-const BIN: &str = env!("CARGO_BIN_EXE_unmask");
-
 /// Writes the golden batch as a forward input file; ids as I32 when asked, σ when given.
 fn write_input(name: &str, path: &Path, ids_as_i32: bool, sigma: Option<&str>) {
     let bytes = std::fs::read(fixture(name).join("golden.safetensors")).unwrap();
@@ -194,29 +192,13 @@ fn forward_command_errors_are_one_clear_line() {
     assert!(!Path::new(out).exists(), "no output on failure");
 }
 
-fn unmask(args: &[&str], stdin: Option<&str>) -> std::process::Output {
-    use std::io::Write;
-    use std::process::Stdio;
-    let mut child = Command::new(BIN)
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut pipe = child.stdin.take().unwrap();
-    pipe.write_all(stdin.unwrap_or("").as_bytes()).unwrap();
-    drop(pipe);
-    child.wait_with_output().unwrap()
-}
-
 #[test]
 fn infill_command_prints_the_text_and_writes_a_trace_that_adds_up() {
     let tmp = common::tempdir();
     let trace = tmp.path().join("trace.jsonl");
     let model = fixture("mdlm_dit");
     let template = "the cat [MASK*3] on the [MASK] .";
-    let out = unmask(
+    let out = run_cli(
         &[
             "infill",
             template,
@@ -227,7 +209,7 @@ fn infill_command_prints_the_text_and_writes_a_trace_that_adds_up() {
             "--trace",
             trace.to_str().unwrap(),
         ],
-        None,
+        b"",
     );
     assert!(
         out.status.success(),
@@ -270,7 +252,7 @@ fn infill_command_prints_the_text_and_writes_a_trace_that_adds_up() {
     }
     assert_eq!(steps.last().unwrap()["masked"], 0);
     // the same seed gives the same text
-    let again = unmask(
+    let again = run_cli(
         &[
             "infill",
             template,
@@ -279,7 +261,7 @@ fn infill_command_prints_the_text_and_writes_a_trace_that_adds_up() {
             "--seed",
             "7",
         ],
-        None,
+        b"",
     );
     assert_eq!(String::from_utf8(again.stdout).unwrap(), stdout);
 }
@@ -287,7 +269,7 @@ fn infill_command_prints_the_text_and_writes_a_trace_that_adds_up() {
 #[test]
 fn infill_command_reads_templates_from_stdin_and_prints_json() {
     let model = fixture("bert");
-    let out = unmask(
+    let out = run_cli(
         &[
             "infill",
             "-",
@@ -297,7 +279,7 @@ fn infill_command_reads_templates_from_stdin_and_prints_json() {
             "--strategy",
             "threshold:0.3",
         ],
-        Some("the [MASK] sat .\n\nthe river [MASK*2] .\na [[quiet]] dog\n"),
+        "the [MASK] sat .\n\nthe river [MASK*2] .\na [[quiet]] dog\n".as_bytes(),
     );
     assert!(
         out.status.success(),
@@ -341,7 +323,7 @@ fn infill_command_reads_templates_from_stdin_and_prints_json() {
 }
 
 fn fails_with_stdin(args: &[&str], stdin: &str, parts: &[&str]) {
-    let out = unmask(args, Some(stdin));
+    let out = run_cli(args, stdin.as_bytes());
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(err.trim_end().lines().count(), 1, "{err}");
@@ -377,9 +359,9 @@ fn infill_command_errors() {
         &["no holes"],
     );
     // argument errors come from clap, with its usage hint after the message
-    let out = unmask(
+    let out = run_cli(
         &["infill", "a [MASK]", "--model", m, "--strategy", "greedy"],
-        None,
+        b"",
     );
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr)
@@ -418,7 +400,7 @@ fn eval_command_reports_accuracy_and_the_perplexity_bound() {
         "--seed",
         "3",
     ];
-    let out = unmask(&args, None);
+    let out = run_cli(&args, b"");
     assert!(
         out.status.success(),
         "{}",
@@ -434,7 +416,7 @@ fn eval_command_reports_accuracy_and_the_perplexity_bound() {
     assert!(ppl.is_finite() && ppl > 1.0, "{r}");
     assert!((r["nelbo_per_token"].as_f64().unwrap().exp() - ppl).abs() < 1e-9 * ppl);
     // reproducible from its seed
-    let again: serde_json::Value = serde_json::from_slice(&unmask(&args, None).stdout).unwrap();
+    let again: serde_json::Value = serde_json::from_slice(&run_cli(&args, b"").stdout).unwrap();
     assert_eq!(r["nelbo_per_token"], again["nelbo_per_token"]);
     assert_eq!(r["accuracy"], again["accuracy"]);
 }
@@ -452,7 +434,7 @@ fn eval_spans_reports_fill_quality_and_compares_settings() {
     .unwrap();
     let path = text.to_str().unwrap();
     let base = ["eval", "--backend", "cpu", "--text", path, "--spans"];
-    let out = unmask(&base, None);
+    let out = run_cli(&base, b"");
     assert!(
         out.status.success(),
         "{}",
@@ -473,7 +455,7 @@ fn eval_spans_reports_fill_quality_and_compares_settings() {
     // the table: one row per setting, in order
     let mut args = base.to_vec();
     args.extend(["--compare", "top-prob,ancestral@0.5/3"]);
-    let out = unmask(&args, None);
+    let out = run_cli(&args, b"");
     assert!(
         out.status.success(),
         "{}",
@@ -490,7 +472,7 @@ fn eval_spans_reports_fill_quality_and_compares_settings() {
     // a bad setting is named
     let mut args = base.to_vec();
     args.extend(["--compare", "top-prob,ancestral@hot"]);
-    let out = unmask(&args, None);
+    let out = run_cli(&args, b"");
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -590,7 +572,7 @@ fn load_warnings_are_printed_on_stderr() {
     );
     safetensors::serialize_to_file(views, None, &dir.join("model.safetensors")).unwrap();
 
-    let out = unmask(
+    let out = run_cli(
         &[
             "infill",
             "--model",
@@ -599,7 +581,7 @@ fn load_warnings_are_printed_on_stderr() {
             "1",
             "the cat [MASK] .",
         ],
-        None,
+        b"",
     );
     let stderr = String::from_utf8_lossy(&out.stderr);
     let stdout = String::from_utf8_lossy(&out.stdout);

@@ -4,26 +4,9 @@
 
 mod common;
 
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 
-use common::fixture;
-
-const BIN: &str = env!("CARGO_BIN_EXE_unmask");
-
-fn unmask(args: &[&str], stdin: &[u8]) -> Output {
-    use std::io::Write;
-    let mut child = Command::new(BIN)
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut pipe = child.stdin.take().unwrap();
-    pipe.write_all(stdin).unwrap();
-    drop(pipe);
-    child.wait_with_output().unwrap()
-}
+use common::{fixture, run_cli as unmask, BIN};
 
 fn batch(model: &str, extra: &[&str], stdin: &[u8]) -> Output {
     let m = fixture(model);

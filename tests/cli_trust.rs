@@ -7,20 +7,10 @@ mod common;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
-use common::fixture;
+use common::{fixture, BIN};
 
-const BIN: &str = env!("CARGO_BIN_EXE_unmask");
-
-fn run(args: &[&str], env: &[(&str, &str)]) -> Output {
-    let mut c = Command::new(BIN);
-    c.args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    for (k, v) in env {
-        c.env(k, v);
-    }
-    c.output().unwrap()
+fn run_cli_env(args: &[&str], env: &[(&str, &str)]) -> Output {
+    common::run_cli_with(args, b"", env)
 }
 
 fn path(p: &Path) -> &str {
@@ -67,15 +57,15 @@ fn unmask_memory_parses_or_is_an_error_naming_it() {
     let embedded = ["infill", "--backend", "cpu", "a [MASK] b"];
     for args in [&folder[..], &embedded[..]] {
         for bad in ["lots", "1.2.3G", "-5M", "0", "2 GB B", "1e9"] {
-            let out = run(args, &[("UNMASK_MEMORY", bad)]);
+            let out = run_cli_env(args, &[("UNMASK_MEMORY", bad)]);
             assert_refused(bad, &out, &["UNMASK_MEMORY", &format!("`{bad}`")]);
         }
         for good in ["1.5G", "2GiB", "1GB", "512MiB", "4096m"] {
-            assert_ok(good, &run(args, &[("UNMASK_MEMORY", good)]));
+            assert_ok(good, &run_cli_env(args, &[("UNMASK_MEMORY", good)]));
         }
     }
     // the embedded model keeps to the limit as a folder does
-    let out = run(&embedded, &[("UNMASK_MEMORY", "1M")]);
+    let out = run_cli_env(&embedded, &[("UNMASK_MEMORY", "1M")]);
     assert_refused(
         "embedded at 1M",
         &out,
@@ -121,7 +111,7 @@ fn an_output_naming_an_input_is_refused_by_identity() {
     let golden = std::fs::read(&input).unwrap();
     let respelled = tmp.path().join("model/../model/config.json");
     let infill = |trace: &Path| {
-        run(
+        run_cli_env(
             &[
                 "infill",
                 "--backend",
@@ -160,7 +150,7 @@ fn an_output_naming_an_input_is_refused_by_identity() {
         );
     }
     let forward = |output: &Path| {
-        run(
+        run_cli_env(
             &[
                 "forward",
                 "--backend",
@@ -186,7 +176,7 @@ fn an_output_naming_an_input_is_refused_by_identity() {
         &forward(&weights),
         &["--output"],
     );
-    let quantize = |out: &Path| run(&["quantize", path(&dir), path(out)], &[]);
+    let quantize = |out: &Path| run_cli_env(&["quantize", path(&dir), path(out)], &[]);
     assert_refused(
         "quantize into its own folder",
         &quantize(&dir),
@@ -231,7 +221,7 @@ fn a_failed_run_leaves_no_half_written_output() {
     let trace = tmp.path().join("trace.jsonl");
     std::fs::write(&trace, "old\n").unwrap();
     let infill = |template: &str, trace: &Path| {
-        run(
+        run_cli_env(
             &[
                 "infill",
                 "--backend",
@@ -276,7 +266,7 @@ fn a_failed_run_leaves_no_half_written_output() {
     .unwrap();
     safetensors::serialize_to_file([("input_ids", view)], None, &bad).unwrap();
     let output = tmp.path().join("logits.safetensors");
-    let out = run(
+    let out = run_cli_env(
         &[
             "forward",
             "--backend",
@@ -308,7 +298,7 @@ fn a_failed_run_leaves_no_half_written_output() {
     )
     .unwrap();
     let q = tmp.path().join("q8");
-    let out = run(&["quantize", path(&broken), path(&q)], &[]);
+    let out = run_cli_env(&["quantize", path(&broken), path(&q)], &[]);
     assert_refused("quantize a broken config", &out, &["config.json"]);
     assert!(!q.exists());
     assert!(leftovers(tmp.path()).is_empty());
@@ -339,9 +329,9 @@ fn an_interrupted_quantize_leaves_no_half_written_model() {
         stderr(&out)
     );
     assert!(!q.exists(), "a half-written model at OUT");
-    let out = run(&["quantize", path(&dir), path(&q)], &[]);
+    let out = run_cli_env(&["quantize", path(&dir), path(&q)], &[]);
     assert_ok("quantize again", &out);
-    let out = run(
+    let out = run_cli_env(
         &[
             "infill",
             "--backend",
@@ -354,13 +344,13 @@ fn an_interrupted_quantize_leaves_no_half_written_model() {
     );
     assert_ok("the quantised model", &out);
     // a finished OUT is not written again; an empty folder is still taken
-    let out = run(&["quantize", path(&dir), path(&q)], &[]);
+    let out = run_cli_env(&["quantize", path(&dir), path(&q)], &[]);
     assert_refused("quantize into a full OUT", &out, &["not an empty folder"]);
     let empty = tmp.path().join("empty");
     std::fs::create_dir(&empty).unwrap();
     assert_ok(
         "quantize into an empty folder",
-        &run(&["quantize", path(&dir), path(&empty)], &[]),
+        &run_cli_env(&["quantize", path(&dir), path(&empty)], &[]),
     );
     assert!(empty.join("model.safetensors").is_file());
     assert!(leftovers(tmp.path()).iter().all(|n| n.starts_with(".q8.")));
@@ -467,7 +457,7 @@ fn forward_batches_keep_to_their_bounds() {
     let m = fixture("mdlm_dit");
     let output = tmp.path().join("out.safetensors");
     let forward = |input: &Path, env: &[(&str, &str)]| {
-        run(
+        run_cli_env(
             &[
                 "forward",
                 "--backend",
@@ -512,7 +502,7 @@ fn forward_batches_keep_to_their_bounds() {
 #[test]
 fn bench_iters_keep_to_their_range() {
     for n in ["0", "10001", "18446744073709551615"] {
-        let out = run(&["bench", "--backend", "cpu", "--iters", n], &[]);
+        let out = run_cli_env(&["bench", "--backend", "cpu", "--iters", n], &[]);
         assert_refused(n, &out, &[&format!("--iters: {n} is outside 1..=10000")]);
     }
 }
@@ -540,7 +530,7 @@ fn unknown_length_evals_show_progress_per_fill_on_a_terminal() {
         "--count",
         "5",
     ];
-    let piped = run(&args, &[]);
+    let piped = run_cli_env(&args, &[]);
     assert_ok("piped", &piped);
     assert!(piped.stderr.is_empty(), "piped stderr: {}", stderr(&piped));
     if Command::new("script").arg("--version").output().is_err() {
@@ -573,7 +563,7 @@ fn unknown_length_evals_show_progress_per_fill_on_a_terminal() {
 #[test]
 fn unknown_length_evals_pick_sentences_that_fit_every_length() {
     let m = fixture("mdlm_dit");
-    let out = run(
+    let out = run_cli_env(
         &[
             "eval",
             "--backend",
@@ -600,7 +590,7 @@ fn infill_json(template: &str, extra: &[&str]) -> Output {
     let mut args = vec!["infill", "--backend", "cpu", "--json", "--model", path(&m)];
     args.extend(extra);
     args.push(template);
-    run(&args, &[])
+    run_cli_env(&args, &[])
 }
 
 fn json_of(out: &Output) -> serde_json::Value {
@@ -719,7 +709,7 @@ fn compare_errors_name_the_entry() {
             compare,
         ];
         args.extend(extra);
-        run(&args, &[])
+        run_cli_env(&args, &[])
     };
     for (compare, parts) in [
         (

@@ -9,26 +9,9 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
-use common::fixture;
+use common::{fixture, run_cli as unmask, BIN};
 use safetensors::tensor::TensorView;
 use safetensors::SafeTensors;
-
-const BIN: &str = env!("CARGO_BIN_EXE_unmask");
-
-fn unmask(args: &[&str], stdin: &[u8]) -> Output {
-    use std::io::Write;
-    let mut child = Command::new(BIN)
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut pipe = child.stdin.take().unwrap();
-    pipe.write_all(stdin).unwrap();
-    drop(pipe);
-    child.wait_with_output().unwrap()
-}
 
 fn path(p: &Path) -> &str {
     p.to_str().unwrap()

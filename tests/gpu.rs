@@ -9,8 +9,8 @@ mod common;
 use std::sync::Arc;
 
 use common::*;
-use unmask::backend::gpu::forward::GpuModel;
 use unmask::backend::gpu::Gpu;
+use unmask::backend::gpu::GpuModel;
 use unmask::backend::summarize;
 use unmask::backend::{CpuDenoiser, RowSummary};
 use unmask::batch::Row;

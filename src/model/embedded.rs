@@ -4,7 +4,9 @@
 //! the same load-time folding as for a folder).
 
 use super::config::Config;
+#[cfg(not(target_arch = "wasm32"))]
 use super::matrix::Precision;
+#[cfg(not(target_arch = "wasm32"))]
 use super::memory;
 use super::weights::Weights;
 use super::Model;
@@ -18,14 +20,17 @@ const TOKENIZER: &[u8] = include_bytes!("../../models/default/tokenizer.json");
 /// What messages call the embedded files.
 pub const NAME: &str = "<embedded default model>";
 
-/// The embedded model, after the memory check every checkpoint gets
-/// ([`memory::check`](super::memory::check), so `UNMASK_MEMORY` holds here too), made for its
-/// weights as stored (f16, used in place).
+/// The embedded model, natively after the memory check every checkpoint gets
+/// (`memory::check`, so `UNMASK_MEMORY` holds here too), made for its weights as stored (f16,
+/// used in place). (A wasm module's bound is its address space, checked by the bindings.)
 pub fn load() -> Result<Model> {
     let cfg = Config::parse(format!("{NAME}/config.json"), CONFIG)?;
     let weights = Weights::from_static(&format!("{NAME}/model.safetensors"), WEIGHTS)?;
-    let est = memory::estimate(&weights, Precision::Stored);
-    memory::check(NAME, &weights, &est, memory::machine_memory())?;
+    #[cfg(not(target_arch = "wasm32"))]
+    {
+        let est = memory::estimate(&weights, Precision::Stored);
+        memory::check(NAME, &weights, &est, memory::machine_memory())?;
+    }
     let tok = Tokenizer::from_bytes(&format!("{NAME}/tokenizer.json"), TOKENIZER)?;
     Model::from_parts(&cfg, &weights, Some(tok))
 }

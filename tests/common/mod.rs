@@ -188,3 +188,31 @@ pub fn gpu_or_skip() -> Option<std::sync::Arc<unmask::backend::gpu::Gpu>> {
         }
     }
 }
+
+/// The `unmask` binary cargo built for these tests.
+pub const BIN: &str = env!("CARGO_BIN_EXE_unmask");
+
+/// Runs `unmask args…` with `stdin` piped in; stdout and stderr captured.
+pub fn run_cli(args: &[&str], stdin: &[u8]) -> std::process::Output {
+    run_cli_with(args, stdin, &[])
+}
+
+/// [`run_cli`] with environment variables set for the run.
+pub fn run_cli_with(args: &[&str], stdin: &[u8], env: &[(&str, &str)]) -> std::process::Output {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let mut c = Command::new(BIN);
+    c.args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    let mut child = c.spawn().unwrap_or_else(|e| panic!("{BIN}: {e}"));
+    let mut pipe = child.stdin.take().expect("piped");
+    // a run that exits before reading its input closes the pipe: not the test's failure
+    let _ = pipe.write_all(stdin);
+    drop(pipe);
+    child.wait_with_output().expect("the child ran")
+}

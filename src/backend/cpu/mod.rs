@@ -2,17 +2,17 @@
 //! tested against and the fallback wherever no GPU adapter exists (the browser included).
 //! One file per op; this file composes them into blocks, the encoder and the head.
 
-pub mod activation;
-pub mod attention;
+pub(crate) mod activation;
+pub(crate) mod attention;
 mod denoiser;
-pub mod embed;
-pub mod exp;
-pub mod glu;
+pub(crate) mod embed;
+pub(crate) mod exp;
+pub(crate) mod glu;
 pub mod matmul;
 pub mod modulate;
-pub mod norm;
+pub(crate) mod norm;
 pub mod panels;
-pub mod rope;
+pub(crate) mod rope;
 
 use crate::batch::Batch;
 pub use crate::batch::Row;

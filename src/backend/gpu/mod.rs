@@ -2,23 +2,25 @@
 //! `shaders/` (joined with the shared snippets of `shaders/shared/` by `shader`), each with a
 //! small dispatcher here and a GPU-vs-CPU test on odd shapes.
 
-pub mod activation;
-pub mod attention;
-pub mod context;
+pub(crate) mod activation;
+pub(crate) mod attention;
+pub(crate) mod context;
 mod denoiser;
-pub mod embed;
-pub mod forward;
-pub mod gather;
-pub mod glu;
-pub mod matmul;
-pub mod modulate;
-pub mod norm;
-pub mod reduce;
-pub mod rope;
-pub mod shader;
-pub mod weights;
+pub(crate) mod embed;
+pub(crate) mod forward;
+pub(crate) mod gather;
+pub(crate) mod glu;
+pub(crate) mod matmul;
+pub(crate) mod modulate;
+pub(crate) mod norm;
+pub(crate) mod reduce;
+pub(crate) mod rope;
+pub(crate) mod shader;
+pub(crate) mod weights;
 
-pub use context::{Call, Gpu, Kernel, Slot};
+pub use context::Gpu;
+pub(crate) use context::{Call, Slot};
+pub use forward::GpuModel;
 
 /// Threads per workgroup of the element-wise kernels (embed, gather, glu, modulate, rope):
 /// handed to their WGSL as the override constant `WG` and used for their dispatch counts, so
@@ -30,7 +32,7 @@ pub(crate) const WG: u32 = 64;
 /// The `WG` override of an element-wise kernel, for [`Gpu::kernel`].
 pub(crate) const WG_CONSTANT: (&str, f64) = ("WG", WG as f64);
 pub use denoiser::GpuDenoiser;
-pub use shader::Shader;
+pub(crate) use shader::Shader;
 
 /// The adapter for GPU tests. Under `CI=true` a missing adapter fails the test; elsewhere the
 /// test says why it did not run and passes.

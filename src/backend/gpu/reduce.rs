@@ -36,11 +36,6 @@ impl ReduceBuffers {
         }
     }
 
-    /// Bytes one readback moves for `rows` rows.
-    pub fn readback_bytes(rows: usize) -> usize {
-        rows * (STATS + 2 * TOP_K) * 4
-    }
-
     /// Reads back the first `rows` summaries.
     pub async fn read(
         &self,
