@@ -1,4 +1,5 @@
-//! A dense row-major f32 tensor: the only activation and weight container of the CPU path.
+//! A dense row-major f32 tensor: activations, logits and the small weights (norms, biases,
+//! position tables); weight matrices are [`crate::model::matrix::Matrix`].
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct Tensor {

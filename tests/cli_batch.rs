@@ -1,6 +1,6 @@
 //! `unmask infill -` (batch mode): one output line per input line, whatever the lines hold
 //! (blank, failing, not UTF-8, CRLF); every error names its line; the known text of every
-//! template, escapes `\[` `\]` `\\` included, comes back byte for byte as the README says.
+//! template, escapes `\[` `\]` `\\` included, comes back byte for byte as docs/cli.md says.
 
 mod common;
 
@@ -38,7 +38,7 @@ impl Rng {
     }
 }
 
-/// Known-text atoms as typed in a template, and as the README says they come back: `\[` is
+/// Known-text atoms as typed in a template, and as docs/cli.md says they come back: `\[` is
 /// `[`, `\]` is `]`, `\\` is `\`, and a backslash before anything else is itself. None ends
 /// in a lone backslash or a `[`, which would join with a following `[MASK]`.
 const ATOMS: &[(&str, &str)] = &[
@@ -221,7 +221,7 @@ fn batch_json_has_one_object_per_line_naming_it() {
             Line::Good(t, known) => assert_keeps(t, known, r["text"].as_str().unwrap()),
         }
     }
-    // "line" comes first, as the README shows
+    // "line" comes first, as docs/cli.md shows
     assert!(stdout.lines().all(|l| l.starts_with("{\"line\":")));
 }
 

@@ -36,7 +36,7 @@
 //!
 //! Per token is the only rule that does not collapse onto one token, and it is the best on
 //! the eval's two-word spans; no rule reads the length well, because length is ambiguous in
-//! language (two words can often be said in one) and the model is small. The README reports
+//! language (two words can often be said in one) and the model is small. docs/quality.md reports
 //! the engine's figure with both baselines.
 //!
 //! Every candidate is a whole fill with the caller's options and seed, so the winner is exactly

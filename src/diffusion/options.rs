@@ -159,7 +159,7 @@ impl fmt::Display for Force {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, rename_all = "camelCase", deny_unknown_fields)]
 pub struct InfillOptions {
-    /// Default: top-prob for every model (chosen by `unmask eval --spans`, README).
+    /// Default: top-prob for every model (chosen by `unmask eval --spans`, docs/quality.md).
     pub strategy: Option<Strategy>,
     /// Denoising steps. Default: one per hole; Mask-Predict: 10 iterations. At most
     /// [`MAX_STEPS_PER_HOLE`] per hole and [`MAX_STEPS`].

@@ -1,7 +1,7 @@
 //! From one masked row's logits to a proposal: the token to put there and the scores the
 //! strategies rank positions by. All probability arithmetic is f64 and the categorical draw is
 //! an inverse-CDF over f64 probabilities with a 53-bit uniform, so the intended distribution is
-//! sampled exactly (no f32 Gumbel truncation, dlm-reference §9.2).
+//! sampled exactly (no f32 Gumbel truncation: Zheng et al. 2024, arXiv 2409.02908).
 //!
 //! Nothing here panics on hostile numbers: a row or summary that is NaN or ±∞ where a token
 //! must be chosen, or that names no allowed token, is an error. The sampler checks every

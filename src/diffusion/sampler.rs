@@ -1,7 +1,7 @@
 //! The infill loop: template → canvas → repeated denoising steps → filled text, with a trace
 //! event per step. One forward pass per step over the whole canvas, the head only on the rows
 //! that are still masked, and no forward at all when the canvas has not changed since the last
-//! one and the model ignores time (dlm-reference §3.4).
+//! one and the model ignores time (MDLM's `_ddpm_caching_update`, kuleshov-group/mdlm@c112c526d1).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -54,11 +54,11 @@ pub struct SamplerOptions {
 }
 
 impl SamplerOptions {
-    /// Defaults for a model, chosen by measurement (`unmask eval --spans`, README): every
+    /// Defaults for a model, chosen by measurement (`unmask eval --spans`, docs/quality.md): every
     /// family unmasks the most confident proposal first, greedily, one token per step. On the
     /// first default MDLM's held-out books (2000 two-word spans) that fills 15.8% of words right,
     /// where ancestral sampling at temperature 1, the faithful sampler of the MDLM objective
-    /// (dlm-reference §3.9), fills 7.6%. MLMs and LLaDA used it already.
+    /// (`_ddpm_update` in mdlm's diffusion.py), fills 7.6%. MLMs and LLaDA used it already.
     pub fn for_model(_model: &Model) -> SamplerOptions {
         SamplerOptions {
             strategy: Strategy::TopProb,

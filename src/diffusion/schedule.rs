@@ -1,5 +1,6 @@
-//! Noise schedules of absorbing diffusion (dlm-reference §3.1): `α_t = exp(−σ(t))` is the chance a
-//! token is still clean at time t, `1 − α_t` the "move chance" that it is masked.
+//! Noise schedules of absorbing diffusion (kuleshov-group/mdlm@c112c526d1:noise_schedule.py):
+//! `α_t = exp(−σ(t))` is the chance a token is still clean at time t, `1 − α_t` the "move
+//! chance" that it is masked.
 
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Schedule {
@@ -47,7 +48,7 @@ impl Schedule {
     }
 
     /// Probability that a token masked at time t is unmasked by time s < t (absorbing posterior,
-    /// dlm-reference §3.2): `(α_s − α_t)/(1 − α_t)`.
+    /// Sahoo et al. 2024, arXiv 2406.07524): `(α_s − α_t)/(1 − α_t)`.
     pub fn unmask_probability(&self, t: f64, s: f64) -> f64 {
         let (mt, ms) = (self.move_chance(t), self.move_chance(s));
         if mt <= 0.0 {

@@ -1,5 +1,5 @@
-//! Unmasking strategies (dlm-reference §3, §4.2, §4.4, §5): which masked positions a step
-//! commits, and how many.
+//! Unmasking strategies: which masked positions a step commits, and how many (each variant
+//! names the paper or code it follows).
 
 use std::fmt;
 use std::str::FromStr;
@@ -14,9 +14,9 @@ pub enum Strategy {
     FirstHitting,
     /// LLaDA low-confidence: the k most probable proposals, k from the transfer-count schedule.
     TopProb,
-    /// The k largest `p1 − p2`.
+    /// The k largest `p1 − p2` (Kim et al. 2025, arXiv 2502.06768; Dream's `topk_margin`).
     Margin,
-    /// The k lowest entropies.
+    /// The k lowest entropies (Dream's `entropy`, in its `generation_utils.py`).
     Entropy,
     /// Fast-dLLM: the most confident proposal plus every other with `p ≥ τ`; with a step
     /// budget, at least the transfer count that finishes in it (the most confident first).

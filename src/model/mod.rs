@@ -106,7 +106,8 @@ fn check_vocabulary(cfg: &Config, spec: &ModelSpec, tok: &Tokenizer) -> Result<(
     Ok(())
 }
 
-/// How the raw logits are read as a distribution over clean tokens (dlm-reference §1).
+/// How the raw logits are read as a distribution over clean tokens: MDLM's `_subs_parameterization`
+/// (kuleshov-group/mdlm@c112c526d1:diffusion.py), Dream's `_sample` (its `generation_utils.py`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum LogitReading {
     /// MDLM "subs": mask column to −∞-like, log-softmax, unmasked rows carried over.

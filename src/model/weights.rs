@@ -1,6 +1,6 @@
 //! Weight storage: safetensors files (single or sharded, memory-mapped natively) or tensors
 //! built in memory. Every tensor is checked against the shape the architecture expects
-//! before it is converted, and converted to f32 once, at load.
+//! before it is read; a weight matrix stays in its stored precision (see [`Weights::matrix`]).
 
 use std::collections::HashMap;
 #[cfg(not(target_arch = "wasm32"))]

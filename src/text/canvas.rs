@@ -18,7 +18,7 @@ use crate::error::{Error, Result};
 /// bytes cannot fit, and refusing it by size spares tokenising megabytes only to refuse them.
 pub const BYTES_PER_TOKEN: usize = 64;
 
-/// How a model's canvas is framed (dlm-reference §3.9, §4.2, §7).
+/// How a model's canvas is framed (MDLM: kuleshov-group/mdlm issue #18; LLaDA: its generate.py).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum CanvasRule {
     /// `<|endoftext|>` at both ends, as MDLM-OWT was trained.

@@ -6,7 +6,7 @@
 //! vector and every modulation are constants (`Conditioning::zero_sigma`). The plan keeps them
 //! as the checkpoint has them; `backend::cpu::modulate::fold_constant` folds them into the norms
 //! and linears when the engine loads the model, leaving a plain pre-LN encoder
-//! (dlm-reference §2.5).
+//! (σ is zeroed in `_process_sigma`, kuleshov-group/mdlm@c112c526d1:diffusion.py).
 
 use std::sync::Arc;
 
