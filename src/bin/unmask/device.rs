@@ -124,17 +124,9 @@ fn warned(model: Model) -> Model {
     model
 }
 
-/// Says on stderr which backend runs and why, where that is news; in the CLI's own words
-/// where the library's would name no flag.
+/// Says on stderr which backend runs and why, where that is news.
 pub fn tell(selection: &unmask::engine::Selection) {
-    use unmask::engine::Reason;
-    let line = match (&selection.reason, &selection.adapter) {
-        (Reason::SoftwareAdapterSkipped, Some(a)) => Some(format!(
-            "only a software adapter ({a}); running on the CPU (--backend gpu uses it anyway)"
-        )),
-        _ => selection.notice(),
-    };
-    if let Some(l) = line {
+    if let Some(l) = selection.notice("--backend") {
         say(&format!("unmask: {l}"));
     }
 }
