@@ -3,9 +3,10 @@
 
 use std::path::{Path, PathBuf};
 
+use unmask::backend::Denoiser;
 use unmask::batch::{write_safetensors, Batch};
 use unmask::blocking::block_on;
-use unmask::engine::{self, AnyDenoiser};
+use unmask::engine;
 use unmask::model::Model;
 use unmask::{Error, Result};
 
@@ -43,12 +44,20 @@ pub fn run(args: Args, _out: &mut Out) -> std::result::Result<(), Fail> {
     // claimed before the work, so an unwritable folder is found at once
     let (staged, file) = files::Staged::new(&output)?;
     drop(file);
-    let model = device::load_model(Some(&model), device)?;
+    let mut model = device::load_model(Some(&model), device)?;
     let batch = Batch::read_safetensors(&input)?;
     model.check(&batch)?;
     check_logits_fit(&input, &model, &batch)?;
-    let (mut d, selection) =
-        adapter::quietly(|| block_on(AnyDenoiser::select(&model, device.options())))?;
+    // the engine's choice, as for `infill`; a denoiser without an engine around it, since the
+    // forward contract needs no tokenizer
+    let (mut d, selection) = adapter::quietly(|| {
+        block_on(async {
+            let target = engine::target(device.options()).await?;
+            let mut d = target.denoiser(&mut model).await?;
+            d.warm_up().await?;
+            Ok::<_, Error>((d, target.selection))
+        })
+    })?;
     device::tell(&selection);
     let f = block_on(engine::forward(&model, &mut d, &batch, false))?;
     let mut tensors = vec![("logits", &f.out.logits)];
