@@ -5,8 +5,12 @@
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 
+use serde::Serialize;
 use unmask::blocking::block_on;
-use unmask::diffusion::{Force, InfillOptions, InfillReport, SamplerOptions, Strategy, TraceEvent};
+
+use unmask::diffusion::{
+    Force, InfillOptions, InfillReport, InfillResult, SamplerOptions, Strategy, TraceEvent,
+};
 use unmask::engine::Engine;
 use unmask::{Error, Result};
 
@@ -158,12 +162,40 @@ impl Trace {
     }
 }
 
-/// How one template turned out: its text or JSON line, or the library's error.
+/// How one template turned out, when it did.
 enum Filled {
-    Text(String),
-    Json(String),
+    /// To print, as text or JSON.
+    Done(InfillResult),
     /// Drawn on the terminal already.
     Animated,
+}
+
+/// One line of a batch's `--json` output: `"line":N` first, then what became of the line.
+#[derive(Serialize)]
+struct BatchLine<'a> {
+    line: usize,
+    #[serde(flatten)]
+    outcome: Outcome<'a>,
+}
+
+#[derive(Serialize)]
+#[serde(untagged)]
+enum Outcome<'a> {
+    /// A blank line: `"empty":true`.
+    Empty { empty: bool },
+    /// The result, as `infill --json` prints it.
+    Filled(InfillReport<'a>),
+    /// The line's error: `"error":"…"`.
+    Failed { error: String },
+}
+
+/// The JSON of one result: the result, and the strategy and seed that made it.
+fn report<'a>(result: &'a InfillResult, opts: &SamplerOptions) -> InfillReport<'a> {
+    InfillReport {
+        result,
+        strategy: opts.strategy,
+        seed: opts.seed,
+    }
 }
 
 /// Fills one template, writing its steps to the trace and, on a terminal, animating them.
@@ -172,7 +204,6 @@ fn fill_one(
     template: &str,
     opts: &SamplerOptions,
     trace: &mut Option<Trace>,
-    json: bool,
     animate: bool,
 ) -> std::result::Result<Filled, Fail> {
     let parsed = inf.template(template)?;
@@ -212,15 +243,7 @@ fn fill_one(
             a.finish().map_err(out::write_error)?;
             Filled::Animated
         }
-        None if json => Filled::Json(
-            serde_json::to_string(&InfillReport {
-                result: &result,
-                strategy: opts.strategy,
-                seed: opts.seed,
-            })
-            .expect("serialisable"),
-        ),
-        None => Filled::Text(result.text),
+        None => Filled::Done(result),
     })
 }
 
@@ -235,8 +258,9 @@ fn infill(
 ) -> std::result::Result<(), Fail> {
     let mut trace = Trace::create(trace)?;
     let animate = !json && std::io::stdout().is_terminal();
-    match fill_one(inf, template, opts, &mut trace, json, animate)? {
-        Filled::Text(t) | Filled::Json(t) => out.line(&t)?,
+    match fill_one(inf, template, opts, &mut trace, animate)? {
+        Filled::Done(r) if json => out.json(&report(&r, opts))?,
+        Filled::Done(r) => out.line(&r.text)?,
         Filled::Animated => {}
     }
     Ok(Trace::finish(trace)?)
@@ -292,22 +316,24 @@ fn batch(
                 e.valid_up_to() + 1
             )))),
             Ok(t) if t.trim().is_empty() => Ok(None),
-            Ok(t) => fill_one(inf, t, opts, &mut trace, json, animate).map(Some),
+            Ok(t) => fill_one(inf, t, opts, &mut trace, animate).map(Some),
         };
+        let line = |outcome| BatchLine { line: n, outcome };
         match outcome {
-            Ok(None) if json => out.line(&format!("{{\"line\":{n},\"empty\":true}}"))?,
+            Ok(None) if json => out.json(&line(Outcome::Empty { empty: true }))?,
             Ok(None) => out.line("")?,
-            Ok(Some(Filled::Json(j))) => out.line(&with_line(n, &j))?,
+            Ok(Some(Filled::Done(r))) if json => {
+                out.json(&line(Outcome::Filled(report(&r, opts))))?
+            }
             // a line break the model wrote into a fill would split the line in two
-            Ok(Some(Filled::Text(t))) => out.line(&t.replace(['\n', '\r'], " "))?,
+            Ok(Some(Filled::Done(r))) => out.line(&r.text.replace(['\n', '\r'], " "))?,
             Ok(Some(Filled::Animated)) => {}
             Err(Fail::Error(e)) => {
                 failed += 1;
                 let msg = bare(&e);
                 bar.say(&format!("error: line {n}: {msg}"));
                 if json {
-                    let quoted = serde_json::Value::String(msg).to_string();
-                    out.line(&format!("{{\"line\":{n},\"error\":{quoted}}}"))?;
+                    out.json(&line(Outcome::Failed { error: msg }))?;
                 } else {
                     out.line("")?;
                 }
@@ -324,11 +350,50 @@ fn batch(
     Ok(())
 }
 
-/// A batch result's JSON object with `"line":N` first.
-fn with_line(n: usize, object: &str) -> String {
-    match object.strip_prefix('{') {
-        Some("}") => format!("{{\"line\":{n}}}"),
-        Some(rest) => format!("{{\"line\":{n},{rest}"),
-        None => object.to_string(),
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A batch line is `"line":N` and then, byte for byte, what the line's own JSON would be:
+    /// the result as `infill --json` prints it, `"empty":true`, or `"error":"…"`.
+    #[test]
+    fn batch_lines_put_the_line_first_and_add_nothing_else() {
+        let result = InfillResult {
+            text: "a \"quoted\"\nfill".into(),
+            ids: vec![1, 2],
+            holes: 2,
+            steps: 1,
+            nfe: 1,
+            ms: 0.5,
+            lengths: Vec::new(),
+        };
+        let report = InfillReport {
+            result: &result,
+            strategy: Strategy::Threshold(0.9),
+            seed: 7,
+        };
+        let alone = serde_json::to_string(&report).unwrap();
+        let json = |line, outcome| serde_json::to_string(&BatchLine { line, outcome }).unwrap();
+        assert_eq!(
+            json(3, Outcome::Filled(report)),
+            format!("{{\"line\":3,{}", &alone[1..])
+        );
+        assert_eq!(
+            alone,
+            r#"{"text":"a \"quoted\"\nfill","holes":2,"steps":1,"nfe":1,"ms":0.5,"strategy":"threshold:0.9","seed":7}"#
+        );
+        assert_eq!(
+            json(2, Outcome::Empty { empty: true }),
+            r#"{"line":2,"empty":true}"#
+        );
+        assert_eq!(
+            json(
+                4,
+                Outcome::Failed {
+                    error: "template column 5: `[MASK*0]` \"x\"\n".into()
+                }
+            ),
+            r#"{"line":4,"error":"template column 5: `[MASK*0]` \"x\"\n"}"#
+        );
     }
 }
