@@ -160,13 +160,31 @@ fn parse_setting(s: &str) -> Result<Setting> {
     Ok((Some(strategy), temp, steps))
 }
 
-/// `A-B` for `--unknown-length`, read as the template reads `[MASK*A-B]`.
+/// `A-B` for `--unknown-length`: the lengths a hole may take, as `[MASK*A-B]` writes them
+/// (`?` is 1-8, as in a template), within the template's bounds: 1 <= A <= B <= the most holes
+/// a template may ask for, and at most as many lengths as a template's holes may try.
 fn parse_range(s: &str) -> std::result::Result<(usize, usize), String> {
-    let t = unmask::text::Template::parse(&format!("[MASK*{s}]"), None).map_err(|e| bare(&e))?;
-    t.ranges()
-        .first()
-        .copied()
-        .ok_or_else(|| format!("`{s}` is not a range of lengths like 1-8"))
+    use unmask::text::template::{MAX_HOLES, MAX_LENGTH_CANDIDATES, UNKNOWN_LENGTHS};
+    let s = s.trim();
+    if s == "?" {
+        return Ok(UNKNOWN_LENGTHS);
+    }
+    let not_a_range = || format!("`{s}` is not a range of lengths like 1-8");
+    let (a, b) = s.split_once('-').ok_or_else(not_a_range)?;
+    let length = |n: &str| n.trim().parse::<usize>().map_err(|_| not_a_range());
+    let (min, max) = (length(a)?, length(b)?);
+    if min == 0 || min > max || max > MAX_HOLES {
+        return Err(format!(
+            "`{s}` must give lengths from A to B with 1 <= A <= B <= {MAX_HOLES}"
+        ));
+    }
+    let lengths = max - min + 1;
+    if lengths > MAX_LENGTH_CANDIDATES {
+        return Err(format!(
+            "`{s}` is {lengths} lengths, one fill each; at most {MAX_LENGTH_CANDIDATES}: narrow it, like 1-8"
+        ));
+    }
+    Ok((min, max))
 }
 
 /// `eval --spans`: each setting over the same spans, as JSON lines or one table.
@@ -272,4 +290,35 @@ fn eval_spans(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranges_are_read_directly_with_clear_errors() {
+        assert_eq!(parse_range("1-8"), Ok((1, 8)));
+        assert_eq!(parse_range(" 2 - 5 "), Ok((2, 5)));
+        assert_eq!(parse_range("3-3"), Ok((3, 3)));
+        assert_eq!(parse_range("?"), Ok((1, 8)));
+        for bad in ["", "5", "a-b", "1-", "-3", "1-2-3", "1..8", "-1-4"] {
+            let e = parse_range(bad).unwrap_err();
+            assert!(
+                e.contains("is not a range of lengths like 1-8"),
+                "{bad}: {e}"
+            );
+            assert!(
+                !e.contains("MASK"),
+                "{bad}: no template in the message: {e}"
+            );
+        }
+        for bad in ["0-3", "5-2", "1-70000"] {
+            let e = parse_range(bad).unwrap_err();
+            assert!(e.contains("1 <= A <= B <= 65536"), "{bad}: {e}");
+        }
+        assert_eq!(parse_range("1-64"), Ok((1, 64)));
+        let e = parse_range("1-65").unwrap_err();
+        assert!(e.contains("65 lengths") && e.contains("at most 64"), "{e}");
+    }
 }
