@@ -12,7 +12,7 @@ use unmask::engine::Engine;
 use unmask::{Error, Result};
 
 use crate::device::{self, Device};
-use crate::infill::parse_strategy;
+use crate::infill::{parse_strategy, strategy_help, strategy_long_help};
 use crate::out::{bare, Fail, Out};
 use crate::progress::Progress;
 
@@ -48,8 +48,13 @@ pub struct Args {
     /// With --spans: spans to fill (fewer if the text has fewer eligible sentences).
     #[arg(long, default_value_t = 200, requires = "spans")]
     count: usize,
-    /// With --spans: the unmasking strategy (default: the model's).
-    #[arg(long, value_parser = parse_strategy, requires = "spans")]
+    #[arg(
+        long,
+        value_parser = parse_strategy,
+        requires = "spans",
+        help = strategy_help(STRATEGY),
+        long_help = strategy_long_help(STRATEGY)
+    )]
     strategy: Option<Strategy>,
     /// With --spans: sampling temperature (default: the strategy's, as `infill`).
     #[arg(long, requires = "spans")]
@@ -125,6 +130,9 @@ pub fn run(a: Args, out: &mut Out) -> std::result::Result<(), Fail> {
     bar.finish();
     out.json(&report)
 }
+
+/// What `--strategy` is, before the list of strategies.
+const STRATEGY: &str = "With --spans: the unmasking strategy (default: the model's)";
 
 /// One setting of `eval --compare`: `STRATEGY[@TEMPERATURE][/STEPS]`.
 type Setting = (Option<Strategy>, Option<f64>, Option<usize>);

@@ -30,9 +30,12 @@ pub struct Args {
     /// Denoising steps (default: one per hole; Mask-Predict: 10 iterations).
     #[arg(long)]
     steps: Option<usize>,
-    /// ancestral, first-hitting, top-prob, margin, entropy, threshold[:TAU], mask-predict
-    /// (default: top-prob, the best fills measured by `eval --spans`).
-    #[arg(long, value_parser = parse_strategy)]
+    #[arg(
+        long,
+        value_parser = parse_strategy,
+        help = strategy_help(STRATEGY),
+        long_help = strategy_long_help(STRATEGY)
+    )]
     strategy: Option<Strategy>,
     /// Sampling temperature for the token choice; 0 = argmax (default: 0, and 1 for ancestral
     /// and first-hitting on MDLM).
@@ -115,9 +118,34 @@ pub fn run(a: Args, out: &mut Out) -> std::result::Result<(), Fail> {
     }
 }
 
+/// What `--strategy` is, before the list of strategies.
+const STRATEGY: &str =
+    "Unmasking strategy (default: top-prob, the best fills measured by `eval --spans`)";
+
 /// `--strategy`'s parser (the library's, which takes aliases and `threshold:TAU`).
 pub fn parse_strategy(s: &str) -> std::result::Result<Strategy, String> {
     s.parse()
+}
+
+/// `--strategy`'s help for `-h`: `lead`, then the strategies as written on the command line,
+/// from the one list of them ([`Strategy::ALL`]).
+pub fn strategy_help(lead: &str) -> String {
+    format!("{lead}: {}", Strategy::names())
+}
+
+/// `--strategy`'s help for `--help`: `lead`, then a line for each strategy of
+/// [`Strategy::ALL`], its usage and its help.
+pub fn strategy_long_help(lead: &str) -> String {
+    let width = Strategy::ALL
+        .iter()
+        .map(|s| s.usage.len())
+        .max()
+        .unwrap_or(0);
+    let mut help = format!("{lead}:");
+    for s in Strategy::ALL {
+        help.push_str(&format!("\n  {:width$}  {}", s.usage, s.help));
+    }
+    help
 }
 
 /// The trace file, when asked for: every step of every template as JSON lines, written beside
