@@ -206,6 +206,7 @@ struct BatchLine<'a> {
     outcome: Outcome<'a>,
 }
 
+/// What became of a batch line.
 #[derive(Serialize)]
 #[serde(untagged)]
 enum Outcome<'a> {
