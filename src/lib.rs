@@ -22,7 +22,7 @@
 //! let model = engine::default_model()?; // or engine::load_model(dir)?
 //! let device = DeviceOptions { backend: BackendChoice::Cpu, ..Default::default() };
 //! let (mut inf, selection) = block_on(engine::infiller(model, device))?;
-//! assert_eq!(selection.notice(), None); // the CPU was asked for: nothing to say
+//! assert_eq!(selection.notice("--backend"), None); // the CPU was asked for: nothing to say
 //! let opts = InfillOptions { seed: 7, ..Default::default() }.resolve(&inf.model)?;
 //! let mut steps = 0;
 //! let result = block_on(inf.infill("The [MASK*3] sat.", &opts, &mut |event| {

@@ -539,6 +539,29 @@ fn forward_command_on_the_gpu_matches_golden() {
     }
 }
 
+/// `--strategy`'s help is built from `Strategy::ALL`, the one list of strategies: `--help`
+/// gives each one's usage and help, `-h` each usage, for `infill` and `eval` alike.
+#[test]
+fn strategy_help_lists_every_strategy() {
+    use unmask::diffusion::Strategy;
+    for command in ["infill", "eval"] {
+        let help = |flag: &str| {
+            let out = Command::new(BIN).args([command, flag]).output().unwrap();
+            assert!(out.status.success(), "{command} {flag}");
+            String::from_utf8(out.stdout).unwrap()
+        };
+        let (long, short) = (help("--help"), help("-h"));
+        for s in Strategy::ALL {
+            let line = long
+                .lines()
+                .find(|l| l.trim_start().starts_with(&format!("{} ", s.usage)))
+                .unwrap_or_else(|| panic!("{command} --help lacks `{}`:\n{long}", s.name));
+            assert!(line.ends_with(s.help), "{command} --help: {line:?}");
+            assert!(short.contains(s.usage), "{command} -h lacks `{}`", s.usage);
+        }
+    }
+}
+
 #[test]
 fn bench_rejects_an_absurd_thread_count() {
     // before the fix, 5000 threads were created

@@ -348,8 +348,12 @@ fn auto_selection_skips_software_adapters_and_says_why() {
             (sel.backend, &sel.reason),
             (Backend::Cpu, &Reason::SoftwareAdapterSkipped)
         );
-        let notice = sel.notice().unwrap();
-        assert!(notice.contains("only a software adapter"), "{notice}");
+        let notice = sel.notice("--backend").unwrap();
+        assert!(
+            notice.contains("only a software adapter")
+                && notice.ends_with("(--backend gpu uses it anyway)"),
+            "{notice}"
+        );
     } else {
         assert_eq!(
             (sel.backend, &sel.reason),
@@ -365,7 +369,11 @@ fn auto_selection_skips_software_adapters_and_says_why() {
     );
     let (inf, sel) = pick(BackendChoice::Cpu);
     assert_eq!(inf.denoiser.backend(), Backend::Cpu);
-    assert_eq!(sel.notice(), None, "asking for the CPU is not news");
+    assert_eq!(
+        sel.notice("--backend"),
+        None,
+        "asking for the CPU is not news"
+    );
 }
 
 /// Once the weights are on the GPU the host's plan is dropped: the model keeps its spec and

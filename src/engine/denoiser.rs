@@ -2,7 +2,6 @@
 
 #[cfg(feature = "gpu")]
 use super::select::WeightFormat;
-use super::select::{choose, DeviceOptions, Selection};
 #[cfg(feature = "gpu")]
 use crate::backend::{gpu::Gpu, GpuDenoiser};
 use crate::backend::{Backend, CpuDenoiser, Denoiser, ForwardOutput, Summaries};
@@ -45,19 +44,6 @@ impl AnyDenoiser {
         let f16 = weights == WeightFormat::F16;
         let d = GpuDenoiser::upload(gpu, model.plan()?, f16).await?;
         Ok(AnyDenoiser::Gpu(Box::new(d)))
-    }
-
-    /// The backend `device` asks for (see [`Selection`] for how `auto` decides), attached to
-    /// `model` and warmed up.
-    pub async fn select(model: &Model, device: DeviceOptions) -> Result<(AnyDenoiser, Selection)> {
-        let (gpu, selection) = choose(device.backend).await?;
-        #[cfg(feature = "gpu")]
-        if let Some(g) = gpu {
-            return Ok((AnyDenoiser::gpu(g, model, device.weights).await?, selection));
-        }
-        #[cfg(not(feature = "gpu"))]
-        let _ = gpu;
-        Ok((AnyDenoiser::cpu(model)?, selection))
     }
 }
 

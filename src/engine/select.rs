@@ -70,14 +70,16 @@ pub struct Selection {
 }
 
 impl Selection {
-    /// One line for a user, or `None` when the CPU was asked for and used.
-    pub fn notice(&self) -> Option<String> {
+    /// One line for a user, or `None` when the CPU was asked for and used. `flag` is the
+    /// caller's name for the backend option (the CLI's `--backend`), which the line names where
+    /// it says how to get the GPU anyway.
+    pub fn notice(&self, flag: &str) -> Option<String> {
         let adapter = self.adapter.as_deref().unwrap_or("unknown adapter");
         match &self.reason {
             Reason::Requested if self.backend == Backend::Cpu => None,
             Reason::Requested | Reason::HardwareAdapter => Some(format!("GPU {adapter}")),
             Reason::SoftwareAdapterSkipped => Some(format!(
-                "only a software adapter ({adapter}); running on the CPU (asking for the gpu backend uses it anyway)"
+                "only a software adapter ({adapter}); running on the CPU ({flag} gpu uses it anyway)"
             )),
             Reason::NoAdapter { error } => Some(format!("{error}; running on the CPU")),
             Reason::NotBuilt => Some(String::from(

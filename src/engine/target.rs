@@ -51,28 +51,37 @@ impl Target {
         )
     }
 
-    /// Attaches `model` (prepared for any backend by [`super::prepare`]) and lets the backend
-    /// finish it: a GPU uploads the weights as they are, the CPU packs its panels
-    /// ([`super::for_cpu`]). The shaders are not warmed up yet (`engine.denoiser.warm_up()`),
-    /// so a caller can report that phase apart.
-    pub async fn attach(self, model: Model) -> Result<Engine> {
-        #[allow(unused_mut)]
-        let mut model = model;
+    /// A denoiser for `model` on the chosen backend, the model kept whole: a GPU uploads the
+    /// plan as prepared, the CPU packs the model's panels in place first ([`super::for_cpu`]).
+    /// For callers that need the model's plan beside the denoiser or no engine around it: the
+    /// forward contract, which needs no tokenizer, and a benchmark that times several backends
+    /// on one model (the GPUs first, so that they upload the plan before the CPU packs it).
+    pub async fn denoiser(&self, model: &mut Model) -> Result<AnyDenoiser> {
         #[cfg(feature = "gpu")]
-        if let Some(g) = self.gpu {
-            let d = AnyDenoiser::upload(g, &model, self.weights).await?;
-            // The GPU holds the weights now: natively the host's plan (often the memory map of
-            // the checkpoint) is dropped, and the model keeps its spec and tokenizer. A wasm
-            // module's memory never shrinks, so dropping it there would free nothing, and the
-            // demo's teaching views read the embeddings.
-            #[cfg(not(target_arch = "wasm32"))]
-            model.drop_plan();
-            return Infiller::new(model, d);
+        if let Some(g) = &self.gpu {
+            return AnyDenoiser::upload(g.clone(), model, self.weights).await;
         }
         #[cfg(not(feature = "gpu"))]
-        let _ = self.gpu;
-        super::for_cpu(&mut model)?;
-        let d = AnyDenoiser::cpu(&model)?;
+        let _ = &self.gpu;
+        super::for_cpu(model)?;
+        AnyDenoiser::cpu(model)
+    }
+
+    /// Attaches `model` (prepared for any backend by [`super::prepare`]) and lets the backend
+    /// finish it ([`Target::denoiser`]): a GPU uploads the weights as they are, the CPU packs
+    /// its panels. The shaders are not warmed up yet (`engine.denoiser.warm_up()`), so a caller
+    /// can report that phase apart.
+    pub async fn attach(self, model: Model) -> Result<Engine> {
+        let mut model = model;
+        let d = self.denoiser(&mut model).await?;
+        // The GPU holds the weights now: natively the host's plan (often the memory map of the
+        // checkpoint) is dropped, and the model keeps its spec and tokenizer. A wasm module's
+        // memory never shrinks, so dropping it there would free nothing, and the demo's
+        // teaching views read the embeddings.
+        #[cfg(all(feature = "gpu", not(target_arch = "wasm32")))]
+        if self.gpu.is_some() {
+            model.drop_plan();
+        }
         Infiller::new(model, d)
     }
 }

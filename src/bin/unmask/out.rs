@@ -83,3 +83,12 @@ pub fn exit(ended: Result<(), Fail>) -> ExitCode {
         }
     }
 }
+
+/// The message of `e` without the `input: ` its Display starts with for input errors, so a
+/// prefix such as a line number or a file can go before it.
+pub fn bare(e: &Error) -> String {
+    match e {
+        Error::Input(m) | Error::Template(m) => m.clone(),
+        e => e.to_string(),
+    }
+}
