@@ -1,7 +1,7 @@
 //! Dispatcher for `shaders/attention.wgsl`: bidirectional attention with padding and
 //! sliding-window masks and grouped kv heads, one workgroup per (query, head).
 
-use super::{Call, Gpu, Shader, Slot};
+use super::{Binding, Call, Gpu, Shader};
 use crate::backend::AttentionShape;
 
 /// `struct Params` of `attention.wgsl`.
@@ -43,7 +43,12 @@ pub fn attention(
     at_least(out, "attention out [L, H]", len * heads * hd);
     let kernel = gpu.kernel(
         Shader::Attention,
-        &[Slot::Read, Slot::Read, Slot::Write, Slot::Uniform],
+        &[
+            Binding::Read,
+            Binding::Read,
+            Binding::Write,
+            Binding::Uniform,
+        ],
         &[],
     );
     let scale = 1.0 / (hd as f32).sqrt();

@@ -10,9 +10,10 @@ use wgpu::util::DeviceExt;
 use super::shader::Shader;
 use crate::error::{Error, GpuFault, Result};
 
-/// A binding slot of a kernel, in binding order.
+/// How a kernel uses one of its bindings, in binding order. ("Slot" is only the canvas's: a
+/// piece of a template laid out in `text::canvas`.)
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Slot {
+pub enum Binding {
     Read,
     Write,
     Uniform,
@@ -197,7 +198,12 @@ impl Gpu {
 
     /// A compiled kernel, cached by shader and override constants; its source is composed
     /// (`Shader::source`) only on the first request.
-    pub fn kernel(&self, shader: Shader, slots: &[Slot], constants: &[(&str, f64)]) -> Kernel {
+    pub fn kernel(
+        &self,
+        shader: Shader,
+        bindings: &[Binding],
+        constants: &[(&str, f64)],
+    ) -> Kernel {
         let name = shader.name();
         let key = format!("{name}{constants:?}");
         if let Some(k) = self.kernels.lock().expect("kernel cache").get(&key) {
@@ -209,7 +215,7 @@ impl Gpu {
                 label: Some(name),
                 source: wgpu::ShaderSource::Wgsl(shader.source().into()),
             });
-        let entries: Vec<wgpu::BindGroupLayoutEntry> = slots
+        let entries: Vec<wgpu::BindGroupLayoutEntry> = bindings
             .iter()
             .enumerate()
             .map(|(i, s)| wgpu::BindGroupLayoutEntry {
@@ -217,9 +223,9 @@ impl Gpu {
                 visibility: wgpu::ShaderStages::COMPUTE,
                 ty: wgpu::BindingType::Buffer {
                     ty: match s {
-                        Slot::Read => wgpu::BufferBindingType::Storage { read_only: true },
-                        Slot::Write => wgpu::BufferBindingType::Storage { read_only: false },
-                        Slot::Uniform => wgpu::BufferBindingType::Uniform,
+                        Binding::Read => wgpu::BufferBindingType::Storage { read_only: true },
+                        Binding::Write => wgpu::BufferBindingType::Storage { read_only: false },
+                        Binding::Uniform => wgpu::BufferBindingType::Uniform,
                     },
                     has_dynamic_offset: false,
                     min_binding_size: None,

@@ -2,7 +2,7 @@
 //! dispatch per row chunk of the token table.
 
 use super::weights::{GpuMatrix, Packing};
-use super::{Call, Gpu, Shader, Slot};
+use super::{Binding, Call, Gpu, Shader};
 
 /// `struct Params` of `embed.wgsl`.
 #[repr(C)]
@@ -46,15 +46,15 @@ pub fn embed(
     if e.types.is_some() {
         at_least(type_ids, "embed type_ids [L]", len);
     }
-    let slots = [
-        Slot::Read,
-        Slot::Read,
-        Slot::Read,
-        Slot::Read,
-        Slot::Read,
-        Slot::Read,
-        Slot::Write,
-        Slot::Uniform,
+    let bindings = [
+        Binding::Read,
+        Binding::Read,
+        Binding::Read,
+        Binding::Read,
+        Binding::Read,
+        Binding::Read,
+        Binding::Write,
+        Binding::Uniform,
     ];
     e.tokens
         .chunks
@@ -65,7 +65,7 @@ pub fn embed(
             let flag = |b: bool| if b { 1.0 } else { 0.0 };
             let kernel = gpu.kernel(
                 Shader::Embed,
-                &slots,
+                &bindings,
                 &[
                     ("F16", flag(e.tokens.packing == Packing::F16)),
                     ("ACCUM", flag(!first)),

@@ -1,6 +1,6 @@
 //! Dispatcher for `shaders/gather.wgsl`: the masked rows' hidden states, packed for the head.
 
-use super::{Call, Gpu, Shader, Slot};
+use super::{Binding, Call, Gpu, Shader};
 
 /// `struct Params` of `gather.wgsl`.
 #[repr(C)]
@@ -26,7 +26,12 @@ pub fn gather(
     at_least(y, "gather y [R, d]", count * d);
     let kernel = gpu.kernel(
         Shader::Gather,
-        &[Slot::Read, Slot::Read, Slot::Write, Slot::Uniform],
+        &[
+            Binding::Read,
+            Binding::Read,
+            Binding::Write,
+            Binding::Uniform,
+        ],
         &[super::WG_CONSTANT],
     );
     gpu.call(

@@ -1,6 +1,6 @@
 //! Dispatcher for `shaders/glu.wgsl`: `act(a) ⊙ b` of a gated FFN.
 
-use super::{activation, Call, Gpu, Shader, Slot};
+use super::{activation, Binding, Call, Gpu, Shader};
 use crate::model::plan::Activation;
 
 /// `struct Params` of `glu.wgsl`.
@@ -26,7 +26,7 @@ pub fn glu(
     at_least(y, "glu y [rows, inner]", rows * inner);
     let kernel = gpu.kernel(
         Shader::Glu,
-        &[Slot::Read, Slot::Write, Slot::Uniform],
+        &[Binding::Read, Binding::Write, Binding::Uniform],
         &[
             ("ACT", f64::from(activation::code(Some(act)))),
             super::WG_CONSTANT,

@@ -2,7 +2,7 @@
 //! of W.
 
 use super::weights::{GpuMatrix, Packing};
-use super::{activation, Call, Gpu, Shader, Slot};
+use super::{activation, Binding, Call, Gpu, Shader};
 use crate::model::plan::Activation;
 
 /// `struct Params` of `matmul.wgsl`.
@@ -83,12 +83,12 @@ pub fn matmul(
     let kernel = gpu.kernel(
         Shader::Matmul,
         &[
-            Slot::Read,
-            Slot::Read,
-            Slot::Read,
-            Slot::Read,
-            Slot::Write,
-            Slot::Uniform,
+            Binding::Read,
+            Binding::Read,
+            Binding::Read,
+            Binding::Read,
+            Binding::Write,
+            Binding::Uniform,
         ],
         &consts,
     );

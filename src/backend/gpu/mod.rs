@@ -19,7 +19,7 @@ pub(crate) mod shader;
 pub(crate) mod weights;
 
 pub use context::Gpu;
-pub(crate) use context::{Call, Slot};
+pub(crate) use context::{Binding, Call};
 pub use forward::GpuModel;
 
 /// Threads per workgroup of the element-wise kernels (embed, gather, glu, modulate, rope):

@@ -1,6 +1,6 @@
 //! Dispatcher for `shaders/modulate.wgsl`: adaLN `x·(1 + scale) + shift` of time-conditioned MDLM.
 
-use super::{Call, Gpu, Shader, Slot};
+use super::{Binding, Call, Gpu, Shader};
 
 /// `struct Params` of `modulate.wgsl`.
 #[repr(C)]
@@ -25,7 +25,7 @@ pub fn modulate(
     at_least(shift_scale, "modulate mod [2, d]", 2 * d);
     let kernel = gpu.kernel(
         Shader::Modulate,
-        &[Slot::Write, Slot::Read, Slot::Uniform],
+        &[Binding::Write, Binding::Read, Binding::Uniform],
         &[super::WG_CONSTANT],
     );
     gpu.call(

@@ -1,6 +1,6 @@
 //! Dispatcher for `shaders/norm.wgsl`: LayerNorm (with or without bias) and RMSNorm per row.
 
-use super::{Call, Gpu, Shader, Slot};
+use super::{Binding, Call, Gpu, Shader};
 use crate::model::plan::{Norm, NormKind};
 
 /// `struct Params` of `norm.wgsl`.
@@ -46,11 +46,11 @@ pub fn norm(gpu: &Gpu, n: &GpuNorm, x: &wgpu::Buffer, y: &wgpu::Buffer, rows: us
     let kernel = gpu.kernel(
         Shader::Norm,
         &[
-            Slot::Read,
-            Slot::Read,
-            Slot::Read,
-            Slot::Write,
-            Slot::Uniform,
+            Binding::Read,
+            Binding::Read,
+            Binding::Read,
+            Binding::Write,
+            Binding::Uniform,
         ],
         &[
             ("RMS", if n.rms { 1.0 } else { 0.0 }),

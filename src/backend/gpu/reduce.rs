@@ -2,7 +2,7 @@
 //! temperature), Σ p log p, a non-finite flag and the top-K logits, computed on the device so that a step reads back
 //! a few KB instead of the logits.
 
-use super::{Call, Gpu, Shader, Slot};
+use super::{Binding, Call, Gpu, Shader};
 use crate::backend::{RowSummary, TOP_K};
 
 /// `struct Params` of `reduce.wgsl`.
@@ -92,12 +92,12 @@ pub fn reduce(
     let kernel = gpu.kernel(
         Shader::Reduce,
         &[
-            Slot::Read,
-            Slot::Read,
-            Slot::Write,
-            Slot::Write,
-            Slot::Write,
-            Slot::Uniform,
+            Binding::Read,
+            Binding::Read,
+            Binding::Write,
+            Binding::Write,
+            Binding::Write,
+            Binding::Uniform,
         ],
         &[("K", TOP_K as f64)],
     );

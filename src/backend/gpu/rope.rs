@@ -2,7 +2,7 @@
 //! backends rotate by exactly the same angles.
 
 use super::context::groups_1d;
-use super::{Call, Gpu, Shader, Slot};
+use super::{Binding, Call, Gpu, Shader};
 use crate::backend::cpu::rope::tables;
 use crate::backend::AttentionShape;
 use crate::model::plan::Rope;
@@ -35,7 +35,7 @@ pub fn rope(gpu: &Gpu, qkv: &wgpu::Buffer, cs: &wgpu::Buffer, shape: &AttentionS
     at_least(cs, "rope cs [L, hd/2, 2]", len * (hd / 2) * 2);
     let kernel = gpu.kernel(
         Shader::Rope,
-        &[Slot::Write, Slot::Read, Slot::Uniform],
+        &[Binding::Write, Binding::Read, Binding::Uniform],
         &[super::WG_CONSTANT],
     );
     let threads = (len * (heads + shape.kv_heads) * (hd / 2)) as u32;
