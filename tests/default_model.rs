@@ -1,5 +1,7 @@
 //! The embedded default model: it loads from the binary's own bytes and fills a template with
 //! real tokens, keeping the known text.
+// options are set one field at a time after the defaults, as a user of the library would
+#![allow(clippy::field_reassign_with_default)]
 #![cfg(feature = "default-model")]
 
 use unmask::blocking::block_on;
@@ -11,7 +13,7 @@ fn embedded_model_fills_a_template() {
     assert_eq!(inf.model.spec.arch.name(), "mdlm");
     let template = "Peter [MASK*2] ran into the [MASK] Forest.";
     let canvas = inf.canvas(template).unwrap();
-    let mut o = SamplerOptions::for_model(&inf.model);
+    let mut o = SamplerOptions::default();
     o.seed = 7;
     let mut committed = 0;
     let r = block_on(inf.infill(template, &o, &mut |e| {

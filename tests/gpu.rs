@@ -2,6 +2,8 @@
 //! GPU (f32 weights) within atol/rtol 1e-3 with equal argmax; the f16 weight path against the
 //! CPU run on the same f16-rounded weights; the device reductions against the CPU ones. Under
 //! CI=true a missing adapter fails; elsewhere these tests say why they did not run.
+// options are set one field at a time after the defaults, as a user of the library would
+#![allow(clippy::field_reassign_with_default)]
 #![cfg(feature = "gpu")]
 
 mod common;
@@ -270,7 +272,7 @@ fn greedy_infill_agrees_between_cpu_and_gpu() {
             Strategy::Margin,
             Strategy::Threshold(0.3),
         ] {
-            let mut o = SamplerOptions::for_model(&cpu.model);
+            let mut o = SamplerOptions::default();
             o.strategy = strategy;
             o.choice.temperature = 0.0;
             let a = block_on(cpu.infill(template, &o, &mut |_| {})).unwrap();
@@ -294,7 +296,7 @@ fn sampled_infill_on_the_gpu_keeps_the_known_text_and_its_seed() {
     let mut inf = gpu_infiller(&g, "mdlm_dit");
     let template = "the cat [MASK*5] on the [MASK*2] .";
     let canvas = inf.canvas(template).unwrap();
-    let mut o = SamplerOptions::for_model(&inf.model);
+    let mut o = SamplerOptions::default();
     o.strategy = Strategy::Ancestral;
     o.choice.temperature = 1.0;
     o.steps = Some(40);
@@ -392,7 +394,7 @@ fn the_host_copy_is_released_after_the_upload() {
         ..DeviceOptions::default()
     };
     let (mut inf, _) = block_on(unmask::engine::infiller(model, device)).unwrap();
-    let o = unmask::diffusion::SamplerOptions::for_model(&inf.model);
+    let o = unmask::diffusion::SamplerOptions::default();
     let r = block_on(inf.infill("the [MASK*3] sat", &o, &mut |_| {})).unwrap();
     assert!(
         r.text.starts_with("the ") && r.text.ends_with(" sat"),

@@ -5,6 +5,8 @@
 //! step and the row, on the CPU and on the GPU, greedy and sampled, for a ranking strategy and
 //! ancestral, without committing a token; and the proposal functions fed adversarial logits and
 //! summaries return an error or an allowed token, never panic.
+// options are set one field at a time after the defaults, as a user of the library would
+#![allow(clippy::field_reassign_with_default)]
 
 mod common;
 
@@ -68,7 +70,7 @@ fn temperature_out_of_range_is_refused() {
             ..Default::default()
         });
         assert_input(&e, &names);
-        let mut o = SamplerOptions::for_model(&inf.model);
+        let mut o = SamplerOptions::default();
         o.choice.temperature = t;
         assert_input(&run_err(&mut inf, TEMPLATE, &o), &names);
     }
@@ -84,7 +86,7 @@ fn guidance_weight_out_of_range_is_refused() {
             ..Default::default()
         });
         assert_input(&e, &["guidance weight (cfg)", &max]);
-        let mut o = SamplerOptions::for_model(&inf.model);
+        let mut o = SamplerOptions::default();
         o.cfg_scale = w;
         assert_input(&run_err(&mut inf, TEMPLATE, &o), &["cfg", &max]);
     }
@@ -99,7 +101,7 @@ fn top_p_out_of_range_is_refused() {
             ..Default::default()
         });
         assert_input(&e, &["top-p", "(0, 1]"]);
-        let mut o = SamplerOptions::for_model(&inf.model);
+        let mut o = SamplerOptions::default();
         o.choice.top_p = p;
         assert_input(&run_err(&mut inf, TEMPLATE, &o), &["top-p", "(0, 1]"]);
     }
@@ -124,7 +126,7 @@ fn steps_out_of_range_are_refused_before_anything_is_allocated() {
         Strategy::MaskPredict,
     ] {
         for s in [0, 4 * MAX_STEPS_PER_HOLE + 1, 4_000_000_000, usize::MAX] {
-            let mut o = SamplerOptions::for_model(&inf.model);
+            let mut o = SamplerOptions::default();
             o.strategy = strategy;
             o.steps = Some(s);
             let t0 = std::time::Instant::now();
@@ -133,7 +135,7 @@ fn steps_out_of_range_are_refused_before_anything_is_allocated() {
             assert!(t0.elapsed().as_secs_f64() < 5.0, "{s} steps took a while");
         }
         // the cap itself runs
-        let mut o = SamplerOptions::for_model(&inf.model);
+        let mut o = SamplerOptions::default();
         o.strategy = strategy;
         o.steps = Some(4 * MAX_STEPS_PER_HOLE);
         let r = block_on(inf.infill(TEMPLATE, &o, &mut |_| {})).unwrap();
@@ -144,7 +146,7 @@ fn steps_out_of_range_are_refused_before_anything_is_allocated() {
 #[test]
 fn block_length_zero_is_refused_and_huge_is_one_block() {
     let mut inf = common::cpu_infiller("llada");
-    let mut o = SamplerOptions::for_model(&inf.model);
+    let mut o = SamplerOptions::default();
     o.strategy = Strategy::TopProb;
     o.block_len = Some(0);
     assert_input(
@@ -175,7 +177,7 @@ fn block_length_zero_is_refused_and_huge_is_one_block() {
 fn top_k_at_or_past_the_vocabulary_keeps_every_token() {
     let mut inf = common::cpu_infiller("mdlm_dit");
     let v = inf.model.spec.vocab_size;
-    let mut o = SamplerOptions::for_model(&inf.model);
+    let mut o = SamplerOptions::default();
     o.strategy = Strategy::Ancestral;
     o.choice.temperature = 1.0;
     o.seed = 5;
@@ -201,7 +203,7 @@ fn the_boundaries_themselves_are_accepted() {
         (MAX_TEMPERATURE, 0.0),
         (0.0, 0.0),
     ] {
-        let mut o = SamplerOptions::for_model(&inf.model);
+        let mut o = SamplerOptions::default();
         o.choice.temperature = t;
         o.cfg_scale = w;
         o.choice.top_p = f64::MIN_POSITIVE;
@@ -258,7 +260,7 @@ fn assert_non_finite(inf: &mut Engine, what: &str) {
     let canvas = inf.canvas(TEMPLATE).unwrap();
     for strategy in [Strategy::TopProb, Strategy::Ancestral] {
         for temperature in [0.0, 1.0] {
-            let mut o = SamplerOptions::for_model(&inf.model);
+            let mut o = SamplerOptions::default();
             o.strategy = strategy;
             o.choice.temperature = temperature;
             let mut committed = 0;
@@ -286,7 +288,7 @@ fn assert_non_finite(inf: &mut Engine, what: &str) {
         }
     }
     // guidance reduces on the host: the same error
-    let mut o = SamplerOptions::for_model(&inf.model);
+    let mut o = SamplerOptions::default();
     o.cfg_scale = 1.5;
     let e = run_err(inf, TEMPLATE, &o);
     assert!(

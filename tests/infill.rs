@@ -471,7 +471,7 @@ fn guidance_runs_two_passes_per_step() {
 #[test]
 fn bad_templates_and_options() {
     let mut inf = infiller("mdlm_dit");
-    let o = SamplerOptions::for_model(&inf.model);
+    let o = SamplerOptions::default();
     let mut err = |t: &str, o: &SamplerOptions| {
         block_on(inf.infill(t, o, &mut |_| {}))
             .unwrap_err()

@@ -92,7 +92,7 @@ fn poisoned(bytes: &[u8], e: &Entry, at: usize) -> Vec<u8> {
 /// The error of a default fill of `TEMPLATE`, of the forward contract on its canvas, and of
 /// `eval` on a short text.
 fn refusals(inf: &mut Engine) -> (Error, Error, Error) {
-    let o = SamplerOptions::for_model(&inf.model);
+    let o = SamplerOptions::default();
     let fill = block_on(inf.infill(TEMPLATE, &o, &mut |_| {}))
         .err()
         .unwrap_or_else(|| Error::input("no error: the fill succeeded"));

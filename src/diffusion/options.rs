@@ -213,7 +213,7 @@ impl InfillOptions {
     /// The sampler's options for `model`: the model's defaults, the strategy's defaults, then
     /// what was asked; forced text becomes token ids through the model's tokenizer.
     pub fn resolve(&self, model: &Model) -> Result<SamplerOptions> {
-        let mut o = SamplerOptions::for_model(model);
+        let mut o = SamplerOptions::default();
         if let Some(s) = self.strategy {
             o.strategy = s;
             // ranking strategies are greedy by default, as in LLaDA; the samplers of the MDLM

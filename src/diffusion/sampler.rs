@@ -53,13 +53,15 @@ pub struct SamplerOptions {
     pub pending: bool,
 }
 
-impl SamplerOptions {
-    /// Defaults for a model, chosen by measurement (`unmask eval --spans`, docs/quality.md): every
-    /// family unmasks the most confident proposal first, greedily, one token per step. On the
+impl Default for SamplerOptions {
+    /// The defaults, chosen by measurement (`unmask eval --spans`, docs/quality.md), the same for
+    /// every family: the most confident proposal first, greedily, one token per step. On the
     /// first default MDLM's held-out books (2000 two-word spans) that fills 15.8% of words right,
     /// where ancestral sampling at temperature 1, the faithful sampler of the MDLM objective
     /// (`_ddpm_update` in mdlm's diffusion.py), fills 7.6%. MLMs and LLaDA used it already.
-    pub fn for_model(_model: &Model) -> SamplerOptions {
+    /// (What depends on the model, the temperature of ancestral sampling on MDLM, is applied
+    /// by `InfillOptions::resolve`.)
+    fn default() -> SamplerOptions {
         SamplerOptions {
             strategy: Strategy::TopProb,
             steps: None,
