@@ -1,6 +1,8 @@
 //! `Strategy::ALL` is the one list of strategies. The CLI's `--strategy` help is built from it
-//! (checked in tests/cli.rs); the npm package's types and the web demo's menu are written by
-//! hand in their own languages, so they are checked against it here, in the list's order.
+//! (checked in tests/cli.rs); the npm package's types and the web demo's words for each
+//! strategy are written by hand in their own languages, so they are checked against it here,
+//! in the list's order. (At run time the package's `strategies()` returns the list itself: the
+//! package's and the demo's own tests check the types and the demo's menus against that too.)
 
 use unmask::diffusion::Strategy;
 
@@ -27,13 +29,22 @@ fn names() -> Vec<&'static str> {
     Strategy::ALL.iter().map(|s| s.name).collect()
 }
 
-/// `InfillOptions.strategy` in index.d.ts: a union of each name (and `threshold:${number}`).
+/// `StrategyName` in index.d.ts: a union of each name; `Strategy`, what
+/// `InfillOptions.strategy` takes, adds `threshold:${number}`.
 #[test]
 fn npm_types_name_every_strategy() {
     let dts = read("bindings/npm/index.d.ts");
-    let union = between(&dts, "strategy?:", ";");
+    let union = between(&dts, "export type StrategyName =", ";");
     assert_eq!(quoted(union), names(), "index.d.ts: {union}");
-    assert!(union.contains("`threshold:${number}`"), "{union}");
+    let strategy = between(&dts, "export type Strategy =", ";");
+    assert!(
+        strategy.contains("StrategyName") && strategy.contains("`threshold:${number}`"),
+        "{strategy}"
+    );
+    assert!(
+        dts.contains("strategy?: Strategy;"),
+        "InfillOptions.strategy"
+    );
 }
 
 /// `STRATEGIES` in the demo's presets.js: one entry per strategy (and the model's default,
