@@ -47,24 +47,38 @@ fn npm_types_name_every_strategy() {
     );
 }
 
-/// `STRATEGIES` in the demo's presets.js: one entry per strategy (and the model's default,
-/// the empty value), each value one `--strategy` reads.
+/// `STRATEGY_NOTES` in the demo's presets.js: the page's label and help for each strategy, by
+/// name, after the model's default (`default`). The menu itself is built from the package's
+/// `strategies()` at run time; a note per strategy keeps the page's words complete, and a
+/// note's `value` (what the page sends) must be one `--strategy` reads as that strategy.
 #[test]
-fn the_demo_offers_every_strategy() {
+fn the_demo_describes_every_strategy() {
     let js = read("www/app/presets.js");
-    let list = between(&js, "export const STRATEGIES", "];");
-    let values: Vec<&str> = list
-        .split("value: ")
-        .skip(1)
-        .filter_map(|v| quoted(v).first().copied())
-        .filter(|v| !v.is_empty())
-        .collect();
-    let offered: Vec<String> = values
-        .iter()
-        .map(|v| {
-            let s: Strategy = v.parse().unwrap_or_else(|e| panic!("presets.js: {e}"));
-            s.to_string().split(':').next().unwrap().to_string()
-        })
-        .collect();
-    assert_eq!(offered, names(), "presets.js: {values:?}");
+    let notes = between(&js, "export const STRATEGY_NOTES = {", "\n};");
+    let mut named = Vec::new();
+    for line in notes
+        .lines()
+        .filter(|l| l.starts_with("  ") && l.contains(": {"))
+    {
+        let key = line[..line.find(": {").unwrap()].trim().trim_matches('"');
+        if key == "default" {
+            continue;
+        }
+        if let Some(value) = line
+            .split("value: ")
+            .nth(1)
+            .and_then(|v| quoted(v).first().copied())
+        {
+            let s: Strategy = value
+                .parse()
+                .unwrap_or_else(|e| panic!("presets.js: {key}: {e}"));
+            assert_eq!(
+                s.to_string().split(':').next(),
+                Some(key),
+                "presets.js: {line}"
+            );
+        }
+        named.push(key);
+    }
+    assert_eq!(named, names(), "presets.js: STRATEGY_NOTES");
 }
