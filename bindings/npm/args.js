@@ -7,31 +7,20 @@
 // Infinity turns into JSON's null (and so into a default), no BigInt or Symbol reaches
 // `JSON.stringify`.
 
-/** An `Error` whose `name` and `code` are the stable kind callers switch on. */
-export function namedError(name, message) {
-  const e = new Error(message);
-  e.name = name;
-  e.code = name;
-  return e;
-}
+import { namedError } from "./protocol.js";
 
-/** The `name` (and `code`) of every error the package throws (index.d.ts's `ErrorCode`). */
-export const CODES = new Set([
-  "BadModel",
-  "BadInput",
-  "BadTemplate",
-  "ModelTooLarge",
-  "WebGPUUnavailable",
-  "DeviceLost",
-  "OutOfMemory",
-  "GpuError",
-  "NetworkError",
-  "Aborted",
-  "Busy",
-  "Disposed",
-  "InternalError",
-  "WorkerError",
-]);
+/** @typedef {import("./protocol.js").ErrorCode} ErrorCode */
+/** @typedef {import("./index.js").InfillOptions} InfillOptions */
+/** @typedef {import("./index.js").LoadOptions} LoadOptions */
+/** @typedef {import("./index.js").CorruptOptions} CorruptOptions */
+/** @typedef {import("./index.js").ModelFiles} ModelFiles */
+
+/**
+ * One checker per kind of option: `(fn, name, value)` gives the value to pass on (`undefined`:
+ * leave it out) or throws a `BadInput` naming `fn` and `name`.
+ * @template T
+ * @typedef {(fn: string, name: string, v: unknown) => T} Checker
+ */
 
 /** The longest template (and `corrupt` text) read, in UTF-8 bytes: the engine's own limit. */
 export const MAX_TEXT_BYTES = 1 << 20;
@@ -41,7 +30,11 @@ export const MAX_THREADS = 256;
 
 const MAX_WHOLE = Number.MAX_SAFE_INTEGER;
 
-/** A value as a message shows it, whatever it is: never throws, never runs a getter of it. */
+/**
+ * A value as a message shows it, whatever it is: never throws, never runs a getter of it.
+ * @param {unknown} v
+ * @returns {string}
+ */
 export function show(v) {
   try {
     switch (typeof v) {
@@ -78,7 +71,10 @@ export function show(v) {
   }
 }
 
-/** What an exception says, whatever was thrown. */
+/**
+ * What an exception says, whatever was thrown.
+ * @param {unknown} e
+ */
 function why(e) {
   try {
     if (e instanceof Error) return String(e.message);
@@ -88,21 +84,35 @@ function why(e) {
   return show(e);
 }
 
+/**
+ * @param {string} fn
+ * @param {string} what
+ * @param {string} expected
+ * @param {unknown} v
+ */
 function bad(fn, what, expected, v) {
   return namedError("BadInput", `${fn}: ${what} must be ${expected}, not ${show(v)}`);
 }
 
-/** `options.key`, or `options["odd key"]`, as a message names a field. */
+/**
+ * `options.key`, or `options["odd key"]`, as a message names a field.
+ * @param {string} path
+ * @param {string} key
+ */
 function field(path, key) {
   return /^[A-Za-z_$][\w$]*$/.test(key) ? `${path}.${key}` : `${path}[${show(key)}]`;
 }
 
-/** The index of the first lone surrogate in `s`, or -1 (well-formed pairs are one code point in /u). */
+/**
+ * The index of the first lone surrogate in `s`, or -1 (well-formed pairs are one code point in /u).
+ * @param {string} s
+ */
 function loneSurrogate(s) {
   const m = /\p{Surrogate}/u.exec(s);
   return m === null ? -1 : m.index;
 }
 
+/** @param {string} s */
 function utf8Length(s) {
   let n = 0;
   for (let i = 0; i < s.length; i++) {
@@ -117,11 +127,21 @@ function utf8Length(s) {
   return n;
 }
 
+/**
+ * @param {string} s
+ * @param {number} at
+ */
 function unit(s, at) {
   return `\\u${s.charCodeAt(at).toString(16).toUpperCase().padStart(4, "0")}`;
 }
 
-/** A string of valid Unicode (no lone surrogate, which UTF-8 cannot carry), else `code`. */
+/**
+ * A string of valid Unicode (no lone surrogate, which UTF-8 cannot carry), else `code`.
+ * @param {string} fn
+ * @param {string} what
+ * @param {string} s
+ * @param {ErrorCode} code
+ */
 function wellFormed(fn, what, s, code) {
   const at = loneSurrogate(s);
   if (at >= 0) {
@@ -133,7 +153,14 @@ function wellFormed(fn, what, s, code) {
   }
 }
 
-/** A text the module reads whole: a string, valid Unicode, at most 1 MiB as UTF-8. */
+/**
+ * A text the module reads whole: a string, valid Unicode, at most 1 MiB as UTF-8.
+ * @param {string} fn
+ * @param {string} what
+ * @param {unknown} v
+ * @param {ErrorCode} code
+ * @returns {string}
+ */
 function text(fn, what, v, code) {
   if (typeof v !== "string") throw namedError(code, `${fn}: ${what} must be a string, not ${show(v)}`);
   wellFormed(fn, what, v, code);
@@ -146,12 +173,19 @@ function text(fn, what, v, code) {
   return v;
 }
 
-/** `infill`, `steps`, `measure`, `layout`: the template, else `BadTemplate`. */
+/**
+ * `infill`, `steps`, `measure`, `layout`: the template, else `BadTemplate`.
+ * @param {string} fn
+ * @param {unknown} v
+ */
 export function template(fn, v) {
   return text(fn, "template", v, "BadTemplate");
 }
 
-/** `corrupt`'s text, else `BadInput`. */
+/**
+ * `corrupt`'s text, else `BadInput`.
+ * @param {unknown} v
+ */
 export function corruptText(v) {
   return text("corrupt", "text", v, "BadInput");
 }
@@ -160,6 +194,10 @@ export function corruptText(v) {
  * The own enumerable keys of an options object; `undefined` is no options (`[]`), anything
  * that is not a plain object (null, an array, a function, a primitive) is `BadInput`, and so
  * is an object whose keys cannot be listed (a Proxy whose traps throw).
+ * @param {string} fn
+ * @param {string} what
+ * @param {unknown} v
+ * @returns {string[]}
  */
 function keysOf(fn, what, v) {
   if (v === undefined) return [];
@@ -168,20 +206,32 @@ function keysOf(fn, what, v) {
     if (Array.isArray(v)) throw bad(fn, what, "an object (or left out)", v);
     return Object.keys(v);
   } catch (e) {
-    if (e?.code === "BadInput") throw e;
+    if (/** @type {any} */ (e)?.code === "BadInput") throw e;
     throw namedError("BadInput", `${fn}: ${what} could not be read (${why(e)})`);
   }
 }
 
+/**
+ * `v[key]`, a getter's or Proxy's exception as `BadInput` naming it.
+ * @param {string} fn
+ * @param {string} what
+ * @param {any} v
+ * @param {string | number} key
+ * @returns {unknown}
+ */
 function get(fn, what, v, key) {
   try {
     return v[key];
   } catch (e) {
-    throw namedError("BadInput", `${fn}: ${field(what, key)} could not be read (${why(e)})`);
+    throw namedError("BadInput", `${fn}: ${field(what, String(key))} could not be read (${why(e)})`);
   }
 }
 
-/** `v instanceof URL`, false where asking throws (a revoked Proxy). */
+/**
+ * `v instanceof URL`, false where asking throws (a revoked Proxy).
+ * @param {unknown} v
+ * @returns {v is URL}
+ */
 function isURL(v) {
   try {
     return typeof URL !== "undefined" && v instanceof URL;
@@ -190,87 +240,112 @@ function isURL(v) {
   }
 }
 
+/** @type {(v: unknown) => v is number} */
 const isWhole = (v) => typeof v === "number" && Number.isInteger(v) && v >= 0 && v <= MAX_WHOLE;
 
-// One checker per kind of option: (fn, name, value) => the value to pass on, or throws.
+// One checker per kind of option (a Checker): (fn, name, value) => the value to pass on, or throws.
+/** @type {Checker<number>} */
 const finite = (fn, name, v) => {
   if (typeof v !== "number" || !Number.isFinite(v)) throw bad(fn, name, "a finite number", v);
   return v;
 };
+/** @type {Checker<number>} */
 const whole = (fn, name, v) => {
   if (!isWhole(v)) throw bad(fn, name, "a whole number from 0 to 2^53 − 1", v);
   return v;
 };
+/** @type {Checker<boolean>} */
 const bool = (fn, name, v) => {
   if (typeof v !== "boolean") throw bad(fn, name, "true or false", v);
   return v;
 };
-/** A name (a strategy, a schedule, a family): a short string of valid Unicode. */
+/** @type {Checker<string>} A name (a strategy, a schedule, a family): a short string of valid Unicode. */
 const string = (fn, name, v) => {
   if (typeof v !== "string" || v.length > 1000) throw bad(fn, name, "a string (of at most 1000 characters)", v);
   wellFormed(fn, name, v, "BadInput");
   return v;
 };
+/**
+ * @template {string} T
+ * @param {T[]} values
+ * @returns {Checker<T>}
+ */
 const oneOf =
   (...values) =>
   (fn, name, v) => {
-    if (!values.includes(v)) throw bad(fn, name, values.map((x) => `'${x}'`).join(", ").replace(/, ([^,]*)$/, " or $1"), v);
-    return v;
+    if (!values.includes(/** @type {T} */ (v))) throw bad(fn, name, values.map((x) => `'${x}'`).join(", ").replace(/, ([^,]*)$/, " or $1"), v);
+    return /** @type {T} */ (v);
   };
-/** A callback; null is none. */
+/** @type {Checker<((...a: any[]) => any) | undefined>} A callback; null is none. */
 const callback = (fn, name, v) => {
   if (v === null) return undefined;
   if (typeof v !== "function") throw bad(fn, name, "a function (or left out)", v);
-  return v;
+  return /** @type {(...a: any[]) => any} */ (v);
 };
-/** An AbortSignal (any realm's: it is read as one, not tested with instanceof); null is none. */
+/** @type {Checker<AbortSignal | undefined>} An AbortSignal (any realm's: it is read as one, not tested with instanceof); null is none. */
 const signal = (fn, name, v) => {
   if (v === null) return undefined;
+  const s = /** @type {any} */ (v);
   let ok = false;
   try {
-    ok = typeof v === "object" && typeof v.aborted === "boolean" && typeof v.addEventListener === "function" && typeof v.removeEventListener === "function";
+    ok = typeof s === "object" && typeof s.aborted === "boolean" && typeof s.addEventListener === "function" && typeof s.removeEventListener === "function";
   } catch {
     ok = false;
   }
   if (!ok) throw bad(fn, name, "an AbortSignal (or left out)", v);
-  return v;
+  return /** @type {AbortSignal} */ (v);
 };
-/** A folder or file location: a non-empty string or a URL. */
+/** @type {Checker<string | URL>} A folder or file location: a non-empty string or a URL. */
 const location = (fn, name, v) => {
   if (typeof v === "string" && v !== "") return v;
   if (isURL(v)) return v;
   throw bad(fn, name, "a URL or a non-empty string", v);
 };
-/** As `location`; null is none. */
+/** @type {Checker<string | URL | undefined>} As `location`; null is none. */
 const optionalLocation = (fn, name, v) => (v === null ? undefined : location(fn, name, v));
+/** @type {Checker<"auto" | number>} */
 const threads = (fn, name, v) => {
-  if (v === "auto" || (Number.isInteger(v) && v >= 1 && v <= MAX_THREADS)) return v;
+  if (v === "auto" || (typeof v === "number" && Number.isInteger(v) && v >= 1 && v <= MAX_THREADS)) return v;
   throw bad(fn, name, `'auto' or a whole number from 1 to ${MAX_THREADS}`, v);
 };
+/** @type {Checker<number>} */
 const noiseLevel = (fn, name, v) => {
   if (typeof v !== "number" || !(v >= 0 && v <= 1)) throw bad(fn, name, "a noise level in [0, 1]", v);
   return v;
 };
+/** @type {Checker<number>} */
+const probability = (fn, name, v) => {
+  if (typeof v !== "number" || !(v >= 0 && v <= 1)) throw bad(fn, name, "a probability in [0, 1]", v);
+  return v;
+};
+/** @type {Checker<number>} */
+const nonNegative = (fn, name, v) => {
+  if (typeof v !== "number" || !Number.isFinite(v) || v < 0) throw bad(fn, name, "a finite number of at least 0", v);
+  return v;
+};
+/** @type {Checker<number>} top-p: a mass in (0, 1]. */
+const nucleus = (fn, name, v) => {
+  if (typeof v !== "number" || !(v > 0 && v <= 1)) throw bad(fn, name, "a number in (0, 1]", v);
+  return v;
+};
+/** @type {Checker<{ hole: number, text: string }[]>} */
 const force = (fn, name, v) => {
   let n;
   try {
     if (!Array.isArray(v)) throw bad(fn, name, "an array of { hole, text }", v);
     n = v.length;
   } catch (e) {
-    if (e?.code === "BadInput") throw e;
+    if (/** @type {any} */ (e)?.code === "BadInput") throw e;
     throw namedError("BadInput", `${fn}: ${name} could not be read (${why(e)})`);
   }
   if (!isWhole(n) || n > 1 << 16) throw bad(fn, name, "an array of at most 65536 { hole, text }", v);
+  /** @type {{ hole: number, text: string }[]} */
   const out = [];
   for (let i = 0; i < n; i++) {
     const at = `${name}[${i}]`;
     const item = get(fn, name, v, i);
-    out.push(
-      checked(fn, at, item, {
-        hole: whole,
-        text: (f, w, x) => text(f, w, x, "BadInput"),
-      }, ["hole", "text"]),
-    );
+    const one = checked(fn, at, item, { hole: whole, text: (f, w, x) => text(f, w, x, "BadInput") }, ["hole", "text"]);
+    out.push(/** @type {{ hole: number, text: string }} */ (one));
   }
   return out;
 };
@@ -279,6 +354,13 @@ const force = (fn, name, v) => {
  * Checks an options object against `spec` (key → checker): unknown keys are refused, each
  * known one is read once and checked, and a plain object of the checked values (without the
  * ones left out or `undefined`) comes back. `required` keys must be there.
+ * @template {Record<string, Checker<unknown>>} S
+ * @param {string} fn
+ * @param {string} what
+ * @param {unknown} v
+ * @param {S} spec
+ * @param {(keyof S)[]} [required]
+ * @returns {{ [K in keyof S]?: Exclude<ReturnType<S[K]>, undefined> }}
  */
 function checked(fn, what, v, spec, required = []) {
   const keys = keysOf(fn, what, v);
@@ -290,6 +372,7 @@ function checked(fn, what, v, spec, required = []) {
       );
     }
   }
+  /** @type {Record<string, unknown>} */
   const out = {};
   for (const key of Object.keys(spec)) {
     // a key not among the own keys is left out, whatever a prototype might say
@@ -301,7 +384,7 @@ function checked(fn, what, v, spec, required = []) {
     const c = spec[key](fn, field(what, key), value);
     if (c !== undefined) out[key] = c;
   }
-  return out;
+  return /** @type {any} */ (out);
 }
 
 const INFILL = {
@@ -322,18 +405,31 @@ const INFILL = {
   signal,
 };
 
-/** `infill`'s and `steps`' options, checked: a plain object of the given, checked values. */
+/**
+ * `infill`'s and `steps`' options, checked: a plain object of the given, checked values (the
+ * names, such as `strategy`, are checked as strings here and by the engine after).
+ * @param {string} fn
+ * @param {unknown} v
+ * @returns {Omit<InfillOptions, "onStep" | "signal"> & { onStep?: (e: import("./index.js").FillEvent) => void, signal?: AbortSignal }}
+ */
 export function infillOptions(fn, v) {
-  return checked(fn, "options", v, INFILL);
+  return /** @type {any} */ (checked(fn, "options", v, INFILL));
 }
 
 const CORRUPT = { family: string, t: noiseLevel, seed: whole };
 
+/**
+ * @param {unknown} v
+ * @returns {CorruptOptions}
+ */
 export function corruptOptions(v) {
-  return checked("corrupt", "options", v, CORRUPT);
+  return /** @type {CorruptOptions} */ (checked("corrupt", "options", v, CORRUPT));
 }
 
-/** `schedule(points)`: a finite number (rounded and clamped to 2..1000 by the caller). */
+/**
+ * `schedule(points)`: a finite number (rounded and clamped to 2..1000 by the caller).
+ * @param {unknown} v
+ */
 export function schedulePoints(v) {
   return finite("schedule", "points", v);
 }
@@ -352,15 +448,22 @@ const LOAD = {
   tokenizer: optionalLocation,
 };
 
+/**
+ * @param {unknown} v
+ * @returns {Omit<LoadOptions, "onProgress" | "signal" | "tokenizer"> & { onProgress?: (e: import("./index.js").ProgressEvent) => void, signal?: AbortSignal, tokenizer?: string | URL }}
+ */
 export function loadOptions(v) {
-  return checked("load", "options", v, LOAD);
+  return /** @type {any} */ (checked("load", "options", v, LOAD));
 }
 
+/** @type {(v: unknown) => v is Uint8Array} */
 const isBytes = (v) => ArrayBuffer.isView(v) && Object.prototype.toString.call(v) === "[object Uint8Array]";
+/** @type {Checker<Uint8Array>} */
 const bytes = (fn, name, v) => {
   if (!isBytes(v)) throw bad(fn, name, "a Uint8Array (the file's bytes)", v);
   return v;
 };
+/** @type {Checker<string | Uint8Array>} */
 const textOrBytes = (fn, name, v) => {
   if (typeof v === "string") return v;
   if (!isBytes(v)) throw bad(fn, name, "a string or a Uint8Array (the file's bytes)", v);
@@ -371,6 +474,9 @@ const textOrBytes = (fn, name, v) => {
  * `load`'s source: `{ kind: "default" }` (undefined or null), `{ kind: "folder", where }` (a
  * non-empty string or a URL), or `{ kind: "files", files }` (`{ config, weights, tokenizer }`;
  * `tokenizer` may be left out only when `options.tokenizer` says where to read it).
+ * @param {unknown} v
+ * @param {LoadOptions} options
+ * @returns {{ kind: "default" } | { kind: "folder", where: string | URL } | { kind: "files", files: ModelFiles }}
  */
 export function loadSource(v, options) {
   if (v === undefined || v === null) return { kind: "default" };
@@ -387,29 +493,84 @@ export function loadSource(v, options) {
       "load: source.tokenizer is missing: give tokenizer.json's bytes, or options.tokenizer (a folder or hub id to read it from)",
     );
   }
-  return { kind: "files", files };
+  return { kind: "files", files: /** @type {ModelFiles} */ (files) };
 }
 
-/** `isCached(source, options)`: as `load`'s folder forms; options `{ tokenizer }`. */
+/**
+ * `reapply`'s candidates: an array of objects with a probability `p` in [0, 1] (a step event's
+ * `top`), as the probabilities the module reads.
+ * @param {unknown} v
+ * @returns {Float64Array}
+ */
+export function candidates(v) {
+  let n;
+  try {
+    if (!Array.isArray(v)) throw bad("reapply", "candidates", "an array of { p } (a step event's `top`)", v);
+    n = v.length;
+  } catch (e) {
+    if (/** @type {any} */ (e)?.code === "BadInput") throw e;
+    throw namedError("BadInput", `reapply: candidates could not be read (${why(e)})`);
+  }
+  if (!isWhole(n) || n > 1 << 16) throw bad("reapply", "candidates", "an array of at most 65536 { p }", v);
+  const probs = new Float64Array(n);
+  for (let i = 0; i < n; i++) {
+    const item = get("reapply", "candidates", v, i);
+    if (item === null || typeof item !== "object") throw bad("reapply", `candidates[${i}]`, "an object with a probability p", item);
+    probs[i] = probability("reapply", `candidates[${i}].p`, get("reapply", `candidates[${i}]`, item, "p"));
+  }
+  return probs;
+}
+
+const REAPPLY = { temperature: nonNegative, topK: whole, topP: nucleus };
+
+/**
+ * `reapply`'s options `{ temperature, topK, topP }`.
+ * @param {unknown} v
+ * @returns {import("./index.js").ReapplyOptions}
+ */
+export function reapplyOptions(v) {
+  return checked("reapply", "options", v, REAPPLY);
+}
+
+/**
+ * `isCached(source, options)`: as `load`'s folder forms; options `{ tokenizer }`.
+ * @param {unknown} source
+ * @param {unknown} options
+ */
 export function cacheQuery(source, options) {
   if (source !== undefined && source !== null) location("isCached", "source", source);
   return checked("isCached", "options", options, { tokenizer: optionalLocation });
 }
 
-/** A location the platform cannot make a URL of, as `BadInput` naming it. */
+/**
+ * A location the platform cannot make a URL of, as `BadInput` naming it.
+ * @param {unknown} where
+ * @param {string} file
+ * @param {unknown} e
+ */
 export function badLocation(where, file, e) {
   return namedError("BadInput", `load: ${show(String(where))} is not a folder URL or path a URL can be made of (${file}: ${why(e)})`);
 }
 
 // --- network failures: a typed error naming the URL
 
-/** A fetch that did not get a response (no connection, DNS, CORS, TLS), naming the URL. */
+/**
+ * A fetch that did not get a response (no connection, DNS, CORS, TLS), naming the URL.
+ * @param {URL} url
+ * @param {unknown} e
+ */
 export function networkError(url, e) {
-  const cause = e?.cause?.code ?? e?.cause?.message;
+  const c = /** @type {any} */ (e)?.cause;
+  const cause = c?.code ?? c?.message;
   return namedError("NetworkError", `${url}: could not be fetched (${why(e)}${cause ? `: ${cause}` : ""})`);
 }
 
-/** A download that broke off after `n` bytes, naming the URL. */
+/**
+ * A download that broke off after `n` bytes, naming the URL.
+ * @param {URL} url
+ * @param {number} n
+ * @param {unknown} e
+ */
 export function brokenDownload(url, n, e) {
   return namedError("NetworkError", `${url}: the download broke off after ${n} bytes (${why(e)})`);
 }
@@ -418,6 +579,8 @@ export function brokenDownload(url, n, e) {
  * A response that is not OK, naming the URL and its status: the server's trouble (5xx, 408,
  * 429) is `NetworkError`, worth trying again later; anything else (404, 403…) says the model
  * is not there: `BadModel`.
+ * @param {URL} url
+ * @param {Response} res
  */
 export function httpError(url, res) {
   const s = res.status;

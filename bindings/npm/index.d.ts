@@ -1,5 +1,16 @@
-/** Where a model runs: a hardware WebGPU adapter when there is one, else the WASM CPU path. */
-export type Device = "auto" | "webgpu" | "wasm";
+/**
+ * Where a model runs: `"webgpu"` (the GPU, through WebGPU) or `"wasm"` (the CPU, in
+ * WebAssembly). The package's one backend vocabulary: `model.backend`,
+ * `model.backendReason.backend`, the progress events and `LoadOptions.device` all use it.
+ */
+export type Backend = "webgpu" | "wasm";
+
+/**
+ * What `load` asks for: `"auto"` (a hardware WebGPU adapter when there is one, else the WASM
+ * CPU path) or a {@link Backend}. (`"gpu"` and `"cpu"` are still read as `"webgpu"` and
+ * `"wasm"`, for code written before there was one vocabulary.)
+ */
+export type Device = "auto" | Backend;
 
 export interface LoadOptions {
   device?: Device;
@@ -12,8 +23,9 @@ export interface LoadOptions {
   /** Keep downloads in the Cache API (browsers; default true). */
   cache?: boolean;
   /**
-   * Run the model in a module worker (browsers): the returned object has the same API and the
-   * page's main thread stays free. Bytes given as the source are transferred, not copied.
+   * Run the model in a module worker (browsers): `load` then resolves to a {@link RemoteUnmask},
+   * a {@link Model} like `Unmask`, and the page's main thread stays free. Bytes given as the
+   * source are transferred, not copied.
    */
   worker?: boolean;
   /** Where the package's worker.js is, when a bundler moved it. */
@@ -53,10 +65,10 @@ export type ProgressEvent =
       cached: boolean;
     }
   /** The weights are in: the model is built and, on WebGPU, uploaded. */
-  | { phase: "compile"; backend: "webgpu" | "wasm"; parameters: number | null }
+  | { phase: "compile"; backend: Backend; parameters: number | null }
   /** A first pass compiles the shaders (WebGPU). */
-  | { phase: "warmup"; backend: "webgpu" | "wasm" }
-  | { phase: "ready"; backend: "webgpu" | "wasm" };
+  | { phase: "warmup"; backend: Backend }
+  | { phase: "ready"; backend: Backend };
 
 /**
  * The bytes of a model's Hugging Face files. `tokenizer` may be left out only when
@@ -69,17 +81,58 @@ export interface ModelFiles {
   tokenizer?: string | Uint8Array;
 }
 
+/**
+ * The unmasking strategies, by name: the engine's one list (`Strategy::ALL`), which
+ * {@link strategies} returns at run time; the package's tests fail if this union drifts from it.
+ */
+export type StrategyName = "ancestral" | "first-hitting" | "top-prob" | "margin" | "entropy" | "threshold" | "mask-predict";
+
+/** A strategy as `InfillOptions.strategy` takes it: a name, or `threshold:TAU` with TAU in [0, 1]. */
+export type Strategy = StrategyName | `threshold:${number}`;
+
+/** One strategy as the engine lists it. */
+export interface StrategyInfo {
+  name: StrategyName;
+  /** How it is written with its argument, e.g. `threshold[:TAU]`. */
+  usage: string;
+  /** One line of help (the CLI's). */
+  help: string;
+}
+
+/** Every unmasking strategy, in the order the CLI's help lists them (the module starts on first use). */
+export declare function strategies(): Promise<StrategyInfo[]>;
+
+/** `reapply`'s options; left out, each changes nothing. */
+export interface ReapplyOptions {
+  /** At least 0 (0: the most likely takes it all); default 1. */
+  temperature?: number;
+  /** Keep the k most likely (a whole number; 0, the default, keeps all). */
+  topK?: number;
+  /** Keep the smallest set of most likely whose mass reaches p, in (0, 1]; default 1. */
+  topP?: number;
+}
+
+/** What `reapply` adds to each candidate. */
+export interface Reweighed {
+  /** Its probability after the temperature, renormalised over the candidates. */
+  tempered: number;
+  /** Inside the top-k / top-p cut. */
+  kept: boolean;
+  /** Its probability in the distribution a draw samples: `tempered` renormalised over the kept; 0 if cut. */
+  final: number;
+}
+
+/**
+ * What a temperature, top-k and top-p make of a position's candidates (a step event's `top`:
+ * their `p` are the model's probabilities at temperature 1), taken as the whole distribution:
+ * the sampler's own code, run in the module. Each candidate comes back, in order, with
+ * {@link Reweighed}'s fields added. A `p` outside [0, 1] or a bad option is `BadInput`.
+ */
+export declare function reapply<C extends { p: number }>(candidates: readonly C[], options?: ReapplyOptions): Promise<(C & Reweighed)[]>;
+
 /** The same options as `unmask infill`'s flags. */
 export interface InfillOptions {
-  strategy?:
-    | "ancestral"
-    | "first-hitting"
-    | "top-prob"
-    | "margin"
-    | "entropy"
-    | "threshold"
-    | `threshold:${number}`
-    | "mask-predict";
+  strategy?: Strategy;
   steps?: number;
   temperature?: number;
   topK?: number;
@@ -98,7 +151,7 @@ export interface InfillOptions {
    * Sees every step as a `--trace` line, then the done event; an exception it throws ends the
    * fill, which rejects with it. Anything but a function (or null) is `BadInput`.
    */
-  onStep?: ((event: StepEvent | LengthsEvent | DoneEvent) => void) | null;
+  onStep?: ((event: FillEvent) => void) | null;
   /** Checked before every step; the fill gives the event loop a turn there, so it can fire. */
   signal?: AbortSignal | null;
 }
@@ -146,6 +199,18 @@ export interface DoneEvent {
   ms: number;
 }
 
+/** What `onStep` sees and `steps()` yields: each step, then the lengths tried (holes of unknown length), then done. */
+export type FillEvent = StepEvent | LengthsEvent | DoneEvent;
+
+/** `measure(template)`: the canvas a template takes, without running it. */
+export interface Measure {
+  /** Canvas length, with the model's special tokens. */
+  tokens: number;
+  holes: number;
+  /** The model's context. */
+  maxTokens: number;
+}
+
 /** One fill of a template with holes of unknown length (`[MASK*?]`, `[MASK*A-B]`). */
 export interface LengthCandidate {
   /** Tokens given to each hole of unknown length, in template order. */
@@ -156,6 +221,8 @@ export interface LengthCandidate {
   /** The any-order bound on -log p(fill | known text), in nats. */
   nats: number;
   /** `nats / tokens`: the candidates are ranked by it, lowest first. */
+  natsPerToken: number;
+  /** @deprecated The same as `natsPerToken` (the CLI's `--trace` spelling). */
   nats_per_token: number;
   nfe: number;
   chosen: boolean;
@@ -176,15 +243,19 @@ export interface InfillResult {
   lengths?: LengthCandidate[];
 }
 
+/** The CPU path's thread pool and why it has that size. */
+export interface ThreadPlan {
+  count: number;
+  reason: "requested" | "hardware-concurrency" | "single-core" | "not-cross-origin-isolated" | "main-thread" | "threads-failed" | "node";
+}
+
 export interface BackendReason {
-  backend: "cpu" | "gpu";
+  /** The same as `model.backend` (it used to say `"gpu"` or `"cpu"` here). */
+  backend: Backend;
+  /** The adapter used, or the one passed over; `null` when there was none. */
   adapter: string | null;
   reason: { kind: "requested" | "hardware-adapter" | "software-adapter-skipped" | "no-adapter" | "not-built"; error?: string };
-  /** The CPU path's thread pool and why it has that size. */
-  threads: {
-    count: number;
-    reason: "requested" | "hardware-concurrency" | "single-core" | "not-cross-origin-isolated" | "main-thread" | "threads-failed" | "node";
-  };
+  threads: ThreadPlan;
 }
 
 /**
@@ -285,26 +356,35 @@ export type ErrorCode =
   | "Busy"
   /** Any call on a model after its `dispose()` (`measure` and `schedule` included). */
   | "Disposed"
-  /** A bug inside the module (a Rust panic), with its message; load the model again. */
+  /** A bug inside the module (a Rust panic) or the worker, with its message; load the model again. */
   | "InternalError"
+  /**
+   * The module worker could not start or failed, or the page and worker.js speak different
+   * versions of the worker protocol (worker.js from another version of the package).
+   */
   | "WorkerError";
 
-/** Errors are `Error`s with a stable `name` and `code` (an {@link ErrorCode}) and the engine's message. */
-export declare class Unmask {
-  /**
-   * The default model with no source; else a folder URL or path, a hub id, or bytes. `owner/name`
-   * (no slash at either end) is a hub id; write a folder as `./dir`, `/dir` or `dir/`.
-   */
-  static load(source?: string | URL | ModelFiles | null, options?: LoadOptions): Promise<Unmask>;
-  readonly backend: "webgpu" | "wasm";
+/** Every error the package throws (an argument check, the module, a download, the worker) is one. */
+export interface UnmaskError extends Error {
+  name: ErrorCode;
+  code: ErrorCode;
+}
+
+/**
+ * A loaded model: what `Unmask.load` resolves to, in the page or thread that called it
+ * ({@link Unmask}) or in a module worker ({@link RemoteUnmask}, `worker: true`). Both classes
+ * implement it, so code written against `Model` takes either. Errors are {@link UnmaskError}s.
+ */
+export interface Model {
+  readonly backend: Backend;
   readonly backendReason: BackendReason;
-  /** Bytes read back from the GPU since loading (0 on the CPU); live during a fill. */
+  /** Bytes read back from the GPU since loading (0 on the CPU); live during a fill (in a worker: as of its last step). */
   readonly readbackBytes: number;
   /** Threads of the CPU path (see `LoadOptions.threads`). */
   readonly threads: number;
   infill(template: string, options?: InfillOptions): Promise<InfillResult>;
   /** How a template lays out on the canvas (tokens with the model's special tokens), without running it. */
-  measure(template: string): Promise<{ tokens: number; holes: number; maxTokens: number }>;
+  measure(template: string): Promise<Measure>;
   /** The template on the canvas, for drawing it: the user's text verbatim between the holes' positions. */
   layout(template: string): Promise<Layout>;
   /**
@@ -323,10 +403,60 @@ export declare class Unmask {
    * The events of one fill, yielded as each step happens; leaving the loop early stops the fill.
    * A bad argument throws from `steps()` itself (`BadTemplate`, `BadInput`).
    */
-  steps(template: string, options?: InfillOptions): AsyncIterable<StepEvent | LengthsEvent | DoneEvent>;
+  steps(template: string, options?: InfillOptions): AsyncIterable<FillEvent>;
   /**
    * Frees the model now. A model in a worker ends the worker: a call still in flight there
    * fails with `Disposed`; a local fill in flight finishes, then the model is freed.
    */
+  dispose(): void;
+}
+
+/** Where `load` reads a model from: nothing (the default model), a folder URL or path, a hub id, or bytes. */
+export type ModelSource = string | URL | ModelFiles | null | undefined;
+
+/** A model running in the calling page or thread. */
+export declare class Unmask implements Model {
+  #private;
+  /** Made by `load`. */
+  private constructor();
+  /**
+   * The default model with no source; else a folder URL or path, a hub id, or bytes. `owner/name`
+   * (no slash at either end) is a hub id; write a folder as `./dir`, `/dir` or `dir/`. With
+   * `worker: true` the model runs in a module worker and `load` resolves to a {@link RemoteUnmask}.
+   */
+  static load(source: ModelSource, options: LoadOptions & { worker: true }): Promise<RemoteUnmask>;
+  static load(source?: ModelSource, options?: LoadOptions & { worker?: false }): Promise<Unmask>;
+  static load(source?: ModelSource, options?: LoadOptions): Promise<Unmask | RemoteUnmask>;
+  readonly backend: Backend;
+  readonly backendReason: BackendReason;
+  readonly readbackBytes: number;
+  readonly threads: number;
+  infill(template: string, options?: InfillOptions): Promise<InfillResult>;
+  measure(template: string): Promise<Measure>;
+  layout(template: string): Promise<Layout>;
+  corrupt(text: string, options?: CorruptOptions): Promise<CorruptResult>;
+  schedule(points?: number): Promise<NoiseSchedule>;
+  steps(template: string, options?: InfillOptions): AsyncIterable<FillEvent>;
+  dispose(): void;
+}
+
+/**
+ * A model running in the package's module worker: what `Unmask.load(source, { worker: true })`
+ * resolves to (browsers). The same {@link Model} API; calls cross to the worker and back.
+ */
+export declare class RemoteUnmask implements Model {
+  #private;
+  /** Made by `Unmask.load` with `worker: true`. */
+  private constructor();
+  readonly backend: Backend;
+  readonly backendReason: BackendReason;
+  readonly readbackBytes: number;
+  readonly threads: number;
+  infill(template: string, options?: InfillOptions): Promise<InfillResult>;
+  measure(template: string): Promise<Measure>;
+  layout(template: string): Promise<Layout>;
+  corrupt(text: string, options?: CorruptOptions): Promise<CorruptResult>;
+  schedule(points?: number): Promise<NoiseSchedule>;
+  steps(template: string, options?: InfillOptions): AsyncIterable<FillEvent>;
   dispose(): void;
 }

@@ -2,12 +2,21 @@
 import { createReadStream } from "node:fs";
 import { readFile, stat } from "node:fs/promises";
 import * as wasm from "./wasm/unmask_wasm.js";
-import { makeUnmask, namedError } from "./unmask.js";
+import { makeTools, makeUnmask } from "./unmask.js";
+import { namedError } from "./protocol.js";
 import { badLocation, brokenDownload, cacheQuery, httpError, networkError } from "./args.js";
+
+// a worker needs a browser (`worker: true` is BadInput here); exported for `instanceof` and types
+export { RemoteUnmask } from "./remote.js";
 
 let started = false;
 const here = new URL("./", import.meta.url);
 
+/**
+ * @param {string | null} where
+ * @param {string} file
+ * @returns {URL}
+ */
 function locate(where, file) {
   if (where === null) return new URL(`model/${file}`, here);
   try {
@@ -20,7 +29,12 @@ function locate(where, file) {
 
 const aborted = () => namedError("Aborted", "the operation was aborted");
 
-/** `fetch`, its failures named: an abort is `Aborted`, no response a `NetworkError` naming the URL. */
+/**
+ * `fetch`, its failures named: an abort is `Aborted`, no response a `NetworkError` naming the URL.
+ * @param {URL} url
+ * @param {RequestInit} init
+ * @param {AbortSignal | undefined} signal
+ */
 async function fetched(url, init, signal) {
   try {
     return await fetch(url, { ...init, signal });
@@ -29,7 +43,8 @@ async function fetched(url, init, signal) {
   }
 }
 
-export const Unmask = makeUnmask({
+/** @type {import("./unmask.js").Platform} */
+const platform = {
   // Node runs the single-thread module (wasm-bindgen-rayon's pool is made of Web Workers)
   async init(options) {
     if (!started) {
@@ -45,7 +60,8 @@ export const Unmask = makeUnmask({
       try {
         return (await stat(url)).size;
       } catch (e) {
-        throw namedError("BadModel", `${url.pathname}: ${e.code === "ENOENT" ? "no such file" : e.message}`);
+        const err = /** @type {NodeJS.ErrnoException} */ (e);
+        throw namedError("BadModel", `${url.pathname}: ${err.code === "ENOENT" ? "no such file" : err.message}`);
       }
     }
     const head = await fetched(url, { method: "HEAD" }, signal);
@@ -64,7 +80,7 @@ export const Unmask = makeUnmask({
             const { done, value } = await chunks.next();
             return done ? null : new Uint8Array(value.buffer, value.byteOffset, value.byteLength);
           } catch (e) {
-            throw signal?.aborted ? aborted() : namedError("BadModel", `${url.pathname}: ${e.message}`);
+            throw signal?.aborted ? aborted() : namedError("BadModel", `${url.pathname}: ${e instanceof Error ? e.message : e}`);
           }
         },
         async cancel() {
@@ -75,7 +91,7 @@ export const Unmask = makeUnmask({
     }
     const res = await fetched(url, {}, signal);
     if (!res.ok) throw httpError(url, res);
-    const reader = res.body.getReader();
+    const reader = /** @type {ReadableStream<Uint8Array>} */ (res.body).getReader();
     let n = 0;
     return {
       cached: false,
@@ -94,12 +110,21 @@ export const Unmask = makeUnmask({
       async done() {},
     };
   },
-});
+};
 
-/** Node keeps no download cache: local files are read where they are. */
+export const Unmask = makeUnmask(platform);
+export const { strategies, reapply } = makeTools(platform);
+
+/**
+ * Node keeps no download cache: local files are read where they are.
+ * @param {string | URL | null} [source]
+ * @param {{ tokenizer?: string | URL | null }} [options]
+ * @returns {Promise<boolean>}
+ */
 export async function isCached(source, options) {
   cacheQuery(source, options);
   return false;
 }
 
+/** @returns {Promise<void>} */
 export async function clearCache() {}

@@ -4,12 +4,18 @@
 // the Cache API (`cache: false` to skip it); where it is missing or full (private windows)
 // they stay in memory, with a notice. No Node-only import on this path.
 import init, * as wasm from "./wasm/unmask_wasm.js";
-import { folderOf, makeUnmask, namedError } from "./unmask.js";
+import { folderOf, makeTools, makeUnmask } from "./unmask.js";
+import { namedError } from "./protocol.js";
 import { badLocation, brokenDownload, cacheQuery, httpError, networkError } from "./args.js";
 import { RemoteUnmask } from "./remote.js";
 
+export { RemoteUnmask };
+
+/** @typedef {import("./index.js").ThreadPlan} ThreadPlan */
+/** @typedef {import("./unmask.js").Wasm} Wasm */
+
 const CACHE = "unmask-v1";
-// the started module: { wasm, threads: { count, reason } }, one per realm
+/** @type {Promise<{ wasm: Wasm, threads: ThreadPlan }> | null} the started module, one per realm */
 let started = null;
 let warned = false;
 
@@ -18,6 +24,8 @@ let warned = false;
  * cross-origin-isolated page (SharedArrayBuffer) and must run off the main thread: there the
  * browser forbids blocking waits, rayon spins beside its pool instead, and two threads on two
  * cores measured no faster than one.
+ * @param {"auto" | number | undefined} asked
+ * @returns {ThreadPlan}
  */
 function threadPlan(asked) {
   const cores = globalThis.navigator?.hardwareConcurrency ?? 1;
@@ -32,15 +40,21 @@ function threadPlan(asked) {
   return { count: want, reason: explicit ? "requested" : "hardware-concurrency" };
 }
 
+/** @type {Partial<Record<ThreadPlan["reason"], string>>} */
 const ADVICE = {
   "not-cross-origin-isolated":
     "threads need a cross-origin-isolated page (serve it with Cross-Origin-Opener-Policy: same-origin and Cross-Origin-Embedder-Policy: require-corp)",
   "main-thread": "threads run only off the main thread: load with { worker: true }",
 };
 
-async function start(options) {
+/**
+ * @param {import("./index.js").LoadOptions} options
+ * @param {boolean} quiet no console notice (a call that loads no model)
+ * @returns {Promise<{ wasm: Wasm, threads: ThreadPlan }>}
+ */
+async function start(options, quiet) {
   const plan = threadPlan(options.threads);
-  if (plan.count === 1 && ADVICE[plan.reason] && !warned && (globalThis.navigator?.hardwareConcurrency ?? 1) > 1) {
+  if (plan.count === 1 && ADVICE[plan.reason] && !quiet && !warned && (globalThis.navigator?.hardwareConcurrency ?? 1) > 1) {
     warned = true;
     console.warn(`unmask: the CPU path runs on one thread: ${ADVICE[plan.reason]}`);
   }
@@ -52,10 +66,10 @@ async function start(options) {
       });
       // before anything else touches the CPU path: its first use fixes the pool at one thread
       await threaded.initThreadPool(plan.count);
-      return { wasm: threaded, threads: plan };
+      return { wasm: /** @type {Wasm} */ (/** @type {unknown} */ (threaded)), threads: plan };
     } catch (e) {
       // e.g. a device that cannot reserve the shared memory, or a bundler that moved the files
-      console.warn(`unmask: the threaded module could not start (${e?.message ?? e}); the CPU path runs on one thread`);
+      console.warn(`unmask: the threaded module could not start (${e instanceof Error ? e.message : e}); the CPU path runs on one thread`);
       plan.count = 1;
       plan.reason = "threads-failed";
     }
@@ -71,9 +85,14 @@ const DEFAULT_MODEL = {
   "tokenizer.json": new URL("./model/tokenizer.json", import.meta.url),
 };
 
+/**
+ * @param {string | null} where
+ * @param {string} file
+ * @returns {URL}
+ */
 function locate(where, file) {
   const base = typeof location === "undefined" ? import.meta.url : location.href;
-  if (where === null) return DEFAULT_MODEL[file];
+  if (where === null) return DEFAULT_MODEL[/** @type {keyof typeof DEFAULT_MODEL} */ (file)];
   try {
     return new URL(file, new URL(where, base));
   } catch (e) {
@@ -85,6 +104,11 @@ const aborted = () => namedError("Aborted", "the operation was aborted");
 
 let noCacheNoticed = false;
 
+/**
+ * @param {boolean | undefined} use
+ * @param {URL} url
+ * @returns {Promise<Cache | null>}
+ */
 async function openCache(use, url) {
   // data: and blob: URLs (a bundler may inline a small file) are already in memory
   if (use === false || !/^https?:$/.test(url.protocol)) return null;
@@ -102,7 +126,16 @@ async function openCache(use, url) {
   }
 }
 
-/** The module's reader over a response body (or any ReadableStream) from `url`. */
+/**
+ * The module's reader over a response body (or any ReadableStream) from `url`.
+ * @param {URL} url
+ * @param {AbortSignal | undefined} signal
+ * @param {ReadableStream<Uint8Array>} body
+ * @param {boolean} cached
+ * @param {(why?: unknown) => Promise<void>} [cancel]
+ * @param {() => Promise<void>} [done]
+ * @returns {import("./unmask.js").ByteSource}
+ */
 function streamSource(url, signal, body, cached, cancel = async () => {}, done = async () => {}) {
   const reader = body.getReader();
   let n = 0;
@@ -125,7 +158,8 @@ function streamSource(url, signal, body, cached, cancel = async () => {}, done =
   };
 }
 
-export const Unmask = makeUnmask({
+/** @type {import("./unmask.js").Platform} */
+const platform = {
   loadInWorker(source, options) {
     const start = () =>
       options.workerUrl
@@ -134,8 +168,8 @@ export const Unmask = makeUnmask({
     return RemoteUnmask.load(source, options, start);
   },
   // the first load decides the module (and its thread pool) for the realm; later loads share it
-  init(options) {
-    started ??= start(options).catch((e) => {
+  init(options, quiet = false) {
+    started ??= start(options, quiet).catch((e) => {
       started = null; // a later load may try again
       throw e;
     });
@@ -158,11 +192,11 @@ export const Unmask = makeUnmask({
     const url = locate(where, file);
     const cache = await openCache(options.cache, url);
     const hit = await cache?.match(url);
-    if (hit) return streamSource(url, signal, hit.body, true);
+    if (hit) return streamSource(url, signal, /** @type {ReadableStream<Uint8Array>} */ (hit.body), true);
     // one controller for the download and its copy into the cache: stopping the load (an
     // abort, a model too large for this device) stops both
     const controller = new AbortController();
-    const forward = () => controller.abort(signal.reason);
+    const forward = () => controller.abort(signal?.reason);
     signal?.addEventListener("abort", forward, { once: true });
     let res;
     try {
@@ -185,7 +219,7 @@ export const Unmask = makeUnmask({
     return streamSource(
       url,
       signal,
-      res.body,
+      /** @type {ReadableStream<Uint8Array>} */ (res.body),
       false,
       async (why) => {
         controller.abort(why);
@@ -198,11 +232,17 @@ export const Unmask = makeUnmask({
       },
     );
   },
-});
+};
+
+export const Unmask = makeUnmask(platform);
+export const { strategies, reapply } = makeTools(platform);
 
 /**
  * Whether every file of `source` (as `Unmask.load` takes it; nothing: the default model) is in
  * the cache; `options.tokenizer` as for `load` (where tokenizer.json comes from).
+ * @param {string | URL | null} [source]
+ * @param {{ tokenizer?: string | URL | null }} [options]
+ * @returns {Promise<boolean>}
  */
 export async function isCached(source, options) {
   options = cacheQuery(source, options);
@@ -214,7 +254,7 @@ export async function isCached(source, options) {
     return false; // the Cache API refused (e.g. an opaque origin): nothing is cached
   }
   const where = source === undefined || source === null ? null : folderOf(String(source));
-  const tok = options.tokenizer === undefined || options.tokenizer === null ? where : folderOf(String(options.tokenizer));
+  const tok = options?.tokenizer === undefined || options.tokenizer === null ? where : folderOf(String(options.tokenizer));
   const hits = await Promise.all([
     cache.match(locate(where, "config.json")),
     cache.match(locate(tok, "tokenizer.json")),

@@ -1,56 +1,106 @@
-// The main-thread side of the worker: a proxy with the same API as a local model. Weights
-// given as bytes are transferred to the worker, not copied.
+// The main-thread side of the worker: `RemoteUnmask`, a `Model` like a local `Unmask`, that
+// runs its model in the package's module worker (worker.js) through the worker protocol
+// (protocol.js). Weights given as bytes are transferred to the worker, not copied.
 // Arguments are checked here, on the page's side, before anything is posted.
 import { stepsOf } from "./unmask.js";
 import * as args from "./args.js";
+import { fromWire, mismatch, namedError, request } from "./protocol.js";
+
+/** @typedef {import("./index.js").Model} Model */
+/** @typedef {import("./protocol.js").Values} Values */
+/** @typedef {import("./protocol.js").Call} Call */
 
 let next = 0;
 
-function rebuild(error) {
-  const e = new Error(error.message);
-  e.name = error.name;
-  e.code = error.code ?? error.name;
-  return e;
-}
+/**
+ * @typedef {object} Pending
+ * @property {(value: any) => void} resolve
+ * @property {(error: Error) => void} reject
+ * @property {(progress: import("./index.js").ProgressEvent) => void} [onProgress]
+ * @property {(step: import("./index.js").FillEvent) => void} [onStep]
+ */
 
 class Channel {
+  /** @param {Worker} worker */
   constructor(worker) {
     this.worker = worker;
+    /** @type {Map<number, Pending>} */
     this.pending = new Map();
     this.readbackBytes = 0;
     worker.onmessage = ({ data }) => {
-      const p = this.pending.get(data.id);
+      const p = this.pending.get(data?.id);
       if (!p) return;
-      if ("readbackBytes" in data) this.readbackBytes = data.readbackBytes;
-      if ("progress" in data) p.onProgress?.(data.progress);
-      else if ("step" in data) p.onStep?.(data.step);
-      else {
+      const wrong = mismatch(data, "reply");
+      if (wrong !== null) {
         this.pending.delete(data.id);
-        if (data.error) p.reject(rebuild(data.error));
-        else p.resolve(data.value);
+        p.reject(wrong);
+        return;
+      }
+      /** @type {import("./protocol.js").Reply} */
+      const r = data;
+      switch (r.kind) {
+        case "progress":
+          p.onProgress?.(r.progress);
+          return;
+        case "step":
+          this.readbackBytes = r.readbackBytes;
+          p.onStep?.(r.step);
+          return;
+        case "value":
+          if (r.readbackBytes !== undefined) this.readbackBytes = r.readbackBytes;
+          this.pending.delete(r.id);
+          p.resolve(r.value);
+          return;
+        case "error":
+          this.pending.delete(r.id);
+          p.reject(fromWire(r.error));
+          return;
       }
     };
-    worker.onerror = (e) => this.fail({ name: "WorkerError", message: e.message ?? "the worker failed" });
+    worker.onerror = (e) => this.fail(namedError("WorkerError", e.message ?? "the worker failed"));
   }
 
-  /** Settles every call in flight with `error` (the worker is gone and will not answer). */
+  /**
+   * Settles every call in flight with `error` (the worker is gone and will not answer).
+   * @param {Error} error
+   */
   fail(error) {
-    for (const p of this.pending.values()) p.reject(rebuild(error));
+    for (const p of this.pending.values()) p.reject(error);
     this.pending.clear();
   }
 
-  call(message, handlers = {}, transfer = []) {
+  /**
+   * Posts one request; `done` settles with its reply's value.
+   * @template {Exclude<Call["op"], "abort">} K
+   * @param {Extract<Call, { op: K }>} call
+   * @param {Omit<Pending, "resolve" | "reject">} [handlers]
+   * @param {Transferable[]} [transfer]
+   * @returns {{ id: number, done: Promise<Values[K]> }}
+   */
+  call(call, handlers = {}, transfer = []) {
     const id = next++;
     return {
       id,
       done: new Promise((resolve, reject) => {
         this.pending.set(id, { resolve, reject, ...handlers });
-        this.worker.postMessage({ id, ...message }, transfer);
+        this.worker.postMessage(request(id, call), transfer);
       }),
     };
   }
+
+  /**
+   * Stops the fill whose request had the id `target` (no reply).
+   * @param {number} target
+   */
+  abort(target) {
+    this.worker.postMessage(request(next++, { op: "abort", target }));
+  }
 }
 
+const disposed = () => namedError("Disposed", "this model was disposed");
+const aborted = () => namedError("Aborted", "the operation was aborted");
+
+/** @implements {Model} */
 export class RemoteUnmask {
   #channel;
   #info;
@@ -58,9 +108,14 @@ export class RemoteUnmask {
 
   /** After `dispose` the worker is gone: every call is `Disposed` (it would never be answered). */
   #live() {
-    if (this.#disposed) throw rebuild({ name: "Disposed", message: "this model was disposed" });
+    if (this.#disposed) throw disposed();
   }
 
+  /**
+   * Made by `load`, not by hand.
+   * @param {Channel} channel
+   * @param {import("./protocol.js").LoadInfo} info
+   */
   constructor(channel, info) {
     this.#channel = channel;
     this.#info = info;
@@ -69,25 +124,42 @@ export class RemoteUnmask {
   /**
    * `start` makes the worker (a literal `new Worker(new URL(…))` there lets bundlers see it).
    * `source` and `options` were checked by `Unmask.load`.
+   * @param {string | URL | import("./index.js").ModelFiles | undefined} source
+   * @param {import("./index.js").LoadOptions} options
+   * @param {() => Worker} start
+   * @returns {Promise<RemoteUnmask>}
    */
   static async load(source, options, start) {
     const { onProgress, signal, worker: _worker, workerUrl: _url, ...rest } = options;
-    if (signal?.aborted) throw rebuild({ name: "Aborted", message: "the operation was aborted" });
+    if (signal?.aborted) throw aborted();
     const worker = start();
     const channel = new Channel(worker);
+    /** @type {ArrayBuffer[]} */
     const transfer = [];
     if (source && typeof source === "object" && "weights" in source) {
       for (const b of [source.weights, source.tokenizer, source.config]) {
-        if (b?.buffer instanceof ArrayBuffer && !transfer.includes(b.buffer)) transfer.push(b.buffer);
+        if (typeof b === "object" && b.buffer instanceof ArrayBuffer && !transfer.includes(b.buffer)) transfer.push(b.buffer);
       }
     }
     // URLs do not cross postMessage: strings do
-    const wasmUrl = rest.wasmUrl ? String(rest.wasmUrl) : undefined;
-    const wasmThreadsUrl = rest.wasmThreadsUrl ? String(rest.wasmThreadsUrl) : undefined;
-    const tokenizer = rest.tokenizer ? String(rest.tokenizer) : undefined;
-    const { done } = channel.call({ op: "load", source: source instanceof URL ? String(source) : source, options: { ...rest, wasmUrl, wasmThreadsUrl, tokenizer } }, { onProgress }, transfer);
-    const info = await done;
-    return new RemoteUnmask(channel, info);
+    const { wasmUrl, wasmThreadsUrl, tokenizer, ...plain } = rest;
+    const crossing = {
+      ...plain,
+      wasmUrl: wasmUrl ? String(wasmUrl) : undefined,
+      wasmThreadsUrl: wasmThreadsUrl ? String(wasmThreadsUrl) : undefined,
+      tokenizer: tokenizer ? String(tokenizer) : undefined,
+    };
+    const { done } = channel.call(
+      { op: "load", source: source instanceof URL ? String(source) : source, options: crossing },
+      { onProgress: onProgress ?? undefined },
+      transfer,
+    );
+    try {
+      return new RemoteUnmask(channel, await done);
+    } catch (e) {
+      worker.terminate(); // a worker without a model is of no use
+      throw e;
+    }
   }
 
   get backend() {
@@ -107,34 +179,73 @@ export class RemoteUnmask {
     return this.#channel.readbackBytes;
   }
 
+  /**
+   * @param {string} template
+   * @param {import("./index.js").InfillOptions} [options]
+   * @returns {Promise<import("./index.js").InfillResult>}
+   */
   async infill(template, options) {
     args.template("infill", template);
     // the worker's own model applies the defaults (candidates with onStep) on its side
     const { onStep, signal, ...request } = args.infillOptions("infill", options);
     this.#live();
-    if (signal?.aborted) throw rebuild({ name: "Aborted", message: "the operation was aborted" });
-    const { id, done } = this.#channel.call({ op: "infill", template, options: request }, { onStep });
-    const abort = () => this.#channel.worker.postMessage({ id: next++, op: "abort", target: id });
+    if (signal?.aborted) throw aborted();
+    // an exception from onStep ends the fill, which rejects with it, as on the page
+    /** @type {{ error: unknown } | null} */
+    let thrown = null;
+    const { id, done } = this.#channel.call(
+      { op: "infill", template, options: request },
+      {
+        onStep: (step) => {
+          if (thrown !== null || !onStep) return;
+          try {
+            onStep(step);
+          } catch (error) {
+            thrown = { error };
+            this.#channel.abort(id);
+          }
+        },
+      },
+    );
+    const abort = () => this.#channel.abort(id);
     signal?.addEventListener("abort", abort, { once: true });
+    let result;
     try {
-      return await done;
+      result = await done;
+    } catch (e) {
+      if (thrown === null) throw e;
     } finally {
       signal?.removeEventListener("abort", abort);
     }
+    if (thrown !== null) throw /** @type {{ error: unknown }} */ (thrown).error;
+    return /** @type {import("./index.js").InfillResult} */ (result);
   }
 
+  /**
+   * @param {string} template
+   * @returns {Promise<import("./index.js").Measure>}
+   */
   async measure(template) {
     args.template("measure", template);
     this.#live();
     return this.#channel.call({ op: "measure", template }).done;
   }
 
+  /**
+   * @param {string} template
+   * @returns {Promise<import("./index.js").Layout>}
+   */
   async layout(template) {
     args.template("layout", template);
     this.#live();
     return this.#channel.call({ op: "layout", template }).done;
   }
 
+  /**
+   * @param {string} text
+   * @param {import("./index.js").CorruptOptions} [options]
+   * @returns {Promise<import("./index.js").CorruptResult>}
+   */
   async corrupt(text, options) {
     args.corruptText(text);
     const checked = args.corruptOptions(options);
@@ -142,12 +253,21 @@ export class RemoteUnmask {
     return this.#channel.call({ op: "corrupt", text, options: checked }).done;
   }
 
+  /**
+   * @param {number} [points]
+   * @returns {Promise<import("./index.js").NoiseSchedule>}
+   */
   async schedule(points = 101) {
     args.schedulePoints(points);
     this.#live();
     return this.#channel.call({ op: "schedule", points }).done;
   }
 
+  /**
+   * @param {string} template
+   * @param {import("./index.js").InfillOptions} [options]
+   * @returns {AsyncIterable<import("./index.js").FillEvent>}
+   */
   steps(template, options) {
     return stepsOf(this, template, options);
   }
@@ -156,6 +276,6 @@ export class RemoteUnmask {
   dispose() {
     this.#disposed = true;
     this.#channel.worker.terminate();
-    this.#channel.fail({ name: "Disposed", message: "this model was disposed" });
+    this.#channel.fail(disposed());
   }
 }

@@ -1,19 +1,56 @@
 // The package's JS layer over the wasm-bindgen classes: where the files come from (the
 // default model shipped beside the .wasm, a folder URL, a hub id, or bytes in memory), progress
-// events, AbortSignal checks, errors with stable names, and the same JSON shapes as the CLI.
-// The platform entries (index.web.js, index.node.js) only say how to start the module and how
-// to open a file as a stream of chunks. Every public function checks its arguments (args.js)
-// before anything enters the module.
+// events, AbortSignal checks, errors with stable names (protocol.js), and the same JSON shapes
+// as the CLI. The platform entries (index.web.js, index.node.js) only say how to start the
+// module and how to open a file as a stream of chunks. Every public function checks its
+// arguments (args.js) before anything enters the module.
 import * as args from "./args.js";
-import { namedError } from "./args.js";
+import { isNamed, namedError } from "./protocol.js";
 
-export { namedError };
+/** @typedef {typeof import("./wasm/unmask_wasm.js")} Wasm the wasm-bindgen module */
+/** @typedef {import("./index.js").Model} Model */
+/** @typedef {import("./index.js").LoadOptions} LoadOptions */
+/** @typedef {import("./index.js").InfillOptions} InfillOptions */
+/** @typedef {import("./index.js").InfillResult} InfillResult */
+/** @typedef {import("./index.js").FillEvent} FillEvent */
+/** @typedef {import("./index.js").ThreadPlan} ThreadPlan */
+/** @typedef {import("./index.js").ModelFiles} ModelFiles */
+/** @typedef {import("./remote.js").RemoteUnmask} RemoteUnmask */
+
+/**
+ * A file's bytes as the module reads them, chunk by chunk (`null` at the end).
+ * @typedef {object} ByteSource
+ * @property {boolean} cached served from the Cache API rather than the network
+ * @property {number} [size]
+ * @property {() => Promise<Uint8Array | null>} next
+ * @property {(why?: unknown) => Promise<void>} cancel
+ * @property {() => Promise<void>} done
+ */
+
+/**
+ * What an entry point (index.web.js, index.node.js) gives `makeUnmask`. `where` is a folder
+ * URL or path, or `null` for the default model shipped with the package.
+ * @typedef {object} Platform
+ * @property {(options: LoadOptions, quiet?: boolean) => Promise<{ wasm: Wasm, threads: ThreadPlan }>} init
+ *   Starts the module once per realm (the first call decides); `quiet`: no console notice
+ *   about threads (a call that loads no model).
+ * @property {(where: string | null, file: string, signal: AbortSignal | undefined, options: { cache?: boolean }) => Promise<number | null>} size
+ * @property {(where: string | null, file: string, signal: AbortSignal | undefined, options: { cache?: boolean }) => Promise<ByteSource>} open
+ * @property {(source: string | URL | ModelFiles | undefined, options: LoadOptions) => Promise<RemoteUnmask>} [loadInWorker]
+ */
 
 // config and tokenizer first (small, needed to choose and check), the weights streamed last
-const FILES = ["config.json", "tokenizer.json", "model.safetensors"];
-const KEYS = ["config", "tokenizer", "weights"];
+const FILES = /** @type {const} */ ([
+  { file: "config.json", key: "config" },
+  { file: "tokenizer.json", key: "tokenizer" },
+  { file: "model.safetensors", key: "weights" },
+]);
 
-/** A hub id (`owner/name`) becomes the hub's resolve URLs; anything else is a folder. */
+/**
+ * A hub id (`owner/name`) becomes the hub's resolve URLs; anything else is a folder.
+ * @param {string} source
+ * @returns {string}
+ */
 export function folderOf(source) {
   if (/^[\w.-]+\/[\w.-]+$/.test(source) && !source.startsWith(".")) {
     return `https://huggingface.co/${source}/resolve/main/`;
@@ -29,13 +66,20 @@ function abortError() {
   return namedError("Aborted", "the operation was aborted");
 }
 
+/** @param {AbortSignal | undefined} signal */
 function checkSignal(signal) {
   if (signal?.aborted) throw abortError();
 }
 
 /**
  * Runs a call into the module. A Rust panic traps as WebAssembly's bare "unreachable"; it
- * becomes an `Error` named `InternalError` carrying the panic's own message instead.
+ * becomes an `Error` named `InternalError` carrying the panic's own message instead. The
+ * module's own errors already have their name and code (lib.rs `js_error`); anything else (an
+ * exception thrown by `onStep` or `onProgress`) passes through untouched.
+ * @template T
+ * @param {Wasm} wasm
+ * @param {() => T | Promise<T>} call
+ * @returns {Promise<T>}
  */
 async function guarded(wasm, call) {
   try {
@@ -45,9 +89,21 @@ async function guarded(wasm, call) {
       const why = wasm.lastPanic?.() ?? e.message;
       throw namedError("InternalError", `unmask failed inside its module: ${why} (this is a bug; load the model again)`);
     }
-    if (e && typeof e === "object" && e.code === undefined && typeof e.name === "string") e.code = e.name;
     throw e;
   }
+}
+
+/**
+ * The package spells `nats_per_token` as `natsPerToken`, like its other fields; the old name
+ * stays beside it (deprecated) for code written against it.
+ * @template {object} T
+ * @param {T} x an event or a result
+ * @returns {T}
+ */
+function camelCased(x) {
+  const lengths = /** @type {{ lengths?: unknown }} */ (x).lengths;
+  if (Array.isArray(lengths)) for (const c of lengths) c.natsPerToken = c.nats_per_token;
+  return x;
 }
 
 /**
@@ -57,13 +113,16 @@ async function guarded(wasm, call) {
  * from one. The channel is closed when the fill ends.
  */
 function eventLoopTurns() {
+  /** @returns {Promise<void>} */
   const timeout = () => new Promise((r) => setTimeout(r, 0));
   if (typeof MessageChannel === "undefined") return { pause: timeout, close() {} };
   const channel = new MessageChannel();
+  /** @type {(() => void)[]} */
   const waiting = [];
   let turns = 0;
   channel.port1.onmessage = () => waiting.shift()?.();
   return {
+    /** @returns {Promise<void>} */
     pause() {
       turns += 1;
       if (turns % 8 === 0) return timeout();
@@ -83,21 +142,34 @@ function eventLoopTurns() {
  * `model.steps()`: the events of one fill as an async iterable, each yielded as its step
  * happens. Leaving the loop early (`break`, an exception) stops the fill. The arguments are
  * checked at once, so a bad one throws from `steps()` itself, before any iteration.
+ * @param {Model} model
+ * @param {string} template
+ * @param {InfillOptions} [options]
+ * @returns {AsyncIterable<FillEvent>}
  */
 export function stepsOf(model, template, options) {
   args.template("steps", template);
   return stepsOfChecked(model, template, args.infillOptions("steps", options));
 }
 
+/**
+ * @param {Model} model
+ * @param {string} template
+ * @param {InfillOptions} options
+ * @returns {AsyncGenerator<FillEvent>}
+ */
 async function* stepsOfChecked(model, template, options) {
   const { signal, onStep, ...rest } = options;
   const stop = new AbortController();
   const forward = () => stop.abort();
   if (signal?.aborted) stop.abort();
   signal?.addEventListener("abort", forward, { once: true });
+  /** @type {FillEvent[]} */
   const queue = [];
+  /** @type {(() => void) | null} */
   let wake = null;
   let finished = false;
+  /** @type {unknown} */
   let failure = null;
   const run = model
     .infill(template, {
@@ -106,31 +178,32 @@ async function* stepsOfChecked(model, template, options) {
       onStep: (e) => {
         onStep?.(e);
         queue.push(e);
-        wake?.();
+        /** @type {(() => void) | null} */ (wake)?.();
       },
     })
     .then(
       () => {
         finished = true;
-        wake?.();
+        /** @type {(() => void) | null} */ (wake)?.();
       },
       (e) => {
         failure = e;
         finished = true;
-        wake?.();
+        /** @type {(() => void) | null} */ (wake)?.();
       },
     );
   try {
     for (;;) {
-      if (queue.length) {
-        yield queue.shift();
+      const next = queue.shift();
+      if (next !== undefined) {
+        yield next;
         continue;
       }
       if (finished) {
         if (failure) throw failure;
         return;
       }
-      await new Promise((r) => (wake = r));
+      await new Promise((r) => (wake = () => r(undefined)));
       wake = null;
     }
   } finally {
@@ -142,7 +215,11 @@ async function* stepsOfChecked(model, template, options) {
   }
 }
 
-/** A byte source over bytes already in memory, in chunks (never one copy of the whole). */
+/**
+ * A byte source over bytes already in memory, in chunks (never one copy of the whole).
+ * @param {string | Uint8Array} bytes
+ * @returns {ByteSource}
+ */
 function memorySource(bytes) {
   const data = typeof bytes === "string" ? new TextEncoder().encode(bytes) : bytes;
   const CHUNK = 1 << 20;
@@ -165,14 +242,25 @@ function memorySource(bytes) {
  * A failure while reading `file`, as the package names errors: an abort stays `Aborted`, the
  * module's own errors keep their names, anything else (a dropped connection, a read error) is
  * `BadModel` naming the file.
+ * @param {unknown} e
+ * @param {string} file
+ * @param {AbortSignal | undefined} signal
+ * @returns {Error}
  */
 function readFailure(e, file, signal) {
   if (signal?.aborted) return abortError();
-  if (e && typeof e === "object" && args.CODES.has(e.code)) return e;
-  return namedError("BadModel", `${file}: could not be read (${e?.message ?? e})`);
+  if (isNamed(e)) return e;
+  return namedError("BadModel", `${file}: could not be read (${e instanceof Error ? e.message : String(e)})`);
 }
 
+/**
+ * @param {ByteSource} source
+ * @param {(n: number) => void} progress
+ * @param {AbortSignal | undefined} signal
+ * @returns {Promise<Uint8Array>}
+ */
 async function readWhole(source, progress, signal) {
+  /** @type {Uint8Array[]} */
   const parts = [];
   let n = 0;
   for (let chunk; (chunk = await source.next()) !== null; ) {
@@ -191,10 +279,18 @@ async function readWhole(source, progress, signal) {
   return out;
 }
 
+/**
+ * The `Unmask` class of an entry point, over its platform.
+ * @param {Platform} platform
+ */
 export function makeUnmask(platform) {
-  return class Unmask {
+  /** @implements {Model} */
+  class Unmask {
+    /** @type {import("./wasm/unmask_wasm.js").Unmask} */
     #raw;
+    /** @type {Wasm} */
     #wasm;
+    /** @type {ThreadPlan} */
     #threads;
     #disposed = false;
 
@@ -203,6 +299,12 @@ export function makeUnmask(platform) {
       if (this.#disposed) throw disposedError();
     }
 
+    /**
+     * Made by `load`, not by hand.
+     * @param {import("./wasm/unmask_wasm.js").Unmask} raw
+     * @param {Wasm} wasm
+     * @param {ThreadPlan} threads
+     */
     constructor(raw, wasm, threads) {
       this.#raw = raw;
       this.#wasm = wasm;
@@ -212,6 +314,28 @@ export function makeUnmask(platform) {
     /**
      * Loads a model. `source`: nothing (the default model shipped with the package), a folder
      * URL or path in Hugging Face layout, a hub id, or `{ config, weights, tokenizer }` bytes.
+     * With `worker: true` the model runs in a module worker: a `RemoteUnmask`.
+     * @overload
+     * @param {string | URL | ModelFiles | null | undefined} source
+     * @param {LoadOptions & { worker: true }} options
+     * @returns {Promise<RemoteUnmask>}
+     */
+    /**
+     * @overload
+     * @param {string | URL | ModelFiles | null} [source]
+     * @param {LoadOptions & { worker?: false }} [options]
+     * @returns {Promise<Unmask>}
+     */
+    /**
+     * @overload
+     * @param {string | URL | ModelFiles | null} [source]
+     * @param {LoadOptions} [options]
+     * @returns {Promise<Unmask | RemoteUnmask>}
+     */
+    /**
+     * @param {string | URL | ModelFiles | null} [source]
+     * @param {LoadOptions} [options]
+     * @returns {Promise<Unmask | RemoteUnmask>}
      */
     static async load(source, options) {
       const checked = args.loadOptions(options);
@@ -223,27 +347,43 @@ export function makeUnmask(platform) {
       const { device = "auto", weights: weightFormat, onProgress, signal, cache } = checked;
       const { wasm, threads } = await platform.init(checked);
       checkSignal(signal);
+      /** @param {import("./index.js").ProgressEvent} event */
       const emit = (event) => onProgress?.(event);
       const files = from.kind === "files" ? from.files : null;
       const where = from.kind === "folder" ? folderOf(String(from.where)) : null;
       // a checkpoint may ship without its tokenizer (kuleshov-group/mdlm-owt uses GPT-2's):
       // `tokenizer` names the folder or hub id that tokenizer.json is read from instead
-      const tokenizerFrom = checked.tokenizer === undefined ? null : folderOf(String(checked.tokenizer));
-      const remote = (i) => (i === 1 && tokenizerFrom !== null ? tokenizerFrom : files ? null : where);
-      const inMemory = (i) => files !== null && !(i === 1 && tokenizerFrom !== null);
-      const open = (i) => (inMemory(i) ? memorySource(files[KEYS[i]]) : platform.open(remote(i), FILES[i], signal, { cache }));
+      const tokenizerFrom = checked.tokenizer === undefined || checked.tokenizer === null ? null : folderOf(String(checked.tokenizer));
+      /**
+       * Each file, and where it comes from: bytes in memory, or a folder (`null`: the default
+       * model's).
+       * @type {{ file: (typeof FILES)[number]["file"], bytes?: string | Uint8Array, where: string | null }[]}
+       */
+      const parts = FILES.map(({ file, key }) => {
+        if (key === "tokenizer" && tokenizerFrom !== null) return { file, where: tokenizerFrom };
+        // (args.loadSource made sure the tokenizer's bytes are there when no folder is named)
+        if (files !== null) return { file, bytes: files[key], where: null };
+        return { file, where };
+      });
+      /** @param {(typeof parts)[number]} part */
+      const open = (part) => (part.bytes !== undefined ? memorySource(part.bytes) : platform.open(part.where, part.file, signal, { cache }));
+      /** @param {string | Uint8Array} b */
       const byteLength = (b) => (typeof b === "string" ? new TextEncoder().encode(b).byteLength : b.byteLength);
       // every file's size before the first byte, so the total progress is known from the start
       const sizes = await Promise.all(
-        FILES.map((f, i) => (inMemory(i) ? byteLength(files[KEYS[i]]) : platform.size(remote(i), f, signal, { cache }))),
+        parts.map((part) => (part.bytes !== undefined ? byteLength(part.bytes) : platform.size(part.where, part.file, signal, { cache }))),
       );
       const totalBytes = sizes.every((s) => s !== null) ? sizes.reduce((a, b) => a + b, 0) : null;
-      const loaded = FILES.map(() => 0);
-      const progress = (i, cached) => (n) => {
+      const loaded = parts.map(() => 0);
+      /**
+       * @param {number} i
+       * @param {boolean} cached
+       */
+      const progress = (i, cached) => (/** @type {number} */ n) => {
         loaded[i] = n;
         emit({
           phase: "download",
-          file: FILES[i],
+          file: parts[i].file,
           loaded: n,
           total: sizes[i],
           totalLoaded: loaded.reduce((a, b) => a + b, 0),
@@ -251,22 +391,24 @@ export function makeUnmask(platform) {
           cached,
         });
       };
+      /** @type {Uint8Array[]} */
       const small = [];
       for (const i of [0, 1]) {
         try {
-          const src = await open(i);
+          const src = await open(parts[i]);
           small.push(await readWhole(src, progress(i, src.cached), signal));
         } catch (e) {
-          throw readFailure(e, FILES[i], signal);
+          throw readFailure(e, parts[i].file, signal);
         }
       }
       const settings = { device, ...(weightFormat ? { weights: weightFormat } : {}) };
       const loader = await guarded(wasm, () => wasm.Loader.create(new TextDecoder().decode(small[0]), small[1], settings));
+      /** @type {{ fileBytes: number, f32Bytes: number, tensors: number } | null} */
       let header = null;
       let consumed = false;
       try {
-        const src = await Promise.resolve(open(2)).catch((e) => {
-          throw readFailure(e, FILES[2], signal);
+        const src = await Promise.resolve(open(parts[2])).catch((e) => {
+          throw readFailure(e, parts[2].file, signal);
         });
         const report = progress(2, src.cached);
         try {
@@ -274,20 +416,21 @@ export function makeUnmask(platform) {
           for (let chunk; (chunk = await src.next()) !== null; ) {
             // the push that completes the header checks that the model fits (ModelTooLarge),
             // so an oversized checkpoint stops after its first bytes
-            header = (await guarded(wasm, () => loader.push(chunk))) ?? header;
+            const c = chunk;
+            header = (await guarded(wasm, () => loader.push(c))) ?? header;
             n += chunk.byteLength;
             report(n);
             checkSignal(signal);
           }
         } catch (e) {
           await src.cancel(e);
-          throw readFailure(e, FILES[2], signal);
+          throw readFailure(e, parts[2].file, signal);
         }
         await src.done();
         const backend = loader.backend;
         emit({ phase: "compile", backend, parameters: header ? header.f32Bytes / 4 : null });
         consumed = true;
-        const raw = await guarded(wasm, () => loader.finish((phase) => emit({ phase, backend })));
+        const raw = await guarded(wasm, () => loader.finish((/** @type {"warmup"} */ phase) => emit({ phase, backend })));
         emit({ phase: "ready", backend: raw.backend });
         return new Unmask(raw, wasm, threads);
       } finally {
@@ -303,9 +446,11 @@ export function makeUnmask(platform) {
     /**
      * Why that backend: `{ backend, adapter, reason: { kind }, threads: { count, reason } }`;
      * `threads` is the CPU path's pool and why it has that size.
+     * @returns {import("./index.js").BackendReason}
      */
     get backendReason() {
-      return { ...this.#raw.backendReason, threads: this.#threads };
+      const r = this.#raw.backendReason;
+      return { ...r, reason: /** @type {import("./index.js").BackendReason["reason"]} */ (r.reason), threads: this.#threads };
     }
 
     /** Threads of the CPU path (1 unless the page is cross-origin isolated and this runs in a worker). */
@@ -321,6 +466,9 @@ export function makeUnmask(platform) {
     /**
      * Fills a template's holes. Resolves to `{ text, holes, steps, nfe, ms }`; `onStep` sees
      * each step as a `--trace` line does, then the `{ done: true, … }` event.
+     * @param {string} template
+     * @param {InfillOptions} [options]
+     * @returns {Promise<InfillResult>}
      */
     async infill(template, options) {
       args.template("infill", template);
@@ -331,15 +479,26 @@ export function makeUnmask(platform) {
       if (onStep && request.candidates === undefined) request.candidates = 5;
       const turns = eventLoopTurns();
       try {
-        return await guarded(this.#wasm, () =>
-          this.#raw.infill(template, request, onStep, signal, turns.pause),
+        const result = await guarded(this.#wasm, () =>
+          this.#raw.infill({
+            template,
+            options: request,
+            onStep: onStep && ((/** @type {FillEvent} */ e) => onStep(camelCased(e))),
+            signal,
+            pause: turns.pause,
+          }),
         );
+        return camelCased(/** @type {InfillResult} */ (result));
       } finally {
         turns.close();
       }
     }
 
-    /** `{ tokens, holes, maxTokens }`: how a template lays out on the canvas, without running it. */
+    /**
+     * `{ tokens, holes, maxTokens }`: how a template lays out on the canvas, without running it.
+     * @param {string} template
+     * @returns {Promise<import("./index.js").Measure>}
+     */
     async measure(template) {
       args.template("measure", template);
       this.#live();
@@ -349,6 +508,8 @@ export function makeUnmask(platform) {
     /**
      * `{ tokens, slots }`: the template on the canvas, for drawing it. Each slot is
      * `{ known }` (the user's text, verbatim) or `{ hole: [start, end], afterSpace, original? }`.
+     * @param {string} template
+     * @returns {Promise<import("./index.js").Layout>}
      */
     async layout(template) {
       args.template("layout", template);
@@ -360,6 +521,9 @@ export function makeUnmask(platform) {
      * A diffusion family's forward (noising) process on `text` at time `t`, on this model's
      * vocabulary: `{ family, t, noise, tokens: [{ id, text, originalId, originalText, masked,
      * changed, valid }] }`. Works while a fill runs.
+     * @param {string} text
+     * @param {import("./index.js").CorruptOptions} [options]
+     * @returns {Promise<import("./index.js").CorruptResult>}
      */
     async corrupt(text, options) {
       args.corruptText(text);
@@ -368,14 +532,23 @@ export function makeUnmask(platform) {
       return guarded(this.#wasm, () => this.#raw.corrupt(text, checked));
     }
 
-    /** `{ name, masked: [[t, 1 − α_t], …], continuous: [[t, 1 − ᾱ(t)], …] }` at `points` times in [0, 1]. */
+    /**
+     * `{ name, masked: [[t, 1 − α_t], …], continuous: [[t, 1 − ᾱ(t)], …] }` at `points` times in [0, 1].
+     * @param {number} [points]
+     * @returns {Promise<import("./index.js").NoiseSchedule>}
+     */
     async schedule(points = 101) {
       args.schedulePoints(points);
       this.#live();
       return guarded(this.#wasm, () => this.#raw.schedule(Math.min(1000, Math.max(2, Math.round(points)))));
     }
 
-    /** The same events as `onStep`, as an async iterable, live as the fill runs. */
+    /**
+     * The same events as `onStep`, as an async iterable, live as the fill runs.
+     * @param {string} template
+     * @param {InfillOptions} [options]
+     * @returns {AsyncIterable<FillEvent>}
+     */
     steps(template, options) {
       return stepsOf(this, template, options);
     }
@@ -385,5 +558,41 @@ export function makeUnmask(platform) {
       this.#disposed = true;
       this.#raw.dispose();
     }
+  }
+  return Unmask;
+}
+
+/**
+ * The functions that need the module but no model (`strategies`, `reapply`), over an entry's
+ * platform: the first call starts the module as a first `load` would (quietly).
+ * @param {Platform} platform
+ */
+export function makeTools(platform) {
+  const wasm = async () => (await platform.init({}, true)).wasm;
+  return {
+    /**
+     * Every unmasking strategy, from the engine's one list (`Strategy::ALL`).
+     * @returns {Promise<import("./index.js").StrategyInfo[]>}
+     */
+    async strategies() {
+      const w = await wasm();
+      return /** @type {import("./index.js").StrategyInfo[]} */ (await guarded(w, () => w.strategies()));
+    },
+
+    /**
+     * What a temperature, top-k and top-p make of a step's listed candidates, by the sampler's
+     * own code: each candidate comes back with `{ tempered, kept, final }` added.
+     * @template {{ p: number }} C
+     * @param {readonly C[]} candidates
+     * @param {import("./index.js").ReapplyOptions} [options]
+     * @returns {Promise<(C & import("./index.js").Reweighed)[]>}
+     */
+    async reapply(candidates, options) {
+      const probs = args.candidates(candidates);
+      const checked = args.reapplyOptions(options);
+      const w = await wasm();
+      const out = await guarded(w, () => w.reapply(probs, checked));
+      return candidates.map((c, i) => ({ ...c, ...out[i] }));
+    },
   };
 }

@@ -1,74 +1,106 @@
 // The package's module worker: `Unmask.load(source, { worker: true })` starts it and talks to
-// it with { id, op, … } messages, so a page runs inference off its main thread without writing
-// postMessage itself. Replies: { id, progress } / { id, step } while working, then
-// { id, value } or { id, error: { name, message } }.
+// it in the worker protocol (protocol.js), so a page runs inference off its main thread without
+// writing postMessage itself. One `load` first, then any number of the other ops; a request
+// this worker cannot take (another protocol version, an unknown op, an op before `load`, a
+// second `load`) is answered with a `WorkerError`, never left unanswered.
 import { Unmask } from "./index.web.js";
+import { namedError, mismatch, reply, OPS } from "./protocol.js";
 
+/** @typedef {import("./protocol.js").Request} Request */
+
+/**
+ * This worker's global scope (the DOM's types, which the package is checked with, call it a window).
+ * @type {{ postMessage(msg: unknown): void, onmessage: ((e: MessageEvent) => void) | null }}
+ */
+const scope = /** @type {any} */ (self);
+
+/** @type {InstanceType<typeof Unmask> | null} */
 let model = null;
-const fills = new Map(); // id -> AbortController of a fill in flight
+let loading = false;
+/** @type {Map<number, AbortController>} id -> the AbortController of a fill in flight */
+const fills = new Map();
 
-function reply(msg) {
-  self.postMessage(msg);
+/** @param {import("./protocol.js").Reply} msg */
+function post(msg) {
+  scope.postMessage(msg);
 }
 
-function failure(e) {
-  return { name: e?.name ?? "Error", code: e?.code, message: e?.message ?? String(e) };
+/** The model, once loaded. */
+function loaded() {
+  if (model === null) throw namedError("WorkerError", "this worker has no model yet: the page must send `load` first");
+  return model;
 }
 
-self.onmessage = async ({ data }) => {
-  const { id, op } = data;
-  try {
-    switch (op) {
-      case "load": {
-        model?.dispose();
-        const { source, options } = data;
-        model = await Unmask.load(source, {
-          ...options,
+/**
+ * @param {Request} data
+ * @returns {Promise<void>}
+ */
+async function handle(data) {
+  const { id } = data;
+  switch (data.op) {
+    case "load": {
+      if (model !== null || loading) throw namedError("WorkerError", "this worker already holds a model: one `load` per worker");
+      loading = true;
+      try {
+        model = await Unmask.load(data.source, {
+          ...data.options,
           worker: false,
-          onProgress: (progress) => reply({ id, progress }),
+          onProgress: (progress) => post(reply.progress(id, progress)),
         });
-        reply({ id, value: { backend: model.backend, backendReason: model.backendReason } });
-        break;
+      } finally {
+        loading = false;
       }
-      case "infill": {
-        const controller = new AbortController();
-        fills.set(id, controller);
-        try {
-          const value = await model.infill(data.template, {
-            ...data.options,
-            signal: controller.signal,
-            onStep: (step) => reply({ id, step, readbackBytes: model.readbackBytes }),
-          });
-          reply({ id, value, readbackBytes: model.readbackBytes });
-        } finally {
-          fills.delete(id);
-        }
-        break;
-      }
-      case "measure":
-        reply({ id, value: await model.measure(data.template) });
-        break;
-      case "layout":
-        reply({ id, value: await model.layout(data.template) });
-        break;
-      case "corrupt":
-        reply({ id, value: await model.corrupt(data.text, data.options) });
-        break;
-      case "schedule":
-        reply({ id, value: await model.schedule(data.points) });
-        break;
-      case "abort":
-        fills.get(data.target)?.abort();
-        break;
-      case "dispose":
-        model?.dispose();
-        model = null;
-        reply({ id, value: null });
-        break;
-      default:
-        throw new Error(`unknown op ${op}`);
+      const m = model;
+      post(reply.value(id, { backend: m.backend, backendReason: m.backendReason }));
+      return;
     }
+    case "infill": {
+      const m = loaded();
+      const controller = new AbortController();
+      fills.set(id, controller);
+      try {
+        const value = await m.infill(data.template, {
+          ...data.options,
+          signal: controller.signal,
+          onStep: (step) => post(reply.step(id, step, m.readbackBytes)),
+        });
+        post(reply.value(id, value, m.readbackBytes));
+      } finally {
+        fills.delete(id);
+      }
+      return;
+    }
+    case "measure":
+      post(reply.value(id, await loaded().measure(data.template)));
+      return;
+    case "layout":
+      post(reply.value(id, await loaded().layout(data.template)));
+      return;
+    case "corrupt":
+      post(reply.value(id, await loaded().corrupt(data.text, data.options)));
+      return;
+    case "schedule":
+      post(reply.value(id, await loaded().schedule(data.points)));
+      return;
+    case "abort":
+      fills.get(data.target)?.abort();
+      return;
+    default: {
+      /** @type {never} */
+      const unknown = data;
+      const op = /** @type {any} */ (unknown).op;
+      throw namedError("WorkerError", `unknown op ${JSON.stringify(op)}; this worker takes ${OPS.join(", ")}`);
+    }
+  }
+}
+
+scope.onmessage = async ({ data }) => {
+  const id = typeof data?.id === "number" ? data.id : -1;
+  const wrong = mismatch(data, "request");
+  if (wrong !== null) return post(reply.error(id, wrong));
+  try {
+    await handle(/** @type {Request} */ (data));
   } catch (e) {
-    reply({ id, error: failure(e) });
+    post(reply.error(id, e));
   }
 };

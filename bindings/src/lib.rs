@@ -6,7 +6,7 @@
 //! const loader = await Loader.create(configText, tokenizerBytes, { device: "auto" });
 //! for await (const chunk of weightStream) loader.push(chunk); // header checked on arrival
 //! const m = await loader.finish((phase) => console.log(phase));
-//! const r = await m.infill("The [MASK*3] sat.", { seed: 7 }, (step) => console.log(step));
+//! const r = await m.infill({ template: "The [MASK*3] sat.", options: { seed: 7 }, onStep: console.log });
 //! ```
 //!
 //! Errors are JS `Error`s whose `name` (and `code`) says what kind of failure it was
@@ -21,7 +21,8 @@ use wasm_bindgen::prelude::*;
 
 use unmask::backend::Denoiser;
 use unmask::diffusion::noising::{self, Family, NoisingContext};
-use unmask::diffusion::{Host, InfillOptions, Schedule, TraceEvent};
+use unmask::diffusion::proposal;
+use unmask::diffusion::{Host, InfillOptions, Schedule, Strategy, TokenChoice, TraceEvent};
 use unmask::engine::{self, BackendChoice, DeviceOptions, Engine, Selection, WeightFormat};
 use unmask::model::config::Config;
 use unmask::model::stream::WeightStream;
@@ -212,9 +213,9 @@ impl Loader {
     }
 
     /// `"webgpu"` or `"wasm"`: where the model will run.
-    #[wasm_bindgen(getter)]
+    #[wasm_bindgen(getter, unchecked_return_type = "Backend")]
     pub fn backend(&self) -> String {
-        backend_name(&self.target.selection)
+        backend_name(&self.target.selection).into()
     }
 
     /// Takes the next bytes of `model.safetensors`. The push that completes the header checks
@@ -285,11 +286,22 @@ impl Loader {
     }
 }
 
-fn backend_name(selection: &Selection) -> String {
+/// The backend in the package's one vocabulary, `"webgpu"` or `"wasm"` (the engine's `gpu`
+/// and `cpu`): `backend`, `backendReason.backend`, the progress events and `device` all say it.
+fn backend_name(selection: &Selection) -> &'static str {
     match selection.backend {
-        unmask::backend::Backend::Gpu => "webgpu".into(),
-        unmask::backend::Backend::Cpu => "wasm".into(),
+        unmask::backend::Backend::Gpu => "webgpu",
+        unmask::backend::Backend::Cpu => "wasm",
     }
+}
+
+/// `backendReason`: the engine's `Selection` with the backend in the package's vocabulary.
+#[derive(serde::Serialize)]
+struct BackendReason<'a> {
+    backend: &'static str,
+    /// `null` when no adapter was found (or none was looked for).
+    adapter: &'a Option<String>,
+    reason: &'a unmask::engine::Reason,
 }
 
 /// Where a model's engine is: ready, lent to the fill in flight, or gone.
@@ -435,9 +447,9 @@ fn to_json_value<T: serde::Serialize>(value: &T) -> Result<JsValue, JsValue> {
 #[wasm_bindgen]
 impl Unmask {
     /// `"webgpu"` or `"wasm"`: where this model runs.
-    #[wasm_bindgen(getter)]
+    #[wasm_bindgen(getter, unchecked_return_type = "Backend")]
     pub fn backend(&self) -> String {
-        backend_name(&self.selection)
+        backend_name(&self.selection).into()
     }
 
     /// Bytes read back from the GPU since the model was loaded (0 on the CPU); readable during
@@ -447,28 +459,40 @@ impl Unmask {
         self.gpu.as_ref().map_or(0.0, |g| g.readback_bytes() as f64)
     }
 
-    /// Why that backend: `{ backend, adapter, reason: { kind, … } }`.
-    #[wasm_bindgen(getter, js_name = backendReason)]
+    /// Why that backend: `{ backend, adapter, reason: { kind, … } }`, the backend spelt as
+    /// `backend` spells it (`"webgpu"` or `"wasm"`), the adapter `null` when there is none.
+    #[wasm_bindgen(getter, js_name = backendReason, unchecked_return_type = "BackendSelection")]
     pub fn backend_reason(&self) -> JsValue {
-        serde_wasm_bindgen::to_value(&self.selection).unwrap_or(JsValue::NULL)
+        let s = &self.selection;
+        to_json_value(&BackendReason {
+            backend: backend_name(s),
+            adapter: &s.adapter,
+            reason: &s.reason,
+        })
+        .unwrap_or(JsValue::NULL)
     }
 
-    /// Fills a template. `options` is the JSON shape of `InfillOptions` (`steps`, `strategy`,
-    /// `temperature`, `topK`, `topP`, `seed`, `cfg`, `force`, …); `on_step` sees every trace
-    /// event, the shape of a `--trace` line; `pause` (returning a promise) is awaited before
-    /// every step, and an aborted `signal` (an `AbortSignal`) stops the run there. Resolves to
-    /// `{ text, holes, steps, nfe, ms }`.
-    pub fn infill(
-        &self,
-        template: String,
-        options: JsValue,
-        on_step: Option<js_sys::Function>,
-        signal: Option<js_sys::Object>,
-        pause: Option<js_sys::Function>,
-    ) -> js_sys::Promise {
+    /// Fills a template, all of the call in one object (`InfillCall`), read by name:
+    /// `template`; `options`, the JSON shape of `InfillOptions` (`steps`, `strategy`,
+    /// `temperature`, `topK`, `topP`, `seed`, `cfg`, `force`, …); `onStep`, which sees every
+    /// trace event, the shape of a `--trace` line; `pause` (returning a promise), awaited before
+    /// every step; and `signal` (an `AbortSignal`), which stops the run there once aborted.
+    /// Resolves to `{ text, holes, steps, nfe, ms }`.
+    #[wasm_bindgen(unchecked_return_type = "Promise<object>")]
+    pub fn infill(&self, call: InfillCall) -> js_sys::Promise {
         let state = self.state.clone();
         wasm_bindgen_futures::future_to_promise(async move {
-            let request: InfillOptions = read_options("infill options", options)?;
+            let template = call
+                .template()
+                .as_string()
+                .ok_or_else(|| js_error("BadTemplate", "infill: the template must be a string"))?;
+            let request: InfillOptions = read_options("infill options", call.options())?;
+            let on_step = call.on_step().dyn_into::<js_sys::Function>().ok();
+            let pause = call.pause().dyn_into::<js_sys::Function>().ok();
+            // any realm's AbortSignal: read as one, never tested with instanceof
+            let signal = Some(call.signal())
+                .filter(JsValue::is_object)
+                .map(JsCast::unchecked_into::<js_sys::Object>);
             let mut inf = {
                 let mut s = state.borrow_mut();
                 match std::mem::replace(&mut *s, State::Busy { dispose: false }) {
@@ -620,6 +644,91 @@ impl Unmask {
             _ => State::Disposed,
         };
     }
+}
+
+#[wasm_bindgen(typescript_custom_section)]
+const TYPES: &'static str = r#"
+/** Where a model runs, in the package's one vocabulary. */
+export type Backend = "webgpu" | "wasm";
+/** `Unmask.backendReason` (the package adds `threads`). */
+export interface BackendSelection {
+  backend: Backend;
+  adapter: string | null;
+  reason: { kind: string; error?: string };
+}
+/** `Unmask.infill`'s one argument, read by name. */
+export interface InfillCall {
+  template: string;
+  /** The JSON shape of `InfillOptions`, checked by the package. */
+  options: object;
+  onStep?: (event: any) => void;
+  signal?: AbortSignal;
+  /** Awaited before every step. */
+  pause?: () => Promise<unknown> | void;
+}
+/** One entry of `strategies()`. */
+export interface StrategyEntry {
+  name: string;
+  usage: string;
+  help: string;
+}
+/** One entry of `reapply`'s answer, in the order of its probabilities. */
+export interface Reweighed {
+  tempered: number;
+  kept: boolean;
+  final: number;
+}
+"#;
+
+#[wasm_bindgen]
+extern "C" {
+    /// `Unmask.infill`'s one argument: a plain JS object read by name (`InfillCall`).
+    #[wasm_bindgen(typescript_type = "InfillCall")]
+    pub type InfillCall;
+    #[wasm_bindgen(method, getter)]
+    fn template(this: &InfillCall) -> JsValue;
+    #[wasm_bindgen(method, getter)]
+    fn options(this: &InfillCall) -> JsValue;
+    #[wasm_bindgen(method, getter, js_name = onStep)]
+    fn on_step(this: &InfillCall) -> JsValue;
+    #[wasm_bindgen(method, getter)]
+    fn signal(this: &InfillCall) -> JsValue;
+    #[wasm_bindgen(method, getter)]
+    fn pause(this: &InfillCall) -> JsValue;
+}
+
+/// Every unmasking strategy, from the engine's one list (`Strategy::ALL`), in the order the
+/// CLI's help lists them: `[{ name, usage, help }]`. The npm types and the web demo are tested
+/// against it.
+#[wasm_bindgen(unchecked_return_type = "StrategyEntry[]")]
+pub fn strategies() -> Result<JsValue, JsValue> {
+    to_json_value(&Strategy::ALL)
+}
+
+/// `reapply`'s options, as JS spells them.
+#[derive(Deserialize, Default)]
+#[serde(default, rename_all = "camelCase", deny_unknown_fields)]
+struct ReapplyOptions {
+    temperature: Option<f64>,
+    top_k: Option<usize>,
+    top_p: Option<f64>,
+}
+
+/// What a temperature, top-k and top-p make of a few tokens' model probabilities (a step
+/// event's `top` candidates), taken as the whole distribution: the sampler's own
+/// `sampling_distribution` over them (`proposal::reweigh`). `options` is `{ temperature,
+/// topK, topP }` (1, 0 and 1 by default: no change); the answer has one `{ tempered, kept,
+/// final }` per probability, in their order.
+#[wasm_bindgen(unchecked_return_type = "Reweighed[]")]
+pub fn reapply(probs: &[f64], options: JsValue) -> Result<JsValue, JsValue> {
+    let o: ReapplyOptions = read_options("reapply options", options)?;
+    let d = TokenChoice::default();
+    let choice = TokenChoice {
+        temperature: o.temperature.unwrap_or(d.temperature),
+        top_k: o.top_k.unwrap_or(d.top_k),
+        top_p: o.top_p.unwrap_or(d.top_p),
+    };
+    to_json_value(&proposal::reweigh(probs, &choice))
 }
 
 /// The JS side of a run: `onStep` for every event, and between steps the JS `pause` (a turn of

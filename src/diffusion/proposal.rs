@@ -105,6 +105,64 @@ pub fn sampling_distribution(
     cand
 }
 
+/// One listed token under a [`TokenChoice`], from [`reweigh`].
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize)]
+pub struct Reweighed {
+    /// Its probability after the temperature, renormalised over the listed tokens (at
+    /// temperature 0: 1 for the most likely, 0 for the others).
+    pub tempered: f64,
+    /// Inside the top-k / top-p cut.
+    pub kept: bool,
+    /// Its probability in the distribution a draw samples: `tempered` renormalised over the
+    /// kept tokens; 0 for the cut ones.
+    #[serde(rename = "final")]
+    pub drawn: f64,
+}
+
+/// What `choice` makes of a few tokens whose model probabilities (at temperature 1) are
+/// `probs`, e.g. the candidates a step event lists. They are taken as the whole distribution,
+/// renormalised over them, and tempered and cut by [`sampling_distribution`] as a row is; at
+/// temperature 0 the most likely (the first of equals) takes it all, as in [`propose_row`].
+/// For teaching views: what another temperature or top-p would have made of a position. A
+/// probability that is not a positive number counts as the smallest positive one.
+pub fn reweigh(probs: &[f64], choice: &TokenChoice) -> Vec<Reweighed> {
+    // log-probabilities are logits of the same distribution: the softmax renormalises them
+    let logits: Vec<f32> = probs
+        .iter()
+        .map(|&p| p.max(f64::MIN_POSITIVE).ln() as f32)
+        .collect();
+    let allowed = vec![true; probs.len()];
+    let spread = |choice: &TokenChoice| {
+        let mut out = vec![None; probs.len()];
+        if choice.temperature <= 0.0 {
+            let lp = log_softmax(&logits, &allowed, 1.0);
+            if let Some(best) = (0..lp.len()).reduce(|a, b| if lp[b] > lp[a] { b } else { a }) {
+                out[best] = Some(1.0);
+            }
+        } else {
+            for (id, p) in sampling_distribution(&logits, &allowed, choice) {
+                out[id as usize] = Some(p);
+            }
+        }
+        out
+    };
+    let tempered = spread(&TokenChoice {
+        top_k: 0,
+        top_p: 1.0,
+        ..*choice
+    });
+    let drawn = spread(choice);
+    tempered
+        .iter()
+        .zip(&drawn)
+        .map(|(t, d)| Reweighed {
+            tempered: t.unwrap_or(0.0),
+            kept: d.is_some(),
+            drawn: d.unwrap_or(0.0),
+        })
+        .collect()
+}
+
 /// The error of a row that offers nothing to draw.
 fn nothing_to_draw() -> Error {
     Error::input("no token can be drawn: the row's scores are not finite numbers or allow no token")
@@ -587,6 +645,75 @@ mod tests {
                 assert!(chi_square(&counts, &wrong, n) > 1000.0);
             }
         }
+    }
+
+    /// `reweigh` is `sampling_distribution` over the listed tokens: renormalised at temperature
+    /// 1, sharpened as `p^(1/T)` below it, cut by top-p and top-k, greedy at temperature 0.
+    #[test]
+    fn reweigh_takes_the_listed_tokens_as_the_distribution() {
+        let probs = [0.4, 0.2, 0.1, 0.1]; // 0.8 of the mass listed
+        let close = |a: f64, b: f64| (a - b).abs() < 1e-6;
+        let r = reweigh(&probs, &TokenChoice::default());
+        for (x, p) in r.iter().zip(&probs) {
+            assert!(
+                x.kept && close(x.tempered, p / 0.8) && close(x.drawn, p / 0.8),
+                "{x:?}"
+            );
+        }
+        // T = 0.5 squares the probabilities (0.73, 0.18, 0.05, 0.05 renormalised); top-p 0.8
+        // keeps the first two, renormalised
+        let half = TokenChoice {
+            temperature: 0.5,
+            top_p: 0.8,
+            top_k: 0,
+        };
+        let r = reweigh(&probs, &half);
+        let z = 0.16 + 0.04 + 0.01 + 0.01;
+        let want = [0.16 / z, 0.04 / z, 0.01 / z, 0.01 / z];
+        for (x, w) in r.iter().zip(&want) {
+            assert!(close(x.tempered, *w), "{x:?} vs {w}");
+        }
+        assert_eq!(
+            r.iter().map(|x| x.kept).collect::<Vec<_>>(),
+            [true, true, false, false]
+        );
+        let kept = want[0] + want[1];
+        assert!(close(r[0].drawn, want[0] / kept) && close(r[1].drawn, want[1] / kept));
+        assert_eq!((r[2].drawn, r[3].drawn), (0.0, 0.0));
+        // top-k 1 keeps the most likely
+        let r = reweigh(
+            &probs,
+            &TokenChoice {
+                top_k: 1,
+                ..Default::default()
+            },
+        );
+        assert_eq!(
+            r.iter().map(|x| x.drawn).collect::<Vec<_>>(),
+            [1.0, 0.0, 0.0, 0.0]
+        );
+        // temperature 0: the first of the most likely takes it all
+        let r = reweigh(
+            &[0.1, 0.3, 0.3, 0.0],
+            &TokenChoice {
+                temperature: 0.0,
+                ..Default::default()
+            },
+        );
+        let got: Vec<(f64, bool, f64)> = r.iter().map(|x| (x.tempered, x.kept, x.drawn)).collect();
+        assert_eq!(
+            got,
+            [
+                (0.0, false, 0.0),
+                (1.0, true, 1.0),
+                (0.0, false, 0.0),
+                (0.0, false, 0.0)
+            ]
+        );
+        // a zero probability stays (as the smallest positive one); nothing listed, nothing back
+        let r = reweigh(&[1.0, 0.0], &TokenChoice::default());
+        assert!(r[1].kept && r[1].drawn < 1e-300 && close(r[0].drawn, 1.0));
+        assert!(reweigh(&[], &TokenChoice::default()).is_empty());
     }
 
     #[test]

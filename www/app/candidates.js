@@ -1,32 +1,16 @@
 // The reverse process up close: a position's most likely tokens at one step, and what a
 // different temperature or top-p would have made of that same cached distribution.
+import { reapply } from "/unmask/index.web.js";
 
 /**
- * Re-applies temperature `T` and nucleus `topP` to candidates whose `p` are the model's own
- * probabilities (temperature 1). Only the listed candidates are known, so the result is
- * renormalised over them: `q_i ∝ p_i^(1/T)`, then the smallest set reaching `topP` is kept.
+ * Temperature `T` and nucleus `topP` re-applied to candidates whose `p` are the model's own
+ * probabilities (temperature 1), by the library's sampler itself (the package's `reapply`, the
+ * engine's `sampling_distribution` in the module). Only the listed candidates are known, so it
+ * takes them as the whole distribution: `tempered ∝ p^(1/T)`, then the smallest set reaching
+ * `topP` is `kept` and renormalised (`final`).
  */
-export function reapply(top, T, topP) {
-  if (top.length === 0) return [];
-  let q;
-  if (T <= 1e-6) {
-    q = top.map((_, i) => (i === 0 ? 1 : 0));
-  } else {
-    const logs = top.map((c) => Math.log(Math.max(c.p, 1e-300)) / T);
-    const m = Math.max(...logs);
-    const w = logs.map((l) => Math.exp(l - m));
-    const z = w.reduce((a, b) => a + b, 0);
-    q = w.map((x) => x / z);
-  }
-  const order = q.map((x, i) => [x, i]).sort((a, b) => b[0] - a[0]);
-  const kept = new Set();
-  let mass = 0;
-  for (const [x, i] of order) {
-    kept.add(i);
-    mass += x;
-    if (mass >= topP - 1e-12) break;
-  }
-  return top.map((c, i) => ({ ...c, q: q[i], kept: kept.has(i), final: kept.has(i) ? q[i] / mass : 0 }));
+export function reweigh(top, T, topP) {
+  return top.length === 0 ? Promise.resolve([]) : reapply(top, { temperature: T, topP });
 }
 
 /** The token a draw with uniform `u` picks from the re-applied distribution. */
@@ -53,10 +37,10 @@ const show = (text) => (text.trim() === "" ? JSON.stringify(text) : text.trimSta
 const quote = (text) => `“${show(text)}”`;
 
 /**
- * Renders `info` (Recording.candidatesAt) into the popover elements `ui`, with the popover's
- * own temperature and top-p.
+ * Renders `info` (Recording.candidatesAt) into the popover elements `ui`, with `rows`, its
+ * candidates re-weighed by the popover's own temperature and top-p (`reweigh`).
  */
-export function renderCandidates(ui, pos, k, info, { T, topP, seed }) {
+export function renderCandidates(ui, pos, k, info, rows, seed) {
   ui.title.textContent = `Position ${pos} · step ${info.step}`;
   const listed = info.top.reduce((a, c) => a + c.p, 0);
   const where = {
@@ -67,7 +51,6 @@ export function renderCandidates(ui, pos, k, info, { T, topP, seed }) {
     none: k === 0 ? "Before the first step every hole is masked. Scrub to a step, or click after a fill." : "This strategy did not predict this position at this step (it predicts only the positions it commits).",
   }[info.kind];
   ui.what.textContent = where;
-  const rows = reapply(info.top, T, topP);
   const u = uniformFor(pos, info.step, seed);
   const pick = rows.length ? drawWith(rows, u) : null;
   ui.bars.replaceChildren(

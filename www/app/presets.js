@@ -1,4 +1,4 @@
-// What the page offers: ready templates, the strategies with a sentence each, and models.
+// What the page offers: ready templates, a sentence for each strategy, and models.
 
 export const EXAMPLES = [
   { name: "Peter in the garden", text: "Peter [MASK*3] into the garden, and [MASK*4] under the gate." },
@@ -9,17 +9,22 @@ export const EXAMPLES = [
   { name: "Many holes", text: "[MASK*6] in the morning, [MASK*6] by the river, [MASK*6]." },
 ];
 
-/** Strategy values as the engine reads them (`--strategy`), with what each does. */
-export const STRATEGIES = [
-  { value: "", name: "model default", help: "The library's default: most-confident-first (greedy at temperature 0, where it fills best by unmask eval --spans)." },
-  { value: "ancestral", name: "ancestral (MDLM)", help: "Each masked position unmasks with the posterior probability (α_s − α_t)/(1 − α_t): a random order, the faithful reverse process." },
-  { value: "first-hitting", name: "first-hitting", help: "Exactly one uniformly chosen position per step, with the time jumped to when it would first unmask." },
-  { value: "top-prob", name: "confidence (LLaDA)", help: "Commit the k most probable predictions each step (LLaDA's low-confidence remasking)." },
-  { value: "margin", name: "margin", help: "Commit where the best token leads the second by most." },
-  { value: "entropy", name: "entropy", help: "Commit where the predicted distribution is most peaked (lowest entropy)." },
-  { value: "threshold:0.9", name: "threshold 0.9 (Fast-dLLM)", help: "Commit the most confident prediction plus every other above p = 0.9: many tokens per pass when the model is sure." },
-  { value: "mask-predict", name: "Mask-Predict", help: "Predict every hole, then re-mask the least confident and predict again (10 iterations): tokens can change." },
-];
+/**
+ * The page's words for each strategy, by the engine's name for it: the list itself and its
+ * order come from the engine (the package's `strategies()`), so a strategy the engine gains
+ * shows up with its own help. `value` is what the page sends when it is not the name. The
+ * demo's test fails when a name here is not the engine's.
+ */
+export const STRATEGY_NOTES = {
+  default: { help: "The library's default: most-confident-first (greedy at temperature 0, where it fills best by unmask eval --spans)." },
+  ancestral: { label: "ancestral (MDLM)", help: "Each masked position unmasks with the posterior probability (α_s − α_t)/(1 − α_t): a random order, the faithful reverse process." },
+  "first-hitting": { label: "first-hitting", help: "Exactly one uniformly chosen position per step, with the time jumped to when it would first unmask." },
+  "top-prob": { label: "confidence (LLaDA)", help: "Commit the k most probable predictions each step (LLaDA's low-confidence remasking)." },
+  margin: { label: "margin", help: "Commit where the best token leads the second by most." },
+  entropy: { label: "entropy", help: "Commit where the predicted distribution is most peaked (lowest entropy)." },
+  threshold: { value: "threshold:0.9", label: "threshold 0.9 (Fast-dLLM)", help: "Commit the most confident prediction plus every other above p = 0.9: many tokens per pass when the model is sure." },
+  "mask-predict": { label: "Mask-Predict", help: "Predict every hole, then re-mask the least confident and predict again (10 iterations): tokens can change." },
+};
 
 /**
  * Models: the default one ships with the page; the others download from the Hugging Face hub

@@ -110,6 +110,18 @@ test("desktop: fill, watch, scrub, inspect, corrupt, race", { timeout: 600_000 }
   });
   console.log(`# first contentful paint ${paint?.toFixed(0)} ms; DOMContentLoaded ${nav.domContentLoaded.toFixed(0)} ms (from dist/, 127.0.0.1)`);
 
+  // the strategy lists come from the engine (the package's strategies(), Strategy::ALL); the
+  // page's notes name no strategy the engine lacks
+  const strategies = await page.evaluate(async () => {
+    const { strategies } = await import("/unmask/index.web.js");
+    const { STRATEGY_NOTES } = await import("/app/presets.js");
+    const options = (id) => [...document.querySelectorAll(`#${id} option`)].map((o) => o.value.split(":")[0]);
+    return { engine: (await strategies()).map((s) => s.name), notes: Object.keys(STRATEGY_NOTES), sampler: options("strategy"), race: options("race-a") };
+  });
+  assert.deepEqual(strategies.sampler, ["", ...strategies.engine], "the sampler offers the model default, then the engine's strategies in its order");
+  assert.deepEqual(strategies.race, strategies.engine, "so does the race");
+  assert.deepEqual(strategies.notes.filter((n) => n !== "default" && !strategies.engine.includes(n)), [], "every strategy the page describes is the engine's");
+
   // no WebGPU adapter: the CPU path, with a visible notice saying so
   assert.match(await page.textContent("#backend"), /CPU/);
   assert.equal(await page.isVisible("#notice"), true, "the no-WebGPU notice is shown");
@@ -207,9 +219,14 @@ test("desktop: fill, watch, scrub, inspect, corrupt, race", { timeout: 600_000 }
   await page.click('[data-testid="canvas"] .tok.filled');
   const before = await page.$$eval("#cand-bars .num", (els) => els.map((e) => e.textContent));
   assert.ok(before.length >= 2, `bars: ${before}`);
+  // re-applied by the library's sampler (the package's reapply, in the module)
   await page.fill("#cand-t", "0.25");
+  await page
+    .waitForFunction((b) => JSON.stringify([...document.querySelectorAll("#cand-bars .num")].map((e) => e.textContent)) !== b, JSON.stringify(before), { timeout: 5_000 })
+    .catch(() => {}); // (the assertion below says what was seen)
   const sharper = await page.$$eval("#cand-bars .num", (els) => els.map((e) => e.textContent));
   assert.notDeepEqual(sharper, before, "a lower temperature changes the bars");
+  assert.ok(sharper.length === before.length && Number.parseFloat(sharper[0]) >= Number.parseFloat(before[0]), `sharper: ${sharper} vs ${before}`);
   await page.locator(".stage").screenshot({ path: join(SHOTS, "demo-candidates.png") });
   await page.keyboard.press("Escape");
   assert.equal(await page.isHidden('[data-testid="candidates"]'), true, "Escape closes the popover");

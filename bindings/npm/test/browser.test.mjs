@@ -210,6 +210,25 @@ test("a worker run: the same API off the main thread, the same fill, onStep and 
   assert.equal(await page.evaluate(([t]) => window.disposeInFlight(t), [long]), "Disposed");
 });
 
+test("the worker protocol: requests it cannot take get a WorkerError; worker: true is a RemoteUnmask; onStep's exception crosses", async () => {
+  const out = await page.evaluate(() => window.protocol());
+  for (const [key, pattern] of [
+    ["early", /no model yet/],
+    ["unknown", /unknown op "explode"/],
+    ["version", /protocol 99, this side 1/],
+    ["none", /protocol \(none\), this side 1/],
+  ]) {
+    const r = out[key];
+    assert.equal(r.kind, "error", `${key}: ${JSON.stringify(r)}`);
+    assert.equal(r.error.code, "WorkerError", key);
+    assert.match(r.error.message, pattern, key);
+  }
+  assert.equal(out.remote, true, "instanceof RemoteUnmask");
+  assert.deepEqual(out.backends, ["wasm", "wasm"]);
+  assert.equal(out.onStep, "the same error");
+  assert.ok(out.after.startsWith("Peter "), "the model fills after the thrown onStep");
+});
+
 test("corrupt and schedule: the same tokens on the page and through the worker proxy", async () => {
   const text = "Peter ran into the wood.";
   const [local, remote] = await page.evaluate(([t]) => window.corruptBoth(t, { family: "gaussian", t: 0.5, seed: 4 }), [text]);

@@ -6,7 +6,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createRequire } from "node:module";
 import { createServer } from "node:http";
-import { Unmask } from "unmask";
+import { Unmask, RemoteUnmask, strategies, reapply } from "unmask";
 
 const template = "Peter [MASK*2] ran into the [MASK] Forest.";
 
@@ -83,6 +83,136 @@ test("the default model fills a template and keeps the known text", async () => 
   assert.ok(bare.every((e) => e.done || e.committed.every((c) => c.top === undefined)), "candidates: 0 lists none");
   model.dispose();
   await assert.rejects(model.infill(template), { name: "Disposed" });
+});
+
+test("one backend vocabulary; camelCase lengths; a wasm model is an Unmask, not a RemoteUnmask", async () => {
+  const model = await Unmask.load(undefined, { device: "wasm" });
+  assert.ok(model instanceof Unmask && !(model instanceof RemoteUnmask));
+  assert.equal(model.backendReason.backend, model.backend, "backendReason says the backend as backend does");
+  assert.equal(model.backendReason.adapter, null, "no adapter: null, as the types say");
+  // the old names for a device are still read
+  const cpu = await Unmask.load(undefined, { device: "cpu" });
+  assert.equal(cpu.backend, "wasm");
+  cpu.dispose();
+  // holes of unknown length: every fill tried, with natsPerToken (and the old name beside it)
+  const events = [];
+  const r = await model.infill("Peter [MASK*1-3] ran.", { seed: 3, onStep: (e) => events.push(e) });
+  const tried = events.find((e) => e.lengths)?.lengths;
+  assert.ok(tried?.length >= 2 && r.lengths?.length === tried.length, JSON.stringify(r.lengths));
+  for (const c of [...tried, ...r.lengths]) {
+    assert.equal(typeof c.natsPerToken, "number");
+    assert.equal(c.natsPerToken, c.nats_per_token);
+  }
+  model.dispose();
+});
+
+test("strategies(): the engine's list, the same names as index.d.ts's StrategyName", async () => {
+  const listed = await strategies();
+  assert.ok(listed.every((s) => typeof s.name === "string" && typeof s.usage === "string" && s.help.length > 10));
+  const require = createRequire(import.meta.url);
+  const dts = await readFile(new URL("./index.d.ts", `file://${require.resolve("unmask/package.json")}`), "utf8");
+  const union = /export type StrategyName =([^;]*);/.exec(dts)?.[1];
+  assert.ok(union, "index.d.ts declares StrategyName");
+  const typed = [...union.matchAll(/"([^"]+)"/g)].map((m) => m[1]);
+  assert.deepEqual(typed, listed.map((s) => s.name), "index.d.ts's StrategyName lists the engine's strategies, in order");
+  // each name (and threshold's argument) is a strategy a fill takes
+  const model = await Unmask.load(undefined, { device: "wasm" });
+  for (const s of [...listed.map((x) => x.name), "threshold:0.5"]) {
+    const r = await model.infill("Peter [MASK] ran.", { strategy: s, seed: 1 });
+    assert.ok(r.text.startsWith("Peter "), s);
+  }
+  model.dispose();
+});
+
+test("reapply: the sampler's temperature and top-p on a step's candidates, in the module", async () => {
+  const top = [
+    { id: 5, text: " a", p: 0.4 },
+    { id: 9, text: " b", p: 0.2 },
+    { id: 2, text: " c", p: 0.1 },
+    { id: 7, text: " d", p: 0.1 },
+  ];
+  const close = (a, b) => Math.abs(a - b) < 1e-6;
+  // nothing asked: the candidates renormalised, every one kept, and the rest of each kept
+  const same = await reapply(top);
+  assert.deepEqual(same.map((c) => [c.id, c.text, c.p]), top.map((c) => [c.id, c.text, c.p]));
+  assert.ok(same.every((c, i) => c.kept && close(c.tempered, top[i].p / 0.8) && close(c.final, c.tempered)));
+  // T = 0.5 squares them; top-p 0.8 keeps the first two, renormalised
+  const sharp = await reapply(top, { temperature: 0.5, topP: 0.8 });
+  const z = 0.16 + 0.04 + 0.01 + 0.01;
+  assert.ok(sharp.every((c, i) => close(c.tempered, top[i].p ** 2 / z)));
+  assert.deepEqual(sharp.map((c) => c.kept), [true, true, false, false]);
+  assert.ok(close(sharp[0].final, 0.8) && close(sharp[1].final, 0.2) && sharp[2].final === 0);
+  // temperature 0: the most likely takes it all; topK 1 the same
+  assert.deepEqual((await reapply(top, { temperature: 0 })).map((c) => c.final), [1, 0, 0, 0]);
+  assert.deepEqual((await reapply(top, { topK: 1 })).map((c) => c.final), [1, 0, 0, 0]);
+  assert.deepEqual(await reapply([]), []);
+  // the same as what a step event's candidates say
+  const model = await Unmask.load(undefined, { device: "wasm" });
+  let step = null;
+  await model.infill("Peter [MASK] ran.", { seed: 1, onStep: (e) => (step ??= e.committed?.length ? e : null) });
+  const listed = step.committed[0].top;
+  const again = await reapply(listed, { temperature: 1, topP: 1 });
+  const sum = listed.reduce((a, c) => a + c.p, 0);
+  assert.ok(again.every((c) => close(c.final, c.p / sum)));
+  model.dispose();
+  // bad arguments are BadInput naming them
+  await assert.rejects(reapply(null), { code: "BadInput", message: "reapply: candidates must be an array of { p } (a step event's `top`), not null" });
+  await assert.rejects(reapply([{ p: 2 }]), { code: "BadInput", message: "reapply: candidates[0].p must be a probability in [0, 1], not 2" });
+  await assert.rejects(reapply(top, { temperature: -1 }), { code: "BadInput", message: "reapply: options.temperature must be a finite number of at least 0, not -1" });
+  await assert.rejects(reapply(top, { topP: 0 }), { code: "BadInput", message: "reapply: options.topP must be a number in (0, 1], not 0" });
+  await assert.rejects(reapply(top, { top_p: 0.5 }), (e) => e.code === "BadInput" && /unknown field/.test(e.message));
+});
+
+test("the worker protocol, the page's side: versioned replies told apart by kind, one error codec", async () => {
+  const require = createRequire(import.meta.url);
+  const protocol = await import(new URL("./protocol.js", `file://${require.resolve("unmask/package.json")}`).href);
+  // a stand-in worker that answers each request as `answer` says
+  const fake = (answer) => () => {
+    const w = {
+      terminated: false,
+      posted: [],
+      onmessage: null,
+      onerror: null,
+      postMessage(msg) {
+        w.posted.push(msg);
+        for (const r of answer(msg)) queueMicrotask(() => w.onmessage?.({ data: r }));
+      },
+      terminate() {
+        w.terminated = true;
+      },
+    };
+    fake.last = w;
+    return w;
+  };
+  const info = { backend: "wasm", backendReason: { backend: "wasm", adapter: null, reason: { kind: "requested" }, threads: { count: 1, reason: "node" } } };
+  const progress = [];
+  const model = await RemoteUnmask.load(undefined, { device: "wasm", onProgress: (p) => progress.push(p.phase) }, fake((m) => {
+    if (m.op === "load") return [protocol.reply.progress(m.id, { phase: "ready", backend: "wasm" }), protocol.reply.value(m.id, info)];
+    if (m.op === "measure") return [protocol.reply.error(m.id, protocol.namedError("BadTemplate", "measure: no holes"))];
+    if (m.op === "schedule") return [{ id: m.id, kind: "value", value: {} }]; // a worker of another version
+    if (m.op === "corrupt") return [protocol.reply.error(m.id, new TypeError("x is undefined"))];
+    return [];
+  }));
+  assert.deepEqual(fake.last.posted[0].v, protocol.PROTOCOL_VERSION, "requests carry the version");
+  assert.deepEqual(progress, ["ready"]);
+  assert.ok(model instanceof RemoteUnmask && model.backend === "wasm" && model.threads === 1);
+  await assert.rejects(model.measure("x"), (e) => e instanceof Error && e.name === "BadTemplate" && e.code === "BadTemplate" && e.message === "measure: no holes");
+  await assert.rejects(model.schedule(3), (e) => e.code === "WorkerError" && /protocol \(none\), this side 1/.test(e.message));
+  // anything but the package's errors crosses as InternalError, saying what it was
+  await assert.rejects(model.corrupt("a"), (e) => e.code === "InternalError" && /TypeError: x is undefined/.test(e.message));
+  model.dispose();
+  assert.ok(fake.last.terminated);
+  // a load that fails ends its worker
+  await assert.rejects(
+    RemoteUnmask.load(undefined, {}, fake((m) => [protocol.reply.error(m.id, protocol.namedError("BadModel", "config.json: no such file"))])),
+    { code: "BadModel", message: "config.json: no such file" },
+  );
+  assert.ok(fake.last.terminated, "the worker of a failed load is ended");
+  // the codec both ways
+  assert.deepEqual(protocol.toWire(protocol.namedError("Busy", "b")), { code: "Busy", message: "b" });
+  const back = protocol.fromWire({ code: "NotACode", message: "m" });
+  assert.equal(back.code, "InternalError");
+  assert.equal(protocol.mismatch({ v: protocol.PROTOCOL_VERSION }, "reply"), null);
 });
 
 test("Node has no WebGPU: auto runs on the CPU and says why, webgpu is a clear error", async () => {

@@ -1,0 +1,112 @@
+// The page's elements, looked up once, and its notice line. Every module reads the DOM
+// through `ui`.
+
+const $ = (id) => document.getElementById(id);
+
+export const ui = {
+  // the editor and the sampler
+  template: $("template"),
+  maskN: $("mask-n"),
+  insertMask: $("insert-mask"),
+  rewrite: $("rewrite"),
+  examples: $("examples"),
+  measure: $("measure"),
+  strategy: $("strategy"),
+  strategyHelp: $("strategy-help"),
+  steps: $("steps"),
+  temperature: $("temperature"),
+  temperatureVal: $("temperature-val"),
+  topP: $("top-p"),
+  topPVal: $("top-p-val"),
+  seed: $("seed"),
+  reseed: $("reseed"),
+  device: $("device"),
+  fill: $("fill"),
+  stop: $("stop"),
+  figures: { step: $("f-step"), nfe: $("f-nfe"), ms: $("f-ms"), tps: $("f-tps") },
+  // the canvas and its player
+  canvas: $("canvas"),
+  colour: $("colour"),
+  legendBar: $("legend-bar"),
+  replay: $("replay"),
+  speed: $("speed"),
+  scrubber: $("scrubber"),
+  scrubVal: $("scrub-val"),
+  // the candidates popover
+  popover: $("candidates"),
+  candTitle: $("cand-h"),
+  candWhat: $("cand-what"),
+  candBars: $("cand-bars"),
+  candNote: $("cand-note"),
+  candClose: $("cand-close"),
+  candT: $("cand-t"),
+  candTVal: $("cand-t-val"),
+  candP: $("cand-p"),
+  candPVal: $("cand-p-val"),
+  // the forward process
+  fwdText: $("fwd-text"),
+  fwdT: $("fwd-t"),
+  fwdTVal: $("fwd-t-val"),
+  fwdSeed: $("fwd-seed"),
+  families: $("families"),
+  schedule: $("schedule"),
+  // the race
+  race: {
+    a: $("race-a"),
+    b: $("race-b"),
+    go: $("race-go"),
+    laneA: $("lane-a"),
+    laneB: $("lane-b"),
+    statsA: $("lane-a-stats"),
+    statsB: $("lane-b-stats"),
+    nameA: $("lane-a-name"),
+    nameB: $("lane-b-name"),
+    scrubber: $("race-scrubber"),
+    scrubVal: $("race-scrub-val"),
+  },
+  // the model
+  notice: $("notice"),
+  backend: $("backend"),
+  modelName: $("model-name"),
+  preset: $("preset"),
+  presetHelp: $("preset-help"),
+  custom: $("custom"),
+  customWrap: $("custom-wrap"),
+  load: $("load"),
+  clearCache: $("clear-cache"),
+  progress: $("progress"),
+  progressText: $("progress-text"),
+};
+
+/** The notice under the header: `null` hides it. */
+export function notice(text, kind = "info") {
+  ui.notice.hidden = !text;
+  ui.notice.textContent = text ?? "";
+  ui.notice.className = kind === "error" ? "notice error" : "notice";
+}
+
+/** An error as the page says it: the package's `code` in words where it has some. */
+export function describeError(e) {
+  const what = {
+    BadModel: "The model could not be read",
+    ModelTooLarge: "This model is too large for this device",
+    WebGPUUnavailable: "WebGPU is not available",
+    DeviceLost: "The GPU device was lost",
+    OutOfMemory: "Out of memory",
+    Aborted: "Stopped",
+  }[e?.code];
+  return what ? `${what}: ${e.message}` : `${e?.name ?? "Error"}: ${e?.message ?? e}`;
+}
+
+/** Options of a `<select>`: `{ value (or id or text), name }` each. */
+export function fillSelect(select, items, value) {
+  select.replaceChildren(
+    ...items.map((x) => {
+      const o = document.createElement("option");
+      o.value = x.value ?? x.id ?? x.text;
+      o.textContent = x.name;
+      return o;
+    }),
+  );
+  if (value !== undefined) select.value = value;
+}
