@@ -7,24 +7,12 @@ import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { createServer } from "node:http";
 import { mkdir, readFile } from "node:fs/promises";
-import { createRequire } from "node:module";
 import { extname, join, normalize, resolve } from "node:path";
 
 const ROOT = resolve(process.env.DIST ?? "dist");
 const FIXTURES = resolve(process.env.FIXTURES ?? "tests/fixtures");
 const SHOTS = resolve(process.env.SHOTS ?? "target/www-shots");
-const CHROMIUM = process.env.CHROMIUM ?? "/usr/bin/chromium";
-// no --enable-unsafe-webgpu: navigator.gpu finds no adapter, so the page must run on the CPU
-// path and say so
-const FLAGS = [
-  "--no-sandbox",
-  "--disable-dev-shm-usage",
-  "--disable-background-networking",
-  "--disable-component-update",
-  "--disable-sync",
-  "--no-first-run",
-  "--disable-quic",
-];
+import { launchChromium } from "../../scripts/chromium.mjs";
 const TYPES = {
   ".html": "text/html",
   ".js": "text/javascript",
@@ -58,9 +46,8 @@ before(async () => {
   });
   await new Promise((r) => server.listen(0, "127.0.0.1", r));
   base = `http://127.0.0.1:${server.address().port}`;
-  const require = createRequire(import.meta.url);
-  const { chromium } = require(process.env.PLAYWRIGHT_CORE ?? "playwright-core");
-  browser = await chromium.launch({ executablePath: CHROMIUM, args: FLAGS, headless: true });
+  // no WebGPU: navigator.gpu finds no adapter, so the page must run on the CPU path and say so
+  browser = await launchChromium();
   await mkdir(SHOTS, { recursive: true });
 });
 

@@ -5,20 +5,10 @@ import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { createServer } from "node:http";
 import { readFile } from "node:fs/promises";
-import { createRequire } from "node:module";
 import { extname, join, normalize } from "node:path";
 
-const CHROMIUM = process.env.CHROMIUM ?? "/usr/bin/chromium";
-const FLAGS = [
-  "--no-sandbox",
-  "--enable-unsafe-webgpu",
-  "--disable-dev-shm-usage",
-  "--disable-background-networking",
-  "--disable-component-update",
-  "--disable-sync",
-  "--no-first-run",
-  "--disable-quic",
-];
+import { launchChromium } from "./chromium.mjs";
+
 const TYPES = { ".html": "text/html", ".js": "text/javascript", ".wasm": "application/wasm", ".json": "application/json" };
 const template = "Peter [MASK*2] ran into the [MASK] Forest.";
 
@@ -94,9 +84,7 @@ before(async () => {
     }
   });
   await new Promise((r) => server.listen(0, "127.0.0.1", r));
-  const require = createRequire(join(process.env.PLAYWRIGHT_CORE ?? root, "x.js"));
-  const { chromium } = require("playwright-core");
-  browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: FLAGS });
+  browser = await launchChromium({ webgpu: true });
   page = await browser.newPage();
   page.on("console", (m) => console.log(`[page] ${m.text()}`));
   page.on("pageerror", (e) => console.log(`[page error] ${e}`));
