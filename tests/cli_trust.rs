@@ -533,18 +533,9 @@ fn unknown_length_evals_show_progress_per_fill_on_a_terminal() {
     let piped = run_cli_env(&args, &[]);
     assert_ok("piped", &piped);
     assert!(piped.stderr.is_empty(), "piped stderr: {}", stderr(&piped));
-    if Command::new("script").arg("--version").output().is_err() {
-        eprintln!("skipping the terminal half: no `script` to make a terminal");
+    let Some(screen) = common::run_on_terminal(&args) else {
         return;
-    }
-    let cmd = format!("'{BIN}' {}", args.map(|a| format!("'{a}'")).join(" "));
-    let out = Command::new("script")
-        .args(["-qec", &cmd, "/dev/null"])
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    let screen = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{screen}");
+    };
     // 5 spans x 4 lengths; a position between two spans' ends shows it moves within a span
     assert!(
         screen.contains("/20 fills · ") && screen.contains("/s · ETA "),

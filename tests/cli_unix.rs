@@ -285,28 +285,23 @@ fn piped_runs_draw_no_progress() {
 
 #[test]
 fn a_terminal_gets_a_progress_bar_with_rate_and_eta() {
-    // `script` runs the command on a pseudo-terminal (util-linux)
-    if Command::new("script").arg("--version").output().is_err() {
-        eprintln!("skipping: no `script` to make a terminal");
-        return;
-    }
     let m = fixture("mdlm_dit");
     let book: String = (0..200)
         .map(|i| format!("the cat sat on mat {i} .\n\n"))
         .collect();
     let text = text_file(book.as_bytes());
-    let cmd = format!(
-        "{BIN} eval --backend cpu --model '{}' --text '{}'",
+    let args = [
+        "eval",
+        "--backend",
+        "cpu",
+        "--model",
         path(&m),
-        path(&text.file)
-    );
-    let out = Command::new("script")
-        .args(["-qec", &cmd, "/dev/null"])
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    let screen = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{screen}");
+        "--text",
+        path(&text.file),
+    ];
+    let Some(screen) = common::run_on_terminal(&args) else {
+        return;
+    };
     assert!(
         screen.contains(" tokens · ") && screen.contains("/s · ETA "),
         "no bar on the terminal: {screen:?}"

@@ -216,3 +216,31 @@ pub fn run_cli_with(args: &[&str], stdin: &[u8], env: &[(&str, &str)]) -> std::p
     drop(pipe);
     child.wait_with_output().expect("the child ran")
 }
+
+/// Runs `unmask args…` on a pseudo-terminal (util-linux `script`), as a user at a terminal
+/// would, and returns what the terminal showed, after checking the run succeeded. `None`, with
+/// the reason printed, where there is no `script`; under `CI=true` that fails instead.
+pub fn run_on_terminal(args: &[&str]) -> Option<String> {
+    use std::process::{Command, Stdio};
+    if Command::new("script").arg("--version").output().is_err() {
+        assert!(
+            std::env::var("CI").map_or(true, |v| v != "true"),
+            "CI=true but no `script` (util-linux) to make a terminal"
+        );
+        eprintln!("skipping the terminal run: no `script` to make a terminal");
+        return None;
+    }
+    let cmd = std::iter::once(BIN)
+        .chain(args.iter().copied())
+        .map(|a| format!("'{a}'"))
+        .collect::<Vec<_>>()
+        .join(" ");
+    let out = Command::new("script")
+        .args(["-qec", &cmd, "/dev/null"])
+        .stdin(Stdio::null())
+        .output()
+        .expect("script ran");
+    let screen = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{screen}");
+    Some(screen)
+}
