@@ -675,3 +675,96 @@ fn a_layout_gives_the_known_text_verbatim_and_every_hole_position_once() {
     assert!(json.starts_with("{\"hole\":["), "{json}");
     assert!(json.contains("\"afterSpace\":true"), "{json}");
 }
+
+/// Uniform-state sampling (`uniform`, `psi`) on the time-conditioned MDLM fixture read as a
+/// uniform-state model: the known text never changes, every hole ends on an allowed token, the
+/// holes start as tokens (step 0 writes each one, from the words for `[[words]]`), nothing is
+/// ever masked, the run is reproducible from its seed, and the greedy tail costs one pass.
+#[test]
+fn uniform_state_sampling_keeps_the_text_and_revises_holes() {
+    let mut inf = infiller("mdlm_dit_timecond");
+    inf.model.spec.family = unmask::model::Family::Uniform;
+    for case in 0..16u64 {
+        let mut rng = ChaCha8Rng::seed_from_u64(500 + case);
+        let template = random_template(&mut rng);
+        let strategy = [Strategy::Uniform, Strategy::Psi(0.5)][case as usize % 2];
+        let steps = [None, Some(3), Some(7)][case as usize % 3];
+        let o = opts(&inf, strategy, steps, case);
+        let (r, events) = run(&mut inf, &template, &o);
+        let canvas = inf.canvas(&template).unwrap();
+        for (i, (&got, &was)) in r.ids.iter().zip(&canvas.ids).enumerate() {
+            if canvas.holes.contains(&i) {
+                assert!(
+                    inf.allowed[got as usize],
+                    "{template:?}: hole {i} holds {got}"
+                );
+            } else {
+                assert_eq!(
+                    got, was,
+                    "{template:?}: position {i} outside the holes changed"
+                );
+            }
+        }
+        let holes = canvas.holes.len();
+        // step 0 writes every hole; a rewrite starts from its own words
+        assert_eq!(events[0].step, 0);
+        assert_eq!(events[0].committed.len(), holes, "{template:?}");
+        for &(pos, id) in &canvas.rewrite {
+            let c = events[0].committed.iter().find(|c| c.pos == pos).unwrap();
+            assert_eq!(c.id, id, "{template:?}: rewrite at {pos}");
+        }
+        assert!(events
+            .iter()
+            .all(|e| e.masked == 0 && e.remasked.is_empty()));
+        let n = steps.unwrap_or(holes).max(1);
+        assert_eq!((r.steps, r.nfe), (n + 1, n + 1), "{template:?}");
+        // the same seed gives the same fill and the same trace
+        let (again, events_again) = run(&mut inf, &template, &o);
+        assert_eq!((r.ids, events), (again.ids, events_again));
+    }
+}
+
+/// A uniform-state strategy on a masked model (and the reverse) is refused, naming the
+/// strategies that fit.
+#[test]
+fn strategies_are_refused_on_the_wrong_family() {
+    let mut inf = infiller("mdlm_dit");
+    let o = opts(&inf, Strategy::Uniform, None, 0);
+    let e = block_on(inf.infill("a [MASK] b", &o, &mut |_| {})).unwrap_err();
+    assert!(e.to_string().contains("masked (absorbing-state)"), "{e}");
+    assert!(
+        e.to_string().contains("top-prob") && e.to_string().contains("remdm"),
+        "{e}"
+    );
+    inf.model.spec.family = unmask::model::Family::Uniform;
+    let o = opts(&inf, Strategy::TopProb, None, 0);
+    let e = block_on(inf.infill("a [MASK] b", &o, &mut |_| {})).unwrap_err();
+    assert!(
+        e.to_string().contains("uniform-state") && e.to_string().contains("psi"),
+        "{e}"
+    );
+    // the default strategy of a uniform-state model is `uniform`
+    let o = InfillOptions::default().resolve(&inf.model).unwrap();
+    assert_eq!((o.strategy, o.choice.temperature), (Strategy::Uniform, 1.0));
+}
+
+/// ReMDM on masked models: committed tokens may be re-masked and filled again, the known text
+/// never changes, and every hole ends filled (commits minus re-masks is the hole count).
+#[test]
+fn remdm_revises_and_finishes() {
+    let mut remasks = 0;
+    for (name, case) in [
+        ("mdlm_dit", 0u64),
+        ("llada", 1),
+        ("mdlm_dit", 2),
+        ("llada", 3),
+    ] {
+        let mut inf = infiller(name);
+        let template = "the cat [MASK*6] on the [MASK*3] mat [[quiet river]] .";
+        let o = opts(&inf, Strategy::Remdm(0.5), Some(12), case);
+        let (r, events) = run(&mut inf, template, &o);
+        check_fill(&inf, template, &r, &events, false);
+        remasks += events.iter().map(|e| e.remasked.len()).sum::<usize>();
+    }
+    assert!(remasks > 0, "η = 0.5 over 12 steps re-masks something");
+}

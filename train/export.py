@@ -14,15 +14,19 @@ from safetensors.torch import save_file
 from common import OUT, WORK
 
 
-def main():
-    ck = torch.load(os.path.join(WORK, "ckpt.pt"), map_location="cpu")
+def export(ck, log, tokenizer, out):
+    """Writes one trained checkpoint as a model folder the engine loads: the masked objective as
+    mdlm-owt's layout, the uniform one as udlm-lm1b's (model_type "udlm", time-conditioned)."""
     a = ck["args"]
-    os.makedirs(OUT, exist_ok=True)
+    uniform = a.get("objective", "mdlm") == "udlm"
+    os.makedirs(out, exist_ok=True)
     tensors = {k: v.to(torch.float16).contiguous() for k, v in ck["model"].items()}
-    save_file(tensors, os.path.join(OUT, "model.safetensors"), metadata={"format": "pt"})
+    tmp = os.path.join(out, "model.safetensors.tmp")
+    save_file(tensors, tmp, metadata={"format": "pt"})
+    os.replace(tmp, os.path.join(out, "model.safetensors"))
     config = {
-        "architectures": ["MDLM"],
-        "model_type": "mdlm",
+        "architectures": ["UDLM" if uniform else "MDLM"],
+        "model_type": "udlm" if uniform else "mdlm",
         "vocab_size": ck["vocab"],
         "model_length": a["len"],
         "hidden_dim": a["hidden"],
@@ -30,17 +34,33 @@ def main():
         "n_blocks": a["blocks"],
         "n_heads": a["heads"],
         "dropout": 0.0,
-        "time_conditioning": False,
+        "time_conditioning": uniform,
         "mask_token_id": ck["mask_id"],
         "torch_dtype": "float16",
     }
-    with open(os.path.join(OUT, "config.json"), "w") as f:
+    if uniform:
+        # UDLMConfig's own keys; a uniform model never uses the mask id as a state
+        config.update({"cfg": False, "cfg_num_classes": -1, "diffusion": "uniform"})
+    with open(os.path.join(out, "config.json"), "w") as f:
         json.dump(config, f, indent=2)
-    shutil.copy(os.path.join(WORK, "tokenizer.json"), os.path.join(OUT, "tokenizer.json"))
+    shutil.copy(tokenizer, os.path.join(out, "tokenizer.json"))
     # the log travels with the weights: report.py plots it, and train.py --init continues it
-    shutil.copy(os.path.join(WORK, "log.json"), os.path.join(OUT, "training_log.json"))
-    size = os.path.getsize(os.path.join(OUT, "model.safetensors"))
-    print(f"wrote {OUT}: model.safetensors {size / 1e6:.1f} MB")
+    with open(os.path.join(out, "training_log.json"), "w") as f:
+        json.dump(log, f)
+    size = os.path.getsize(os.path.join(out, "model.safetensors"))
+    print(f"wrote {out}: model.safetensors {size / 1e6:.1f} MB", flush=True)
+
+
+def main():
+    import argparse
+
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--out", default=OUT)
+    args = ap.parse_args()
+    ck = torch.load(os.path.join(WORK, "ckpt.pt"), map_location="cpu")
+    with open(os.path.join(WORK, "log.json")) as f:
+        log = json.load(f)
+    export(ck, log, os.path.join(WORK, "tokenizer.json"), args.out)
 
 
 if __name__ == "__main__":

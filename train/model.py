@@ -1,5 +1,7 @@
 """The MDLM DiT (kuleshov-group/mdlm models/dit.py) with the HF checkpoint's tensor names, so the
-engine loads our model exactly as it loads mdlm-owt: model_type "mdlm", time_conditioning false.
+engine loads our models exactly as it loads the public ones: the masked model as mdlm-owt
+(model_type "mdlm", time_conditioning false), the uniform-state model as udlm-lm1b (model_type
+"udlm", time-conditioned on σ = −log α_t, which is the only input that differs).
 """
 import math
 
@@ -26,9 +28,10 @@ class LayerNorm(nn.Module):
 
 
 class Block(nn.Module):
-    def __init__(self, h, heads, cond):
+    def __init__(self, h, heads, cond, dropout=0.0):
         super().__init__()
         self.heads = heads
+        self.dropout = dropout
         self.norm1 = LayerNorm(h)
         self.attn_qkv = nn.Linear(h, 3 * h, bias=False)
         self.attn_out = nn.Linear(h, h, bias=False)
@@ -44,10 +47,12 @@ class Block(nn.Module):
         y = self.norm1(x) * (1 + sc1) + s1
         q, k, v = self.attn_qkv(y).view(b, l, 3, self.heads, h // self.heads).permute(2, 0, 3, 1, 4)
         q, k = rotate_half_rope(q, cos, sin), rotate_half_rope(k, cos, sin)
+        q, k = q.to(v.dtype), k.to(v.dtype)  # under autocast the f32 rotation would widen q and k only
         a = F.scaled_dot_product_attention(q, k, v).transpose(1, 2).reshape(b, l, h)
-        x = x + g1 * self.attn_out(a)
+        # MDLM's bias_dropout_add_scale: dropout on each branch before its gate
+        x = x + g1 * F.dropout(self.attn_out(a), self.dropout, self.training)
         y = self.norm2(x) * (1 + sc2) + s2
-        return x + g2 * self.mlp(y)
+        return x + g2 * F.dropout(self.mlp(y), self.dropout, self.training)
 
 
 class SigmaMap(nn.Module):
@@ -83,20 +88,23 @@ class Rotary(nn.Module):
 
 
 class Backbone(nn.Module):
-    def __init__(self, vocab, h, blocks, heads, cond):
+    def __init__(self, vocab, h, blocks, heads, cond, time_conditioning=False, dropout=0.0):
         super().__init__()
+        self.time_conditioning = time_conditioning
         self.vocab_embed = nn.Module()
         self.vocab_embed.embedding = nn.Parameter(torch.empty(vocab, h))
         nn.init.kaiming_uniform_(self.vocab_embed.embedding, a=math.sqrt(5))
         self.sigma_map = SigmaMap(cond)
         self.rotary_emb = Rotary(h // heads)
-        self.blocks = nn.ModuleList(Block(h, heads, cond) for _ in range(blocks))
+        self.blocks = nn.ModuleList(Block(h, heads, cond, dropout) for _ in range(blocks))
         self.output_layer = OutputLayer(h, cond, vocab)
 
-    def forward(self, ids):
+    def forward(self, ids, sigma=None):
         b, l = ids.shape
-        # time_conditioning false: sigma is zeroed, as Diffusion._process_sigma does
-        c = F.silu(self.sigma_map(torch.zeros(b, device=ids.device)))
+        if not self.time_conditioning or sigma is None:
+            # time_conditioning false: sigma is zeroed, as Diffusion._process_sigma does
+            sigma = torch.zeros(b, device=ids.device)
+        c = F.silu(self.sigma_map(sigma))
         ang = torch.outer(torch.arange(l, dtype=torch.float32, device=ids.device), self.rotary_emb.inv_freq)
         cos, sin = ang.cos()[None, None], ang.sin()[None, None]
         x = self.vocab_embed.embedding[ids]
@@ -106,12 +114,14 @@ class Backbone(nn.Module):
 
 
 class MDLM(nn.Module):
-    def __init__(self, vocab, h, blocks, heads, cond):
-        super().__init__()
-        self.backbone = Backbone(vocab, h, blocks, heads, cond)
+    """Also the uniform-state model: the same backbone with `time_conditioning=True`."""
 
-    def forward(self, ids):
-        return self.backbone(ids)
+    def __init__(self, vocab, h, blocks, heads, cond, time_conditioning=False, dropout=0.0):
+        super().__init__()
+        self.backbone = Backbone(vocab, h, blocks, heads, cond, time_conditioning, dropout)
+
+    def forward(self, ids, sigma=None):
+        return self.backbone(ids, sigma)
 
 
 def subs_log_probs(logits, ids, mask_id):

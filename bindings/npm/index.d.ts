@@ -85,10 +85,15 @@ export interface ModelFiles {
  * The unmasking strategies, by name: the engine's one list (`Strategy::ALL`), which
  * {@link strategies} returns at run time; the package's tests fail if this union drifts from it.
  */
-export type StrategyName = "ancestral" | "first-hitting" | "top-prob" | "margin" | "entropy" | "threshold" | "mask-predict";
+export type StrategyName = "ancestral" | "first-hitting" | "top-prob" | "margin" | "entropy" | "threshold" | "mask-predict" | "remdm" | "uniform" | "psi" | "sedd-euler" | "sedd-analytic";
 
-/** A strategy as `InfillOptions.strategy` takes it: a name, or `threshold:TAU` with TAU in [0, 1]. */
-export type Strategy = StrategyName | `threshold:${number}`;
+/**
+ * A strategy as `InfillOptions.strategy` takes it: a name, or one with its argument in [0, 1]:
+ * `threshold:TAU`, `remdm:ETA` (masked models), `psi:KAPPA` (uniform-state models). `uniform`
+ * and `psi` sample uniform-state models (`Unmask.load("uniform")`), `sedd-*` SEDD models; the
+ * others masked models. A strategy of another family is refused with `BadInput`.
+ */
+export type Strategy = StrategyName | `threshold:${number}` | `remdm:${number}` | `psi:${number}`;
 
 /** One strategy as the engine lists it. */
 export interface StrategyInfo {

@@ -214,18 +214,21 @@ impl InfillOptions {
     /// what was asked; forced text becomes token ids through the model's tokenizer.
     pub fn resolve(&self, model: &Model) -> Result<SamplerOptions> {
         let mut o = SamplerOptions::default();
-        if let Some(s) = self.strategy {
-            o.strategy = s;
-            // ranking strategies are greedy by default, as in LLaDA; the samplers of the MDLM
-            // objective draw at temperature 1 on its "subs" models (MLMs stay greedy)
-            let subs = model.spec.logits == crate::model::LogitReading::Subs;
-            o.choice.temperature =
-                if subs && matches!(s, Strategy::Ancestral | Strategy::FirstHitting) {
-                    1.0
-                } else {
-                    0.0
-                };
-        }
+        let s = self
+            .strategy
+            .unwrap_or_else(|| Strategy::default_for(model.spec.family));
+        o.strategy = s;
+        // ranking strategies are greedy by default, as in LLaDA; the samplers of the MDLM
+        // objective draw at temperature 1 on its "subs" models (MLMs stay greedy), and so do
+        // the uniform-state and SEDD samplers, whose posteriors are the model's distribution
+        let subs = model.spec.logits == crate::model::LogitReading::Subs;
+        o.choice.temperature = match s {
+            Strategy::Ancestral | Strategy::FirstHitting | Strategy::Remdm(_) if subs => 1.0,
+            Strategy::Uniform | Strategy::Psi(_) | Strategy::SeddEuler | Strategy::SeddAnalytic => {
+                1.0
+            }
+            _ => 0.0,
+        };
         if let Some(t) = self.temperature {
             o.choice.temperature = t;
         }

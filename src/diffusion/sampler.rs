@@ -25,6 +25,8 @@ use crate::error::{Error, Result};
 use crate::model::Model;
 use crate::text::{Canvas, Template, Tokenizer};
 
+mod resample;
+
 #[derive(Clone, Debug)]
 pub struct SamplerOptions {
     pub strategy: Strategy,
@@ -267,8 +269,33 @@ impl<D: Denoiser> Infiller<D> {
         self.model.check(&Batch::single(canvas.ids.clone()))?;
         let mut run = Run::new(self, canvas, opts, host)?;
         run.forced()?;
+        let family = run.inf.model.spec.family;
+        if !opts.strategy.family_fits(family) {
+            return Err(Error::input(format!(
+                "strategy `{}` does not sample a {} model; use {}",
+                opts.strategy,
+                family.describe(),
+                Strategy::ALL
+                    .iter()
+                    .filter(|s| s
+                        .name
+                        .parse::<Strategy>()
+                        .is_ok_and(|x| x.family_fits(family)))
+                    .map(|s| s.usage)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )));
+        }
         match opts.strategy {
             Strategy::MaskPredict => run.mask_predict().await?,
+            Strategy::Uniform => run.uniform(1.0).await?,
+            Strategy::Psi(kappa) => run.uniform(kappa).await?,
+            Strategy::Remdm(eta) => run.remdm(eta).await?,
+            Strategy::SeddEuler | Strategy::SeddAnalytic => {
+                return Err(Error::input(
+                    "the SEDD samplers are not wired into infilling yet",
+                ))
+            }
             _ => run.absorbing().await?,
         }
         let text = canvas.text(&run.ids, run.inf.tokenizer())?;

@@ -23,6 +23,20 @@ pub enum Strategy {
     Threshold(f64),
     /// Mask-Predict: predict every hole, then re-mask and re-predict the least probable ones.
     MaskPredict,
+    /// ReMDM (`remdm@f830d659fb`, max-capped-η): MDLM's ancestral step where a committed token is
+    /// re-masked with probability σ = min(η, (1 − α_s)/α_t), so a fill can revise itself.
+    Remdm(f64),
+    /// Uniform-state models (UDLM, Duo): every hole holds a token and each step draws from the
+    /// closed-form posterior q(x_s | x_t, x_θ) (keep, the model's draw, or uniform noise), then
+    /// one greedy step at the end (Duo's `noise_removal=greedy`).
+    Uniform,
+    /// Duo's Ψ-sampler with a constant κ: κ·posterior + (1 − κ)·(α_s·q(x_0 | x_t) + (1 − α_s)·π),
+    /// π uniform; κ = 1 is `uniform`, smaller κ re-noises more (a predictor-corrector step).
+    Psi(f64),
+    /// SEDD's Euler step on the reverse rate, then the final denoiser.
+    SeddEuler,
+    /// SEDD's analytic step (Tweedie τ-leaping), then the final denoiser.
+    SeddAnalytic,
 }
 
 /// One strategy as the surfaces list it: its name, how it is written with its argument, and
@@ -38,7 +52,7 @@ impl Strategy {
     /// Every strategy, in the order the surfaces list them: the one list the CLI's help, the
     /// npm package's types, the web demo and the docs take their names from (or are tested
     /// against).
-    pub const ALL: [StrategyInfo; 7] = [
+    pub const ALL: [StrategyInfo; 12] = [
         StrategyInfo {
             name: "ancestral",
             usage: "ancestral",
@@ -74,6 +88,31 @@ impl Strategy {
             usage: "mask-predict",
             help: "predict every hole, then re-mask and re-predict the least probable",
         },
+        StrategyInfo {
+            name: "remdm",
+            usage: "remdm[:ETA]",
+            help: "masked models: ancestral steps that re-mask committed tokens (ReMDM, eta 0.05)",
+        },
+        StrategyInfo {
+            name: "uniform",
+            usage: "uniform",
+            help: "uniform-state models: the ancestral posterior every step, a greedy last step",
+        },
+        StrategyInfo {
+            name: "psi",
+            usage: "psi[:KAPPA]",
+            help: "uniform-state models: Duo's Psi-sampler, KAPPA (0.9) of posterior, the rest re-noised",
+        },
+        StrategyInfo {
+            name: "sedd-euler",
+            usage: "sedd-euler",
+            help: "SEDD models: Euler steps on the reverse rate, then the final denoiser",
+        },
+        StrategyInfo {
+            name: "sedd-analytic",
+            usage: "sedd-analytic",
+            help: "SEDD models: analytic (Tweedie tau-leaping) steps, then the final denoiser",
+        },
     ];
 
     /// Names accepted by `FromStr` (the CLI's `--strategy`), from [`Strategy::ALL`].
@@ -92,7 +131,36 @@ impl Strategy {
 
     /// Strategies that never revise a committed token.
     pub fn is_absorbing(&self) -> bool {
-        !matches!(self, Strategy::MaskPredict)
+        !matches!(
+            self,
+            Strategy::MaskPredict
+                | Strategy::Remdm(_)
+                | Strategy::Uniform
+                | Strategy::Psi(_)
+                | Strategy::SeddEuler
+                | Strategy::SeddAnalytic
+        )
+    }
+
+    /// The family of model a strategy samples: the masking strategies run on absorbing models,
+    /// `uniform` and `psi` on uniform-state ones, the SEDD steps on score models.
+    pub fn family_fits(&self, family: crate::model::Family) -> bool {
+        use crate::model::Family;
+        match self {
+            Strategy::Uniform | Strategy::Psi(_) => family == Family::Uniform,
+            Strategy::SeddEuler | Strategy::SeddAnalytic => matches!(family, Family::Score { .. }),
+            _ => family == Family::Absorbing,
+        }
+    }
+
+    /// The strategy a fill uses on a `family` model when none is asked for.
+    pub fn default_for(family: crate::model::Family) -> Strategy {
+        use crate::model::Family;
+        match family {
+            Family::Absorbing => Strategy::TopProb,
+            Family::Uniform => Strategy::Uniform,
+            Family::Score { .. } => Strategy::SeddAnalytic,
+        }
     }
 }
 
@@ -121,6 +189,29 @@ impl FromStr for Strategy {
                 return Ok(Strategy::Threshold(tau));
             }
             "mask-predict" | "remask" => Strategy::MaskPredict,
+            "remdm" | "psi" => {
+                let (default, what) = if name == "remdm" {
+                    (0.05, "eta")
+                } else {
+                    (0.9, "kappa")
+                };
+                let x = match arg {
+                    None => default,
+                    Some(a) => a
+                        .parse::<f64>()
+                        .ok()
+                        .filter(|t| (0.0..=1.0).contains(t))
+                        .ok_or_else(|| format!("{name} {what} `{a}` must be a number in [0, 1]"))?,
+                };
+                return Ok(if name == "remdm" {
+                    Strategy::Remdm(x)
+                } else {
+                    Strategy::Psi(x)
+                });
+            }
+            "uniform" | "udlm" => Strategy::Uniform,
+            "sedd-euler" | "euler" => Strategy::SeddEuler,
+            "sedd-analytic" | "analytic" => Strategy::SeddAnalytic,
             _ => {
                 return Err(format!(
                     "unknown strategy `{s}`; one of: {}",
@@ -145,6 +236,11 @@ impl fmt::Display for Strategy {
             Strategy::Entropy => write!(f, "entropy"),
             Strategy::Threshold(t) => write!(f, "threshold:{t}"),
             Strategy::MaskPredict => write!(f, "mask-predict"),
+            Strategy::Remdm(e) => write!(f, "remdm:{e}"),
+            Strategy::Uniform => write!(f, "uniform"),
+            Strategy::Psi(k) => write!(f, "psi:{k}"),
+            Strategy::SeddEuler => write!(f, "sedd-euler"),
+            Strategy::SeddAnalytic => write!(f, "sedd-analytic"),
         }
     }
 }
@@ -209,10 +305,15 @@ mod tests {
             Strategy::Entropy => 4,
             Strategy::Threshold(_) => 5,
             Strategy::MaskPredict => 6,
+            Strategy::Remdm(_) => 7,
+            Strategy::Uniform => 8,
+            Strategy::Psi(_) => 9,
+            Strategy::SeddEuler => 10,
+            Strategy::SeddAnalytic => 11,
         };
         let mut seen: Vec<usize> = parsed.iter().map(variant).collect();
         seen.sort();
-        assert_eq!(seen, (0..7).collect::<Vec<_>>());
+        assert_eq!(seen, (0..12).collect::<Vec<_>>());
         assert!(Strategy::names().contains("threshold[:TAU]"));
     }
 
@@ -275,6 +376,11 @@ mod tests {
             "entropy",
             "threshold:0.5",
             "mask-predict",
+            "remdm:0.1",
+            "uniform",
+            "psi:0.5",
+            "sedd-euler",
+            "sedd-analytic",
         ] {
             assert_eq!(s.parse::<Strategy>().unwrap().to_string(), s);
         }

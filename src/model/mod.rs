@@ -119,6 +119,31 @@ pub enum LogitReading {
     Shifted,
 }
 
+/// Which discrete diffusion a checkpoint was trained for: what a hole starts as and how a step moves.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Family {
+    /// Masking (MDLM, LLaDA, Dream, the MLMs): holes start as the mask token; committed tokens stay.
+    Absorbing,
+    /// Uniform-state (UDLM, Duo): holes start as uniform-random ids over `vocab_size` ids; any hole
+    /// may change every step; time-conditioned on σ = −log α_t.
+    Uniform,
+    /// SEDD: the output is a log score (ratio p_t(y)/p_t(x)); `graph` says absorb or uniform.
+    Score { uniform: bool },
+}
+
+impl Family {
+    /// The family in words, for messages.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Family::Absorbing => "masked (absorbing-state)",
+            Family::Uniform => "uniform-state",
+            Family::Score { uniform: false } => "score-entropy (SEDD, absorbing graph)",
+            Family::Score { uniform: true } => "score-entropy (SEDD, uniform graph)",
+        }
+    }
+}
+
 impl ModelSpec {
     /// The output row that holds the model's prediction for canvas position `pos`.
     pub fn logit_row(&self, pos: usize) -> usize {
@@ -156,6 +181,7 @@ pub struct ModelSpec {
     pub type_vocab: usize,
     /// MDLM time conditioning: σ changes the output.
     pub time_conditioning: bool,
+    pub family: Family,
     pub logits: LogitReading,
     /// The field of config.json that `max_len` comes from, for error messages.
     pub max_len_field: &'static str,

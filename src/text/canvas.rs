@@ -83,6 +83,9 @@ pub struct Canvas {
     pub known: Vec<usize>,
     pub slots: Vec<Slot>,
     pub mask_id: u32,
+    /// `(position, id)` of the words a `[[words]]` hole rewrites, token by token: where a
+    /// family starts its holes from tokens rather than the mask (uniform-state), it starts there.
+    pub rewrite: Vec<(usize, u32)>,
 }
 
 /// Token ids of one piece of known text, without special tokens.
@@ -183,6 +186,7 @@ impl Canvas {
         }
         let mut ids = prefix;
         let mut holes = Vec::new();
+        let mut rewrite = Vec::new();
         let mut known = Vec::new();
         let mut slots = Vec::new();
         let pieces = &template.pieces;
@@ -219,8 +223,10 @@ impl Canvas {
                 Piece::Range { .. } => unreachable!("refused above"),
                 Piece::Rewrite(words) => {
                     // same token count as the words would have in place, space included
-                    let n = encode(tok, &format!("{carried}{words}"))?.len().max(1);
+                    let words_ids = encode(tok, &format!("{carried}{words}"))?;
+                    let n = words_ids.len().max(1);
                     let start = ids.len();
+                    rewrite.extend((start..).zip(words_ids));
                     ids.extend(std::iter::repeat_n(mask_id, n));
                     holes.extend(start..ids.len());
                     slots.push(Slot::Hole {
@@ -244,6 +250,7 @@ impl Canvas {
             )));
         }
         Ok(Canvas {
+            rewrite,
             ids,
             holes,
             known,

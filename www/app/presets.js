@@ -24,6 +24,11 @@ export const STRATEGY_NOTES = {
   entropy: { label: "entropy", help: "Commit where the predicted distribution is most peaked (lowest entropy)." },
   threshold: { value: "threshold:0.9", label: "threshold 0.9 (Fast-dLLM)", help: "Commit the most confident prediction plus every other above p = 0.9: many tokens per pass when the model is sure." },
   "mask-predict": { label: "Mask-Predict", help: "Predict every hole, then re-mask the least confident and predict again (10 iterations): tokens can change." },
+  remdm: { value: "remdm:0.05", label: "ReMDM η 0.05 (masked, revises)", help: "MDLM's ancestral steps, but a committed token is re-masked with probability min(η, (1 − α_s)/α_t), so the fill can revise itself." },
+  uniform: { label: "uniform posterior (UDLM/Duo)", help: "Uniform-state models: every hole holds a token from the start; each step keeps it, draws from the model, or draws noise, by the exact posterior; a greedy last step." },
+  psi: { value: "psi:0.9", label: "Ψ-sampler κ 0.9 (Duo)", help: "Uniform-state models: 90% posterior, 10% re-noised towards the model's clean guess (a predictor-corrector step)." },
+  "sedd-euler": { label: "SEDD Euler", help: "Score-entropy models: an Euler step on the reverse rate, then the final denoiser." },
+  "sedd-analytic": { label: "SEDD analytic", help: "Score-entropy models: Tweedie τ-leaping steps, then the final denoiser." },
 };
 
 /**

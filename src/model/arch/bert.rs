@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use super::*;
 use crate::model::plan::{Block, Embeddings, Ffn, Head, NormPlacement, PositionIds};
-use crate::model::{LogitReading, MaskToken};
+use crate::model::{Family, LogitReading, MaskToken};
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub enum Flavour {
@@ -162,6 +162,7 @@ pub fn build(cfg: &Config, w: &Weights, flavour: Flavour) -> Result<(ModelSpec, 
         pad_id: token_id(cfg, "pad_token_id", vocab)?,
         type_vocab,
         time_conditioning: false,
+        family: Family::Absorbing,
         logits: LogitReading::Raw,
         max_len_field: "max_position_embeddings",
         canvas: crate::text::CanvasRule::PostProcessor,

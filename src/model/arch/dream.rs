@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 use super::*;
 use crate::model::plan::{Block, Embeddings, Ffn, Head, NormPlacement, Rope};
-use crate::model::{LogitReading, MaskToken};
+use crate::model::{Family, LogitReading, MaskToken};
 
 pub fn build(cfg: &Config, w: &Weights) -> Result<(ModelSpec, Plan)> {
     let vocab = cfg.dim("vocab_size")?;
@@ -117,6 +117,7 @@ pub fn build(cfg: &Config, w: &Weights) -> Result<(ModelSpec, Plan)> {
         pad_id: token_id(cfg, "pad_token_id", vocab)?,
         type_vocab: 0,
         time_conditioning: false,
+        family: Family::Absorbing,
         logits: LogitReading::Shifted,
         max_len_field: "max_position_embeddings",
         canvas: crate::text::CanvasRule::Bos("<|beginoftext|>"),

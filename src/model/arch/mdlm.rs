@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use super::*;
 use crate::model::plan::{Block, Conditioning, Embeddings, Ffn, Head, NormPlacement, Rope};
-use crate::model::{LogitReading, MaskToken};
+use crate::model::{Family, LogitReading, MaskToken};
 
 const FREQ_DIM: usize = 256;
 const LN_EPS: f64 = 1e-5;
@@ -112,6 +112,7 @@ pub fn build(cfg: &Config, w: &Weights) -> Result<(ModelSpec, Plan)> {
         pad_id: None,
         type_vocab: 0,
         time_conditioning,
+        family: Family::Absorbing,
         logits: LogitReading::Subs,
         max_len_field: "model_length",
         canvas: crate::text::CanvasRule::EosBothEnds,

@@ -1,0 +1,216 @@
+//! The samplers that may change a hole after it holds a token: uniform-state ancestral and Duo's
+//! Ψ-sampler (every hole holds a token from the start; families-reference §1.4–1.5) and ReMDM on
+//! masked models (committed tokens can be re-masked; §1.5). Known text is never written: the
+//! loops only ever touch the free holes, which is the projector of §1.8 (i).
+
+use super::*;
+
+/// The last time of the uniform loop: Duo's and UDLM's `generate_samples(eps=1e-5)`.
+const T_END: f64 = 1e-5;
+
+impl<'a, D: Denoiser, H: Host + ?Sized> Run<'a, D, H> {
+    /// The tokens the uniform noise draws from: the ones a fill may show (every id the model
+    /// proposes), so noise never writes a special token into the user's text. UDLM draws over
+    /// all `vocab_size` ids; the handful of special ids left out changes the prior by < 0.1%.
+    fn noise_ids(&self) -> Vec<u32> {
+        (0..self.inf.allowed.len() as u32)
+            .filter(|&i| self.inf.allowed[i as usize])
+            .collect()
+    }
+
+    /// x_θ(id) at temperature 1 over the allowed tokens, for the k-th row of the cached pass:
+    /// from the row when it is on the host, from the summary's candidates when `id` is one of
+    /// them, else from the device's copy of the row.
+    async fn prob_of(&mut self, k: usize, id: u32) -> Result<f64> {
+        let cached = self.cache.as_ref().expect("a pass is cached");
+        let s = &cached.summaries.rows[k];
+        if !self.inf.allowed.get(id as usize).copied().unwrap_or(false) {
+            return Ok(0.0);
+        }
+        if let Some(&(_, x)) = s.top.iter().find(|&&(i, _)| i == id) {
+            return Ok((x as f64 - s.lse).exp());
+        }
+        let v = self.inf.model.spec.vocab_size;
+        let x = match &cached.summaries.logits {
+            Some(l) => l[k * v + id as usize],
+            None => {
+                let lse = s.lse;
+                let row = self.inf.denoiser.last_row_logits(k).await?;
+                return Ok((row[id as usize] as f64 - lse).exp());
+            }
+        };
+        Ok((x as f64 - s.lse).exp())
+    }
+
+    /// Uniform-state sampling (κ = 1: the ancestral posterior; κ < 1: Duo's Ψ-sampler with a
+    /// constant κ), then Duo's greedy tail: one more pass whose argmax fills every hole.
+    pub(super) async fn uniform(&mut self, kappa: f64) -> Result<()> {
+        if self.opts.block_len.is_some() || self.opts.cfg_scale > 0.0 {
+            return Err(Error::input(
+                "uniform-state sampling revises every hole at every step: it takes no \
+                 block-length and no cfg",
+            ));
+        }
+        let free = self.masked.clone();
+        if free.is_empty() {
+            return Ok(());
+        }
+        let n = self.inf.model.spec.vocab_size as f64;
+        let noise = self.noise_ids();
+        let rewrite: HashMap<usize, u32> = self.canvas.rewrite.iter().copied().collect();
+        // step 0: the holes start as uniform noise, or as the words a `[[words]]` hole rewrites
+        let mut start = Vec::with_capacity(free.len());
+        for &pos in &free {
+            let id = match rewrite.get(&pos) {
+                Some(&id) => id,
+                None => noise[self.rng.random_range(0..noise.len())],
+            };
+            start.push((pos, id, 1.0 / n));
+        }
+        self.commit(start, 1.0, Vec::new());
+        let steps = self.opts.steps.unwrap_or(free.len()).max(1);
+        let dt = (1.0 - T_END) / steps as f64;
+        let schedule = self.opts.schedule;
+        for i in 0..steps {
+            let t = 1.0 - i as f64 * dt;
+            let s = (t - dt).max(T_END);
+            let (alpha_t, alpha_s) = (1.0 - schedule.move_chance(t), 1.0 - schedule.move_chance(s));
+            self.step += 1;
+            let props = self.propose_rows(&free, t).await?;
+            let mut changed = Vec::new();
+            for (k, &pos) in free.iter().enumerate() {
+                let z = self.ids[pos];
+                let p_z = self.prob_of(k, z).await?;
+                let w = psi_weights(n, alpha_t, alpha_s, p_z, kappa);
+                let u: f64 = self.rng.random();
+                let (id, p) = if u < w[0] {
+                    (z, p_z)
+                } else if u < w[0] + w[1] {
+                    (props[k].token, props[k].p)
+                } else {
+                    let id = noise[self.rng.random_range(0..noise.len())];
+                    (id, self.prob_of(k, id).await?)
+                };
+                if id != z {
+                    changed.push((pos, id, p));
+                }
+            }
+            self.commit(changed, t, Vec::new());
+        }
+        // the greedy tail (Duo's `noise_removal=greedy`): argmax x_θ(· | x, σ(t_end)) everywhere
+        self.step += 1;
+        let was = self.choice;
+        self.choice.temperature = 0.0;
+        let props = self.propose_rows(&free, T_END).await;
+        self.choice = was;
+        let props = props?;
+        let changed = free
+            .iter()
+            .zip(&props)
+            .filter(|(&pos, p)| self.ids[pos] != p.token)
+            .map(|(&pos, p)| (pos, p.token, p.p))
+            .collect();
+        self.commit(changed, T_END, Vec::new());
+        Ok(())
+    }
+
+    /// ReMDM (max-capped-η) on a masked model: each step re-masks a committed hole with
+    /// probability σ = min(η, (1 − α_s)/α_t) and commits a masked one with probability
+    /// (α_s − (1 − σ)·α_t)/(1 − α_t), both decided from the same canvas x_t; the last step
+    /// (α_s = 1) commits everything left and re-masks nothing.
+    pub(super) async fn remdm(&mut self, eta: f64) -> Result<()> {
+        if self.opts.block_len.is_some() {
+            return Err(Error::input(
+                "remdm revises the whole fill at every step: it takes no block-length",
+            ));
+        }
+        let free = self.masked.clone();
+        let steps = self.opts.steps.unwrap_or(free.len()).max(1);
+        let schedule = self.opts.schedule;
+        let mask = self.canvas.mask_id;
+        for i in 0..steps {
+            let t = 1.0 - i as f64 / steps as f64;
+            let s = 1.0 - (i + 1) as f64 / steps as f64;
+            let (alpha_t, alpha_s) = (1.0 - schedule.move_chance(t), 1.0 - schedule.move_chance(s));
+            let sigma = remdm_sigma_capped(eta, alpha_t, alpha_s);
+            let q = remdm_unmask_probability(alpha_t, alpha_s, sigma);
+            self.step += 1;
+            let rows: Vec<usize> = self.masked.clone();
+            let props = if rows.is_empty() {
+                Vec::new()
+            } else {
+                self.propose_rows(&rows, t).await?
+            };
+            let last = i + 1 == steps;
+            let mut tokens = Vec::new();
+            for (k, &pos) in rows.iter().enumerate() {
+                if last || self.rng.random::<f64>() < q {
+                    tokens.push((pos, props[k].token, props[k].p));
+                }
+            }
+            let mut remasked = Vec::new();
+            for &pos in &free {
+                if !rows.contains(&pos) && self.rng.random::<f64>() < sigma {
+                    remasked.push(pos);
+                }
+            }
+            for &pos in &remasked {
+                self.ids[pos] = mask;
+                self.masked.push(pos);
+            }
+            self.masked.sort_unstable();
+            if !remasked.is_empty() {
+                self.dirty = true;
+            }
+            self.commit(tokens, t, remasked);
+        }
+        Ok(())
+    }
+}
+
+/// The uniform-state step as a three-way mixture: keep z, draw from x_θ, draw uniformly (in that
+/// order), for N ids, α_t, α_s and x_θ(z). κ = 1 is the posterior q(x_s | x_t = z, x_θ)
+/// (`ddg@edb0f8c28b:diffusion.py:_compute_posterior`: weights N·α_t·x_θ(z) + α_t|s − α_t,
+/// α_s − α_t and (1 − α_t|s)(1 − α_s), over N·α_t·x_θ(z) + 1 − α_t); κ < 1 mixes in
+/// α_s·q(x_0 | x_t) + (1 − α_s)·uniform (`duo@7c9b498f5b:trainer_base.py:_psi_update`).
+fn psi_weights(n: f64, alpha_t: f64, alpha_s: f64, p_z: f64, kappa: f64) -> [f64; 3] {
+    let posterior = |alpha_s: f64| {
+        let ats = alpha_t / alpha_s;
+        let w = [
+            n * alpha_t * p_z + ats - alpha_t,
+            alpha_s - alpha_t,
+            (1.0 - ats) * (1.0 - alpha_s),
+        ];
+        let total: f64 = w.iter().sum();
+        w.map(|x| x / total)
+    };
+    let q = posterior(alpha_s);
+    if kappa >= 1.0 {
+        return q;
+    }
+    let x0 = posterior(1.0);
+    let mut out = [0.0; 3];
+    for j in 0..3 {
+        let corrector = alpha_s * x0[j] + if j == 2 { 1.0 - alpha_s } else { 0.0 };
+        out[j] = kappa * q[j] + (1.0 - kappa) * corrector;
+    }
+    out
+}
+
+/// ReMDM's max-capped σ (`duo:_mode_to_psi_kappas` `max-capped-η`; `remdm@f830d659fb`
+/// `remdm-cap`): σ = min(η, (1 − α_s)/α_t), η where α_t = 0.
+fn remdm_sigma_capped(eta: f64, alpha_t: f64, alpha_s: f64) -> f64 {
+    if alpha_t <= 0.0 {
+        eta
+    } else {
+        eta.min((1.0 - alpha_s) / alpha_t)
+    }
+}
+
+/// ReMDM: the probability that a masked position commits, (α_s − (1 − σ)·α_t)/(1 − α_t).
+fn remdm_unmask_probability(alpha_t: f64, alpha_s: f64, sigma: f64) -> f64 {
+    if alpha_t >= 1.0 {
+        return 1.0;
+    }
+    ((alpha_s - (1.0 - sigma) * alpha_t) / (1.0 - alpha_t)).clamp(0.0, 1.0)
+}
