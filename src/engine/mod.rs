@@ -132,7 +132,14 @@ pub fn default_model() -> Result<Model> {
 
 #[cfg(feature = "default-model")]
 pub fn default_model_with(opts: LoadOptions) -> Result<Model> {
-    prepare(crate::model::embedded::load()?, opts)
+    bundled_model_with("default", opts)
+}
+
+/// A bundled model by name (`default`, `uniform`: [`crate::model::embedded::names`]),
+/// prepared for execution.
+#[cfg(feature = "default-model")]
+pub fn bundled_model_with(name: &str, opts: LoadOptions) -> Result<Model> {
+    prepare(crate::model::embedded::load_named(name)?, opts)
 }
 
 /// An infiller on the CPU.

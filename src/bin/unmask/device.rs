@@ -94,7 +94,8 @@ impl Device {
     }
 }
 
-/// The model folder given, or the embedded default model.
+/// The model `--model` names: a bundled model by name (`default`, `uniform`), or a folder; the
+/// embedded default model without it.
 pub fn load_model(dir: Option<&Path>, device: Device) -> Result<Model> {
     let opts = LoadOptions::precision(device.precision());
     // a large model takes a while to map and check: say what it will take first
@@ -108,12 +109,26 @@ pub fn load_model(dir: Option<&Path>, device: Device) -> Result<Model> {
         }
     }
     match dir {
+        // a bundled model's name (no path separator) names it; `./NAME` is a folder of that name
+        #[cfg(feature = "default-model")]
+        Some(d) if bundled_name(d).is_some() => {
+            engine::bundled_model_with(bundled_name(d).unwrap_or_default(), opts)
+        }
         Some(d) => engine::load_model_with(d, opts).map(warned),
         #[cfg(feature = "default-model")]
         None => engine::default_model_with(opts),
         #[cfg(not(feature = "default-model"))]
         None => Err(Error::input("no --model given, and this build has no embedded default model (feature `default-model`)")),
     }
+}
+
+/// The bundled model `--model` names, if it names one: exactly `default` or `uniform`.
+#[cfg(feature = "default-model")]
+fn bundled_name(d: &Path) -> Option<&'static str> {
+    let s = d.to_str()?;
+    unmask::model::embedded::names()
+        .into_iter()
+        .find(|&n| n == s)
 }
 
 /// What the load tolerated but the user should know (unused tensors), on stderr.
