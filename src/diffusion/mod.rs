@@ -2,7 +2,7 @@
 //! (`subs`, `proposal`), noise schedules, unmasking strategies, the sampler loop and its trace,
 //! (`forward`) the noising process of four diffusion families on a model's vocabulary, and the
 //! step math of other families as pure f64 functions: uniform-state (`uniform`: UDLM, Duo, Duo's
-//! Ψ-samplers, ReMDM).
+//! Ψ-samplers, ReMDM) and score-entropy (`score`: SEDD).
 
 pub mod eval;
 pub mod lengths;
@@ -11,6 +11,7 @@ pub mod options;
 pub mod proposal;
 pub mod sampler;
 pub mod schedule;
+pub mod score;
 pub mod seeded;
 pub mod spans;
 pub mod strategy;
