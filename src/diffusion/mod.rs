@@ -1,6 +1,8 @@
 //! The diffusion side: how a denoiser's output is read as a distribution over clean tokens
 //! (`subs`, `proposal`), noise schedules, unmasking strategies, the sampler loop and its trace,
-//! and (`forward`) the noising process of four diffusion families on a model's vocabulary.
+//! (`forward`) the noising process of four diffusion families on a model's vocabulary, and the
+//! step math of other families as pure f64 functions: uniform-state (`uniform`: UDLM, Duo, Duo's
+//! Ψ-samplers, ReMDM) and score-entropy (`score`: SEDD).
 
 pub mod eval;
 pub mod lengths;
@@ -9,11 +11,13 @@ pub mod options;
 pub mod proposal;
 pub mod sampler;
 pub mod schedule;
+pub mod score;
 pub mod seeded;
 pub mod spans;
 pub mod strategy;
 pub mod subs;
 pub mod trace;
+pub mod uniform;
 
 pub use options::{Force, InfillOptions, InfillReport};
 pub use proposal::TokenChoice;
