@@ -4,6 +4,9 @@
 //! loops only ever touch the free holes, which is the projector of §1.8 (i).
 
 use super::*;
+use crate::diffusion::uniform::{
+    psi_mixture, remdm_mixture, remdm_sigma, Component, Prior, RemdmSchedule,
+};
 
 /// The last time of the uniform loop: Duo's and UDLM's `generate_samples(eps=1e-5)`.
 const T_END: f64 = 1e-5;
@@ -55,7 +58,7 @@ impl<'a, D: Denoiser, H: Host + ?Sized> Run<'a, D, H> {
         if free.is_empty() {
             return Ok(());
         }
-        let n = self.inf.model.spec.vocab_size as f64;
+        let n = self.inf.model.spec.vocab_size;
         let noise = self.noise_ids();
         let rewrite: HashMap<usize, u32> = self.canvas.rewrite.iter().copied().collect();
         // step 0: the holes start as uniform noise, or as the words a `[[words]]` hole rewrites
@@ -65,7 +68,7 @@ impl<'a, D: Denoiser, H: Host + ?Sized> Run<'a, D, H> {
                 Some(&id) => id,
                 None => noise[self.rng.random_range(0..noise.len())],
             };
-            start.push((pos, id, 1.0 / n));
+            start.push((pos, id, 1.0 / n as f64));
         }
         self.commit(start, 1.0, Vec::new());
         let steps = self.opts.steps.unwrap_or(free.len()).max(1);
@@ -81,15 +84,15 @@ impl<'a, D: Denoiser, H: Host + ?Sized> Run<'a, D, H> {
             for (k, &pos) in free.iter().enumerate() {
                 let z = self.ids[pos];
                 let p_z = self.prob_of(k, z).await?;
-                let w = psi_weights(n, alpha_t, alpha_s, p_z, kappa);
+                let mix = psi_mixture(Prior::Uniform, alpha_t, alpha_s, kappa, n, z, p_z);
                 let u: f64 = self.rng.random();
-                let (id, p) = if u < w[0] {
-                    (z, p_z)
-                } else if u < w[0] + w[1] {
-                    (props[k].token, props[k].p)
-                } else {
-                    let id = noise[self.rng.random_range(0..noise.len())];
-                    (id, self.prob_of(k, id).await?)
+                let (id, p) = match mix.pick(u) {
+                    Component::Stay => (z, p_z),
+                    Component::Model => (props[k].token, props[k].p),
+                    Component::Prior => {
+                        let id = noise[self.rng.random_range(0..noise.len())];
+                        (id, self.prob_of(k, id).await?)
+                    }
                 };
                 if id != z {
                     changed.push((pos, id, p));
@@ -132,8 +135,11 @@ impl<'a, D: Denoiser, H: Host + ?Sized> Run<'a, D, H> {
             let t = 1.0 - i as f64 / steps as f64;
             let s = 1.0 - (i + 1) as f64 / steps as f64;
             let (alpha_t, alpha_s) = (1.0 - schedule.move_chance(t), 1.0 - schedule.move_chance(s));
-            let sigma = remdm_sigma_capped(eta, alpha_t, alpha_s);
-            let q = remdm_unmask_probability(alpha_t, alpha_s, sigma);
+            let sigma = remdm_sigma(RemdmSchedule::Cap, eta, alpha_t, alpha_s);
+            // a masked position commits with the mixture's model weight; a clean one is
+            // re-masked with its prior weight, σ
+            let q = remdm_mixture(alpha_t, alpha_s, sigma, true).model.clamp(0.0, 1.0);
+            let remask = remdm_mixture(alpha_t, alpha_s, sigma, false).prior;
             self.step += 1;
             let rows: Vec<usize> = self.masked.clone();
             let props = if rows.is_empty() {
@@ -150,7 +156,7 @@ impl<'a, D: Denoiser, H: Host + ?Sized> Run<'a, D, H> {
             }
             let mut remasked = Vec::new();
             for &pos in &free {
-                if !rows.contains(&pos) && self.rng.random::<f64>() < sigma {
+                if !rows.contains(&pos) && self.rng.random::<f64>() < remask {
                     remasked.push(pos);
                 }
             }
@@ -168,49 +174,3 @@ impl<'a, D: Denoiser, H: Host + ?Sized> Run<'a, D, H> {
     }
 }
 
-/// The uniform-state step as a three-way mixture: keep z, draw from x_θ, draw uniformly (in that
-/// order), for N ids, α_t, α_s and x_θ(z). κ = 1 is the posterior q(x_s | x_t = z, x_θ)
-/// (`ddg@edb0f8c28b:diffusion.py:_compute_posterior`: weights N·α_t·x_θ(z) + α_t|s − α_t,
-/// α_s − α_t and (1 − α_t|s)(1 − α_s), over N·α_t·x_θ(z) + 1 − α_t); κ < 1 mixes in
-/// α_s·q(x_0 | x_t) + (1 − α_s)·uniform (`duo@7c9b498f5b:trainer_base.py:_psi_update`).
-fn psi_weights(n: f64, alpha_t: f64, alpha_s: f64, p_z: f64, kappa: f64) -> [f64; 3] {
-    let posterior = |alpha_s: f64| {
-        let ats = alpha_t / alpha_s;
-        let w = [
-            n * alpha_t * p_z + ats - alpha_t,
-            alpha_s - alpha_t,
-            (1.0 - ats) * (1.0 - alpha_s),
-        ];
-        let total: f64 = w.iter().sum();
-        w.map(|x| x / total)
-    };
-    let q = posterior(alpha_s);
-    if kappa >= 1.0 {
-        return q;
-    }
-    let x0 = posterior(1.0);
-    let mut out = [0.0; 3];
-    for j in 0..3 {
-        let corrector = alpha_s * x0[j] + if j == 2 { 1.0 - alpha_s } else { 0.0 };
-        out[j] = kappa * q[j] + (1.0 - kappa) * corrector;
-    }
-    out
-}
-
-/// ReMDM's max-capped σ (`duo:_mode_to_psi_kappas` `max-capped-η`; `remdm@f830d659fb`
-/// `remdm-cap`): σ = min(η, (1 − α_s)/α_t), η where α_t = 0.
-fn remdm_sigma_capped(eta: f64, alpha_t: f64, alpha_s: f64) -> f64 {
-    if alpha_t <= 0.0 {
-        eta
-    } else {
-        eta.min((1.0 - alpha_s) / alpha_t)
-    }
-}
-
-/// ReMDM: the probability that a masked position commits, (α_s − (1 − σ)·α_t)/(1 − α_t).
-fn remdm_unmask_probability(alpha_t: f64, alpha_s: f64, sigma: f64) -> f64 {
-    if alpha_t >= 1.0 {
-        return 1.0;
-    }
-    ((alpha_s - (1.0 - sigma) * alpha_t) / (1.0 - alpha_t)).clamp(0.0, 1.0)
-}
