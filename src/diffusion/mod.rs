@@ -1,5 +1,5 @@
 //! The diffusion side: how a denoiser's output is read as a distribution over clean tokens
-//! (`subs`, `proposal`), noise schedules, unmasking strategies, the sampler loop and its trace,
+//! (`subs`, `reading`, `proposal`), noise schedules, unmasking strategies, the sampler loop and its trace,
 //! and (`forward`) the noising process of four diffusion families on a model's vocabulary.
 
 pub mod eval;
@@ -7,6 +7,7 @@ pub mod lengths;
 pub mod noising;
 pub mod options;
 pub mod proposal;
+pub mod reading;
 pub mod sampler;
 pub mod schedule;
 pub mod seeded;

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use super::*;
 use crate::model::plan::{Block, Embeddings, Ffn, Head, NormPlacement, PositionIds};
-use crate::model::{LogitReading, MaskToken};
+use crate::model::{Family, LogitReading, MaskToken};
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub enum Flavour {
@@ -156,6 +156,8 @@ pub fn build(cfg: &Config, w: &Weights, flavour: Flavour) -> Result<(ModelSpec, 
 
     let spec = ModelSpec {
         arch,
+        family: Family::Absorbing,
+        noise: None,
         vocab_size: vocab,
         max_len,
         mask: MaskToken::Text(mask),

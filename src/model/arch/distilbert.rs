@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use super::*;
 use crate::model::plan::{Block, Embeddings, Ffn, Head, NormPlacement, PositionIds};
-use crate::model::{LogitReading, MaskToken};
+use crate::model::{Family, LogitReading, MaskToken};
 
 const EPS: f64 = 1e-12;
 
@@ -81,6 +81,8 @@ pub fn build(cfg: &Config, w: &Weights) -> Result<(ModelSpec, Plan)> {
     };
     let spec = ModelSpec {
         arch: Architecture::DistilBert,
+        family: Family::Absorbing,
+        noise: None,
         vocab_size: vocab,
         max_len: max_pos,
         mask: MaskToken::Text("[MASK]"),

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use super::*;
 use crate::model::plan::{Block, Embeddings, Ffn, Head, NormPlacement, Rope};
-use crate::model::{LogitReading, MaskToken};
+use crate::model::{Family, LogitReading, MaskToken};
 
 pub fn build(cfg: &Config, w: &Weights) -> Result<(ModelSpec, Plan)> {
     let vocab = cfg.dim("vocab_size")?;
@@ -111,6 +111,8 @@ pub fn build(cfg: &Config, w: &Weights) -> Result<(ModelSpec, Plan)> {
     };
     let spec = ModelSpec {
         arch: Architecture::Llada,
+        family: Family::Absorbing,
+        noise: None,
         vocab_size: rows,
         max_len,
         mask: MaskToken::Id(mask),

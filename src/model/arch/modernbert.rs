@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use super::*;
 use crate::model::plan::{Block, Embeddings, Ffn, Head, NormPlacement, Rope};
-use crate::model::{LogitReading, MaskToken};
+use crate::model::{Family, LogitReading, MaskToken};
 
 pub fn build(cfg: &Config, w: &Weights) -> Result<(ModelSpec, Plan)> {
     let vocab = cfg.dim("vocab_size")?;
@@ -99,6 +99,8 @@ pub fn build(cfg: &Config, w: &Weights) -> Result<(ModelSpec, Plan)> {
     };
     let spec = ModelSpec {
         arch: Architecture::ModernBert,
+        family: Family::Absorbing,
+        noise: None,
         vocab_size: vocab,
         max_len: max_pos,
         mask: MaskToken::Text("[MASK]"),
