@@ -108,7 +108,15 @@ fn forward_command_matches_golden_on_every_fixture() {
             1e-4,
         );
     }
-    for (name, k) in [("mdlm_dit", "1"), ("mdlm_dit_timecond", "2")] {
+    // the DiT families write their reading too: subs, log-softmax or SEDD's log score
+    for (name, k, reading, golden_reading) in [
+        ("mdlm_dit", "1", "log_probs", "subs_log_probs"),
+        ("mdlm_dit_timecond", "2", "log_probs", "subs_log_probs"),
+        ("udlm", "2", "log_probs", "log_probs"),
+        ("duo", "1", "log_probs", "log_probs"),
+        ("sedd_absorb", "2", "log_score", "log_score"),
+        ("sedd_uniform", "2", "log_score", "log_score"),
+    ] {
         let got = run_forward(name, Some(&format!("sigma.{k}")), false);
         let (batch, g) = golden(name);
         assert_logits_match(
@@ -119,11 +127,12 @@ fn forward_command_matches_golden_on_every_fixture() {
             1e-4,
         );
         assert_subs_match(
-            &format!("cli {name}"),
-            &got["log_probs"],
-            &g[&format!("subs_log_probs.{k}")],
+            &format!("cli {name} {reading}"),
+            &got[reading],
+            &g[&format!("{golden_reading}.{k}")],
             1e-4,
         );
+        assert_eq!(got.len(), 2, "{name}: logits and one reading");
     }
 }
 

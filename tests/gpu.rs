@@ -48,6 +48,10 @@ fn gpu_forward_matches_golden_on_every_fixture() {
         ("dream", "logits", None),
         ("mdlm_dit", "backbone_logits.0", Some("sigma.0")),
         ("mdlm_dit_timecond", "backbone_logits.2", Some("sigma.2")),
+        ("udlm", "backbone_logits.2", Some("sigma.2")),
+        ("duo", "backbone_logits.2", Some("sigma.2")),
+        ("sedd_absorb", "backbone_logits.2", Some("sigma.2")),
+        ("sedd_uniform", "backbone_logits.2", Some("sigma.2")),
     ] {
         let model = unmask::engine::load_model(&fixture(name)).unwrap();
         let (mut batch, gold) = golden(name);
@@ -62,6 +66,49 @@ fn gpu_forward_matches_golden_on_every_fixture() {
         );
         assert!(e <= 1.0, "{name}: outside atol/rtol 1e-3 ({e})");
         assert_logits_match(&format!("gpu {name}"), &got, &gold[key], &batch, 1e-2);
+    }
+}
+
+/// The forward contract through the GPU denoiser for the uniform and score families: at every
+/// σ of the golden file, the raw output and the family's reading of it (UDLM's and Duo's
+/// `log_probs`, SEDD's `log_score`) within atol/rtol 1e-3.
+#[test]
+fn uniform_and_score_family_readings_on_the_gpu() {
+    let Some(g) = common::gpu_or_skip() else {
+        return;
+    };
+    for (name, reading) in [
+        ("udlm", "log_probs"),
+        ("duo", "log_probs"),
+        ("sedd_absorb", "log_score"),
+        ("sedd_uniform", "log_score"),
+    ] {
+        let model = unmask::engine::load_model(&fixture(name)).unwrap();
+        let (mut batch, gold) = golden(name);
+        let mut d = block_on(AnyDenoiser::gpu(g.clone(), &model, WeightFormat::F32)).unwrap();
+        for k in 0..3 {
+            batch.sigma = Some(gold[&format!("sigma.{k}")].data.clone());
+            let f = block_on(unmask::engine::forward(&model, &mut d, &batch, false)).unwrap();
+            let got = match reading {
+                "log_score" => f.log_score.unwrap(),
+                _ => f.log_probs.unwrap(),
+            };
+            for (what, got, want) in [
+                (
+                    "logits",
+                    &f.out.logits,
+                    &gold[&format!("backbone_logits.{k}")],
+                ),
+                (reading, &got, &gold[&format!("{reading}.{k}")]),
+            ] {
+                let e = scaled_err(got, want, &batch);
+                eprintln!(
+                    "gpu {name} sigma.{k} {what}: max |diff| = {:.2e}, scaled {e:.3}",
+                    max_diff(got, want, &batch)
+                );
+                assert!(e <= 1.0, "gpu {name} sigma.{k} {what}: {e}");
+            }
+        }
     }
 }
 

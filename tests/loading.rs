@@ -785,3 +785,175 @@ fn checkpoint_files_that_are_not_regular_files_are_refused() {
     std::fs::create_dir(dir.join("model.safetensors")).unwrap();
     assert_mentions(&load_err(&dir), &["model.safetensors", "is a folder"]);
 }
+
+/// Sets a field of a config by its dotted path (`model.hidden_size`), or removes it (`None`).
+fn set_path(v: &mut serde_json::Value, path: &str, value: Option<serde_json::Value>) {
+    let mut parts: Vec<&str> = path.split('.').collect();
+    let last = parts.pop().unwrap();
+    let mut at = v;
+    for p in parts {
+        at = &mut at[p];
+    }
+    match value {
+        Some(x) => at[last] = x,
+        None => {
+            at.as_object_mut().unwrap().remove(last);
+        }
+    }
+}
+
+/// UDLM, Duo and SEDD are recognised from their config.json (UDLM and Duo by `model_type`,
+/// SEDD by its training config's `tokens` and `graph`, having no model_type) as the family,
+/// reading, mask and noise schedule their reference code implies.
+#[test]
+fn uniform_and_score_families_are_recognised() {
+    use unmask::model::{Architecture, Family, LogitReading, Noise};
+    let log_linear = Some(Noise::LogLinear { eps: 1e-3 });
+    for (name, arch, family, logits, mask, noise, vocab) in [
+        (
+            "udlm",
+            Architecture::Udlm,
+            Family::Uniform,
+            LogitReading::LogSoftmax,
+            None,
+            log_linear,
+            64,
+        ),
+        (
+            "duo",
+            Architecture::Duo,
+            Family::Uniform,
+            LogitReading::LogSoftmax,
+            None,
+            log_linear,
+            64,
+        ),
+        (
+            "sedd_absorb",
+            Architecture::Sedd,
+            Family::Score { uniform: false },
+            LogitReading::LogScore {
+                scale_by_sigma: true,
+            },
+            Some(64),
+            log_linear,
+            65,
+        ),
+        (
+            "sedd_uniform",
+            Architecture::Sedd,
+            Family::Score { uniform: true },
+            LogitReading::LogScore {
+                scale_by_sigma: false,
+            },
+            None,
+            Some(Noise::Geometric {
+                sigma_min: 1e-4,
+                sigma_max: 20.0,
+            }),
+            64,
+        ),
+    ] {
+        let m = unmask::engine::load_model(&fixture(name)).unwrap();
+        let s = &m.spec;
+        assert_eq!(
+            (s.arch, s.family, s.logits, s.noise, s.vocab_size),
+            (arch, family, logits, noise, vocab),
+            "{name}"
+        );
+        assert_eq!(m.mask_id().unwrap(), mask, "{name}");
+        assert!(s.time_conditioning && m.warnings.is_empty(), "{name}");
+    }
+    let families: Vec<String> = ["udlm", "duo", "sedd_uniform"]
+        .iter()
+        .map(|n| serde_json::to_string(&common::model(n).spec.family).unwrap())
+        .collect();
+    assert_eq!(
+        families,
+        [
+            "\"uniform\"",
+            "\"uniform\"",
+            "{\"score\":{\"uniform\":true}}"
+        ]
+    );
+    // Duo's model_type is also seen lower-case
+    let (_tmp, dir) = copy_fixture("duo");
+    edit_config(&dir, |v| v["model_type"] = "duo".into());
+    assert_eq!(
+        unmask::engine::load_model(&dir).unwrap().spec.arch,
+        Architecture::Duo
+    );
+}
+
+/// What the uniform and score families' builders do not run, or cannot read, is refused with
+/// the field named (dotted for SEDD's nested config).
+#[test]
+fn uniform_and_score_family_config_errors_name_the_field() {
+    use serde_json::json;
+    for (name, field, value, says) in [
+        ("udlm", "cfg", Some(json!(true)), "class-conditional"),
+        (
+            "udlm",
+            "time_conditioning",
+            Some(json!(false)),
+            "conditioned on σ",
+        ),
+        ("udlm", "n_blocks", Some(json!(1)), "says 1 layers"),
+        ("duo", "causal", Some(json!(true)), "causal"),
+        ("duo", "hidden_dim", None, "missing"),
+        ("sedd_absorb", "graph.type", Some(json!("ring")), "`ring`"),
+        (
+            "sedd_absorb",
+            "noise.type",
+            Some(json!("cosine")),
+            "`cosine`",
+        ),
+        ("sedd_absorb", "model.hidden_size", None, "missing"),
+        (
+            "sedd_absorb",
+            "model.n_heads",
+            Some(json!(3)),
+            "do not divide",
+        ),
+        (
+            "sedd_absorb",
+            "model.n_blocks",
+            Some(json!(1)),
+            "says 1 layers",
+        ),
+        ("sedd_absorb", "tokens", None, "missing"),
+        (
+            "sedd_absorb",
+            "model.length",
+            Some(json!(1u64 << 24)),
+            "16384",
+        ),
+        (
+            "sedd_uniform",
+            "model.scale_by_sigma",
+            Some(json!(true)),
+            "only defined for the absorb graph",
+        ),
+        (
+            "sedd_uniform",
+            "noise.sigma_min",
+            Some(json!(-1.0)),
+            "greater than 0",
+        ),
+    ] {
+        let (_tmp, dir) = copy_fixture(name);
+        edit_config(&dir, |v| set_path(v, field, value.clone()));
+        let e = load_err(&dir);
+        assert_mentions(&e, &["config.json", &format!("field `{field}`"), says]);
+        eprintln!("{e}");
+    }
+    // a SEDD absorb score divides by e^σ − 1: σ = 0, or no σ, is refused naming it
+    let m = common::model("sedd_absorb");
+    let (mut batch, _) = golden("sedd_absorb");
+    batch.sigma = None;
+    let e = cpu_forward(&m, &batch, false).err().unwrap().to_string();
+    assert_mentions(&e, &["sigma[0]", "σ > 0"]);
+    batch.sigma = Some(vec![0.5, 0.0, 1.0]);
+    let e = cpu_forward(&m, &batch, false).err().unwrap().to_string();
+    assert_mentions(&e, &["sigma[1]", "σ > 0"]);
+}

@@ -118,8 +118,11 @@ fn dream_matches_golden_raw_and_shifted() {
     assert_logits_match("dream shifted", &got, want, &batch, TOL);
 }
 
-/// Both MDLM fixtures, every σ the golden file has, folded (the default) and unfolded.
-fn mdlm(name: &str, sigmas: usize, fold: bool) {
+/// The DiT fixtures (MDLM, UDLM, Duo, SEDD), every σ the golden file has, folded (the default:
+/// only a constant modulation folds) or unfolded: the raw output (`backbone_logits.K`), the
+/// family's reading of it (MDLM's `subs_log_probs.K`, UDLM's and Duo's `log_probs.K`, SEDD's
+/// `log_score.K`) and, for `sigma.0`, the embedding and each block's output.
+fn dit(name: &str, sigmas: usize, fold: bool) {
     let model = unmask::engine::load_model_with(
         &fixture(name),
         LoadOptions {
@@ -140,8 +143,23 @@ fn mdlm(name: &str, sigmas: usize, fold: bool) {
             &batch,
             TOL,
         );
-        let lp = f.log_probs.expect("MDLM writes subs log-probs");
-        assert_subs_match(&what, &lp, &g[&format!("subs_log_probs.{k}")], TOL);
+        let reading = ["subs_log_probs", "log_probs", "log_score"]
+            .into_iter()
+            .find(|r| g.contains_key(&format!("{r}.{k}")))
+            .expect("a reading in the golden file");
+        let got = match reading {
+            "log_score" => f.log_score.as_ref().expect("SEDD writes its log score"),
+            _ => f
+                .log_probs
+                .as_ref()
+                .expect("the DiT families write log-probs"),
+        };
+        assert!(
+            f.log_probs.is_none() || f.log_score.is_none(),
+            "{what}: one reading"
+        );
+        let want = &g[&format!("{reading}.{k}")];
+        assert_subs_match(&format!("{what} {reading}"), got, want, TOL);
         if k == 0 {
             // debug.block_out.i were recorded for sigma.0
             let hs = &f.out.hidden_states;
@@ -159,18 +177,18 @@ fn mdlm(name: &str, sigmas: usize, fold: bool) {
 
 #[test]
 fn mdlm_matches_golden_folded() {
-    mdlm("mdlm_dit", 2, true);
+    dit("mdlm_dit", 2, true);
 }
 
 #[test]
 fn mdlm_matches_golden_unfolded() {
-    mdlm("mdlm_dit", 2, false);
+    dit("mdlm_dit", 2, false);
 }
 
 #[test]
 fn mdlm_timecond_matches_golden() {
     // time-conditioned: nothing may be folded, whatever the option says
-    mdlm("mdlm_dit_timecond", 3, true);
+    dit("mdlm_dit_timecond", 3, true);
     let m = unmask::engine::load_model(&fixture("mdlm_dit_timecond")).unwrap();
     assert!(
         m.plan().unwrap().conditioning.is_some()
@@ -182,10 +200,59 @@ fn mdlm_timecond_matches_golden() {
     );
 }
 
+/// UDLM, Duo and SEDD are the same DiT as MDLM, always conditioned on σ (so never folded,
+/// whatever the load options say), with their own reading of the output.
+#[test]
+fn uniform_and_score_families_match_golden() {
+    for name in ["udlm", "duo", "sedd_absorb", "sedd_uniform"] {
+        dit(name, 3, true);
+        let m = unmask::engine::load_model(&fixture(name)).unwrap();
+        let plan = m.plan().unwrap();
+        assert!(m.spec.time_conditioning, "{name}");
+        assert!(
+            plan.conditioning.as_ref().is_some_and(|c| !c.zero_sigma)
+                && plan.blocks.iter().all(|b| b.modulation.is_some()),
+            "{name}: σ conditioning kept"
+        );
+    }
+}
+
+/// σ(t) and g(t) of the schedule each spec names, against the reference's noise classes
+/// (`noise_lib.py` for SEDD, `noise_schedule.py` for UDLM) at t = 0, 0.25, 0.5, 0.9, 1, within
+/// 1e-4 relative: the references compute in f32, and the log-linear rate 1/(1 − (1 − ε)t) at
+/// t = 1 loses 1.3e-5 of it there.
+#[test]
+fn noise_schedules_match_golden() {
+    for name in ["udlm", "sedd_absorb", "sedd_uniform"] {
+        let m = unmask::engine::load_model(&fixture(name)).unwrap();
+        let noise = m.spec.noise.expect("a noise schedule");
+        let (_, g) = golden(name);
+        for (i, &t) in g["noise.t"].data.iter().enumerate() {
+            for (key, got) in [
+                ("noise.total", noise.sigma(t as f64)),
+                ("noise.rate", noise.rate(t as f64)),
+            ] {
+                let want = g[key].data[i] as f64;
+                assert!(
+                    (got - want).abs() <= 1e-4 * want.abs().max(1.0),
+                    "{name} {key} at t = {t}: {got} vs {want}"
+                );
+            }
+        }
+    }
+}
+
 #[test]
 fn conditioning_vector_matches_golden() {
     use unmask::backend::cpu::modulate::conditioning;
-    for (name, sigmas) in [("mdlm_dit", 2), ("mdlm_dit_timecond", 3)] {
+    for (name, sigmas) in [
+        ("mdlm_dit", 2),
+        ("mdlm_dit_timecond", 3),
+        ("udlm", 3),
+        ("duo", 3),
+        ("sedd_absorb", 3),
+        ("sedd_uniform", 3),
+    ] {
         let m = unmask::engine::load_model_with(
             &fixture(name),
             LoadOptions {

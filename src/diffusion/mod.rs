@@ -1,14 +1,15 @@
 //! The diffusion side: how a denoiser's output is read as a distribution over clean tokens
-//! (`subs`, `proposal`), noise schedules, unmasking strategies, the sampler loop and its trace,
-//! (`forward`) the noising process of four diffusion families on a model's vocabulary, and the
-//! step math of other families as pure f64 functions: uniform-state (`uniform`: UDLM, Duo, Duo's
-//! Ψ-samplers, ReMDM) and score-entropy (`score`: SEDD).
+//! (`subs`, `reading`, `proposal`), noise schedules, unmasking strategies, the sampler loop and
+//! its trace, (`noising`) the noising process of four diffusion families on a model's
+//! vocabulary, and the step math of other families as pure f64 functions: uniform-state
+//! (`uniform`: UDLM, Duo, Duo's Ψ-samplers, ReMDM) and score-entropy (`score`: SEDD).
 
 pub mod eval;
 pub mod lengths;
 pub mod noising;
 pub mod options;
 pub mod proposal;
+pub mod reading;
 pub mod sampler;
 pub mod schedule;
 pub mod score;

@@ -174,12 +174,22 @@ impl<D: Denoiser> Infiller<D> {
             }
         }
         // with the tokenizer present, a mask named by text resolves or is an error already
-        let mask = model.mask_id()?.ok_or_else(|| {
-            Error::input("the model names no mask token, so it cannot fill holes")
-        })?;
-        if let Some(a) = allowed.get_mut(mask as usize) {
-            *a = false;
-        }
+        let mask = match model.mask_id()? {
+            Some(mask) => {
+                if let Some(a) = allowed.get_mut(mask as usize) {
+                    *a = false;
+                }
+                mask
+            }
+            // a uniform-state model has no mask state: its holes are written with noise at
+            // step 0, before any pass, so the canvas only needs some id in range to lay out
+            None if model.spec.family != crate::model::Family::Absorbing => 0,
+            None => {
+                return Err(Error::input(
+                    "the model names no mask token, so it cannot fill holes",
+                ))
+            }
+        };
         if !allowed.iter().any(|&a| a) {
             return Err(Error::input(
                 "the model's vocabulary has no ordinary tokens to propose",

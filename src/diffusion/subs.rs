@@ -20,10 +20,7 @@ pub fn row_in_place(row: &mut [f32], token: u32, mask_id: u32) {
         return;
     }
     row[mask_id as usize] += NEG_INFINITY;
-    let max = row.iter().cloned().fold(f32::NEG_INFINITY, f32::max);
-    let sum: f64 = row.iter().map(|&v| ((v - max) as f64).exp()).sum();
-    let lse = max + sum.ln() as f32;
-    row.iter_mut().for_each(|v| *v -= lse);
+    super::reading::log_softmax_in_place(row);
 }
 
 /// Subs log-probabilities for logits `[B, L, V]` and the canvas `ids` (`[B·L]`).

@@ -16,7 +16,7 @@ pub use target::{fits, target, Target};
 
 use crate::backend::{cpu, Denoiser, ForwardOutput};
 use crate::batch::Batch;
-use crate::diffusion::{subs, Infiller};
+use crate::diffusion::{reading, subs, Infiller};
 use crate::error::Result;
 use crate::model::matrix::Precision;
 use crate::model::plan::Plan;
@@ -161,12 +161,16 @@ pub async fn infiller(model: Model, device: DeviceOptions) -> Result<(Engine, Se
 /// The output of [`forward`].
 pub struct Forward {
     pub out: ForwardOutput,
-    /// MDLM "subs" log-probabilities `[B, L, V]`.
+    /// Log-probabilities `[B, L, V]`: MDLM's "subs", UDLM's and Duo's plain log-softmax.
     pub log_probs: Option<Tensor>,
+    /// SEDD's log score `[B, L, V]` (`SEDD.forward`: scaled by σ for absorb, 0 at the current
+    /// token).
+    pub log_score: Option<Tensor>,
 }
 
-/// The forward contract (`unmask forward`): checks the batch, runs every position and, for
-/// MDLM, reads the logits through subs. A non-finite logit at a real position is an error
+/// The forward contract (`unmask forward`): checks the batch, runs every position and reads
+/// the logits as the model's family does: MDLM through subs, UDLM and Duo through a plain
+/// log-softmax, SEDD as a log score. A non-finite logit at a real position is an error
 /// ([`Error::NonFiniteLogits`](crate::error::Error::NonFiniteLogits)), on every backend, as it
 /// is for the sampler: logits are never handed on with a NaN in them.
 pub async fn forward(
@@ -178,16 +182,33 @@ pub async fn forward(
     model.check(batch)?;
     let out = denoiser.forward(batch, capture).await?;
     check_finite(&out.logits, batch)?;
-    let log_probs = match model.spec.logits {
+    let (mut log_probs, mut log_score) = (None, None);
+    match model.spec.logits {
         LogitReading::Subs => {
             let mask = model.mask_id()?.ok_or_else(|| {
                 crate::error::Error::input("a subs model without a mask token id")
             })?;
-            Some(subs::log_probs(&out.logits, &batch.ids, mask))
+            log_probs = Some(subs::log_probs(&out.logits, &batch.ids, mask));
         }
-        LogitReading::Raw | LogitReading::Shifted => None,
-    };
-    Ok(Forward { out, log_probs })
+        LogitReading::LogSoftmax => log_probs = Some(reading::log_softmax(&out.logits)),
+        LogitReading::LogScore { scale_by_sigma } => {
+            let sigma = (0..batch.size)
+                .map(|b| batch.row(b).sigma)
+                .collect::<Vec<_>>();
+            log_score = Some(reading::log_score(
+                &out.logits,
+                &batch.ids,
+                &sigma,
+                scale_by_sigma,
+            ));
+        }
+        LogitReading::Raw | LogitReading::Shifted => {}
+    }
+    Ok(Forward {
+        out,
+        log_probs,
+        log_score,
+    })
 }
 
 /// The first non-finite logit at a real position of `[B, L, V]` logits, as an error.

@@ -26,12 +26,26 @@ impl Config {
         }
     }
 
+    /// The value of `field`: a top-level key, or a dotted path into nested objects
+    /// (`model.hidden_size` in SEDD's config, which is its training config).
+    fn value(&self, field: &str) -> Option<&Value> {
+        if let Some(v) = self.map.get(field) {
+            return Some(v);
+        }
+        let mut parts = field.split('.');
+        let mut v = self.map.get(parts.next()?)?;
+        for p in parts {
+            v = v.as_object()?.get(p)?;
+        }
+        Some(v)
+    }
+
     pub fn has(&self, field: &str) -> bool {
-        self.map.get(field).is_some_and(|v| !v.is_null())
+        self.value(field).is_some_and(|v| !v.is_null())
     }
 
     pub fn str(&self, field: &str) -> Result<&str> {
-        match self.map.get(field) {
+        match self.value(field) {
             Some(Value::String(s)) => Ok(s),
             Some(v) => Err(Error::config(
                 &self.path,
@@ -64,7 +78,7 @@ impl Config {
     }
 
     pub fn uint(&self, field: &str) -> Result<usize> {
-        match self.map.get(field) {
+        match self.value(field) {
             Some(v) => v
                 .as_u64()
                 .and_then(|n| usize::try_from(n).ok())
@@ -88,7 +102,7 @@ impl Config {
     }
 
     pub fn float(&self, field: &str) -> Result<f64> {
-        match self.map.get(field) {
+        match self.value(field) {
             Some(v) => v.as_f64().filter(|x| x.is_finite()).ok_or_else(|| {
                 Error::config(&self.path, field, format!("expected a number, found {v}"))
             }),
@@ -119,7 +133,7 @@ impl Config {
     }
 
     pub fn bool(&self, field: &str) -> Result<bool> {
-        match self.map.get(field) {
+        match self.value(field) {
             Some(Value::Bool(b)) => Ok(*b),
             Some(v) => Err(Error::config(
                 &self.path,
@@ -153,5 +167,26 @@ impl Config {
         } else {
             Err(Error::config(&self.path, field, msg))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dotted_fields_read_nested_objects_and_name_the_path() {
+        let c = Config::parse(
+            "config.json",
+            r#"{"model": {"hidden_size": 64, "n": "x"}, "a.b": 1, "tokens": 5}"#,
+        )
+        .unwrap();
+        assert_eq!(c.dim("model.hidden_size").unwrap(), 64);
+        assert_eq!(c.dim("a.b").unwrap(), 1, "a key with a dot is read first");
+        assert!(!c.has("model.missing") && !c.has("tokens.x"));
+        let e = c.dim("model.n").unwrap_err().to_string();
+        assert!(e.contains("field `model.n`"), "{e}");
+        let e = c.dim("model.cond_dim").unwrap_err().to_string();
+        assert!(e.contains("field `model.cond_dim`: missing"), "{e}");
     }
 }

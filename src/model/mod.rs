@@ -44,11 +44,19 @@ pub enum Architecture {
     ModernBert,
     Llada,
     Dream,
+    /// UDLM (`kuleshov-group/udlm-lm1b`): MDLM's DiT, uniform-state.
+    Udlm,
+    /// Duo (`s-sahoo/duo`, `s-sahoo/duo-distilled`): MDLM's DiT, uniform-state.
+    Duo,
+    /// SEDD (`louaaron/sedd-small`): MDLM's DiT giving a log score, absorb or uniform graph.
+    Sedd,
 }
 
 impl Architecture {
-    /// `model_type` as each family's config.json spells it (Dream's is capitalised).
-    pub const ALL: [(&'static str, Architecture); 7] = [
+    /// `model_type` as each family's config.json spells it (Dream's and Duo's are capitalised;
+    /// Duo's is also seen lower-case). SEDD's config.json has none: it is recognised by its
+    /// `tokens` or `graph` ([`Architecture::from_model_type`]).
+    pub const ALL: [(&'static str, Architecture); 11] = [
         ("mdlm", Architecture::Mdlm),
         ("bert", Architecture::Bert),
         ("distilbert", Architecture::DistilBert),
@@ -56,9 +64,20 @@ impl Architecture {
         ("modernbert", Architecture::ModernBert),
         ("llada", Architecture::Llada),
         ("Dream", Architecture::Dream),
+        ("udlm", Architecture::Udlm),
+        ("DUO", Architecture::Duo),
+        ("duo", Architecture::Duo),
+        ("sedd", Architecture::Sedd),
     ];
 
     pub fn from_model_type(cfg: &Config) -> Result<Architecture> {
+        // SEDD's config.json is its Hydra training config, written by PyTorchModelHubMixin
+        // (louaaron/Score-Entropy-Discrete-Diffusion `SEDD(config)`): no model_type, but the
+        // vocabulary in `tokens` and a `graph` section (one is enough to name what the other
+        // lacks)
+        if !cfg.has("model_type") && (cfg.has("tokens") || cfg.has("graph")) {
+            return Ok(Architecture::Sedd);
+        }
         let t = cfg.str("model_type")?;
         Architecture::ALL
             .iter()
@@ -90,10 +109,10 @@ impl Architecture {
 fn check_vocabulary(cfg: &Config, spec: &ModelSpec, tok: &Tokenizer) -> Result<()> {
     let ids = tok.id_bound();
     if ids > spec.vocab_size {
-        let field = if spec.arch == Architecture::Llada && cfg.has("embedding_size") {
-            "embedding_size"
-        } else {
-            "vocab_size"
+        let field = match spec.arch {
+            Architecture::Llada if cfg.has("embedding_size") => "embedding_size",
+            Architecture::Sedd => "tokens",
+            _ => "vocab_size",
         };
         return Err(Error::Tokenizer {
             path: tok.path().to_string(),
@@ -117,6 +136,14 @@ pub enum LogitReading {
     /// Dream: raw logits, but the prediction for position i sits in output row i − 1 (row 0 for
     /// position 0), as the model's `logits[:, :-1]` shift reads them.
     Shifted,
+    /// UDLM and Duo: `log_softmax` over all columns; no column is suppressed and no row is
+    /// carried over, since any position may change at every step (Duo's
+    /// `DUO_BASE._process_model_output`, UDLM's `Diffusion.forward` with `d3pm`).
+    LogSoftmax,
+    /// SEDD: the output is a log score `log p_t(y)/p_t(x)` (`SEDD.forward`). With
+    /// `scale_by_sigma` (absorb only), `log(e^σ − 1) + log(V − 1)` is subtracted; then the
+    /// current token's entry is set to 0. The sampler uses `exp` of it.
+    LogScore { scale_by_sigma: bool },
 }
 
 /// Which discrete diffusion a checkpoint was trained for: what a hole starts as and how a step moves.
@@ -130,6 +157,44 @@ pub enum Family {
     Uniform,
     /// SEDD: the output is a log score (ratio p_t(y)/p_t(x)); `graph` says absorb or uniform.
     Score { uniform: bool },
+}
+
+/// The noise schedule a checkpoint was trained with: the total noise σ(t) for t ∈ [0, 1] that
+/// the model is conditioned on, and its rate g(t) = dσ/dt. SEDD's config names it (`noise.type`,
+/// `noise.sigma_min`, `noise.sigma_max`; `noise_lib.py`); UDLM's and Duo's training configs use
+/// the log-linear one with ε = 1e-3, which their config.json does not record.
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize)]
+#[serde(tag = "type", rename_all = "lowercase")]
+pub enum Noise {
+    /// `σ(t) = −log(1 − (1 − ε)·t)` (`LogLinearNoise`, ε = 1e-3; SEDD's config keeps
+    /// `sigma_min`/`sigma_max` but this schedule ignores them).
+    LogLinear { eps: f64 },
+    /// `σ(t) = σ_min^(1−t) · σ_max^t` (`GeometricNoise`).
+    Geometric { sigma_min: f64, sigma_max: f64 },
+}
+
+impl Noise {
+    /// The total noise σ(t) (`total_noise`).
+    pub fn sigma(self, t: f64) -> f64 {
+        match self {
+            Noise::LogLinear { eps } => -(-(1.0 - eps) * t).ln_1p(),
+            Noise::Geometric {
+                sigma_min,
+                sigma_max,
+            } => sigma_min.powf(1.0 - t) * sigma_max.powf(t),
+        }
+    }
+
+    /// The rate g(t) = dσ/dt (`rate_noise`).
+    pub fn rate(self, t: f64) -> f64 {
+        match self {
+            Noise::LogLinear { eps } => (1.0 - eps) / (1.0 - (1.0 - eps) * t),
+            Noise::Geometric {
+                sigma_min,
+                sigma_max,
+            } => self.sigma(t) * (sigma_max.ln() - sigma_min.ln()),
+        }
+    }
 }
 
 impl Family {
@@ -149,7 +214,10 @@ impl ModelSpec {
     pub fn logit_row(&self, pos: usize) -> usize {
         match self.logits {
             LogitReading::Shifted => pos.saturating_sub(1),
-            LogitReading::Subs | LogitReading::Raw => pos,
+            LogitReading::Subs
+            | LogitReading::Raw
+            | LogitReading::LogSoftmax
+            | LogitReading::LogScore { .. } => pos,
         }
     }
 
@@ -165,12 +233,20 @@ impl ModelSpec {
 pub enum MaskToken {
     Id(u32),
     Text(&'static str),
+    /// No mask state: a uniform-state model (UDLM, Duo, SEDD's uniform graph) starts its holes
+    /// as random ids, so no id means "masked".
+    None,
 }
 
 /// Per-architecture facts, all decided in `model/arch/<name>.rs` and nowhere else.
 #[derive(Clone, Debug)]
 pub struct ModelSpec {
     pub arch: Architecture,
+    /// The discrete diffusion the checkpoint was trained for.
+    pub family: Family,
+    /// The noise schedule σ(t) it was trained with, where the config or the family fixes one
+    /// (UDLM, Duo, SEDD); `None` for the others.
+    pub noise: Option<Noise>,
     /// Rows of the output logits.
     pub vocab_size: usize,
     /// Longest canvas the model accepts.
@@ -179,9 +255,8 @@ pub struct ModelSpec {
     pub pad_id: Option<u32>,
     /// Number of token types (`token_type_ids` must be below it); 0 = none.
     pub type_vocab: usize,
-    /// MDLM time conditioning: σ changes the output.
+    /// Time conditioning (MDLM with `time_conditioning`, UDLM, Duo, SEDD): σ changes the output.
     pub time_conditioning: bool,
-    pub family: Family,
     pub logits: LogitReading,
     /// The field of config.json that `max_len` comes from, for error messages.
     pub max_len_field: &'static str,
@@ -276,6 +351,7 @@ impl Model {
     pub fn mask_id(&self) -> Result<Option<u32>> {
         match &self.spec.mask {
             MaskToken::Id(id) => Ok(Some(*id)),
+            MaskToken::None => Ok(None),
             MaskToken::Text(t) => match &self.tokenizer {
                 None => Ok(None),
                 Some(tok) => tok
@@ -362,6 +438,22 @@ impl Model {
                 )));
             }
         }
+        if spec.logits
+            == (LogitReading::LogScore {
+                scale_by_sigma: true,
+            })
+        {
+            // SEDD absorb divides its score by e^σ − 1: σ = 0 (or none given) has no score
+            let zero = match &batch.sigma {
+                None => Some(0),
+                Some(s) => s.iter().position(|&v| v <= 0.0),
+            };
+            if let Some(i) = zero {
+                return Err(Error::input(format!(
+                    "sigma[{i}] is 0 (or no sigma was given): a SEDD absorb model's score is scaled by 1/(e^σ − 1), so each row needs σ > 0"
+                )));
+            }
+        }
         Ok(())
     }
 
@@ -397,6 +489,7 @@ impl Model {
         match &self.spec.mask {
             MaskToken::Text(t) => Some(t.to_string()),
             MaskToken::Id(id) => self.tokenizer.as_ref().and_then(|t| t.id_to_token(*id)),
+            MaskToken::None => None,
         }
     }
 }

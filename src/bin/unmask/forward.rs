@@ -1,5 +1,6 @@
-//! `unmask forward`: one forward pass over the token ids of a safetensors file, its logits (and,
-//! for MDLM, the subs log-probabilities) written to another.
+//! `unmask forward`: one forward pass over the token ids of a safetensors file, its logits (and
+//! their reading: MDLM's subs or UDLM's and Duo's log-probabilities, SEDD's log score) written
+//! to another.
 
 use std::path::{Path, PathBuf};
 
@@ -24,7 +25,7 @@ pub struct Args {
     /// Input: `input_ids` (I64/I32 [B, L]); optional `attention_mask`, `token_type_ids`, `sigma` (F32 [B]).
     #[arg(long)]
     input: PathBuf,
-    /// Output: `logits` (F32 [B, L, V]) and, for MDLM, `log_probs`.
+    /// Output: `logits` (F32 [B, L, V]) and `log_probs` (MDLM subs, UDLM/Duo log-softmax) or `log_score` (SEDD).
     #[arg(long)]
     output: PathBuf,
     #[command(flatten)]
@@ -64,17 +65,21 @@ pub fn run(args: Args, _out: &mut Out) -> std::result::Result<(), Fail> {
     if let Some(lp) = &f.log_probs {
         tensors.push(("log_probs", lp));
     }
+    if let Some(ls) = &f.log_score {
+        tensors.push(("log_score", ls));
+    }
     write_safetensors(staged.path(), &tensors).map_err(|e| named(e, &staged))?;
     Ok(staged.commit()?)
 }
 
-/// Refuses a forward batch whose logits (and, for MDLM, log-probabilities) this machine's
+/// Refuses a forward batch whose logits (and their reading, for the DiT families) this machine's
 /// memory cannot hold, before they are computed: `B × L × V` f32 values each.
 fn check_logits_fit(input: &Path, model: &Model, batch: &Batch) -> Result<()> {
     use unmask::model::memory::{human, memory_limit};
+    use unmask::model::LogitReading;
     let copies = match model.spec.logits {
-        unmask::model::LogitReading::Subs => 2u64,
-        _ => 1,
+        LogitReading::Subs | LogitReading::LogSoftmax | LogitReading::LogScore { .. } => 2u64,
+        LogitReading::Raw | LogitReading::Shifted => 1,
     };
     let bytes = [batch.size, batch.len, model.spec.vocab_size]
         .iter()

@@ -41,7 +41,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run one forward pass over token ids from a safetensors file and write the logits
-    /// (and, for MDLM, the subs log-probabilities).
+    /// (and their reading: subs or log-softmax log-probabilities, or SEDD's log score).
     Forward(forward::Args),
     /// Fill the holes of a template by iterative unmasking: `[MASK]`, `[MASK*N]`,
     /// `[[words to rewrite]]`, `\[` for a literal bracket. `-` reads one template per line from

@@ -111,13 +111,14 @@ pub fn build(cfg: &Config, w: &Weights) -> Result<(ModelSpec, Plan)> {
     };
     let spec = ModelSpec {
         arch: Architecture::Dream,
+        family: Family::Absorbing,
+        noise: None,
         vocab_size: vocab,
         max_len,
         mask: MaskToken::Id(mask),
         pad_id: token_id(cfg, "pad_token_id", vocab)?,
         type_vocab: 0,
         time_conditioning: false,
-        family: Family::Absorbing,
         logits: LogitReading::Shifted,
         max_len_field: "max_position_embeddings",
         canvas: crate::text::CanvasRule::Bos("<|beginoftext|>"),

@@ -111,13 +111,14 @@ pub fn build(cfg: &Config, w: &Weights) -> Result<(ModelSpec, Plan)> {
     };
     let spec = ModelSpec {
         arch: Architecture::Llada,
+        family: Family::Absorbing,
+        noise: None,
         vocab_size: rows,
         max_len,
         mask: MaskToken::Id(mask),
         pad_id: token_id(cfg, "pad_token_id", rows)?,
         type_vocab: 0,
         time_conditioning: false,
-        family: Family::Absorbing,
         logits: LogitReading::Raw,
         max_len_field: "max_sequence_length",
         canvas: crate::text::CanvasRule::Bos("<|startoftext|>"),

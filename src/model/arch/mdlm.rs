@@ -7,39 +7,249 @@
 //! as the checkpoint has them; `backend::cpu::modulate::fold_constant` folds them into the norms
 //! and linears when the engine loads the model, leaving a plain pre-LN encoder
 //! (σ is zeroed in `_process_sigma`, kuleshov-group/mdlm@c112c526d1:diffusion.py).
+//!
+//! The same DiT, always time-conditioned on σ (so never folded), is the backbone of three
+//! other families; only the config, the key prefix and the reading of the output differ:
+//! - UDLM (`kuleshov-group/udlm-lm1b`, discrete-diffusion-guidance@edb0f8c28b
+//!   `models/hf/modeling_udlm.py`): MDLM's config keys and `backbone.` names; uniform-state,
+//!   read as a plain log-softmax; `cfg: true` (a class-conditional backbone) is refused.
+//! - Duo (`s-sahoo/duo`, duo@7c9b498f5b `models/dit.py`): the same keys (`model_type` "DUO",
+//!   `causal`), uniform-state, plain log-softmax; its vocabulary's last id is `[PAD]`, not a
+//!   mask.
+//! - SEDD (`louaaron/sedd-small`, Score-Entropy-Discrete-Diffusion@0605786da5
+//!   `model/transformer.py`): config.json is the training config (`tokens`, `graph.type`,
+//!   `noise.*`, `model.*`), names without `backbone.`; the output is a log score; the absorb
+//!   graph appends the mask as id `tokens`.
 
 use std::sync::Arc;
 
 use super::*;
 use crate::model::plan::{Block, Conditioning, Embeddings, Ffn, Head, NormPlacement, Rope};
-use crate::model::{Family, LogitReading, MaskToken};
+use crate::model::{Family, LogitReading, MaskToken, Noise};
+use crate::text::CanvasRule;
 
 const FREQ_DIM: usize = 256;
 const LN_EPS: f64 = 1e-5;
+/// ε of the log-linear schedule UDLM and Duo train with (`LogLinearNoise`, `LogLinear`).
+const LOG_LINEAR_EPS: f64 = 1e-3;
 
-pub fn build(cfg: &Config, w: &Weights) -> Result<(ModelSpec, Plan)> {
+/// The checkpoints that run on this DiT.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Flavour {
+    Mdlm,
+    Udlm,
+    Duo,
+    Sedd,
+}
+
+/// The sizes a flavour reads from its config, and the facts it states.
+struct Dit {
+    hidden: usize,
+    heads: usize,
+    heads_field: &'static str,
+    blocks: usize,
+    cond_dim: usize,
+    spec: ModelSpec,
+}
+
+/// The config of an MDLM-layout checkpoint (MDLM, UDLM, Duo): `vocab_size`, `hidden_dim`,
+/// `n_heads`, `n_blocks`, `cond_dim`, `model_length`.
+fn mdlm_layout(cfg: &Config, flavour: Flavour) -> Result<Dit> {
     let vocab = cfg.dim("vocab_size")?;
-    let h = cfg.dim("hidden_dim")?;
-    let heads = cfg.dim("n_heads")?;
-    let n_blocks = layer_count(cfg, "n_blocks")?;
-    let cond_dim = cfg.dim("cond_dim")?;
+    let time_conditioning = match flavour {
+        Flavour::Mdlm => cfg.bool_or("time_conditioning", false)?,
+        // UDLMConfig defaults to true; the uniform runs assert it
+        _ => cfg.bool_or("time_conditioning", true)?,
+    };
+    let (arch, family, mask, logits, noise, canvas) = match flavour {
+        Flavour::Mdlm => {
+            cfg.require(
+                vocab >= 2,
+                "vocab_size",
+                "needs at least one token and the mask",
+            )?;
+            // The GPT-2 tokenizer has no mask token: MDLM appends one as the last id.
+            let mask = token_id(cfg, "mask_token_id", vocab)?.unwrap_or((vocab - 1) as u32);
+            (
+                Architecture::Mdlm,
+                Family::Absorbing,
+                MaskToken::Id(mask),
+                LogitReading::Subs,
+                None,
+                CanvasRule::EosBothEnds,
+            )
+        }
+        Flavour::Udlm => {
+            cfg.require(
+                !cfg.bool_or("cfg", false)?,
+                "cfg",
+                "a class-conditional UDLM (classifier-free guidance labels) is not supported: its conditioning adds a label embedding (`cond_map`) that unmask does not run",
+            )?;
+            cfg.require(
+                time_conditioning,
+                "time_conditioning",
+                "a uniform-state model must be conditioned on σ (UDLM asserts it)",
+            )?;
+            (
+                Architecture::Udlm,
+                Family::Uniform,
+                MaskToken::None,
+                LogitReading::LogSoftmax,
+                Some(Noise::LogLinear {
+                    eps: LOG_LINEAR_EPS,
+                }),
+                // LM1B with bert-base-uncased: [CLS] … [SEP]
+                CanvasRule::PostProcessor,
+            )
+        }
+        Flavour::Duo => {
+            cfg.require(
+                !cfg.bool_or("causal", false)?,
+                "causal",
+                "a causal (autoregressive) Duo backbone has no σ conditioning and is not a diffusion model; unmask runs the non-causal one",
+            )?;
+            cfg.require(
+                time_conditioning,
+                "time_conditioning",
+                "a uniform-state model must be conditioned on σ (Duo asserts it)",
+            )?;
+            (
+                Architecture::Duo,
+                Family::Uniform,
+                MaskToken::None,
+                LogitReading::LogSoftmax,
+                Some(Noise::LogLinear {
+                    eps: LOG_LINEAR_EPS,
+                }),
+                // OpenWebText with GPT-2, wrapped between <|endoftext|> as MDLM's
+                CanvasRule::EosBothEnds,
+            )
+        }
+        Flavour::Sedd => unreachable!("SEDD has its own layout"),
+    };
     let max_len = context(cfg, "model_length")?;
-    let time_conditioning = cfg.bool_or("time_conditioning", false)?;
-    let hd = head_dim(cfg, h, heads, "n_heads")?;
+    Ok(Dit {
+        hidden: cfg.dim("hidden_dim")?,
+        heads: cfg.dim("n_heads")?,
+        heads_field: "n_heads",
+        blocks: layer_count(cfg, "n_blocks")?,
+        cond_dim: cfg.dim("cond_dim")?,
+        spec: ModelSpec {
+            arch,
+            family,
+            noise,
+            vocab_size: vocab,
+            max_len,
+            mask,
+            pad_id: None,
+            type_vocab: 0,
+            time_conditioning,
+            logits,
+            max_len_field: "model_length",
+            canvas,
+        },
+    })
+}
+
+/// SEDD's config: its Hydra training config as `PyTorchModelHubMixin` saved it. The vocabulary
+/// is `tokens` (+ 1 for the absorb graph's mask, the last id), the sizes are under `model.`,
+/// the noise under `noise.` (`model/transformer.py:SEDD.__init__`, `noise_lib.get_noise`).
+fn sedd_layout(cfg: &Config) -> Result<Dit> {
+    let tokens = cfg.dim("tokens")?;
+    let uniform = match cfg.str("graph.type")? {
+        "absorb" => false,
+        "uniform" => true,
+        other => {
+            return Err(Error::config(
+                &cfg.path,
+                "graph.type",
+                format!("graph `{other}` is not supported (absorb, uniform)"),
+            ))
+        }
+    };
+    let vocab = if uniform { tokens } else { tokens + 1 };
+    let scale_by_sigma = cfg.bool_or("model.scale_by_sigma", false)?;
+    cfg.require(
+        !(uniform && scale_by_sigma),
+        "model.scale_by_sigma",
+        "scaling the score by σ is only defined for the absorb graph (SEDD asserts it)",
+    )?;
+    let noise = match cfg.str("noise.type")? {
+        "loglinear" => Noise::LogLinear {
+            eps: LOG_LINEAR_EPS,
+        },
+        "geometric" => {
+            let sigma_min = cfg.positive_or("noise.sigma_min", 1e-3)?;
+            let sigma_max = cfg.positive_or("noise.sigma_max", 1.0)?;
+            cfg.require(
+                sigma_min < sigma_max,
+                "noise.sigma_max",
+                format!("{sigma_max} must be greater than noise.sigma_min ({sigma_min})"),
+            )?;
+            Noise::Geometric {
+                sigma_min,
+                sigma_max,
+            }
+        }
+        other => {
+            return Err(Error::config(
+                &cfg.path,
+                "noise.type",
+                format!("noise `{other}` is not supported (loglinear, geometric)"),
+            ))
+        }
+    };
+    let max_len = context(cfg, "model.length")?;
+    Ok(Dit {
+        hidden: cfg.dim("model.hidden_size")?,
+        heads: cfg.dim("model.n_heads")?,
+        heads_field: "model.n_heads",
+        blocks: layer_count(cfg, "model.n_blocks")?,
+        cond_dim: cfg.dim("model.cond_dim")?,
+        spec: ModelSpec {
+            arch: Architecture::Sedd,
+            family: Family::Score { uniform },
+            noise: Some(noise),
+            vocab_size: vocab,
+            max_len,
+            mask: if uniform {
+                MaskToken::None
+            } else {
+                MaskToken::Id(tokens as u32)
+            },
+            pad_id: None,
+            type_vocab: 0,
+            time_conditioning: true,
+            logits: LogitReading::LogScore { scale_by_sigma },
+            max_len_field: "model.length",
+            // OpenWebText with GPT-2, documents separated by <|endoftext|>
+            canvas: CanvasRule::EosBothEnds,
+        },
+    })
+}
+
+pub fn build(cfg: &Config, w: &Weights, flavour: Flavour) -> Result<(ModelSpec, Plan)> {
+    let dit = match flavour {
+        Flavour::Sedd => sedd_layout(cfg)?,
+        _ => mdlm_layout(cfg, flavour)?,
+    };
+    let (vocab, h, heads, n_blocks, cond_dim) = (
+        dit.spec.vocab_size,
+        dit.hidden,
+        dit.heads,
+        dit.blocks,
+        dit.cond_dim,
+    );
+    let time_conditioning = dit.spec.time_conditioning;
+    let hd = head_dim(cfg, h, heads, dit.heads_field)?;
     cfg.require(
         hd % 2 == 0,
-        "n_heads",
+        dit.heads_field,
         format!("head dim {hd} must be even for RoPE"),
     )?;
-    cfg.require(
-        vocab >= 2,
-        "vocab_size",
-        "needs at least one token and the mask",
-    )?;
-    // The GPT-2 tokenizer has no mask token: MDLM appends one as the last id.
-    let mask = token_id(cfg, "mask_token_id", vocab)?.unwrap_or((vocab - 1) as u32);
 
-    // SEDD-style state dicts carry the same names without the `backbone.` prefix.
+    // HF ports (MDLM, UDLM, Duo) hold the DiT as `backbone`; SEDD's state dict is the DiT's
+    // own, the same names without the prefix.
     let p = if w.contains("vocab_embed.embedding") {
         ""
     } else {
@@ -104,19 +314,7 @@ pub fn build(cfg: &Config, w: &Weights) -> Result<(ModelSpec, Plan)> {
         true,
     )?);
 
-    let spec = ModelSpec {
-        arch: Architecture::Mdlm,
-        vocab_size: vocab,
-        max_len,
-        mask: MaskToken::Id(mask),
-        pad_id: None,
-        type_vocab: 0,
-        time_conditioning,
-        family: Family::Absorbing,
-        logits: LogitReading::Subs,
-        max_len_field: "model_length",
-        canvas: crate::text::CanvasRule::EosBothEnds,
-    };
+    let spec = dit.spec;
     let plan = Plan {
         hidden: h,
         heads,

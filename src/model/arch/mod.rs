@@ -21,7 +21,10 @@ use crate::error::{Error, Result};
 pub fn build(cfg: &Config, w: &Weights) -> Result<(ModelSpec, Plan)> {
     let arch = Architecture::from_model_type(cfg)?;
     let built = match arch {
-        Architecture::Mdlm => mdlm::build(cfg, w),
+        Architecture::Mdlm => mdlm::build(cfg, w, mdlm::Flavour::Mdlm),
+        Architecture::Udlm => mdlm::build(cfg, w, mdlm::Flavour::Udlm),
+        Architecture::Duo => mdlm::build(cfg, w, mdlm::Flavour::Duo),
+        Architecture::Sedd => mdlm::build(cfg, w, mdlm::Flavour::Sedd),
         Architecture::Bert => bert::build(cfg, w, bert::Flavour::Bert),
         Architecture::Roberta => bert::build(cfg, w, bert::Flavour::Roberta),
         Architecture::DistilBert => distilbert::build(cfg, w),
@@ -36,7 +39,8 @@ pub fn build(cfg: &Config, w: &Weights) -> Result<(ModelSpec, Plan)> {
 /// The config field holding an architecture's layer count.
 pub fn layers_field(arch: Architecture) -> &'static str {
     match arch {
-        Architecture::Mdlm => "n_blocks",
+        Architecture::Mdlm | Architecture::Udlm | Architecture::Duo => "n_blocks",
+        Architecture::Sedd => "model.n_blocks",
         Architecture::Bert
         | Architecture::Roberta
         | Architecture::ModernBert
@@ -58,11 +62,13 @@ pub fn layer_of(name: &str) -> Option<(&str, usize)> {
     None
 }
 
-/// Where each architecture keeps its layers: `<list><i>.…` (MDLM with or without the
-/// `backbone.` prefix of the HF port).
+/// Where each architecture keeps its layers: `<list><i>.…` (the DiT families with or without
+/// the `backbone.` prefix of the HF ports).
 fn layer_lists(arch: Architecture) -> &'static [&'static str] {
     match arch {
-        Architecture::Mdlm => &["backbone.blocks.", "blocks."],
+        Architecture::Mdlm | Architecture::Udlm | Architecture::Duo | Architecture::Sedd => {
+            &["backbone.blocks.", "blocks."]
+        }
         Architecture::Bert => &["bert.encoder.layer."],
         Architecture::Roberta => &["roberta.encoder.layer."],
         Architecture::DistilBert => &["distilbert.transformer.layer."],

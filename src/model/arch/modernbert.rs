@@ -99,13 +99,14 @@ pub fn build(cfg: &Config, w: &Weights) -> Result<(ModelSpec, Plan)> {
     };
     let spec = ModelSpec {
         arch: Architecture::ModernBert,
+        family: Family::Absorbing,
+        noise: None,
         vocab_size: vocab,
         max_len: max_pos,
         mask: MaskToken::Text("[MASK]"),
         pad_id: token_id(cfg, "pad_token_id", vocab)?,
         type_vocab: 0,
         time_conditioning: false,
-        family: Family::Absorbing,
         logits: LogitReading::Raw,
         max_len_field: "max_position_embeddings",
         canvas: crate::text::CanvasRule::PostProcessor,
