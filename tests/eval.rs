@@ -96,3 +96,54 @@ fn eval_feeds_a_time_conditioned_model_its_sigma() {
     assert!((report.masked_ce - ce / m as f64).abs() <= 1e-9 * ce.abs());
     assert_eq!(report.accuracy, hits as f64 / m as f64);
 }
+
+/// A uniform-state model is scored by its own family: the objective pass replaces tokens with
+/// hashed uniform noise at the chunk's t and sums the closed-form uniform NELBO over every
+/// position. Recomputed here with the other written form of the bound (ddg's one-hot sum,
+/// `uniform::nelbo_sum`) on the full log-softmax, through the forward contract.
+#[test]
+fn eval_scores_a_uniform_model_with_its_own_bound() {
+    use unmask::diffusion::eval::noise_id;
+    use unmask::diffusion::uniform::nelbo_sum;
+    let mut inf = cpu_infiller("udlm");
+    assert_eq!(inf.model.spec.family, unmask::model::Family::Uniform);
+    let tok = inf.tokenizer().clone();
+    let text = "the cat sat on the mat .";
+    let opts = EvalOptions {
+        mask_rate: 0.3,
+        seed: 2,
+    };
+    let report = block_on(evaluate(&mut inf, text, &opts)).unwrap();
+    assert_eq!(
+        (report.chunks, report.family),
+        (1, unmask::model::Family::Uniform)
+    );
+    let ids = tok.encode(text, false).unwrap();
+    let (pre, suf) = frame(&tok, inf.model.spec.canvas).unwrap();
+    let truth: Vec<u32> = pre.iter().chain(&ids).chain(&suf).copied().collect();
+    let (n, off, seed, v) = (ids.len(), pre.len(), opts.seed, inf.model.spec.vocab_size);
+    let t = 1e-3 + (1.0 - 1e-3) * (unit(hash3(seed, 1, 0)) % 1.0);
+    let alpha = 1.0 - (1.0 - 1e-3) * t;
+    let mut canvas = truth.clone();
+    for i in 0..n {
+        if unit(hash3(seed, 0, 2 * i as u64 + 1)) < 1.0 - alpha {
+            canvas[off + i] = noise_id(seed, 0, 2 * i + 1, v);
+        }
+    }
+    let mut batch = Batch::single(canvas.clone());
+    batch.sigma = Some(vec![Schedule::default().sigma(t) as f32]);
+    let logits = cpu_forward(&inf.model, &batch, false).unwrap().out.logits;
+    let all = vec![true; v];
+    let want: f64 = (off..off + n)
+        .map(|r| {
+            let lp = log_softmax(logits.row(r), &all, 1.0);
+            nelbo_sum(&lp, truth[r], canvas[r], alpha, -(1.0 - 1e-3))
+        })
+        .sum();
+    assert!(
+        (report.nelbo_sum - want).abs() <= 1e-9 * want.abs().max(1.0),
+        "uniform NELBO {} vs {want}",
+        report.nelbo_sum
+    );
+    assert!(report.nelbo_per_token > 0.0 && report.accuracy.is_finite());
+}

@@ -82,8 +82,15 @@ fn run_case(c: &Case, backend: &str, dir: &Path, adapter: &str) -> Outcome {
     let trace = tmp.path().join("trace.jsonl");
     let mut cmd = Command::new(BIN);
     cmd.arg("infill").arg(&c.template);
-    if c.model != "default" {
-        cmd.arg("--model").arg(fixture(&c.model));
+    // `default` and `uniform` are the bundled models, by name; anything else a fixture folder
+    match c.model.as_str() {
+        "default" => {}
+        "uniform" => {
+            cmd.args(["--model", "uniform"]);
+        }
+        _ => {
+            cmd.arg("--model").arg(fixture(&c.model));
+        }
     }
     let out = cmd
         .args(["--backend", backend, "--trace"])

@@ -1,8 +1,12 @@
-"""Stage 6: write models/default/REPORT.md and the loss curve from the training log, the two
-evaluations and ten infills by the engine.
+"""Stage 6: write a model's REPORT.md and loss curve from its training log, the evaluations and
+ten infills by the engine.
 
-    python3 train/report.py --engine-eval FILE --torch-eval FILE [--unmask target/release/unmask]
-        [--spans FILE --spans-before FILE]
+    python3 train/report.py --engine-eval FILE [--torch-eval FILE] [--unmask target/release/unmask]
+        [--spans FILE --spans-before FILE] [--model models/uniform --name uniform]
+
+`--model` is the folder written (its training_log.json is the log); `--name` is how the engine
+addresses it (`--model NAME`). The uniform-state model has no PyTorch evaluation (train/eval.py
+scores the MDLM objective), so `--torch-eval` is optional.
 
 The ten templates below were fixed before any output of the model was seen.
 """
@@ -35,16 +39,22 @@ TEMPLATES = [
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--engine-eval", required=True)
-    ap.add_argument("--torch-eval", required=True)
+    ap.add_argument("--torch-eval")
+    ap.add_argument("--model", default=OUT)
+    ap.add_argument("--name", default="default")
     ap.add_argument("--unmask", default="target/release/unmask")
     ap.add_argument("--spans", help="`unmask eval --spans --compare … --json` lines for this model")
     ap.add_argument("--spans-before", help="the same for the model this one replaces")
     args = ap.parse_args()
-    log = json.load(open(os.path.join(WORK, "log.json")))
+    out_dir = args.model
+    log = json.load(open(os.path.join(out_dir, "training_log.json")))
+    uniform = log["args"].get("objective", "mdlm") == "udlm"
     split = json.load(open(os.path.join(WORK, "split.json")))
     engine = json.loads(open(args.engine_eval).read().strip().splitlines()[-1])
-    torch_rows = [json.loads(l) for l in open(args.torch_eval).read().strip().splitlines()]
-    tmodel, unigram = torch_rows[0], torch_rows[1]
+    tmodel = unigram = None
+    if args.torch_eval:
+        torch_rows = [json.loads(l) for l in open(args.torch_eval).read().strip().splitlines()]
+        tmodel, unigram = torch_rows[0], torch_rows[1]
 
     vc = json.load(open(os.path.join(WORK, "vocab_choice.json")))
     vocab_note = "; ".join(
@@ -66,21 +76,21 @@ def main():
     for off in offsets[1:]:
         plt.axvline(off / 1e6, color="grey", ls=":", lw=1)
     plt.xlabel("tokens seen (M)")
-    plt.ylabel("MDLM NELBO per token (nats)")
+    plt.ylabel(("uniform-state" if uniform else "MDLM") + " NELBO per token (nats)")
     plt.ylim(top=min(8.5, max(r[2] for r in tr)))
     plt.grid(alpha=0.3)
     plt.legend()
-    plt.title("default model: MDLM objective")
+    plt.title(f"{args.name} model: " + ("UDLM (uniform-state) objective" if uniform else "MDLM objective"))
     plt.tight_layout()
-    plt.savefig(os.path.join(OUT, "loss.png"), dpi=110)
+    plt.savefig(os.path.join(out_dir, "loss.png"), dpi=110)
 
     examples = []
     for t in TEMPLATES:
-        out = subprocess.run([args.unmask, "infill", t, "--seed", "0", "--backend", "cpu"], capture_output=True, text=True, check=True)
+        out = subprocess.run([args.unmask, "infill", t, "--model", args.name, "--seed", "0", "--backend", "cpu"], capture_output=True, text=True, check=True)
         examples.append((t, out.stdout.strip()))
 
     a = log["args"]
-    size = os.path.getsize(os.path.join(OUT, "model.safetensors"))
+    size = os.path.getsize(os.path.join(out_dir, "model.safetensors"))
     total_tokens = sum(st["tokens"] for st in stages)
     total_wall = sum(st["wall_s"] for st in stages)
     stage_lines = []
@@ -99,7 +109,7 @@ def main():
             before = {(r["strategy"], r["temperature"]): r for r in (json.loads(l) for l in open(args.spans_before) if l.strip())}
         spans_table = [
             f"{rows[0]['spans']} held-out two-word spans, seed {rows[0]['seed']}, CPU (`unmask eval --spans --text train/work/heldout.txt --count {rows[0]['spans']} --compare …`;",
-            "the first model's figures in brackets):",
+            "the replaced model's figures in brackets):" if before else "",
             "",
             "| strategy | temperature | exact | token acc. | word acc. | NFE / hole |",
             "|---|---|---|---|---|---|",
@@ -114,12 +124,34 @@ def main():
             )
         spans_table.append("")
     rel = lambda x, y: abs(x - y) / abs(y) * 100  # noqa: E731
+    gpu_note = "on one GPU" if "H200" in log["machine"] or "NVIDIA" in log["machine"] else "on the 2-core development VM"
+    intro = (
+        ["A small uniform-state diffusion model (UDLM objective: every hole holds a token, and noise replaces tokens with",
+         "uniform draws) trained by this project beside the default masked model, on the same books, tokenizer, shape and",
+         "training time, so the two families can be compared. Bundled in the `unmask` binary: `--model uniform`."]
+        if uniform else
+        ["A small MDLM (masked diffusion language model) trained by this project on public-domain children's books,",
+         "embedded in the `unmask` binary so `unmask infill` works offline (`--model default`, or no `--model`)."]
+    )
+    objective = (
+        ["- Objective: UDLM continuous time (families-reference §1.7, Duo's O(V) form): a token is kept with probability",
+         "  α_t = 1 − (1 − 10⁻³)·t, else replaced by a uniform draw over all 4096 ids; the model sees σ = −log α_t",
+         "  (`time_conditioning: true`); low-discrepancy t across each batch; canvases of 32, 64 or 128 tokens framed by",
+         "  `<|endoftext|>` (never noised)."]
+        if uniform else
+        ["- Objective: MDLM continuous time, loglinear schedule (mask probability t), subs parameterisation, weight 1/t,",
+         "  low-discrepancy t across each batch; canvases of 32, 64 or 128 tokens framed by `<|endoftext|>`."]
+    )
+    layout = (
+        f"- UDLM DiT, the layout of `kuleshov-group/udlm-lm1b` (model_type `udlm`): {a['blocks']} blocks × {a['hidden']} wide, {a['heads']} heads,"
+        if uniform else
+        f"- MDLM DiT, exactly the layout the engine loads for `kuleshov-group/mdlm-owt`: {a['blocks']} blocks × {a['hidden']} wide, {a['heads']} heads,"
+    )
     lines = [
-        "# The default model",
+        f"# The {args.name} model",
         "",
-        "A small MDLM (masked diffusion language model) trained by this project on public-domain children's books,",
-        "embedded in the `unmask` binary so `unmask infill` works offline. Train it again with the commands in",
-        "`train/README.md`.",
+        *intro,
+        "Train it again with the commands in `train/README.md`.",
         "",
         "## Data",
         f"- `shared/corpus/corpus.txt`: 181 public-domain children's books (30.6 MB). {len(split['val_books'])} whole books held out",
@@ -130,44 +162,48 @@ def main():
         "  training books only. The choice was measured (`train/tokenizer.py --measure`): " + vocab_note + ".",
         "",
         "## Model and training",
-        f"- MDLM DiT, exactly the layout the engine loads for `kuleshov-group/mdlm-owt`: {a['blocks']} blocks × {a['hidden']} wide, {a['heads']} heads,",
-        f"  cond {a['cond']}, context {a['len']}, `time_conditioning: false`; {log['params'] / 1e6:.2f} M parameters, {size / 1e6:.1f} MB in F16.",
-        "- Objective: MDLM continuous time, loglinear schedule (mask probability t), subs parameterisation, weight 1/t,",
-        "  low-discrepancy t across each batch; canvases of 32, 64 or 128 tokens framed by `<|endoftext|>`.",
-        f"- AdamW (β 0.9/0.98, weight decay 0.01), grad clip 1, {a['tokens_per_step']} tokens per step, seed {a['seed']}; {len(stages)} stage{'s' if len(stages) > 1 else ''}:",
+        layout,
+        f"  cond {a['cond']}, context {a['len']}, `time_conditioning: {'true' if uniform else 'false'}`; {log['params'] / 1e6:.2f} M parameters, {size / 1e6:.1f} MB in F16.",
+        *objective,
+        f"- AdamW (β 0.9/0.98, weight decay 0.01), grad clip 1, dropout {a.get('dropout', 0.0)}, {a['tokens_per_step']} tokens per step, seed {a['seed']}"
+        + (", bf16 autocast" if a.get("device", "cpu") == "cuda" else "") + f"; {len(stages)} stage{'s' if len(stages) > 1 else ''}:",
         *stage_lines,
-        f"- {total_tokens / 1e6:.1f} M tokens seen in all ({total_tokens / split['train_tokens']:.2f} epochs), {total_wall / 60:.0f} min of training, all on the 2-core",
-        "  development VM (no GPU machine was lent to these sessions).",
-        f"- Final validation loss (NELBO per token on the held-out batches used during training): {log['final_val']:.3f} nats.",
+        f"- {total_tokens / 1e6:.1f} M tokens seen in all ({total_tokens / split['train_tokens']:.2f} epochs), {total_wall / 60:.1f} min of training {gpu_note}",
+        "  (`train/gpu.sh`: the default and the uniform model side by side on one H200, the same wall time each)."
+        if "NVIDIA" in log["machine"] else "  (no GPU machine was lent to these sessions).",
+        f"- Final validation loss (NELBO per token on the held-out batches used during training): {log['final_val']:.3f} nats;",
+        f"  the weights are those of the best validation ({log.get('exported', {}).get('val', log['final_val']):.3f}).",
         "",
         "![loss curve](loss.png)",
         "",
         "## Evaluation on the held-out books",
-        "Masks and times are SplitMix64 hashes of (seed, chunk, position), so the engine (`unmask eval`) and the",
-        "PyTorch side (`train/eval.py`) score exactly the same tokens; special tokens are never predicted on either side.",
+        "Masks, noise and times are SplitMix64 hashes of (seed, chunk, position), so every run scores exactly the same",
+        "tokens" + ("; the PyTorch side (`train/eval.py`) scores the same ones." if tmodel else
+                    ". The accuracy pass replaces 15% of the tokens with uniform noise (the uniform model's corruption) and",
+        ) + ("" if tmodel else "\nasks for each replaced token back; the bound is the family's own (the uniform closed-form NELBO)."),
         "",
-        "| | masked-token top-1 accuracy (15% masked) | NELBO per token (nats) | perplexity bound |",
+        f"| | {'corrupted' if uniform else 'masked'}-token top-1 accuracy (15%) | NELBO per token (nats) | perplexity bound |",
         "|---|---|---|---|",
-        f"| engine (`unmask eval`, CPU, f32 compute on F16 weights) | {engine['accuracy'] * 100:.2f}% | {engine['nelbo_per_token']:.4f} | {engine['ppl_bound']:.2f} |",
-        f"| PyTorch (`train/eval.py`, same weights) | {tmodel['accuracy'] * 100:.2f}% | {tmodel['nelbo_per_token']:.4f} | {tmodel['ppl_bound']:.2f} |",
-        f"| unigram baseline (training frequencies) | {unigram['accuracy'] * 100:.2f}% | {unigram['nelbo_per_token']:.4f} | {unigram['ppl_bound']:.2f} |",
+        f"| engine (`unmask eval --model {args.name}`, CPU, f32 compute on F16 weights) | {engine['accuracy'] * 100:.2f}% | {engine['nelbo_per_token']:.4f} | {engine['ppl_bound']:.2f} |",
+        *([f"| PyTorch (`train/eval.py`, same weights) | {tmodel['accuracy'] * 100:.2f}% | {tmodel['nelbo_per_token']:.4f} | {tmodel['ppl_bound']:.2f} |",
+           f"| unigram baseline (training frequencies) | {unigram['accuracy'] * 100:.2f}% | {unigram['nelbo_per_token']:.4f} | {unigram['ppl_bound']:.2f} |"] if tmodel else []),
         "",
-        f"Engine vs PyTorch: accuracy differs by {rel(engine['accuracy'], tmodel['accuracy']):.1e}%, the NELBO by",
-        f"{rel(engine['nelbo_per_token'], tmodel['nelbo_per_token']):.1e}% (relative; the requirement is 1%); {engine['tokens']:,} tokens, {engine['masked']:,} masked for accuracy,",
-        f"{engine['chunks']} chunks of up to {a['len'] - 2} tokens.",
-        "",
+        *([f"Engine vs PyTorch: accuracy differs by {rel(engine['accuracy'], tmodel['accuracy']):.1e}%, the NELBO by",
+           f"{rel(engine['nelbo_per_token'], tmodel['nelbo_per_token']):.1e}% (relative; the requirement is 1%); {engine['tokens']:,} tokens, {engine['masked']:,} masked for accuracy,",
+           f"{engine['chunks']} chunks of up to {a['len'] - 2} tokens.", ""] if tmodel else
+          [f"{engine['tokens']:,} tokens, {engine['masked']:,} corrupted for accuracy, {engine['chunks']} chunks of up to {a['len'] - 2} tokens.", ""]),
         *(["## Fill quality", *spans_table] if spans_table else []),
         "## Ten infills",
-        "Templates chosen before looking at any output; `unmask infill TEMPLATE --seed 0` (the default: greedy top-prob,",
-        "one token per step).",
+        f"Templates chosen before looking at any output; `unmask infill TEMPLATE --model {args.name} --seed 0` (the default: "
+        + ("the uniform posterior, one step per hole, a greedy last step)." if uniform else "greedy top-prob, one token per step)."),
         "",
     ]
     for t, o in examples:
         lines += [f"- `{t}`", f"  → {o}"]
     lines.append("")
-    with open(os.path.join(OUT, "REPORT.md"), "w") as f:
+    with open(os.path.join(out_dir, "REPORT.md"), "w") as f:
         f.write("\n".join(lines))
-    print("wrote", os.path.join(OUT, "REPORT.md"))
+    print("wrote", os.path.join(out_dir, "REPORT.md"))
 
 
 if __name__ == "__main__":

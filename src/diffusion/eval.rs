@@ -10,6 +10,14 @@
 //!   (the continuous-time NELBO of the log-linear schedule). Its mean per token bounds the
 //!   log-likelihood, so `exp` of it bounds the perplexity.
 //!
+//! Uniform-state models (UDLM, Duo) are scored by their own family's rules: the accuracy pass
+//! replaces the chosen tokens with uniform noise instead of the mask (the model cannot tell
+//! which tokens were replaced, which is its task), and the objective pass replaces each token
+//! with probability 1 − α_t = (1 − ε)·t by a uniform draw over all N ids and sums the closed-form
+//! uniform NELBO (`uniform::nelbo_duo`, families-reference §1.7) over every position, reading
+//! the model's full log-softmax over the N ids it was trained on. The noise ids are hashes too:
+//! id `hash3(seed ^ NOISE, c, i) mod N`.
+//!
 //! The accuracy pass also bins its masked tokens by the top probability (`calibration`, `ece`):
 //! what threshold decoding can commit at each threshold, and how often that is right.
 //!
@@ -59,6 +67,9 @@ impl Default for EvalOptions {
 
 #[derive(Clone, Debug, Serialize)]
 pub struct EvalReport {
+    /// The model's family, which decides the corruption and the bound: `absorbing` (the mask,
+    /// MDLM's NELBO) or `uniform` (uniform noise, the uniform-state NELBO).
+    pub family: crate::model::Family,
     /// Σ over chunks of the masked tokens' NLL / t (nats), before dividing by `tokens`.
     pub nelbo_sum: f64,
     pub paragraphs: usize,
@@ -72,7 +83,7 @@ pub struct EvalReport {
     pub accuracy: f64,
     /// Mean cross-entropy (nats) of the masked tokens at `mask_rate`.
     pub masked_ce: f64,
-    /// The MDLM NELBO per token (nats), an upper bound on the negative log-likelihood.
+    /// The family's NELBO per token (nats), an upper bound on the negative log-likelihood.
     pub nelbo_per_token: f64,
     /// `exp(nelbo_per_token)`: an upper bound on the perplexity.
     pub ppl_bound: f64,
@@ -133,6 +144,15 @@ pub fn calibration(pairs: &[(f64, bool)]) -> (Vec<CalibrationBin>, f64) {
 
 const T_EPS: f64 = 1e-3;
 
+/// Salt of the uniform-noise hashes, so the noise ids do not repeat the position choices.
+const NOISE: u64 = 0x05EE_D0F0_015E;
+
+/// The uniform-noise id of position `i` of chunk `c` (accuracy pass: `i` = 2·token; objective
+/// pass: 2·token + 1), over `n` ids.
+pub fn noise_id(seed: u64, c: usize, i: usize, n: usize) -> u32 {
+    (hash3(seed ^ NOISE, c as u64, i as u64) % n as u64) as u32
+}
+
 /// Scores `text` (see the module documentation). A time-conditioned model sees, for each pass,
 /// σ(t) of the default (log-linear) schedule at that pass's masking level: `mask_rate` for the
 /// accuracy pass, the chunk's t for the objective.
@@ -165,6 +185,14 @@ pub async fn evaluate_with<D: Denoiser>(
     let (pre, suf) = frame(tok, model.spec.canvas)?;
     let room = model.spec.max_len.saturating_sub(pre.len() + suf.len());
     let timed = model.spec.time_conditioning;
+    let family = model.spec.family;
+    if matches!(family, crate::model::Family::Score { .. }) {
+        return Err(Error::input(
+            "eval of SEDD (score-entropy) models is not implemented yet",
+        ));
+    }
+    let uniform = family == crate::model::Family::Uniform;
+    let vocab = model.spec.vocab_size;
     let sigma_at = |t: f64| {
         if timed {
             Schedule::default().sigma(t) as f32
@@ -241,7 +269,12 @@ pub async fn evaluate_with<D: Denoiser>(
         let mut rows: Vec<usize> = order[..m].iter().map(|&(_, i)| off + i).collect();
         rows.sort_unstable();
         for &r in &rows {
-            canvas[r] = mask;
+            // the family's corruption: the mask, or uniform noise for a uniform-state model
+            canvas[r] = if uniform {
+                noise_id(opts.seed, ci, 2 * (r - off), vocab)
+            } else {
+                mask
+            };
         }
         let at = Place {
             paragraph: origin[ci],
@@ -259,6 +292,22 @@ pub async fn evaluate_with<D: Denoiser>(
         masked += m;
         // MDLM objective at a low-discrepancy t
         let t = T_EPS + (1.0 - T_EPS) * ((u0 + ci as f64 / k as f64) % 1.0);
+        if uniform {
+            let sched = Schedule::default();
+            let alpha_t = 1.0 - sched.move_chance(t);
+            let mut canvas = truth.clone();
+            for i in 0..n {
+                if unit(hash3(opts.seed, ci as u64, 2 * i as u64 + 1)) < 1.0 - alpha_t {
+                    canvas[off + i] = noise_id(opts.seed, ci, 2 * i + 1, vocab);
+                }
+            }
+            let rows: Vec<usize> = (off..off + n).collect();
+            nelbo += uniform_bound(inf, &canvas, sigma_at(t), &truth, &rows, alpha_t, &at).await?;
+            nfe += 1;
+            objective_masked += n;
+            progress(tokens, total);
+            continue;
+        }
         let mut canvas = truth.clone();
         let rows: Vec<usize> = (0..n)
             .filter(|&i| unit(hash3(opts.seed, ci as u64, 2 * i as u64 + 1)) < t)
@@ -291,6 +340,7 @@ pub async fn evaluate_with<D: Denoiser>(
     let nelbo_per_token = nelbo / tokens as f64;
     let (calibration, ece) = calibration(&confidence);
     let report = EvalReport {
+        family,
         nelbo_sum: nelbo,
         paragraphs: paragraphs.len(),
         chunks: k,
@@ -337,6 +387,43 @@ struct Place {
     paragraph: usize,
     chunk: usize,
     off: usize,
+}
+
+/// The uniform-state NELBO summed over `rows` (every token of a chunk): each row's full
+/// log-softmax over the N ids (no token suppressed: the distribution the bound is defined on),
+/// the true token, the canvas token and α_t of the log-linear schedule, α'_t = −(1 − ε).
+async fn uniform_bound<D: Denoiser>(
+    inf: &mut Infiller<D>,
+    canvas: &[u32],
+    sigma: f32,
+    truth: &[u32],
+    rows: &[usize],
+    alpha_t: f64,
+    at: &Place,
+) -> Result<f64> {
+    let v = inf.model.spec.vocab_size;
+    let logits = inf
+        .denoiser
+        .logits(&Row::plain(canvas, sigma), rows)
+        .await?;
+    let all = vec![true; v];
+    let dalpha = -(1.0 - T_EPS);
+    let mut sum = 0.0;
+    for (i, &r) in rows.iter().enumerate() {
+        let lp = log_softmax(&logits[i * v..(i + 1) * v], &all, 1.0);
+        let ell = super::uniform::nelbo_duo(&lp, truth[r], canvas[r], alpha_t, dalpha);
+        if !ell.is_finite() {
+            return Err(Error::input(format!(
+                "paragraph {}: the bound at token {} of chunk {} is {ell}, not finite (are the \
+                 model's weights finite?)",
+                at.paragraph,
+                r - at.off + 1,
+                at.chunk
+            )));
+        }
+        sum += ell;
+    }
+    Ok(sum)
 }
 
 /// For each masked row: log p(true token), whether the argmax is the true token, and the

@@ -276,7 +276,10 @@ impl<D: Denoiser> Infiller<D> {
         host: &mut H,
     ) -> Result<InfillResult> {
         let t0 = Instant::now();
-        self.model.check(&Batch::single(canvas.ids.clone()))?;
+        // the canvas's ids against the model; σ is the sampler's own (positive) at every pass
+        let mut batch = Batch::single(canvas.ids.clone());
+        batch.sigma = Some(vec![1.0]);
+        self.model.check(&batch)?;
         let mut run = Run::new(self, canvas, opts, host)?;
         run.forced()?;
         let family = run.inf.model.spec.family;
@@ -301,11 +304,8 @@ impl<D: Denoiser> Infiller<D> {
             Strategy::Uniform => run.uniform(1.0).await?,
             Strategy::Psi(kappa) => run.uniform(kappa).await?,
             Strategy::Remdm(eta) => run.remdm(eta).await?,
-            Strategy::SeddEuler | Strategy::SeddAnalytic => {
-                return Err(Error::input(
-                    "the SEDD samplers are not wired into infilling yet",
-                ))
-            }
+            Strategy::SeddEuler => run.sedd(false).await?,
+            Strategy::SeddAnalytic => run.sedd(true).await?,
             _ => run.absorbing().await?,
         }
         let text = canvas.text(&run.ids, run.inf.tokenizer())?;

@@ -1,12 +1,18 @@
 //! The samplers that may change a hole after it holds a token: uniform-state ancestral and Duo's
-//! Ψ-sampler (every hole holds a token from the start; families-reference §1.4–1.5) and ReMDM on
-//! masked models (committed tokens can be re-masked; §1.5). Known text is never written: the
+//! Ψ-sampler (every hole holds a token from the start; families-reference §1.4–1.5), ReMDM on
+//! masked models (committed tokens can be re-masked; §1.5), and SEDD's Euler and analytic steps
+//! (§2.4). Known text is never written: the
 //! loops only ever touch the free holes, which is the projector of §1.8 (i).
 
 use super::*;
+use crate::diffusion::reading::log_score_in_place;
+use crate::diffusion::score::{
+    self, analytic_row, clamp_normalise, denoiser_row, euler_row, Graph,
+};
 use crate::diffusion::uniform::{
     psi_mixture, remdm_mixture, remdm_sigma, Component, Prior, RemdmSchedule,
 };
+use crate::model::Family;
 
 /// The last time of the uniform loop: Duo's and UDLM's `generate_samples(eps=1e-5)`.
 const T_END: f64 = 1e-5;
@@ -138,7 +144,9 @@ impl<'a, D: Denoiser, H: Host + ?Sized> Run<'a, D, H> {
             let sigma = remdm_sigma(RemdmSchedule::Cap, eta, alpha_t, alpha_s);
             // a masked position commits with the mixture's model weight; a clean one is
             // re-masked with its prior weight, σ
-            let q = remdm_mixture(alpha_t, alpha_s, sigma, true).model.clamp(0.0, 1.0);
+            let q = remdm_mixture(alpha_t, alpha_s, sigma, true)
+                .model
+                .clamp(0.0, 1.0);
             let remask = remdm_mixture(alpha_t, alpha_s, sigma, false).prior;
             self.step += 1;
             let rows: Vec<usize> = self.masked.clone();
@@ -172,5 +180,132 @@ impl<'a, D: Denoiser, H: Host + ?Sized> Run<'a, D, H> {
         }
         Ok(())
     }
-}
 
+    /// SEDD (`sedd@0605786da5:sampling.py:get_pc_sampler`): `steps` Euler or analytic steps from
+    /// t = 1 to ε = 1e-5 on the model's log score at σ(t), then the final denoiser at σ(ε).
+    /// The step distributions need every entry of a row (the uniform graph's staggered score
+    /// is clipped entry by entry), so each step reads the hole rows' logits whole. Known text is
+    /// never written (the projector of `run_sample_cond.py`). Draws are restricted to the
+    /// tokens a fill may show (and the mask, for the absorb graph's "stay masked").
+    pub(super) async fn sedd(&mut self, analytic: bool) -> Result<()> {
+        let spec = &self.inf.model.spec;
+        let Family::Score { uniform } = spec.family else {
+            unreachable!("family_fits admits only score models");
+        };
+        let graph = if uniform {
+            Graph::Uniform
+        } else {
+            Graph::Absorb
+        };
+        let noise = match spec.noise {
+            Some(crate::model::Noise::Geometric {
+                sigma_min,
+                sigma_max,
+            }) => score::Noise::Geometric {
+                sigma_min,
+                sigma_max,
+            },
+            Some(crate::model::Noise::LogLinear { eps }) => score::Noise::LogLinear { eps },
+            None => score::Noise::LogLinear { eps: 1e-3 },
+        };
+        let scale_by_sigma = matches!(
+            spec.logits,
+            crate::model::LogitReading::LogScore {
+                scale_by_sigma: true
+            }
+        );
+        if self.opts.block_len.is_some() || self.opts.cfg_scale > 0.0 {
+            return Err(Error::input(
+                "the SEDD samplers revise every hole at every step: they take no block-length \
+                 and no cfg",
+            ));
+        }
+        let free = self.masked.clone();
+        if free.is_empty() {
+            return Ok(());
+        }
+        let v = spec.vocab_size;
+        let mask = self.canvas.mask_id;
+        // which ids a draw may land on
+        let mut drawable = self.inf.allowed.clone();
+        if graph == Graph::Absorb {
+            drawable[v - 1] = true;
+        }
+        if graph == Graph::Uniform {
+            let noise_ids = self.noise_ids();
+            let mut start = Vec::with_capacity(free.len());
+            for &pos in &free {
+                let id = noise_ids[self.rng.random_range(0..noise_ids.len())];
+                start.push((pos, id, 1.0 / v as f64));
+            }
+            self.masked.clear();
+            self.commit(start, 1.0, Vec::new());
+        }
+        let steps = self.opts.steps.unwrap_or(free.len()).max(1);
+        let dt = (1.0 - T_END) / steps as f64;
+        let mut out = vec![0.0f64; v];
+        for i in 0..=steps {
+            let last = i == steps;
+            let t = if last { T_END } else { 1.0 - i as f64 * dt };
+            let sigma = noise.sigma(t);
+            self.host.before_pass().await?;
+            self.step += 1;
+            let mut logits = self
+                .inf
+                .denoiser
+                .logits(&Row::plain(&self.ids, sigma as f32), &free)
+                .await?;
+            self.nfe += 1;
+            let mut changed = Vec::new();
+            for (k, &pos) in free.iter().enumerate() {
+                let x = self.ids[pos];
+                let row = &mut logits[k * v..(k + 1) * v];
+                log_score_in_place(row, x, sigma as f32, scale_by_sigma);
+                let ls: Vec<f64> = row.iter().map(|&l| l as f64).collect();
+                if ls.iter().any(|l| l.is_nan()) {
+                    return Err(Error::NonFinite {
+                        step: self.step,
+                        row: pos,
+                    });
+                }
+                if last {
+                    denoiser_row(graph, &ls, x, sigma, &mut out);
+                } else if analytic {
+                    let dsigma = sigma - noise.sigma(t - dt);
+                    analytic_row(graph, &ls, x, dsigma, &mut out);
+                } else {
+                    euler_row(graph, &ls, x, dt, noise.rate(t), &mut out);
+                }
+                for (o, &ok) in out.iter_mut().zip(&drawable) {
+                    if !ok {
+                        *o = 0.0;
+                    }
+                }
+                if clamp_normalise(&mut out) <= 0.0 {
+                    continue; // nothing drawable has weight: the position stays
+                }
+                let u: f64 = self.rng.random();
+                let mut acc = 0.0;
+                let mut id = x;
+                for (y, &p) in out.iter().enumerate() {
+                    acc += p;
+                    if p > 0.0 && u < acc {
+                        id = y as u32;
+                        break;
+                    }
+                }
+                if id != x {
+                    changed.push((pos, id, out[id as usize]));
+                }
+            }
+            // the absorb graph commits a position when it leaves the mask
+            for &(pos, id, _) in &changed {
+                if id != mask {
+                    self.masked.retain(|&m| m != pos);
+                }
+            }
+            self.commit(changed, t, Vec::new());
+        }
+        Ok(())
+    }
+}
