@@ -802,3 +802,29 @@ fn sedd_samplers_fill_and_keep_the_text() {
     }
     assert_eq!(fills[2], fills[3], "absorb: Euler and analytic coincide");
 }
+
+/// Holes of unknown length on a uniform-state model: each length is filled and ranked (the
+/// passes corrupt with uniform noise, not a mask the model never saw), the text is kept, and a
+/// SEDD model refuses them with the reason.
+#[test]
+fn unknown_lengths_on_other_families() {
+    let mut inf = infiller("udlm");
+    let o = opts(&inf, Strategy::Uniform, None, 1);
+    let mut lengths = None;
+    let r = block_on(inf.infill("the cat [MASK*1-3] on the mat .", &o, &mut |e| {
+        if let TraceEvent::Lengths(l) = e {
+            lengths = Some(l.clone());
+        }
+    }))
+    .unwrap();
+    assert!(
+        r.text.starts_with("the cat ") && r.text.ends_with(" on the mat ."),
+        "{}",
+        r.text
+    );
+    assert_eq!(lengths.expect("a lengths event").lengths.len(), 3);
+    let mut sedd = infiller("sedd_uniform");
+    let o = opts(&sedd, Strategy::SeddAnalytic, None, 1);
+    let e = block_on(sedd.infill("the cat [MASK*1-3] on the mat .", &o, &mut |_| {})).unwrap_err();
+    assert!(e.to_string().contains("SEDD"), "{e}");
+}

@@ -502,8 +502,22 @@ impl<D: Denoiser> Infiller<D> {
     ) -> Result<f64> {
         let mask = self.mask;
         let v = self.model.spec.vocab_size;
+        let family = self.model.spec.family;
+        if matches!(family, crate::model::Family::Score { .. }) {
+            return Err(Error::input(
+                "holes of unknown length are ranked by a denoising bound that SEDD (score) \
+                 models do not give yet; give each hole a length",
+            ));
+        }
         let mut total = 0.0;
-        for (canvas, masked, t) in bound_passes(ids, holes, seed, mask) {
+        for (mut canvas, masked, t) in bound_passes(ids, holes, seed, mask) {
+            if family == crate::model::Family::Uniform {
+                // the family's own corruption: the passes' positions hold hashed uniform noise
+                // (the model cannot tell them from the fill), the same denoising score otherwise
+                for &p in &masked {
+                    canvas[p] = (super::seeded::hash3(seed, p as u64, 5) % v as u64) as u32;
+                }
+            }
             let sigma = if self.model.spec.time_conditioning {
                 Schedule::default().sigma(t) as f32
             } else {

@@ -23,6 +23,10 @@ pub const BYTES_PER_TOKEN: usize = 64;
 pub enum CanvasRule {
     /// `<|endoftext|>` at both ends, as MDLM-OWT was trained.
     EosBothEnds,
+    /// The tokenizer's post-processor frame when it adds one (UDLM-LM1B with BERT's tokenizer:
+    /// `[CLS] … [SEP]`); else `<|endoftext|>` at both ends where the tokenizer has it (this
+    /// project's uniform model, trained framed as the default model is); else no frame.
+    PostProcessorElseEos,
     /// The tokenizer's post-processor template (`[CLS] … [SEP]`, `<s> … </s>`).
     PostProcessor,
     /// A beginning-of-text token only, named here (LLaDA's `<|startoftext|>`, Dream's
@@ -128,6 +132,13 @@ pub fn frame(tok: &Tokenizer, rule: CanvasRule) -> Result<(Vec<u32>, Vec<u32>)> 
             vec![],
         ),
         CanvasRule::PostProcessor => post_processor_frame(tok)?,
+        CanvasRule::PostProcessorElseEos => {
+            let (pre, suf) = post_processor_frame(tok)?;
+            match tok.token_to_id("<|endoftext|>") {
+                Some(eos) if pre.is_empty() && suf.is_empty() => (vec![eos], vec![eos]),
+                _ => (pre, suf),
+            }
+        }
     })
 }
 

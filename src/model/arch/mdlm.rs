@@ -98,8 +98,8 @@ fn mdlm_layout(cfg: &Config, flavour: Flavour) -> Result<Dit> {
                 Some(Noise::LogLinear {
                     eps: LOG_LINEAR_EPS,
                 }),
-                // LM1B with bert-base-uncased: [CLS] … [SEP]
-                CanvasRule::PostProcessor,
+                // LM1B with bert-base-uncased: [CLS] … [SEP]; our own uniform model: EOS ends
+                CanvasRule::PostProcessorElseEos,
             )
         }
         Flavour::Duo => {
