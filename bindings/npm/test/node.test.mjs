@@ -567,7 +567,7 @@ test("bad arguments are BadTemplate or BadInput naming the argument and the valu
   await refuses(() => Unmask.load(undefined, { devcie: "wasm" }), "BadInput", /^load: options\.devcie is not an option \(unknown field\)/);
   await refuses(() => Unmask.load(undefined, { device: "gpu0" }), "BadInput", `load: options.device must be 'auto', 'webgpu', 'wasm', 'gpu' or 'cpu', not "gpu0"`);
   await refuses(() => Unmask.load(undefined, { threads: 0 }), "BadInput", "load: options.threads must be 'auto' or a whole number from 1 to 256, not 0");
-  await refuses(() => Unmask.load(42), "BadInput", "load: source must be a folder URL or path, a hub id, or { config, weights, tokenizer } (or left out), not 42");
+  await refuses(() => Unmask.load(42), "BadInput", "load: source must be a bundled model's name ('default' or 'uniform'), a folder URL or path, a hub id, or { config, weights, tokenizer } (or left out), not 42");
   await refuses(() => Unmask.load(""), "BadInput", 'load: source must be a URL or a non-empty string, not ""');
   await refuses(() => model.corrupt(7), "BadInput", "corrupt: text must be a string, not 7");
   // a template over the engine's 1 MiB is refused before it is copied into the module
