@@ -385,10 +385,16 @@ export function makeUnmask(platform) {
       const open = (part) => (part.bytes !== undefined ? memorySource(part.bytes) : platform.open(part.where, part.file, signal, { cache }));
       /** @param {string | Uint8Array} b */
       const byteLength = (b) => (typeof b === "string" ? new TextEncoder().encode(b).byteLength : b.byteLength);
-      // every file's size before the first byte, so the total progress is known from the start
-      const sizes = await Promise.all(
-        parts.map((part) => (part.bytes !== undefined ? byteLength(part.bytes) : platform.size(part.where, part.file, signal, { cache }))),
+      // every file's size before the first byte, so the total progress is known from the start;
+      // asked all at once, but a failure is reported in file order (config.json's first), not
+      // in the order the answers happen to come back
+      const asked = await Promise.allSettled(
+        parts.map(async (part) => (part.bytes !== undefined ? byteLength(part.bytes) : platform.size(part.where, part.file, signal, { cache }))),
       );
+      const sizes = asked.map((a) => {
+        if (a.status === "rejected") throw a.reason;
+        return a.value;
+      });
       const totalBytes = sizes.every((s) => s !== null) ? sizes.reduce((a, b) => a + b, 0) : null;
       const loaded = parts.map(() => 0);
       /**
