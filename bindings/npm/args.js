@@ -470,21 +470,36 @@ const textOrBytes = (fn, name, v) => {
   return v;
 };
 
+/** The models shipped with the package, by the name `load` takes (index.d.ts's `BundledModel`). */
+export const BUNDLED = /** @type {const} */ (["default", "uniform"]);
+
 /**
- * `load`'s source: `{ kind: "default" }` (undefined or null), `{ kind: "folder", where }` (a
+ * Whether `v` is the name of a model shipped with the package: exactly `"default"` or
+ * `"uniform"` (`"./uniform"` is a folder).
+ * @param {unknown} v
+ * @returns {v is import("./index.js").BundledModel}
+ */
+export function isBundled(v) {
+  return typeof v === "string" && /** @type {readonly string[]} */ (BUNDLED).includes(v);
+}
+
+/**
+ * `load`'s source: `{ kind: "bundled", name }` (undefined or null: the default model; or a
+ * bundled model's name, which wins over a folder of that name), `{ kind: "folder", where }` (a
  * non-empty string or a URL), or `{ kind: "files", files }` (`{ config, weights, tokenizer }`;
  * `tokenizer` may be left out only when `options.tokenizer` says where to read it).
  * @param {unknown} v
  * @param {LoadOptions} options
- * @returns {{ kind: "default" } | { kind: "folder", where: string | URL } | { kind: "files", files: ModelFiles }}
+ * @returns {{ kind: "bundled", name: import("./index.js").BundledModel } | { kind: "folder", where: string | URL } | { kind: "files", files: ModelFiles }}
  */
 export function loadSource(v, options) {
-  if (v === undefined || v === null) return { kind: "default" };
+  if (v === undefined || v === null) return { kind: "bundled", name: "default" };
+  if (isBundled(v)) return { kind: "bundled", name: v };
   if (typeof v === "string" || isURL(v)) {
     return { kind: "folder", where: location("load", "source", v) };
   }
   if (typeof v !== "object") {
-    throw bad("load", "source", "a folder URL or path, a hub id, or { config, weights, tokenizer } (or left out)", v);
+    throw bad("load", "source", `a bundled model's name (${BUNDLED.map((b) => `'${b}'`).join(" or ")}), a folder URL or path, a hub id, or { config, weights, tokenizer } (or left out)`, v);
   }
   const files = checked("load", "source", v, { config: textOrBytes, weights: bytes, tokenizer: textOrBytes }, ["config", "weights"]);
   if (files.tokenizer === undefined && options.tokenizer === undefined) {
@@ -533,7 +548,7 @@ export function reapplyOptions(v) {
 }
 
 /**
- * `isCached(source, options)`: as `load`'s folder forms; options `{ tokenizer }`.
+ * `isCached(source, options)`: as `load`'s bundled names and folder forms; options `{ tokenizer }`.
  * @param {unknown} source
  * @param {unknown} options
  */

@@ -47,8 +47,8 @@ export interface LoadOptions {
   tokenizer?: string | URL | null;
 }
 
-/** Whether every file of a source (nothing: the default model) is in the cache. */
-export declare function isCached(source?: string | URL | null, options?: { tokenizer?: string | URL | null }): Promise<boolean>;
+/** Whether every file of a source (nothing: the default model; a {@link BundledModel}; a folder or hub id) is in the cache. */
+export declare function isCached(source?: BundledModel | string | URL | null, options?: { tokenizer?: string | URL | null }): Promise<boolean>;
 /** Removes every file unmask has cached. */
 export declare function clearCache(): Promise<void>;
 
@@ -95,6 +95,25 @@ export type StrategyName = "ancestral" | "first-hitting" | "top-prob" | "margin"
  */
 export type Strategy = StrategyName | `threshold:${number}` | `remdm:${number}` | `psi:${number}`;
 
+/**
+ * The discrete diffusion a model was trained for, which decides the strategies that sample it
+ * ({@link Model.family}, {@link StrategyInfo.families}):
+ * - `absorbing`: masked diffusion (MDLM, LLaDA, Dream, BERT-style MLMs; the `default` model):
+ *   holes start as the mask and a committed token stays;
+ * - `uniform`: uniform-state diffusion (UDLM, Duo; the `uniform` model): holes start as
+ *   uniform noise (or the words of a `[[words]]` hole) and any of them may change every step;
+ * - `score-absorbing`, `score-uniform`: SEDD (score entropy) on its absorbing or uniform graph.
+ */
+export type ModelFamily = "absorbing" | "uniform" | "score-absorbing" | "score-uniform";
+
+/**
+ * The models shipped with the package, loaded by name: `Unmask.load("default")` (also
+ * `Unmask.load()`): an 8 M-parameter masked (MDLM) model; `Unmask.load("uniform")`: a
+ * uniform-state (UDLM) model of the same shape, vocabulary and tokenizer. Both were trained on
+ * public-domain children's books, context 128 tokens. A folder of that name is `"./uniform"`.
+ */
+export type BundledModel = "default" | "uniform";
+
 /** One strategy as the engine lists it. */
 export interface StrategyInfo {
   name: StrategyName;
@@ -102,6 +121,10 @@ export interface StrategyInfo {
   usage: string;
   /** One line of help (the CLI's). */
   help: string;
+  /** The model families it samples: a fill with it on any other is refused (`BadInput`). */
+  families: ModelFamily[];
+  /** The families whose fills use it when no strategy is asked for. */
+  defaultFor: ModelFamily[];
 }
 
 /** Every unmasking strategy, in the order the CLI's help lists them (the module starts on first use). */
@@ -382,6 +405,8 @@ export interface UnmaskError extends Error {
  */
 export interface Model {
   readonly backend: Backend;
+  /** The diffusion family the model was trained for: which strategies fit it ({@link strategies}). */
+  readonly family: ModelFamily;
   readonly backendReason: BackendReason;
   /** Bytes read back from the GPU since loading (0 on the CPU); live during a fill (in a worker: as of its last step). */
   readonly readbackBytes: number;
@@ -416,8 +441,11 @@ export interface Model {
   dispose(): void;
 }
 
-/** Where `load` reads a model from: nothing (the default model), a folder URL or path, a hub id, or bytes. */
-export type ModelSource = string | URL | ModelFiles | null | undefined;
+/**
+ * Where `load` reads a model from: nothing (the default model), a {@link BundledModel}'s name,
+ * a folder URL or path, a hub id, or bytes.
+ */
+export type ModelSource = BundledModel | string | URL | ModelFiles | null | undefined;
 
 /** A model running in the calling page or thread. */
 export declare class Unmask implements Model {
@@ -425,15 +453,18 @@ export declare class Unmask implements Model {
   /** Made by `load`. */
   private constructor();
   /**
-   * The default model with no source; else a folder URL or path, a hub id, or bytes. `owner/name`
-   * (no slash at either end) is a hub id; write a folder as `./dir`, `/dir` or `dir/`. With
-   * `worker: true` the model runs in a module worker and `load` resolves to a {@link RemoteUnmask}.
+   * The default model with no source; a bundled model by its name (`"default"`, `"uniform"`:
+   * {@link BundledModel}; the name wins over a folder, which is written `./uniform`); else a
+   * folder URL or path, a hub id, or bytes. `owner/name` (no slash at either end) is a hub id;
+   * write a folder as `./dir`, `/dir` or `dir/`. With `worker: true` the model runs in a module
+   * worker and `load` resolves to a {@link RemoteUnmask}.
    */
   static load(source: ModelSource, options: LoadOptions & { worker: true }): Promise<RemoteUnmask>;
   static load(source?: ModelSource, options?: LoadOptions & { worker?: false }): Promise<Unmask>;
   static load(source?: ModelSource, options?: LoadOptions): Promise<Unmask | RemoteUnmask>;
   readonly backend: Backend;
   readonly backendReason: BackendReason;
+  readonly family: ModelFamily;
   readonly readbackBytes: number;
   readonly threads: number;
   infill(template: string, options?: InfillOptions): Promise<InfillResult>;
@@ -455,6 +486,7 @@ export declare class RemoteUnmask implements Model {
   private constructor();
   readonly backend: Backend;
   readonly backendReason: BackendReason;
+  readonly family: ModelFamily;
   readonly readbackBytes: number;
   readonly threads: number;
   infill(template: string, options?: InfillOptions): Promise<InfillResult>;

@@ -1,8 +1,8 @@
-// Node entry: the module and the default model are read from the package's own folder.
+// Node entry: the module and the bundled models are read from the package's own folder.
 import { createReadStream } from "node:fs";
 import { readFile, stat } from "node:fs/promises";
 import * as wasm from "./wasm/unmask_wasm.js";
-import { makeTools, makeUnmask } from "./unmask.js";
+import { bundledFolder, makeTools, makeUnmask } from "./unmask.js";
 import { namedError } from "./protocol.js";
 import { badLocation, brokenDownload, cacheQuery, httpError, networkError } from "./args.js";
 
@@ -13,12 +13,12 @@ let started = false;
 const here = new URL("./", import.meta.url);
 
 /**
- * @param {string | null} where
+ * @param {import("./unmask.js").Where} where
  * @param {string} file
  * @returns {URL}
  */
 function locate(where, file) {
-  if (where === null) return new URL(`model/${file}`, here);
+  if (typeof where === "object") return new URL(`${bundledFolder(where.bundled)}${file}`, here);
   try {
     if (/^https?:/.test(where)) return new URL(file, where);
     return new URL(file, where.startsWith("file:") ? where : new URL(where, `file://${process.cwd()}/`));

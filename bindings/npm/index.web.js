@@ -1,12 +1,12 @@
 // Browser entry: the module is found through `new URL(…, import.meta.url)` (or `wasmUrl`),
-// the default model beside it, other models by fetch. In a worker of a cross-origin-isolated
+// the bundled models beside it, other models by fetch. In a worker of a cross-origin-isolated
 // page the multi-threaded module runs the CPU path on a pool of threads. Downloads are kept in
 // the Cache API (`cache: false` to skip it); where it is missing or full (private windows)
 // they stay in memory, with a notice. No Node-only import on this path.
 import init, * as wasm from "./wasm/unmask_wasm.js";
 import { folderOf, makeTools, makeUnmask } from "./unmask.js";
 import { namedError } from "./protocol.js";
-import { badLocation, brokenDownload, cacheQuery, httpError, networkError } from "./args.js";
+import { badLocation, brokenDownload, cacheQuery, httpError, isBundled, networkError } from "./args.js";
 import { RemoteUnmask } from "./remote.js";
 
 export { RemoteUnmask };
@@ -78,21 +78,30 @@ async function start(options, quiet) {
   return { wasm, threads: plan };
 }
 
-// Written out literally so that bundlers (Vite, webpack 5) see and emit each asset.
-const DEFAULT_MODEL = {
-  "config.json": new URL("./model/config.json", import.meta.url),
-  "model.safetensors": new URL("./model/model.safetensors", import.meta.url),
-  "tokenizer.json": new URL("./model/tokenizer.json", import.meta.url),
+// The bundled models' files (unmask.js `bundledFolder`), written out literally so that bundlers
+// (Vite, webpack 5) see and emit each asset (a bundle then carries both models; only the one
+// loaded is fetched).
+const BUNDLED_MODELS = {
+  default: {
+    "config.json": new URL("./model/config.json", import.meta.url),
+    "model.safetensors": new URL("./model/model.safetensors", import.meta.url),
+    "tokenizer.json": new URL("./model/tokenizer.json", import.meta.url),
+  },
+  uniform: {
+    "config.json": new URL("./models/uniform/config.json", import.meta.url),
+    "model.safetensors": new URL("./models/uniform/model.safetensors", import.meta.url),
+    "tokenizer.json": new URL("./models/uniform/tokenizer.json", import.meta.url),
+  },
 };
 
 /**
- * @param {string | null} where
+ * @param {import("./unmask.js").Where} where
  * @param {string} file
  * @returns {URL}
  */
 function locate(where, file) {
   const base = typeof location === "undefined" ? import.meta.url : location.href;
-  if (where === null) return DEFAULT_MODEL[/** @type {keyof typeof DEFAULT_MODEL} */ (file)];
+  if (typeof where === "object") return BUNDLED_MODELS[where.bundled][/** @type {keyof typeof BUNDLED_MODELS.default} */ (file)];
   try {
     return new URL(file, new URL(where, base));
   } catch (e) {
@@ -238,8 +247,9 @@ export const Unmask = makeUnmask(platform);
 export const { strategies, reapply } = makeTools(platform);
 
 /**
- * Whether every file of `source` (as `Unmask.load` takes it; nothing: the default model) is in
- * the cache; `options.tokenizer` as for `load` (where tokenizer.json comes from).
+ * Whether every file of `source` (as `Unmask.load` takes it; nothing: the default model; a
+ * bundled model's name) is in the cache; `options.tokenizer` as for `load` (where
+ * tokenizer.json comes from).
  * @param {string | URL | null} [source]
  * @param {{ tokenizer?: string | URL | null }} [options]
  * @returns {Promise<boolean>}
@@ -253,7 +263,8 @@ export async function isCached(source, options) {
   } catch {
     return false; // the Cache API refused (e.g. an opaque origin): nothing is cached
   }
-  const where = source === undefined || source === null ? null : folderOf(String(source));
+  /** @type {import("./unmask.js").Where} */
+  const where = source === undefined || source === null ? { bundled: "default" } : isBundled(source) ? { bundled: source } : folderOf(String(source));
   const tok = options?.tokenizer === undefined || options.tokenizer === null ? where : folderOf(String(options.tokenizer));
   const hits = await Promise.all([
     cache.match(locate(where, "config.json")),

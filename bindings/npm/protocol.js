@@ -79,15 +79,17 @@ export function fromWire(w) {
 
 /**
  * Both sides put it in every message and refuse one with another version (a worker.js cached
- * from an older package, say) with a `WorkerError` that names the two.
+ * from an older package, say) with a `WorkerError` that names the two. 2: `load`'s reply
+ * carries the model's `family`.
  */
-export const PROTOCOL_VERSION = 1;
+export const PROTOCOL_VERSION = 2;
 
 /** Every op the page may ask of the worker. */
 export const OPS = /** @type {const} */ (["load", "infill", "measure", "layout", "corrupt", "schedule", "abort"]);
 
 /**
- * What the page sends, by op. `load` comes first and once: the worker holds one model.
+ * What the page sends, by op. `load` comes first and once: the worker holds one model (its
+ * `source` a bundled model's name, a folder, or bytes).
  * `abort` stops the fill whose request had the id `target`; it gets no reply.
  * @typedef {{ op: "load", source: string | import("./index.js").ModelFiles | undefined, options: WorkerLoadOptions }
  *   | { op: "infill", template: string, options: Omit<import("./index.js").InfillOptions, "onStep" | "signal"> }
@@ -117,7 +119,7 @@ export const OPS = /** @type {const} */ (["load", "infill", "measure", "layout",
  * }} Values
  */
 
-/** @typedef {{ backend: import("./index.js").Backend, backendReason: import("./index.js").BackendReason }} LoadInfo */
+/** @typedef {{ backend: import("./index.js").Backend, backendReason: import("./index.js").BackendReason, family: import("./index.js").ModelFamily }} LoadInfo */
 
 /** @typedef {Call & { v: number, id: number }} Request */
 

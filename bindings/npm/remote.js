@@ -170,6 +170,10 @@ export class RemoteUnmask {
     return this.#info.backendReason;
   }
 
+  get family() {
+    return this.#info.family;
+  }
+
   get threads() {
     return this.#info.backendReason.threads?.count ?? 1;
   }

@@ -1,5 +1,5 @@
 // The package's JS layer over the wasm-bindgen classes: where the files come from (the
-// default model shipped beside the .wasm, a folder URL, a hub id, or bytes in memory), progress
+// models shipped beside the .wasm, a folder URL, a hub id, or bytes in memory), progress
 // events, AbortSignal checks, errors with stable names (protocol.js), and the same JSON shapes
 // as the CLI. The platform entries (index.web.js, index.node.js) only say how to start the
 // module and how to open a file as a stream of chunks. Every public function checks its
@@ -28,14 +28,28 @@ import { isNamed, namedError } from "./protocol.js";
  */
 
 /**
- * What an entry point (index.web.js, index.node.js) gives `makeUnmask`. `where` is a folder
- * URL or path, or `null` for the default model shipped with the package.
+ * Where a model's files are: a folder URL or path, or `{ bundled }`, one of the models shipped
+ * with the package (`default` in its model/ folder, the others in models/NAME/).
+ * @typedef {string | { bundled: import("./index.js").BundledModel }} Where
+ */
+
+/**
+ * The folder of a bundled model's files, relative to the package's root.
+ * @param {import("./index.js").BundledModel} name
+ */
+export function bundledFolder(name) {
+  return name === "default" ? "model/" : `models/${name}/`;
+}
+
+/**
+ * What an entry point (index.web.js, index.node.js) gives `makeUnmask`; `where` says whose
+ * files (`Where`).
  * @typedef {object} Platform
  * @property {(options: LoadOptions, quiet?: boolean) => Promise<{ wasm: Wasm, threads: ThreadPlan }>} init
  *   Starts the module once per realm (the first call decides); `quiet`: no console notice
  *   about threads (a call that loads no model).
- * @property {(where: string | null, file: string, signal: AbortSignal | undefined, options: { cache?: boolean }) => Promise<number | null>} size
- * @property {(where: string | null, file: string, signal: AbortSignal | undefined, options: { cache?: boolean }) => Promise<ByteSource>} open
+ * @property {(where: Where, file: string, signal: AbortSignal | undefined, options: { cache?: boolean }) => Promise<number | null>} size
+ * @property {(where: Where, file: string, signal: AbortSignal | undefined, options: { cache?: boolean }) => Promise<ByteSource>} open
  * @property {(source: string | URL | ModelFiles | undefined, options: LoadOptions) => Promise<RemoteUnmask>} [loadInWorker]
  */
 
@@ -312,8 +326,10 @@ export function makeUnmask(platform) {
     }
 
     /**
-     * Loads a model. `source`: nothing (the default model shipped with the package), a folder
-     * URL or path in Hugging Face layout, a hub id, or `{ config, weights, tokenizer }` bytes.
+     * Loads a model. `source`: nothing (the default model shipped with the package), a bundled
+     * model's name (`"default"`, `"uniform"`: these win over a folder of that name, which is
+     * written `./uniform`), a folder URL or path in Hugging Face layout, a hub id, or
+     * `{ config, weights, tokenizer }` bytes.
      * With `worker: true` the model runs in a module worker: a `RemoteUnmask`.
      * @overload
      * @param {string | URL | ModelFiles | null | undefined} source
@@ -342,7 +358,7 @@ export function makeUnmask(platform) {
       const from = args.loadSource(source, checked);
       if (checked.worker) {
         if (!platform.loadInWorker) throw namedError("BadInput", "load: options.worker must be false here, not true: a worker needs a browser");
-        return platform.loadInWorker(from.kind === "files" ? from.files : from.kind === "folder" ? from.where : undefined, checked);
+        return platform.loadInWorker(from.kind === "files" ? from.files : from.kind === "folder" ? from.where : from.name, checked);
       }
       const { device = "auto", weights: weightFormat, onProgress, signal, cache } = checked;
       const { wasm, threads } = await platform.init(checked);
@@ -350,29 +366,35 @@ export function makeUnmask(platform) {
       /** @param {import("./index.js").ProgressEvent} event */
       const emit = (event) => onProgress?.(event);
       const files = from.kind === "files" ? from.files : null;
-      const where = from.kind === "folder" ? folderOf(String(from.where)) : null;
+      /** @type {Where} */
+      const where = from.kind === "folder" ? folderOf(String(from.where)) : { bundled: from.kind === "bundled" ? from.name : "default" };
       // a checkpoint may ship without its tokenizer (kuleshov-group/mdlm-owt uses GPT-2's):
       // `tokenizer` names the folder or hub id that tokenizer.json is read from instead
       const tokenizerFrom = checked.tokenizer === undefined || checked.tokenizer === null ? null : folderOf(String(checked.tokenizer));
       /**
-       * Each file, and where it comes from: bytes in memory, or a folder (`null`: the default
-       * model's).
-       * @type {{ file: (typeof FILES)[number]["file"], bytes?: string | Uint8Array, where: string | null }[]}
+       * Each file, and where it comes from: bytes in memory, or a folder or bundled model.
+       * @type {({ file: (typeof FILES)[number]["file"], bytes: string | Uint8Array } | { file: (typeof FILES)[number]["file"], bytes?: undefined, where: Where })[]}
        */
       const parts = FILES.map(({ file, key }) => {
         if (key === "tokenizer" && tokenizerFrom !== null) return { file, where: tokenizerFrom };
         // (args.loadSource made sure the tokenizer's bytes are there when no folder is named)
-        if (files !== null) return { file, bytes: files[key], where: null };
+        if (files !== null) return { file, bytes: /** @type {string | Uint8Array} */ (files[key]) };
         return { file, where };
       });
       /** @param {(typeof parts)[number]} part */
       const open = (part) => (part.bytes !== undefined ? memorySource(part.bytes) : platform.open(part.where, part.file, signal, { cache }));
       /** @param {string | Uint8Array} b */
       const byteLength = (b) => (typeof b === "string" ? new TextEncoder().encode(b).byteLength : b.byteLength);
-      // every file's size before the first byte, so the total progress is known from the start
-      const sizes = await Promise.all(
-        parts.map((part) => (part.bytes !== undefined ? byteLength(part.bytes) : platform.size(part.where, part.file, signal, { cache }))),
+      // every file's size before the first byte, so the total progress is known from the start;
+      // asked all at once, but a failure is reported in file order (config.json's first), not
+      // in the order the answers happen to come back
+      const asked = await Promise.allSettled(
+        parts.map(async (part) => (part.bytes !== undefined ? byteLength(part.bytes) : platform.size(part.where, part.file, signal, { cache }))),
       );
+      const sizes = asked.map((a) => {
+        if (a.status === "rejected") throw a.reason;
+        return a.value;
+      });
       const totalBytes = sizes.every((s) => s !== null) ? sizes.reduce((a, b) => a + b, 0) : null;
       const loaded = parts.map(() => 0);
       /**
@@ -441,6 +463,11 @@ export function makeUnmask(platform) {
     /** `"webgpu"` or `"wasm"`. */
     get backend() {
       return this.#raw.backend;
+    }
+
+    /** The diffusion family the model was trained for; `strategies()` says which strategies fit it. */
+    get family() {
+      return this.#raw.family;
     }
 
     /**

@@ -26,7 +26,7 @@ use unmask::diffusion::{Host, InfillOptions, Schedule, Strategy, TokenChoice, Tr
 use unmask::engine::{self, BackendChoice, DeviceOptions, Engine, Selection, WeightFormat};
 use unmask::model::config::Config;
 use unmask::model::stream::WeightStream;
-use unmask::model::Model;
+use unmask::model::{Family as ModelFamily, Model};
 use unmask::text::Tokenizer;
 
 /// Runs once when the module is instantiated: the CPU matmul's simd128 kernels are chosen at
@@ -278,6 +278,7 @@ impl Loader {
             },
         };
         Ok(Unmask {
+            family: inf.model.spec.family,
             forward: RefCell::new(Some(forward)),
             gpu: inf.denoiser.device().cloned(),
             state: Rc::new(RefCell::new(State::Ready(Box::new(inf)))),
@@ -332,6 +333,8 @@ pub struct Unmask {
     /// borrow is held across an await).
     state: Rc<RefCell<State>>,
     selection: Selection,
+    /// The discrete diffusion the checkpoint was trained for (which strategies sample it).
+    family: ModelFamily,
     /// The device, for its counters, readable while a fill holds the engine.
     gpu: Option<std::sync::Arc<unmask::backend::gpu::Gpu>>,
     /// What `corrupt` needs, taken out of the engine at load time so that it works while a
@@ -444,12 +447,39 @@ fn to_json_value<T: serde::Serialize>(value: &T) -> Result<JsValue, JsValue> {
         .map_err(|e| js_error("BadInput", &format!("result: {e}")))
 }
 
+/// Every family a model can be, in the order `family_name` lists them.
+const MODEL_FAMILIES: [ModelFamily; 4] = [
+    ModelFamily::Absorbing,
+    ModelFamily::Uniform,
+    ModelFamily::Score { uniform: false },
+    ModelFamily::Score { uniform: true },
+];
+
+/// A model's family in the package's vocabulary (`ModelFamily` in the types): `"absorbing"`
+/// (masked: MDLM, LLaDA, Dream, the MLMs), `"uniform"` (uniform-state: UDLM, Duo),
+/// `"score-absorbing"` and `"score-uniform"` (SEDD on its two graphs).
+fn family_name(f: ModelFamily) -> &'static str {
+    match f {
+        ModelFamily::Absorbing => "absorbing",
+        ModelFamily::Uniform => "uniform",
+        ModelFamily::Score { uniform: false } => "score-absorbing",
+        ModelFamily::Score { uniform: true } => "score-uniform",
+    }
+}
+
 #[wasm_bindgen]
 impl Unmask {
     /// `"webgpu"` or `"wasm"`: where this model runs.
     #[wasm_bindgen(getter, unchecked_return_type = "Backend")]
     pub fn backend(&self) -> String {
         backend_name(&self.selection).into()
+    }
+
+    /// The discrete diffusion this model was trained for: `"absorbing"`, `"uniform"`,
+    /// `"score-absorbing"` or `"score-uniform"`; `strategies()` says which strategies fit each.
+    #[wasm_bindgen(getter, unchecked_return_type = "ModelFamily")]
+    pub fn family(&self) -> String {
+        family_name(self.family).into()
     }
 
     /// Bytes read back from the GPU since the model was loaded (0 on the CPU); readable during
@@ -666,11 +696,17 @@ export interface InfillCall {
   /** Awaited before every step. */
   pause?: () => Promise<unknown> | void;
 }
+/** A model's family: which strategies sample it (`Unmask.family`). */
+export type ModelFamily = "absorbing" | "uniform" | "score-absorbing" | "score-uniform";
 /** One entry of `strategies()`. */
 export interface StrategyEntry {
   name: string;
   usage: string;
   help: string;
+  /** The model families it samples. */
+  families: ModelFamily[];
+  /** The families whose fills use it when no strategy is asked for. */
+  defaultFor: ModelFamily[];
 }
 /** One entry of `reapply`'s answer, in the order of its probabilities. */
 export interface Reweighed {
@@ -697,12 +733,45 @@ extern "C" {
     fn pause(this: &InfillCall) -> JsValue;
 }
 
+/// One entry of `strategies()`: the engine's `StrategyInfo` and the families it fits.
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct StrategyEntry {
+    #[serde(flatten)]
+    info: unmask::diffusion::strategy::StrategyInfo,
+    families: Vec<&'static str>,
+    default_for: Vec<&'static str>,
+}
+
 /// Every unmasking strategy, from the engine's one list (`Strategy::ALL`), in the order the
-/// CLI's help lists them: `[{ name, usage, help }]`. The npm types and the web demo are tested
-/// against it.
+/// CLI's help lists them: `[{ name, usage, help, families, defaultFor }]`, where `families` are
+/// the model families it samples (`Strategy::family_fits`) and `defaultFor` those whose fills
+/// use it when none is asked for (`Strategy::default_for`). The npm types and the web demo are
+/// tested against it.
 #[wasm_bindgen(unchecked_return_type = "StrategyEntry[]")]
 pub fn strategies() -> Result<JsValue, JsValue> {
-    to_json_value(&Strategy::ALL)
+    let entries = Strategy::ALL
+        .iter()
+        .map(|info| {
+            let s: Strategy = info
+                .name
+                .parse()
+                .map_err(|e: String| js_error("InternalError", &e))?;
+            let pick = |keep: &dyn Fn(ModelFamily) -> bool| {
+                MODEL_FAMILIES
+                    .into_iter()
+                    .filter(|&f| keep(f))
+                    .map(family_name)
+                    .collect()
+            };
+            Ok(StrategyEntry {
+                info: *info,
+                families: pick(&|f| s.family_fits(f)),
+                default_for: pick(&|f| Strategy::default_for(f) == s),
+            })
+        })
+        .collect::<Result<Vec<_>, JsValue>>()?;
+    to_json_value(&entries)
 }
 
 /// `reapply`'s options, as JS spells them.

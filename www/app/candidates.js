@@ -44,6 +44,7 @@ export function renderCandidates(ui, pos, k, info, rows, seed) {
   ui.title.textContent = `Position ${pos} · step ${info.step}`;
   const listed = info.top.reduce((a, c) => a + c.p, 0);
   const where = {
+    start: `Its starting token ${quote(info.text ?? "")}, set before the model's first pass: a uniform-state model starts every hole as uniform noise (or as the words being rewritten), and no step has changed it since.`,
     committed: `Committed at this step as ${quote(info.text ?? "")}. The model's most likely tokens here, seeing the canvas of step ${info.step} (t = ${(info.t ?? 0).toFixed(2)}):`,
     pending: `Still masked after this step: the model predicted it, but the strategy did not commit it yet. Its most likely tokens at step ${info.step} (t = ${(info.t ?? 0).toFixed(2)}):`,
     earlier: `Already committed as ${quote(info.text ?? "")} at step ${info.step}; its candidates as the model saw them then:`,

@@ -1,5 +1,7 @@
 // The token canvas: the user's text exactly as typed, and one cell per hole position that shows
-// a placeholder while masked and its token once committed, coloured by confidence or by step.
+// a placeholder while masked and its token once committed, coloured by confidence or by step. On
+// a uniform-state model's canvas every hole holds a token from step 0: its starting noise, drawn
+// grey, then the model's tokens, each flashing at the step it changed, until the text condenses.
 
 /** Background of a committed cell: low confidence warm, high confidence cool. */
 export function confidenceColour(p) {
@@ -20,10 +22,12 @@ export function legendGradient(mode) {
 
 /**
  * Builds the canvas for a layout into `el` and returns `update(state, options)`. `onPick(pos,
- * cell)` is called when a cell is clicked or activated from the keyboard.
+ * cell)` is called when a cell is clicked or activated from the keyboard; `family` is the
+ * model's (`model.family`).
  */
-export function buildCanvas(el, layout, onPick) {
+export function buildCanvas(el, layout, onPick, family = "absorbing") {
   el.replaceChildren();
+  el.dataset.family = family;
   const cells = new Map();
   const gaps = new Map();
   let hole = 0;
@@ -57,10 +61,12 @@ export function buildCanvas(el, layout, onPick) {
   }
 
   /**
-   * Shows `state` (position -> commit). `fresh`: positions to animate; `colour`: "confidence"
-   * or "step"; `steps`: the run's step count, for step colours; `selected`: a position.
+   * Shows `state` (position -> commit). `fresh`: positions to animate; `changed`: those of them
+   * whose token replaced another (flashed); `colour`: "confidence" or "step"; `steps`: the run's
+   * step count, for step colours; `selected`: a position; `final`: the finished fill's last
+   * step (a starting token still there is then the model's answer, not noise).
    */
-  function update(state, { fresh = new Set(), colour = "confidence", steps = 1, selected = null } = {}) {
+  function update(state, { fresh = new Set(), changed = new Set(), colour = "confidence", steps = 1, selected = null, final = false } = {}) {
     for (const [pos, b] of cells) {
       const c = state.get(pos);
       b.classList.toggle("selected", pos === selected);
@@ -86,18 +92,24 @@ export function buildCanvas(el, layout, onPick) {
         b.textContent = text;
         gaps.get(pos).textContent = b.dataset.trim === "true" ? "" : lead;
         b.classList.remove("masked");
-        b.classList.add("filled");
-        b.dataset.state = "filled";
-        b.setAttribute("aria-label", `position ${pos}: ${c.text.trim() || "(space)"}, p ${(c.p * 100).toFixed(0)}%, step ${c.step}`);
       }
-      b.style.background = colour === "step" ? stepColour(steps > 1 ? (c.k - 1) / (steps - 1) : 1) : confidenceColour(c.p);
+      // a uniform-state model's starting token (noise, or the words being rewritten) until it
+      // changes or the fill ends
+      const noise = Boolean(c.start) && !final;
+      if (b.dataset.state !== (noise ? "start" : "filled")) {
+        b.classList.toggle("start", noise);
+        b.classList.toggle("filled", !noise);
+        b.dataset.state = noise ? "start" : "filled";
+      }
+      const label = `position ${pos}: ${c.text.trim() || "(space)"}, ${noise ? "starting token" : `p ${(c.p * 100).toFixed(0)}%, step ${c.step}`}`;
+      if (b.getAttribute("aria-label") !== label) b.setAttribute("aria-label", label);
+      b.style.background = noise ? "" : colour === "step" ? stepColour(steps > 1 ? (c.k - 1) / (steps - 1) : 1) : confidenceColour(c.p);
+      b.classList.remove("fresh", "changed");
       if (fresh.has(pos)) {
-        b.classList.remove("fresh");
         // restart the animation: a reflow between removing and adding the class
         void b.offsetWidth;
         b.classList.add("fresh");
-      } else {
-        b.classList.remove("fresh");
+        if (changed.has(pos)) b.classList.add("changed");
       }
     }
   }

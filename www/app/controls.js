@@ -1,24 +1,34 @@
 // The editor and the sampler's controls: the template with its toolbar and live measure, the
 // strategy list (the engine's own, from the package's `strategies()`, with the page's words for
-// each), temperature, top-p, steps and seed, and the fill options they make.
+// each, only those that fit the loaded model's family), temperature, top-p, steps and seed, and
+// the fill options they make.
 import { strategies } from "/unmask/index.web.js";
 import { EXAMPLES, STRATEGY_NOTES } from "./presets.js";
 import { ui, fillSelect } from "./ui.js";
 
 /**
- * The strategies the page offers: the engine's list, in its order, each with the page's label,
- * value and help where `STRATEGY_NOTES` has them (the library's own help otherwise), after
- * "model default".
+ * The strategies the page knows: the engine's list, in its order, each with the page's label,
+ * value and help where `STRATEGY_NOTES` has them (the library's own help otherwise), and the
+ * model families it samples (`families`) and is the default for (`defaultFor`).
  */
 export async function strategyChoices() {
   const listed = await strategies();
-  return [
-    { value: "", name: "model default", help: STRATEGY_NOTES.default.help },
-    ...listed.map((s) => {
-      const note = STRATEGY_NOTES[s.name];
-      return { value: note?.value ?? s.name, name: note?.label ?? s.name, help: note?.help ?? `${s.usage}: ${s.help}.` };
-    }),
-  ];
+  return listed.map((s) => {
+    const note = STRATEGY_NOTES[s.name];
+    return {
+      value: note?.value ?? s.name,
+      name: note?.label ?? s.name,
+      help: note?.help ?? `${s.usage}: ${s.help}.`,
+      families: s.families,
+      defaultFor: s.defaultFor,
+    };
+  });
+}
+
+/** The choices that sample a `family` model (a fill with any other is refused), its default first. */
+export function fitting(choices, family) {
+  const fits = choices.filter((c) => c.families.includes(family));
+  return [...fits.filter((c) => c.defaultFor.includes(family)), ...fits.filter((c) => !c.defaultFor.includes(family))];
 }
 
 export class Controls {
@@ -28,7 +38,9 @@ export class Controls {
    */
   constructor(page) {
     this.page = page;
-    this.choices = [];
+    this.choices = []; // every strategy (strategyChoices)
+    this.offered = []; // the sampler's menu: the model default, then those that fit the model
+    this.family = "absorbing";
     this.measureTimer = null;
     fillSelect(ui.examples, [{ name: "choose…", text: "" }, ...EXAMPLES.map((e) => ({ name: e.name, text: e.text }))]);
     this.showValues();
@@ -67,17 +79,30 @@ export class Controls {
     for (const el of [ui.steps, ui.seed]) el.addEventListener("change", () => page.changed());
   }
 
-  /** Fills the strategy lists (the sampler's and the race's two) from the engine's list. */
+  /** Reads the engine's list of strategies, then offers those that fit the current family. */
   async listStrategies() {
     this.choices = await strategyChoices();
-    fillSelect(ui.strategy, this.choices, "");
-    fillSelect(ui.race.a, this.choices.slice(1), "ancestral");
-    fillSelect(ui.race.b, this.choices.slice(1), "top-prob");
+    this.fitTo(this.family);
+  }
+
+  /**
+   * The sampler's menu for a `family` model: "model default" (naming the strategy it is), then
+   * the strategies that fit, in the engine's order; a choice that still fits stays chosen.
+   */
+  fitTo(family) {
+    this.family = family;
+    if (!this.choices.length) return;
+    const fits = this.choices.filter((c) => c.families.includes(family));
+    const own = fits.find((c) => c.defaultFor.includes(family));
+    this.offered = [{ value: "", name: own ? `model default: ${own.name}` : "model default", help: STRATEGY_NOTES.default.help }, ...fits];
+    const keep = this.offered.some((c) => c.value === ui.strategy.value) ? ui.strategy.value : "";
+    fillSelect(ui.strategy, this.offered, keep);
+    ui.strategy.dataset.family = family;
     this.showHelp();
   }
 
   showHelp() {
-    ui.strategyHelp.textContent = this.choices.find((s) => s.value === ui.strategy.value)?.help ?? "";
+    ui.strategyHelp.textContent = this.offered.find((s) => s.value === ui.strategy.value)?.help ?? "";
   }
 
   showValues() {

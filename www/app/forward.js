@@ -5,20 +5,21 @@ export const FAMILIES = [
   {
     id: "absorbing",
     name: "Absorbing state",
-    tag: "D3PM-absorbing · MDLM · LLaDA — what our models use",
+    tag: "D3PM-absorbing · MDLM · LLaDA — our default model samples it",
     ours: true,
     caption: [
       "Each token is replaced by [MASK] with probability 1 − α_t; a masked token stays masked.",
-      "Trade-off: the model always knows which tokens are noise, so denoising is filling blanks — but a committed token can never be revised.",
+      "Trade-off: the model always knows which tokens are noise, so denoising is filling blanks — but a committed token is never revised (unless a sampler such as ReMDM re-masks it).",
     ],
   },
   {
     id: "uniform",
     name: "Uniform",
-    tag: "D3PM-uniform · probability-space",
+    tag: "D3PM-uniform · UDLM · Duo — our uniform model samples it",
+    ours: true,
     caption: [
       "Each token is replaced by a token drawn uniformly from the vocabulary with probability 1 − α_t.",
-      "Trade-off: every position stays editable until the end, but the model must also find which tokens are wrong; it usually trains to worse likelihood.",
+      "Trade-off: every position stays editable until the end (a fill can revise itself at every step), but the model must also find which tokens are wrong; it usually trains to worse likelihood.",
     ],
   },
   {
@@ -103,10 +104,17 @@ export function buildFamilies(root) {
       return box;
     }),
   );
+  /** `results`: `model.corrupt`'s answers, or `{ family, error }` for a family it refused. */
   return function show(results) {
     for (const r of results) {
       const p = panels.get(r.family);
       if (!p) continue;
+      p.level.parentElement.dataset.error = r.error ? "true" : "false";
+      if (r.error) {
+        p.level.textContent = r.error;
+        p.toks.replaceChildren();
+        continue;
+      }
       const changed = r.tokens.filter((x) => x.changed || x.masked).length;
       p.level.textContent = `noise ${(r.noise * 100).toFixed(0)}% · ${changed} of ${r.tokens.length} tokens corrupted`;
       p.toks.replaceChildren(

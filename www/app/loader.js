@@ -65,7 +65,7 @@ export class Loader {
     if (source === null) return;
     try {
       const hit = await isCached(source, { tokenizer: preset.tokenizer });
-      ui.progressText.textContent = preset.id === "default" ? "served with the page" + (hit ? " · in this browser's cache" : "") : hit ? "in this browser's cache" : "not cached: it will be downloaded";
+      ui.progressText.textContent = preset.bundled ? "served with the page" + (hit ? " · in this browser's cache" : "") : hit ? "in this browser's cache" : "not cached: it will be downloaded";
     } catch {
       ui.progressText.textContent = "";
     }

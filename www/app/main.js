@@ -1,7 +1,7 @@
 // The demo page: the npm package's model runs in its Web Worker (`worker: true`), this thread
 // only draws. Its parts: the model (loader.js), the editor and sampler (controls.js), the canvas
-// with its player and candidates (player.js), the forward process (forward.js) and the strategy
-// race (race.js); this module wires them together.
+// with its player and candidates (player.js), the forward process (forward.js) and the race of
+// strategies or families (race.js); this module wires them together.
 import { Loader } from "./loader.js";
 import { Controls } from "./controls.js";
 import { Player } from "./player.js";
@@ -20,6 +20,10 @@ const loader = new Loader({
   },
   async ready(m) {
     await listed;
+    // only the strategies that sample this model's family
+    controls.fitTo(m.family);
+    race.fitTo(m.family);
+    ui.modelName.dataset.family = m.family;
     ui.fill.disabled = false;
     ui.race.go.disabled = false;
     forward.schedule = await m.schedule(101).catch(() => null);
@@ -72,8 +76,23 @@ async function refreshForward() {
   try {
     const text = ui.fwdText.value;
     const seed = Math.max(0, Math.floor(Number(ui.fwdSeed.value) || 0));
-    const results = await Promise.all(FAMILIES.map((f) => m.corrupt(text, { family: f.id, t, seed })));
-    forward.show(results);
+    // each family on its own: a uniform-state model has no mask token, so its absorbing row
+    // says so while the other three show
+    const results = await Promise.allSettled(FAMILIES.map((f) => m.corrupt(text, { family: f.id, t, seed })));
+    const busy = results.find((r) => r.status === "rejected" && r.reason?.code === "Busy");
+    if (busy) throw busy.reason;
+    forward.show(
+      results.map((r, i) =>
+        r.status === "fulfilled"
+          ? r.value
+          : {
+              family: FAMILIES[i].id,
+              error: /mask token/.test(r.reason?.message ?? "")
+                ? "This model has no [MASK] token: a uniform-state model starts from noise, so it cannot show the absorbing process. Load the default model to see this row."
+                : describeError(r.reason),
+            },
+      ),
+    );
     ui.families.dataset.t = t.toFixed(2);
   } catch (e) {
     if (e.code !== "Busy") ui.families.textContent = describeError(e);
@@ -90,6 +109,8 @@ async function refreshForward() {
 
 const race = new Race(ui.race, {
   model,
+  choices: () => controls.choices,
+  device: () => ui.device.value,
   template: () => ui.template.value,
   options: () => controls.options(),
   colour: () => ui.colour.value,
@@ -124,5 +145,8 @@ ui.fwdText.addEventListener("input", () => {
 });
 drawSchedule(ui.schedule, null, Number(ui.fwdT.value));
 // the strategy lists come from the package (the engine's list), before the first fill
-const listed = controls.listStrategies().catch((e) => notice(describeError(e), "error"));
+const listed = controls
+  .listStrategies()
+  .then(() => race.offer())
+  .catch((e) => notice(describeError(e), "error"));
 loader.load();

@@ -96,9 +96,11 @@ export class Player {
     if (!rec || !this.view) return;
     this.view.update(rec.state(k), {
       fresh: animate ? rec.freshAt(k) : new Set(),
+      changed: animate ? rec.changedAt(k) : new Set(),
       colour: ui.colour.value,
       steps: Math.max(1, rec.length),
       selected: this.selected,
+      final: rec.isFinal(k),
     });
     ui.canvas.dataset.step = String(k);
     ui.scrubber.value = String(k);
@@ -122,6 +124,9 @@ export class Player {
 
   /** The end state of the canvas once a fill or replay has played out. */
   settle() {
+    // a uniform-state fill's last frame may have been drawn before its done event came: its
+    // starting tokens that survived are the model's answer now
+    if (this.rec?.family !== "absorbing" && this.rec?.isFinal(this.frames.k)) this.drawFrame(this.frames.k, false);
     ui.canvas.dataset.state = this.rec?.done ? "done" : "stopped";
   }
 
@@ -148,13 +153,13 @@ export class Player {
     }
     this.frames.stop();
     this.closeCandidates();
-    const rec = new Recording(layout, this.page.options());
+    const rec = new Recording(layout, this.page.options(), model.family);
     this.rec = rec;
     // what still-masked positions would be, at every step: up to 128 holes (MDLM-OWT's 1024-token
     // canvas would keep millions of candidates)
     const holes = layout.slots.reduce((n, x) => n + ("hole" in x ? x.hole[1] - x.hole[0] : 0), 0);
     rec.pendingKept = holes <= PENDING_HOLES;
-    this.view = buildCanvas(ui.canvas, layout, (pos, cell) => this.pick(pos, cell));
+    this.view = buildCanvas(ui.canvas, layout, (pos, cell) => this.pick(pos, cell), model.family);
     ui.canvas.dataset.state = "running";
     ui.canvas.dataset.step = "0";
     this.frames.show(0);

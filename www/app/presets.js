@@ -16,7 +16,7 @@ export const EXAMPLES = [
  * demo's test fails when a name here is not the engine's.
  */
 export const STRATEGY_NOTES = {
-  default: { help: "The library's default: most-confident-first (greedy at temperature 0, where it fills best by unmask eval --spans)." },
+  default: { help: "The library's default for the loaded model's family: on a masked model most-confident-first (greedy at temperature 0, where it fills best by unmask eval --spans); on a uniform-state one the exact posterior with a greedy last step." },
   ancestral: { label: "ancestral (MDLM)", help: "Each masked position unmasks with the posterior probability (α_s − α_t)/(1 − α_t): a random order, the faithful reverse process." },
   "first-hitting": { label: "first-hitting", help: "Exactly one uniformly chosen position per step, with the time jumped to when it would first unmask." },
   "top-prob": { label: "confidence (LLaDA)", help: "Commit the k most probable predictions each step (LLaDA's low-confidence remasking)." },
@@ -32,11 +32,13 @@ export const STRATEGY_NOTES = {
 };
 
 /**
- * Models: the default one ships with the page; the others download from the Hugging Face hub
- * (MDLM-OWT's repository has no tokenizer.json, so GPT-2's is read beside it).
+ * Models: the two bundled with the package ship with the page (`bundled`: loaded by name); the
+ * others download from the Hugging Face hub (MDLM-OWT's repository has no tokenizer.json, so
+ * GPT-2's is read beside it).
  */
 export const MODELS = [
-  { id: "default", name: "default — 8 M MDLM, children's books (16 MB, offline)", source: undefined, help: "Trained by this project on public-domain children's books; context 128 tokens." },
+  { id: "default", name: "default — 8 M MDLM, children's books (16 MB, offline)", source: "default", bundled: true, help: "Masked (absorbing-state) diffusion, trained by this project on public-domain children's books; context 128 tokens." },
+  { id: "uniform", name: "uniform — 8 M UDLM (uniform-state), children's books (16 MB, offline)", source: "uniform", bundled: true, help: "Uniform-state diffusion (UDLM) of the same shape, vocabulary and books: every hole starts as random tokens, and any of them may change at every step until the text condenses out of the noise." },
   { id: "mdlm-owt", name: "MDLM-OWT — kuleshov-group/mdlm-owt (170 M, ~680 MB)", source: "kuleshov-group/mdlm-owt", tokenizer: "openai-community/gpt2", help: "The MDLM paper's OpenWebText model (GPT-2 tokens, context 1024). Large: slow on the CPU path." },
   { id: "bert", name: "BERT base uncased — google-bert/bert-base-uncased (110 M, ~440 MB)", source: "google-bert/bert-base-uncased", help: "A masked language model used as a denoiser: it was trained at one noise level (15% masked), yet it can fill iteratively." },
   { id: "distilbert", name: "DistilBERT base uncased — distilbert/distilbert-base-uncased (66 M, ~270 MB)", source: "distilbert/distilbert-base-uncased", help: "BERT's distilled half: faster, a little weaker." },

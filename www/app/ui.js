@@ -52,6 +52,8 @@ export const ui = {
   schedule: $("schedule"),
   // the race
   race: {
+    mode: $("race-mode"),
+    lanes: $("lanes"),
     a: $("race-a"),
     b: $("race-b"),
     go: $("race-go"),

@@ -1,8 +1,9 @@
 // The web demo as built by Trunk (dist/), served from 127.0.0.1 and driven in headless Debian
 // Chromium through playwright-core: a fill with its intermediate frames, the scrubber, the
-// candidates popover, the forward-process slider, the strategy race, a model loaded from a
-// folder URL with progress and cache, and the page at desktop and phone sizes. Screenshots go
-// to $SHOTS (default target/www-shots). Run by scripts/test-www.
+// candidates popover, the forward-process slider, the strategy race, the uniform-state model
+// and the family race, a model loaded from a folder URL with progress and cache, and the page
+// at desktop and phone sizes. Screenshots go to $SHOTS (default target/www-shots). Run by
+// scripts/test-www.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { createServer } from "node:http";
@@ -72,17 +73,23 @@ async function open(viewport) {
   return { context, page };
 }
 
-/** Records every distinct frame the canvas shows: its step and how many cells are masked. */
+/**
+ * Records every distinct frame the canvas shows: its step, how many cells are masked, hold their
+ * starting token (a uniform-state model's noise) or flash a change, and the cells' text.
+ */
 async function watchFrames(page) {
   await page.evaluate(() => {
     const canvas = document.querySelector('[data-testid="canvas"]');
     window.__frames = [];
     const note = () => {
       const cells = canvas.querySelectorAll(".tok");
-      const masked = canvas.querySelectorAll('.tok.masked').length;
+      const masked = canvas.querySelectorAll(".tok.masked").length;
+      const start = canvas.querySelectorAll(".tok.start").length;
+      const changed = canvas.querySelectorAll(".tok.changed").length;
+      const text = [...cells].map((c) => c.textContent).join("|");
       const last = window.__frames.at(-1);
-      const frame = { step: canvas.dataset.step, masked, cells: cells.length };
-      if (!last || last.step !== frame.step || last.masked !== frame.masked) window.__frames.push(frame);
+      const frame = { step: canvas.dataset.step, masked, start, changed, cells: cells.length, text };
+      if (!last || last.step !== frame.step || last.masked !== frame.masked || last.text !== frame.text || last.start !== frame.start) window.__frames.push(frame);
     };
     new MutationObserver(note).observe(canvas, { subtree: true, childList: true, attributes: true });
   });
@@ -97,16 +104,13 @@ test("desktop: fill, watch, scrub, inspect, corrupt, race", { timeout: 600_000 }
   });
   console.log(`# first contentful paint ${paint?.toFixed(0)} ms; DOMContentLoaded ${nav.domContentLoaded.toFixed(0)} ms (from dist/, 127.0.0.1)`);
 
-  // the strategy lists come from the engine (the package's strategies(), Strategy::ALL); the
-  // page's notes name no strategy the engine lacks
-  const strategies = await page.evaluate(async () => {
-    const { strategies } = await import("/unmask/index.web.js");
-    const { STRATEGY_NOTES } = await import("/app/presets.js");
-    const options = (id) => [...document.querySelectorAll(`#${id} option`)].map((o) => o.value.split(":")[0]);
-    return { engine: (await strategies()).map((s) => s.name), notes: Object.keys(STRATEGY_NOTES), sampler: options("strategy"), race: options("race-a") };
-  });
-  assert.deepEqual(strategies.sampler, ["", ...strategies.engine], "the sampler offers the model default, then the engine's strategies in its order");
-  assert.deepEqual(strategies.race, strategies.engine, "so does the race");
+  // the strategy lists come from the engine (the package's strategies(), Strategy::ALL), only
+  // those that sample the loaded (masked) model; the page's notes name no strategy the engine lacks
+  const strategies = await menus(page, "absorbing");
+  assert.deepEqual(strategies.sampler, ["", ...strategies.fits], "the sampler offers the model default, then the engine's strategies that fit, in its order");
+  assert.deepEqual(strategies.fits, ["ancestral", "first-hitting", "top-prob", "margin", "entropy", "threshold", "mask-predict", "remdm"]);
+  assert.match(strategies.first, /model default: confidence/, "the default named first");
+  assert.deepEqual(strategies.race, [strategies.byDefault, ...strategies.fits.filter((s) => s !== strategies.byDefault)], "the race: the default first, then the rest");
   assert.deepEqual(strategies.notes.filter((n) => n !== "default" && !strategies.engine.includes(n)), [], "every strategy the page describes is the engine's");
 
   // no WebGPU adapter: the CPU path, with a visible notice saying so
@@ -262,6 +266,117 @@ test("desktop: fill, watch, scrub, inspect, corrupt, race", { timeout: 600_000 }
   await page.evaluate(() => window.scrollTo(0, 0));
   await page.waitForTimeout(600); // the cells' colour transition
   await page.screenshot({ path: join(SHOTS, "demo-desktop.png") });
+  await context.close();
+});
+
+/** The strategy menus as the page shows them, and what the engine says fits `family`. */
+async function menus(page, family) {
+  return page.evaluate(async (family) => {
+    const { strategies } = await import("/unmask/index.web.js");
+    const { STRATEGY_NOTES } = await import("/app/presets.js");
+    const listed = await strategies();
+    const options = (id) => [...document.querySelectorAll(`#${id} option`)].map((o) => o.value.split(":")[0]);
+    return {
+      engine: listed.map((s) => s.name),
+      fits: listed.filter((s) => s.families.includes(family)).map((s) => s.name),
+      byDefault: listed.find((s) => s.defaultFor.includes(family))?.name,
+      notes: Object.keys(STRATEGY_NOTES),
+      sampler: options("strategy"),
+      first: document.querySelector("#strategy option")?.textContent,
+      race: options("race-a"),
+      raceB: options("race-b"),
+    };
+  }, family);
+}
+
+test("the uniform-state model: noise that condenses into text; the family race", { timeout: 600_000 }, async () => {
+  const { context, page } = await open({ width: 1280, height: 900 });
+  // the second bundled model, served with the page like the default
+  const names = await page.$$eval("#preset option", (els) => els.map((e) => e.textContent));
+  assert.ok(names.includes("uniform — 8 M UDLM (uniform-state), children's books (16 MB, offline)"), names.join(" / "));
+  await page.selectOption("#preset", "uniform");
+  await page.click("#load");
+  await page.waitForSelector('#progress[data-state="ready"]', { timeout: 120_000 });
+  await page.waitForSelector('[data-testid="fill"]:not([disabled])');
+  assert.ok(served.includes("GET /unmask/models/uniform/model.safetensors"), "served with the page");
+  assert.equal(await page.getAttribute("#model-name", "data-family"), "uniform");
+  await page.waitForFunction(() => /served with the page/.test(document.querySelector("#progress-text").textContent), null, { timeout: 10_000 });
+  // the sampler offers only the strategies that sample a uniform-state model, its default first
+  const m = await menus(page, "uniform");
+  assert.deepEqual(m.sampler, ["", "uniform", "psi"]);
+  assert.match(m.first, /model default: uniform posterior/);
+  assert.deepEqual(m.race, ["uniform", "psi"], "the strategy race: the loaded family's two, its default first");
+  assert.deepEqual(m.raceB, ["uniform", "psi"]);
+
+  // a fill: every hole starts as noise (no placeholder), tokens change from step to step, and
+  // the known text stays
+  await page.fill('[data-testid="template"]', TEMPLATE);
+  await watchFrames(page);
+  await page.click('[data-testid="fill"]');
+  await page.waitForSelector('[data-testid="canvas"][data-state="done"]', { timeout: 300_000 });
+  const frames = await page.evaluate(() => window.__frames);
+  const known = await page.$$eval('[data-testid="canvas"] .known', (els) => els.map((e) => e.textContent));
+  assert.deepEqual(known, ["Peter ", " into the garden, and ", " under the gate."], "the known text is intact");
+  const cells = await page.$$eval('[data-testid="canvas"] .tok', (els) => els.map((e) => ({ state: e.dataset.state, text: e.textContent })));
+  assert.equal(cells.length, 7, "one cell per hole");
+  assert.ok(cells.every((c) => c.state === "filled" && c.text.length > 0), `every hole is the model's at the end: ${JSON.stringify(cells)}`);
+  const noise = frames.find((f) => f.start === 7);
+  assert.ok(noise && noise.masked === 0, `a frame of pure noise, no placeholder: ${JSON.stringify(frames)}`);
+  assert.ok(frames.filter((f) => f.cells === 7 && f.masked === 0).every((f) => f.masked === 0));
+  const texts = new Set(frames.filter((f) => f.masked === 0).map((f) => f.text));
+  assert.ok(texts.size >= 3, `the tokens change from step to step: ${[...texts].join(" / ")}`);
+  assert.ok(frames.some((f) => f.changed > 0), "a changed token is marked");
+  console.log(`# uniform model: ${texts.size} distinct canvases, "${await page.getAttribute('[data-testid="canvas"]', "aria-label")}"`);
+  // a starting token's candidates say what it is
+  await page.fill('[data-testid="scrubber"]', "1");
+  await page.click('[data-testid="canvas"] .tok.start');
+  await page.waitForSelector('[data-testid="candidates"]:not([hidden])');
+  assert.match(await page.textContent("#cand-what"), /starting token/);
+  await page.keyboard.press("Escape");
+  // the forward view says which family each model samples
+  const ours = await page.$$eval("#families .tag.ours", (els) => els.map((e) => e.closest(".family").dataset.family));
+  assert.deepEqual(ours, ["absorbing", "uniform"]);
+  // on a model without a mask token the absorbing row says why it is empty; the others show
+  await page.fill('[data-testid="forward-t"]', "0.6");
+  await page.waitForSelector('#families[data-t="0.60"]');
+  assert.equal(await page.getAttribute('#families [data-family="absorbing"]', "data-error"), "true");
+  assert.match(await page.textContent('#families [data-family="absorbing"]'), /no \[MASK\] token/);
+  for (const f of ["uniform", "gaussian", "bits"]) assert.ok((await page.$$(`#families [data-family="${f}"] .chip`)).length > 5, f);
+
+  // the family race: the default model against the uniform one, one template and seed
+  await page.selectOption("#race-mode", "families");
+  const f = await menus(page, "absorbing");
+  assert.deepEqual(f.race, ["top-prob", ...f.fits.filter((s) => s !== "top-prob")], "lane A: the masked model's strategies");
+  assert.deepEqual(f.raceB, ["uniform", "psi"], "lane B: the uniform model's");
+  await page.click('[data-testid="race"]');
+  await page.waitForSelector('[data-testid="lane-b"][data-state="done"]', { timeout: 300_000 });
+  const names2 = [await page.textContent("#lane-a-name"), await page.textContent("#lane-b-name")];
+  assert.match(names2[0], /default · masked/);
+  assert.match(names2[1], /uniform · uniform-state/);
+  assert.deepEqual([await page.getAttribute('[data-testid="lane-a"]', "data-family"), await page.getAttribute('[data-testid="lane-b"]', "data-family")], ["absorbing", "uniform"]);
+  const stats = [await page.textContent("#lane-a-stats"), await page.textContent("#lane-b-stats")];
+  for (const s of stats) assert.match(s, /\d+ steps · NFE \d+/);
+  const laneCells = await page.$$eval('[data-testid="lane-a"] .tok.filled, [data-testid="lane-b"] .tok.filled', (els) => els.length);
+  assert.equal(laneCells, 14, "both lanes filled every hole");
+  for (const lane of ["lane-a", "lane-b"]) {
+    const known2 = await page.$$eval(`[data-testid="${lane}"] .known`, (els) => els.map((e) => e.textContent));
+    assert.deepEqual(known2, ["Peter ", " into the garden, and ", " under the gate."], lane);
+  }
+  console.log(`# family race: A ${stats[0]} | B ${stats[1]}`);
+  // the picture: a step where the uniform lane is half noise, half text, else half way
+  const longest = Number(await page.getAttribute("#race-scrubber", "max"));
+  let shown = Math.ceil(longest / 2);
+  for (let k = 1; k < longest; k++) {
+    await page.fill("#race-scrubber", String(k));
+    const start = await page.$$eval('[data-testid="lane-b"] .tok.start', (els) => els.length);
+    if (start > 0 && start < 7) {
+      shown = k;
+      break;
+    }
+  }
+  await page.fill("#race-scrubber", String(shown));
+  await page.waitForTimeout(600); // the cells' colour transition
+  await page.locator(".race").screenshot({ path: join(SHOTS, "family-race.png") });
   await context.close();
 });
 

@@ -162,6 +162,30 @@ test("WebGPU (SwiftShader here) runs the GPU infill path and agrees with the CPU
   checkFill(auto);
 });
 
+test("the bundled models by name, on the page and in a worker: \"uniform\" fills by uniform-state diffusion", async () => {
+  for (const worker of [false, true]) {
+    const u = await page.evaluate(([t, w]) => window.bundled("uniform", w, t), [template, worker]);
+    assert.equal(u.family, "uniform");
+    assert.equal(u.remote, worker);
+    assert.deepEqual(u.files, ["config.json", "tokenizer.json", "model.safetensors"]);
+    assert.match(u.result.text, /^Peter .+ ran into the .+ Forest\.$/);
+    assert.doesNotMatch(u.result.text, /\[MASK|<\|/);
+    const steps = u.steps.filter((e) => !e.done);
+    assert.deepEqual([steps[0].step, steps[0].committed.length], [0, 3], "step 0 commits every hole's noise");
+    assert.ok(steps.every((e) => e.masked === 0));
+    assert.equal(u.wrong?.code, "BadInput", JSON.stringify(u.wrong));
+    assert.match(u.wrong.message, /top-prob.*uniform, psi/);
+    const d = await page.evaluate(([t, w]) => window.bundled("default", w, t), [template, worker]);
+    assert.equal(d.family, "absorbing");
+    assert.equal(d.wrong?.code, "BadInput", JSON.stringify(d.wrong));
+    assert.match(d.wrong.message, /uniform.*top-prob/);
+    // the two models fill the same template differently, from the same seed
+    console.log(`${worker ? "worker" : "page"}: uniform "${u.result.text}" (${steps.length} steps), default "${d.result.text}"`);
+  }
+  assert.ok(requests.some((r) => /GET \/node_modules\/unmask\/models\/uniform\/model.safetensors/.test(r)), "fetched from the package's models/uniform/");
+  assert.equal(await page.evaluate(() => window.isCached("uniform")), true, "cached by name");
+});
+
 test("a model from a folder URL: progress with the total known from the start, then a cached second load", async () => {
   await page.evaluate(() => window.clearCache());
   const first = await page.evaluate(() => window.loadFrom("/models/default/"));
@@ -203,8 +227,8 @@ test("the worker protocol: requests it cannot take get a WorkerError; worker: tr
   for (const [key, pattern] of [
     ["early", /no model yet/],
     ["unknown", /unknown op "explode"/],
-    ["version", /protocol 99, this side 1/],
-    ["none", /protocol \(none\), this side 1/],
+    ["version", /protocol 99, this side 2/],
+    ["none", /protocol \(none\), this side 2/],
   ]) {
     const r = out[key];
     assert.equal(r.kind, "error", `${key}: ${JSON.stringify(r)}`);

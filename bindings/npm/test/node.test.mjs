@@ -115,13 +115,79 @@ test("strategies(): the engine's list, the same names as index.d.ts's StrategyNa
   assert.ok(union, "index.d.ts declares StrategyName");
   const typed = [...union.matchAll(/"([^"]+)"/g)].map((m) => m[1]);
   assert.deepEqual(typed, listed.map((s) => s.name), "index.d.ts's StrategyName lists the engine's strategies, in order");
-  // each name (and threshold's argument) is a strategy a fill takes
-  const model = await Unmask.load(undefined, { device: "wasm" });
-  for (const s of [...listed.map((x) => x.name), "threshold:0.5"]) {
-    const r = await model.infill("Peter [MASK] ran.", { strategy: s, seed: 1 });
-    assert.ok(r.text.startsWith("Peter "), s);
+  // each entry names the model families it samples, and each family has exactly one default
+  const families = ["absorbing", "uniform", "score-absorbing", "score-uniform"];
+  for (const f of families) {
+    assert.equal(listed.filter((s) => s.defaultFor.includes(f)).length, 1, `one default for ${f}`);
+    assert.ok(listed.filter((s) => s.defaultFor.includes(f)).every((s) => s.families.includes(f)), `${f}'s default samples it`);
   }
+  const of = (f) => listed.filter((s) => s.families.includes(f)).map((s) => s.name);
+  assert.deepEqual(of("uniform"), ["uniform", "psi"]);
+  assert.deepEqual(of("absorbing"), ["ancestral", "first-hitting", "top-prob", "margin", "entropy", "threshold", "mask-predict", "remdm"]);
+  assert.deepEqual(listed.find((s) => s.defaultFor.includes("absorbing")).name, "top-prob");
+  // each name (and the arguments) is a strategy a fill takes on a model of a family it fits, and
+  // is refused, naming the ones that fit, on the others (no SEDD model ships with the package)
+  const models = { absorbing: await Unmask.load("default", { device: "wasm" }), uniform: await Unmask.load("uniform", { device: "wasm" }) };
+  for (const s of [...listed.map((x) => x.name), "threshold:0.5", "remdm:0.1", "psi:0.5"]) {
+    const fits = listed.find((x) => x.name === s.split(":")[0]).families;
+    for (const [family, model] of Object.entries(models)) {
+      if (fits.includes(family)) {
+        const r = await model.infill("Peter [MASK] ran.", { strategy: s, seed: 1 });
+        assert.ok(r.text.startsWith("Peter ") && r.text.endsWith(" ran."), `${s} on ${family}: ${r.text}`);
+      } else {
+        await assert.rejects(
+          model.infill("Peter [MASK] ran.", { strategy: s, seed: 1 }),
+          (e) => e.name === "BadInput" && e.code === "BadInput" && e.message.includes(of(family)[0]),
+          `${s} on ${family}`,
+        );
+      }
+    }
+  }
+  for (const m of Object.values(models)) m.dispose();
+});
+
+test("the bundled models by name: \"uniform\" fills by uniform-state diffusion, \"default\" is the masked one", async () => {
+  const model = await Unmask.load("uniform", { device: "wasm" });
+  assert.equal(model.family, "uniform");
+  const byName = await Unmask.load("default", { device: "wasm" });
+  assert.equal(byName.family, "absorbing");
+  assert.equal((await Unmask.load(undefined, { device: "wasm" })).family, "absorbing", "no source: the default model");
+  // the same vocabulary and tokenizer: the same text between the same number of hole positions
+  const shape = (l) => l.slots.map((s) => ("known" in s ? s.known : s.hole[1] - s.hole[0]));
+  assert.deepEqual(shape(await model.layout(template)), shape(await byName.layout(template)));
+  byName.dispose();
+
+  const events = [];
+  const r = await model.infill(template, { seed: 7, onStep: (e) => events.push(e) });
+  assert.match(r.text, /^Peter .+ ran into the .+ Forest\.$/);
+  assert.doesNotMatch(r.text, /\[MASK|<\|/);
+  const steps = events.filter((e) => !e.done);
+  // step 0 commits every hole with its starting token (seeded uniform noise) before any pass
+  assert.deepEqual([steps[0].step, steps[0].nfe, steps[0].committed.length], [0, 0, 3]);
+  // nothing is ever masked; later steps list the holes whose token changed
+  assert.ok(steps.every((e) => e.masked === 0), "masked is always 0");
+  const holes = new Set(steps[0].committed.map((c) => c.pos));
+  assert.ok(steps.every((e) => e.committed.every((c) => holes.has(c.pos))), "only holes change");
+  assert.ok(steps.slice(1).reduce((n, e) => n + e.committed.length, 0) >= 1, "some hole changed after the noise");
+  // the last state of each hole is what the text says: replaying the commits gives the fill
+  const last = new Map();
+  for (const e of steps) for (const c of e.committed) last.set(c.pos, c.text);
+  assert.equal(`Peter${last.get([...holes][0])}${last.get([...holes][1])} ran into the${last.get([...holes][2])} Forest.`.replace(/\s+/g, " "), r.text.replace(/\s+/g, " "));
+  // the same seed gives the same fill; psi fills too; a masked model's strategy is refused
+  assert.equal((await model.infill(template, { seed: 7 })).text, r.text);
+  assert.match((await model.infill(template, { strategy: "psi:0.8", seed: 7 })).text, /^Peter .+ Forest\.$/);
+  await assert.rejects(
+    model.infill(template, { strategy: "top-prob" }),
+    (e) => e.name === "BadInput" && /top-prob/.test(e.message) && /uniform-state/.test(e.message) && /uniform, psi/.test(e.message),
+  );
+  // a [[words]] hole starts as its words
+  const rewrite = [];
+  await model.infill("Peter [[ran quickly]] into the Forest.", { seed: 1, onStep: (e) => rewrite.push(e) });
+  assert.deepEqual(rewrite[0].committed.map((c) => c.text).join(""), " ran quickly");
   model.dispose();
+
+  // a bare name is the bundled model; "./uniform" is a folder (here, none)
+  await assert.rejects(Unmask.load("./uniform", { device: "wasm" }), (e) => e.name === "BadModel" && /uniform\/config.json: no such file/.test(e.message));
 });
 
 test("reapply: the sampler's temperature and top-p on a step's candidates, in the module", async () => {
@@ -184,7 +250,7 @@ test("the worker protocol, the page's side: versioned replies told apart by kind
     fake.last = w;
     return w;
   };
-  const info = { backend: "wasm", backendReason: { backend: "wasm", adapter: null, reason: { kind: "requested" }, threads: { count: 1, reason: "node" } } };
+  const info = { backend: "wasm", family: "uniform", backendReason: { backend: "wasm", adapter: null, reason: { kind: "requested" }, threads: { count: 1, reason: "node" } } };
   const progress = [];
   const model = await RemoteUnmask.load(undefined, { device: "wasm", onProgress: (p) => progress.push(p.phase) }, fake((m) => {
     if (m.op === "load") return [protocol.reply.progress(m.id, { phase: "ready", backend: "wasm" }), protocol.reply.value(m.id, info)];
@@ -195,9 +261,9 @@ test("the worker protocol, the page's side: versioned replies told apart by kind
   }));
   assert.deepEqual(fake.last.posted[0].v, protocol.PROTOCOL_VERSION, "requests carry the version");
   assert.deepEqual(progress, ["ready"]);
-  assert.ok(model instanceof RemoteUnmask && model.backend === "wasm" && model.threads === 1);
+  assert.ok(model instanceof RemoteUnmask && model.backend === "wasm" && model.threads === 1 && model.family === "uniform");
   await assert.rejects(model.measure("x"), (e) => e instanceof Error && e.name === "BadTemplate" && e.code === "BadTemplate" && e.message === "measure: no holes");
-  await assert.rejects(model.schedule(3), (e) => e.code === "WorkerError" && /protocol \(none\), this side 1/.test(e.message));
+  await assert.rejects(model.schedule(3), (e) => e.code === "WorkerError" && /protocol \(none\), this side 2/.test(e.message));
   // anything but the package's errors crosses as InternalError, saying what it was
   await assert.rejects(model.corrupt("a"), (e) => e.code === "InternalError" && /TypeError: x is undefined/.test(e.message));
   model.dispose();
@@ -501,7 +567,7 @@ test("bad arguments are BadTemplate or BadInput naming the argument and the valu
   await refuses(() => Unmask.load(undefined, { devcie: "wasm" }), "BadInput", /^load: options\.devcie is not an option \(unknown field\)/);
   await refuses(() => Unmask.load(undefined, { device: "gpu0" }), "BadInput", `load: options.device must be 'auto', 'webgpu', 'wasm', 'gpu' or 'cpu', not "gpu0"`);
   await refuses(() => Unmask.load(undefined, { threads: 0 }), "BadInput", "load: options.threads must be 'auto' or a whole number from 1 to 256, not 0");
-  await refuses(() => Unmask.load(42), "BadInput", "load: source must be a folder URL or path, a hub id, or { config, weights, tokenizer } (or left out), not 42");
+  await refuses(() => Unmask.load(42), "BadInput", "load: source must be a bundled model's name ('default' or 'uniform'), a folder URL or path, a hub id, or { config, weights, tokenizer } (or left out), not 42");
   await refuses(() => Unmask.load(""), "BadInput", 'load: source must be a URL or a non-empty string, not ""');
   await refuses(() => model.corrupt(7), "BadInput", "corrupt: text must be a string, not 7");
   // a template over the engine's 1 MiB is refused before it is copied into the module

@@ -9,10 +9,12 @@ import {
   isCached,
   clearCache,
   type Backend,
+  type BundledModel,
   type ErrorCode,
   type FillEvent,
   type InfillResult,
   type Model,
+  type ModelFamily,
   type StrategyName,
   type UnmaskError,
 } from "unmask";
@@ -107,6 +109,16 @@ export async function user(): Promise<void> {
   const names: StrategyName[] = (await strategies()).map((s) => s.name);
   console.log(names, (await strategies())[0].help);
 
+  // the bundled models by name; a model's family picks the strategies that fit it
+  const name: BundledModel = "uniform";
+  const uniform: Unmask = await Unmask.load(name, { device: "wasm" });
+  const family: ModelFamily = uniform.family;
+  const fits = (await strategies()).filter((s) => s.families.includes(family));
+  const byDefault: StrategyName | undefined = fits.find((s) => s.defaultFor.includes(family))?.name;
+  await uniform.infill("The [MASK*3] sat.", { strategy: "psi:0.8", seed: 1 });
+  console.log(byDefault, await isCached("uniform"));
+  uniform.dispose();
+
   // the sampler's temperature and top-p re-applied to a step's candidates
   const top = [
     { id: 1, text: " cat", p: 0.5 },
@@ -138,5 +150,10 @@ export async function mistakes(local: Unmask): Promise<void> {
   await local.infill("The [MASK] sat.", { top_p: 0.9 });
   // @ts-expect-error models are made by load
   new Unmask();
+  // @ts-expect-error not a family
+  const family: ModelFamily = "masked";
+  // @ts-expect-error the family is read only
+  local.family = "uniform";
+  console.log(family);
   console.log(wrong, gpu);
 }
