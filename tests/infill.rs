@@ -58,21 +58,7 @@ fn check_fill(
     events: &[StepEvent],
     absorbing: bool,
 ) {
-    let canvas = inf.canvas(template).unwrap();
-    // known tokens and the frame unchanged; every hole filled with an allowed token
-    for (i, (&got, &was)) in r.ids.iter().zip(&canvas.ids).enumerate() {
-        if canvas.holes.contains(&i) {
-            assert!(
-                inf.allowed[got as usize],
-                "{template:?}: hole {i} holds a suppressed token {got}"
-            );
-        } else {
-            assert_eq!(
-                got, was,
-                "{template:?}: position {i} outside the holes changed"
-            );
-        }
-    }
+    let canvas = holes_filled_text_kept(inf, template, r);
     // the user's text comes back byte for byte, in order, around the fills
     let mut rest = r.text.as_str();
     for slot in &canvas.slots {
@@ -117,6 +103,26 @@ fn check_fill(
             assert!(canvas.holes.contains(&c.pos) && (0.0..=1.0).contains(&c.p));
         }
     }
+}
+
+/// Known tokens and the frame unchanged; every hole filled with an allowed token. Returns the
+/// template's canvas.
+fn holes_filled_text_kept(inf: &Engine, template: &str, r: &InfillResult) -> unmask::text::Canvas {
+    let canvas = inf.canvas(template).unwrap();
+    for (i, (&got, &was)) in r.ids.iter().zip(&canvas.ids).enumerate() {
+        if canvas.holes.contains(&i) {
+            assert!(
+                inf.allowed[got as usize],
+                "{template:?}: hole {i} holds a suppressed token {got}"
+            );
+        } else {
+            assert_eq!(
+                got, was,
+                "{template:?}: position {i} outside the holes changed"
+            );
+        }
+    }
+    canvas
 }
 
 const WORDS: &[&str] = &[
@@ -691,20 +697,7 @@ fn uniform_state_sampling_keeps_the_text_and_revises_holes() {
         let steps = [None, Some(3), Some(7)][case as usize % 3];
         let o = opts(&inf, strategy, steps, case);
         let (r, events) = run(&mut inf, &template, &o);
-        let canvas = inf.canvas(&template).unwrap();
-        for (i, (&got, &was)) in r.ids.iter().zip(&canvas.ids).enumerate() {
-            if canvas.holes.contains(&i) {
-                assert!(
-                    inf.allowed[got as usize],
-                    "{template:?}: hole {i} holds {got}"
-                );
-            } else {
-                assert_eq!(
-                    got, was,
-                    "{template:?}: position {i} outside the holes changed"
-                );
-            }
-        }
+        let canvas = holes_filled_text_kept(&inf, &template, &r);
         let holes = canvas.holes.len();
         // step 0 writes every hole; a rewrite starts from its own words
         assert_eq!(events[0].step, 0);
@@ -782,17 +775,7 @@ fn sedd_samplers_fill_and_keep_the_text() {
         for strategy in [Strategy::SeddEuler, Strategy::SeddAnalytic] {
             let o = opts(&inf, strategy, Some(5), 3);
             let (r, events) = run(&mut inf, template, &o);
-            let canvas = inf.canvas(template).unwrap();
-            for (i, (&got, &was)) in r.ids.iter().zip(&canvas.ids).enumerate() {
-                if canvas.holes.contains(&i) {
-                    assert!(
-                        inf.allowed[got as usize],
-                        "{name} {strategy}: hole {i} holds {got}"
-                    );
-                } else {
-                    assert_eq!(got, was, "{name} {strategy}: position {i} changed");
-                }
-            }
+            holes_filled_text_kept(&inf, template, &r);
             assert_eq!(events.last().unwrap().masked, 0, "{name} {strategy}");
             assert_eq!(r.nfe, 6, "{name} {strategy}: 5 steps and the denoiser");
             let (again, _) = run(&mut inf, template, &o);

@@ -243,7 +243,8 @@ impl<'a, D: Denoiser, H: Host + ?Sized> Run<'a, D, H> {
         }
         let steps = self.opts.steps.unwrap_or(free.len()).max(1);
         let dt = (1.0 - T_END) / steps as f64;
-        let mut out = vec![0.0f64; v];
+        // one pair of f64 rows for every position and step, not an allocation per row
+        let (mut out, mut ls) = (vec![0.0f64; v], vec![0.0f64; v]);
         for i in 0..=steps {
             let last = i == steps;
             let t = if last { T_END } else { 1.0 - i as f64 * dt };
@@ -261,7 +262,9 @@ impl<'a, D: Denoiser, H: Host + ?Sized> Run<'a, D, H> {
                 let x = self.ids[pos];
                 let row = &mut logits[k * v..(k + 1) * v];
                 log_score_in_place(row, x, sigma as f32, scale_by_sigma);
-                let ls: Vec<f64> = row.iter().map(|&l| l as f64).collect();
+                ls.iter_mut()
+                    .zip(row.iter())
+                    .for_each(|(d, &l)| *d = l as f64);
                 if ls.iter().any(|l| l.is_nan()) {
                     return Err(Error::NonFinite {
                         step: self.step,
