@@ -1,27 +1,38 @@
 // Per-row reductions of the head's logits, so only a few KB come back per step:
 // max, log-sum-exp at temperature 1 and at the sampling temperature, Σ p·log p, a flag for a
-// non-finite allowed logit, and the K largest logits with their ids (ties to the lower id).
-// Suppressed tokens (allowed = 0) are left out of everything. One workgroup of 64 threads per
-// row, workgroup-memory reductions.
+// non-finite allowed logit, the K largest logits with their ids (ties to the lower id), the
+// logits of a few ids the host names, and one draw from the tail (the allowed tokens after the
+// K candidates) at the sampling temperature, so that a sampled token that falls outside the
+// candidates needs no row on the host either. Suppressed tokens (allowed = 0) are left out of
+// everything but the named ids. One workgroup of 64 threads per row, workgroup-memory
+// reductions.
 //
 // logits:  [R, V] f32
 // allowed: [V] u32 (1 = may be proposed)
 // stats:   [R, 5] f32 — max, lse(x), lse(x / T), Σ p log p, non-finite (1.0 when some
 //          allowed logit is NaN or ±inf, judged by its exponent bits: compilers may fold x != x)
 // top_ids: [R, K] u32;  top_val: [R, K] f32 (raw logits, descending)
+// ask:     [1 + R·P] u32 (written by the host each step) — ask[0] seeds the tail draws;
+//          then P ids per row (P = p.probes, 0 or 2) whose logits are wanted
+// extra:   [R, 2] u32, then [R, P] u32 — per row the tail draw's id (0xffffffff when the tail
+//          is empty or underflows) and its raw logit (f32 bits); then the P named ids' raw
+//          logits (f32 bits; −inf past the vocabulary; allowed or not: the host decides what a
+//          suppressed id means)
 //
 // Composed after shared/workgroup_reduce.wgsl (WG, wg_val, reduce_sum, reduce_max).
 
 override K: u32 = 16u;
 
-struct Params { rows: u32, v: u32, inv_t: f32, _p: u32 }
+struct Params { rows: u32, v: u32, inv_t: f32, probes: u32 }
 
 @group(0) @binding(0) var<storage, read> logits: array<f32>;
 @group(0) @binding(1) var<storage, read> allowed: array<u32>;
 @group(0) @binding(2) var<storage, read_write> stats: array<f32>;
 @group(0) @binding(3) var<storage, read_write> top_ids: array<u32>;
 @group(0) @binding(4) var<storage, read_write> top_val: array<f32>;
-@group(0) @binding(5) var<uniform> p: Params;
+@group(0) @binding(5) var<storage, read> ask: array<u32>;
+@group(0) @binding(6) var<storage, read_write> extra: array<u32>;
+@group(0) @binding(7) var<uniform> p: Params;
 
 const NONE: f32 = -3.0e38;
 // the ids beside wg_val in the top-K tree
@@ -38,6 +49,12 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid:
     let t = lid.x;
     if (r >= p.rows) { return; }
     let base = r * p.v;
+    if (t < p.probes) {
+        let id = ask[1u + r * p.probes + t];
+        var x = bitcast<f32>(0xff800000u);
+        if (id < p.v) { x = logits[base + id]; }
+        extra[p.rows * 2u + r * p.probes + t] = bitcast<u32>(x);
+    }
 
     var mx = NONE;
     var bad = 0.0;
@@ -106,4 +123,52 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid:
             top_ids[r * K + k] = last_i;
         }
     }
+
+    // The tail draw: the allowed tokens after the K-th pick, weighted exp((x − max)/T), the CDF
+    // inverted in id order at u = hash(seed, row). Each thread sums a contiguous chunk; thread 0
+    // walks the chunk sums, then the chunk that holds u.
+    let chunk = (p.v + WG - 1u) / WG;
+    let lo = min(t * chunk, p.v);
+    let hi = min(lo + chunk, p.v);
+    var part = 0.0;
+    for (var i = lo; i < hi; i++) {
+        let x = logits[base + i];
+        if (allowed[i] == 1u && before(last_v, last_i, x, i)) { part += exp((x - mx) * p.inv_t); }
+    }
+    wg_val[t] = part;
+    workgroupBarrier();
+    if (t == 0u) {
+        var total = 0.0;
+        for (var c = 0u; c < WG; c++) { total += wg_val[c]; }
+        let goal = uniform01(ask[0], r) * total;
+        var id = 0xffffffffu;
+        var acc = 0.0;
+        for (var c = 0u; c < WG && total > 0.0; c++) {
+            if (acc + wg_val[c] <= goal && c + 1u < WG) { acc += wg_val[c]; continue; }
+            let c_hi = min(c * chunk + chunk, p.v);
+            for (var i = min(c * chunk, p.v); i < c_hi; i++) {
+                let x = logits[base + i];
+                if (allowed[i] == 1u && before(last_v, last_i, x, i)) {
+                    id = i;
+                    acc += exp((x - mx) * p.inv_t);
+                    if (goal < acc) { break; }
+                }
+            }
+            break;
+        }
+        extra[r * 2u] = id;
+        extra[r * 2u + 1u] = select(0u, bitcast<u32>(logits[base + min(id, p.v - 1u)]), id < p.v);
+    }
+}
+
+// PCG hash (Jarzynski & Olano, "Hash Functions for GPU Rendering", 2020)
+fn pcg(v: u32) -> u32 {
+    let s = v * 747796405u + 2891336453u;
+    let w = ((s >> ((s >> 28u) + 4u)) ^ s) * 277803737u;
+    return (w >> 22u) ^ w;
+}
+
+// A uniform in [0, 1) with 24 bits, from the step's seed and the row.
+fn uniform01(seed: u32, r: u32) -> f32 {
+    return f32(pcg(seed ^ pcg(r)) >> 8u) * (1.0 / 16777216.0);
 }

@@ -271,7 +271,7 @@ fn masked_row_head_and_reductions_match_the_cpu() {
         .fold(0.0, f32::max);
     assert!(d < 1e-3, "masked-row head: {d}");
     let allowed: Vec<bool> = (0..v).map(|i| i > 4).collect();
-    let sums = block_on(s.summaries(&gm, &row, &rows, &allowed, 0.8)).unwrap();
+    let sums = block_on(s.summaries(&gm, &row, &rows, &Default::default(), &allowed, 0.8)).unwrap();
     for (k, got) in sums.iter().enumerate() {
         let want = summarize(&cpu[k * v..(k + 1) * v], &allowed, 0.8);
         assert!((got.lse - want.lse).abs() < 1e-3 && (got.lse_t - want.lse_t).abs() < 1e-3);
@@ -516,4 +516,62 @@ fn dream_reads_shifted_rows_on_the_gpu() {
         &batch,
         1e-2,
     );
+}
+
+/// Item 6 of the families issue: a uniform-state fill (ancestral posterior and Ψ) runs from the
+/// device's summaries. Each pass reads back the hole rows' summaries, the logits of two probed
+/// tokens per hole (the one it holds and the prior's draw) and, when sampling, one device draw
+/// from each row's tail; never a whole row. Greedy fills are the CPU's, token for token (sampled
+/// ones draw the tail on the device, so they differ from the CPU's whole-row inversion).
+#[test]
+fn uniform_fills_read_back_summaries_only() {
+    use unmask::backend::gpu::summary_bytes;
+    use unmask::backend::{PROBES, TOP_K};
+    use unmask::diffusion::{SamplerOptions, Strategy};
+    let Some(g) = common::gpu_or_skip() else {
+        return;
+    };
+    let template = "the cat [MASK*5] on the [MASK*3] .";
+    for (name, strategy) in [("udlm", Strategy::Uniform), ("duo", Strategy::Psi(0.5))] {
+        let mut cpu = cpu_infiller(name);
+        let mut gpu_inf = gpu_infiller(&g, name);
+        let holes = gpu_inf.canvas(template).unwrap().holes.len();
+        let vocab = gpu_inf.model.spec.vocab_size;
+        for temperature in [0.0, 1.0] {
+            let mut o = SamplerOptions::default();
+            o.strategy = strategy;
+            o.choice.temperature = temperature;
+            o.steps = Some(12);
+            o.seed = 3;
+            let before = g.readback_bytes();
+            let b = block_on(gpu_inf.infill(template, &o, &mut |_| {})).unwrap();
+            let read = (g.readback_bytes() - before) as usize;
+            if temperature == 0.0 {
+                let a = block_on(cpu.infill(template, &o, &mut |_| {})).unwrap();
+                assert_eq!(
+                    a.ids, b.ids,
+                    "{name} {strategy}: {:?} vs {:?}",
+                    a.text, b.text
+                );
+                assert_eq!(a.nfe, b.nfe);
+            }
+            // every pass: at most the holes' summaries, probes and tail draws; one whole row
+            // would add V × 4 bytes, more than a pass's probes and tails together
+            let per_pass = summary_bytes(holes, holes * PROBES, temperature > 0.0);
+            assert!(vocab * 4 > per_pass - summary_bytes(holes, 0, false));
+            assert!(
+                read <= b.nfe * per_pass,
+                "{name} T={temperature}: {read} bytes over {} passes, {per_pass} per pass at most",
+                b.nfe
+            );
+            eprintln!(
+                "{name} {strategy} T={temperature}: {holes} holes, {} passes, {read} bytes \
+                 read back, {} per pass (at most {} B per hole row: stats, top {TOP_K}, \
+                 {PROBES} probes, a tail draw)",
+                b.nfe,
+                read / b.nfe.max(1),
+                per_pass / holes
+            );
+        }
+    }
 }

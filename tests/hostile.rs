@@ -473,6 +473,8 @@ fn proposals_on_adversarial_summaries_never_panic() {
         neg_entropy: ne,
         top,
         non_finite: false,
+        tail: None,
+        probed: Vec::new(),
     };
     let tops = [
         vec![],

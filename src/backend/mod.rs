@@ -18,7 +18,9 @@ use crate::tensor::Tensor;
 pub use cpu::CpuDenoiser;
 #[cfg(feature = "gpu")]
 pub use gpu::GpuDenoiser;
-pub use summary::{summarize, RowSummary, TOP_K};
+pub use summary::{
+    probe, summarize, summarize_rows, tail_draw, tail_uniform, RowSummary, PROBES, TOP_K,
+};
 
 /// What one forward pass over a batch returns.
 pub struct ForwardOutput {
@@ -64,6 +66,17 @@ impl AttentionShape {
     }
 }
 
+/// What a step asks of the reduction beside each row's summary.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Ask<'a> {
+    /// Empty, or [`PROBES`] ids per row (row-major) whose logits come back in
+    /// [`RowSummary::probed`].
+    pub probes: &'a [u32],
+    /// Seeds one draw per row from the tail of its candidates ([`RowSummary::tail`]), for a
+    /// step that samples; a backend with the logits on the host ignores it.
+    pub tail_seed: Option<u32>,
+}
+
 /// The per-row summaries of one step's rows.
 #[derive(Clone, Debug)]
 pub struct Summaries {
@@ -90,10 +103,12 @@ pub trait Denoiser {
     /// predict: callers map positions through
     /// [`ModelSpec::logit_rows`](crate::model::ModelSpec::logit_rows) (Dream reads position i
     /// from row i − 1), so no backend knows about the shift.
+    /// `ask` names what else the step needs from each row.
     async fn summaries(
         &mut self,
         row: &Row<'_>,
         rows: &[usize],
+        ask: &Ask<'_>,
         allowed: &[bool],
         temperature: f64,
     ) -> Result<Summaries>;

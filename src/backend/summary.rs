@@ -10,6 +10,11 @@
 /// Candidates a [`RowSummary`] keeps per row.
 pub const TOP_K: usize = 16;
 
+/// Ids a caller may name per row whose logits come back beside the summary
+/// ([`RowSummary::probed`]): a uniform-state step needs x_θ of the token a position holds and
+/// of the noise token it may jump to, and either can lie outside the top candidates.
+pub const PROBES: usize = 2;
+
 /// One masked row's distribution, reduced: enough to score the position exactly and to draw
 /// its token exactly from the top candidates (the tail needs the row itself).
 #[derive(Clone, Debug, PartialEq)]
@@ -28,9 +33,32 @@ pub struct RowSummary {
     /// bits, on the device for the GPU): nothing above can be trusted, and the sampler stops
     /// with [`Error::NonFinite`](crate::error::Error::NonFinite).
     pub non_finite: bool,
+    /// One draw from the tail (the allowed tokens after the [`TOP_K`] candidates) at the
+    /// sampling temperature, `(id, raw logit)`, made where the logits are (the device) from
+    /// the step's seed ([`tail_draw`] is its reference); `None` where the logits are on the
+    /// host anyway, or the tail is empty.
+    pub tail: Option<(u32, f32)>,
+    /// The raw logits of the ids the caller probed for this row, `(id, logit)` in the order
+    /// asked (empty when none were): exact however far down the row they are.
+    pub probed: Vec<(u32, f32)>,
 }
 
 impl RowSummary {
+    /// x_θ(id) at temperature 1 over the allowed tokens, when the summary holds its logit (a
+    /// probe or a candidate); 0 for a suppressed token.
+    pub fn prob(&self, id: u32, allowed: &[bool]) -> Option<f64> {
+        if !allowed.get(id as usize).copied().unwrap_or(false) {
+            return Some(0.0);
+        }
+        let hit = |&&(i, _): &&(u32, f32)| i == id;
+        let x = self
+            .probed
+            .iter()
+            .find(hit)
+            .or_else(|| self.top.iter().find(hit))?;
+        Some((x.1 as f64 - self.lse).exp())
+    }
+
     /// Whether every figure of the summary is a finite number and its row had no non-finite
     /// allowed logit: the condition for drawing from it.
     pub fn is_finite(&self) -> bool {
@@ -92,7 +120,101 @@ pub fn summarize(row: &[f32], allowed: &[bool], temperature: f64) -> RowSummary 
         neg_entropy,
         top,
         non_finite,
+        tail: None,
+        probed: Vec::new(),
     }
+}
+
+/// PCG hash (Jarzynski & Olano, "Hash Functions for GPU Rendering", 2020), as
+/// `shaders/reduce.wgsl` has it.
+fn pcg(v: u32) -> u32 {
+    let s = v.wrapping_mul(747796405).wrapping_add(2891336453);
+    let w = ((s >> ((s >> 28) + 4)) ^ s).wrapping_mul(277803737);
+    (w >> 22) ^ w
+}
+
+/// The tail draw's uniform for `row` under `seed`: 24 bits in [0, 1).
+pub fn tail_uniform(seed: u32, row: u32) -> f64 {
+    (pcg(seed ^ pcg(row)) >> 8) as f64 / 16_777_216.0
+}
+
+/// The reference of the device's tail draw for output row `r`: among the allowed tokens after
+/// the summary's K-th candidate (in the candidates' order: larger logit, then lower id), weighted
+/// `exp((x − max) / T)`, the CDF inverted in id order at [`tail_uniform`]. `None` when the tail
+/// is empty or its weights underflow.
+pub fn tail_draw(
+    row: &[f32],
+    allowed: &[bool],
+    s: &RowSummary,
+    temperature: f64,
+    seed: u32,
+    r: u32,
+) -> Option<(u32, f32)> {
+    if s.top.len() < TOP_K {
+        return None;
+    }
+    let inv_t = if temperature > 0.0 {
+        1.0 / temperature
+    } else {
+        1.0
+    };
+    let (li, lv) = s.top[TOP_K - 1];
+    let in_tail = |i: usize, x: f32| {
+        allowed.get(i).copied().unwrap_or(false) && (x < lv || (x == lv && i as u32 > li))
+    };
+    let weight = |x: f32| ((x as f64 - s.max) * inv_t).exp();
+    let total: f64 = row
+        .iter()
+        .enumerate()
+        .filter(|&(i, &x)| in_tail(i, x))
+        .map(|(_, &x)| weight(x))
+        .sum();
+    if total <= 0.0 || !total.is_finite() {
+        return None;
+    }
+    let target = tail_uniform(seed, r) * total;
+    let mut acc = 0.0;
+    let mut last = None;
+    for (i, &x) in row.iter().enumerate() {
+        if in_tail(i, x) {
+            acc += weight(x);
+            last = Some((i as u32, x));
+            if target < acc {
+                break;
+            }
+        }
+    }
+    last
+}
+
+/// [`summarize`] over each row of `logits` (`[rows, V]`), with each row's [`PROBES`] probed
+/// ids from `probes` when it is not empty (the host's side of an [`Ask`](crate::backend::Ask)).
+pub fn summarize_rows(
+    logits: &[f32],
+    vocab: usize,
+    allowed: &[bool],
+    temperature: f64,
+    probes: &[u32],
+) -> Vec<RowSummary> {
+    // the tail draws stay `None`: with the row on the host a draw inverts it directly
+    logits
+        .chunks_exact(vocab.max(1))
+        .enumerate()
+        .map(|(k, row)| {
+            let mut s = summarize(row, allowed, temperature);
+            if let Some(ids) = probes.get(k * PROBES..(k + 1) * PROBES) {
+                s.probed = probe(row, ids);
+            }
+            s
+        })
+        .collect()
+}
+
+/// The logits of the probed `ids` (`(id, logit)`; an id outside the row reads −∞).
+pub fn probe(row: &[f32], ids: &[u32]) -> Vec<(u32, f32)> {
+    ids.iter()
+        .map(|&i| (i, row.get(i as usize).copied().unwrap_or(f32::NEG_INFINITY)))
+        .collect()
 }
 
 #[cfg(test)]
@@ -146,6 +268,47 @@ mod tests {
         // finite logits whose tempered sum overflows are caught by the figures
         let s = summarize(&[f32::MAX, -f32::MAX, 0.0, 0.0], &allowed, 1.0);
         assert!(!s.non_finite);
+    }
+
+    /// Over many seeds the tail draw follows the tempered distribution of the tokens after the
+    /// candidates, and never names a candidate or a suppressed token.
+    #[test]
+    fn tail_draws_follow_the_tail_distribution() {
+        let v = 40;
+        let row: Vec<f32> = (0..v).map(|i| ((i * 13 % 17) as f32) * 0.3 - 2.0).collect();
+        let allowed: Vec<bool> = (0..v).map(|i| i != 7 && i != 30).collect();
+        let t = 0.8;
+        let s = summarize(&row, &allowed, t);
+        let top: Vec<u32> = s.top.iter().map(|c| c.0).collect();
+        let tail: Vec<usize> = (0..v)
+            .filter(|&i| allowed[i] && !top.contains(&(i as u32)))
+            .collect();
+        let w: Vec<f64> = tail.iter().map(|&i| (row[i] as f64 / t).exp()).collect();
+        let z: f64 = w.iter().sum();
+        let n = 40_000;
+        let mut counts = vec![0usize; v];
+        for seed in 0..n {
+            let (id, x) = tail_draw(&row, &allowed, &s, t, seed, 3).expect("a tail");
+            assert_eq!(x, row[id as usize]);
+            counts[id as usize] += 1;
+        }
+        for (k, &i) in tail.iter().enumerate() {
+            let (want, got) = (w[k] / z, counts[i] as f64 / n as f64);
+            let sd = (want * (1.0 - want) / n as f64).sqrt();
+            assert!(
+                (got - want).abs() < 5.0 * sd + 1e-4,
+                "token {i}: {got} vs {want}"
+            );
+        }
+        let outside: usize = (0..v)
+            .filter(|&i| !tail.contains(&i))
+            .map(|i| counts[i])
+            .sum();
+        assert_eq!(outside, 0);
+        // fewer allowed tokens than candidates: no tail
+        let few: Vec<bool> = (0..v).map(|i| i < 10).collect();
+        let s = summarize(&row, &few, t);
+        assert_eq!(tail_draw(&row, &few, &s, t, 1, 0), None);
     }
 
     #[test]

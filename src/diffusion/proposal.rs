@@ -362,6 +362,17 @@ pub fn propose_from_summary(
     Ok(FromSummary::Tail)
 }
 
+/// Finishes a [`FromSummary::Tail`] proposal with the device's draw from the tail
+/// ([`RowSummary::tail`]): the candidates' mass was drawn on the host and the tail's on the
+/// device, so the composite has the row's tempered distribution, as [`finish_with_row`] does.
+pub fn finish_with_tail(s: &RowSummary, (token, x): (u32, f32)) -> Result<Proposal> {
+    let p = (x as f64 - s.lse).exp();
+    if !p.is_finite() {
+        return Err(nothing_to_draw());
+    }
+    Ok(scores(s, token, p))
+}
+
 /// Finishes a proposal that [`propose_from_summary`] could not decide, with the row's logits.
 pub fn finish_with_row(
     s: &RowSummary,

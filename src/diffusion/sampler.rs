@@ -13,13 +13,14 @@ use web_time::Instant;
 use super::lengths::{
     bound_passes, bound_term, combinations, rank_key, LengthCandidate, LengthsEvent,
 };
-use super::proposal::{finish_with_row, propose_from_summary, propose_with_row, FromSummary};
+use super::proposal::{finish_with_row, finish_with_tail, propose_from_summary};
+use super::proposal::{propose_with_row, FromSummary};
 use super::proposal::{Proposal, TokenChoice};
 use super::schedule::Schedule;
 use super::strategy::{remask_count, threshold_select, top_k, transfer_counts, Strategy};
 use super::trace::{Candidate, Commit, DoneEvent, Pending, StepEvent, TraceEvent};
-use crate::backend::summarize;
-use crate::backend::{Denoiser, Summaries};
+use crate::backend::summarize_rows;
+use crate::backend::{Ask, Denoiser, Summaries};
 use crate::batch::{Batch, Row};
 use crate::error::{Error, Result};
 use crate::model::Model;
@@ -538,6 +539,9 @@ impl<D: Denoiser> Infiller<D> {
 /// One pass's summaries of `rows`, for the canvas as it was then.
 struct Cached {
     rows: Vec<usize>,
+    probes: Vec<u32>,
+    /// which rows' device tail draw a proposal has taken: one draw serves one proposal
+    tails_used: Vec<bool>,
     summaries: Summaries,
 }
 
@@ -560,6 +564,9 @@ struct Run<'a, D, H: ?Sized> {
     dirty: bool,
     /// with `candidates` > 0: the last proposal's most likely (token, p) per position
     candidates: HashMap<usize, Vec<(u32, f64)>>,
+    /// [`PROBES`](crate::backend::PROBES) ids per row whose logits the next pass returns
+    /// exactly (the uniform-state step's current and prior tokens); empty elsewhere
+    probes: Vec<u32>,
 }
 
 impl<'a, D: Denoiser, H: Host + ?Sized> Run<'a, D, H> {
@@ -589,6 +596,7 @@ impl<'a, D: Denoiser, H: Host + ?Sized> Run<'a, D, H> {
             cache: None,
             dirty: true,
             candidates: HashMap::new(),
+            probes: Vec::new(),
         })
     }
 
@@ -627,7 +635,12 @@ impl<'a, D: Denoiser, H: Host + ?Sized> Run<'a, D, H> {
     async fn summaries(&mut self, rows: &[usize], t: f64) -> Result<()> {
         self.host.before_pass().await?;
         let reuse = self.opts.cache && !self.dirty && !self.time_conditioned();
-        if reuse && self.cache.as_ref().is_some_and(|c| c.rows == rows) {
+        if reuse
+            && self
+                .cache
+                .as_ref()
+                .is_some_and(|c| c.rows == rows && c.probes == self.probes)
+        {
             return Ok(());
         }
         let sigma = if self.time_conditioned() {
@@ -636,6 +649,12 @@ impl<'a, D: Denoiser, H: Host + ?Sized> Run<'a, D, H> {
             0.0
         };
         let temperature = self.opts.choice.temperature;
+        // An unfiltered draw that falls past the candidates takes the device's draw from the
+        // tail, seeded per pass from the run's seed (no draw from the run's generator, so the
+        // CPU path, which inverts whole rows, draws the same numbers as before).
+        let c = self.choice;
+        let tail_seed = (c.temperature > 0.0 && c.top_k == 0 && c.top_p >= 1.0)
+            .then(|| pass_seed(self.opts.seed, self.nfe));
         // the output rows that predict these positions (Dream's: one before each)
         let out_rows = self.inf.model.spec.logit_rows(rows);
         // Guidance reads the rows' logits and reduces them on the host; so does a guidance
@@ -659,10 +678,7 @@ impl<'a, D: Denoiser, H: Host + ?Sized> Run<'a, D, H> {
             }
             let v = self.inf.model.spec.vocab_size;
             Summaries {
-                rows: logits
-                    .chunks_exact(v)
-                    .map(|r| summarize(r, &self.inf.allowed, temperature))
-                    .collect(),
+                rows: summarize_rows(&logits, v, &self.inf.allowed, temperature, &self.probes),
                 logits: Some(Arc::new(logits)),
             }
         } else {
@@ -672,6 +688,10 @@ impl<'a, D: Denoiser, H: Host + ?Sized> Run<'a, D, H> {
                 .summaries(
                     &Row::plain(&self.ids, sigma),
                     &out_rows,
+                    &Ask {
+                        probes: &self.probes,
+                        tail_seed,
+                    },
                     &inf.allowed,
                     temperature,
                 )
@@ -689,6 +709,8 @@ impl<'a, D: Denoiser, H: Host + ?Sized> Run<'a, D, H> {
         self.dirty = false;
         self.cache = Some(Cached {
             rows: rows.to_vec(),
+            probes: self.probes.clone(),
+            tails_used: vec![false; rows.len()],
             summaries,
         });
         Ok(())
@@ -699,16 +721,23 @@ impl<'a, D: Denoiser, H: Host + ?Sized> Run<'a, D, H> {
     async fn propose_rows(&mut self, rows: &[usize], t: f64) -> Result<Vec<Proposal>> {
         self.summaries(rows, t).await?;
         // taken out while this step's draws use it (the tail may call the denoiser), then put back
-        let cached = self
+        let mut cached = self
             .cache
             .take()
             .expect("summaries() leaves the pass in the cache");
-        let out = self.propose_from(&cached.summaries, rows).await;
+        let out = self
+            .propose_from(&cached.summaries, &mut cached.tails_used, rows)
+            .await;
         self.cache = Some(cached);
         out
     }
 
-    async fn propose_from(&mut self, sums: &Summaries, rows: &[usize]) -> Result<Vec<Proposal>> {
+    async fn propose_from(
+        &mut self,
+        sums: &Summaries,
+        tails_used: &mut [bool],
+        rows: &[usize],
+    ) -> Result<Vec<Proposal>> {
         let choice = self.choice;
         self.candidates.clear();
         if self.opts.candidates > 0 {
@@ -728,6 +757,12 @@ impl<'a, D: Denoiser, H: Host + ?Sized> Run<'a, D, H> {
                 }
                 None => match propose_from_summary(s, &choice, &mut self.rng)? {
                     FromSummary::Done(p) => p,
+                    // the device's tail draw, once per pass: a pass reused for a second
+                    // proposal of the row reads the row instead
+                    FromSummary::Tail if s.tail.is_some() && !tails_used[k] => {
+                        tails_used[k] = true;
+                        finish_with_tail(s, s.tail.expect("checked"))?
+                    }
                     need => {
                         let row = self.inf.denoiser.last_row_logits(k).await?;
                         finish_with_row(s, need, &row, &self.inf.allowed, &choice, &mut self.rng)?
@@ -963,4 +998,18 @@ fn listed(
         .collect();
     scratch[pos] = was;
     out
+}
+
+/// The seed of the device's tail draws for the pass made after `nfe` passes of a run seeded
+/// `seed` (SplitMix64's finaliser, folded to 32 bits): fixed by the run's seed, and fresh for
+/// every pass.
+fn pass_seed(seed: u64, nfe: usize) -> u32 {
+    let mut z = seed
+        ^ (nfe as u64)
+            .wrapping_add(1)
+            .wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^= z >> 31;
+    (z ^ (z >> 32)) as u32
 }

@@ -4,7 +4,7 @@
 use super::select::WeightFormat;
 #[cfg(feature = "gpu")]
 use crate::backend::{gpu::Gpu, GpuDenoiser};
-use crate::backend::{Backend, CpuDenoiser, Denoiser, ForwardOutput, Summaries};
+use crate::backend::{Ask, Backend, CpuDenoiser, Denoiser, ForwardOutput, Summaries};
 use crate::batch::{Batch, Row};
 use crate::error::Result;
 use crate::model::Model;
@@ -77,10 +77,11 @@ impl Denoiser for AnyDenoiser {
         &mut self,
         row: &Row<'_>,
         rows: &[usize],
+        ask: &Ask<'_>,
         allowed: &[bool],
         temperature: f64,
     ) -> Result<Summaries> {
-        each!(self, d => d.summaries(row, rows, allowed, temperature).await)
+        each!(self, d => d.summaries(row, rows, ask, allowed, temperature).await)
     }
 
     async fn last_row_logits(&mut self, k: usize) -> Result<Vec<f32>> {

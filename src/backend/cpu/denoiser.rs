@@ -5,8 +5,8 @@
 use std::sync::Arc;
 
 use super::{encode, forward, head, in_pool};
-use crate::backend::summarize;
-use crate::backend::{check_rows, Backend, Denoiser, ForwardOutput, Summaries};
+use crate::backend::summarize_rows;
+use crate::backend::{check_rows, Ask, Backend, Denoiser, ForwardOutput, Summaries};
 use crate::batch::{Batch, Row};
 use crate::error::{Error, Result};
 use crate::model::plan::Plan;
@@ -50,15 +50,12 @@ impl Denoiser for CpuDenoiser {
         &mut self,
         row: &Row<'_>,
         rows: &[usize],
+        ask: &Ask<'_>,
         allowed: &[bool],
         temperature: f64,
     ) -> Result<Summaries> {
         let logits = Arc::new(self.logits_now(row, rows)?);
-        let v = self.plan.vocab;
-        let summaries = logits
-            .chunks_exact(v)
-            .map(|r| summarize(r, allowed, temperature))
-            .collect();
+        let summaries = summarize_rows(&logits, self.plan.vocab, allowed, temperature, ask.probes);
         self.last = logits.clone();
         Ok(Summaries {
             rows: summaries,

@@ -7,8 +7,8 @@ use std::sync::Arc;
 
 use super::forward::{GpuModel, GpuSession};
 use super::Gpu;
-use crate::backend::summarize;
-use crate::backend::{check_rows, Backend, Denoiser, ForwardOutput, Summaries};
+use crate::backend::summarize_rows;
+use crate::backend::{check_rows, Ask, Backend, Denoiser, ForwardOutput, Summaries};
 use crate::batch::{Batch, Row};
 use crate::error::{Error, Result};
 use crate::model::plan::Plan;
@@ -72,6 +72,7 @@ impl Denoiser for GpuDenoiser {
         &mut self,
         row: &Row<'_>,
         rows: &[usize],
+        ask: &Ask<'_>,
         allowed: &[bool],
         temperature: f64,
     ) -> Result<Summaries> {
@@ -83,17 +84,14 @@ impl Denoiser for GpuDenoiser {
             self.last = None;
             let v = self.model.vocab;
             return Ok(Summaries {
-                rows: logits
-                    .chunks_exact(v)
-                    .map(|r| summarize(r, allowed, temperature))
-                    .collect(),
+                rows: summarize_rows(&logits, v, allowed, temperature, ask.probes),
                 logits: Some(Arc::new(logits)),
             });
         }
         self.session(len).await?;
         let session = self.sessions.get_mut(&len).expect("created above");
         let summaries = session
-            .summaries(&self.model, row, rows, allowed, temperature)
+            .summaries(&self.model, row, rows, ask, allowed, temperature)
             .await?;
         self.last = Some(len);
         Ok(Summaries {

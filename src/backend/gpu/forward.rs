@@ -21,7 +21,7 @@ use crate::backend::cpu::embed::position_ids;
 use crate::backend::cpu::matmul::linear;
 use crate::backend::cpu::modulate as adaln;
 use crate::backend::AttentionShape;
-use crate::backend::RowSummary;
+use crate::backend::{Ask, RowSummary, PROBES};
 use crate::batch::Row;
 use crate::error::{Error, Result};
 use crate::model::plan::{
@@ -284,7 +284,7 @@ pub struct GpuSession {
     /// head dispatches per row count
     heads: HashMap<usize, Vec<Op>>,
     head_bufs: (wgpu::Buffer, wgpu::Buffer, wgpu::Buffer),
-    reducers: HashMap<(usize, u64), Call>,
+    reducers: HashMap<(usize, u64, bool), Call>,
 }
 
 impl GpuSession {
@@ -769,25 +769,35 @@ impl GpuSession {
         m: &GpuModel,
         row: &Row<'_>,
         rows: &[usize],
+        ask: &Ask<'_>,
         allowed: &[bool],
         temperature: f64,
     ) -> Result<Vec<RowSummary>> {
         self.check_rows(rows)?;
+        let probes = ask.probes;
+        if !probes.is_empty() && probes.len() != rows.len() * PROBES {
+            return Err(Error::input(format!(
+                "{} probed ids for {} rows: give {PROBES} per row or none",
+                probes.len(),
+                rows.len()
+            )));
+        }
         self.write_inputs(m, row)?;
+        self.reduce.write_ask(&m.gpu, ask);
         if self.allowed.is_none() {
             let a: Vec<u32> = allowed.iter().map(|&x| u32::from(x)).collect();
             self.allowed = Some(m.gpu.upload("allowed", &a));
         }
-        let key = (rows.len(), temperature.to_bits());
+        let key = (rows.len(), temperature.to_bits(), !probes.is_empty());
         if !self.reducers.contains_key(&key) {
             let c = reduce(
                 &m.gpu,
                 &self.logits,
                 self.allowed.as_ref().expect("set above"),
                 &self.reduce,
-                rows.len(),
-                m.vocab,
+                (rows.len(), m.vocab),
                 temperature,
+                !probes.is_empty(),
             );
             self.reducers.insert(key, c);
         }
@@ -795,7 +805,7 @@ impl GpuSession {
         let cb = self.encode_step(m, rows, Some(&reducer));
         self.reducers.insert(key, reducer);
         m.gpu.queue.submit([cb]);
-        self.reduce.read(&m.gpu, rows.len(), m.vocab).await
+        self.reduce.read(&m.gpu, rows.len(), m.vocab, ask).await
     }
 
     /// One row of the last step's logits (the sampler's fallback when a draw lands outside the

@@ -21,6 +21,7 @@ pub(crate) mod weights;
 pub use context::Gpu;
 pub(crate) use context::{Binding, Call};
 pub use forward::GpuModel;
+pub use reduce::summary_bytes;
 
 /// Threads per workgroup of the element-wise kernels (embed, gather, glu, modulate, rope):
 /// handed to their WGSL as the override constant `WG` and used for their dispatch counts, so

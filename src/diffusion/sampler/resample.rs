@@ -28,16 +28,14 @@ impl<'a, D: Denoiser, H: Host + ?Sized> Run<'a, D, H> {
     }
 
     /// x_θ(id) at temperature 1 over the allowed tokens, for the k-th row of the cached pass:
-    /// from the row when it is on the host, from the summary's candidates when `id` is one of
-    /// them, else from the device's copy of the row.
+    /// from the summary when it holds the id (probed or a candidate), else from the row when
+    /// it is on the host, else from the device's copy of the row (a whole row read back: the
+    /// uniform loop probes what it needs, so it never gets here).
     async fn prob_of(&mut self, k: usize, id: u32) -> Result<f64> {
         let cached = self.cache.as_ref().expect("a pass is cached");
         let s = &cached.summaries.rows[k];
-        if !self.inf.allowed.get(id as usize).copied().unwrap_or(false) {
-            return Ok(0.0);
-        }
-        if let Some(&(_, x)) = s.top.iter().find(|&&(i, _)| i == id) {
-            return Ok((x as f64 - s.lse).exp());
+        if let Some(p) = s.prob(id, &self.inf.allowed) {
+            return Ok(p);
         }
         let v = self.inf.model.spec.vocab_size;
         let x = match &cached.summaries.logits {
@@ -85,7 +83,20 @@ impl<'a, D: Denoiser, H: Host + ?Sized> Run<'a, D, H> {
             let s = (t - dt).max(T_END);
             let (alpha_t, alpha_s) = (1.0 - schedule.move_chance(t), 1.0 - schedule.move_chance(s));
             self.step += 1;
-            let props = self.propose_rows(&free, t).await?;
+            // the prior's draws are made before the pass, so that the pass returns their
+            // logits beside the current tokens' and no row has to come back whole
+            let prior: Vec<u32> = free
+                .iter()
+                .map(|_| noise[self.rng.random_range(0..noise.len())])
+                .collect();
+            self.probes = free
+                .iter()
+                .zip(&prior)
+                .flat_map(|(&pos, &id)| [self.ids[pos], id])
+                .collect();
+            let props = self.propose_rows(&free, t).await;
+            self.probes.clear();
+            let props = props?;
             let mut changed = Vec::new();
             for (k, &pos) in free.iter().enumerate() {
                 let z = self.ids[pos];
@@ -95,10 +106,7 @@ impl<'a, D: Denoiser, H: Host + ?Sized> Run<'a, D, H> {
                 let (id, p) = match mix.pick(u) {
                     Component::Stay => (z, p_z),
                     Component::Model => (props[k].token, props[k].p),
-                    Component::Prior => {
-                        let id = noise[self.rng.random_range(0..noise.len())];
-                        (id, self.prob_of(k, id).await?)
-                    }
+                    Component::Prior => (prior[k], self.prob_of(k, prior[k]).await?),
                 };
                 if id != z {
                     changed.push((pos, id, p));
