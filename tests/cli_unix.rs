@@ -411,7 +411,7 @@ fn eval_refuses_a_text_too_short_for_its_objective() {
         .unwrap();
     let text = text_file(body.as_bytes());
     let out = eval("bert", &text.file, &["--seed", &seed.to_string()]);
-    assert_one_error("too short", &out, &["too short to score", "masked none"]);
+    assert_one_error("too short", &out, &["too short to score", "corrupted none"]);
     assert!(out.stdout.is_empty());
 }
 

@@ -147,3 +147,60 @@ fn eval_scores_a_uniform_model_with_its_own_bound() {
     );
     assert!(report.nelbo_per_token > 0.0 && report.accuracy.is_finite());
 }
+
+/// SEDD models are scored with their own bound: each token moves with probability 1 − e^{−σ(t)}
+/// (to the mask, or for the uniform graph to a uniform id), and the chunk's loss is
+/// Σ g(t)·score_entropy over the scored positions, recomputed here from the forward pass and the
+/// functions `tests/family_math.rs` checks against SEDD's code. The accuracy pass predicts with
+/// the final denoiser.
+#[test]
+fn eval_scores_sedd_models_with_the_score_entropy_bound() {
+    use unmask::diffusion::eval::noise_id;
+    use unmask::diffusion::reading::log_score_in_place;
+    use unmask::diffusion::score::{of_spec, score_entropy_loss, Graph};
+    for name in ["sedd_absorb", "sedd_uniform"] {
+        let mut inf = cpu_infiller(name);
+        let (graph, noise, scale) = of_spec(&inf.model.spec).expect("a score model");
+        let tok = inf.tokenizer().clone();
+        let text = "the cat sat on the mat .";
+        let opts = EvalOptions {
+            mask_rate: 0.3,
+            seed: 3,
+        };
+        let report = block_on(evaluate(&mut inf, text, &opts)).unwrap();
+        assert!(matches!(report.family, unmask::model::Family::Score { .. }));
+        let ids = tok.encode(text, false).unwrap();
+        let (pre, suf) = frame(&tok, inf.model.spec.canvas).unwrap();
+        let truth: Vec<u32> = pre.iter().chain(&ids).chain(&suf).copied().collect();
+        let (n, off, seed, v) = (ids.len(), pre.len(), opts.seed, inf.model.spec.vocab_size);
+        let t = 1e-3 + (1.0 - 1e-3) * (unit(hash3(seed, 1, 0)) % 1.0);
+        let sigma = noise.sigma(t);
+        let mut canvas = truth.clone();
+        for i in 0..n {
+            if unit(hash3(seed, 0, 2 * i as u64 + 1)) < 1.0 - (-sigma).exp() {
+                canvas[off + i] = match graph {
+                    Graph::Absorb => (v - 1) as u32,
+                    Graph::Uniform => noise_id(seed, 0, 2 * i + 1, v),
+                };
+            }
+        }
+        let mut batch = Batch::single(canvas.clone());
+        batch.sigma = Some(vec![sigma as f32]);
+        let logits = cpu_forward(&inf.model, &batch, false).unwrap().out.logits;
+        let mut want = 0.0;
+        for r in off..off + n {
+            let mut row = logits.row(r).to_vec();
+            log_score_in_place(&mut row, canvas[r], sigma as f32, scale);
+            let ls: Vec<f64> = row.iter().map(|&x| x as f64).collect();
+            want += score_entropy_loss(graph, noise, t, &ls, canvas[r], truth[r]);
+        }
+        assert!(want > 0.0, "{name}: the chunk moved no token at this seed");
+        assert!(
+            (report.nelbo_sum - want).abs() <= 1e-9 * want.abs().max(1.0),
+            "{name}: score-entropy bound {} vs {want}",
+            report.nelbo_sum
+        );
+        assert!(report.nelbo_per_token > 0.0);
+        assert!((0.0..=1.0).contains(&report.accuracy) && report.masked_ce > 0.0);
+    }
+}

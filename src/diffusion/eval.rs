@@ -18,6 +18,11 @@
 //! the model's full log-softmax over the N ids it was trained on. The noise ids are hashes too:
 //! id `hash3(seed ^ NOISE, c, i) mod N`.
 //!
+//! SEDD models are scored by theirs: the accuracy pass corrupts the chosen tokens as their graph
+//! does (the mask, or uniform noise) at the σ where a token has moved with probability
+//! `mask_rate`, and predicts with the final denoiser (`score::denoiser_row`); the objective pass
+//! moves each token with probability 1 − e^{−σ(t)} and sums `g(t)·score_entropy` (`sedd_bound`).
+//!
 //! The accuracy pass also bins its masked tokens by the top probability (`calibration`, `ece`):
 //! what threshold decoding can commit at each threshold, and how often that is right.
 //!
@@ -41,6 +46,8 @@ use serde::{Deserialize, Serialize};
 use web_time::Instant;
 
 use super::proposal::log_softmax;
+use super::reading::log_score_in_place;
+use super::score;
 use super::seeded::{hash3, unit};
 use super::{Infiller, Schedule};
 use crate::backend::Denoiser;
@@ -68,7 +75,8 @@ impl Default for EvalOptions {
 #[derive(Clone, Debug, Serialize)]
 pub struct EvalReport {
     /// The model's family, which decides the corruption and the bound: `absorbing` (the mask,
-    /// MDLM's NELBO) or `uniform` (uniform noise, the uniform-state NELBO).
+    /// MDLM's NELBO), `uniform` (uniform noise, the uniform-state NELBO) or `score` (SEDD's
+    /// graph, the score-entropy bound).
     pub family: crate::model::Family,
     /// Σ over chunks of the masked tokens' NLL / t (nats), before dividing by `tokens`.
     pub nelbo_sum: f64,
@@ -186,12 +194,10 @@ pub async fn evaluate_with<D: Denoiser>(
     let room = model.spec.max_len.saturating_sub(pre.len() + suf.len());
     let timed = model.spec.time_conditioning;
     let family = model.spec.family;
-    if matches!(family, crate::model::Family::Score { .. }) {
-        return Err(Error::input(
-            "eval of SEDD (score-entropy) models is not implemented yet",
-        ));
-    }
-    let uniform = family == crate::model::Family::Uniform;
+    let sedd = score::of_spec(&model.spec);
+    // the corruption is uniform noise for uniform-state models and SEDD's uniform graph
+    let uniform = family == crate::model::Family::Uniform
+        || matches!(sedd, Some((score::Graph::Uniform, ..)));
     let vocab = model.spec.vocab_size;
     let sigma_at = |t: f64| {
         if timed {
@@ -281,9 +287,15 @@ pub async fn evaluate_with<D: Denoiser>(
             chunk: ci + 1,
             off,
         };
-        for (lp, hit, top) in
-            score_rows(inf, &canvas, sigma_at(opts.mask_rate), &truth, &rows, &at).await?
-        {
+        let scored = match sedd {
+            // σ at which a token has moved with probability `mask_rate`
+            Some(s) => {
+                let sigma = -(1.0 - opts.mask_rate.min(1.0 - 1e-6)).ln();
+                sedd_rows(inf, s, &canvas, sigma, &truth, &rows, &at).await?
+            }
+            None => score_rows(inf, &canvas, sigma_at(opts.mask_rate), &truth, &rows, &at).await?,
+        };
+        for (lp, hit, top) in scored {
             ce -= lp;
             correct += usize::from(hit);
             confidence.push((top, hit));
@@ -292,6 +304,15 @@ pub async fn evaluate_with<D: Denoiser>(
         masked += m;
         // MDLM objective at a low-discrepancy t
         let t = T_EPS + (1.0 - T_EPS) * ((u0 + ci as f64 / k as f64) % 1.0);
+        if let Some(s) = sedd {
+            let (loss, scored) =
+                sedd_bound(inf, s, t, &truth, (ci, off, n), opts.seed, &at).await?;
+            nelbo += loss;
+            nfe += usize::from(scored > 0);
+            objective_masked += scored;
+            progress(tokens, total);
+            continue;
+        }
         if uniform {
             let sched = Schedule::default();
             let alpha_t = 1.0 - sched.move_chance(t);
@@ -332,9 +353,9 @@ pub async fn evaluate_with<D: Denoiser>(
     }
     if objective_masked == 0 {
         return Err(Error::input(format!(
-            "the text is too short to score: the objective pass masks each token with \
-             probability t, and at this seed it masked none of the {tokens} tokens, so there is \
-             no NELBO; give more text (or another --seed)"
+            "the text is too short to score: the objective pass corrupts each token with a \
+             probability drawn per chunk, and at this seed it corrupted none of the {tokens} \
+             tokens, so there is no bound; give more text (or another --seed)"
         )));
     }
     let nelbo_per_token = nelbo / tokens as f64;
@@ -424,6 +445,116 @@ async fn uniform_bound<D: Denoiser>(
         sum += ell;
     }
     Ok(sum)
+}
+
+/// SEDD's accuracy pass: for each corrupted row, the final denoiser's distribution over the
+/// allowed tokens at σ (`score::denoiser_row`, clipped and renormalised as the sampler draws
+/// from it): log p(true token), whether its argmax is the true token, and its top probability.
+async fn sedd_rows<D: Denoiser>(
+    inf: &mut Infiller<D>,
+    (graph, _, scale_by_sigma): (score::Graph, score::Noise, bool),
+    canvas: &[u32],
+    sigma: f64,
+    truth: &[u32],
+    rows: &[usize],
+    at: &Place,
+) -> Result<Vec<(f64, bool, f64)>> {
+    let v = inf.model.spec.vocab_size;
+    let mut logits = inf
+        .denoiser
+        .logits(&Row::plain(canvas, sigma as f32), rows)
+        .await?;
+    let (mut ls, mut out) = (vec![0.0f64; v], vec![0.0f64; v]);
+    let mut scored = Vec::with_capacity(rows.len());
+    for (i, &r) in rows.iter().enumerate() {
+        let row = &mut logits[i * v..(i + 1) * v];
+        log_score_in_place(row, canvas[r], sigma as f32, scale_by_sigma);
+        ls.iter_mut()
+            .zip(row.iter())
+            .for_each(|(d, &l)| *d = l as f64);
+        score::denoiser_row(graph, &ls, canvas[r], sigma, &mut out);
+        for (o, &ok) in out.iter_mut().zip(&inf.allowed) {
+            if !ok {
+                *o = 0.0;
+            }
+        }
+        let want = truth[r] as usize;
+        if score::clamp_normalise(&mut out) <= 0.0 || !out[want].is_finite() {
+            return Err(not_finite(at, r, "denoising distribution"));
+        }
+        let best = (0..v).fold(0, |b, a| if out[a] > out[b] { a } else { b });
+        scored.push((out[want].ln(), best == want, out[best]));
+    }
+    Ok(scored)
+}
+
+/// SEDD's bound for one chunk at time t: each token moves with probability 1 − e^{−σ(t)} (to the
+/// mask, or for the uniform graph to a uniform draw over all ids, itself included, as
+/// `graph_lib.py:sample_transition` does), and the loss is `Σ g(t)·score_entropy` over the
+/// positions the graph scores (the masked ones for absorb, every one for uniform)
+/// (`losses.py:get_loss_fn`; its time integral, estimated one t per chunk, bounds the NLL up to
+/// the prior's term, which is below 1e-8 nats per token at σ_max = 20). Returns the loss and the
+/// positions scored.
+async fn sedd_bound<D: Denoiser>(
+    inf: &mut Infiller<D>,
+    (graph, noise, scale_by_sigma): (score::Graph, score::Noise, bool),
+    t: f64,
+    truth: &[u32],
+    (ci, off, n): (usize, usize, usize),
+    seed: u64,
+    at: &Place,
+) -> Result<(f64, usize)> {
+    let v = inf.model.spec.vocab_size;
+    let sigma = noise.sigma(t);
+    let moved = -(-sigma).exp_m1();
+    let mut canvas = truth.to_vec();
+    let mut rows = Vec::new();
+    for i in 0..n {
+        if unit(hash3(seed, ci as u64, 2 * i as u64 + 1)) < moved {
+            canvas[off + i] = match graph {
+                score::Graph::Absorb => inf.mask,
+                score::Graph::Uniform => noise_id(seed, ci, 2 * i + 1, v),
+            };
+            if graph == score::Graph::Absorb {
+                rows.push(off + i);
+            }
+        }
+    }
+    if graph == score::Graph::Uniform {
+        rows = (off..off + n).collect();
+    }
+    if rows.is_empty() {
+        return Ok((0.0, 0));
+    }
+    let mut logits = inf
+        .denoiser
+        .logits(&Row::plain(&canvas, sigma as f32), &rows)
+        .await?;
+    let mut ls = vec![0.0f64; v];
+    let mut loss = 0.0;
+    for (i, &r) in rows.iter().enumerate() {
+        let row = &mut logits[i * v..(i + 1) * v];
+        log_score_in_place(row, canvas[r], sigma as f32, scale_by_sigma);
+        ls.iter_mut()
+            .zip(row.iter())
+            .for_each(|(d, &l)| *d = l as f64);
+        let ell = score::score_entropy_loss(graph, noise, t, &ls, canvas[r], truth[r]);
+        if !ell.is_finite() {
+            return Err(not_finite(at, r, "score-entropy loss"));
+        }
+        loss += ell;
+    }
+    Ok((loss, rows.len()))
+}
+
+/// The error of a row whose figure is not a finite number.
+fn not_finite(at: &Place, r: usize, what: &str) -> Error {
+    Error::input(format!(
+        "paragraph {}: the {what} at token {} of chunk {} is not finite (are the model's          weights finite?)",
+        at.paragraph,
+        r - at.off + 1,
+        at.chunk
+    ))
 }
 
 /// For each masked row: log p(true token), whether the argmax is the true token, and the

@@ -57,6 +57,37 @@ pub enum Noise {
     LogLinear { eps: f64 },
 }
 
+/// How a score-family model is read: its graph, its noise schedule, and whether its raw output
+/// is offset by σ ([`crate::diffusion::reading::sigma_offset`]). `None` for other families.
+pub fn of_spec(spec: &crate::model::ModelSpec) -> Option<(Graph, Noise, bool)> {
+    let crate::model::Family::Score { uniform } = spec.family else {
+        return None;
+    };
+    let graph = if uniform {
+        Graph::Uniform
+    } else {
+        Graph::Absorb
+    };
+    let noise = match spec.noise {
+        Some(crate::model::Noise::Geometric {
+            sigma_min,
+            sigma_max,
+        }) => Noise::Geometric {
+            sigma_min,
+            sigma_max,
+        },
+        Some(crate::model::Noise::LogLinear { eps }) => Noise::LogLinear { eps },
+        None => Noise::LOG_LINEAR,
+    };
+    let scale_by_sigma = matches!(
+        spec.logits,
+        crate::model::LogitReading::LogScore {
+            scale_by_sigma: true
+        }
+    );
+    Some((graph, noise, scale_by_sigma))
+}
+
 impl Noise {
     /// SEDD's uniform-graph recipe (README: `noise=geometric`, `configs/noise/geometric.yaml`).
     pub const GEOMETRIC: Noise = Noise::Geometric {

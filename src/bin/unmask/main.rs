@@ -49,7 +49,7 @@ enum Command {
     /// failed line is reported on stderr with its number, the batch goes on, and the exit status
     /// is 1.
     Infill(infill::Args),
-    /// Measure model quality on a text file: masked-token accuracy and the MDLM perplexity bound.
+    /// Measure model quality on a text file: masked-token accuracy and the family's bound (MDLM or uniform NELBO, SEDD score entropy).
     Eval(eval::Args),
     /// Rewrite a checkpoint with its weight matrices quantised to q8_0 (blocks of 32 int8 values
     /// and an f16 scale, as llama.cpp's Q8_0), in a safetensors layout `--model` reads back.

@@ -12,7 +12,6 @@ use crate::diffusion::score::{
 use crate::diffusion::uniform::{
     psi_mixture, remdm_mixture, remdm_sigma, Component, Prior, RemdmSchedule,
 };
-use crate::model::Family;
 
 /// The last time of the uniform loop: Duo's and UDLM's `generate_samples(eps=1e-5)`.
 const T_END: f64 = 1e-5;
@@ -197,31 +196,8 @@ impl<'a, D: Denoiser, H: Host + ?Sized> Run<'a, D, H> {
     /// tokens a fill may show (and the mask, for the absorb graph's "stay masked").
     pub(super) async fn sedd(&mut self, analytic: bool) -> Result<()> {
         let spec = &self.inf.model.spec;
-        let Family::Score { uniform } = spec.family else {
-            unreachable!("family_fits admits only score models");
-        };
-        let graph = if uniform {
-            Graph::Uniform
-        } else {
-            Graph::Absorb
-        };
-        let noise = match spec.noise {
-            Some(crate::model::Noise::Geometric {
-                sigma_min,
-                sigma_max,
-            }) => score::Noise::Geometric {
-                sigma_min,
-                sigma_max,
-            },
-            Some(crate::model::Noise::LogLinear { eps }) => score::Noise::LogLinear { eps },
-            None => score::Noise::LogLinear { eps: 1e-3 },
-        };
-        let scale_by_sigma = matches!(
-            spec.logits,
-            crate::model::LogitReading::LogScore {
-                scale_by_sigma: true
-            }
-        );
+        let (graph, noise, scale_by_sigma) =
+            score::of_spec(spec).expect("family_fits admits only score models");
         if self.opts.block_len.is_some() || self.opts.cfg_scale > 0.0 {
             return Err(Error::input(
                 "the SEDD samplers revise every hole at every step: they take no block-length \
