@@ -51,9 +51,10 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid:
     let base = r * p.v;
     if (t < p.probes) {
         let id = ask[1u + r * p.probes + t];
-        var x = bitcast<f32>(0xff800000u);
-        if (id < p.v) { x = logits[base + id]; }
-        extra[p.rows * 2u + r * p.probes + t] = bitcast<u32>(x);
+        // −inf's bits (a const bitcast to inf is refused by Tint)
+        var x = 0xff800000u;
+        if (id < p.v) { x = bitcast<u32>(logits[base + id]); }
+        extra[p.rows * 2u + r * p.probes + t] = x;
     }
 
     var mx = NONE;
