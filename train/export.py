@@ -18,7 +18,8 @@ def export(ck, log, tokenizer, out):
     """Writes one trained checkpoint as a model folder the engine loads: the masked objective as
     mdlm-owt's layout, the uniform one as udlm-lm1b's (model_type "udlm", time-conditioned)."""
     a = ck["args"]
-    uniform = a.get("objective", "mdlm") == "udlm"
+    objective = a.get("objective", "mdlm")
+    uniform = objective == "udlm"
     os.makedirs(out, exist_ok=True)
     tensors = {k: v.to(torch.float16).contiguous() for k, v in ck["model"].items()}
     tmp = os.path.join(out, "model.safetensors.tmp")
@@ -41,6 +42,18 @@ def export(ck, log, tokenizer, out):
     if uniform:
         # UDLMConfig's own keys; a uniform model never uses the mask id as a state
         config.update({"cfg": False, "cfg_num_classes": -1, "diffusion": "uniform"})
+    if objective in ("gaussian", "bits"):
+        from continuous import BIT_SCALE, GAMMA_0, GAMMA_1
+
+        # our own layout (no public checkpoint exists): the DiT's names plus the input path
+        config.update({"architectures": ["Unmask" + objective.capitalize()], "model_type": f"unmask-{objective}",
+                       "time_conditioning": True, "conditioning": "neg_log_snr", "self_conditioning": True,
+                       "known_text": "clean"})
+        if objective == "gaussian":
+            config.update({"embed_dim": 16, "schedule": "linear_gamma", "gamma_min": GAMMA_0, "gamma_max": GAMMA_1,
+                           "output_prior": True})
+        else:
+            config.update({"bits": 12, "bit_scale": BIT_SCALE, "schedule": "cosine"})
     with open(os.path.join(out, "config.json"), "w") as f:
         json.dump(config, f, indent=2)
     shutil.copy(tokenizer, os.path.join(out, "tokenizer.json"))

@@ -9,6 +9,8 @@
 # two runs' stdout; train/export.py's config.json and tokenizer.json are made from the log after.
 set -u
 MINUTES=${MINUTES:-7.3}
+# which objectives to train side by side: issue 23's pair by default, or OBJECTIVES="gaussian bits"
+OBJECTIVES=${OBJECTIVES:-mdlm udlm}
 DATA=${DATA:-.gpu}
 DEVICE=${DEVICE:-cuda}
 OUT=${OUT:-train/work/gpu}
@@ -17,7 +19,7 @@ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
 python3 -c 'import torch, numpy, tokenizers, safetensors; print("torch", torch.__version__, "numpy", numpy.__version__, "tokenizers", tokenizers.__version__)'
 python3 -c "import lzma, shutil; shutil.copyfileobj(lzma.open('$DATA/train.npy.xz'), open('/tmp/train.npy', 'wb'))"
 pids=()
-for obj in mdlm udlm; do
+for obj in $OBJECTIVES; do
   w=/tmp/work-$obj
   mkdir -p "$w"
   cp /tmp/train.npy "$DATA"/val.npy "$DATA"/tokenizer.json "$w"/
@@ -29,7 +31,7 @@ for obj in mdlm udlm; do
   pids+=($!)
 done
 for p in "${pids[@]}"; do wait "$p"; echo "run $p exited $?"; done
-for obj in mdlm udlm; do
+for obj in $OBJECTIVES; do
   cp /tmp/work-$obj/export/model.safetensors "$OUT/$obj.safetensors" 2>/dev/null || echo "$obj: no export"
   cp /tmp/work-$obj/export/training_log.json "$OUT/$obj.log.json" 2>/dev/null || cp /tmp/work-$obj/log.json "$OUT/$obj.log.json"
   tail -3 "$OUT/$obj.stdout"

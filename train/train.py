@@ -1,8 +1,11 @@
-"""Stage 3: train a model: the masked default (MDLM objective) or the uniform-state one (UDLM).
+"""Stage 3: train a model: the masked default (MDLM objective), the uniform-state one (UDLM), or
+a continuous one (Gaussian embedding diffusion, Analog Bits: train/continuous.py).
 
-    python3 train/train.py [--objective mdlm|udlm] [--minutes 55] [--hidden 256 --blocks 6 ...]
+    python3 train/train.py [--objective mdlm|udlm|gaussian|bits] [--minutes 55] [--hidden 256 ...]
 
 `mdlm`: loglinear schedule (mask probability t), subs parameterisation, NELBO weight 1/t.
+`gaussian`, `bits`: see continuous.py (self-conditioned on `--selfcond-rate` of the rows: ¼ for
+gaussian as Plaid, ½ for bits as Analog Bits; known text never noised on half the rows).
 `udlm`: uniform-state noise (a token is kept w.p. α_t = 1 − (1−ε)t, else replaced by a uniform
 draw over all N ids, which may redraw it), the model conditioned on σ = −log α_t, trained on the
 closed-form continuous-time NELBO (families-reference §1.7, Duo's O(V) form, the scalar terms in
@@ -30,6 +33,7 @@ import numpy as np
 import torch
 
 from common import WORK
+from continuous import Continuous, continuous_loss_fn
 from model import MDLM, subs_log_probs
 
 EPS = 1e-3
@@ -118,7 +122,8 @@ def main():
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--threads", type=int, default=os.cpu_count())
     ap.add_argument("--init", help="an exported model folder to continue from (same shape)")
-    ap.add_argument("--objective", choices=["mdlm", "udlm"], default="mdlm")
+    ap.add_argument("--objective", choices=["mdlm", "udlm", "gaussian", "bits"], default="mdlm")
+    ap.add_argument("--selfcond-rate", type=float, help="continuous families: rows self-conditioned (default ¼ gaussian, ½ bits)")
     ap.add_argument("--dropout", type=float, default=0.0)
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--eval-every", type=int, default=200)
@@ -134,7 +139,14 @@ def main():
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
     uniform = args.objective == "udlm"
-    loss_of = uniform_loss_fn if uniform else loss_fn
+    continuous = args.objective in ("gaussian", "bits")
+    if continuous and args.selfcond_rate is None:
+        args.selfcond_rate = 0.25 if args.objective == "gaussian" else 0.5
+    if continuous:
+        def loss_of(m, x, _mask_id, g):
+            return continuous_loss_fn(m, x, args.selfcond_rate, g)
+    else:
+        loss_of = uniform_loss_fn if uniform else loss_fn
     work = args.work
     from tokenizers import Tokenizer
 
@@ -143,7 +155,10 @@ def main():
     mask_id, eot = vocab - 1, tok.token_to_id("<|endoftext|>")
     train = np.load(os.path.join(work, "train.npy"))
     val = np.load(os.path.join(work, "val.npy"))
-    model = MDLM(vocab, args.hidden, args.blocks, args.heads, args.cond, time_conditioning=uniform, dropout=args.dropout)
+    if continuous:
+        model = Continuous(args.objective, vocab, args.hidden, args.blocks, args.heads, args.cond, dropout=args.dropout)
+    else:
+        model = MDLM(vocab, args.hidden, args.blocks, args.heads, args.cond, time_conditioning=uniform, dropout=args.dropout)
     n_params = sum(p.numel() for p in model.parameters())
     earlier = None
     if args.init:
