@@ -105,22 +105,25 @@ def main():
     if args.spans:
         rows = [json.loads(l) for l in open(args.spans) if l.strip()]
         before = {}
+        key = lambda r: (r["strategy"], r["temperature"], r.get("steps"))  # noqa: E731
         if args.spans_before:
-            before = {(r["strategy"], r["temperature"]): r for r in (json.loads(l) for l in open(args.spans_before) if l.strip())}
+            before = {key(r): r for r in (json.loads(l) for l in open(args.spans_before) if l.strip())}
         spans_table = [
-            f"{rows[0]['spans']} held-out two-word spans, seed {rows[0]['seed']}, CPU (`unmask eval --spans --text train/work/heldout.txt --count {rows[0]['spans']} --compare …`;",
-            "the replaced model's figures in brackets):" if before else "",
+            f"{rows[0]['spans']} held-out two-word spans, seed {rows[0]['seed']}, CPU (`unmask eval --spans --model {args.name} "
+            f"--text train/work/heldout.txt --count {rows[0]['spans']} --compare STRATEGY/STEPS,…`"
+            + ("; the replaced model's figures in brackets):" if before else "):"),
             "",
-            "| strategy | temperature | exact | token acc. | word acc. | NFE / hole |",
-            "|---|---|---|---|---|---|",
+            "| strategy | steps | temperature | exact | token acc. | word acc. | NFE / hole |",
+            "|---|---|---|---|---|---|---|",
         ]
         for r in rows:
-            b = before.get((r["strategy"], r["temperature"]))
+            b = before.get(key(r))
             f = lambda k, pct=True: (f"{r[k] * 100:.1f}%" if pct else f"{r[k]:.2f}") + (  # noqa: E731
                 f" ({b[k] * 100:.1f}%)" if b and pct else (f" ({b[k]:.2f})" if b else "")
             )
+            steps = r.get("steps") or ("one per hole + 1" if uniform else "one per hole")
             spans_table.append(
-                f"| {r['strategy']} | {r['temperature']:g} | {f('exact')} | {f('token_accuracy')} | {f('word_accuracy')} | {f('nfe_per_hole', False)} |"
+                f"| {r['strategy']} | {steps} | {r['temperature']:g} | {f('exact')} | {f('token_accuracy')} | {f('word_accuracy')} | {f('nfe_per_hole', False)} |"
             )
         spans_table.append("")
     rel = lambda x, y: abs(x - y) / abs(y) * 100  # noqa: E731
@@ -179,7 +182,7 @@ def main():
         "## Evaluation on the held-out books",
         "Masks, noise and times are SplitMix64 hashes of (seed, chunk, position), so every run scores exactly the same",
         "tokens" + ("; the PyTorch side (`train/eval.py`) scores the same ones." if tmodel else
-                    ". The accuracy pass replaces 15% of the tokens with uniform noise (the uniform model's corruption) and",
+                    ". The accuracy pass replaces 15% of the tokens with uniform noise (the uniform model's corruption) and"
         ) + ("" if tmodel else "\nasks for each replaced token back; the bound is the family's own (the uniform closed-form NELBO)."),
         "",
         f"| | {'corrupted' if uniform else 'masked'}-token top-1 accuracy (15%) | NELBO per token (nats) | perplexity bound |",
