@@ -13,15 +13,32 @@ use crate::tensor::Tensor;
 /// before any id is read: far above any parity batch.
 pub const MAX_BATCH: usize = 1024;
 
+/// The canvas of a continuous model as its input path takes it (see
+/// [`VectorIo`](crate::model::plan::VectorIo)).
+#[derive(Clone, Copy, Debug)]
+pub struct VectorInput<'a> {
+    /// `[L, 2·width]`: each position's noisy vector then its self-conditioning estimate, each
+    /// already scaled as the family feeds them.
+    pub input: &'a [f32],
+    /// `[L, width]`: the noisy vector times the output prior's coefficient (Plaid's
+    /// `(α/σ²)·z`), whose product with the table is added to the logits; empty for none.
+    pub prior: &'a [f32],
+}
+
 /// One canvas of a batch, as a backend runs it.
 #[derive(Clone, Copy, Debug)]
 pub struct Row<'a> {
+    /// The tokens; for a continuous model their count is the canvas length and the ids are
+    /// not read (the vectors are).
     pub ids: &'a [u32],
     /// `false` = padding: no position attends to it.
     pub key_mask: Option<&'a [bool]>,
     pub token_types: Option<&'a [u32]>,
-    /// MDLM's noise level σ (ignored by models without time conditioning).
+    /// MDLM's noise level σ (ignored by models without time conditioning); −log SNR for the
+    /// continuous families.
     pub sigma: f32,
+    /// The continuous canvas, for a model with a vector input path.
+    pub vectors: Option<VectorInput<'a>>,
 }
 
 impl<'a> Row<'a> {
@@ -32,6 +49,7 @@ impl<'a> Row<'a> {
             key_mask: None,
             token_types: None,
             sigma,
+            vectors: None,
         }
     }
 }
@@ -68,6 +86,7 @@ impl Batch {
             key_mask: self.attention_mask.as_ref().map(|m| &m[r.clone()]),
             token_types: self.token_types.as_ref().map(|t| &t[r]),
             sigma: self.sigma.as_ref().map_or(0.0, |s| s[b]),
+            vectors: None,
         }
     }
 

@@ -85,13 +85,14 @@ export interface ModelFiles {
  * The unmasking strategies, by name: the engine's one list (`Strategy::ALL`), which
  * {@link strategies} returns at run time; the package's tests fail if this union drifts from it.
  */
-export type StrategyName = "ancestral" | "first-hitting" | "top-prob" | "margin" | "entropy" | "threshold" | "mask-predict" | "remdm" | "uniform" | "psi" | "sedd-euler" | "sedd-analytic";
+export type StrategyName = "ancestral" | "first-hitting" | "top-prob" | "margin" | "entropy" | "threshold" | "mask-predict" | "remdm" | "uniform" | "psi" | "sedd-euler" | "sedd-analytic" | "ddim" | "ddpm";
 
 /**
  * A strategy as `InfillOptions.strategy` takes it: a name, or one with its argument in [0, 1]:
  * `threshold:TAU`, `remdm:ETA` (masked models), `psi:KAPPA` (uniform-state models). `uniform`
- * and `psi` sample uniform-state models (`Unmask.load("uniform")`), `sedd-*` SEDD models; the
- * others masked models. A strategy of another family is refused with `BadInput`.
+ * and `psi` sample uniform-state models (`Unmask.load("uniform")`), `sedd-*` SEDD models,
+ * `ddim` and `ddpm` the continuous ones (`Unmask.load("gaussian")`, `"bits"`); the others
+ * masked models. A strategy of another family is refused with `BadInput`.
  */
 export type Strategy = StrategyName | `threshold:${number}` | `remdm:${number}` | `psi:${number}`;
 
@@ -102,9 +103,11 @@ export type Strategy = StrategyName | `threshold:${number}` | `remdm:${number}` 
  *   holes start as the mask and a committed token stays;
  * - `uniform`: uniform-state diffusion (UDLM, Duo; the `uniform` model): holes start as
  *   uniform noise (or the words of a `[[words]]` hole) and any of them may change every step;
- * - `score-absorbing`, `score-uniform`: SEDD (score entropy) on its absorbing or uniform graph.
+ * - `score-absorbing`, `score-uniform`: SEDD (score entropy) on its absorbing or uniform graph;
+ * - `gaussian`, `bits`: continuous diffusion on learned embeddings or on a token's bits (the
+ *   `gaussian` and `bits` models): holes start as Gaussian noise and condense into tokens.
  */
-export type ModelFamily = "absorbing" | "uniform" | "score-absorbing" | "score-uniform";
+export type ModelFamily = "absorbing" | "uniform" | "score-absorbing" | "score-uniform" | "gaussian" | "bits";
 
 /**
  * The models shipped with the package, loaded by name: `Unmask.load("default")` (also

@@ -448,22 +448,27 @@ fn to_json_value<T: serde::Serialize>(value: &T) -> Result<JsValue, JsValue> {
 }
 
 /// Every family a model can be, in the order `family_name` lists them.
-const MODEL_FAMILIES: [ModelFamily; 4] = [
+const MODEL_FAMILIES: [ModelFamily; 6] = [
     ModelFamily::Absorbing,
     ModelFamily::Uniform,
     ModelFamily::Score { uniform: false },
     ModelFamily::Score { uniform: true },
+    ModelFamily::Gaussian,
+    ModelFamily::Bits,
 ];
 
 /// A model's family in the package's vocabulary (`ModelFamily` in the types): `"absorbing"`
 /// (masked: MDLM, LLaDA, Dream, the MLMs), `"uniform"` (uniform-state: UDLM, Duo),
-/// `"score-absorbing"` and `"score-uniform"` (SEDD on its two graphs).
+/// `"score-absorbing"` and `"score-uniform"` (SEDD on its two graphs), `"gaussian"` and `"bits"`
+/// (the continuous families).
 fn family_name(f: ModelFamily) -> &'static str {
     match f {
         ModelFamily::Absorbing => "absorbing",
         ModelFamily::Uniform => "uniform",
         ModelFamily::Score { uniform: false } => "score-absorbing",
         ModelFamily::Score { uniform: true } => "score-uniform",
+        ModelFamily::Gaussian => "gaussian",
+        ModelFamily::Bits => "bits",
     }
 }
 

@@ -88,6 +88,105 @@ pub struct Summaries {
     pub logits: Option<std::sync::Arc<Vec<f32>>>,
 }
 
+/// One step of a continuous family, everything but the host's bookkeeping: the pass over the
+/// vector canvas (`row.vectors`), the clean estimate x̂0 and readout of every position, and the
+/// update `z' = z_coef·z + x0_coef·x̂0 + noise_coef·noise` with known positions set to their
+/// clean vectors. One call is one submission on a GPU.
+#[derive(Clone, Copy, Debug)]
+pub struct VectorStep<'a> {
+    /// The canvas: its length, −log SNR in `sigma`, the scaled input and the output prior.
+    pub row: Row<'a>,
+    /// `[L, width]`, the noisy canvas z_t as it is (unscaled).
+    pub z: &'a [f32],
+    /// `[L, width]` standard normal draws (DDPM), or empty when `noise_coef` is 0.
+    pub noise: &'a [f32],
+    /// `[L]`: positions whose clean vector is known (the user's text and the frame).
+    pub known: &'a [bool],
+    /// `[L, width]`: the clean vectors of known positions (anything elsewhere).
+    pub clean: &'a [f32],
+    pub z_coef: f32,
+    pub x0_coef: f32,
+    pub noise_coef: f32,
+    /// Diffusion-LM's rounding: x̂0 replaced by the vector of its token before the update.
+    pub round: bool,
+    /// `[V]`: the tokens a readout may name (never a special token in the user's text).
+    pub allowed: &'a [bool],
+}
+
+/// What [`Denoiser::vector_step`] returns, per position.
+#[derive(Clone, Debug, Default)]
+pub struct VectorOut {
+    /// `[L, width]` the estimate x̂0 (rounded when asked).
+    pub x0: Vec<f32>,
+    /// `[L]` the readout: the most likely token (Gaussian) or the token the bits spell.
+    pub tokens: Vec<u32>,
+    /// `[L]` the readout token's probability under the model's x0 distribution.
+    pub p: Vec<f32>,
+    /// `[L, width]` the canvas after the update.
+    pub z: Vec<f32>,
+}
+
+impl VectorStep<'_> {
+    /// Checks every array against the canvas length and the model's vector width.
+    pub fn check(&self, width: usize) -> Result<()> {
+        let len = self.row.ids.len();
+        let v = self.row.vectors.ok_or_else(|| {
+            crate::error::Error::input("a continuous step needs the vector input of its canvas")
+        })?;
+        let sizes = [
+            ("input", v.input.len(), 2 * len * width),
+            ("z", self.z.len(), len * width),
+            ("clean", self.clean.len(), len * width),
+            ("known", self.known.len(), len),
+            ("allowed", self.allowed.len(), self.allowed.len().max(1)),
+        ];
+        for (name, got, want) in sizes {
+            if got != want {
+                return Err(crate::error::Error::input(format!(
+                    "continuous step: `{name}` has {got} values, expected {want} ({len} positions of width {width})"
+                )));
+            }
+        }
+        if !v.prior.is_empty() && v.prior.len() != len * width {
+            return Err(crate::error::Error::input(format!(
+                "continuous step: `prior` has {} values, expected 0 or {}",
+                v.prior.len(),
+                len * width
+            )));
+        }
+        if self.noise_coef != 0.0 && self.noise.len() != len * width {
+            return Err(crate::error::Error::input(format!(
+                "continuous step: `noise` has {} values, expected {} for a step that adds noise",
+                self.noise.len(),
+                len * width
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// A row for a model: a continuous model (`vectors`) needs the vector input, a token model
+/// must not get one.
+pub(crate) fn check_input(plan: &crate::model::plan::Plan, row: &Row<'_>) -> Result<()> {
+    match (&plan.vectors, row.vectors) {
+        (Some(io), Some(v)) if v.input.len() == row.ids.len() * 2 * io.width => Ok(()),
+        (Some(io), Some(v)) => Err(crate::error::Error::input(format!(
+            "the vector input has {} values, expected {} ({} positions of 2 x {})",
+            v.input.len(),
+            row.ids.len() * 2 * io.width,
+            row.ids.len(),
+            io.width
+        ))),
+        (Some(_), None) => Err(crate::error::Error::input(
+            "this is a continuous model: its canvas holds vectors, not token ids, so it runs              through infill and eval, not a raw forward pass over ids",
+        )),
+        (None, Some(_)) => Err(crate::error::Error::input(
+            "this model reads token ids; a vector input is only for the continuous families",
+        )),
+        (None, None) => Ok(()),
+    }
+}
+
 /// One forward pass's worth of work for the sampler, `eval` and `unmask forward`. Async
 /// because a GPU can only be awaited in the browser; the CPU implementation never suspends.
 ///
@@ -125,6 +224,9 @@ pub trait Denoiser {
 
     /// Prepares whatever the first real call would otherwise pay for (shader compilation).
     async fn warm_up(&mut self) -> Result<()>;
+
+    /// One step of a continuous family ([`VectorStep`]).
+    async fn vector_step(&mut self, step: &VectorStep<'_>) -> Result<VectorOut>;
 }
 
 /// Checks the rows a caller asks for against the canvas.

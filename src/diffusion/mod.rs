@@ -2,8 +2,10 @@
 //! (`subs`, `reading`, `proposal`), noise schedules, unmasking strategies, the sampler loop and
 //! its trace, (`noising`) the noising process of four diffusion families on a model's
 //! vocabulary, and the step math of other families as pure f64 functions: uniform-state
-//! (`uniform`: UDLM, Duo, Duo's Ψ-samplers, ReMDM) and score-entropy (`score`: SEDD).
+//! (`uniform`: UDLM, Duo, Duo's Ψ-samplers, ReMDM), score-entropy (`score`: SEDD) and the
+//! continuous families (`continuous`: Gaussian on embeddings, Analog Bits).
 
+pub mod continuous;
 pub mod eval;
 pub mod lengths;
 pub mod noising;

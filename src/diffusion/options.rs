@@ -54,6 +54,8 @@ pub const MAX_STEPS: usize = 1_000_000;
 /// The most steps per hole (`max(holes, 1)`): beyond one commit per step the extra steps commit
 /// nothing, and 64 leaves room for fine ancestral schedules.
 pub const MAX_STEPS_PER_HOLE: usize = 64;
+/// The most steps of a continuous sampler (DDIM, DDPM): Plaid samples with 4096.
+pub const MAX_CONTINUOUS_STEPS: usize = 4096;
 
 impl SamplerOptions {
     /// Refuses any value out of range (see the table in the module's documentation), naming the
@@ -83,12 +85,18 @@ impl SamplerOptions {
             )));
         }
         if let Some(steps) = self.steps {
+            // a continuous step moves every hole a little, so its count is not per hole
+            let continuous = matches!(self.strategy, Strategy::Ddim | Strategy::Ddpm);
             let cap = match holes {
+                Some(_) if continuous => MAX_CONTINUOUS_STEPS,
                 Some(h) => MAX_STEPS.min(MAX_STEPS_PER_HOLE.saturating_mul(h.max(1))),
                 None => MAX_STEPS,
             };
             if steps == 0 || steps > cap {
                 let per_hole = match holes {
+                    Some(_) if continuous => {
+                        " (a continuous sampler's most, Plaid's 4096)".to_string()
+                    }
                     Some(h) => format!(
                         " ({MAX_STEPS_PER_HOLE} per hole for {h} hole{})",
                         if h == 1 { "" } else { "s" }

@@ -26,6 +26,7 @@ use crate::error::{Error, Result};
 use crate::model::Model;
 use crate::text::{Canvas, Template, Tokenizer};
 
+mod continuous;
 mod resample;
 
 #[derive(Clone, Debug)]
@@ -307,6 +308,8 @@ impl<D: Denoiser> Infiller<D> {
             Strategy::Remdm(eta) => run.remdm(eta).await?,
             Strategy::SeddEuler => run.sedd(false).await?,
             Strategy::SeddAnalytic => run.sedd(true).await?,
+            Strategy::Ddim => run.continuous(false).await?,
+            Strategy::Ddpm => run.continuous(true).await?,
             _ => run.absorbing().await?,
         }
         let text = canvas.text(&run.ids, run.inf.tokenizer())?;

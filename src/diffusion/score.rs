@@ -77,7 +77,10 @@ pub fn of_spec(spec: &crate::model::ModelSpec) -> Option<(Graph, Noise, bool)> {
             sigma_max,
         },
         Some(crate::model::Noise::LogLinear { eps }) => Noise::LogLinear { eps },
-        None => Noise::LOG_LINEAR,
+        // a score model is never built with a continuous schedule
+        Some(crate::model::Noise::LinearGamma { .. } | crate::model::Noise::Cosine) | None => {
+            Noise::LOG_LINEAR
+        }
     };
     let scale_by_sigma = matches!(
         spec.logits,

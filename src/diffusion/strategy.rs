@@ -37,6 +37,12 @@ pub enum Strategy {
     SeddEuler,
     /// SEDD's analytic step (Tweedie τ-leaping), then the final denoiser.
     SeddAnalytic,
+    /// Continuous families: deterministic DDIM steps `z_s = α_s·x̂0 + σ_s·ε̂` from the
+    /// self-conditioned x̂0, known positions clamped to their clean vectors every step.
+    Ddim,
+    /// Continuous families: ancestral (DDPM) steps from the posterior q(z_s | z_t, x̂0), as
+    /// Plaid's sampler writes it (`c = −expm1(γ_s − γ_t)`).
+    Ddpm,
 }
 
 /// One strategy as the surfaces list it: its name, how it is written with its argument, and
@@ -52,7 +58,7 @@ impl Strategy {
     /// Every strategy, in the order the surfaces list them: the one list the CLI's help, the
     /// npm package's types, the web demo and the docs take their names from (or are tested
     /// against).
-    pub const ALL: [StrategyInfo; 12] = [
+    pub const ALL: [StrategyInfo; 14] = [
         StrategyInfo {
             name: "ancestral",
             usage: "ancestral",
@@ -113,6 +119,16 @@ impl Strategy {
             usage: "sedd-analytic",
             help: "SEDD models: analytic (Tweedie tau-leaping) steps, then the final denoiser",
         },
+        StrategyInfo {
+            name: "ddim",
+            usage: "ddim",
+            help: "continuous models: deterministic DDIM steps from the self-conditioned estimate",
+        },
+        StrategyInfo {
+            name: "ddpm",
+            usage: "ddpm",
+            help: "continuous models: ancestral (DDPM) steps, fresh noise each step",
+        },
     ];
 
     /// Names accepted by `FromStr` (the CLI's `--strategy`), from [`Strategy::ALL`].
@@ -139,6 +155,8 @@ impl Strategy {
                 | Strategy::Psi(_)
                 | Strategy::SeddEuler
                 | Strategy::SeddAnalytic
+                | Strategy::Ddim
+                | Strategy::Ddpm
         )
     }
 
@@ -149,6 +167,7 @@ impl Strategy {
         match self {
             Strategy::Uniform | Strategy::Psi(_) => family == Family::Uniform,
             Strategy::SeddEuler | Strategy::SeddAnalytic => matches!(family, Family::Score { .. }),
+            Strategy::Ddim | Strategy::Ddpm => family.is_continuous(),
             _ => family == Family::Absorbing,
         }
     }
@@ -160,6 +179,7 @@ impl Strategy {
             Family::Absorbing => Strategy::TopProb,
             Family::Uniform => Strategy::Uniform,
             Family::Score { .. } => Strategy::SeddAnalytic,
+            Family::Gaussian | Family::Bits => Strategy::Ddim,
         }
     }
 }
@@ -172,7 +192,7 @@ impl FromStr for Strategy {
             None => (s, None),
         };
         let strategy = match name {
-            "ancestral" | "ddpm" | "random" => Strategy::Ancestral,
+            "ancestral" | "random" => Strategy::Ancestral,
             "first-hitting" => Strategy::FirstHitting,
             "top-prob" | "low-confidence" | "confidence" => Strategy::TopProb,
             "margin" => Strategy::Margin,
@@ -212,6 +232,8 @@ impl FromStr for Strategy {
             "uniform" | "udlm" => Strategy::Uniform,
             "sedd-euler" | "euler" => Strategy::SeddEuler,
             "sedd-analytic" | "analytic" => Strategy::SeddAnalytic,
+            "ddim" => Strategy::Ddim,
+            "ddpm" => Strategy::Ddpm,
             _ => {
                 return Err(format!(
                     "unknown strategy `{s}`; one of: {}",
@@ -241,6 +263,8 @@ impl fmt::Display for Strategy {
             Strategy::Psi(k) => write!(f, "psi:{k}"),
             Strategy::SeddEuler => write!(f, "sedd-euler"),
             Strategy::SeddAnalytic => write!(f, "sedd-analytic"),
+            Strategy::Ddim => write!(f, "ddim"),
+            Strategy::Ddpm => write!(f, "ddpm"),
         }
     }
 }
@@ -310,10 +334,12 @@ mod tests {
             Strategy::Psi(_) => 9,
             Strategy::SeddEuler => 10,
             Strategy::SeddAnalytic => 11,
+            Strategy::Ddim => 12,
+            Strategy::Ddpm => 13,
         };
         let mut seen: Vec<usize> = parsed.iter().map(variant).collect();
         seen.sort();
-        assert_eq!(seen, (0..12).collect::<Vec<_>>());
+        assert_eq!(seen, (0..14).collect::<Vec<_>>());
         assert!(Strategy::names().contains("threshold[:TAU]"));
     }
 

@@ -4,7 +4,9 @@
 use super::select::WeightFormat;
 #[cfg(feature = "gpu")]
 use crate::backend::{gpu::Gpu, GpuDenoiser};
-use crate::backend::{Ask, Backend, CpuDenoiser, Denoiser, ForwardOutput, Summaries};
+use crate::backend::{
+    Ask, Backend, CpuDenoiser, Denoiser, ForwardOutput, Summaries, VectorOut, VectorStep,
+};
 use crate::batch::{Batch, Row};
 use crate::error::Result;
 use crate::model::Model;
@@ -98,5 +100,9 @@ impl Denoiser for AnyDenoiser {
 
     async fn warm_up(&mut self) -> Result<()> {
         each!(self, d => d.warm_up().await)
+    }
+
+    async fn vector_step(&mut self, step: &VectorStep<'_>) -> Result<VectorOut> {
+        each!(self, d => d.vector_step(step).await)
     }
 }

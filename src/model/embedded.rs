@@ -1,6 +1,6 @@
 //! The project's own models, compiled into the library and the binary (feature
-//! `default-model`, on by default): `default`, a small MDLM, and `uniform`, a uniform-state
-//! (UDLM) model of the same shape, both trained on public-domain children's books by `train/`
+//! `default-model`, on by default): `default`, a small MDLM, `uniform`, a uniform-state
+//! (UDLM) model of the same shape, and the continuous `gaussian` and `bits`, both trained on public-domain children's books by `train/`
 //! (see models/*/REPORT.md). It loads through the same code as any checkpoint (`crate::engine::default_model` adds
 //! the same load-time folding as for a folder).
 
@@ -23,7 +23,7 @@ struct Bundled {
 }
 
 /// The models compiled in, addressed by name (`--model default`, `Unmask.load("uniform")`).
-const BUNDLED: [Bundled; 2] = [
+const BUNDLED: [Bundled; 4] = [
     Bundled {
         name: "default",
         config: include_str!("../../models/default/config.json"),
@@ -35,6 +35,18 @@ const BUNDLED: [Bundled; 2] = [
         config: include_str!("../../models/uniform/config.json"),
         weights: include_bytes!("../../models/uniform/model.safetensors"),
         tokenizer: include_bytes!("../../models/uniform/tokenizer.json"),
+    },
+    Bundled {
+        name: "gaussian",
+        config: include_str!("../../models/gaussian/config.json"),
+        weights: include_bytes!("../../models/gaussian/model.safetensors"),
+        tokenizer: include_bytes!("../../models/gaussian/tokenizer.json"),
+    },
+    Bundled {
+        name: "bits",
+        config: include_str!("../../models/bits/config.json"),
+        weights: include_bytes!("../../models/bits/model.safetensors"),
+        tokenizer: include_bytes!("../../models/bits/tokenizer.json"),
     },
 ];
 

@@ -50,13 +50,17 @@ pub enum Architecture {
     Duo,
     /// SEDD (`louaaron/sedd-small`): MDLM's DiT giving a log score, absorb or uniform graph.
     Sedd,
+    /// Our Gaussian embedding diffusion (`train/continuous.py`): MDLM's DiT fed vectors.
+    Gaussian,
+    /// Our Analog Bits model (`train/continuous.py`): MDLM's DiT fed 12 bits per token.
+    Bits,
 }
 
 impl Architecture {
     /// `model_type` as each family's config.json spells it (Dream's and Duo's are capitalised;
     /// Duo's is also seen lower-case). SEDD's config.json has none: it is recognised by its
     /// `tokens` or `graph` ([`Architecture::from_model_type`]).
-    pub const ALL: [(&'static str, Architecture); 11] = [
+    pub const ALL: [(&'static str, Architecture); 13] = [
         ("mdlm", Architecture::Mdlm),
         ("bert", Architecture::Bert),
         ("distilbert", Architecture::DistilBert),
@@ -68,6 +72,8 @@ impl Architecture {
         ("DUO", Architecture::Duo),
         ("duo", Architecture::Duo),
         ("sedd", Architecture::Sedd),
+        ("unmask-gaussian", Architecture::Gaussian),
+        ("unmask-bits", Architecture::Bits),
     ];
 
     pub fn from_model_type(cfg: &Config) -> Result<Architecture> {
@@ -157,6 +163,11 @@ pub enum Family {
     Uniform,
     /// SEDD: the output is a log score (ratio p_t(y)/p_t(x)); `graph` says absorb or uniform.
     Score { uniform: bool },
+    /// Continuous: VP Gaussian noise on learned unit-norm embeddings (Plaid, Diffusion-LM);
+    /// holes start as N(0, I) vectors and condense into tokens.
+    Gaussian,
+    /// Continuous: VP Gaussian noise on a token's bits scaled to ±b (Analog Bits).
+    Bits,
 }
 
 /// The noise schedule a checkpoint was trained with: the total noise σ(t) for t ∈ [0, 1] that
@@ -171,6 +182,27 @@ pub enum Noise {
     LogLinear { eps: f64 },
     /// `σ(t) = σ_min^(1−t) · σ_max^t` (`GeometricNoise`).
     Geometric { sigma_min: f64, sigma_max: f64 },
+    /// The continuous families are variance-preserving and conditioned on γ = −log SNR, which
+    /// stands in for σ here: α² = sigmoid(−γ), σ_z² = sigmoid(γ). Plaid's fixed linear γ(t) =
+    /// γ0 + (γ1 − γ0)·t (`lib/models.py:NoiseSchedule` without the learned warp).
+    LinearGamma { gamma_min: f64, gamma_max: f64 },
+    /// Analog Bits' cosine ᾱ(t) = cos(((t + 2e-4)/(1 + 2.5e-4))·π/2)², so γ(t) = 2·log tan θ
+    /// (`cosine_schedule_simple`).
+    Cosine,
+}
+
+/// The levels of a variance-preserving schedule at one t.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Levels {
+    pub alpha: f64,
+    pub sigma: f64,
+    /// −log SNR, what the network is conditioned on.
+    pub gamma: f64,
+}
+
+/// θ(t) of the cosine schedule.
+fn cosine_theta(t: f64) -> f64 {
+    (t + 2e-4) / (1.0 + 2.5e-4) * std::f64::consts::FRAC_PI_2
 }
 
 impl Noise {
@@ -182,6 +214,23 @@ impl Noise {
                 sigma_min,
                 sigma_max,
             } => sigma_min.powf(1.0 - t) * sigma_max.powf(t),
+            Noise::LinearGamma {
+                gamma_min,
+                gamma_max,
+            } => gamma_min + (gamma_max - gamma_min) * t,
+            Noise::Cosine => 2.0 * cosine_theta(t).tan().ln(),
+        }
+    }
+
+    /// α, σ and γ at t for a variance-preserving schedule (the continuous families), with
+    /// α² = sigmoid(−γ) and σ² = sigmoid(γ) computed without cancelling.
+    pub fn levels(self, t: f64) -> Levels {
+        let gamma = self.sigma(t);
+        let sig = |x: f64| 1.0 / (1.0 + (-x).exp());
+        Levels {
+            alpha: sig(-gamma).sqrt(),
+            sigma: sig(gamma).sqrt(),
+            gamma,
         }
     }
 
@@ -193,6 +242,14 @@ impl Noise {
                 sigma_min,
                 sigma_max,
             } => self.sigma(t) * (sigma_max.ln() - sigma_min.ln()),
+            Noise::LinearGamma {
+                gamma_min,
+                gamma_max,
+            } => gamma_max - gamma_min,
+            Noise::Cosine => {
+                let th = cosine_theta(t);
+                4.0 * (std::f64::consts::FRAC_PI_2 / (1.0 + 2.5e-4)) / (2.0 * th).sin()
+            }
         }
     }
 }
@@ -205,7 +262,14 @@ impl Family {
             Family::Uniform => "uniform-state",
             Family::Score { uniform: false } => "score-entropy (SEDD, absorbing graph)",
             Family::Score { uniform: true } => "score-entropy (SEDD, uniform graph)",
+            Family::Gaussian => "continuous (Gaussian on embeddings)",
+            Family::Bits => "continuous (Analog Bits)",
         }
+    }
+
+    /// Whether the canvas holds vectors (the continuous families) rather than ids.
+    pub fn is_continuous(self) -> bool {
+        matches!(self, Family::Gaussian | Family::Bits)
     }
 }
 
@@ -262,6 +326,25 @@ pub struct ModelSpec {
     pub max_len_field: &'static str,
     /// How an infill canvas is framed with special tokens.
     pub canvas: CanvasRule,
+    /// The continuous families: the width of a position's vector, the clean vector of each id
+    /// and how the output reads (shared with the plan; kept when a GPU takes the weights).
+    pub vectors: Option<VectorSpec>,
+}
+
+/// What the sampler of a continuous family needs beside the network.
+#[derive(Clone, Debug)]
+pub struct VectorSpec {
+    pub width: usize,
+    /// `[V, width]` f32: unit-norm embeddings, or each id's bits at ±scale.
+    pub table: Arc<matrix::Matrix>,
+    pub readout: plan::Readout,
+}
+
+impl VectorSpec {
+    /// The clean vector of `id`.
+    pub fn clean(&self, id: u32, out: &mut [f32]) {
+        self.table.rows_f32(id as usize, id as usize + 1, out);
+    }
 }
 
 /// A loaded model: its facts, its forward plan (the checkpoint as it is, shared with the

@@ -174,6 +174,31 @@ pub struct Head {
     pub decoder: Linear,
 }
 
+/// How a continuous model's head output becomes the clean estimate x̂0 and a token.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Readout {
+    /// Logits over the vocabulary (the caller adds Plaid's output prior through
+    /// [`VectorInput::prior`](crate::batch::VectorInput)): x̂0 = softmax(logits)·table, the
+    /// token is the argmax (Plaid's categorical reparameterisation).
+    Softmax,
+    /// One logit per bit, most significant first: x̂0 = (2σ(ℓ) − 1)·scale (Analog Bits'
+    /// `x_sigmoid_xent`), the token is the bits above 0.
+    Bits { scale: f32 },
+}
+
+/// The input path of a model whose canvas holds vectors, not ids (the continuous families):
+/// the canvas and the self-conditioning estimate, side by side in one row, enter the backbone
+/// through one product; `embeddings.tokens` then holds each id's clean vector `[V, width]`
+/// (unit-norm embeddings, or ±scale bits) instead of an embedding of `hidden` columns.
+#[derive(Clone, Debug)]
+pub struct VectorIo {
+    /// Width of one position's vector (16 embedding dimensions, 12 bits).
+    pub width: usize,
+    /// `[input_linear | selfcond_linear]`: `[hidden, 2·width]`, with the input linear's bias.
+    pub input: Linear,
+    pub readout: Readout,
+}
+
 #[derive(Clone, Debug)]
 pub struct Plan {
     pub hidden: usize,
@@ -188,6 +213,8 @@ pub struct Plan {
     pub conditioning: Option<Conditioning>,
     pub blocks: Vec<Block>,
     pub head: Head,
+    /// Continuous families: vectors in, x̂0 out. `None` for token models.
+    pub vectors: Option<VectorIo>,
 }
 
 impl Plan {
@@ -216,6 +243,9 @@ impl Plan {
         }
         if let Some((dense, _, _)) = &self.head.transform {
             v.push(&dense.weight);
+        }
+        if let Some(io) = &self.vectors {
+            v.push(&io.input.weight);
         }
         v.push(&self.head.decoder.weight);
         let mut seen = std::collections::HashSet::new();
@@ -279,7 +309,9 @@ impl Plan {
             *m = new;
             Ok(())
         };
-        if embeddings {
+        // A continuous model's clean-vector table and input product stay f32: they are tiny,
+        // and the sampler's x̂0 and the canvas are read through them every step.
+        if embeddings && self.vectors.is_none() {
             conv("token embeddings", &mut self.embeddings.tokens)?;
         }
         for (i, b) in self.blocks.iter_mut().enumerate() {

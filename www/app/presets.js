@@ -29,6 +29,8 @@ export const STRATEGY_NOTES = {
   psi: { value: "psi:0.9", label: "Ψ-sampler κ 0.9 (Duo)", help: "Uniform-state models: 90% posterior, 10% re-noised towards the model's clean guess (a predictor-corrector step)." },
   "sedd-euler": { label: "SEDD Euler", help: "Score-entropy models: an Euler step on the reverse rate, then the final denoiser." },
   "sedd-analytic": { label: "SEDD analytic", help: "Score-entropy models: Tweedie τ-leaping steps, then the final denoiser." },
+  ddim: { label: "DDIM", help: "Continuous models: deterministic steps toward the self-conditioned estimate; the text condenses out of noise." },
+  ddpm: { label: "DDPM", help: "Continuous models: ancestral steps with fresh noise each step (Plaid's sampler)." },
 };
 
 /**

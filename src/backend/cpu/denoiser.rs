@@ -4,9 +4,10 @@
 
 use std::sync::Arc;
 
-use super::{encode, forward, head, in_pool};
+use super::{add_prior, continuous, encode, forward, head, in_pool};
 use crate::backend::summarize_rows;
-use crate::backend::{check_rows, Ask, Backend, Denoiser, ForwardOutput, Summaries};
+use crate::backend::{check_input, check_rows, Ask, Backend, Denoiser, ForwardOutput, Summaries};
+use crate::backend::{VectorOut, VectorStep};
 use crate::batch::{Batch, Row};
 use crate::error::{Error, Result};
 use crate::model::plan::Plan;
@@ -29,6 +30,7 @@ impl CpuDenoiser {
     pub fn logits_now(&self, row: &Row, rows: &[usize]) -> Result<Vec<f32>> {
         check_rows(rows, row.ids.len())?;
         let plan = &*self.plan;
+        check_input(plan, row)?;
         Ok(in_pool(|| {
             let enc = encode(plan, row, false);
             let h = plan.hidden;
@@ -36,7 +38,16 @@ impl CpuDenoiser {
             for &r in rows {
                 picked.extend_from_slice(&enc.hidden[r * h..(r + 1) * h]);
             }
-            head(plan, &picked, rows.len(), enc.cond.as_deref())
+            let mut logits = head(plan, &picked, rows.len(), enc.cond.as_deref());
+            if let Some(v) = row.vectors.filter(|v| !v.prior.is_empty()) {
+                let w = plan.embeddings.tokens.cols;
+                let mut prior = Vec::with_capacity(rows.len() * w);
+                for &r in rows {
+                    prior.extend_from_slice(&v.prior[r * w..(r + 1) * w]);
+                }
+                add_prior(plan, &mut logits, &prior, rows.len());
+            }
+            logits
         }))
     }
 }
@@ -77,10 +88,30 @@ impl Denoiser for CpuDenoiser {
 
     async fn forward(&mut self, batch: &Batch, capture: bool) -> Result<ForwardOutput> {
         let plan = &*self.plan;
+        check_input(plan, &batch.row(0))?;
         Ok(in_pool(|| forward(plan, batch, capture)))
     }
 
     async fn warm_up(&mut self) -> Result<()> {
         Ok(())
+    }
+
+    async fn vector_step(&mut self, step: &VectorStep<'_>) -> Result<VectorOut> {
+        let plan = self.plan.clone();
+        let io = plan
+            .vectors
+            .as_ref()
+            .ok_or_else(|| Error::input("a continuous step on a model that reads token ids"))?;
+        step.check(io.width)?;
+        let len = step.row.ids.len();
+        let all: Vec<usize> = (0..len).collect();
+        let logits = self.logits_now(&step.row, &all)?;
+        Ok(continuous::finish(
+            step,
+            io.readout,
+            &logits,
+            plan.vocab,
+            &plan.embeddings.tokens,
+        ))
     }
 }

@@ -4,6 +4,7 @@
 
 pub(crate) mod activation;
 pub(crate) mod attention;
+pub mod continuous;
 mod denoiser;
 pub(crate) mod embed;
 pub(crate) mod exp;
@@ -114,7 +115,12 @@ pub fn encode(plan: &Plan, row: &Row, capture: bool) -> Encoded {
         .conditioning
         .as_ref()
         .map(|c| modulate::conditioning(c, row.sigma));
-    let mut x = embed::embed(&plan.embeddings, row.ids, row.token_types);
+    // the continuous families: [z | x_sc] through one product instead of a lookup
+    // (`check_input` has matched the row to the plan)
+    let mut x = match (&plan.vectors, row.vectors) {
+        (Some(io), Some(v)) => linear(v.input, len, &io.input),
+        _ => embed::embed(&plan.embeddings, row.ids, row.token_types),
+    };
     if let Some(n) = &plan.embeddings.norm {
         norm::apply(n, &mut x);
     }
@@ -246,6 +252,17 @@ pub fn head(plan: &Plan, hidden: &[f32], rows: usize, cond: Option<&[f32]>) -> V
         norm::apply(n, &mut x);
     }
     linear(&x, rows, &plan.head.decoder)
+}
+
+/// Plaid's output prior on `rows` rows of logits: `+= prior·tableᵀ`, where `prior` holds
+/// (α/σ²)·z of each row (`[rows, width]`).
+pub fn add_prior(plan: &Plan, logits: &mut [f32], prior: &[f32], rows: usize) {
+    let table = crate::model::plan::Linear {
+        weight: plan.embeddings.tokens.clone(),
+        bias: None,
+    };
+    let add = linear(prior, rows, &table);
+    logits.iter_mut().zip(&add).for_each(|(a, b)| *a += b);
 }
 
 /// The full forward pass over a batch: logits `[B, L, V]`, and with `capture` the hidden

@@ -9,6 +9,7 @@ use super::forward::{GpuModel, GpuSession};
 use super::Gpu;
 use crate::backend::summarize_rows;
 use crate::backend::{check_rows, Ask, Backend, Denoiser, ForwardOutput, Summaries};
+use crate::backend::{VectorOut, VectorStep};
 use crate::batch::{Batch, Row};
 use crate::error::{Error, Result};
 use crate::model::plan::Plan;
@@ -133,5 +134,11 @@ impl Denoiser for GpuDenoiser {
         warm.logits(&self.model, &Row::plain(&[0], 0.0), &[0])
             .await
             .map(|_| ())
+    }
+
+    async fn vector_step(&mut self, _step: &VectorStep<'_>) -> Result<VectorOut> {
+        Err(Error::input(
+            "continuous models do not run on the GPU yet: use --backend cpu",
+        ))
     }
 }

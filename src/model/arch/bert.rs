@@ -167,6 +167,7 @@ pub fn build(cfg: &Config, w: &Weights, flavour: Flavour) -> Result<(ModelSpec, 
         logits: LogitReading::Raw,
         max_len_field: "max_position_embeddings",
         canvas: crate::text::CanvasRule::PostProcessor,
+        vectors: None,
     };
     let plan = Plan {
         hidden: h,
@@ -178,6 +179,7 @@ pub fn build(cfg: &Config, w: &Weights, flavour: Flavour) -> Result<(ModelSpec, 
         conditioning: None,
         blocks,
         head,
+        vectors: None,
     };
     Ok((spec, plan))
 }

@@ -122,6 +122,7 @@ pub fn build(cfg: &Config, w: &Weights) -> Result<(ModelSpec, Plan)> {
         logits: LogitReading::Shifted,
         max_len_field: "max_position_embeddings",
         canvas: crate::text::CanvasRule::Bos("<|beginoftext|>"),
+        vectors: None,
     };
     let plan = Plan {
         hidden: h,
@@ -143,6 +144,7 @@ pub fn build(cfg: &Config, w: &Weights) -> Result<(ModelSpec, Plan)> {
             transform: None,
             decoder,
         },
+        vectors: None,
     };
     Ok((spec, plan))
 }

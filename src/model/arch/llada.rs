@@ -122,6 +122,7 @@ pub fn build(cfg: &Config, w: &Weights) -> Result<(ModelSpec, Plan)> {
         logits: LogitReading::Raw,
         max_len_field: "max_sequence_length",
         canvas: crate::text::CanvasRule::Bos("<|startoftext|>"),
+        vectors: None,
     };
     let plan = Plan {
         hidden: h,
@@ -143,6 +144,7 @@ pub fn build(cfg: &Config, w: &Weights) -> Result<(ModelSpec, Plan)> {
             transform: None,
             decoder,
         },
+        vectors: None,
     };
     Ok((spec, plan))
 }

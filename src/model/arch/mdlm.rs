@@ -24,8 +24,10 @@
 use std::sync::Arc;
 
 use super::*;
-use crate::model::plan::{Block, Conditioning, Embeddings, Ffn, Head, NormPlacement, Rope};
-use crate::model::{Family, LogitReading, MaskToken, Noise};
+use crate::model::plan::{
+    Block, Conditioning, Embeddings, Ffn, Head, NormPlacement, Readout, Rope, VectorIo,
+};
+use crate::model::{Family, LogitReading, MaskToken, Noise, VectorSpec};
 use crate::text::CanvasRule;
 
 const FREQ_DIM: usize = 256;
@@ -40,6 +42,9 @@ pub enum Flavour {
     Udlm,
     Duo,
     Sedd,
+    /// Our continuous families (`train/continuous.py`): the DiT fed vectors.
+    Gaussian,
+    Bits,
 }
 
 /// The sizes a flavour reads from its config, and the facts it states.
@@ -125,7 +130,9 @@ fn mdlm_layout(cfg: &Config, flavour: Flavour) -> Result<Dit> {
                 CanvasRule::EosBothEnds,
             )
         }
-        Flavour::Sedd => unreachable!("SEDD has its own layout"),
+        Flavour::Sedd | Flavour::Gaussian | Flavour::Bits => {
+            unreachable!("SEDD and the continuous families have their own layouts")
+        }
     };
     let max_len = context(cfg, "model_length")?;
     Ok(Dit {
@@ -147,6 +154,7 @@ fn mdlm_layout(cfg: &Config, flavour: Flavour) -> Result<Dit> {
             logits,
             max_len_field: "model_length",
             canvas,
+            vectors: None,
         },
     })
 }
@@ -224,14 +232,156 @@ fn sedd_layout(cfg: &Config) -> Result<Dit> {
             max_len_field: "model.length",
             // OpenWebText with GPT-2, documents separated by <|endoftext|>
             canvas: CanvasRule::EosBothEnds,
+            vectors: None,
         },
     })
 }
 
+/// The config of our continuous models (`train/export.py`): MDLM's keys plus the family's
+/// (`embed_dim`, `gamma_min`, `gamma_max`; or `bits`, `bit_scale`), returning the vector width.
+fn continuous_layout(cfg: &Config, flavour: Flavour) -> Result<(Dit, usize)> {
+    let vocab = cfg.dim("vocab_size")?;
+    let str_is = |field: &str, want: &str| -> Result<()> {
+        let got = cfg.str_or(field, want)?;
+        cfg.require(
+            got == want,
+            field,
+            format!("`{got}` is not supported (this model type samples `{want}`)"),
+        )
+    };
+    str_is("conditioning", "neg_log_snr")?;
+    str_is("known_text", "clean")?;
+    let (arch, family, noise, width) = if flavour == Flavour::Gaussian {
+        str_is("schedule", "linear_gamma")?;
+        let gamma_min = cfg.float_or("gamma_min", -3.0)?;
+        let gamma_max = cfg.float_or("gamma_max", 6.0)?;
+        cfg.require(
+            gamma_min.is_finite() && gamma_max.is_finite() && gamma_min < gamma_max,
+            "gamma_max",
+            format!("{gamma_max} must be finite and above gamma_min ({gamma_min})"),
+        )?;
+        let width = cfg.dim("embed_dim")?;
+        (
+            Architecture::Gaussian,
+            Family::Gaussian,
+            Noise::LinearGamma {
+                gamma_min,
+                gamma_max,
+            },
+            width,
+        )
+    } else {
+        str_is("schedule", "cosine")?;
+        let bits = cfg.dim("bits")?;
+        cfg.require(
+            bits <= 24 && (1usize << bits) >= vocab,
+            "bits",
+            format!("{bits} bits cannot number {vocab} tokens (at most 24 bits)"),
+        )?;
+        (Architecture::Bits, Family::Bits, Noise::Cosine, bits)
+    };
+    let max_len = context(cfg, "model_length")?;
+    Ok((
+        Dit {
+            hidden: cfg.dim("hidden_dim")?,
+            heads: cfg.dim("n_heads")?,
+            heads_field: "n_heads",
+            blocks: layer_count(cfg, "n_blocks")?,
+            cond_dim: cfg.dim("cond_dim")?,
+            spec: ModelSpec {
+                arch,
+                family,
+                noise: Some(noise),
+                vocab_size: vocab,
+                max_len,
+                mask: MaskToken::None,
+                pad_id: None,
+                type_vocab: 0,
+                time_conditioning: true,
+                // the x0 distribution (Gaussian) or per-bit logits: read as they are
+                logits: LogitReading::LogSoftmax,
+                max_len_field: "model_length",
+                // trained on rows framed by <|endoftext|> as the default model
+                canvas: CanvasRule::EosBothEnds,
+                vectors: None,
+            },
+        },
+        width,
+    ))
+}
+
+/// The continuous input path and the clean-vector table (see [`VectorIo`]).
+fn vector_io(
+    cfg: &Config,
+    w: &Weights,
+    flavour: Flavour,
+    vocab: usize,
+    h: usize,
+    width: usize,
+) -> Result<(VectorIo, Matrix)> {
+    let p = "backbone.";
+    let input = w.get(&format!("{p}input_linear.weight"), &[h, width])?;
+    let selfcond = w.get(&format!("{p}selfcond_linear.weight"), &[h, width])?;
+    let bias = w.get(&format!("{p}input_linear.bias"), &[h])?.data;
+    let mut joined = Vec::with_capacity(h * 2 * width);
+    for r in 0..h {
+        joined.extend_from_slice(&input.data[r * width..(r + 1) * width]);
+        joined.extend_from_slice(&selfcond.data[r * width..(r + 1) * width]);
+    }
+    let input = Linear::from_matrix(Matrix::f32(h, 2 * width, joined), Some(bias));
+    let (table, readout) = if flavour == Flavour::Gaussian {
+        // Plaid's `EmbeddingMatrix`: rows used at unit norm
+        let name = format!("{p}embedding_matrix");
+        let mut e = w.get(&name, &[vocab, width])?.data;
+        for (i, row) in e.chunks_mut(width).enumerate() {
+            let norm = row.iter().map(|v| v * v).sum::<f32>().sqrt();
+            if !(norm.is_finite() && norm > 0.0) {
+                return Err(Error::tensor(
+                    w.origin(),
+                    &name,
+                    format!("row {i} has norm {norm}: it cannot be scaled to unit length"),
+                ));
+            }
+            row.iter_mut().for_each(|v| *v /= norm);
+        }
+        (e, Readout::Softmax)
+    } else {
+        let scale = cfg.float_or("bit_scale", 0.5)?;
+        cfg.require(
+            scale.is_finite() && scale > 0.0,
+            "bit_scale",
+            format!("{scale} must be a positive number"),
+        )?;
+        let scale = scale as f32;
+        // MSB first, ±scale (`int2bits`, then `(2b − 1)·b_scale`)
+        let e = (0..vocab)
+            .flat_map(|id| {
+                (0..width).map(move |b| {
+                    if (id >> (width - 1 - b)) & 1 == 1 {
+                        scale
+                    } else {
+                        -scale
+                    }
+                })
+            })
+            .collect();
+        (e, Readout::Bits { scale })
+    };
+    Ok((
+        VectorIo {
+            width,
+            input,
+            readout,
+        },
+        Matrix::f32(vocab, width, table),
+    ))
+}
+
 pub fn build(cfg: &Config, w: &Weights, flavour: Flavour) -> Result<(ModelSpec, Plan)> {
-    let dit = match flavour {
-        Flavour::Sedd => sedd_layout(cfg)?,
-        _ => mdlm_layout(cfg, flavour)?,
+    let (dit, width) = match flavour {
+        Flavour::Sedd => (sedd_layout(cfg)?, 0),
+        Flavour::Gaussian | Flavour::Bits => continuous_layout(cfg, flavour)?,
+        _ => (mdlm_layout(cfg, flavour)?, 0),
     };
     let (vocab, h, heads, n_blocks, cond_dim) = (
         dit.spec.vocab_size,
@@ -314,15 +464,34 @@ pub fn build(cfg: &Config, w: &Weights, flavour: Flavour) -> Result<(ModelSpec, 
         true,
     )?);
 
-    let spec = dit.spec;
+    let mut spec = dit.spec;
+    let (vectors, tokens) = if width > 0 {
+        let (io, table) = vector_io(cfg, w, flavour, vocab, h, width)?;
+        let table = Arc::new(table);
+        spec.vectors = Some(VectorSpec {
+            width,
+            table: table.clone(),
+            readout: io.readout,
+        });
+        (Some(io), table)
+    } else {
+        (
+            None,
+            Arc::new(w.matrix(&format!("{p}vocab_embed.embedding"), vocab, h)?),
+        )
+    };
+    let out_dim = match vectors.as_ref().map(|io| io.readout) {
+        Some(Readout::Bits { .. }) => width,
+        _ => vocab,
+    };
     let plan = Plan {
         hidden: h,
         heads,
         kv_heads: heads,
         head_dim: hd,
-        vocab,
+        vocab: out_dim,
         embeddings: Embeddings {
-            tokens: Arc::new(w.matrix(&format!("{p}vocab_embed.embedding"), vocab, h)?),
+            tokens,
             positions: None,
             token_types: None,
             norm: None,
@@ -333,8 +502,9 @@ pub fn build(cfg: &Config, w: &Weights, flavour: Flavour) -> Result<(ModelSpec, 
             final_norm: Some(final_norm),
             final_modulation,
             transform: None,
-            decoder: linear(w, &format!("{o}.linear"), vocab, h, true)?,
+            decoder: linear(w, &format!("{o}.linear"), out_dim, h, true)?,
         },
+        vectors,
     };
     Ok((spec, plan))
 }

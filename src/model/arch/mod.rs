@@ -25,6 +25,8 @@ pub fn build(cfg: &Config, w: &Weights) -> Result<(ModelSpec, Plan)> {
         Architecture::Udlm => mdlm::build(cfg, w, mdlm::Flavour::Udlm),
         Architecture::Duo => mdlm::build(cfg, w, mdlm::Flavour::Duo),
         Architecture::Sedd => mdlm::build(cfg, w, mdlm::Flavour::Sedd),
+        Architecture::Gaussian => mdlm::build(cfg, w, mdlm::Flavour::Gaussian),
+        Architecture::Bits => mdlm::build(cfg, w, mdlm::Flavour::Bits),
         Architecture::Bert => bert::build(cfg, w, bert::Flavour::Bert),
         Architecture::Roberta => bert::build(cfg, w, bert::Flavour::Roberta),
         Architecture::DistilBert => distilbert::build(cfg, w),
@@ -39,7 +41,11 @@ pub fn build(cfg: &Config, w: &Weights) -> Result<(ModelSpec, Plan)> {
 /// The config field holding an architecture's layer count.
 pub fn layers_field(arch: Architecture) -> &'static str {
     match arch {
-        Architecture::Mdlm | Architecture::Udlm | Architecture::Duo => "n_blocks",
+        Architecture::Mdlm
+        | Architecture::Udlm
+        | Architecture::Duo
+        | Architecture::Gaussian
+        | Architecture::Bits => "n_blocks",
         Architecture::Sedd => "model.n_blocks",
         Architecture::Bert
         | Architecture::Roberta
@@ -66,9 +72,12 @@ pub fn layer_of(name: &str) -> Option<(&str, usize)> {
 /// the `backbone.` prefix of the HF ports).
 fn layer_lists(arch: Architecture) -> &'static [&'static str] {
     match arch {
-        Architecture::Mdlm | Architecture::Udlm | Architecture::Duo | Architecture::Sedd => {
-            &["backbone.blocks.", "blocks."]
-        }
+        Architecture::Mdlm
+        | Architecture::Udlm
+        | Architecture::Duo
+        | Architecture::Sedd
+        | Architecture::Gaussian
+        | Architecture::Bits => &["backbone.blocks.", "blocks."],
         Architecture::Bert => &["bert.encoder.layer."],
         Architecture::Roberta => &["roberta.encoder.layer."],
         Architecture::DistilBert => &["distilbert.transformer.layer."],

@@ -110,6 +110,7 @@ pub fn build(cfg: &Config, w: &Weights) -> Result<(ModelSpec, Plan)> {
         logits: LogitReading::Raw,
         max_len_field: "max_position_embeddings",
         canvas: crate::text::CanvasRule::PostProcessor,
+        vectors: None,
     };
     let plan = Plan {
         hidden: h,
@@ -121,6 +122,7 @@ pub fn build(cfg: &Config, w: &Weights) -> Result<(ModelSpec, Plan)> {
         conditioning: None,
         blocks,
         head,
+        vectors: None,
     };
     Ok((spec, plan))
 }
