@@ -23,6 +23,11 @@
 //! `mask_rate`, and predicts with the final denoiser (`score::denoiser_row`); the objective pass
 //! moves each token with probability 1 − e^{−σ(t)} and sums `g(t)·score_entropy` (`sedd_bound`).
 //!
+//! The continuous families (Gaussian on embeddings, Analog Bits) are scored by theirs
+//! (`eval/continuous.rs`): the accuracy pass replaces the chosen tokens with pure noise in the
+//! model's vector space, and the bound is the continuous-time VP diffusion bound (VDM's, as
+//! Plaid computes it).
+//!
 //! The accuracy pass also bins its masked tokens by the top probability (`calibration`, `ece`):
 //! what threshold decoding can commit at each threshold, and how often that is right.
 //!
@@ -44,6 +49,8 @@
 
 use serde::{Deserialize, Serialize};
 use web_time::Instant;
+
+mod continuous;
 
 use super::proposal::log_softmax;
 use super::reading::log_score_in_place;
@@ -199,6 +206,7 @@ pub async fn evaluate_with<D: Denoiser>(
     let uniform = family == crate::model::Family::Uniform
         || matches!(sedd, Some((score::Graph::Uniform, ..)));
     let vocab = model.spec.vocab_size;
+    let is_continuous = family.is_continuous();
     let sigma_at = |t: f64| {
         if timed {
             Schedule::default().sigma(t) as f32
@@ -287,7 +295,15 @@ pub async fn evaluate_with<D: Denoiser>(
             chunk: ci + 1,
             off,
         };
+        let cont = continuous::Chunk {
+            truth: &truth,
+            off,
+            n,
+            index: ci,
+            seed: opts.seed,
+        };
         let scored = match sedd {
+            _ if is_continuous => continuous::accuracy(inf, &cont, &rows).await?,
             // σ at which a token has moved with probability `mask_rate`
             Some(s) => {
                 let sigma = -(1.0 - opts.mask_rate.min(1.0 - 1e-6)).ln();
@@ -304,6 +320,14 @@ pub async fn evaluate_with<D: Denoiser>(
         masked += m;
         // MDLM objective at a low-discrepancy t
         let t = T_EPS + (1.0 - T_EPS) * ((u0 + ci as f64 / k as f64) % 1.0);
+        if is_continuous {
+            let (loss, passes) = continuous::bound(inf, &cont, t).await?;
+            nelbo += loss;
+            nfe += passes;
+            objective_masked += n;
+            progress(tokens, total);
+            continue;
+        }
         if let Some(s) = sedd {
             let (loss, scored) =
                 sedd_bound(inf, s, t, &truth, (ci, off, n), opts.seed, &at).await?;
