@@ -217,7 +217,11 @@ fn fill(
 #[test]
 fn continuous_fills_keep_the_text_and_repeat_for_a_seed() {
     for kind in ["gaussian", "bits"] {
-        for strategy in [Strategy::Ddim, Strategy::Ddpm] {
+        for strategy in [
+            Strategy::Ddim(0.0),
+            Strategy::Ddpm(0.0),
+            Strategy::Ddim(0.5),
+        ] {
             let (text, events, nfe) = fill(kind, strategy, 6, 7);
             assert!(text.starts_with("Once upon a time, a "), "{text}");
             assert!(text.contains(" lived by the "), "{text}");
@@ -236,7 +240,7 @@ fn continuous_fills_keep_the_text_and_repeat_for_a_seed() {
                 (again.0, again.1),
                 "{kind} {strategy}"
             );
-            if strategy == Strategy::Ddpm {
+            if strategy == Strategy::Ddpm(0.0) {
                 let other = fill(kind, strategy, 6, 8).0;
                 assert_ne!(text, other, "{kind}: another seed, the same DDPM fill");
             }
@@ -253,9 +257,12 @@ fn continuous_models_refuse_what_they_do_not_sample() {
         ..SamplerOptions::default()
     };
     let e = block_on(inf.infill("a [MASK] b", &opts, &mut |_| {})).unwrap_err();
-    assert!(e.to_string().contains("ddim, ddpm"), "{e}");
+    assert!(
+        e.to_string().contains("use ddim[:ROUND], ddpm[:ROUND]"),
+        "{e}"
+    );
     let opts = SamplerOptions {
-        strategy: Strategy::Ddim,
+        strategy: Strategy::Ddim(0.0),
         block_len: Some(1),
         ..SamplerOptions::default()
     };

@@ -169,6 +169,15 @@ impl VectorStep<'_> {
 /// must not get one.
 pub(crate) fn check_input(plan: &crate::model::plan::Plan, row: &Row<'_>) -> Result<()> {
     match (&plan.vectors, row.vectors) {
+        (Some(io), Some(v))
+            if !v.prior.is_empty()
+                && !matches!(io.readout, crate::model::plan::Readout::Softmax) =>
+        {
+            Err(crate::error::Error::input(
+                "an output prior is only defined for a model whose head gives logits over the \
+                 vocabulary (the Gaussian family), not per-bit logits",
+            ))
+        }
         (Some(io), Some(v)) if v.input.len() == row.ids.len() * 2 * io.width => Ok(()),
         (Some(io), Some(v)) => Err(crate::error::Error::input(format!(
             "the vector input has {} values, expected {} ({} positions of 2 x {})",
@@ -178,7 +187,8 @@ pub(crate) fn check_input(plan: &crate::model::plan::Plan, row: &Row<'_>) -> Res
             io.width
         ))),
         (Some(_), None) => Err(crate::error::Error::input(
-            "this is a continuous model: its canvas holds vectors, not token ids, so it runs              through infill and eval, not a raw forward pass over ids",
+            "this is a continuous model: its canvas holds vectors, not token ids, so it runs \
+             through infill and eval, not a raw forward pass over ids",
         )),
         (None, Some(_)) => Err(crate::error::Error::input(
             "this model reads token ids; a vector input is only for the continuous families",

@@ -86,7 +86,7 @@ impl SamplerOptions {
         }
         if let Some(steps) = self.steps {
             // a continuous step moves every hole a little, so its count is not per hole
-            let continuous = matches!(self.strategy, Strategy::Ddim | Strategy::Ddpm);
+            let continuous = matches!(self.strategy, Strategy::Ddim(_) | Strategy::Ddpm(_));
             let cap = match holes {
                 Some(_) if continuous => MAX_CONTINUOUS_STEPS,
                 Some(h) => MAX_STEPS.min(MAX_STEPS_PER_HOLE.saturating_mul(h.max(1))),

@@ -308,8 +308,8 @@ impl<D: Denoiser> Infiller<D> {
             Strategy::Remdm(eta) => run.remdm(eta).await?,
             Strategy::SeddEuler => run.sedd(false).await?,
             Strategy::SeddAnalytic => run.sedd(true).await?,
-            Strategy::Ddim => run.continuous(false).await?,
-            Strategy::Ddpm => run.continuous(true).await?,
+            Strategy::Ddim(round) => run.continuous(false, round).await?,
+            Strategy::Ddpm(round) => run.continuous(true, round).await?,
             _ => run.absorbing().await?,
         }
         let text = canvas.text(&run.ids, run.inf.tokenizer())?;

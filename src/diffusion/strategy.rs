@@ -38,11 +38,13 @@ pub enum Strategy {
     /// SEDD's analytic step (Tweedie τ-leaping), then the final denoiser.
     SeddAnalytic,
     /// Continuous families: deterministic DDIM steps `z_s = α_s·x̂0 + σ_s·ε̂` from the
-    /// self-conditioned x̂0, known positions clamped to their clean vectors every step.
-    Ddim,
+    /// self-conditioned x̂0, known positions clamped to their clean vectors every step; the
+    /// argument is the fraction of last steps that round x̂0 to its token's vector first
+    /// (Diffusion-LM's clamping trick; 0: none).
+    Ddim(f64),
     /// Continuous families: ancestral (DDPM) steps from the posterior q(z_s | z_t, x̂0), as
-    /// Plaid's sampler writes it (`c = −expm1(γ_s − γ_t)`).
-    Ddpm,
+    /// Plaid's sampler writes it (`c = −expm1(γ_s − γ_t)`); the argument as for `Ddim`.
+    Ddpm(f64),
 }
 
 /// One strategy as the surfaces list it: its name, how it is written with its argument, and
@@ -121,13 +123,13 @@ impl Strategy {
         },
         StrategyInfo {
             name: "ddim",
-            usage: "ddim",
-            help: "continuous models: deterministic DDIM steps from the self-conditioned estimate",
+            usage: "ddim[:ROUND]",
+            help: "continuous models: deterministic DDIM steps; the last ROUND (0) of them round to tokens",
         },
         StrategyInfo {
             name: "ddpm",
-            usage: "ddpm",
-            help: "continuous models: ancestral (DDPM) steps, fresh noise each step",
+            usage: "ddpm[:ROUND]",
+            help: "continuous models: ancestral (DDPM) steps, fresh noise each step; ROUND as for ddim",
         },
     ];
 
@@ -155,8 +157,8 @@ impl Strategy {
                 | Strategy::Psi(_)
                 | Strategy::SeddEuler
                 | Strategy::SeddAnalytic
-                | Strategy::Ddim
-                | Strategy::Ddpm
+                | Strategy::Ddim(_)
+                | Strategy::Ddpm(_)
         )
     }
 
@@ -167,7 +169,7 @@ impl Strategy {
         match self {
             Strategy::Uniform | Strategy::Psi(_) => family == Family::Uniform,
             Strategy::SeddEuler | Strategy::SeddAnalytic => matches!(family, Family::Score { .. }),
-            Strategy::Ddim | Strategy::Ddpm => family.is_continuous(),
+            Strategy::Ddim(_) | Strategy::Ddpm(_) => family.is_continuous(),
             _ => family == Family::Absorbing,
         }
     }
@@ -179,7 +181,7 @@ impl Strategy {
             Family::Absorbing => Strategy::TopProb,
             Family::Uniform => Strategy::Uniform,
             Family::Score { .. } => Strategy::SeddAnalytic,
-            Family::Gaussian | Family::Bits => Strategy::Ddim,
+            Family::Gaussian | Family::Bits => Strategy::Ddim(0.0),
         }
     }
 }
@@ -232,8 +234,23 @@ impl FromStr for Strategy {
             "uniform" | "udlm" => Strategy::Uniform,
             "sedd-euler" | "euler" => Strategy::SeddEuler,
             "sedd-analytic" | "analytic" => Strategy::SeddAnalytic,
-            "ddim" => Strategy::Ddim,
-            "ddpm" => Strategy::Ddpm,
+            "ddim" | "ddpm" => {
+                let r = match arg {
+                    None => 0.0,
+                    Some(a) => a
+                        .parse::<f64>()
+                        .ok()
+                        .filter(|r| (0.0..=1.0).contains(r))
+                        .ok_or_else(|| {
+                            format!("{name} rounding fraction `{a}` must be a number in [0, 1]")
+                        })?,
+                };
+                return Ok(if name == "ddim" {
+                    Strategy::Ddim(r)
+                } else {
+                    Strategy::Ddpm(r)
+                });
+            }
             _ => {
                 return Err(format!(
                     "unknown strategy `{s}`; one of: {}",
@@ -263,8 +280,10 @@ impl fmt::Display for Strategy {
             Strategy::Psi(k) => write!(f, "psi:{k}"),
             Strategy::SeddEuler => write!(f, "sedd-euler"),
             Strategy::SeddAnalytic => write!(f, "sedd-analytic"),
-            Strategy::Ddim => write!(f, "ddim"),
-            Strategy::Ddpm => write!(f, "ddpm"),
+            Strategy::Ddim(0.0) => write!(f, "ddim"),
+            Strategy::Ddpm(0.0) => write!(f, "ddpm"),
+            Strategy::Ddim(r) => write!(f, "ddim:{r}"),
+            Strategy::Ddpm(r) => write!(f, "ddpm:{r}"),
         }
     }
 }
@@ -334,8 +353,8 @@ mod tests {
             Strategy::Psi(_) => 9,
             Strategy::SeddEuler => 10,
             Strategy::SeddAnalytic => 11,
-            Strategy::Ddim => 12,
-            Strategy::Ddpm => 13,
+            Strategy::Ddim(_) => 12,
+            Strategy::Ddpm(_) => 13,
         };
         let mut seen: Vec<usize> = parsed.iter().map(variant).collect();
         seen.sort();

@@ -1,6 +1,8 @@
 //! The GPU [`Denoiser`]: a plan's weights on the device and one [`GpuSession`] per canvas
 //! length, created on first use and owned here. Each step records the backbone, the head on
-//! the requested rows and the per-row reduction into one encoder and reads back the summaries.
+//! the requested rows and the per-row reduction into one encoder and reads back the summaries;
+//! a continuous step records the backbone, the head on every position, the estimate and the
+//! update, and reads back x̂0, the readout and the new canvas.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -10,7 +12,7 @@ use super::Gpu;
 use crate::backend::summarize_rows;
 use crate::backend::{check_rows, Ask, Backend, Denoiser, ForwardOutput, Summaries};
 use crate::backend::{VectorOut, VectorStep};
-use crate::batch::{Batch, Row};
+use crate::batch::{Batch, Row, VectorInput};
 use crate::error::{Error, Result};
 use crate::model::plan::Plan;
 use crate::tensor::Tensor;
@@ -114,6 +116,8 @@ impl Denoiser for GpuDenoiser {
     }
 
     async fn forward(&mut self, batch: &Batch, _capture: bool) -> Result<ForwardOutput> {
+        // a continuous model's canvas holds vectors, which a batch of ids does not have
+        self.model.check_input(&batch.row(0))?;
         let all: Vec<usize> = (0..batch.len).collect();
         let v = self.model.vocab;
         let mut logits = Vec::with_capacity(batch.size * batch.len * v);
@@ -131,14 +135,66 @@ impl Denoiser for GpuDenoiser {
     /// not pay for it.
     async fn warm_up(&mut self) -> Result<()> {
         let mut warm = self.model.session(1, 1).await?;
-        warm.logits(&self.model, &Row::plain(&[0], 0.0), &[0])
-            .await
-            .map(|_| ())
+        let Some(w) = self.model.vector_width() else {
+            return warm
+                .logits(&self.model, &Row::plain(&[0], 0.0), &[0])
+                .await
+                .map(|_| ());
+        };
+        // a continuous model: one step of one position, with the output prior where the head
+        // takes one, compiles the input product, the prior, the estimate and the update
+        let zeros = vec![0.0f32; 2 * w];
+        let prior: &[f32] = if self.model.takes_prior() {
+            &zeros[..w]
+        } else {
+            &[]
+        };
+        let step = VectorStep {
+            row: Row {
+                vectors: Some(VectorInput {
+                    input: &zeros,
+                    prior,
+                }),
+                ..Row::plain(&[0], 0.0)
+            },
+            z: &zeros[..w],
+            noise: &zeros[..w],
+            known: &[false],
+            clean: &zeros[..w],
+            z_coef: 1.0,
+            x0_coef: 0.0,
+            noise_coef: 1.0,
+            round: false,
+            allowed: &[true],
+        };
+        warm.vector_step(&self.model, &step).await.map(|_| ())
     }
 
-    async fn vector_step(&mut self, _step: &VectorStep<'_>) -> Result<VectorOut> {
-        Err(Error::input(
-            "continuous models do not run on the GPU yet: use --backend cpu",
-        ))
+    async fn vector_step(&mut self, step: &VectorStep<'_>) -> Result<VectorOut> {
+        let w = self
+            .model
+            .vector_width()
+            .ok_or_else(|| Error::input("a continuous step on a model that reads token ids"))?;
+        step.check(w)?;
+        let len = step.row.ids.len();
+        if len == 0 {
+            return Err(Error::input(
+                "a continuous step needs at least one position",
+            ));
+        }
+        let cap = self.model.max_rows(len);
+        if cap < len {
+            return Err(Error::input(format!(
+                "a continuous step runs the head on every position at once, and the logits of {len} positions ({} values each) exceed one storage binding of this adapter ({cap} positions fit)",
+                self.model.vocab
+            )));
+        }
+        if self.last == Some(len) {
+            // the step overwrites that session's logits
+            self.last = None;
+        }
+        self.session(len).await?;
+        let session = self.sessions.get_mut(&len).expect("created above");
+        session.vector_step(&self.model, step).await
     }
 }

@@ -1,13 +1,17 @@
 //! A model's plan on the GPU: weights uploaded once (`GpuModel`), and per canvas length a
 //! `GpuSession` holding every activation buffer and every dispatch, created once and recorded
 //! into one command encoder per step. The head runs only on the requested rows (the masked
-//! ones) and, for the sampler, is reduced on the device so a step reads back a few KB.
+//! ones) and, for the sampler, is reduced on the device so a step reads back a few KB. A
+//! continuous model's canvas enters through one product instead of the lookup, and its step
+//! (`GpuSession::vector_step`) ends in the estimate and the update, reading back x̂0, the
+//! readout and the new canvas, not the logits.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use super::attention::{attention, MAX_HEAD_DIM};
 use super::embed::{embed, GpuEmbeddings};
+use super::estimate::{estimate, EstimateOut, MAX_WIDTH};
 use super::gather::gather;
 use super::glu::glu;
 use super::matmul::{matmul, Epilogue};
@@ -15,17 +19,20 @@ use super::modulate::modulate;
 use super::norm::{norm, GpuNorm};
 use super::reduce::{reduce, ReduceBuffers};
 use super::rope::{rope, table};
+use super::vector_update::{coefficients, vector_update, UpdateBuffers};
 use super::weights::GpuMatrix;
 use super::{Call, Gpu};
 use crate::backend::cpu::embed::position_ids;
 use crate::backend::cpu::matmul::linear;
 use crate::backend::cpu::modulate as adaln;
 use crate::backend::AttentionShape;
-use crate::backend::{Ask, RowSummary, PROBES};
+use crate::backend::{check_input, Ask, RowSummary, VectorOut, VectorStep, PROBES};
 use crate::batch::Row;
-use crate::error::{Error, Result};
+use crate::error::{Error, GpuFault, Result};
+use crate::model::matrix::Matrix;
 use crate::model::plan::{
-    Activation, Conditioning, Ffn, Linear, NormPlacement, Plan, PositionIds, Rope,
+    Activation, Conditioning, Embeddings, Ffn, Head, Linear, NormPlacement, Plan, PositionIds,
+    Readout, Rope, VectorIo,
 };
 
 struct GpuLinear {
@@ -68,6 +75,16 @@ struct GpuBlock {
     modulation: Option<Linear>,
 }
 
+/// A continuous model's input product and clean-vector table, in f32.
+struct GpuVectors {
+    width: usize,
+    /// `[hidden, 2·width]` with the input linear's bias.
+    input: GpuLinear,
+    /// `[V, width]`, in one binding.
+    table: GpuMatrix,
+    readout: Readout,
+}
+
 /// A plan's weights on the device.
 pub struct GpuModel {
     pub gpu: Arc<Gpu>,
@@ -77,7 +94,12 @@ pub struct GpuModel {
     head_dim: usize,
     pub vocab: usize,
     f16: bool,
-    embed: GpuEmbeddings,
+    /// The token lookup; `None` for a continuous model, whose canvas enters through `vectors`.
+    embed: Option<GpuEmbeddings>,
+    vectors: Option<GpuVectors>,
+    /// The plan's input contract without its weights (natively the host plan is dropped once
+    /// it is uploaded), for [`check_input`].
+    contract: Plan,
     pos_kind: Option<PositionIds>,
     emb_norm: Option<GpuNorm>,
     conditioning: Option<Conditioning>,
@@ -112,17 +134,23 @@ impl GpuModel {
         }
         let g = &*gpu;
         let e = &plan.embeddings;
-        let embed = GpuEmbeddings {
-            tokens: GpuMatrix::upload(g, "embed.tokens", &e.tokens, f16, false)?,
-            positions: e
-                .positions
-                .as_ref()
-                .map(|(t, _)| g.upload("embed.positions", &t.data)),
-            types: e
-                .token_types
-                .as_ref()
-                .map(|t| g.upload("embed.types", &t.data)),
-            d: plan.hidden,
+        let (embed, vectors) = match &plan.vectors {
+            Some(io) => (None, Some(GpuVectors::upload(g, plan, io)?)),
+            None => (
+                Some(GpuEmbeddings {
+                    tokens: GpuMatrix::upload(g, "embed.tokens", &e.tokens, f16, false)?,
+                    positions: e
+                        .positions
+                        .as_ref()
+                        .map(|(t, _)| g.upload("embed.positions", &t.data)),
+                    types: e
+                        .token_types
+                        .as_ref()
+                        .map(|t| g.upload("embed.types", &t.data)),
+                    d: plan.hidden,
+                }),
+                None,
+            ),
         };
         let mut blocks = Vec::with_capacity(plan.blocks.len());
         for (i, b) in plan.blocks.iter().enumerate() {
@@ -170,6 +198,8 @@ impl GpuModel {
             vocab: plan.vocab,
             f16,
             embed,
+            vectors,
+            contract: input_contract(plan),
             pos_kind: e.positions.as_ref().map(|(_, k)| *k),
             emb_norm: e.norm.as_ref().map(|x| GpuNorm::upload(g, x)),
             conditioning: plan.conditioning.clone(),
@@ -191,7 +221,13 @@ impl GpuModel {
             };
             [&b.qkv.w, &b.attn_out.w, &up.w, &down.w]
         });
-        std::iter::once(&self.embed.tokens)
+        let input = self.embed.as_ref().map(|e| &e.tokens).into_iter().chain(
+            self.vectors
+                .as_ref()
+                .into_iter()
+                .flat_map(|v| [&v.input.w, &v.table]),
+        );
+        input
             .chain(blocks)
             .chain(self.transform.as_ref().map(|t| &t.0.w))
             .chain(std::iter::once(&self.decoder.w))
@@ -210,6 +246,32 @@ impl GpuModel {
         self.f16
     }
 
+    /// The width of a continuous model's vectors; `None` for a model that reads ids.
+    pub fn vector_width(&self) -> Option<usize> {
+        self.vectors.as_ref().map(|v| v.width)
+    }
+
+    /// Whether `row` is the input this model reads: vectors of its width for a continuous
+    /// model, ids alone otherwise ([`check_input`]).
+    pub fn check_input(&self, row: &Row<'_>) -> Result<()> {
+        check_input(&self.contract, row)
+    }
+
+    /// Whether the head adds an output prior (a row's `prior`): a continuous model whose head
+    /// gives logits over the vocabulary.
+    pub fn takes_prior(&self) -> bool {
+        self.vectors
+            .as_ref()
+            .is_some_and(|v| v.readout == Readout::Softmax)
+    }
+
+    /// The length an `allowed` buffer is padded to: every id the reduction or a readout reads.
+    fn allowed_len(&self) -> usize {
+        self.vectors
+            .as_ref()
+            .map_or(self.vocab, |v| v.table.rows.max(self.vocab))
+    }
+
     /// Buffers and dispatches for canvases of `len` tokens, with the head on up to `max_rows` rows.
     pub async fn session(&self, len: usize, max_rows: usize) -> Result<GpuSession> {
         self.gpu
@@ -224,6 +286,82 @@ impl GpuModel {
     pub fn max_rows(&self, len: usize) -> usize {
         let per_row = (self.vocab * 4) as u64;
         (self.gpu.max_binding() / per_row).clamp(1, len.max(1) as u64) as usize
+    }
+}
+
+impl GpuVectors {
+    /// The input product and the table in f32 (they are small, and x̂0 is read through the
+    /// table every step), with the shapes the estimate kernel takes.
+    fn upload(g: &Gpu, plan: &Plan, io: &VectorIo) -> Result<GpuVectors> {
+        let fail = |msg: String| Error::gpu(GpuFault::Failed, msg);
+        let width = io.width;
+        if !(1..=MAX_WIDTH).contains(&width) {
+            return Err(fail(format!(
+                "vectors of width {width}: the estimate kernel takes 1 to {MAX_WIDTH}"
+            )));
+        }
+        let t = &plan.embeddings.tokens;
+        if t.cols != width {
+            return Err(fail(format!(
+                "the clean-vector table is [{}, {}], expected width {width}",
+                t.rows, t.cols
+            )));
+        }
+        let out = match io.readout {
+            Readout::Softmax => t.rows,
+            Readout::Bits { .. } => width,
+        };
+        if plan.vocab != out {
+            return Err(fail(format!(
+                "the head gives {} values per position, the {:?} readout reads {out}",
+                plan.vocab, io.readout
+            )));
+        }
+        let table = GpuMatrix::upload(g, "vectors.table", t, false, false)?;
+        if table.chunks.len() != 1 {
+            return Err(fail(format!(
+                "the clean-vector table ({} bytes) exceeds one storage binding",
+                table.bytes()
+            )));
+        }
+        Ok(GpuVectors {
+            width,
+            input: GpuLinear::upload(g, "vectors.input", &io.input, false)?,
+            table,
+            readout: io.readout,
+        })
+    }
+}
+
+/// `plan` without its weights: the sizes and the vector width, what [`check_input`] reads.
+fn input_contract(plan: &Plan) -> Plan {
+    let none = || Arc::new(Matrix::f32(0, 0, Vec::new()));
+    Plan {
+        embeddings: Embeddings {
+            tokens: none(),
+            positions: None,
+            token_types: None,
+            norm: None,
+        },
+        conditioning: None,
+        blocks: Vec::new(),
+        head: Head {
+            final_norm: None,
+            final_modulation: None,
+            transform: None,
+            decoder: Linear {
+                weight: none(),
+                bias: None,
+            },
+        },
+        vectors: plan.vectors.as_ref().map(|io| VectorIo {
+            input: Linear {
+                weight: none(),
+                bias: None,
+            },
+            ..io.clone()
+        }),
+        ..*plan
     }
 }
 
@@ -266,6 +404,49 @@ struct ModBuffers {
     ffn_gate: wgpu::Buffer,
 }
 
+/// A continuous model's canvas and step buffers for one canvas length.
+struct VectorBuffers {
+    /// `[L, 2w]`: the scaled canvas and the self-conditioning estimate, the backbone's input.
+    input: wgpu::Buffer,
+    /// `[L, w]`: the output prior's (α/σ²)·z, and its head rows gathered `[max_rows, w]`.
+    prior: wgpu::Buffer,
+    prior_rows: wgpu::Buffer,
+    /// The step: z, noise, clean `[L, w]`, known `[L]` u32, the coefficients `[4]`.
+    z: wgpu::Buffer,
+    noise: wgpu::Buffer,
+    clean: wgpu::Buffer,
+    known: wgpu::Buffer,
+    coef: wgpu::Buffer,
+    /// What comes back: x̂0 `[L, w]`, tokens `[L]`, p `[L]`, the new canvas `[L, w]`.
+    x0: wgpu::Buffer,
+    tokens: wgpu::Buffer,
+    prob: wgpu::Buffer,
+    z_out: wgpu::Buffer,
+    /// The estimate (per `round`) and the update, recorded on the first step.
+    calls: HashMap<bool, (Call, Call)>,
+}
+
+impl VectorBuffers {
+    fn new(g: &Gpu, len: usize, max_rows: usize, w: usize) -> VectorBuffers {
+        let f = |n: usize| (n * 4) as u64;
+        VectorBuffers {
+            input: g.storage("vectors.input", f(len * 2 * w)),
+            prior: g.storage("vectors.prior", f(len * w)),
+            prior_rows: g.storage("vectors.prior_rows", f(max_rows * w)),
+            z: g.storage("vectors.z", f(len * w)),
+            noise: g.storage("vectors.noise", f(len * w)),
+            clean: g.storage("vectors.clean", f(len * w)),
+            known: g.storage("vectors.known", f(len)),
+            coef: g.storage("vectors.coef", f(4)),
+            x0: g.storage("vectors.x0", f(len * w)),
+            tokens: g.storage("vectors.tokens", f(len)),
+            prob: g.storage("vectors.p", f(len)),
+            z_out: g.storage("vectors.z_out", f(len * w)),
+            calls: HashMap::new(),
+        }
+    }
+}
+
 pub struct GpuSession {
     pub len: usize,
     pub max_rows: usize,
@@ -280,9 +461,11 @@ pub struct GpuSession {
     reduce: ReduceBuffers,
     mods: Vec<ModBuffers>,
     final_mod: Option<wgpu::Buffer>,
+    /// A continuous model's buffers.
+    vectors: Option<VectorBuffers>,
     backbone: Vec<Op>,
-    /// head dispatches per row count
-    heads: HashMap<usize, Vec<Op>>,
+    /// head dispatches per row count, with or without the output prior
+    heads: HashMap<(usize, bool), Vec<Op>>,
     head_bufs: (wgpu::Buffer, wgpu::Buffer, wgpu::Buffer),
     reducers: HashMap<(usize, u64, bool), Call>,
 }
@@ -333,6 +516,10 @@ impl GpuSession {
                 .final_modulation
                 .as_ref()
                 .map(|_| g.storage("final_mod", f(2 * h))),
+            vectors: m
+                .vectors
+                .as_ref()
+                .map(|v| VectorBuffers::new(g, len, max_rows, v.width)),
             backbone: Vec::new(),
             heads: HashMap::new(),
             head_bufs: (
@@ -362,15 +549,34 @@ impl GpuSession {
         let up = g.storage("ffn.up", f(len * max_ff));
         let act = g.storage("ffn.act", f(len * max_ff / 2 + len));
         let mut rec = Recorder::default();
-        rec.calls.extend(embed(
-            g,
-            &m.embed,
-            &self.ids,
-            &self.pos_ids,
-            &self.type_ids,
-            &self.x,
-            len,
-        ));
+        match (&m.embed, &m.vectors, &self.vectors) {
+            (Some(e), ..) => rec.calls.extend(embed(
+                g,
+                e,
+                &self.ids,
+                &self.pos_ids,
+                &self.type_ids,
+                &self.x,
+                len,
+            )),
+            // the continuous families: x = [z | x_sc]·Wᵀ + b, in place of the lookup
+            (None, Some(v), Some(vb)) => rec.calls.extend(matmul(
+                g,
+                &vb.input,
+                len,
+                &v.input.w,
+                &Epilogue {
+                    bias: v.input.b.as_ref(),
+                    gate: None,
+                    act: None,
+                    accum: false,
+                },
+                &self.x,
+                h,
+                0,
+            )),
+            _ => unreachable!("a model uploads either a lookup or a vector input"),
+        }
         if let Some(n) = &m.emb_norm {
             self.renorm(g, &mut rec, Some(n), &hbuf, len, h);
         }
@@ -606,8 +812,11 @@ impl GpuSession {
         }
     }
 
-    fn head_ops(&mut self, m: &GpuModel, count: usize) -> &Vec<Op> {
-        if !self.heads.contains_key(&count) {
+    /// The head on `count` gathered rows; with `prior`, Plaid's output prior added to the
+    /// logits: the rows' `(α/σ²)·z` gathered like the hidden rows, times the table's transpose.
+    fn head_ops(&mut self, m: &GpuModel, count: usize, prior: bool) -> &Vec<Op> {
+        let key = (count, prior);
+        if !self.heads.contains_key(&key) {
             let g = &*m.gpu;
             let h = m.hidden;
             let (a, b, c) = (&self.head_bufs.0, &self.head_bufs.1, &self.head_bufs.2);
@@ -657,13 +866,40 @@ impl GpuSession {
                 m.vocab,
                 0,
             ));
-            self.heads.insert(count, vec![Op::Calls(calls)]);
+            if let (true, Some(v), Some(vb)) = (prior, &m.vectors, &self.vectors) {
+                calls.push(gather(
+                    g,
+                    &vb.prior,
+                    &self.rows,
+                    &vb.prior_rows,
+                    count,
+                    v.width,
+                ));
+                calls.extend(matmul(
+                    g,
+                    &vb.prior_rows,
+                    count,
+                    &v.table,
+                    &Epilogue {
+                        bias: None,
+                        gate: None,
+                        act: None,
+                        accum: true,
+                    },
+                    &self.logits,
+                    m.vocab,
+                    0,
+                ));
+            }
+            self.heads.insert(key, vec![Op::Calls(calls)]);
         }
-        &self.heads[&count]
+        &self.heads[&key]
     }
 
-    /// Writes the canvas (ids, positions, types, padding mask, adaLN for σ) into the session.
-    fn write_inputs(&self, m: &GpuModel, row: &Row) -> Result<()> {
+    /// Writes the canvas (ids, positions, types, padding mask, adaLN for σ; a continuous
+    /// model's vectors and output prior) into the session. Returns whether the head adds the
+    /// output prior.
+    fn write_inputs(&self, m: &GpuModel, row: &Row) -> Result<bool> {
         let g = &*m.gpu;
         let len = row.ids.len();
         if len != self.len {
@@ -671,6 +907,28 @@ impl GpuSession {
                 "GPU session is for {} tokens, got {len}",
                 self.len
             )));
+        }
+        m.check_input(row)?;
+        let mut prior = false;
+        if let (Some(v), Some(vb), Some(rv)) = (&m.vectors, &self.vectors, row.vectors) {
+            g.write(&vb.input, rv.input);
+            if !rv.prior.is_empty() {
+                if rv.prior.len() != len * v.width {
+                    return Err(Error::input(format!(
+                        "the output prior has {} values, expected 0 or {} ({len} positions of width {})",
+                        rv.prior.len(),
+                        len * v.width,
+                        v.width
+                    )));
+                }
+                if v.readout != Readout::Softmax {
+                    return Err(Error::input(
+                        "an output prior is added to logits over the vocabulary; this model's head gives one logit per bit",
+                    ));
+                }
+                g.write(&vb.prior, rv.prior);
+                prior = true;
+            }
         }
         g.write(&self.ids, row.ids);
         let pos: Vec<u32> = match m.pos_kind {
@@ -703,14 +961,27 @@ impl GpuSession {
                 g.write(buf, &linear(&c, 1, fm));
             }
         }
-        Ok(())
+        Ok(prior)
+    }
+
+    /// `allowed` on the device, uploaded on the session's first use (a denoiser's `allowed`
+    /// does not change) and padded with zeros to every id the kernels read.
+    fn allowed(&mut self, m: &GpuModel, allowed: &[bool]) -> wgpu::Buffer {
+        self.allowed
+            .get_or_insert_with(|| {
+                let mut a: Vec<u32> = allowed.iter().map(|&x| u32::from(x)).collect();
+                a.resize(a.len().max(m.allowed_len()), 0);
+                m.gpu.upload("allowed", &a)
+            })
+            .clone()
     }
 
     fn encode_step(
         &mut self,
         m: &GpuModel,
         rows: &[usize],
-        extra: Option<&Call>,
+        prior: bool,
+        extra: &[&Call],
     ) -> wgpu::CommandBuffer {
         let g = &*m.gpu;
         let rows_u: Vec<u32> = rows.iter().map(|&r| r as u32).collect();
@@ -721,10 +992,10 @@ impl GpuSession {
                 label: Some("step"),
             });
         record_ops(&mut enc, &self.backbone);
-        let head = self.head_ops(m, rows.len());
+        let head = self.head_ops(m, rows.len(), prior);
         record_ops(&mut enc, head);
-        if let Some(c) = extra {
-            super::context::record(&mut enc, &[c]);
+        if !extra.is_empty() {
+            super::context::record(&mut enc, extra);
         }
         enc.finish()
     }
@@ -754,8 +1025,8 @@ impl GpuSession {
         rows: &[usize],
     ) -> Result<Vec<f32>> {
         self.check_rows(rows)?;
-        self.write_inputs(m, row)?;
-        let cb = self.encode_step(m, rows, None);
+        let prior = self.write_inputs(m, row)?;
+        let cb = self.encode_step(m, rows, prior, &[]);
         m.gpu.queue.submit([cb]);
         m.gpu
             .read::<f32>(&[(&self.logits, 0, (rows.len() * m.vocab) as u64)])
@@ -782,18 +1053,15 @@ impl GpuSession {
                 rows.len()
             )));
         }
-        self.write_inputs(m, row)?;
+        let prior = self.write_inputs(m, row)?;
         self.reduce.write_ask(&m.gpu, ask);
-        if self.allowed.is_none() {
-            let a: Vec<u32> = allowed.iter().map(|&x| u32::from(x)).collect();
-            self.allowed = Some(m.gpu.upload("allowed", &a));
-        }
+        let allowed = self.allowed(m, allowed);
         let key = (rows.len(), temperature.to_bits(), !probes.is_empty());
         if !self.reducers.contains_key(&key) {
             let c = reduce(
                 &m.gpu,
                 &self.logits,
-                self.allowed.as_ref().expect("set above"),
+                &allowed,
                 &self.reduce,
                 (rows.len(), m.vocab),
                 temperature,
@@ -802,10 +1070,98 @@ impl GpuSession {
             self.reducers.insert(key, c);
         }
         let reducer = self.reducers.remove(&key).expect("inserted above");
-        let cb = self.encode_step(m, rows, Some(&reducer));
+        let cb = self.encode_step(m, rows, prior, &[&reducer]);
         self.reducers.insert(key, reducer);
         m.gpu.queue.submit([cb]);
         self.reduce.read(&m.gpu, rows.len(), m.vocab, ask).await
+    }
+
+    /// One step of a continuous family in one submission: the backbone over the vector canvas,
+    /// the head on every position (with the output prior when the row has one), the estimate
+    /// and the update. Reads back x̂0, the readout, p and the new canvas, never the logits. The
+    /// caller has checked `step` against the model ([`VectorStep::check`]).
+    pub async fn vector_step(&mut self, m: &GpuModel, step: &VectorStep<'_>) -> Result<VectorOut> {
+        let v = m
+            .vectors
+            .as_ref()
+            .ok_or_else(|| Error::input("a continuous step on a model that reads token ids"))?;
+        let (len, w) = (self.len, v.width);
+        if len > self.max_rows {
+            return Err(Error::input(format!(
+                "a continuous step runs the head on all {len} positions at once, but this session takes {} head rows",
+                self.max_rows
+            )));
+        }
+        let prior = self.write_inputs(m, &step.row)?;
+        let g = &*m.gpu;
+        let allowed = self.allowed(m, step.allowed);
+        let vb = self.vectors.as_mut().expect("a continuous model's session");
+        g.write(&vb.z, step.z);
+        if step.noise_coef != 0.0 {
+            g.write(&vb.noise, step.noise);
+        }
+        let known: Vec<u32> = step.known.iter().map(|&k| u32::from(k)).collect();
+        g.write(&vb.known, &known);
+        g.write(&vb.clean, step.clean);
+        g.write(
+            &vb.coef,
+            &coefficients(step.z_coef, step.x0_coef, step.noise_coef),
+        );
+        if !vb.calls.contains_key(&step.round) {
+            let est = estimate(
+                g,
+                v.readout,
+                &self.logits,
+                &v.table.chunks[0].buffer,
+                &allowed,
+                &EstimateOut {
+                    x0: &vb.x0,
+                    tokens: &vb.tokens,
+                    prob: &vb.prob,
+                },
+                (len, m.vocab, v.table.rows, w),
+                step.round,
+            );
+            let upd = vector_update(
+                g,
+                &UpdateBuffers {
+                    z: &vb.z,
+                    x0: &vb.x0,
+                    noise: &vb.noise,
+                    known: &vb.known,
+                    clean: &vb.clean,
+                    coef: &vb.coef,
+                    z_out: &vb.z_out,
+                },
+                len,
+                w,
+            );
+            vb.calls.insert(step.round, (est, upd));
+        }
+        let (est, upd) = vb.calls.remove(&step.round).expect("inserted above");
+        let all: Vec<usize> = (0..len).collect();
+        let cb = self.encode_step(m, &all, prior, &[&est, &upd]);
+        let vb = self.vectors.as_mut().expect("a continuous model's session");
+        vb.calls.insert(step.round, (est, upd));
+        g.queue.submit([cb]);
+        let words: Vec<u32> = g
+            .read(&[
+                (&vb.x0, 0, (len * w) as u64),
+                (&vb.tokens, 0, len as u64),
+                (&vb.prob, 0, len as u64),
+                (&vb.z_out, 0, (len * w) as u64),
+            ])
+            .await?;
+        let f = |s: &[u32]| s.iter().map(|&b| f32::from_bits(b)).collect::<Vec<f32>>();
+        let (x0, rest) = words.split_at(len * w);
+        let (tokens, rest) = rest.split_at(len);
+        let (p, z) = rest.split_at(len);
+        Ok(VectorOut {
+            x0: f(x0),
+            tokens: tokens.to_vec(),
+            p: f(p),
+            z: f(z),
+        })
     }
 
     /// One row of the last step's logits (the sampler's fallback when a draw lands outside the

@@ -7,6 +7,7 @@ pub(crate) mod attention;
 pub(crate) mod context;
 mod denoiser;
 pub(crate) mod embed;
+pub(crate) mod estimate;
 pub(crate) mod forward;
 pub(crate) mod gather;
 pub(crate) mod glu;
@@ -16,6 +17,7 @@ pub(crate) mod norm;
 pub(crate) mod reduce;
 pub(crate) mod rope;
 pub(crate) mod shader;
+pub(crate) mod vector_update;
 pub(crate) mod weights;
 
 pub use context::Gpu;
@@ -23,11 +25,11 @@ pub(crate) use context::{Binding, Call};
 pub use forward::GpuModel;
 pub use reduce::summary_bytes;
 
-/// Threads per workgroup of the element-wise kernels (embed, gather, glu, modulate, rope):
-/// handed to their WGSL as the override constant `WG` and used for their dispatch counts, so
-/// the two cannot drift apart. (The reductions keep theirs in `shaders/shared/workgroup_reduce.wgsl`
-/// and attention in its own file: their workgroup arrays and per-thread slices are sized by
-/// it.)
+/// Threads per workgroup of the element-wise kernels (embed, gather, glu, modulate, rope,
+/// vector_update): handed to their WGSL as the override constant `WG` and used for their
+/// dispatch counts, so the two cannot drift apart. (The reductions, estimate among them, keep
+/// theirs in `shaders/shared/workgroup_reduce.wgsl` and attention in its own file: their
+/// workgroup arrays and per-thread slices are sized by it.)
 pub(crate) const WG: u32 = 64;
 
 /// The `WG` override of an element-wise kernel, for [`Gpu::kernel`].

@@ -13,6 +13,7 @@ const WORKGROUP_REDUCE: &str = include_str!("../../../shaders/shared/workgroup_r
 pub enum Shader {
     Attention,
     Embed,
+    Estimate,
     Gather,
     Glu,
     Matmul,
@@ -20,6 +21,7 @@ pub enum Shader {
     Norm,
     Reduce,
     Rope,
+    VectorUpdate,
 }
 
 /// A shared snippet a shader is composed after.
@@ -43,6 +45,7 @@ impl Shader {
         match self {
             Shader::Attention => ("attention", &[], wgsl!("attention")),
             Shader::Embed => ("embed", &[], wgsl!("embed")),
+            Shader::Estimate => ("estimate", &[Reduce], wgsl!("estimate")),
             Shader::Gather => ("gather", &[], wgsl!("gather")),
             Shader::Glu => ("glu", &[Act], wgsl!("glu")),
             Shader::Matmul => ("matmul", &[Act], wgsl!("matmul")),
@@ -50,6 +53,7 @@ impl Shader {
             Shader::Norm => ("norm", &[Reduce], wgsl!("norm")),
             Shader::Reduce => ("reduce", &[Reduce], wgsl!("reduce")),
             Shader::Rope => ("rope", &[], wgsl!("rope")),
+            Shader::VectorUpdate => ("vector_update", &[], wgsl!("vector_update")),
         }
     }
 

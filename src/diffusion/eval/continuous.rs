@@ -32,7 +32,7 @@ use crate::model::plan::Readout;
 use crate::model::{Levels, VectorSpec};
 
 /// Salt of the noise streams.
-const NOISE: u64 = 0xC0_471_0005;
+const NOISE: u64 = 0x000C_0471_0005;
 
 /// One chunk's canvas in the model's vector space.
 pub(super) struct Chunk<'c> {

@@ -12,7 +12,8 @@ use crate::batch::VectorInput;
 use crate::diffusion::continuous::{self, DEFAULT_STEPS};
 
 impl<'a, D: Denoiser, H: Host + ?Sized> Run<'a, D, H> {
-    pub(super) async fn continuous(&mut self, ancestral: bool) -> Result<()> {
+    /// `round`: the fraction of last steps whose x̂0 is rounded to its token's vector.
+    pub(super) async fn continuous(&mut self, ancestral: bool, round: f64) -> Result<()> {
         if self.opts.block_len.is_some() || self.opts.cfg_scale > 0.0 {
             return Err(Error::input(
                 "a continuous sampler moves every hole at every step: it takes no block-length \
@@ -102,7 +103,7 @@ impl<'a, D: Denoiser, H: Host + ?Sized> Run<'a, D, H> {
                 z_coef: coefs.z as f32,
                 x0_coef: coefs.x0 as f32,
                 noise_coef: coefs.noise as f32,
-                round: false,
+                round: i as f64 >= steps as f64 * (1.0 - round) && round > 0.0,
                 allowed: &self.inf.allowed,
             };
             let out = self.inf.denoiser.vector_step(&step).await?;
