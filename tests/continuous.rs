@@ -273,3 +273,39 @@ fn continuous_models_refuse_what_they_do_not_sample() {
     let e = block_on(inf.denoiser.forward(&batch, false)).err().unwrap();
     assert!(e.to_string().contains("continuous model"), "{e}");
 }
+
+#[test]
+fn eval_scores_continuous_models_with_their_bound() {
+    use unmask::diffusion::eval::{evaluate, EvalOptions};
+    let text = "Once upon a time there was a little rabbit who lived in a hole under the old oak \
+                tree.\n\nEvery morning he ran down the lane to see his friend the owl, who \
+                knew everything about the woods and the river.";
+    for kind in ["gaussian", "bits"] {
+        let model = unmask::engine::load_model(&model_dir(kind)).unwrap();
+        let mut inf = unmask::engine::cpu_infiller(model).unwrap();
+        let opts = EvalOptions::default();
+        let r = block_on(evaluate(&mut inf, text, &opts)).unwrap();
+        assert_eq!(serde_json::to_value(r.family).unwrap(), kind);
+        // three passes per chunk: accuracy, the bound's t, its reconstruction at t = 0
+        assert_eq!(r.nfe, 3 * r.chunks, "{kind}");
+        assert!(
+            r.nelbo_per_token.is_finite() && r.nelbo_per_token > 0.0,
+            "{kind}: {r:?}"
+        );
+        assert!((0.0..=1.0).contains(&r.accuracy) && r.masked >= r.chunks);
+        let again = block_on(evaluate(&mut inf, text, &opts)).unwrap();
+        assert_eq!(
+            again.nelbo_sum, r.nelbo_sum,
+            "{kind}: the same seed, another bound"
+        );
+        let other = EvalOptions {
+            seed: 1,
+            ..EvalOptions::default()
+        };
+        let moved = block_on(evaluate(&mut inf, text, &other)).unwrap();
+        assert_ne!(
+            moved.nelbo_sum, r.nelbo_sum,
+            "{kind}: the seed changes nothing"
+        );
+    }
+}
