@@ -471,11 +471,11 @@ const textOrBytes = (fn, name, v) => {
 };
 
 /** The models shipped with the package, by the name `load` takes (index.d.ts's `BundledModel`). */
-export const BUNDLED = /** @type {const} */ (["default", "uniform"]);
+export const BUNDLED = /** @type {const} */ (["default", "uniform", "gaussian", "bits"]);
 
 /**
- * Whether `v` is the name of a model shipped with the package: exactly `"default"` or
- * `"uniform"` (`"./uniform"` is a folder).
+ * Whether `v` is the name of a model shipped with the package: exactly `"default"`,
+ * `"uniform"`, `"gaussian"` or `"bits"` (`"./uniform"` is a folder).
  * @param {unknown} v
  * @returns {v is import("./index.js").BundledModel}
  */
@@ -499,7 +499,8 @@ export function loadSource(v, options) {
     return { kind: "folder", where: location("load", "source", v) };
   }
   if (typeof v !== "object") {
-    throw bad("load", "source", `a bundled model's name (${BUNDLED.map((b) => `'${b}'`).join(" or ")}), a folder URL or path, a hub id, or { config, weights, tokenizer } (or left out)`, v);
+    const names = BUNDLED.map((b) => `'${b}'`);
+    throw bad("load", "source", `a bundled model's name (${names.slice(0, -1).join(", ")} or ${names.at(-1)}), a folder URL or path, a hub id, or { config, weights, tokenizer } (or left out)`, v);
   }
   const files = checked("load", "source", v, { config: textOrBytes, weights: bytes, tokenizer: textOrBytes }, ["config", "weights"]);
   if (files.tokenizer === undefined && options.tokenizer === undefined) {

@@ -94,7 +94,7 @@ export type StrategyName = "ancestral" | "first-hitting" | "top-prob" | "margin"
  * `ddim` and `ddpm` the continuous ones (`Unmask.load("gaussian")`, `"bits"`); the others
  * masked models. A strategy of another family is refused with `BadInput`.
  */
-export type Strategy = StrategyName | `threshold:${number}` | `remdm:${number}` | `psi:${number}`;
+export type Strategy = StrategyName | `threshold:${number}` | `remdm:${number}` | `psi:${number}` | `ddim:${number}` | `ddpm:${number}`;
 
 /**
  * The discrete diffusion a model was trained for, which decides the strategies that sample it
@@ -112,10 +112,14 @@ export type ModelFamily = "absorbing" | "uniform" | "score-absorbing" | "score-u
 /**
  * The models shipped with the package, loaded by name: `Unmask.load("default")` (also
  * `Unmask.load()`): an 8 M-parameter masked (MDLM) model; `Unmask.load("uniform")`: a
- * uniform-state (UDLM) model of the same shape, vocabulary and tokenizer. Both were trained on
- * public-domain children's books, context 128 tokens. A folder of that name is `"./uniform"`.
+ * uniform-state (UDLM) model of the same shape, vocabulary and tokenizer;
+ * `Unmask.load("gaussian")`: continuous diffusion on learned 16-dimensional token embeddings
+ * (Plaid-style); `Unmask.load("bits")`: Analog Bits (each id as 12 noisy bits). The last two
+ * are sampled by `ddim` (their default) and `ddpm`. All four were trained on public-domain
+ * children's books with the same tokenizer, context 128 tokens. A folder of that name is
+ * `"./uniform"`.
  */
-export type BundledModel = "default" | "uniform";
+export type BundledModel = "default" | "uniform" | "gaussian" | "bits";
 
 /** One strategy as the engine lists it. */
 export interface StrategyInfo {
@@ -456,8 +460,9 @@ export declare class Unmask implements Model {
   /** Made by `load`. */
   private constructor();
   /**
-   * The default model with no source; a bundled model by its name (`"default"`, `"uniform"`:
-   * {@link BundledModel}; the name wins over a folder, which is written `./uniform`); else a
+   * The default model with no source; a bundled model by its name (`"default"`, `"uniform"`,
+   * `"gaussian"`, `"bits"`: {@link BundledModel}; the name wins over a folder, which is written
+   * `./uniform`); else a
    * folder URL or path, a hub id, or bytes. `owner/name` (no slash at either end) is a hub id;
    * write a folder as `./dir`, `/dir` or `dir/`. With `worker: true` the model runs in a module
    * worker and `load` resolves to a {@link RemoteUnmask}.

@@ -79,7 +79,7 @@ async function start(options, quiet) {
 }
 
 // The bundled models' files (unmask.js `bundledFolder`), written out literally so that bundlers
-// (Vite, webpack 5) see and emit each asset (a bundle then carries both models; only the one
+// (Vite, webpack 5) see and emit each asset (a bundle then carries every model; only the one
 // loaded is fetched).
 const BUNDLED_MODELS = {
   default: {
@@ -91,6 +91,16 @@ const BUNDLED_MODELS = {
     "config.json": new URL("./models/uniform/config.json", import.meta.url),
     "model.safetensors": new URL("./models/uniform/model.safetensors", import.meta.url),
     "tokenizer.json": new URL("./models/uniform/tokenizer.json", import.meta.url),
+  },
+  gaussian: {
+    "config.json": new URL("./models/gaussian/config.json", import.meta.url),
+    "model.safetensors": new URL("./models/gaussian/model.safetensors", import.meta.url),
+    "tokenizer.json": new URL("./models/gaussian/tokenizer.json", import.meta.url),
+  },
+  bits: {
+    "config.json": new URL("./models/bits/config.json", import.meta.url),
+    "model.safetensors": new URL("./models/bits/model.safetensors", import.meta.url),
+    "tokenizer.json": new URL("./models/bits/tokenizer.json", import.meta.url),
   },
 };
 

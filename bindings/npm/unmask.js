@@ -327,8 +327,8 @@ export function makeUnmask(platform) {
 
     /**
      * Loads a model. `source`: nothing (the default model shipped with the package), a bundled
-     * model's name (`"default"`, `"uniform"`: these win over a folder of that name, which is
-     * written `./uniform`), a folder URL or path in Hugging Face layout, a hub id, or
+     * model's name (`"default"`, `"uniform"`, `"gaussian"`, `"bits"`: these win over a folder of
+     * that name, which is written `./uniform`), a folder URL or path in Hugging Face layout, a hub id, or
      * `{ config, weights, tokenizer }` bytes.
      * With `worker: true` the model runs in a module worker: a `RemoteUnmask`.
      * @overload

@@ -1,5 +1,12 @@
 // The forward process: one sentence corrupted at time t by the four families of discrete
 // diffusion, each computed in the worker on the loaded model's own vocabulary and embeddings.
+// Each family is also a model shipped with the page (`model`: its bundled name; `lane` and
+// `choice`: how the family race names it), and each states its measured bound and accuracy
+// (`measured`, from `source`): the one place the page keeps those
+// figures (the forward rows and the family race's lanes show them).
+
+/** Where the `measured` figures come from. */
+export const MEASURED_SOURCE = "docs/quality.md";
 
 export const FAMILIES = [
   {
@@ -7,6 +14,11 @@ export const FAMILIES = [
     name: "Absorbing state",
     tag: "D3PM-absorbing · MDLM · LLaDA — our default model samples it",
     ours: true,
+    model: "default",
+    lane: "default · masked",
+    choice: "absorbing (masked)",
+    measured: "MDLM NELBO 4.088 nats/token · 49.90% token accuracy at 15% masked",
+    source: MEASURED_SOURCE,
     caption: [
       "Each token is replaced by [MASK] with probability 1 − α_t; a masked token stays masked.",
       "Trade-off: the model always knows which tokens are noise, so denoising is filling blanks — but a committed token is never revised (unless a sampler such as ReMDM re-masks it).",
@@ -17,6 +29,11 @@ export const FAMILIES = [
     name: "Uniform",
     tag: "D3PM-uniform · UDLM · Duo — our uniform model samples it",
     ours: true,
+    model: "uniform",
+    lane: "uniform · uniform-state",
+    choice: "uniform-state",
+    measured: "UDLM bound 4.234 nats/token · 45.68% accuracy (of noise tokens, 15% noised)",
+    source: MEASURED_SOURCE,
     caption: [
       "Each token is replaced by a token drawn uniformly from the vocabulary with probability 1 − α_t.",
       "Trade-off: every position stays editable until the end (a fill can revise itself at every step), but the model must also find which tokens are wrong; it usually trains to worse likelihood.",
@@ -25,7 +42,13 @@ export const FAMILIES = [
   {
     id: "gaussian",
     name: "Continuous embeddings",
-    tag: "Diffusion-LM · DiffuSeq",
+    tag: "Diffusion-LM · DiffuSeq · Plaid — our gaussian model samples it",
+    ours: true,
+    model: "gaussian",
+    lane: "gaussian · continuous embeddings",
+    choice: "Gaussian embeddings",
+    measured: "VDM bound 5.123 nats/token · 6.13% one-shot accuracy (15% noised)",
+    source: MEASURED_SOURCE,
     caption: [
       "Token embeddings get Gaussian noise, x_t = √ᾱ·e + √(1−ᾱ)·ε; shown here rounded to the nearest token's embedding.",
       "Trade-off: reuses image-diffusion machinery and smooth guidance, but needs a rounding step back to words and many steps. In hundreds of dimensions the nearest embedding survives much noise: tokens flip only late in t.",
@@ -34,13 +57,29 @@ export const FAMILIES = [
   {
     id: "bits",
     name: "Analog Bits",
-    tag: "Chen et al. 2022",
+    tag: "Chen et al. 2022 — our bits model samples it",
+    ours: true,
+    model: "bits",
+    lane: "bits · Analog Bits",
+    choice: "Analog Bits",
+    measured: "VDM bound 6.356 nats/token · 2.65% one-shot accuracy (15% noised)",
+    source: MEASURED_SOURCE,
     caption: [
       "Each token id is written as ±1 bits, bits get Gaussian noise and are thresholded back to an id (∅: no such token).",
       "Trade-off: any discrete data becomes continuous without embeddings, but a single flipped bit jumps to an unrelated token.",
     ],
   },
 ];
+
+/** A family by its id. */
+export function familyOf(id) {
+  return FAMILIES.find((f) => f.id === id) ?? null;
+}
+
+/** The line that states a family's measured figures, e.g. "measured: … (docs/quality.md)". */
+export function measuredLine(f) {
+  return `measured: ${f.measured} (${f.source})`;
+}
 
 /** Draws the schedule curves into `svg` with t marked; `schedule` from `model.schedule()`. */
 export function drawSchedule(svg, schedule, t) {
@@ -76,8 +115,11 @@ export function drawSchedule(svg, schedule, t) {
   svg.style.color = "var(--muted)";
 }
 
-/** Builds the four family panels once; returns `show(results)`. */
-export function buildFamilies(root) {
+/**
+ * Builds the four family panels once; returns `show(results)`. `extend(family, box)`, when
+ * given, adds what a panel holds beyond the forward process (a sampler, main.js).
+ */
+export function buildFamilies(root, extend) {
   const panels = new Map();
   root.replaceChildren(
     ...FAMILIES.map((f) => {
@@ -99,7 +141,12 @@ export function buildFamilies(root) {
       c1.textContent = f.caption[0];
       const c2 = document.createElement("p");
       c2.textContent = f.caption[1];
-      box.append(h, toks, level, c1, c2);
+      const measured = document.createElement("p");
+      measured.className = "measured";
+      measured.dataset.testid = `measured-${f.id}`;
+      measured.textContent = measuredLine(f);
+      box.append(h, measured, toks, level, c1, c2);
+      extend?.(f, box);
       panels.set(f.id, { toks, level });
       return box;
     }),

@@ -1,12 +1,16 @@
 // The demo page: the npm package's model runs in its Web Worker (`worker: true`), this thread
 // only draws. Its parts: the model (loader.js), the editor and sampler (controls.js), the canvas
-// with its player and candidates (player.js), the forward process (forward.js) and the race of
-// strategies or families (race.js); this module wires them together.
+// with its player and candidates (player.js), the forward process (forward.js) with the
+// continuous families' samplers in their rows (sample.js), the race of strategies or families
+// (race.js), and the other bundled models those two load (bundled.js); this module wires them
+// together.
 import { Loader } from "./loader.js";
 import { Controls } from "./controls.js";
 import { Player } from "./player.js";
 import { FAMILIES, buildFamilies, drawSchedule } from "./forward.js";
 import { Race } from "./race.js";
+import { BundledModels } from "./bundled.js";
+import { RowSampler } from "./sample.js";
 import { legendGradient } from "./canvas.js";
 import { ui, notice, describeError } from "./ui.js";
 
@@ -59,7 +63,32 @@ const player = new Player({
 
 // ---------- the forward process ----------
 
-const forward = { schedule: null, busy: false, again: false, show: buildFamilies(ui.families) };
+// the bundled models other than the loaded one: the family race's lanes and the rows' samplers
+const bundled = new BundledModels();
+const showError = (e) => e.code !== "Disposed" && notice(describeError(e), "error");
+
+// the continuous families' rows sample their own bundled model (the discrete ones' models are
+// the page's presets and the family race's lanes)
+const samplers = [];
+const forward = {
+  schedule: null,
+  busy: false,
+  again: false,
+  show: buildFamilies(ui.families, (f, box) => {
+    if (f.id !== "gaussian" && f.id !== "bits") return;
+    samplers.push(
+      new RowSampler(f, box, {
+        bundled,
+        device: () => ui.device.value,
+        template: () => ui.template.value,
+        seed: () => controls.options().seed,
+        colour: () => ui.colour.value,
+        frameMs: () => player.frameMs(),
+        error: showError,
+      }),
+    );
+  }),
+};
 
 async function refreshForward() {
   const t = Number(ui.fwdT.value);
@@ -110,6 +139,7 @@ async function refreshForward() {
 const race = new Race(ui.race, {
   model,
   choices: () => controls.choices,
+  bundled,
   device: () => ui.device.value,
   template: () => ui.template.value,
   options: () => controls.options(),
@@ -119,7 +149,7 @@ const race = new Race(ui.race, {
     ui.fill.disabled = on || !model();
     ui.race.go.disabled = on || !model();
   },
-  error: (e) => e.code !== "Disposed" && notice(describeError(e), "error"),
+  error: showError,
 });
 
 /** Instant feedback: a sampler control that moves re-runs a fill that took under 3 s. */
@@ -136,6 +166,7 @@ ui.colour.addEventListener("change", () => {
   ui.legendBar.style.background = legendGradient(ui.colour.value);
   player.redraw();
   race.redraw();
+  for (const r of samplers) r.redraw();
 });
 ui.fwdT.addEventListener("input", refreshForward);
 ui.fwdSeed.addEventListener("change", refreshForward);

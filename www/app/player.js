@@ -9,8 +9,8 @@ import { ui, notice, describeError } from "./ui.js";
 /** What still-masked positions would be is kept at every step for templates of up to this many holes. */
 const PENDING_HOLES = 128;
 
-/** Plays a recording's frames, following a live run as its events arrive. */
-class Frames {
+/** Plays a recording's frames, following a live run as its events arrive (also sample.js's). */
+export class Frames {
   constructor(draw) {
     this.draw = draw;
     this.k = 0;

@@ -1,25 +1,25 @@
 // Two fills of one template and seed, side by side: two strategies on the loaded model, or two
-// families of diffusion, the bundled masked model against the bundled uniform-state one, each
-// with a strategy that fits it (those models are loaded here, each in its own worker, the first
-// time a family race runs). The fills run one after the other (their NFE and steps do not
-// depend on timing); the lanes then replay step-aligned.
-import { Unmask } from "/unmask/index.web.js";
+// families of diffusion, each lane the bundled model of the family chosen for it (absorbing:
+// default, uniform, gaussian, bits; forward.js FAMILIES) with a strategy that fits it (those
+// models are loaded the first time a lane asks for them, each in its own worker: the page's
+// BundledModels). The fills run one after the other (their NFE and steps do not depend on
+// timing); the lanes then replay step-aligned.
 import { Recording } from "./recording.js";
 import { buildCanvas } from "./canvas.js";
 import { fitting } from "./controls.js";
+import { FAMILIES, familyOf, measuredLine } from "./forward.js";
+import { deviceFor } from "./bundled.js";
 import { fillSelect } from "./ui.js";
 
-/** The family race's lanes: a bundled model each (`Unmask.load(name)`), A then B. */
-export const FAMILY_LANES = [
-  { model: "default", family: "absorbing", label: "default · masked" },
-  { model: "uniform", family: "uniform", label: "uniform · uniform-state" },
-];
+/** The family race's lanes when the page opens: A then B. */
+export const FAMILY_DEFAULTS = ["absorbing", "gaussian"];
 
 export class Race {
   /**
    * `page.model()`: the loaded model or null; `page.choices()`: every strategy (the controls'
-   * `choices`); `page.device()`: the backend asked for; `page.template()`, `page.options()`,
-   * `page.colour()`, `page.frameMs()`, `page.busy(on)`, `page.error(e)`.
+   * `choices`); `page.bundled`: the page's BundledModels; `page.device()`: the backend asked
+   * for; `page.template()`, `page.options()`, `page.colour()`, `page.frameMs()`,
+   * `page.busy(on)`, `page.error(e)`.
    */
   constructor(ui, page) {
     this.ui = ui;
@@ -28,7 +28,10 @@ export class Race {
     this.k = 0;
     this.timer = null;
     this.family = "absorbing"; // the loaded model's: what the strategy race's menus offer
-    this.own = new Map(); // bundled name -> { device, model }: the family race's models
+    for (const [i, select] of [ui.famA, ui.famB].entries()) {
+      fillSelect(select, FAMILIES.map((f) => ({ value: f.id, name: f.choice })), FAMILY_DEFAULTS[i]);
+      select.addEventListener("change", () => this.offer());
+    }
     ui.go.addEventListener("click", () => this.go());
     ui.mode.addEventListener("change", () => this.offer());
     ui.scrubber.addEventListener("input", () => {
@@ -47,40 +50,41 @@ export class Race {
     this.offer();
   }
 
-  /**
-   * Each lane's menu: the strategies that fit the loaded model (a strategy race), or each its
-   * own lane's model (a family race), the family's default first; a choice that still fits
-   * stays. A strategy race starts as the loaded family's second strategy against its default.
-   */
-  offer() {
-    const choices = this.page.choices();
-    if (!choices.length) return;
-    const families = this.families ? FAMILY_LANES.map((l) => l.family) : [this.family, this.family];
-    for (const [i, select] of [this.ui.a, this.ui.b].entries()) {
-      const list = fitting(choices, families[i]);
-      const first = this.families || i === 1 ? list[0] : (list[1] ?? list[0]);
-      fillSelect(select, list, list.some((c) => c.value === select.value) && select.dataset.family === families[i] ? select.value : first?.value);
-      select.dataset.family = families[i];
-    }
-    this.ui.nameA.textContent = this.families ? FAMILY_LANES[0].label : "";
-    this.ui.nameB.textContent = this.families ? FAMILY_LANES[1].label : "";
+  /** The families the family race's lanes sample, A then B. */
+  laneFamilies() {
+    return [familyOf(this.ui.famA.value) ?? FAMILIES[0], familyOf(this.ui.famB.value) ?? FAMILIES[0]];
   }
 
-  /** A bundled model of the family race, loaded once per backend choice, in its own worker. */
-  bundled(name) {
-    const device = this.page.device();
-    let m = this.own.get(name);
-    if (m && m.device !== device) {
-      m.model.then((x) => x.dispose()).catch(() => {});
-      m = null;
+  /**
+   * Each lane's menu: the strategies that fit the loaded model (a strategy race), or each the
+   * family chosen for its lane (a family race), the family's default first; a choice that still
+   * fits stays. A strategy race starts as the loaded family's second strategy against its
+   * default. A family race shows each lane's family select, and its model and figures.
+   */
+  offer() {
+    const families = this.families ? this.laneFamilies() : null;
+    this.ui.controls.dataset.mode = this.families ? "families" : "strategies";
+    for (const el of [this.ui.famAWrap, this.ui.famBWrap]) el.hidden = !this.families;
+    const names = [this.ui.nameA, this.ui.nameB];
+    const measured = [this.ui.measuredA, this.ui.measuredB];
+    for (const i of [0, 1]) {
+      names[i].textContent = families ? families[i].lane : "";
+      measured[i].textContent = families ? measuredLine(families[i]) : "";
+      measured[i].hidden = !families;
     }
-    if (!m) {
-      const entry = { device, model: Unmask.load(name, { worker: true, device, threads: 1 }) };
-      entry.model.catch(() => this.own.get(name) === entry && this.own.delete(name));
-      this.own.set(name, entry);
-      m = entry;
+    const choices = this.page.choices();
+    if (!choices.length) return;
+    const ids = families ? families.map((f) => f.id) : [this.family, this.family];
+    for (const [i, select] of [this.ui.a, this.ui.b].entries()) {
+      const list = fitting(choices, ids[i]);
+      const first = this.families || i === 1 ? list[0] : (list[1] ?? list[0]);
+      // (a choice stays while the lane's family and the race's kind do; either changing starts
+      // the lane at its default again)
+      const key = `${this.ui.mode.value}:${ids[i]}`;
+      fillSelect(select, list, list.some((c) => c.value === select.value) && select.dataset.key === key ? select.value : first?.value);
+      select.dataset.family = ids[i];
+      select.dataset.key = key;
     }
-    return m.model;
   }
 
   stop() {
@@ -97,31 +101,40 @@ export class Race {
     this.stop();
     this.page.busy(true);
     this.ui.scrubber.disabled = true;
-    const families = this.families;
+    const families = this.families ? this.laneFamilies() : null;
     const specs = [
-      { select: this.ui.a, name: this.ui.nameA, el: this.ui.laneA, stats: this.ui.statsA, lane: families ? FAMILY_LANES[0] : null },
-      { select: this.ui.b, name: this.ui.nameB, el: this.ui.laneB, stats: this.ui.statsB, lane: families ? FAMILY_LANES[1] : null },
+      { select: this.ui.a, name: this.ui.nameA, el: this.ui.laneA, stats: this.ui.statsA, lane: families?.[0] ?? null },
+      { select: this.ui.b, name: this.ui.nameB, el: this.ui.laneB, stats: this.ui.statsB, lane: families?.[1] ?? null },
     ].map((s) => ({ ...s, strategy: s.select.value, label: s.select.selectedOptions[0]?.textContent ?? "" }));
     this.lanes = [];
     this.ui.lanes.dataset.mode = families ? "families" : "strategies";
     try {
       for (const s of specs) {
-        s.name.textContent = s.lane ? `${s.lane.label} · ${s.label}` : s.label;
+        s.name.textContent = s.lane ? `${s.lane.lane} · ${s.label}` : s.label;
         s.el.dataset.state = "running";
         s.el.replaceChildren();
         s.stats.textContent = s.lane ? `loading the ${s.lane.model} model…` : "running…";
       }
       for (const s of specs) {
-        const model = s.lane ? await this.bundled(s.lane.model) : this.page.model();
-        s.stats.textContent = "running…";
-        // each model its own canvas: a uniform-state model's is not framed as the masked one's
-        const layout = await model.layout(template);
-        const rec = new Recording(layout, { ...base, strategy: s.strategy }, model.family);
-        const view = buildCanvas(s.el, layout, null, model.family);
-        const result = await model.infill(template, { ...rec.meta, onStep: (e) => rec.push(e) });
-        this.lanes.push({ ...s, rec, view, result });
-        s.stats.textContent = `${rec.length} steps · NFE ${result.nfe} · ${result.ms.toFixed(0)} ms`;
-        s.stats.title = result.text;
+        const run = async (model) => {
+          s.stats.textContent = "running…";
+          // each model its own canvas: a uniform-state model's is not framed as the masked one's
+          const layout = await model.layout(template);
+          const rec = new Recording(layout, { ...base, strategy: s.strategy }, model.family);
+          const view = buildCanvas(s.el, layout, null, model.family);
+          const result = await model.infill(template, { ...rec.meta, onStep: (e) => rec.push(e) });
+          this.lanes.push({ ...s, rec, view, result });
+          s.stats.textContent = `${rec.length} steps · NFE ${result.nfe} · ${result.ms.toFixed(0)} ms`;
+          s.stats.title = result.text;
+        };
+        if (s.lane) {
+          // a family's own bundled model, in its worker (its turn, if a row sampler has it)
+          const device = deviceFor(s.lane.id, this.page.device());
+          if (!this.page.bundled.has(s.lane.model, device)) s.stats.textContent = `loading the ${s.lane.model} model…`;
+          await this.page.bundled.use(s.lane.model, device, run);
+        } else {
+          await run(this.page.model());
+        }
       }
       const longest = Math.max(...this.lanes.map((l) => l.rec.length));
       this.ui.scrubber.max = String(longest);
@@ -165,9 +178,19 @@ export class Race {
       });
       const done = at === l.rec.length;
       const e = l.rec.event(at);
-      const where = !e ? "" : l.rec.family === "absorbing" ? `, ${e.masked} masked` : e.nfe === 0 ? ", noise drawn" : `, ${l.rec.changedAt(at).size} changed`;
+      const continuous = l.rec.family === "gaussian" || l.rec.family === "bits";
+      const where = !e
+        ? ""
+        : l.rec.family === "absorbing"
+          ? `, ${e.masked} masked`
+          : e.nfe === 0
+            ? ", noise drawn"
+            : continuous && at === 1
+              ? ", read out of the noise"
+              : `, ${l.rec.changedAt(at).size} changed`;
       l.stats.textContent = `${l.rec.length} steps · NFE ${l.result.nfe} · ${l.result.ms.toFixed(0)} ms` + (done ? " · finished" : ` · step ${at}${where}`);
       l.el.setAttribute("aria-label", `${l.lane ? `${l.lane.model} model, ` : ""}${l.strategy}: ${done ? l.result.text : `step ${at}`}`);
+      l.el.dataset.text = l.result.text;
     }
   }
 

@@ -53,7 +53,12 @@ export const ui = {
   // the race
   race: {
     mode: $("race-mode"),
+    controls: $("race-controls"),
     lanes: $("lanes"),
+    famA: $("race-fam-a"),
+    famB: $("race-fam-b"),
+    famAWrap: $("race-fam-a-wrap"),
+    famBWrap: $("race-fam-b-wrap"),
     a: $("race-a"),
     b: $("race-b"),
     go: $("race-go"),
@@ -63,6 +68,8 @@ export const ui = {
     statsB: $("lane-b-stats"),
     nameA: $("lane-a-name"),
     nameB: $("lane-b-name"),
+    measuredA: $("lane-a-measured"),
+    measuredB: $("lane-b-measured"),
     scrubber: $("race-scrubber"),
     scrubVal: $("race-scrub-val"),
   },

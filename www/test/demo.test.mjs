@@ -1,8 +1,9 @@
 // The web demo as built by Trunk (dist/), served from 127.0.0.1 and driven in headless Debian
 // Chromium through playwright-core: a fill with its intermediate frames, the scrubber, the
 // candidates popover, the forward-process slider, the strategy race, the uniform-state model
-// and the family race, a model loaded from a folder URL with progress and cache, and the page
-// at desktop and phone sizes. Screenshots go to $SHOTS (default target/www-shots). Run by
+// and the family race, the continuous families (their rows' samplers, a race of two of them),
+// a model loaded from a folder URL with progress and cache, and the page at desktop and phone
+// sizes. Screenshots go to $SHOTS (default target/www-shots). Run by
 // scripts/test-www.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
@@ -335,7 +336,7 @@ test("the uniform-state model: noise that condenses into text; the family race",
   await page.keyboard.press("Escape");
   // the forward view says which family each model samples
   const ours = await page.$$eval("#families .tag.ours", (els) => els.map((e) => e.closest(".family").dataset.family));
-  assert.deepEqual(ours, ["absorbing", "uniform"]);
+  assert.deepEqual(ours, ["absorbing", "uniform", "gaussian", "bits"], "each family has our model");
   // on a model without a mask token the absorbing row says why it is empty; the others show
   await page.fill('[data-testid="forward-t"]', "0.6");
   await page.waitForSelector('#families[data-t="0.60"]');
@@ -345,6 +346,8 @@ test("the uniform-state model: noise that condenses into text; the family race",
 
   // the family race: the default model against the uniform one, one template and seed
   await page.selectOption("#race-mode", "families");
+  assert.deepEqual([await page.inputValue("#race-fam-a"), await page.inputValue("#race-fam-b")], ["absorbing", "gaussian"], "the family race opens as absorbing against gaussian");
+  await page.selectOption("#race-fam-b", "uniform");
   const f = await menus(page, "absorbing");
   assert.deepEqual(f.race, ["top-prob", ...f.fits.filter((s) => s !== "top-prob")], "lane A: the masked model's strategies");
   assert.deepEqual(f.raceB, ["uniform", "psi"], "lane B: the uniform model's");
@@ -377,6 +380,108 @@ test("the uniform-state model: noise that condenses into text; the family race",
   await page.fill("#race-scrubber", String(shown));
   await page.waitForTimeout(600); // the cells' colour transition
   await page.locator(".race").screenshot({ path: join(SHOTS, "family-race.png") });
+  await context.close();
+});
+
+test("the continuous families: their measured figures, a family race of any two, a row's own sampler", { timeout: 600_000 }, async () => {
+  const { context, page } = await open({ width: 1280, height: 900 });
+  // each family's figures beside it (forward.js FAMILIES, from docs/quality.md)
+  const measured = {};
+  for (const f of ["absorbing", "uniform", "gaussian", "bits"]) measured[f] = await page.textContent(`[data-testid="measured-${f}"]`);
+  assert.match(measured.absorbing, /4\.088 nats\/token.*49\.90%.*docs\/quality\.md/);
+  assert.match(measured.uniform, /4\.234 nats\/token.*45\.68%.*docs\/quality\.md/);
+  for (const f of ["gaussian", "bits"]) assert.match(measured[f], /^measured: .*\d.* \(docs\/quality\.md\)$/, f);
+  assert.deepEqual(
+    await page.$$eval('#families [data-testid^="sample-"]:is(button)', (els) => els.map((e) => e.textContent)),
+    ["Sample with the gaussian model", "Sample with the bits model"],
+  );
+
+  // the family race: any two of the four families, each lane its family's bundled model and a
+  // strategy that fits it; it opens as absorbing against gaussian
+  await page.fill('[data-testid="template"]', TEMPLATE);
+  await page.selectOption("#race-mode", "families");
+  assert.equal(await page.isVisible("#race-fam-a"), true, "a family select per lane");
+  assert.deepEqual(
+    await page.$$eval("#race-fam-a option", (els) => els.map((e) => e.value)),
+    ["absorbing", "uniform", "gaussian", "bits"],
+  );
+  assert.deepEqual([await page.inputValue("#race-fam-a"), await page.inputValue("#race-fam-b")], ["absorbing", "gaussian"]);
+  const m = await menus(page, "gaussian");
+  assert.deepEqual(m.raceB, ["ddim", "ddpm"], "lane B: the strategies that fit a continuous model, its default first");
+  assert.deepEqual(m.raceB, m.fits);
+  assert.match(await page.textContent("#lane-a-measured"), /4\.088/);
+  assert.match(await page.textContent("#lane-b-measured"), /docs\/quality\.md/);
+  /** Races and waits for the end: each lane's family, name, stats, text and known text. */
+  const race = async () => {
+    await page.click('[data-testid="race"]');
+    await page.waitForSelector('[data-testid="lane-b"][data-state="done"]', { timeout: 300_000 });
+    const lanes = [];
+    for (const lane of ["lane-a", "lane-b"]) {
+      const el = `[data-testid="${lane}"]`;
+      lanes.push({
+        family: await page.getAttribute(el, "data-family"),
+        state: await page.getAttribute(el, "data-state"),
+        text: await page.getAttribute(el, "data-text"),
+        known: await page.$$eval(`${el} .known`, (els) => els.map((e) => e.textContent)),
+        filled: await page.$$eval(`${el} .tok.filled`, (els) => els.map((e) => e.textContent)),
+        stats: await page.textContent(`#${lane}-stats`),
+        name: await page.textContent(`#${lane}-name`),
+      });
+    }
+    for (const l of lanes) {
+      assert.equal(l.state, "done", l.family);
+      assert.deepEqual(l.known, ["Peter ", " into the garden, and ", " under the gate."], `${l.family}: the known text is intact`);
+      assert.equal(l.filled.length, 7, `${l.family}: every hole shows a token`);
+      assert.ok(l.filled.every((t) => t.length > 0), `${l.family}: ${l.filled}`);
+      assert.match(l.text, /^Peter .+ into the garden, and .+ under the gate\.$/s, `${l.family}: ${l.text}`);
+      assert.match(l.stats, /\d+ steps · NFE \d+/);
+    }
+    return lanes;
+  };
+  const mixed = await race();
+  assert.deepEqual(mixed.map((l) => l.family), ["absorbing", "gaussian"]);
+  assert.match(mixed[1].name, /gaussian · continuous embeddings · DDIM/);
+  assert.match(mixed[1].stats, /^32 steps · NFE 32 /, "the continuous default: 32 steps, one pass each");
+  console.log(`# family race absorbing vs gaussian: A ${mixed[0].stats} "${mixed[0].text}" | B ${mixed[1].stats} "${mixed[1].text}"`);
+  await page.locator(".race").screenshot({ path: join(SHOTS, "race-four-families.png") });
+  // gaussian against bits
+  await page.selectOption("#race-fam-a", "gaussian");
+  await page.selectOption("#race-fam-b", "bits");
+  assert.deepEqual((await menus(page, "bits")).race, ["ddim", "ddpm"]);
+  const continuous = await race();
+  assert.deepEqual(continuous.map((l) => l.family), ["gaussian", "bits"]);
+  assert.match(continuous[1].name, /bits · Analog Bits/);
+  assert.ok(served.includes("GET /unmask/models/gaussian/model.safetensors") && served.includes("GET /unmask/models/bits/model.safetensors"), "served with the page");
+  assert.equal(served.filter((r) => r === "GET /unmask/models/gaussian/model.safetensors").length, 1, "each model loaded once");
+  console.log(`# family race gaussian vs bits: A ${continuous[0].stats} "${continuous[0].text}" | B ${continuous[1].stats} "${continuous[1].text}"`);
+
+  // a continuous row samples its own model (the race's worker, loaded already) step by step
+  for (const f of ["bits", "gaussian"]) {
+    const lane = `[data-testid="sample-lane-${f}"]`;
+    await page.click(`[data-testid="sample-${f}"]`);
+    await page.waitForSelector(`${lane}[data-state="done"]`, { timeout: 300_000 });
+    const known = await page.$$eval(`${lane} .known`, (els) => els.map((e) => e.textContent));
+    assert.deepEqual(known, ["Peter ", " into the garden, and ", " under the gate."], `${f} row: the known text is intact`);
+    const text = await page.getAttribute(lane, "data-text");
+    assert.match(text, /^Peter .+ into the garden, and .+ under the gate\.$/s, `${f} row: ${text}`);
+    assert.equal((await page.$$(`${lane} .tok.filled`)).length, 7);
+    const steps = Number(await page.getAttribute(`[data-testid="sample-scrubber-${f}"]`, "max"));
+    assert.equal(steps, 32, `${f} row: ddim's 32 steps`);
+    // step 0 is all noise; the readout changes along the way
+    await page.fill(`[data-testid="sample-scrubber-${f}"]`, "0");
+    assert.equal((await page.$$(`${lane} .tok.masked`)).length, 7, "step 0: noise in every hole");
+    const seen = new Set();
+    for (const k of [1, 8, 16, 24, 32]) {
+      await page.fill(`[data-testid="sample-scrubber-${f}"]`, String(k));
+      seen.add(await page.$$eval(`${lane} .tok`, (els) => els.map((e) => e.textContent).join("|")));
+    }
+    assert.ok(seen.size >= 2, `${f} row: the text changes as it condenses: ${[...seen].join(" / ")}`);
+    console.log(`# ${f} row: "${text}" · ${await page.textContent(`[data-family="${f}"] .sample .stats`)}`);
+  }
+  // the picture: the gaussian row's fill scrubbed to half way
+  await page.fill('[data-testid="sample-scrubber-gaussian"]', "16");
+  await page.waitForTimeout(600); // the cells' colour transition
+  await page.locator('#families .family[data-family="gaussian"]').screenshot({ path: join(SHOTS, "continuous-midway.png") });
   await context.close();
 });
 

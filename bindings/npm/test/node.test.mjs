@@ -116,7 +116,7 @@ test("strategies(): the engine's list, the same names as index.d.ts's StrategyNa
   const typed = [...union.matchAll(/"([^"]+)"/g)].map((m) => m[1]);
   assert.deepEqual(typed, listed.map((s) => s.name), "index.d.ts's StrategyName lists the engine's strategies, in order");
   // each entry names the model families it samples, and each family has exactly one default
-  const families = ["absorbing", "uniform", "score-absorbing", "score-uniform"];
+  const families = ["absorbing", "uniform", "score-absorbing", "score-uniform", "gaussian", "bits"];
   for (const f of families) {
     assert.equal(listed.filter((s) => s.defaultFor.includes(f)).length, 1, `one default for ${f}`);
     assert.ok(listed.filter((s) => s.defaultFor.includes(f)).every((s) => s.families.includes(f)), `${f}'s default samples it`);
@@ -125,9 +125,18 @@ test("strategies(): the engine's list, the same names as index.d.ts's StrategyNa
   assert.deepEqual(of("uniform"), ["uniform", "psi"]);
   assert.deepEqual(of("absorbing"), ["ancestral", "first-hitting", "top-prob", "margin", "entropy", "threshold", "mask-predict", "remdm"]);
   assert.deepEqual(listed.find((s) => s.defaultFor.includes("absorbing")).name, "top-prob");
+  assert.deepEqual(of("gaussian"), ["ddim", "ddpm"]);
+  assert.deepEqual(of("bits"), ["ddim", "ddpm"]);
+  assert.equal(listed.find((s) => s.defaultFor.includes("gaussian")).name, "ddim");
+  assert.equal(listed.find((s) => s.defaultFor.includes("bits")).name, "ddim");
   // each name (and the arguments) is a strategy a fill takes on a model of a family it fits, and
   // is refused, naming the ones that fit, on the others (no SEDD model ships with the package)
-  const models = { absorbing: await Unmask.load("default", { device: "wasm" }), uniform: await Unmask.load("uniform", { device: "wasm" }) };
+  const models = {
+    absorbing: await Unmask.load("default", { device: "wasm" }),
+    uniform: await Unmask.load("uniform", { device: "wasm" }),
+    gaussian: await Unmask.load("gaussian", { device: "wasm" }),
+    bits: await Unmask.load("bits", { device: "wasm" }),
+  };
   for (const s of [...listed.map((x) => x.name), "threshold:0.5", "remdm:0.1", "psi:0.5"]) {
     const fits = listed.find((x) => x.name === s.split(":")[0]).families;
     for (const [family, model] of Object.entries(models)) {
@@ -188,6 +197,62 @@ test("the bundled models by name: \"uniform\" fills by uniform-state diffusion, 
 
   // a bare name is the bundled model; "./uniform" is a folder (here, none)
   await assert.rejects(Unmask.load("./uniform", { device: "wasm" }), (e) => e.name === "BadModel" && /uniform\/config.json: no such file/.test(e.message));
+});
+
+test("the continuous bundled models by name: \"gaussian\" and \"bits\" fill by DDIM, the text condensing out of noise", async () => {
+  const masked = await Unmask.load("default", { device: "wasm" });
+  const shape = (l) => l.slots.map((s) => ("known" in s ? s.known : s.hole[1] - s.hole[0]));
+  const expected = shape(await masked.layout(template));
+  masked.dispose();
+  for (const name of ["gaussian", "bits"]) {
+    const model = await Unmask.load(name, { device: "wasm" });
+    assert.equal(model.family, name);
+    assert.equal(model.backend, "wasm");
+    // the same tokenizer: the same text between the same number of hole positions
+    assert.deepEqual(shape(await model.layout(template)), expected, name);
+    const options = { strategy: "ddim", steps: 4, seed: 7 };
+    // the steps as an async iterable…
+    const iterated = [];
+    for await (const e of model.steps(template, options)) iterated.push(e);
+    const done = iterated.at(-1);
+    assert.equal(done.done, true, `${name}: the done event last`);
+    // …and the same fill through onStep: a seed gives one run
+    const events = [];
+    const r = await model.infill(template, { ...options, onStep: (e) => events.push(e) });
+    assert.equal(r.text, done.text, `${name}: steps() and infill agree`);
+    assert.deepEqual(events.map((e) => e.committed?.map((c) => [c.pos, c.id])), iterated.map((e) => e.committed?.map((c) => [c.pos, c.id])));
+    // the known text is unchanged; every hole holds a token
+    assert.match(r.text, /^Peter .+ ran into the .+ Forest\.$/s, `${name}: ${r.text}`);
+    assert.doesNotMatch(r.text, /\[MASK|<\|/);
+    const steps = events.filter((e) => !e.done && !e.lengths);
+    assert.equal(steps.length, 4, `${name}: four steps`);
+    assert.equal(r.nfe, 4);
+    // the first step lists every hole (its readout out of pure noise); nothing is ever masked;
+    // t runs down from 1
+    assert.equal(steps[0].committed.length, 3, `${name}: every hole in the first step`);
+    const holes = new Set(steps[0].committed.map((c) => c.pos));
+    assert.equal(holes.size, 3);
+    assert.ok(steps.every((e) => e.masked === 0), "masked is always 0");
+    assert.ok(steps.every((e) => e.committed.every((c) => holes.has(c.pos))), "only holes change");
+    assert.ok(steps[0].t > 0.99 && steps[0].t <= 1, `t starts at 1: ${steps[0].t}`);
+    assert.ok(steps.every((e, i) => i === 0 || e.t < steps[i - 1].t), `t runs down: ${steps.map((e) => e.t)}`);
+    // the text condenses: some hole's readout changes after the first step
+    const later = steps.slice(1).reduce((n, e) => n + e.committed.length, 0);
+    assert.ok(later >= 1, `${name}: a hole changed after step 1`);
+    // replaying the commits gives the fill
+    const last = new Map();
+    for (const e of steps) for (const c of e.committed) last.set(c.pos, c.text);
+    const [a, b, c] = [...holes].sort((x, y) => x - y).map((p) => last.get(p));
+    // (spacing aside: a token without its leading space keeps the template's space before the hole)
+    assert.equal(`Peter${a}${b} ran into the${c} Forest.`.replace(/\s+/g, ""), r.text.replace(/\s+/g, ""));
+    // ddpm fills too; a discrete family's strategy is refused, naming the ones that fit
+    assert.match((await model.infill(template, { strategy: "ddpm", steps: 4, seed: 7 })).text, /^Peter .+ ran into the .+ Forest\.$/s);
+    await assert.rejects(model.infill(template, { strategy: "top-prob" }), (e) => e.name === "BadInput" && /ddim/.test(e.message));
+    console.log(`# ${name}: "${r.text}", ${later} readout changes after step 1 (ddim, 4 steps)`);
+    model.dispose();
+  }
+  // a bare name is the bundled model; "./gaussian" is a folder (here, none)
+  await assert.rejects(Unmask.load("./gaussian", { device: "wasm" }), (e) => e.name === "BadModel" && /gaussian\/config.json: no such file/.test(e.message));
 });
 
 test("reapply: the sampler's temperature and top-p on a step's candidates, in the module", async () => {
@@ -567,7 +632,7 @@ test("bad arguments are BadTemplate or BadInput naming the argument and the valu
   await refuses(() => Unmask.load(undefined, { devcie: "wasm" }), "BadInput", /^load: options\.devcie is not an option \(unknown field\)/);
   await refuses(() => Unmask.load(undefined, { device: "gpu0" }), "BadInput", `load: options.device must be 'auto', 'webgpu', 'wasm', 'gpu' or 'cpu', not "gpu0"`);
   await refuses(() => Unmask.load(undefined, { threads: 0 }), "BadInput", "load: options.threads must be 'auto' or a whole number from 1 to 256, not 0");
-  await refuses(() => Unmask.load(42), "BadInput", "load: source must be a bundled model's name ('default' or 'uniform'), a folder URL or path, a hub id, or { config, weights, tokenizer } (or left out), not 42");
+  await refuses(() => Unmask.load(42), "BadInput", "load: source must be a bundled model's name ('default', 'uniform', 'gaussian' or 'bits'), a folder URL or path, a hub id, or { config, weights, tokenizer } (or left out), not 42");
   await refuses(() => Unmask.load(""), "BadInput", 'load: source must be a URL or a non-empty string, not ""');
   await refuses(() => model.corrupt(7), "BadInput", "corrupt: text must be a string, not 7");
   // a template over the engine's 1 MiB is refused before it is copied into the module

@@ -118,6 +118,14 @@ export async function user(): Promise<void> {
   await uniform.infill("The [MASK*3] sat.", { strategy: "psi:0.8", seed: 1 });
   console.log(byDefault, await isCached("uniform"));
   uniform.dispose();
+  // the continuous ones: sampled by ddim (their default) or ddpm
+  const continuousModels: BundledModel[] = ["gaussian", "bits"];
+  for (const continuous of continuousModels) {
+    const m: Unmask = await Unmask.load(continuous, { device: "wasm" });
+    const f: ModelFamily = m.family;
+    for await (const e of m.steps("The [MASK*3] sat.", { strategy: "ddim", steps: 4, seed: 1 })) console.log(f, e);
+    m.dispose();
+  }
 
   // the sampler's temperature and top-p re-applied to a step's candidates
   const top = [
