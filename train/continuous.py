@@ -126,11 +126,12 @@ class Continuous(nn.Module):
         return from_bits(logits).clamp(max=self.vocab - 1)
 
 
-def unknown_mask(b, l, gen, device):
-    """Which positions are noised: half the rows one random span (infilling, DiffuSeq's partial
-    noising), the other half every body token; the frame at both ends never."""
+def unknown_mask(b, l, gen, device, span_rate=0.5):
+    """Which positions are noised: a `span_rate` share of the rows one random span (infilling,
+    DiffuSeq's partial noising), the others every body token; the frame at both ends never.
+    `span_rate` 0 is unconditional training (the sampler then only clamps)."""
     noised = torch.ones(b, l, dtype=torch.bool, device=device)
-    span_rows = torch.rand(b, generator=gen, device=device) < 0.5
+    span_rows = torch.rand(b, generator=gen, device=device) < span_rate
     body = l - 2
     length = (torch.rand(b, generator=gen, device=device) * (body // 2)).long() + 1
     start = (torch.rand(b, generator=gen, device=device) * (body - length + 1)).long() + 1
@@ -141,7 +142,7 @@ def unknown_mask(b, l, gen, device):
     return noised
 
 
-def continuous_loss_fn(model, x0, selfcond_rate, gen):
+def continuous_loss_fn(model, x0, selfcond_rate, gen, span_rate=0.5):
     """One batch's loss per scored token: the clean canvas noised at low-discrepancy t where
     `unknown_mask` says (known positions hold their clean values), self-conditioned on a
     fraction of the rows, the family's x0 loss on the noised positions."""
@@ -151,7 +152,7 @@ def continuous_loss_fn(model, x0, selfcond_rate, gen):
     t = (u0 + torch.arange(b, device=dev) / b) % 1.0
     alpha, sigma, g = model.levels(t)
     clean = model.clean(x0)
-    noised = unknown_mask(b, l, gen, dev)
+    noised = unknown_mask(b, l, gen, dev, span_rate)
     eps = torch.randn(clean.shape, generator=gen, device=dev)
     z = alpha[:, None, None] * clean + sigma[:, None, None] * eps
     z = torch.where(noised[..., None], z, clean)

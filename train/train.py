@@ -124,6 +124,8 @@ def main():
     ap.add_argument("--init", help="an exported model folder to continue from (same shape)")
     ap.add_argument("--objective", choices=["mdlm", "udlm", "gaussian", "bits"], default="mdlm")
     ap.add_argument("--selfcond-rate", type=float, help="continuous families: rows self-conditioned (default ¼ gaussian, ½ bits)")
+    ap.add_argument("--span-rows", type=float, default=0.5,
+                    help="continuous families: rows that noise one span, the rest clean (DiffuSeq's partial noising); 0: unconditional")
     ap.add_argument("--dropout", type=float, default=0.0)
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--eval-every", type=int, default=200)
@@ -144,7 +146,7 @@ def main():
         args.selfcond_rate = 0.25 if args.objective == "gaussian" else 0.5
     if continuous:
         def loss_of(m, x, _mask_id, g):
-            return continuous_loss_fn(m, x, args.selfcond_rate, g)
+            return continuous_loss_fn(m, x, args.selfcond_rate, g, args.span_rows)
     else:
         loss_of = uniform_loss_fn if uniform else loss_fn
     work = args.work
