@@ -66,6 +66,33 @@ pub fn prior_coef(family: Family, lv: Levels) -> Option<f64> {
     (family == Family::Gaussian).then(|| lv.alpha / (lv.sigma * lv.sigma))
 }
 
+/// Writes the network's input `[L, 2·width]` (z and the self-conditioning estimate, each scaled
+/// by [`input_scales`]; `x_sc` empty for none) and the output prior `(α/σ²)·z` (left empty for
+/// bits), reusing both buffers.
+pub fn network_input(
+    family: Family,
+    width: usize,
+    lv: Levels,
+    z: &[f32],
+    x_sc: &[f32],
+    input: &mut Vec<f32>,
+    prior: &mut Vec<f32>,
+) {
+    let (kz, ksc) = input_scales(family, width, lv);
+    input.clear();
+    for (p, zp) in z.chunks(width).enumerate() {
+        input.extend(zp.iter().map(|&v| (v as f64 * kz) as f32));
+        match x_sc.get(p * width..(p + 1) * width) {
+            Some(sc) => input.extend(sc.iter().map(|&v| (v as f64 * ksc) as f32)),
+            None => input.extend(std::iter::repeat_n(0.0, width)),
+        }
+    }
+    prior.clear();
+    if let Some(c) = prior_coef(family, lv) {
+        prior.extend(z.iter().map(|&v| (v as f64 * c) as f32));
+    }
+}
+
 /// The times of step `i` of `steps`: from `t = 1 − i/steps` to `s = 1 − (i + 1)/steps`.
 pub fn step_times(i: usize, steps: usize) -> (f64, f64) {
     let n = steps as f64;

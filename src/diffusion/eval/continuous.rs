@@ -23,7 +23,7 @@ use rand_chacha::ChaCha8Rng;
 use crate::backend::cpu::continuous::estimate;
 use crate::backend::Denoiser;
 use crate::batch::{Row, VectorInput};
-use crate::diffusion::continuous::{input_scales, normal, prior_coef};
+use crate::diffusion::continuous::{network_input, normal};
 use crate::diffusion::proposal::log_softmax;
 use crate::diffusion::seeded::hash3;
 use crate::diffusion::Infiller;
@@ -55,17 +55,9 @@ async fn pass<D: Denoiser>(
     let spec = &inf.model.spec;
     let w = spec.vectors.as_ref().expect("a continuous model").width;
     let len = ids.len();
-    let (kz, _) = input_scales(spec.family, w, lv);
-    let mut input = vec![0.0f32; len * 2 * w];
-    for p in 0..len {
-        for d in 0..w {
-            input[p * 2 * w + d] = (z[p * w + d] as f64 * kz) as f32;
-        }
-    }
-    let prior: Vec<f32> = match prior_coef(spec.family, lv) {
-        Some(c) => z.iter().map(|&v| (v as f64 * c) as f32).collect(),
-        None => Vec::new(),
-    };
+    // no self-conditioning: the estimate's half of the input is zero
+    let (mut input, mut prior) = (Vec::new(), Vec::new());
+    network_input(spec.family, w, lv, z, &[], &mut input, &mut prior);
     let row = Row {
         ids,
         key_mask: None,

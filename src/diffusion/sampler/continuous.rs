@@ -53,24 +53,13 @@ impl<'a, D: Denoiser, H: Host + ?Sized> Run<'a, D, H> {
         let mut x_sc = vec![0.0f32; len * w];
         let steps = self.opts.steps.unwrap_or(DEFAULT_STEPS).max(1);
         let mut noise = Vec::new();
-        let mut input = vec![0.0f32; len * 2 * w];
+        let mut input = Vec::with_capacity(len * 2 * w);
         let mut prior = Vec::new();
         let mut first = true;
         for i in 0..steps {
             let (t, s) = continuous::step_times(i, steps);
             let (lt, ls) = (noise_sched.levels(t), noise_sched.levels(s));
-            let (kz, ksc) = continuous::input_scales(spec.family, w, lt);
-            for p in 0..len {
-                let row = &mut input[p * 2 * w..(p + 1) * 2 * w];
-                for d in 0..w {
-                    row[d] = (z[p * w + d] as f64 * kz) as f32;
-                    row[w + d] = (x_sc[p * w + d] as f64 * ksc) as f32;
-                }
-            }
-            prior.clear();
-            if let Some(c) = continuous::prior_coef(spec.family, lt) {
-                prior.extend(z.iter().map(|&v| (v as f64 * c) as f32));
-            }
+            continuous::network_input(spec.family, w, lt, &z, &x_sc, &mut input, &mut prior);
             let coefs = if ancestral {
                 continuous::ddpm(lt, ls)
             } else {
