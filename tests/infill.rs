@@ -26,6 +26,9 @@ fn run(inf: &mut Engine, template: &str, opts: &SamplerOptions) -> (InfillResult
         TraceEvent::Step(s) => steps.push(s.clone()),
         TraceEvent::Done(d) => done = Some(d.clone()),
         TraceEvent::Lengths(l) => panic!("no hole of unknown length, yet {l:?}"),
+        e @ (TraceEvent::Expand(_) | TraceEvent::Delete(_)) => {
+            panic!("no hole of unknown length, yet {e:?}")
+        }
     }))
     .unwrap_or_else(|e| panic!("{template:?}: {e}"));
     let d = done.expect("a done event");

@@ -91,6 +91,7 @@ fn on_held_out_text_the_true_length_wins_more_often_than_chance() {
             seed: 0,
             max_tokens: 126,
             lengths: Some((1, 8)),
+            start: None,
         },
     )
     .unwrap();
@@ -102,6 +103,7 @@ fn on_held_out_text_the_true_length_wins_more_often_than_chance() {
         &cases,
         &opts,
         SpanLength::Words(2),
+        None,
         &mut |_, _| {},
     ))
     .unwrap();

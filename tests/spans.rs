@@ -23,6 +23,7 @@ fn options(seed: u64) -> SpanOptions {
         seed,
         max_tokens: 126,
         lengths: None,
+        start: None,
     }
 }
 
@@ -120,6 +121,7 @@ fn a_sentence_holding_the_mask_text_is_refused_not_misscored() {
         &cases,
         &opts,
         SpanLength::Words(2),
+        None,
         &mut |_, _| {},
     ))
     .unwrap_err();

@@ -15,6 +15,10 @@ budget: warm-up is counted in steps, the cosine decay in elapsed time, so a mach
 down mid-run (a build beside it) still ends on the low learning rate. Every step uses one canvas
 length drawn from {32, 64, 128}, so the model also sees the short canvases infilling uses.
 
+`--dreamon-rows S` (mdlm) gives a share S of every batch DreamOn's length augmentation (dreamon.py):
+holes that grow by `<|expand|>` and shrink by `<|endoftext|>`; the rest keep the plain loss, and
+validation stays the plain loss, so the exported best is chosen on fixed-length quality.
+
 `--init DIR` starts from an exported model (DIR/model.safetensors, same shape) instead of random
 weights, and carries DIR/training_log.json along as the earlier stage, so the report counts every
 token the weights have seen. Writes train/work/ckpt.pt and train/work/log.json; `--export DIR` also writes the exported model
@@ -126,6 +130,11 @@ def main():
     ap.add_argument("--selfcond-rate", type=float, help="continuous families: rows self-conditioned (default ¼ gaussian, ½ bits)")
     ap.add_argument("--span-rows", type=float, default=0.5,
                     help="continuous families: rows that noise one span, the rest clean (DiffuSeq's partial noising); 0: unconditional")
+    ap.add_argument("--dreamon-rows", type=float, default=0.0,
+                    help="mdlm: share of each batch given DreamOn's length augmentation (dreamon.py); >0 renames <|pad|> to <|expand|>")
+    ap.add_argument("--max-middle", type=int, default=24, help="DreamOn rows: the longest hole, in tokens")
+    ap.add_argument("--max-delete", type=int, default=16, help="DreamOn rows: end tokens appended to a hole are U[0, this)")
+    ap.add_argument("--merge-prob", type=float, default=0.5, help="DreamOn rows: the merge probability (DreamOn's merge_prob)")
     ap.add_argument("--dropout", type=float, default=0.0)
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--eval-every", type=int, default=200)
@@ -152,7 +161,17 @@ def main():
     work = args.work
     from tokenizers import Tokenizer
 
-    tok = Tokenizer.from_file(os.path.join(work, "tokenizer.json"))
+    tok_path = os.path.join(work, "tokenizer.json")
+    dreamon = args.dreamon_rows > 0
+    if dreamon and (uniform or continuous):
+        raise SystemExit("--dreamon-rows applies to the masked objective (mdlm) only")
+    if dreamon:
+        from dreamon import dreamon_batch, dreamon_loss, expand_tokenizer
+
+        # the exported model's tokenizer names the expand token; the work folder's stays as it was
+        src, tok_path = tok_path, os.path.join(work, "tokenizer-expand.json")
+        expand_id = expand_tokenizer(src, tok_path)
+    tok = Tokenizer.from_file(tok_path)
     vocab = tok.get_vocab_size()
     mask_id, eot = vocab - 1, tok.token_to_id("<|endoftext|>")
     train = np.load(os.path.join(work, "train.npy"))
@@ -213,7 +232,7 @@ def main():
 
             best = min(best, v)
             log["exported"] = {"step": step, "tokens": tokens, "val": v}
-            export(ck, log, os.path.join(work, "tokenizer.json"), args.export)
+            export(ck, log, tok_path, args.export)
     budget = args.minutes * 60
     start = time.time()
     step, tokens = 0, 0
@@ -225,17 +244,24 @@ def main():
         for gr in opt.param_groups:
             gr["lr"] = lr
         length = lengths[rng.integers(len(lengths))]
-        xb = batch(train, rng, length, args.tokens_per_step // length, eot).to(dev, non_blocking=True)
+        rows = args.tokens_per_step // length
+        n_dreamon = int(round(rows * args.dreamon_rows)) if dreamon else 0
+        xb = batch(train, rng, length, rows - n_dreamon, eot).to(dev, non_blocking=True)
         with autocast:
-            loss = loss_of(model, xb, mask_id, gen)
+            loss = loss_of(model, xb, mask_id, gen) if rows > n_dreamon else torch.zeros((), device=dev)
+            if n_dreamon:
+                xd, yd = dreamon_batch(train, rng, length, n_dreamon, eot, mask_id, expand_id, args.max_middle,
+                                       args.max_delete, args.merge_prob)
+                d_loss = dreamon_loss(model, xd.to(dev), yd.to(dev), mask_id, eot)
+                loss = loss + d_loss
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
         step += 1
-        tokens += xb.numel()
+        tokens += rows * length
         if step % 10 == 0:
-            log["train"].append([step, tokens, loss.item(), time.time() - start])
+            log["train"].append([step, tokens, loss.item(), time.time() - start] + ([d_loss.item()] if n_dreamon else []))
         if step % args.eval_every == 0:
             v = evaluate()
             log["val"].append([step, tokens, v, time.time() - start])

@@ -7,6 +7,7 @@
 
 pub mod continuous;
 pub mod eval;
+pub mod expand;
 pub mod lengths;
 pub mod noising;
 pub mod options;

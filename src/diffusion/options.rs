@@ -195,6 +195,9 @@ pub struct InfillOptions {
     /// With `candidates`: also report, in each step event, the candidates of every position the
     /// step predicted but left masked (`pending`), for views that scrub through the steps.
     pub pending: bool,
+    /// On a model that grows holes (DreamOn): the length each hole of unknown length starts
+    /// at, clamped into its range. Default: DreamOn's 4.
+    pub hole_start: Option<usize>,
 }
 
 impl Default for InfillOptions {
@@ -213,6 +216,7 @@ impl Default for InfillOptions {
             seed: 0,
             candidates: None,
             pending: false,
+            hole_start: None,
         }
     }
 }
@@ -250,6 +254,14 @@ impl InfillOptions {
         o.seed = self.seed;
         o.candidates = self.candidates.unwrap_or(0);
         o.pending = self.pending;
+        o.hole_start = match self.hole_start {
+            Some(0) => {
+                return Err(Error::input(
+                    "holeStart: a hole starts at 1 token or more, not 0",
+                ))
+            }
+            n => n,
+        };
         if o.pending && o.candidates == 0 {
             return Err(Error::input(
                 "pending: lists candidates, so it needs candidates of at least 1",

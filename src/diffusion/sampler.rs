@@ -27,6 +27,7 @@ use crate::model::Model;
 use crate::text::{Canvas, Template, Tokenizer};
 
 mod continuous;
+mod expand;
 mod resample;
 
 #[derive(Clone, Debug)]
@@ -55,6 +56,9 @@ pub struct SamplerOptions {
     /// With `candidates`: also list the candidates of the positions a step predicted but left
     /// masked.
     pub pending: bool,
+    /// On a model that grows holes (`diffusion::expand`): the length each hole of unknown
+    /// length starts at, clamped into its range (`None`: DreamOn's 4).
+    pub hole_start: Option<usize>,
 }
 
 impl Default for SamplerOptions {
@@ -81,6 +85,7 @@ impl Default for SamplerOptions {
             cache: true,
             candidates: 0,
             pending: false,
+            hole_start: None,
         }
     }
 }
@@ -124,6 +129,10 @@ pub struct InfillResult {
     /// With holes of unknown length: every fill tried, with its score (`diffusion::lengths`).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub lengths: Vec<LengthCandidate>,
+    /// On a model that grows holes: each hole of unknown length's final length, in template
+    /// order (`diffusion::expand`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub hole_lengths: Vec<usize>,
 }
 
 /// The surface a fill runs for: it sees every trace event and, before each step's denoising
@@ -254,6 +263,9 @@ impl<D: Denoiser> Infiller<D> {
     ) -> Result<InfillResult> {
         let t = self.template(template)?;
         if !t.ranges().is_empty() {
+            if self.model.growth().is_some() {
+                return self.fill_growing(&t, opts, host).await;
+            }
             return self.fill_lengths(&t, opts, host).await;
         }
         let canvas = self.canvas_of(&t)?;
@@ -322,6 +334,7 @@ impl<D: Denoiser> Infiller<D> {
             nfe: run.nfe,
             ms,
             lengths: Vec::new(),
+            hole_lengths: Vec::new(),
         };
         run.host.event(&TraceEvent::Done(DoneEvent {
             done: true,
@@ -368,6 +381,7 @@ impl<D: Denoiser> Infiller<D> {
                  undecided: give the holes fixed lengths ([MASK*N]) to force tokens",
             ));
         }
+        template.check_fills()?;
         let t0 = Instant::now();
         let fills = self.length_canvases(template, opts)?;
         let mut candidates: Vec<LengthCandidate> = Vec::new();

@@ -56,6 +56,55 @@ pub struct SpanOptions {
     pub max_tokens: usize,
     /// Write the hole as `[MASK*min-max]`, its length unknown to the sampler.
     pub lengths: Option<(usize, usize)>,
+    /// With `lengths`, on a model that grows holes: where each hole starts.
+    pub start: Option<HoleStart>,
+}
+
+/// Where a hole of unknown length starts on a model that grows holes (`diffusion::expand`):
+/// a fixed count, or a multiple of each span's true length (at least 1 token).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum HoleStart {
+    Tokens(usize),
+    Times(f64),
+}
+
+impl HoleStart {
+    pub fn tokens(self, truth: usize) -> usize {
+        match self {
+            HoleStart::Tokens(n) => n,
+            HoleStart::Times(f) => ((truth as f64 * f).round() as usize).max(1),
+        }
+    }
+}
+
+impl std::fmt::Display for HoleStart {
+    fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        match self {
+            HoleStart::Tokens(n) => write!(f, "{n}"),
+            HoleStart::Times(x) => write!(f, "x{x}"),
+        }
+    }
+}
+
+impl std::str::FromStr for HoleStart {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<HoleStart, String> {
+        let bad = || {
+            format!(
+                "`{s}` is not a start length: N tokens, or xF times each span's length (x0.5, x2)"
+            )
+        };
+        match s.trim().strip_prefix('x') {
+            Some(f) => match f.parse::<f64>() {
+                Ok(f) if f > 0.0 && f <= 64.0 => Ok(HoleStart::Times(f)),
+                _ => Err(bad()),
+            },
+            None => match s.trim().parse::<usize>() {
+                Ok(n) if (1..=super::expand::OPEN_MAX).contains(&n) => Ok(HoleStart::Tokens(n)),
+                _ => Err(bad()),
+            },
+        }
+    }
 }
 
 /// One hole to fill: the template and what was cut out of it.
@@ -247,6 +296,12 @@ pub struct SpanReport {
     /// How often always guessing the spans' most common true length would be right.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub length_most_common: Option<f64>,
+    /// On a model that grows holes: where each hole started (`4`, `x0.5` …), and the mean
+    /// final length over the mean true length.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hole_start: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub length_ratio: Option<f64>,
 }
 
 /// Passes a fill's progress between its candidate lengths on to `evaluate`'s callback.
@@ -273,8 +328,11 @@ pub async fn evaluate<D: Denoiser>(
     cases: &[SpanCase],
     opts: &SamplerOptions,
     length: SpanLength,
+    start: Option<HoleStart>,
     progress: &mut dyn FnMut(usize, usize),
 ) -> Result<SpanReport> {
+    let growing = inf.model.growth().is_some();
+    let (mut grown, mut truth_len) = (0usize, 0usize);
     let (mut exact, mut tok_ok, mut word_ok, mut tokens, mut nfe, mut ms) =
         (0usize, 0usize, 0usize, 0usize, 0usize, 0.0f64);
     let mut truth_words = 0usize;
@@ -300,7 +358,20 @@ pub async fn evaluate<D: Denoiser>(
                 case.template
             )));
         }
-        let (r, canvas) = if unknown {
+        let (r, canvas) = if unknown && growing {
+            // one fill whose hole finds its own length
+            let (a, b) = template.ranges()[0];
+            o.hole_start = start.map(|s| s.tokens(case.truth_ids.len()));
+            let r = inf.infill_with(&case.template, &o, &mut |_: &_| {}).await?;
+            let chosen = r.hole_lengths[0];
+            right += usize::from(chosen == case.truth_ids.len());
+            chance += 1.0 / (b - a + 1) as f64;
+            *true_lengths.entry(case.truth_ids.len()).or_insert(0usize) += 1;
+            grown += chosen;
+            truth_len += case.truth_ids.len();
+            let canvas = inf.canvas_of(&template.with_lengths(&[chosen]))?;
+            (r, canvas)
+        } else if unknown {
             let (a, b) = template.ranges()[0];
             total = cases.len() * (b - a + 1);
             let mut tally = Tally {
@@ -365,11 +436,22 @@ pub async fn evaluate<D: Denoiser>(
         hole_tokens: tokens,
         seed: opts.seed,
         length_right: range.as_ref().map(|_| right as f64 / n),
-        length_right_by_total: range.as_ref().map(|_| right_by_total as f64 / n),
+        length_right_by_total: range
+            .as_ref()
+            .filter(|_| !growing)
+            .map(|_| right_by_total as f64 / n),
         length_chance: range.as_ref().map(|_| chance / n),
         length_most_common: range
             .as_ref()
             .map(|_| true_lengths.values().copied().max().unwrap_or(0) as f64 / n),
+        hole_start: range
+            .as_ref()
+            .filter(|_| growing)
+            .map(|_| start.map_or(super::expand::START.to_string(), |s| s.to_string())),
+        length_ratio: range
+            .as_ref()
+            .filter(|_| growing)
+            .map(|_| grown as f64 / truth_len.max(1) as f64),
         length_range: range,
     })
 }

@@ -61,9 +61,37 @@ pub struct DoneEvent {
     pub ms: f64,
 }
 
+/// A hole grew (DreamOn's expand, `diffusion::expand`): `{"expand": pos, …}`, after the step
+/// that committed `<|expand|>` at `pos`. That position and a new one at `pos + 1` are masks;
+/// every later position moved one to the right.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct ExpandEvent {
+    pub expand: usize,
+    pub step: usize,
+    /// Which hole of unknown length (template order, from 0).
+    pub hole: usize,
+    /// Its length now.
+    pub length: usize,
+    /// Holes still masked.
+    pub masked: usize,
+}
+
+/// A hole shrank (DreamOn's delete): `{"delete": [positions], …}`, after the step that committed
+/// the end token at the first of them. The positions (canvas positions before the change,
+/// ascending) are gone; every later position moved left by the number removed before it.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct DeleteEvent {
+    pub delete: Vec<usize>,
+    pub step: usize,
+    pub hole: usize,
+    pub length: usize,
+    pub masked: usize,
+}
+
 /// One line of the trace. Serialised untagged: a step event is `{"step": …}`, the last event
-/// `{"done": true, …}` (design brief §3), and a template with holes of unknown length has a
-/// `{"lengths": […]}` line before it; the CLI's `--trace`, the library's callback and the
+/// `{"done": true, …}` (design brief §3); a template with holes of unknown length has a
+/// `{"lengths": […]}` line before it, or, on a model that grows holes, `{"expand": …}` and
+/// `{"delete": …}` lines after the steps that change a hole's length; the CLI's `--trace`, the library's callback and the
 /// JS `onStep` carry the same fields.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 #[serde(untagged)]
@@ -71,6 +99,8 @@ pub enum TraceEvent {
     Step(StepEvent),
     /// Holes of unknown length: every fill tried and its score, just before `done`.
     Lengths(super::lengths::LengthsEvent),
+    Expand(ExpandEvent),
+    Delete(DeleteEvent),
     Done(DoneEvent),
 }
 

@@ -292,6 +292,31 @@ impl ModelSpec {
     }
 }
 
+/// The token ids of DreamOn's two length moves (families-reference §6).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Growth {
+    /// `<|expand|>`: committed in a hole, it becomes two masks.
+    pub expand: u32,
+    /// `<|endoftext|>`: committed in a hole, it deletes itself and the masks to its right.
+    pub end: u32,
+}
+
+/// A model grows holes when its tokenizer has an `<|expand|>` token inside the model's
+/// vocabulary and an `<|endoftext|>` to delete with. DreamOn's config is plain Dream, so the
+/// tokenizer is where it shows (its expand id, 151667, is hard-coded in DreamOn's code; the
+/// string `<|expand|>` is the one its checkpoint's tokenizer carries, families-reference §6(a)).
+fn growth_ids(tok: &crate::text::Tokenizer, spec: &ModelSpec) -> Option<Growth> {
+    if spec.family != Family::Absorbing {
+        return None;
+    }
+    let v = spec.vocab_size as u32;
+    let expand = tok
+        .token_to_id(crate::diffusion::expand::EXPAND)
+        .filter(|&i| i < v)?;
+    let end = tok.token_to_id("<|endoftext|>").filter(|&i| i < v)?;
+    Some(Growth { expand, end })
+}
+
 /// The mask token, by id (in the config) or by its text (resolved through the tokenizer).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum MaskToken {
@@ -419,6 +444,12 @@ impl Model {
         }
         if let Some(tok) = &tokenizer {
             check_vocabulary(cfg, &spec, tok)?;
+        }
+        let mut spec = spec;
+        let growth = tokenizer.as_ref().and_then(|t| growth_ids(t, &spec));
+        if growth.is_some() && spec.arch == Architecture::Dream {
+            // DreamOn: a Dream checkpoint taught `<|expand|>`, prompted `[BOS] … [EOS]`
+            spec.canvas = crate::text::CanvasRule::BosEos("<|beginoftext|>", "<|endoftext|>");
         }
         let model = Model {
             spec,
@@ -565,6 +596,12 @@ impl Model {
     /// once no matrix borrows it). The spec and tokenizer stay: the sampler needs nothing else.
     pub fn drop_plan(&mut self) {
         self.plan = None;
+    }
+
+    /// The tokens that grow and shrink holes (DreamOn, `diffusion::expand`), when the model's
+    /// vocabulary has them: `<|expand|>`, and the end token that deletes.
+    pub fn growth(&self) -> Option<Growth> {
+        growth_ids(self.tokenizer.as_ref()?, &self.spec)
     }
 
     /// The model's own mask string (`<mask>`, `<|mdm_mask|>`), when its tokenizer has one.

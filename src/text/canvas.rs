@@ -32,6 +32,9 @@ pub enum CanvasRule {
     /// A beginning-of-text token only, named here (LLaDA's `<|startoftext|>`, Dream's
     /// `<|beginoftext|>`).
     Bos(&'static str),
+    /// Beginning- and end-of-text tokens, named here: DreamOn's `[BOS] … [EOS]` (its
+    /// `demo/quickstart.py`), a Dream checkpoint whose vocabulary has `<|expand|>`.
+    BosEos(&'static str, &'static str),
 }
 
 #[derive(Clone, Debug)]
@@ -130,6 +133,10 @@ pub fn frame(tok: &Tokenizer, rule: CanvasRule) -> Result<(Vec<u32>, Vec<u32>)> 
         CanvasRule::Bos(bos) => (
             vec![special(tok, bos, "starts this model's canvas")?],
             vec![],
+        ),
+        CanvasRule::BosEos(bos, eos) => (
+            vec![special(tok, bos, "starts this model's canvas")?],
+            vec![special(tok, eos, "ends this model's canvas")?],
         ),
         CanvasRule::PostProcessor => post_processor_frame(tok)?,
         CanvasRule::PostProcessorElseEos => {
@@ -337,6 +344,59 @@ impl Canvas {
             }
         }
         tok.decode(&content, false)
+    }
+
+    /// Grows the hole holding `pos` by one masked position, inserted at `pos + 1`; every later
+    /// position moves one to the right (a committed `<|expand|>` becomes two masks:
+    /// `diffusion::expand`). `ids` is the sampler's copy of the canvas, re-indexed alike.
+    pub fn insert_hole_after(&mut self, ids: &mut Vec<u32>, pos: usize) {
+        let at = pos + 1;
+        ids.insert(at, self.mask_id);
+        self.ids.insert(at, self.mask_id);
+        let shift = |p: &mut usize| {
+            if *p >= at {
+                *p += 1
+            }
+        };
+        for slot in &mut self.slots {
+            if let Slot::Hole { range, .. } = slot {
+                if range.start <= pos && pos < range.end {
+                    range.end += 1;
+                } else if range.start >= at {
+                    range.start += 1;
+                    range.end += 1;
+                }
+            }
+        }
+        self.holes.iter_mut().for_each(shift);
+        let k = self.holes.partition_point(|&h| h < at);
+        self.holes.insert(k, at);
+        self.known.iter_mut().for_each(shift);
+        self.rewrite.iter_mut().for_each(|(p, _)| shift(p));
+    }
+
+    /// Removes hole positions `gone` (ascending, each in a hole); every later position moves
+    /// left by the number removed before it (a committed end token deletes itself and the
+    /// masks to its right in its hole: `diffusion::expand`). `ids` is re-indexed alike.
+    pub fn remove_hole_positions(&mut self, ids: &mut Vec<u32>, gone: &[usize]) {
+        debug_assert!(gone.windows(2).all(|w| w[0] < w[1]));
+        let before = |p: usize| gone.partition_point(|&g| g < p);
+        for &g in gone.iter().rev() {
+            ids.remove(g);
+            self.ids.remove(g);
+        }
+        for slot in &mut self.slots {
+            if let Slot::Hole { range, .. } = slot {
+                let len = range.len() - gone.iter().filter(|g| range.contains(g)).count();
+                range.start -= before(range.start);
+                range.end = range.start + len;
+            }
+        }
+        self.holes.retain(|h| gone.binary_search(h).is_err());
+        self.holes.iter_mut().for_each(|p| *p -= before(*p));
+        self.known.iter_mut().for_each(|p| *p -= before(*p));
+        self.rewrite.retain(|(p, _)| gone.binary_search(p).is_err());
+        self.rewrite.iter_mut().for_each(|(p, _)| *p -= before(*p));
     }
 
     /// The text of the single token at `pos`, read in context (for the trace and the animation).

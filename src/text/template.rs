@@ -63,8 +63,6 @@ impl Template {
             return Err(Error::template("template is empty"));
         }
         let mut total = 0usize;
-        // fills the unknown-length holes ask for: the product of their ranges' sizes
-        let mut fills = 1usize;
         let mut pieces: Vec<Piece> = Vec::new();
         let mut text = String::new();
         let flush = |text: &mut String, pieces: &mut Vec<Piece>| {
@@ -120,16 +118,6 @@ impl Template {
                         return Err(err(
                             col,
                             format!("the template asks for up to {total} holes so far; at most {MAX_HOLES} in all"),
-                        ));
-                    }
-                    fills = fills.saturating_mul(max - min + 1);
-                    if fills > MAX_LENGTH_CANDIDATES {
-                        return Err(err(
-                            col,
-                            format!(
-                                "the holes of unknown length so far ask for {fills} fills, one per combination \
-                                 of their lengths; at most {MAX_LENGTH_CANDIDATES}: narrow a range, like `[MASK*1-4]`"
-                            ),
                         ));
                     }
                     flush(&mut text, &mut pieces);
@@ -244,6 +232,72 @@ impl Template {
             }
         }
         Template { pieces }
+    }
+}
+
+impl Template {
+    /// This template with its k-th hole of unknown length made `lengths[k]` holes, each kept as
+    /// a piece of its own (never merged with a neighbouring `[MASK*N]`), and the index of that
+    /// piece, which is also its slot in the canvas: a hole that grows and shrinks
+    /// (`diffusion::expand`) needs its own slot.
+    pub fn with_lengths_apart(&self, lengths: &[usize]) -> (Template, Vec<usize>) {
+        let mut k = 0;
+        let mut at = Vec::with_capacity(lengths.len());
+        let mut pieces = Vec::with_capacity(self.pieces.len());
+        for p in &self.pieces {
+            match p {
+                Piece::Range { .. } => {
+                    at.push(pieces.len());
+                    pieces.push(Piece::Holes(lengths[k]));
+                    k += 1;
+                }
+                Piece::Holes(n)
+                    if matches!(pieces.last(), Some(Piece::Holes(_)))
+                        && !at.contains(&(pieces.len() - 1)) =>
+                {
+                    push_holes(&mut pieces, *n)
+                }
+                other => pieces.push(other.clone()),
+            }
+        }
+        (Template { pieces }, at)
+    }
+
+    /// Refuses a template whose holes of unknown length ask the bound ranking
+    /// (`diffusion::lengths`) for more than [`MAX_LENGTH_CANDIDATES`] fills, naming the hole
+    /// where the product of their ranges passes it. A model that grows holes fills them once,
+    /// so only the ranking checks this.
+    pub fn check_fills(&self) -> Result<()> {
+        let mut fills = 1usize;
+        for p in &self.pieces {
+            if let Piece::Range { min, max, col, .. } = p {
+                fills = fills.saturating_mul(max - min + 1);
+                if fills > MAX_LENGTH_CANDIDATES {
+                    return Err(err(
+                        *col,
+                        format!(
+                            "the holes of unknown length so far ask for {fills} fills, one per combination \
+                             of their lengths; at most {MAX_LENGTH_CANDIDATES}: narrow a range, like `[MASK*1-4]`"
+                        ),
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Each hole of unknown length as `(min, max, open)`: `open` when written `[MASK*?]`,
+    /// whose range a model that grows holes reads wider ([`crate::diffusion::expand`]).
+    pub fn range_specs(&self) -> Vec<(usize, usize, bool)> {
+        self.pieces
+            .iter()
+            .filter_map(|p| match p {
+                Piece::Range {
+                    min, max, written, ..
+                } => Some((*min, *max, written.ends_with("*?]"))),
+                _ => None,
+            })
+            .collect()
     }
 }
 
@@ -437,9 +491,34 @@ mod tests {
         );
         assert!(e("[MASK*0-2]").contains("1 <= A <= B"));
         assert!(e("[MASK*a-b]").contains("range of lengths"));
-        assert!(e("[MASK*?][MASK*?][MASK*?]").contains("512 fills"));
-        assert!(e("[MASK*?][MASK*?][MASK*?]").contains("column 17"));
+        let fills = |s: &str| {
+            Template::parse(s, None)
+                .unwrap()
+                .check_fills()
+                .unwrap_err()
+                .to_string()
+        };
+        assert!(fills("[MASK*?][MASK*?][MASK*?]").contains("512 fills"));
+        assert!(fills("[MASK*?][MASK*?][MASK*?]").contains("column 17"));
         assert!(e("[MASK*1-100000]").contains("1 <= A <= B <= 65536"));
+    }
+
+    #[test]
+    fn growing_holes_keep_their_own_pieces() {
+        let t = Template::parse("a [MASK*?][MASK*2] b [MASK*1-3]", None).unwrap();
+        let (g, at) = t.with_lengths_apart(&[4, 2]);
+        assert_eq!(
+            g.pieces,
+            vec![
+                Text("a ".into()),
+                Holes(4),
+                Holes(2),
+                Text(" b ".into()),
+                Holes(2)
+            ]
+        );
+        assert_eq!(at, vec![1, 4]);
+        assert_eq!(t.range_specs(), vec![(1, 8, true), (1, 3, false)]);
     }
 
     #[test]

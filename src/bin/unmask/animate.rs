@@ -11,7 +11,8 @@ use unmask::text::Tokenizer;
 const PLACEHOLDER: &str = "░";
 
 pub struct Animation<'a> {
-    canvas: &'a Canvas,
+    /// its own copy: a hole that grows or shrinks re-indexes it
+    canvas: Canvas,
     tok: &'a Tokenizer,
     ids: Vec<u32>,
     /// confidence of each committed hole position
@@ -23,12 +24,12 @@ pub struct Animation<'a> {
 }
 
 impl<'a> Animation<'a> {
-    pub fn new(canvas: &'a Canvas, tok: &'a Tokenizer) -> Animation<'a> {
+    pub fn new(canvas: Canvas, tok: &'a Tokenizer) -> Animation<'a> {
         let mut a = Animation {
-            canvas,
-            tok,
             ids: canvas.ids.clone(),
             conf: vec![None; canvas.ids.len()],
+            canvas,
+            tok,
             newest: Vec::new(),
             lines_drawn: 0,
             start: web_time::Instant::now(),
@@ -63,6 +64,31 @@ impl<'a> Animation<'a> {
                     self.committed as f64 / secs
                 );
                 self.draw(&status);
+            }
+            TraceEvent::Expand(e) => {
+                self.canvas.insert_hole_after(&mut self.ids, e.expand);
+                self.conf[e.expand] = None;
+                self.conf.insert(e.expand + 1, None);
+                self.newest.clear();
+                self.draw(&format!(
+                    "step {} · hole {} grew to {}",
+                    e.step,
+                    e.hole + 1,
+                    e.length
+                ));
+            }
+            TraceEvent::Delete(d) => {
+                self.canvas.remove_hole_positions(&mut self.ids, &d.delete);
+                for &p in d.delete.iter().rev() {
+                    self.conf.remove(p);
+                }
+                self.newest.clear();
+                self.draw(&format!(
+                    "step {} · hole {} shrank to {}",
+                    d.step,
+                    d.hole + 1,
+                    d.length
+                ));
             }
             TraceEvent::Done(d) => {
                 self.newest.clear();

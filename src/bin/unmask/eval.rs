@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use unmask::blocking::block_on;
 use unmask::diffusion::eval::{evaluate_with, EvalOptions};
-use unmask::diffusion::spans::{self, SpanLength, SpanOptions};
+use unmask::diffusion::spans::{self, HoleStart, SpanLength, SpanOptions};
 use unmask::diffusion::{InfillOptions, Strategy};
 use unmask::engine::Engine;
 use unmask::{Error, Result};
@@ -45,6 +45,10 @@ pub struct Args {
     /// are cut; A-B defaults to 1-8, as `[MASK*?]`).
     #[arg(long, value_name = "A-B", num_args = 0..=1, default_missing_value = "1-8", value_parser = parse_range, requires = "spans")]
     unknown_length: Option<(usize, usize)>,
+    /// With --unknown-length, on a model that grows holes (DreamOn): where each hole starts,
+    /// N tokens or xF times the span's true length (x0.5, x2); default 4, DreamOn's.
+    #[arg(long, value_name = "N|xF", requires = "unknown_length")]
+    hole_start: Option<HoleStart>,
     /// With --spans: spans to fill (fewer if the text has fewer eligible sentences).
     #[arg(long, default_value_t = 200, requires = "spans")]
     count: usize,
@@ -106,6 +110,7 @@ pub fn run(a: Args, out: &mut Out) -> std::result::Result<(), Fail> {
                 seed: a.seed,
                 max_tokens,
                 lengths: a.unknown_length,
+                start: a.hole_start,
             },
             &settings,
             a.compare.is_some() && !a.json,
@@ -242,6 +247,7 @@ fn eval_spans(
             &cases,
             &sampler,
             opts.length,
+            opts.start,
             &mut |done, total| bar.set(done, total),
         ))
         .map_err(|e| entry_error(entry, e))?;

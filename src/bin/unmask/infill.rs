@@ -74,6 +74,10 @@ pub struct Args {
     /// masked (`pending`), as the web demo's scrubber shows them.
     #[arg(long, requires = "candidates")]
     pending: bool,
+    /// On a model that grows holes (DreamOn's `<|expand|>`): the length each `[MASK*?]` or
+    /// `[MASK*A-B]` starts at, clamped into its range (default 4, DreamOn's).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=65536))]
+    hole_start: Option<u64>,
     /// Print one JSON object per template instead of text.
     #[arg(long)]
     json: bool,
@@ -109,6 +113,7 @@ pub fn run(a: Args, out: &mut Out) -> std::result::Result<(), Fail> {
         seed: a.seed,
         candidates: a.candidates,
         pending: a.pending,
+        hole_start: a.hole_start.map(|n| n as usize),
     };
     let opts = request.resolve(&inf.model)?;
     if a.template == "-" {
@@ -236,14 +241,19 @@ fn fill_one(
     animate: bool,
 ) -> std::result::Result<Filled, Fail> {
     let parsed = inf.template(template)?;
-    // holes of unknown length are filled once per length: no single canvas to animate
+    // holes of unknown length are filled once per length, with no single canvas to animate,
+    // unless the model grows them: then the animation starts from the growing canvas
     let canvas = match parsed.ranges().is_empty() {
         true => Some(inf.canvas_of(&parsed)?),
         false => None,
     };
+    let shown = match (&canvas, inf.model.growth()) {
+        (Some(c), _) => Some(c.clone()),
+        (None, Some(_)) if animate => Some(inf.growing(&parsed, opts)?.canvas),
+        (None, _) => None,
+    };
     let tok = inf.tokenizer().clone();
-    let mut anim = canvas
-        .as_ref()
+    let mut anim = shown
         .filter(|_| animate)
         .map(|c| animate::Animation::new(c, &tok));
     let mut io_error = None;
@@ -395,6 +405,7 @@ mod tests {
             nfe: 1,
             ms: 0.5,
             lengths: Vec::new(),
+            hole_lengths: Vec::new(),
         };
         let report = InfillReport {
             result: &result,
