@@ -121,7 +121,9 @@ fn replay(start: &[u32], events: &[TraceEvent]) -> Vec<u32> {
 #[test]
 fn the_dreamon_fixture_grows_holes_with_dreams_frame_and_forward() {
     let on = common::model("dreamon");
-    let g = on.growth().expect("<|expand|> in the tokenizer makes a growing model");
+    let g = on
+        .growth()
+        .expect("<|expand|> in the tokenizer makes a growing model");
     assert_eq!((g.expand, g.end), (EXPAND, END));
     let inf = unmask::engine::cpu_infiller(on).unwrap();
     let c = inf.canvas("a [MASK*2] b").unwrap();
@@ -130,7 +132,10 @@ fn the_dreamon_fixture_grows_holes_with_dreams_frame_and_forward() {
     let dream = common::model("dream");
     assert!(dream.growth().is_none());
     let plain = unmask::engine::cpu_infiller(dream).unwrap();
-    assert_ne!(*plain.canvas("a [MASK*2] b").unwrap().ids.last().unwrap(), END);
+    assert_ne!(
+        *plain.canvas("a [MASK*2] b").unwrap().ids.last().unwrap(),
+        END
+    );
     // the same weights through the same forward: Dream's parity (tests/parity.rs) holds
     let (batch, _) = common::golden("dream");
     let a = common::cpu_forward(&common::model("dreamon"), &batch, false).unwrap();
@@ -221,7 +226,11 @@ fn a_hole_stops_growing_at_its_longest_length_and_shrinking_at_its_shortest() {
         })
         .collect();
     assert_eq!(dels.len(), 1);
-    assert!(r.text.starts_with("x ") && r.text.ends_with(" y"), "{}", r.text);
+    assert!(
+        r.text.starts_with("x ") && r.text.ends_with(" y"),
+        "{}",
+        r.text
+    );
 }
 
 #[test]
@@ -284,7 +293,11 @@ fn a_real_forward_replays_to_the_fill_returned() {
         assert_eq!(r.hole_lengths.len(), 2);
         assert!(r.hole_lengths[0] >= 1 && r.hole_lengths[0] <= 64);
         assert!(r.hole_lengths[1] >= 1 && r.hole_lengths[1] <= 6);
-        assert!(r.text.starts_with("The") && r.text.ends_with(" mat."), "{}", r.text);
+        assert!(
+            r.text.starts_with("The") && r.text.ends_with(" mat."),
+            "{}",
+            r.text
+        );
         assert!(!r.ids.contains(&MASK) && !r.ids[1..r.ids.len() - 1].contains(&EXPAND));
     }
 }

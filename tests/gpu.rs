@@ -334,6 +334,63 @@ fn greedy_infill_agrees_between_cpu_and_gpu() {
     }
 }
 
+/// Holes that grow and shrink change the canvas length between passes: the GPU's per-length
+/// sessions must give the CPU's fill, events and lengths (DreamOn fixture, and the bundled
+/// DreamOn-trained model, greedy).
+#[test]
+fn growing_holes_agree_between_cpu_and_gpu() {
+    use unmask::diffusion::{SamplerOptions, Strategy, TraceEvent};
+    let Some(g) = common::gpu_or_skip() else {
+        return;
+    };
+    let bundled = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("models/dreamon");
+    for (dir, template) in [
+        (
+            fixture("dreamon"),
+            "The cat [MASK*?] the mat, and [MASK*1-3] was quiet.",
+        ),
+        (
+            bundled,
+            "The little girl [MASK*?] to the park with her [MASK*1-4].",
+        ),
+    ] {
+        let model = |_| unmask::engine::load_model(&dir).unwrap();
+        let mut cpu = unmask::engine::cpu_infiller(model(())).unwrap();
+        let m = model(());
+        let d = block_on(AnyDenoiser::gpu(g.clone(), &m, WeightFormat::F32)).unwrap();
+        let mut gpu_inf = Engine::new(m, d).unwrap();
+        for strategy in [Strategy::TopProb, Strategy::Entropy] {
+            let mut o = SamplerOptions::default();
+            o.strategy = strategy;
+            o.choice.temperature = 0.0;
+            let mut ea = Vec::new();
+            let mut eb = Vec::new();
+            let a = block_on(cpu.infill(template, &o, &mut |e: &TraceEvent| {
+                if !matches!(e, TraceEvent::Step(_) | TraceEvent::Done(_)) {
+                    ea.push(e.to_json())
+                }
+            }))
+            .unwrap();
+            let b = block_on(gpu_inf.infill(template, &o, &mut |e: &TraceEvent| {
+                if !matches!(e, TraceEvent::Step(_) | TraceEvent::Done(_)) {
+                    eb.push(e.to_json())
+                }
+            }))
+            .unwrap();
+            assert_eq!(
+                a.ids,
+                b.ids,
+                "{} {strategy}: CPU {:?} vs GPU {:?}",
+                dir.display(),
+                a.text,
+                b.text
+            );
+            assert_eq!((a.hole_lengths, a.nfe), (b.hole_lengths, b.nfe));
+            assert_eq!(ea, eb);
+        }
+    }
+}
+
 #[test]
 fn sampled_infill_on_the_gpu_keeps_the_known_text_and_its_seed() {
     use unmask::diffusion::{SamplerOptions, Strategy, TraceEvent};

@@ -77,8 +77,10 @@ def load_exported(model_dir):
     tok = Tokenizer.from_file(os.path.join(model_dir, "tokenizer.json"))
     vocab = cfg["vocab_size"]
     allowed = torch.ones(vocab, dtype=torch.bool)
-    for t in ["<|endoftext|>", "<|pad|>", "<|mask|>"]:
-        allowed[tok.token_to_id(t)] = False
+    # a DreamOn-trained model names id 1 `<|expand|>` instead of `<|pad|>`
+    for t in ["<|endoftext|>", "<|pad|>", "<|expand|>", "<|mask|>"]:
+        if tok.token_to_id(t) is not None:
+            allowed[tok.token_to_id(t)] = False
     model = MDLM(vocab, cfg["hidden_dim"], cfg["n_blocks"], cfg["n_heads"], cfg["cond_dim"])
     state = {k: v.float() for k, v in load_file(os.path.join(model_dir, "model.safetensors")).items()}
     model.load_state_dict(state)

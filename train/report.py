@@ -45,6 +45,7 @@ def main():
     ap.add_argument("--unmask", default="target/release/unmask")
     ap.add_argument("--spans", help="`unmask eval --spans --compare … --json` lines for this model")
     ap.add_argument("--spans-before", help="the same for the model this one replaces")
+    ap.add_argument("--lengths", help="scripts/eval-lengths lines: holes of unknown length, grown and ranked")
     args = ap.parse_args()
     out_dir = args.model
     log = json.load(open(os.path.join(out_dir, "training_log.json")))
@@ -84,8 +85,9 @@ def main():
     plt.tight_layout()
     plt.savefig(os.path.join(out_dir, "loss.png"), dpi=110)
 
+    growing = log["args"].get("dreamon_rows", 0) > 0
     examples = []
-    for t in TEMPLATES:
+    for t in TEMPLATES + (GROWING if growing else []):
         out = subprocess.run([args.unmask, "infill", t, "--model", args.name, "--seed", "0", "--backend", "cpu"], capture_output=True, text=True, check=True)
         examples.append((t, out.stdout.strip()))
 
@@ -136,6 +138,15 @@ def main():
         ["A small MDLM (masked diffusion language model) trained by this project on public-domain children's books,",
          "embedded in the `unmask` binary so `unmask infill` works offline (`--model default`, or no `--model`)."]
     )
+    dreamon = (
+        [f"- The last stage gives {a['dreamon_rows'] * 100:.0f}% of each batch DreamOn's length augmentation (`train/dreamon.py`, `--dreamon-rows`):",
+         f"  a hole of 1 to {a['max_middle']} tokens gets U[0, {a['max_delete']}) masked `<|endoftext|>` appended (labelled so: it deletes",
+         f"  the rest of the hole), its tokens masked with probability r ~ U(0,1), and adjacent masked pairs merged with",
+         f"  probability {a['merge_prob']}·(1 − masked share) or {a['merge_prob']} (half the rows each), the left labelled `<|expand|>` (it",
+         "  becomes two masks) and the right dropped; DreamOn's loss, the end-token terms averaged on their own. `<|expand|>` is",
+         "  the tokenizer's `<|pad|>` id (1), renamed. The other rows keep the plain loss, and validation is the plain loss."]
+        if growing else []
+    )
     objective = (
         ["- Objective: UDLM continuous time (families-reference §1.7, Duo's O(V) form): a token is kept with probability",
          "  α_t = 1 − (1 − 10⁻³)·t, else replaced by a uniform draw over all 4096 ids; the model sees σ = −log α_t",
@@ -168,6 +179,7 @@ def main():
         layout,
         f"  cond {a['cond']}, context {a['len']}, `time_conditioning: {'true' if uniform else 'false'}`; {log['params'] / 1e6:.2f} M parameters, {size / 1e6:.1f} MB in F16.",
         *objective,
+        *dreamon,
         f"- AdamW (β 0.9/0.98, weight decay 0.01), grad clip 1, dropout {a.get('dropout', 0.0)}, {a['tokens_per_step']} tokens per step, seed {a['seed']}"
         + (", bf16 autocast" if a.get("device", "cpu") == "cuda" else "") + f"; {len(stages)} stage{'s' if len(stages) > 1 else ''}:",
         *stage_lines,
@@ -196,6 +208,7 @@ def main():
            f"{engine['chunks']} chunks of up to {a['len'] - 2} tokens.", ""] if tmodel else
           [f"{engine['tokens']:,} tokens, {engine['masked']:,} corrupted for accuracy, {engine['chunks']} chunks of up to {a['len'] - 2} tokens.", ""]),
         *(["## Fill quality", *spans_table] if spans_table else []),
+        *(lengths_section(args.lengths, args.name) if args.lengths else []),
         "## Ten infills",
         f"Templates chosen before looking at any output; `unmask infill TEMPLATE --model {args.name} --seed 0` (the default: "
         + ("the uniform posterior, one step per hole, a greedy last step)." if uniform else "greedy top-prob, one token per step)."),
@@ -207,6 +220,23 @@ def main():
     with open(os.path.join(out_dir, "REPORT.md"), "w") as f:
         f.write("\n".join(lines))
     print("wrote", os.path.join(out_dir, "REPORT.md"))
+
+
+def lengths_section(path, name):
+    """The table of scripts/eval-lengths lines: how often the hole ends at the true length, word
+    accuracy with the length unknown, given, or the hole started at half or twice the truth."""
+    rows = [json.loads(l) for l in open(path) if l.strip()]
+    out = ["## Holes of unknown length",
+           f"`scripts/eval-lengths {name}` on the held-out books ({rows[0]['spans']} spans a setting, seed {rows[0]['seed']}, CPU):",
+           "",
+           "| run | length right | chance | most common length | length ratio | word acc. | NFE / hole |",
+           "|---|---|---|---|---|---|---|"]
+    pct = lambda r, k: f"{r[k] * 100:.1f}%" if r.get(k) is not None else ""  # noqa: E731
+    for r in rows:
+        ratio = f"{r['length_ratio']:.2f}" if r.get("length_ratio") is not None else ""
+        out.append(f"| {r['run']} | {pct(r, 'length_right')} | {pct(r, 'length_chance')} | {pct(r, 'length_most_common')} | "
+                   f"{ratio} | {pct(r, 'word_accuracy')} | {r['nfe_per_hole']:.2f} |")
+    return out + [""]
 
 
 if __name__ == "__main__":

@@ -194,6 +194,13 @@ def main():
         log_path = os.path.join(args.init, "training_log.json")
         if os.path.exists(log_path):
             earlier = json.load(open(log_path))
+            # a log exported mid-run (at a validation improvement) has no totals yet: take them
+            # from its last logged step
+            last = earlier["train"][-1] if earlier.get("train") else [0, 0, 0, 0]
+            earlier.setdefault("steps", last[0])
+            earlier.setdefault("tokens", last[1])
+            earlier.setdefault("wall_s", last[3])
+            earlier.setdefault("final_val", earlier["val"][-1][2] if earlier.get("val") else float("nan"))
         print(f"continuing from {args.init}" + (f" ({earlier['tokens']} tokens seen)" if earlier else ""), flush=True)
     model.to(dev)
     print(f"{n_params / 1e6:.2f} M parameters, objective {args.objective}, device {dev}", flush=True)

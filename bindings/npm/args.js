@@ -254,6 +254,11 @@ const whole = (fn, name, v) => {
   if (!isWhole(v)) throw bad(fn, name, "a whole number from 0 to 2^53 − 1", v);
   return v;
 };
+/** @type {Checker<number>} */
+const atLeastOne = (fn, name, v) => {
+  if (!isWhole(v) || v < 1) throw bad(fn, name, "a whole number from 1 to 2^53 − 1", v);
+  return v;
+};
 /** @type {Checker<boolean>} */
 const bool = (fn, name, v) => {
   if (typeof v !== "boolean") throw bad(fn, name, "true or false", v);
@@ -401,6 +406,7 @@ const INFILL = {
   seed: whole,
   candidates: whole,
   pending: bool,
+  holeStart: atLeastOne,
   onStep: callback,
   signal,
 };
@@ -414,6 +420,36 @@ const INFILL = {
  */
 export function infillOptions(fn, v) {
   return /** @type {any} */ (checked(fn, "options", v, INFILL));
+}
+
+/** @type {Checker<number[]>} Each hole of unknown length's length: an array of whole numbers of at least 1. */
+const lengths = (fn, name, v) => {
+  let n;
+  try {
+    if (!Array.isArray(v)) throw bad(fn, name, "an array of lengths (whole numbers of at least 1)", v);
+    n = v.length;
+  } catch (e) {
+    if (/** @type {any} */ (e)?.code === "BadInput") throw e;
+    throw namedError("BadInput", `${fn}: ${name} could not be read (${why(e)})`);
+  }
+  if (!isWhole(n) || n > 1 << 16) throw bad(fn, name, "an array of at most 65536 lengths", v);
+  /** @type {number[]} */
+  const out = [];
+  for (let i = 0; i < n; i++) out.push(atLeastOne(fn, `${name}[${i}]`, get(fn, name, v, i)));
+  return out;
+};
+
+const LAYOUT = { holeStart: atLeastOne, lengths };
+
+/**
+ * `layout`'s and `measure`'s options `{ holeStart, lengths }`: how holes of unknown length are
+ * laid out.
+ * @param {string} fn
+ * @param {unknown} v
+ * @returns {import("./index.js").LayoutOptions}
+ */
+export function layoutOptions(fn, v) {
+  return checked(fn, "options", v, LAYOUT);
 }
 
 const CORRUPT = { family: string, t: noiseLevel, seed: whole };
@@ -471,11 +507,11 @@ const textOrBytes = (fn, name, v) => {
 };
 
 /** The models shipped with the package, by the name `load` takes (index.d.ts's `BundledModel`). */
-export const BUNDLED = /** @type {const} */ (["default", "uniform", "gaussian", "bits"]);
+export const BUNDLED = /** @type {const} */ (["default", "uniform", "gaussian", "bits", "dreamon"]);
 
 /**
  * Whether `v` is the name of a model shipped with the package: exactly `"default"`,
- * `"uniform"`, `"gaussian"` or `"bits"` (`"./uniform"` is a folder).
+ * `"uniform"`, `"gaussian"`, `"bits"` or `"dreamon"` (`"./uniform"` is a folder).
  * @param {unknown} v
  * @returns {v is import("./index.js").BundledModel}
  */

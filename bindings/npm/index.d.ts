@@ -115,11 +115,13 @@ export type ModelFamily = "absorbing" | "uniform" | "score-absorbing" | "score-u
  * uniform-state (UDLM) model of the same shape, vocabulary and tokenizer;
  * `Unmask.load("gaussian")`: continuous diffusion on learned 16-dimensional token embeddings
  * (Plaid-style); `Unmask.load("bits")`: Analog Bits (each id as 12 noisy bits). The last two
- * are sampled by `ddim` (their default) and `ddpm`. All four were trained on public-domain
- * children's books with the same tokenizer, context 128 tokens. A folder of that name is
- * `"./uniform"`.
+ * are sampled by `ddim` (their default) and `ddpm`; `Unmask.load("dreamon")`: the default
+ * model taught DreamOn's two length moves, so a hole of unknown length (`[MASK*?]`,
+ * `[MASK*A-B]`) grows and shrinks while it is filled ({@link ExpandEvent}, {@link DeleteEvent}).
+ * All were trained on public-domain children's books with the same tokenizer, context 128
+ * tokens. A folder of that name is `"./uniform"`.
  */
-export type BundledModel = "default" | "uniform" | "gaussian" | "bits";
+export type BundledModel = "default" | "uniform" | "gaussian" | "bits" | "dreamon";
 
 /** One strategy as the engine lists it. */
 export interface StrategyInfo {
@@ -183,6 +185,11 @@ export interface InfillOptions {
   /** With `candidates`: each step event also lists the positions it predicted but left masked (`pending`). */
   pending?: boolean;
   /**
+   * On a model whose holes grow (`dreamon`): the length each hole of unknown length starts at,
+   * clamped into its range (default DreamOn's 4). A whole number of at least 1.
+   */
+  holeStart?: number;
+  /**
    * Sees every step as a `--trace` line, then the done event; an exception it throws ends the
    * fill, which rejects with it. Anything but a function (or null) is `BadInput`.
    */
@@ -191,7 +198,11 @@ export interface InfillOptions {
   signal?: AbortSignal | null;
 }
 
-/** One denoising step, as a `--trace` line. */
+/**
+ * One denoising step, as a `--trace` line. On a model whose holes grow, a step that commits
+ * `<|expand|>` or `<|endoftext|>` (its `text` is that token) is followed at once by an
+ * {@link ExpandEvent} or a {@link DeleteEvent}.
+ */
 export interface StepEvent {
   step: number;
   t: number;
@@ -210,7 +221,24 @@ export interface StepEvent {
   pending?: { pos: number; top: { id: number; text: string; p: number }[] }[];
 }
 
-/** `layout(template)`: canvas length, and the slots in order. */
+/** How `layout` and `measure` lay out holes of unknown length (`[MASK*?]`, `[MASK*A-B]`). */
+export interface LayoutOptions {
+  /** On a model whose holes grow: the length each starts at, as `InfillOptions.holeStart`. */
+  holeStart?: number;
+  /**
+   * Each hole of unknown length at exactly these lengths, in template order: the chosen fill's
+   * `lengths` (its {@link LengthsEvent}) on a model that ranks one fill per length, or a growing
+   * fill's `hole_lengths`. Without it, a model that ranks lengths cannot `layout` such a
+   * template (`BadTemplate`: its canvas is known only after the fill) and `measure`s the longest.
+   */
+  lengths?: number[];
+}
+
+/**
+ * `layout(template)`: canvas length, and the slots in order. On a model whose holes grow, the
+ * canvas its fill starts from: each {@link ExpandEvent} and {@link DeleteEvent} then moves the
+ * positions after it.
+ */
 export interface Layout {
   tokens: number;
   slots: (
@@ -234,8 +262,41 @@ export interface DoneEvent {
   ms: number;
 }
 
-/** What `onStep` sees and `steps()` yields: each step, then the lengths tried (holes of unknown length), then done. */
-export type FillEvent = StepEvent | LengthsEvent | DoneEvent;
+/**
+ * A hole grew (a model whose holes grow committed `<|expand|>` at `expand` in the step just
+ * before): canvas position `expand` and a new position `expand + 1` are masks now, and every
+ * later position moved one to the right.
+ */
+export interface ExpandEvent {
+  expand: number;
+  step: number;
+  /** Which hole of unknown length, in template order, from 0. */
+  hole: number;
+  /** Its length now. */
+  length: number;
+  /** Hole positions still masked. */
+  masked: number;
+}
+
+/**
+ * A hole shrank (the end token committed at `delete[0]` in the step just before): those canvas
+ * positions (numbered before the change, ascending: the end token and the masks to its right in
+ * its hole) are gone, and every later position moved left by the number removed before it.
+ */
+export interface DeleteEvent {
+  delete: number[];
+  step: number;
+  hole: number;
+  length: number;
+  masked: number;
+}
+
+/**
+ * What `onStep` sees and `steps()` yields: each step (on a model whose holes grow, each length
+ * move right after its step), then the lengths tried (holes of unknown length on a model that
+ * ranks them), then done.
+ */
+export type FillEvent = StepEvent | ExpandEvent | DeleteEvent | LengthsEvent | DoneEvent;
 
 /** `measure(template)`: the canvas a template takes, without running it. */
 export interface Measure {
@@ -276,6 +337,8 @@ export interface InfillResult {
   ms: number;
   /** With holes of unknown length: every fill tried, with its score. */
   lengths?: LengthCandidate[];
+  /** On a model whose holes grow: each hole of unknown length's final length, in template order. */
+  hole_lengths?: number[];
 }
 
 /** The CPU path's thread pool and why it has that size. */
@@ -420,10 +483,17 @@ export interface Model {
   /** Threads of the CPU path (see `LoadOptions.threads`). */
   readonly threads: number;
   infill(template: string, options?: InfillOptions): Promise<InfillResult>;
-  /** How a template lays out on the canvas (tokens with the model's special tokens), without running it. */
-  measure(template: string): Promise<Measure>;
-  /** The template on the canvas, for drawing it: the user's text verbatim between the holes' positions. */
-  layout(template: string): Promise<Layout>;
+  /**
+   * How a template lays out on the canvas (tokens with the model's special tokens), without
+   * running it. Holes of unknown length as `layout` lays them out, except that a model which
+   * ranks lengths measures the longest combination (what must fit the context).
+   */
+  measure(template: string, options?: LayoutOptions): Promise<Measure>;
+  /**
+   * The template on the canvas, for drawing it: the user's text verbatim between the holes'
+   * positions. Holes of unknown length: see {@link LayoutOptions} and {@link Layout}.
+   */
+  layout(template: string, options?: LayoutOptions): Promise<Layout>;
   /**
    * The forward (noising) process of a diffusion family on `text`, on this model's vocabulary
    * and embeddings (for teaching: what each family's training input looks like at time t).
@@ -461,7 +531,7 @@ export declare class Unmask implements Model {
   private constructor();
   /**
    * The default model with no source; a bundled model by its name (`"default"`, `"uniform"`,
-   * `"gaussian"`, `"bits"`: {@link BundledModel}; the name wins over a folder, which is written
+   * `"gaussian"`, `"bits"`, `"dreamon"`: {@link BundledModel}; the name wins over a folder, which is written
    * `./uniform`); else a
    * folder URL or path, a hub id, or bytes. `owner/name` (no slash at either end) is a hub id;
    * write a folder as `./dir`, `/dir` or `dir/`. With `worker: true` the model runs in a module
@@ -476,8 +546,8 @@ export declare class Unmask implements Model {
   readonly readbackBytes: number;
   readonly threads: number;
   infill(template: string, options?: InfillOptions): Promise<InfillResult>;
-  measure(template: string): Promise<Measure>;
-  layout(template: string): Promise<Layout>;
+  measure(template: string, options?: LayoutOptions): Promise<Measure>;
+  layout(template: string, options?: LayoutOptions): Promise<Layout>;
   corrupt(text: string, options?: CorruptOptions): Promise<CorruptResult>;
   schedule(points?: number): Promise<NoiseSchedule>;
   steps(template: string, options?: InfillOptions): AsyncIterable<FillEvent>;
@@ -498,8 +568,8 @@ export declare class RemoteUnmask implements Model {
   readonly readbackBytes: number;
   readonly threads: number;
   infill(template: string, options?: InfillOptions): Promise<InfillResult>;
-  measure(template: string): Promise<Measure>;
-  layout(template: string): Promise<Layout>;
+  measure(template: string, options?: LayoutOptions): Promise<Measure>;
+  layout(template: string, options?: LayoutOptions): Promise<Layout>;
   corrupt(text: string, options?: CorruptOptions): Promise<CorruptResult>;
   schedule(points?: number): Promise<NoiseSchedule>;
   steps(template: string, options?: InfillOptions): AsyncIterable<FillEvent>;

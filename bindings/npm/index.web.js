@@ -102,6 +102,11 @@ const BUNDLED_MODELS = {
     "model.safetensors": new URL("./models/bits/model.safetensors", import.meta.url),
     "tokenizer.json": new URL("./models/bits/tokenizer.json", import.meta.url),
   },
+  dreamon: {
+    "config.json": new URL("./models/dreamon/config.json", import.meta.url),
+    "model.safetensors": new URL("./models/dreamon/model.safetensors", import.meta.url),
+    "tokenizer.json": new URL("./models/dreamon/tokenizer.json", import.meta.url),
+  },
 };
 
 /**

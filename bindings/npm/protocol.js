@@ -80,9 +80,10 @@ export function fromWire(w) {
 /**
  * Both sides put it in every message and refuse one with another version (a worker.js cached
  * from an older package, say) with a `WorkerError` that names the two. 2: `load`'s reply
- * carries the model's `family`.
+ * carries the model's `family`. 3: `measure` and `layout` carry their `options` (how holes of
+ * unknown length are laid out).
  */
-export const PROTOCOL_VERSION = 2;
+export const PROTOCOL_VERSION = 3;
 
 /** Every op the page may ask of the worker. */
 export const OPS = /** @type {const} */ (["load", "infill", "measure", "layout", "corrupt", "schedule", "abort"]);
@@ -93,8 +94,8 @@ export const OPS = /** @type {const} */ (["load", "infill", "measure", "layout",
  * `abort` stops the fill whose request had the id `target`; it gets no reply.
  * @typedef {{ op: "load", source: string | import("./index.js").ModelFiles | undefined, options: WorkerLoadOptions }
  *   | { op: "infill", template: string, options: Omit<import("./index.js").InfillOptions, "onStep" | "signal"> }
- *   | { op: "measure", template: string }
- *   | { op: "layout", template: string }
+ *   | { op: "measure", template: string, options?: import("./index.js").LayoutOptions }
+ *   | { op: "layout", template: string, options?: import("./index.js").LayoutOptions }
  *   | { op: "corrupt", text: string, options: import("./index.js").CorruptOptions }
  *   | { op: "schedule", points: number }
  *   | { op: "abort", target: number }} Call

@@ -227,22 +227,26 @@ export class RemoteUnmask {
 
   /**
    * @param {string} template
+   * @param {import("./index.js").LayoutOptions} [options]
    * @returns {Promise<import("./index.js").Measure>}
    */
-  async measure(template) {
+  async measure(template, options) {
     args.template("measure", template);
+    const checked = args.layoutOptions("measure", options);
     this.#live();
-    return this.#channel.call({ op: "measure", template }).done;
+    return this.#channel.call({ op: "measure", template, options: checked }).done;
   }
 
   /**
    * @param {string} template
+   * @param {import("./index.js").LayoutOptions} [options]
    * @returns {Promise<import("./index.js").Layout>}
    */
-  async layout(template) {
+  async layout(template, options) {
     args.template("layout", template);
+    const checked = args.layoutOptions("layout", options);
     this.#live();
-    return this.#channel.call({ op: "layout", template }).done;
+    return this.#channel.call({ op: "layout", template, options: checked }).done;
   }
 
   /**

@@ -327,7 +327,7 @@ export function makeUnmask(platform) {
 
     /**
      * Loads a model. `source`: nothing (the default model shipped with the package), a bundled
-     * model's name (`"default"`, `"uniform"`, `"gaussian"`, `"bits"`: these win over a folder of
+     * model's name (`"default"`, `"uniform"`, `"gaussian"`, `"bits"`, `"dreamon"`: these win over a folder of
      * that name, which is written `./uniform`), a folder URL or path in Hugging Face layout, a hub id, or
      * `{ config, weights, tokenizer }` bytes.
      * With `worker: true` the model runs in a module worker: a `RemoteUnmask`.
@@ -524,24 +524,31 @@ export function makeUnmask(platform) {
     /**
      * `{ tokens, holes, maxTokens }`: how a template lays out on the canvas, without running it.
      * @param {string} template
+     * @param {import("./index.js").LayoutOptions} [options]
      * @returns {Promise<import("./index.js").Measure>}
      */
-    async measure(template) {
+    async measure(template, options) {
       args.template("measure", template);
+      const checked = args.layoutOptions("measure", options);
       this.#live();
-      return guarded(this.#wasm, () => this.#raw.measure(template));
+      return guarded(this.#wasm, () => this.#raw.measure(template, checked));
     }
 
     /**
      * `{ tokens, slots }`: the template on the canvas, for drawing it. Each slot is
      * `{ known }` (the user's text, verbatim) or `{ hole: [start, end], afterSpace, original? }`.
+     * Holes of unknown length: on a model that grows them, the canvas the fill starts from
+     * (`options.holeStart`), which its `expand` and `delete` events re-index; elsewhere only at
+     * the `options.lengths` given.
      * @param {string} template
+     * @param {import("./index.js").LayoutOptions} [options]
      * @returns {Promise<import("./index.js").Layout>}
      */
-    async layout(template) {
+    async layout(template, options) {
       args.template("layout", template);
+      const checked = args.layoutOptions("layout", options);
       this.#live();
-      return guarded(this.#wasm, () => this.#raw.layout(template));
+      return guarded(this.#wasm, () => this.#raw.layout(template, checked));
     }
 
     /**

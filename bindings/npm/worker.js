@@ -71,10 +71,10 @@ async function handle(data) {
       return;
     }
     case "measure":
-      post(reply.value(id, await loaded().measure(data.template)));
+      post(reply.value(id, await loaded().measure(data.template, data.options)));
       return;
     case "layout":
-      post(reply.value(id, await loaded().layout(data.template)));
+      post(reply.value(id, await loaded().layout(data.template, data.options)));
       return;
     case "corrupt":
       post(reply.value(id, await loaded().corrupt(data.text, data.options)));

@@ -387,6 +387,105 @@ impl Forward {
     }
 }
 
+/// `layout`'s and `measure`'s options, as JS spells them: how holes of unknown length are laid
+/// out (a template without them ignores both).
+#[derive(Deserialize, Default)]
+#[serde(default, rename_all = "camelCase", deny_unknown_fields)]
+struct LayoutOptions {
+    /// On a model that grows holes: the length each hole of unknown length starts at, clamped
+    /// into its range (`InfillOptions.holeStart`; default DreamOn's 4).
+    hole_start: Option<usize>,
+    /// Each hole of unknown length at exactly these lengths, in template order: the chosen
+    /// fill's `lengths` on a model that ranks lengths, or a growing fill's `hole_lengths`.
+    lengths: Option<Vec<usize>>,
+}
+
+/// What `measure` and `layout` do with holes of unknown length on a model that ranks one fill
+/// per length, when no `lengths` are given.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Ranked {
+    /// The longest combination: what must fit the context (`measure`).
+    Longest,
+    /// A `BadTemplate` error saying why and what to pass (`layout`).
+    Refuse,
+}
+
+/// A template's canvas for a view, holes of unknown length included (`Unmask::layout`).
+fn canvas_with(
+    inf: &Engine,
+    template: &str,
+    opts: &LayoutOptions,
+    ranked: Ranked,
+) -> unmask::Result<unmask::text::Canvas> {
+    use unmask::Error;
+    if opts.hole_start == Some(0) {
+        return Err(Error::input(
+            "holeStart: a hole starts at 1 token or more, not 0",
+        ));
+    }
+    let t = inf.template(template)?;
+    let specs = t.range_specs();
+    if specs.is_empty() {
+        return inf.canvas_of(&t);
+    }
+    let growing = inf.model.growth().is_some();
+    // each hole's (min, max) as the fill reads it: a growing `[MASK*?]` reaches further
+    let bounds: Vec<(usize, usize)> = if growing {
+        unmask::diffusion::expand::plan(&specs, None)
+            .iter()
+            .map(|&(_, min, max)| (min, max))
+            .collect()
+    } else {
+        t.ranges()
+    };
+    let names = t.range_names();
+    if let Some(lengths) = &opts.lengths {
+        if lengths.len() != bounds.len() {
+            return Err(Error::input(format!(
+                "lengths: {} given, but the template has {} hole{} of unknown length ({})",
+                lengths.len(),
+                bounds.len(),
+                if bounds.len() == 1 { "" } else { "s" },
+                names.join(", ")
+            )));
+        }
+        for ((&n, &(min, max)), name) in lengths.iter().zip(&bounds).zip(&names) {
+            if n < min || n > max {
+                return Err(Error::input(format!(
+                    "lengths: {n} for {name}, which takes {min} to {max} tokens here"
+                )));
+            }
+        }
+        // a growing hole keeps a slot of its own, as the fill laid it out
+        let t = if growing {
+            t.with_lengths_apart(lengths).0
+        } else {
+            t.with_lengths(lengths)
+        };
+        return inf.canvas_of(&t);
+    }
+    if growing {
+        let start = unmask::diffusion::SamplerOptions {
+            hole_start: opts.hole_start,
+            ..Default::default()
+        };
+        return Ok(inf.growing(&t, &start)?.canvas);
+    }
+    match ranked {
+        Ranked::Longest => {
+            let longest: Vec<usize> = bounds.iter().map(|&(_, max)| max).collect();
+            inf.canvas_of(&t.with_lengths(&longest))
+        }
+        Ranked::Refuse => Err(Error::template(format!(
+            "{}: this model fills a hole of unknown length once per length and keeps the best \
+             (it has no `<|expand|>` token to grow one), so its canvas is known only after the \
+             fill: lay out the chosen fill with `{{ lengths }}` (from its `lengths` event), or \
+             load a model whose holes grow (`dreamon`)",
+            names.join(", ")
+        ))),
+    }
+}
+
 /// `corrupt`'s options, as JS spells them.
 #[derive(Deserialize)]
 #[serde(default, rename_all = "camelCase", deny_unknown_fields)]
@@ -555,21 +654,31 @@ impl Unmask {
     }
 
     /// The template on this model's canvas; `Busy` while a fill holds the engine, `Disposed`
-    /// once the model was disposed (or asked to be, by a `dispose` during a fill).
-    fn canvas_of(&self, template: &str) -> Result<(unmask::text::Canvas, usize), JsValue> {
+    /// once the model was disposed (or asked to be, by a `dispose` during a fill). Holes of
+    /// unknown length are laid out as `canvas_with` says.
+    fn canvas_of(
+        &self,
+        template: &str,
+        opts: &LayoutOptions,
+        ranked: Ranked,
+    ) -> Result<(unmask::text::Canvas, usize), JsValue> {
         let s = self.state.borrow();
         let State::Ready(inf) = &*s else {
             return Err(unavailable(&s));
         };
-        let canvas = inf.canvas(template).map_err(engine_error)?;
+        let canvas = canvas_with(inf, template, opts, ranked).map_err(engine_error)?;
         Ok((canvas, inf.model.spec.max_len))
     }
 
     /// How a template lays out on this model's canvas, without running it: `{ tokens, holes,
     /// maxTokens }` (tokens with the model's special tokens). A template that cannot be read or
-    /// is longer than the context is the same `BadTemplate` error `infill` would give.
-    pub fn measure(&self, template: String) -> Result<JsValue, JsValue> {
-        let (canvas, max_tokens) = self.canvas_of(&template)?;
+    /// is longer than the context is the same `BadTemplate` error `infill` would give. Holes of
+    /// unknown length: on a model that grows them, the canvas its fill starts from (as
+    /// `layout`); on one that ranks a fill per length, the longest combination (what must fit
+    /// the context), unless `options.lengths` names one.
+    pub fn measure(&self, template: String, options: JsValue) -> Result<JsValue, JsValue> {
+        let opts: LayoutOptions = read_options("measure options", options)?;
+        let (canvas, max_tokens) = self.canvas_of(&template, &opts, Ranked::Longest)?;
         #[derive(serde::Serialize)]
         #[serde(rename_all = "camelCase")]
         struct Measure {
@@ -663,9 +772,16 @@ impl Unmask {
 
     /// How a template lays out on the canvas, for a view that draws it: `{ tokens, slots }`, each
     /// slot `{ known: text }` (the user's text, verbatim) or `{ hole: [start, end], afterSpace,
-    /// original? }` (the canvas positions a hole fills). Errors as `measure`.
-    pub fn layout(&self, template: String) -> Result<JsValue, JsValue> {
-        let (canvas, _) = self.canvas_of(&template)?;
+    /// original? }` (the canvas positions a hole fills). Errors as `measure`. Holes of unknown
+    /// length (`[MASK*?]`, `[MASK*A-B]`): on a model that grows them (its tokenizer has
+    /// `<|expand|>`), the canvas the fill starts from, each such hole at `options.holeStart`
+    /// (DreamOn's 4 by default) clamped into its range, which the fill's `expand` and
+    /// `delete` events then re-index; on a model that ranks one fill per length, a
+    /// `BadTemplate` error unless `options.lengths` gives each such hole's length (the chosen
+    /// fill's, from the `lengths` event), since its canvas is known only after the fill.
+    pub fn layout(&self, template: String, options: JsValue) -> Result<JsValue, JsValue> {
+        let opts: LayoutOptions = read_options("layout options", options)?;
+        let (canvas, _) = self.canvas_of(&template, &opts, Ranked::Refuse)?;
         serde_wasm_bindgen::to_value(&canvas.layout())
             .map_err(|e| js_error("BadInput", &e.to_string()))
     }

@@ -1,6 +1,7 @@
 //! The project's own models, compiled into the library and the binary (feature
 //! `default-model`, on by default): `default`, a small MDLM, `uniform`, a uniform-state
-//! (UDLM) model of the same shape, and the continuous `gaussian` and `bits`, both trained on public-domain children's books by `train/`
+//! (UDLM) model of the same shape, the continuous `gaussian` and `bits`, and `dreamon`, the default continued with DreamOn's
+//! length moves (its holes grow and shrink), all trained on public-domain children's books by `train/`
 //! (see models/*/REPORT.md). It loads through the same code as any checkpoint (`crate::engine::default_model` adds
 //! the same load-time folding as for a folder).
 
@@ -23,7 +24,7 @@ struct Bundled {
 }
 
 /// The models compiled in, addressed by name (`--model default`, `Unmask.load("uniform")`).
-const BUNDLED: [Bundled; 4] = [
+const BUNDLED: [Bundled; 5] = [
     Bundled {
         name: "default",
         config: include_str!("../../models/default/config.json"),
@@ -47,6 +48,12 @@ const BUNDLED: [Bundled; 4] = [
         config: include_str!("../../models/bits/config.json"),
         weights: include_bytes!("../../models/bits/model.safetensors"),
         tokenizer: include_bytes!("../../models/bits/tokenizer.json"),
+    },
+    Bundled {
+        name: "dreamon",
+        config: include_str!("../../models/dreamon/config.json"),
+        weights: include_bytes!("../../models/dreamon/model.safetensors"),
+        tokenizer: include_bytes!("../../models/dreamon/tokenizer.json"),
     },
 ];
 

@@ -48,6 +48,7 @@ export function renderCandidates(ui, pos, k, info, rows, seed) {
     committed: `Committed at this step as ${quote(info.text ?? "")}. The model's most likely tokens here, seeing the canvas of step ${info.step} (t = ${(info.t ?? 0).toFixed(2)}):`,
     pending: `Still masked after this step: the model predicted it, but the strategy did not commit it yet. Its most likely tokens at step ${info.step} (t = ${(info.t ?? 0).toFixed(2)}):`,
     earlier: `Already committed as ${quote(info.text ?? "")} at step ${info.step}; its candidates as the model saw them then:`,
+    absent: "Not on the canvas at this step: its hole had not grown to this cell yet, or had already shrunk past it.",
     unkept: "Still masked here. What still-masked positions would be is kept for templates of up to 128 holes; this one has more, so only committed positions show candidates.",
     none: k === 0 ? "Before the first step every hole is masked. Scrub to a step, or click after a fill." : "This strategy did not predict this position at this step (it predicts only the positions it commits).",
   }[info.kind];

@@ -2,6 +2,9 @@
 // a placeholder while masked and its token once committed, coloured by confidence or by step. On
 // a uniform-state model's canvas every hole holds a token from step 0: its starting noise, drawn
 // grey, then the model's tokens, each flashing at the step it changed, until the text condenses.
+// On a model whose holes grow (`dreamon`) the cells of a hole follow the recording's order: a
+// cell that took `<|expand|>` flashes and a new masked cell slides in after it; the cell of an
+// end token and the masked cells to its right collapse and leave.
 
 /** Background of a committed cell: low confidence warm, high confidence cool. */
 export function confidenceColour(p) {
@@ -20,16 +23,52 @@ export function legendGradient(mode) {
   return `linear-gradient(90deg, ${stops.join(", ")})`;
 }
 
+/** How long a leaving cell takes to collapse (style.css `.tok.gone`). */
+const LEAVE_MS = 450;
+
+const reducedMotion = () => typeof matchMedia === "function" && matchMedia("(prefers-reduced-motion: reduce)").matches;
+
 /**
- * Builds the canvas for a layout into `el` and returns `update(state, options)`. `onPick(pos,
- * cell)` is called when a cell is clicked or activated from the keyboard; `family` is the
- * model's (`model.family`).
+ * Builds the canvas for a layout into `el` and returns `update(state, options)`. `onPick(cell,
+ * button)` is called when a cell is clicked or activated from the keyboard (a cell is its
+ * position, unless a growing hole moved it: the Recording's cell id); `family` is the model's
+ * (`model.family`).
  */
 export function buildCanvas(el, layout, onPick, family = "absorbing") {
   el.replaceChildren();
   el.dataset.family = family;
-  const cells = new Map();
-  const gaps = new Map();
+  el.dataset.tokens = String(layout.tokens);
+  const cells = new Map(); // cell id -> its button
+  const gaps = new Map(); // cell id -> the span before it (its token's leading space)
+  const boxes = []; // one span per hole, holding its cells
+  let shown = layout; // the layout the cells follow now
+
+  function makeCell(id, hole) {
+    // a token's leading space is drawn before its cell, so the sentence reads naturally
+    const gap = document.createElement("span");
+    gap.className = "gap";
+    const b = document.createElement("button");
+    b.type = "button";
+    b.className = "tok masked";
+    b.dataset.cell = String(id);
+    b.dataset.hole = String(hole);
+    b.addEventListener("click", () => onPick?.(id, b));
+    cells.set(id, b);
+    gaps.set(id, gap);
+    return [gap, b];
+  }
+
+  /** Where each cell sits now: its position, and the hole's leading space on the first. */
+  function place(b, pos, first, afterSpace) {
+    b.dataset.pos = String(pos);
+    const trim = String(first && afterSpace);
+    if (b.dataset.trim !== trim) {
+      b.dataset.trim = trim;
+      b.dataset.key = ""; // (its gap is drawn again)
+    }
+    if (b.classList.contains("masked")) b.setAttribute("aria-label", `position ${pos}: masked`);
+  }
+
   let hole = 0;
   for (const slot of layout.slots) {
     if ("known" in slot) {
@@ -40,41 +79,113 @@ export function buildCanvas(el, layout, onPick, family = "absorbing") {
       continue;
     }
     hole += 1;
+    const box = document.createElement("span");
+    box.className = "hole";
+    box.dataset.hole = String(hole);
     const [start, end] = slot.hole;
     for (let pos = start; pos < end; pos++) {
-      // a token's leading space is drawn before its cell, so the sentence reads naturally
-      const gap = document.createElement("span");
-      gap.className = "gap";
-      const b = document.createElement("button");
-      b.type = "button";
-      b.className = "tok masked";
-      b.dataset.pos = String(pos);
-      b.dataset.hole = String(hole);
-      // the first token of a hole carries the space the known text already has
-      b.dataset.trim = String(pos === start && slot.afterSpace);
-      b.setAttribute("aria-label", `position ${pos}: masked`);
-      b.addEventListener("click", () => onPick?.(pos, b));
-      el.append(gap, b);
-      cells.set(pos, b);
-      gaps.set(pos, gap);
+      const [gap, b] = makeCell(pos, hole);
+      place(b, pos, pos === start, slot.afterSpace);
+      box.append(gap, b);
     }
+    boxes.push(box);
+    el.append(box);
+  }
+
+  /** A cell leaves the canvas: at once, or (`animate`) collapsing first. */
+  function leave(id, animate, end) {
+    const b = cells.get(id);
+    const gap = gaps.get(id);
+    cells.delete(id);
+    gaps.delete(id);
+    gap.remove();
+    if (!animate || reducedMotion()) {
+      b.remove();
+      return;
+    }
+    delete b.dataset.pos;
+    b.dataset.gone = "true";
+    b.disabled = true;
+    b.classList.remove("fresh", "changed", "split", "grown", "selected");
+    if (end) {
+      // the end token that deleted itself and the masks to its right
+      b.className = "tok gone end";
+      b.textContent = "⌫";
+    } else {
+      b.classList.add("gone");
+    }
+    setTimeout(() => b.remove(), LEAVE_MS);
   }
 
   /**
-   * Shows `state` (position -> commit). `fresh`: positions to animate; `changed`: those of them
-   * whose token replaced another (flashed); `colour`: "confidence" or "step"; `steps`: the run's
-   * step count, for step colours; `selected`: a position; `final`: the finished fill's last
-   * step (a starting token still there is then the model's answer, not noise).
+   * The cells of each hole as `order` (position -> cell id) and `layout` say: a cell no longer
+   * there leaves, a new one is made; `move` (the step's length move, when animated) says which
+   * cell grew the hole (it flashes, the new one slides in) or which cells a deletion took.
    */
-  function update(state, { fresh = new Set(), changed = new Set(), colour = "confidence", steps = 1, selected = null, final = false } = {}) {
-    for (const [pos, b] of cells) {
-      const c = state.get(pos);
-      b.classList.toggle("selected", pos === selected);
+  function reconcile(next, order, move) {
+    let h = 0;
+    const animate = move !== null;
+    for (const slot of next.slots) {
+      if (!("hole" in slot)) continue;
+      const box = boxes[h];
+      h += 1;
+      const [start, end] = slot.hole;
+      const ids = order.slice(start, end);
+      const keep = new Set(ids);
+      for (const b of [...box.querySelectorAll(".tok:not([data-gone])")]) {
+        const id = Number(b.dataset.cell);
+        const deleted = animate && move.kind === "delete";
+        if (!keep.has(id)) leave(id, deleted, deleted && move.cells[0] === id);
+      }
+      let ref = box.firstChild;
+      for (const [i, id] of ids.entries()) {
+        while (ref && ref.dataset?.gone) ref = ref.nextSibling;
+        let b = cells.get(id);
+        let gap = gaps.get(id);
+        if (!b) {
+          [gap, b] = makeCell(id, h);
+          if (animate && move.kind === "expand" && move.added === id && !reducedMotion()) b.classList.add("grown");
+        }
+        if (ref === gap && gap.nextSibling === b) {
+          ref = b.nextSibling;
+        } else {
+          box.insertBefore(gap, ref);
+          box.insertBefore(b, ref);
+        }
+        place(b, start + i, i === 0, slot.afterSpace);
+      }
+    }
+    if (animate && move.kind === "expand") {
+      const b = cells.get(move.cell);
+      if (b && !reducedMotion()) {
+        b.classList.remove("split");
+        void b.offsetWidth;
+        b.classList.add("split");
+      }
+    }
+    shown = next;
+    el.dataset.tokens = String(next.tokens);
+  }
+
+  /**
+   * Shows `state` (cell -> commit). `fresh`: cells to animate; `changed`: those of them whose
+   * token replaced another (flashed); `colour`: "confidence" or "step"; `steps`: the run's step
+   * count, for step colours; `selected`: a cell; `final`: the finished fill's last step (a
+   * starting token still there is then the model's answer, not noise). With holes that grow:
+   * `layout` and `order` (the Recording's `layoutAt(k)` and `order(k)`) place the cells, and
+   * `move` (its `moveAt(k)`, when animated) animates the step's length move.
+   */
+  function update(state, { fresh = new Set(), changed = new Set(), colour = "confidence", steps = 1, selected = null, final = false, layout: next = null, order = null, move = null } = {}) {
+    if (next && order && next !== shown) reconcile(next, order, move);
+    for (const [cell, b] of cells) {
+      const pos = Number(b.dataset.pos);
+      const c = state.get(cell);
+      b.classList.toggle("selected", cell === selected);
       if (!c) {
         if (!b.classList.contains("masked")) {
-          b.className = pos === selected ? "tok masked selected" : "tok masked";
+          b.className = cell === selected ? "tok masked selected" : "tok masked";
           b.textContent = "";
-          gaps.get(pos).textContent = "";
+          gaps.get(cell).textContent = "";
           b.style.background = "";
           b.dataset.state = "masked";
           b.dataset.key = "";
@@ -90,7 +201,7 @@ export function buildCanvas(el, layout, onPick, family = "absorbing") {
       if (b.dataset.key !== key) {
         b.dataset.key = key;
         b.textContent = text;
-        gaps.get(pos).textContent = b.dataset.trim === "true" ? "" : lead;
+        gaps.get(cell).textContent = b.dataset.trim === "true" ? "" : lead;
         b.classList.remove("masked");
       }
       // a uniform-state model's starting token (noise, or the words being rewritten) until it
@@ -105,11 +216,11 @@ export function buildCanvas(el, layout, onPick, family = "absorbing") {
       if (b.getAttribute("aria-label") !== label) b.setAttribute("aria-label", label);
       b.style.background = noise ? "" : colour === "step" ? stepColour(steps > 1 ? (c.k - 1) / (steps - 1) : 1) : confidenceColour(c.p);
       b.classList.remove("fresh", "changed");
-      if (fresh.has(pos)) {
+      if (fresh.has(cell)) {
         // restart the animation: a reflow between removing and adding the class
         void b.offsetWidth;
         b.classList.add("fresh");
-        if (changed.has(pos)) b.classList.add("changed");
+        if (changed.has(cell)) b.classList.add("changed");
       }
     }
   }

@@ -146,8 +146,21 @@ export class Controls {
       const model = this.page.model();
       if (!model) return;
       try {
-        const m = await model.measure(ui.template.value);
-        ui.measure.textContent = `${m.holes} hole${m.holes === 1 ? "" : "s"} · ${m.tokens} of ${m.maxTokens} tokens`;
+        const template = ui.template.value;
+        const m = await model.measure(template);
+        let line = `${m.holes} hole${m.holes === 1 ? "" : "s"} · ${m.tokens} of ${m.maxTokens} tokens`;
+        // holes of unknown length: grown and shrunk by a model that has `<|expand|>` (its
+        // layout is the canvas the fill starts from), else filled once per length
+        if (/\[MASK\*(\?|\d+-\d+)\]/.test(template)) {
+          const grows = await model.layout(template).then(
+            () => true,
+            () => false,
+          );
+          line += grows
+            ? " (at the start: holes of unknown length grow and shrink while they fill)"
+            : " at the longest (holes of unknown length: one fill per length, the best kept)";
+        }
+        ui.measure.textContent = line;
         ui.measure.classList.remove("bad");
       } catch (e) {
         if (e.code === "Busy") return;

@@ -101,6 +101,10 @@ export class Player {
       steps: Math.max(1, rec.length),
       selected: this.selected,
       final: rec.isFinal(k),
+      // a growing hole: the cells of step k, and its length move animated
+      layout: rec.layoutAt(k),
+      order: rec.order(k),
+      move: animate ? rec.moveAt(k) : null,
     });
     ui.canvas.dataset.step = String(k);
     ui.scrubber.value = String(k);
@@ -137,6 +141,9 @@ export class Player {
     // the run starts now (a test or a second click sees it at once), before the layout is back
     const controller = new AbortController();
     this.run = { controller };
+    // (the canvas on screen is the last fill's until this one's is built)
+    delete ui.canvas.dataset.lengths;
+    delete ui.canvas.dataset.tokens;
     const previous = ui.canvas.dataset.state;
     ui.canvas.dataset.state = "running";
     this.setRunning(true);
@@ -144,6 +151,12 @@ export class Player {
     try {
       layout = await model.layout(template);
     } catch (e) {
+      // holes of unknown length on a model that ranks one fill per length: the canvas is known
+      // only once the best fill is chosen, so its steps are recorded and then played
+      if (e.code === "BadTemplate" && /once per length/.test(e.message)) {
+        await this.fillRanked(model, template, controller, previous);
+        return;
+      }
       ui.measure.textContent = e.message;
       ui.canvas.dataset.state = previous;
       this.run = null;
@@ -196,6 +209,8 @@ export class Player {
         },
       });
       this.lastRunMs = result.ms;
+      // a growing hole's final lengths
+      if (result.hole_lengths) ui.canvas.dataset.lengths = result.hole_lengths.join(",");
       ui.figures.ms.textContent = result.steps ? (result.ms / result.steps).toFixed(1) : "–";
       ui.figures.tps.textContent = result.ms > 0 ? ((rec.committedTokens * 1000) / result.ms).toFixed(0) : "–";
       ui.canvas.setAttribute("aria-label", `Filled: ${result.text}`);
@@ -212,6 +227,71 @@ export class Player {
         this.setRunning(false);
       }
     }
+  }
+
+  /**
+   * A template with holes of unknown length on a model that fills one per length and keeps the
+   * best (the `lengths` event): its steps (the chosen fill's) arrive at the end, so the canvas
+   * is laid out at the chosen lengths (`layout(template, { lengths })`) and the steps played then.
+   */
+  async fillRanked(model, template, controller, previous) {
+    this.frames.stop();
+    this.closeCandidates();
+    const meta = this.page.options();
+    const events = [];
+    ui.canvas.replaceChildren(Object.assign(document.createElement("p"), {
+      className: "help",
+      textContent: "This model fills a hole of unknown length once for each length and keeps the best by its bound; the chosen fill plays here when the ranking ends. (The dreamon model grows and shrinks the hole instead.)",
+    }));
+    ui.canvas.dataset.state = "ranking";
+    this.page.started();
+    let rec = null;
+    try {
+      const result = await model.infill(template, {
+        ...meta,
+        candidates: 8,
+        pending: true,
+        signal: controller.signal,
+        onStep: (e) => {
+          events.push(e);
+          if (e.step !== undefined) {
+            ui.figures.step.textContent = String(e.step);
+            ui.figures.nfe.textContent = String(e.nfe);
+          }
+        },
+      });
+      const chosen = result.lengths?.find((c) => c.chosen)?.lengths ?? [];
+      const layout = await model.layout(template, { lengths: chosen });
+      rec = new Recording(layout, meta, model.family);
+      for (const e of events) rec.push(e);
+      this.rec = rec;
+      this.lastRunMs = result.ms;
+      this.view = buildCanvas(ui.canvas, layout, (pos, cell) => this.pick(pos, cell), model.family);
+      ui.canvas.dataset.lengths = chosen.join(",");
+      ui.figures.ms.textContent = result.steps ? (result.ms / result.steps).toFixed(1) : "–";
+      ui.canvas.setAttribute("aria-label", `Filled: ${result.text}`);
+      this.page.filled(result);
+    } catch (e) {
+      if (e.code !== "Aborted" && e.code !== "Disposed") notice(describeError(e), "error");
+    }
+    this.run = null;
+    if (!rec) {
+      ui.canvas.dataset.state = previous === "done" ? "stopped" : previous;
+      this.setRunning(false);
+      return;
+    }
+    ui.scrubber.max = String(rec.length);
+    this.frames.show(0);
+    ui.canvas.dataset.state = "running";
+    this.frames.play(
+      () => rec.length,
+      () => true,
+      () => this.frameMs(),
+      () => {
+        this.settle();
+        this.setRunning(false);
+      },
+    );
   }
 
   /** Stop: ends the fill in flight, or an animation still catching up with a finished one. */
@@ -267,10 +347,13 @@ export class Player {
 
   async showCandidates() {
     const rec = this.rec;
-    const pos = this.selected;
-    if (!rec || pos === null) return;
+    const cell = this.selected;
+    if (!rec || cell === null) return;
     const k = this.frames.k;
-    const info = rec.candidatesAt(pos, k);
+    const info = rec.candidatesAt(cell, k);
+    // the cell's position at this step (a growing hole moves the cells after it)
+    const now = rec.positionOf(cell, k);
+    const pos = !rec.moved ? cell : now >= 0 ? now : rec.positionOf(cell, Math.max(0, k - 1));
     const T = Number(ui.candT.value);
     const topP = Number(ui.candP.value);
     ui.candTVal.textContent = T.toFixed(2);

@@ -7,6 +7,8 @@ export const EXAMPLES = [
   { name: "Rewrite words", text: "The rabbit [[was very hungry]], so he ran to the farmer's garden." },
   { name: "Dialogue", text: "\"Where are you going?\" asked the [MASK]. \"I am going [MASK*5],\" said Peter." },
   { name: "Many holes", text: "[MASK*6] in the morning, [MASK*6] by the river, [MASK*6]." },
+  { name: "A hole that grows (dreamon model)", text: "The little girl [MASK*?] to the park." },
+  { name: "Holes of 2 to 6 tokens", text: "Once upon a time [MASK*2-6] lived in a [MASK*1-4]." },
 ];
 
 /**
@@ -34,13 +36,14 @@ export const STRATEGY_NOTES = {
 };
 
 /**
- * Models: the two bundled with the package ship with the page (`bundled`: loaded by name); the
+ * Models: the three bundled with the package ship with the page (`bundled`: loaded by name); the
  * others download from the Hugging Face hub (MDLM-OWT's repository has no tokenizer.json, so
  * GPT-2's is read beside it).
  */
 export const MODELS = [
   { id: "default", name: "default — 8 M MDLM, children's books (16 MB, offline)", source: "default", bundled: true, help: "Masked (absorbing-state) diffusion, trained by this project on public-domain children's books; context 128 tokens." },
   { id: "uniform", name: "uniform — 8 M UDLM (uniform-state), children's books (16 MB, offline)", source: "uniform", bundled: true, help: "Uniform-state diffusion (UDLM) of the same shape, vocabulary and books: every hole starts as random tokens, and any of them may change at every step until the text condenses out of the noise." },
+  { id: "dreamon", name: "dreamon — 8 M MDLM whose holes grow and shrink (DreamOn), children's books (16 MB, offline)", source: "dreamon", bundled: true, help: "The default model taught DreamOn's two length moves: a hole of unknown length ([MASK*?], [MASK*A-B]) starts at 4 tokens and grows (a committed <|expand|> becomes two masks) or shrinks (a committed end token deletes itself and the masks to its right) while it is filled, once, instead of once per length." },
   { id: "mdlm-owt", name: "MDLM-OWT — kuleshov-group/mdlm-owt (170 M, ~680 MB)", source: "kuleshov-group/mdlm-owt", tokenizer: "openai-community/gpt2", help: "The MDLM paper's OpenWebText model (GPT-2 tokens, context 1024). Large: slow on the CPU path." },
   { id: "bert", name: "BERT base uncased — google-bert/bert-base-uncased (110 M, ~440 MB)", source: "google-bert/bert-base-uncased", help: "A masked language model used as a denoiser: it was trained at one noise level (15% masked), yet it can fill iteratively." },
   { id: "distilbert", name: "DistilBERT base uncased — distilbert/distilbert-base-uncased (66 M, ~270 MB)", source: "distilbert/distilbert-base-uncased", help: "BERT's distilled half: faster, a little weaker." },

@@ -175,6 +175,9 @@ export class Race {
         colour: this.page.colour(),
         steps: Math.max(1, l.rec.length),
         final: l.rec.isFinal(at),
+        layout: l.rec.layoutAt(at),
+        order: l.rec.order(at),
+        move: fresh ? l.rec.moveAt(at) : null,
       });
       const done = at === l.rec.length;
       const e = l.rec.event(at);

@@ -485,6 +485,190 @@ test("the continuous families: their measured figures, a family race of any two,
   await context.close();
 });
 
+/**
+ * A growing fill's frames as the page should draw them, from its events alone: after each step
+ * (and the length move that follows it), how many hole positions the canvas has and how many
+ * hold a token; frame 0 is the starting layout.
+ */
+function growingFrames(layout, events) {
+  let cells = layout.slots.reduce((n, s) => n + ("hole" in s ? s.hole[1] - s.hole[0] : 0), 0);
+  let filled = 0;
+  const frames = [{ cells, filled, moves: [] }];
+  for (const e of events) {
+    if ("committed" in e) {
+      filled += e.committed.filter((c) => c.text !== "<|expand|>" && c.text !== "<|endoftext|>").length;
+      frames.push({ cells, filled, moves: [] });
+    } else if ("expand" in e) {
+      cells += 1;
+      Object.assign(frames.at(-1), { cells, moves: ["expand"] });
+    } else if ("delete" in e) {
+      cells -= e.delete.length;
+      Object.assign(frames.at(-1), { cells, moves: ["delete"] });
+    }
+  }
+  return frames;
+}
+
+test("a hole that grows: the dreamon model fills [MASK*?] once, the canvas following its expand and delete events", { timeout: 600_000 }, async () => {
+  const { context, page } = await open({ width: 1280, height: 900 });
+  const template = "The little girl [MASK*?] to the park.";
+  // first on the default model, which has no <|expand|>: it ranks one fill per length, and the
+  // page lays out and plays the chosen one once the ranking is over
+  await page.fill('[data-testid="template"]', template);
+  await page.waitForFunction(() => /one fill per length/.test(document.querySelector("#measure").textContent), null, { timeout: 10_000 });
+  await page.click('[data-testid="fill"]');
+  await page.waitForSelector('[data-testid="canvas"][data-state="ranking"]', { timeout: 10_000 });
+  await page.waitForSelector('[data-testid="canvas"][data-state="done"]', { timeout: 300_000 });
+  const chosen = Number(await page.getAttribute('[data-testid="canvas"]', "data-lengths"));
+  assert.ok(chosen >= 1 && chosen <= 8, `the chosen length: ${chosen}`);
+  assert.equal(await page.$$eval('[data-testid="canvas"] .tok.filled', (els) => els.length), chosen, "the chosen fill's cells, all filled");
+  assert.match(await page.getAttribute('[data-testid="canvas"]', "aria-label"), /^Filled: The little girl .* to the park\.$/);
+
+  const names = await page.$$eval("#preset option", (els) => els.map((e) => e.value));
+  assert.ok(names.includes("dreamon"), names.join(" / "));
+  await page.selectOption("#preset", "dreamon");
+  await page.click("#load");
+  await page.waitForSelector('#progress[data-state="ready"]', { timeout: 120_000 });
+  await page.waitForSelector('[data-testid="fill"]:not([disabled])');
+  assert.ok(served.includes("GET /unmask/models/dreamon/model.safetensors"), "served with the page");
+  // the example is offered; the editor measures the starting canvas and says the hole grows
+  const examples = await page.$$eval("#examples option", (els) => els.map((e) => e.value));
+  assert.ok(examples.includes(template), "the growing hole is one of the examples");
+  await page.fill('[data-testid="template"]', `${template} `);
+  await page.fill('[data-testid="template"]', template);
+  await page.waitForFunction(() => /grow and shrink/.test(document.querySelector("#measure").textContent), null, { timeout: 10_000 });
+  assert.match(await page.textContent("#measure"), /^4 holes/);
+
+  // the same fill run in this page's own thread through the package (the sampler's defaults are
+  // greedy, so the page's worker makes the very same one): the frames the canvas must draw
+  const expected = await page.evaluate(async (template) => {
+    const { Unmask } = await import("/unmask/index.web.js");
+    const m = await Unmask.load("dreamon", { device: "wasm", threads: 1 });
+    const layout = await m.layout(template);
+    const events = [];
+    const result = await m.infill(template, { topP: 1, seed: 7, onStep: (e) => events.push(e) });
+    m.dispose();
+    return { layout, events, result };
+  }, template);
+  const frames = growingFrames(expected.layout, expected.events);
+  assert.equal(frames[0].cells, 4, "[MASK*?] starts at 4");
+  assert.equal(frames.length - 1, expected.result.steps);
+  assert.equal(frames.at(-1).cells, expected.result.hole_lengths[0]);
+  const moves = frames.flatMap((f) => f.moves);
+  console.log(`# dreamon in the page: ${expected.result.steps} steps, ${moves.filter((m) => m === "expand").length} expansions, ${moves.filter((m) => m === "delete").length} deletions, ${frames.at(-1).cells} tokens: ${expected.result.text}`);
+
+  // the live fill: every frame drawn has the cells that step leaves, at consecutive positions
+  await page.evaluate(() => {
+    const canvas = document.querySelector('[data-testid="canvas"]');
+    window.__grow = [];
+    const note = () => {
+      const live = [...canvas.querySelectorAll(".tok:not([data-gone])")];
+      const pos = live.map((b) => Number(b.dataset.pos));
+      window.__grow.push({
+        // (the canvas is built once the fill's layout is back)
+        built: canvas.dataset.tokens !== undefined,
+        step: Number(canvas.dataset.step),
+        state: canvas.dataset.state,
+        cells: live.length,
+        consecutive: pos.every((p, i) => i === 0 || p === pos[i - 1] + 1),
+        grown: canvas.querySelectorAll(".tok.grown").length,
+        gone: canvas.querySelectorAll(".tok.gone").length,
+      });
+    };
+    new MutationObserver(note).observe(canvas, { subtree: true, childList: true, attributes: true });
+  });
+  await page.click('[data-testid="fill"]');
+  await page.waitForSelector('[data-testid="canvas"][data-state="done"]', { timeout: 300_000 });
+  const seen = (await page.evaluate(() => window.__grow)).filter((f) => f.built);
+  assert.ok(seen.length > 0);
+  for (const f of seen) {
+    assert.equal(f.cells, frames[f.step].cells, `step ${f.step}: ${f.cells} cells on the canvas, ${frames[f.step].cells} after the events`);
+    assert.ok(f.consecutive, `step ${f.step}: the cells' positions are consecutive`);
+  }
+  const steps = new Set(seen.map((f) => f.step));
+  assert.ok(steps.size >= 3, `${steps.size} distinct frames drawn`);
+  if (moves.includes("expand")) assert.ok(seen.some((f) => f.grown > 0), "a cell slid in where the hole grew");
+  if (moves.includes("delete")) assert.ok(seen.some((f) => f.gone > 0), "deleted cells collapsed");
+  assert.equal(await page.getAttribute('[data-testid="canvas"]', "aria-label"), `Filled: ${expected.result.text}`);
+  assert.equal(await page.getAttribute('[data-testid="canvas"]', "data-lengths"), expected.result.hole_lengths.join(","));
+  const known = await page.$$eval('[data-testid="canvas"] .known', (els) => els.map((e) => e.textContent));
+  assert.deepEqual(known, ["The little girl ", " to the park."], "the known text is intact");
+
+  // scrubbing there and back: the cells each step leaves, none left over from another step
+  const count = () => page.$$eval('[data-testid="canvas"] .tok:not([data-gone])', (els) => els.length);
+  const last = frames.length - 1;
+  for (const k of [last, 0, Math.floor(last / 2), 1, last]) {
+    await page.fill('[data-testid="scrubber"]', String(k));
+    assert.equal(await count(), frames[k].cells, `scrubbed to ${k}`);
+    assert.equal(Number(await page.getAttribute('[data-testid="canvas"]', "data-step")), k);
+  }
+  assert.equal((await page.$$eval('[data-testid="canvas"] .tok.filled', (els) => els.map((e) => e.dataset.pos))).length, frames[last].cells, "every cell filled at the end");
+
+  // the picture: half way through the fill, the hole grown
+  const half = frames.findIndex((f) => f.filled * 2 >= frames[last].filled && f.cells > 4);
+  const shot = half > 0 ? half : Math.floor(last / 2);
+  await page.fill('[data-testid="scrubber"]', String(shot));
+  assert.equal(await count(), frames[shot].cells);
+  // a position's candidates name its position on the grown canvas
+  const cell = page.locator('[data-testid="canvas"] .tok.filled').first();
+  if ((await cell.count()) > 0) {
+    const pos = await cell.getAttribute("data-pos");
+    await cell.click();
+    await page.waitForSelector('[data-testid="candidates"]:not([hidden])');
+    assert.match(await page.textContent("#cand-h"), new RegExp(`^Position ${pos} `));
+    await page.click("#cand-close");
+  }
+  await page.waitForTimeout(600); // the cells' colour transition
+  // the template and the canvas side by side, down to the player
+  const [editor, stage, player] = await Promise.all(["#editor", ".stage", ".stage .player"].map((sel) => page.locator(sel).boundingBox()));
+  const x = Math.min(editor.x, stage.x);
+  const y = Math.min(editor.y, stage.y);
+  const clip = { x, y, width: Math.max(editor.x + editor.width, stage.x + stage.width) - x, height: player.y + player.height + 6 - y };
+  await page.screenshot({ path: join(SHOTS, "growing-hole.png"), clip });
+
+  // the page's canvas on hand-written events, a deletion among them (whatever the bundled
+  // weights happen to do): drawn step by step with the moves animated, then scrubbed back and on
+  const drawn = await page.evaluate(async () => {
+    const { Recording } = await import("/app/recording.js");
+    const { buildCanvas } = await import("/app/canvas.js");
+    const layout = { tokens: 9, slots: [{ known: "Once " }, { hole: [2, 6], afterSpace: true }, { known: " sat." }] };
+    const rec = new Recording(layout);
+    const step = (step, pos, text) => ({ step, t: 1, nfe: step, committed: [{ pos, id: 1, text, p: 0.5 }], masked: 0 });
+    rec.push(step(1, 2, "<|expand|>"));
+    rec.push({ expand: 2, step: 1, hole: 0, length: 5, masked: 5 });
+    rec.push(step(2, 3, " little"));
+    rec.push(step(3, 5, "<|endoftext|>"));
+    rec.push({ delete: [5, 6], step: 3, hole: 0, length: 3, masked: 2 });
+    const el = document.createElement("div");
+    document.body.append(el);
+    const view = buildCanvas(el, layout, null);
+    const look = () => ({
+      live: [...el.querySelectorAll(".tok:not([data-gone])")].map((b) => `${b.dataset.pos}:${b.dataset.cell}:${b.textContent}`),
+      grown: el.querySelectorAll(".tok.grown").length,
+      gone: el.querySelectorAll(".tok.gone").length,
+    });
+    const draw = (k, animate) =>
+      view.update(rec.state(k), { layout: rec.layoutAt(k), order: rec.order(k), move: animate ? rec.moveAt(k) : null, fresh: animate ? rec.freshAt(k) : new Set() });
+    const out = [];
+    for (const k of [1, 2, 3]) {
+      draw(k, true);
+      out.push(look());
+    }
+    draw(0, false);
+    out.push(look());
+    draw(3, false);
+    out.push(look());
+    el.remove();
+    return out;
+  });
+  assert.deepEqual(drawn[0], { live: ["2:2:", "3:9:", "4:3:", "5:4:", "6:5:"], grown: 1, gone: 0 }, "an expansion: a new cell (9) slides in after the one that took <|expand|>");
+  assert.deepEqual(drawn[1].live, ["2:2:", "3:9:little", "4:3:", "5:4:", "6:5:"]);
+  assert.deepEqual([drawn[2].live, drawn[2].gone], [["2:2:", "3:9:little", "4:3:"], 2], "a deletion: the end token's cell and the mask after it collapse");
+  assert.deepEqual(drawn[3].live, ["2:2:", "3:3:", "4:4:", "5:5:"], "scrubbed back to the start: the starting cells");
+  assert.deepEqual(drawn[4].live, ["2:2:", "3:9:little", "4:3:"], "and on again");
+  await context.close();
+});
+
 test("a model from a folder URL: progress, cache status, clear cache", { timeout: 300_000 }, async () => {
   const { context, page } = await open({ width: 1280, height: 900 });
   await page.selectOption("#preset", "custom");

@@ -184,6 +184,25 @@ test("the bundled models by name, on the page and in a worker: \"uniform\" fills
   }
   assert.ok(requests.some((r) => /GET \/node_modules\/unmask\/models\/uniform\/model.safetensors/.test(r)), "fetched from the package's models/uniform/");
   assert.equal(await page.evaluate(() => window.isCached("uniform")), true, "cached by name");
+  // "dreamon": a hole of unknown length starts at holeStart (layout's options cross to the
+  // worker) and grows or shrinks by the expand and delete events, to the result's hole_lengths
+  const growing = "The little girl [MASK*?] to the park.";
+  const texts = [];
+  for (const worker of [false, true]) {
+    const g = await page.evaluate(([t, w]) => window.bundled("dreamon", w, t, { holeStart: 6 }), [growing, worker]);
+    assert.equal(g.family, "absorbing");
+    assert.equal(g.remote, worker);
+    assert.deepEqual(g.layout.slots.filter((s) => "hole" in s).map((s) => s.hole[1] - s.hole[0]), [6], "the hole starts at holeStart");
+    const steps = g.steps.filter((e) => "committed" in e);
+    assert.equal(steps[0].masked, 5, "the first step commits one of the 6 starting masks");
+    const grown = g.steps.filter((e) => "expand" in e).length;
+    const deleted = g.steps.filter((e) => "delete" in e).reduce((n, e) => n + e.delete.length, 0);
+    assert.equal(g.result.hole_lengths[0], 6 + grown - deleted, "the final length: the start, the expansions and the deletions");
+    assert.match(g.result.text, /^The little girl .+ to the park\.$/);
+    assert.equal(g.wrong?.code, "BadInput", JSON.stringify(g.wrong));
+    texts.push(g.result.text);
+  }
+  assert.equal(texts[0], texts[1], "the same fill on the page and in a worker");
 });
 
 test("a model from a folder URL: progress with the total known from the start, then a cached second load", async () => {
@@ -227,8 +246,8 @@ test("the worker protocol: requests it cannot take get a WorkerError; worker: tr
   for (const [key, pattern] of [
     ["early", /no model yet/],
     ["unknown", /unknown op "explode"/],
-    ["version", /protocol 99, this side 2/],
-    ["none", /protocol \(none\), this side 2/],
+    ["version", /protocol 99, this side 3/],
+    ["none", /protocol \(none\), this side 3/],
   ]) {
     const r = out[key];
     assert.equal(r.kind, "error", `${key}: ${JSON.stringify(r)}`);

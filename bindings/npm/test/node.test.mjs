@@ -255,6 +255,139 @@ test("the continuous bundled models by name: \"gaussian\" and \"bits\" fill by D
   await assert.rejects(Unmask.load("./gaussian", { device: "wasm" }), (e) => e.name === "BadModel" && /gaussian\/config.json: no such file/.test(e.message));
 });
 
+/**
+ * Replays a fill's events on the canvas `layout` describes: each hole position a mask (null), each
+ * step's commits written where they say, each `expand` and `delete` applied as its event says.
+ * Checks every event against the canvas as it goes and returns the filled text (known text
+ * verbatim, each hole's tokens joined, a leading space dropped after a space, as Canvas::text
+ * does), the holes' lengths, the canvas length, and the moves seen.
+ */
+function replay(layout, events) {
+  // one entry per canvas position: { hole, text } for a hole's (text null while masked), null elsewhere
+  const canvas = Array.from({ length: layout.tokens }, () => null);
+  const holes = layout.slots.filter((s) => "hole" in s);
+  holes.forEach((s, h) => {
+    for (let p = s.hole[0]; p < s.hole[1]; p++) canvas[p] = { hole: h, text: null };
+  });
+  const lengthOf = (h) => canvas.filter((c) => c?.hole === h).length;
+  const masked = () => canvas.filter((c) => c !== null && c.text === null).length;
+  const moves = { expand: 0, delete: 0, deleted: 0 };
+  let last = null;
+  for (const e of events) {
+    if ("expand" in e) {
+      assert.equal(last?.committed.at(-1)?.pos, e.expand, "an expansion follows the step that committed <|expand|> there");
+      assert.equal(canvas[e.expand]?.text, "<|expand|>");
+      const { hole } = canvas[e.expand];
+      canvas[e.expand] = { hole, text: null };
+      canvas.splice(e.expand + 1, 0, { hole, text: null });
+      // (e.hole counts the holes of unknown length; here every hole is one)
+      assert.equal(lengthOf(hole), e.length, "the hole's length, as the event says");
+      assert.equal(masked(), e.masked);
+      moves.expand += 1;
+    } else if ("delete" in e) {
+      assert.equal(last?.committed.at(-1)?.pos, e.delete[0], "a deletion starts at the step's end token");
+      assert.equal(canvas[e.delete[0]]?.text, "<|endoftext|>");
+      const { hole } = canvas[e.delete[0]];
+      assert.ok(e.delete.every((p, i) => i === 0 || (canvas[p]?.hole === hole && canvas[p].text === null && p > e.delete[i - 1])), "the masks to its right, in its hole, ascending");
+      for (const p of [...e.delete].reverse()) canvas.splice(p, 1);
+      assert.equal(lengthOf(hole), e.length);
+      assert.equal(masked(), e.masked);
+      moves.delete += 1;
+      moves.deleted += e.delete.length;
+    } else if ("committed" in e) {
+      for (const c of e.committed) {
+        assert.ok(canvas[c.pos] !== null && canvas[c.pos].text === null, `step ${e.step} commits a masked hole position (${c.pos})`);
+        canvas[c.pos].text = c.text;
+      }
+      last = e;
+    }
+  }
+  assert.equal(masked(), 0, "every hole position filled");
+  const text = layout.slots
+    .map((s) => {
+      if ("known" in s) return s.known;
+      const h = holes.indexOf(s);
+      const fill = canvas.filter((c) => c?.hole === h).map((c) => c.text).join("");
+      return s.afterSpace ? fill.replace(/^ +/, "") : fill;
+    })
+    .join("");
+  return { text, lengths: holes.map((_, h) => lengthOf(h)), tokens: canvas.length, moves };
+}
+
+test("dreamon: a hole of unknown length grows and shrinks in one fill; its expand and delete events replay on the starting layout", async () => {
+  const model = await Unmask.load("dreamon", { device: "wasm" });
+  assert.equal(model.family, "absorbing");
+  const open = "The little girl [MASK*?] to the park.";
+  // the starting canvas: DreamOn's 4 masks, or holeStart's, clamped into a range
+  const layout = await model.layout(open);
+  const holeLengths = (l) => l.slots.filter((s) => "hole" in s).map((s) => s.hole[1] - s.hole[0]);
+  assert.deepEqual(layout.slots.filter((s) => "known" in s).map((s) => s.known), ["The little girl ", " to the park."]);
+  assert.deepEqual(holeLengths(layout), [4]);
+  const seven = await model.layout(open, { holeStart: 7 });
+  assert.deepEqual([holeLengths(seven), seven.tokens], [[7], layout.tokens + 3]);
+  assert.deepEqual(holeLengths(await model.layout("The little girl [MASK*2-3] to the park.")), [3], "4 clamped into 2-3");
+  assert.deepEqual(holeLengths(await model.layout("The little girl [MASK*5-9] to the park.", { holeStart: 1 })), [5]);
+  const measured = await model.measure(open);
+  assert.deepEqual([measured.tokens, measured.holes], [layout.tokens, 4], "measure: the starting canvas too");
+
+  for (const [template, options] of [
+    [open, { seed: 3 }],
+    ["Once upon a time [MASK*2-6] lived in a [MASK*1-3], and [MASK*2] was happy.", { seed: 5, holeStart: 3 }],
+  ]) {
+    const start = await model.layout(template, { holeStart: options.holeStart });
+    const events = [];
+    const r = await model.infill(template, { ...options, onStep: (e) => events.push(e) });
+    assert.equal(events.at(-1).done, true);
+    assert.equal(events.at(-1).text, r.text);
+    const steps = events.filter((e) => "committed" in e);
+    assert.equal(steps.length, r.steps);
+    // the first step sees every starting mask and commits one of them
+    assert.equal(steps[0].masked, holeLengths(start).reduce((a, b) => a + b, 0) - 1);
+    const back = replay(start, events);
+    assert.equal(back.text, r.text, "the events replayed on the starting layout give the fill");
+    // hole_lengths: each hole of unknown length's final length (the fixed [MASK*2] is not one)
+    const unknown = holeLengths(start).length - (template.includes("[MASK*2]") ? 1 : 0);
+    assert.equal(r.hole_lengths.length, unknown);
+    assert.deepEqual(back.lengths.slice(0, unknown), r.hole_lengths);
+    if (template.includes("[MASK*2]")) assert.equal(back.lengths[2], 2, "a fixed-length hole never moves");
+    const startLengths = holeLengths(start).slice(0, unknown);
+    assert.equal(back.moves.expand - back.moves.deleted, r.hole_lengths.reduce((a, b) => a + b, 0) - startLengths.reduce((a, b) => a + b, 0), "each expansion adds one position, each deleted position takes one");
+    // the final canvas, laid out by its lengths, is the replayed one
+    const final = await model.layout(template, { lengths: r.hole_lengths });
+    assert.equal(final.tokens, back.tokens);
+    assert.deepEqual(holeLengths(final), back.lengths);
+    // the ranges hold: [MASK*2-6] stays in 2..6, [MASK*1-3] in 1..3, [MASK*?] in 1..64
+    const bounds = template === open ? [[1, 64]] : [[2, 6], [1, 3]];
+    r.hole_lengths.forEach((n, i) => assert.ok(n >= bounds[i][0] && n <= bounds[i][1], `hole ${i}: ${n} tokens`));
+    console.log(`dreamon ${JSON.stringify(template)}: ${back.moves.expand} expansions, ${back.moves.delete} deletions (${back.moves.deleted} positions), lengths ${r.hole_lengths}: ${r.text}`);
+  }
+
+  // what does not apply to a growing hole is refused, naming it
+  await assert.rejects(model.infill(open, { strategy: "ancestral" }), (e) => e.code === "BadInput" && /top-prob, margin or entropy/.test(e.message));
+  await assert.rejects(model.infill(open, { steps: 4 }), (e) => e.code === "BadInput" && /step count/.test(e.message));
+  // holeStart and the layout options are checked before the module
+  await assert.rejects(model.infill(open, { holeStart: 0 }), (e) => e.code === "BadInput" && e.message === "infill: options.holeStart must be a whole number from 1 to 2^53 − 1, not 0");
+  await assert.rejects(model.layout(open, { holeStart: 1.5 }), (e) => e.code === "BadInput" && /^layout: options.holeStart must be/.test(e.message));
+  await assert.rejects(model.layout(open, { lengths: [3, 4] }), (e) => e.code === "BadInput" && /lengths: 2 given, but the template has 1 hole of unknown length/.test(e.message));
+  await assert.rejects(model.layout(open, { lengths: [65] }), (e) => e.code === "BadInput" && /65 for `\[MASK\*\?\]` at column \d+, which takes 1 to 64 tokens/.test(e.message));
+  await assert.rejects(model.measure(open, { start: 4 }), (e) => e.code === "BadInput" && /unknown field/.test(e.message));
+  model.dispose();
+
+  // a model without <|expand|> ranks one fill per length: no layout before the fill, one at the
+  // chosen lengths after it, on which its (the chosen fill's) steps replay
+  const ranked = await Unmask.load("default", { device: "wasm" });
+  await assert.rejects(ranked.layout(open), (e) => e.code === "BadTemplate" && /once per length/.test(e.message) && /\{ lengths \}/.test(e.message));
+  const longest = await ranked.measure(open);
+  assert.equal(longest.holes, 8, "measure: the longest of [MASK*?]'s 1 to 8");
+  const events = [];
+  const r = await ranked.infill(open, { seed: 3, onStep: (e) => events.push(e) });
+  assert.equal(r.hole_lengths, undefined, "no hole grew");
+  const chosen = r.lengths.find((c) => c.chosen).lengths;
+  assert.deepEqual(events.filter((e) => "expand" in e || "delete" in e), []);
+  assert.equal(replay(await ranked.layout(open, { lengths: chosen }), events).text, r.text);
+  ranked.dispose();
+});
+
 test("reapply: the sampler's temperature and top-p on a step's candidates, in the module", async () => {
   const top = [
     { id: 5, text: " a", p: 0.4 },
@@ -328,7 +461,7 @@ test("the worker protocol, the page's side: versioned replies told apart by kind
   assert.deepEqual(progress, ["ready"]);
   assert.ok(model instanceof RemoteUnmask && model.backend === "wasm" && model.threads === 1 && model.family === "uniform");
   await assert.rejects(model.measure("x"), (e) => e instanceof Error && e.name === "BadTemplate" && e.code === "BadTemplate" && e.message === "measure: no holes");
-  await assert.rejects(model.schedule(3), (e) => e.code === "WorkerError" && /protocol \(none\), this side 2/.test(e.message));
+  await assert.rejects(model.schedule(3), (e) => e.code === "WorkerError" && /protocol \(none\), this side 3/.test(e.message));
   // anything but the package's errors crosses as InternalError, saying what it was
   await assert.rejects(model.corrupt("a"), (e) => e.code === "InternalError" && /TypeError: x is undefined/.test(e.message));
   model.dispose();
@@ -632,7 +765,7 @@ test("bad arguments are BadTemplate or BadInput naming the argument and the valu
   await refuses(() => Unmask.load(undefined, { devcie: "wasm" }), "BadInput", /^load: options\.devcie is not an option \(unknown field\)/);
   await refuses(() => Unmask.load(undefined, { device: "gpu0" }), "BadInput", `load: options.device must be 'auto', 'webgpu', 'wasm', 'gpu' or 'cpu', not "gpu0"`);
   await refuses(() => Unmask.load(undefined, { threads: 0 }), "BadInput", "load: options.threads must be 'auto' or a whole number from 1 to 256, not 0");
-  await refuses(() => Unmask.load(42), "BadInput", "load: source must be a bundled model's name ('default', 'uniform', 'gaussian' or 'bits'), a folder URL or path, a hub id, or { config, weights, tokenizer } (or left out), not 42");
+  await refuses(() => Unmask.load(42), "BadInput", "load: source must be a bundled model's name ('default', 'uniform', 'gaussian', 'bits' or 'dreamon'), a folder URL or path, a hub id, or { config, weights, tokenizer } (or left out), not 42");
   await refuses(() => Unmask.load(""), "BadInput", 'load: source must be a URL or a non-empty string, not ""');
   await refuses(() => model.corrupt(7), "BadInput", "corrupt: text must be a string, not 7");
   // a template over the engine's 1 MiB is refused before it is copied into the module
@@ -864,8 +997,13 @@ test("fuzz-js-args: 3000 seeded hostile calls to every public function and optio
     seed: () => g.pick([0, 7, 123, 2 ** 53 - 1]),
     candidates: () => g.pick([0, 5, 16, 17]),
     pending: () => g.pick([true, false]),
+    holeStart: () => g.pick([1, 4, 0, 70]),
     onStep: () => g.pick([() => {}, throwing]),
     signal: () => g.pick([new AbortController().signal, AbortSignal.abort()]),
+  };
+  const layoutValid = {
+    holeStart: () => g.pick([1, 4, 0, 70]),
+    lengths: () => g.pick([[1], [2], [1, 2], [0], [99], []]),
   };
   const corruptValid = {
     family: () => g.pick(["absorbing", "uniform", "gaussian", "bits", "nope"]),
@@ -945,8 +1083,8 @@ test("fuzz-js-args: 3000 seeded hostile calls to every public function and optio
           for await (const _ of m.steps(t, o)) if (++n === 3) break;
         },
     ],
-    ["measure", (m, t = template_()) => () => m.measure(t)],
-    ["layout", (m, t = template_()) => () => m.layout(t)],
+    ["measure", (m, t = template_(), o = g.chance(0.5) ? undefined : options(layoutValid)) => () => m.measure(t, o)],
+    ["layout", (m, t = template_(), o = g.chance(0.5) ? undefined : options(layoutValid)) => () => m.layout(t, o)],
     ["corrupt", (m, t = g.chance(0.6) ? g.pick(["Peter ran.", "", "🐇 ran"]) : hostile(), o = options(corruptValid)) => () => m.corrupt(t, o)],
     ["schedule", (m, p = g.chance(0.3) ? g.pick([2, 11, 1e9, -5]) : hostile()) => () => m.schedule(p)],
     ["load", (_, s = loadSource(), o = options(loadValid)) => () => Unmask.load(s, o)],

@@ -13,6 +13,9 @@ import {
   type ErrorCode,
   type FillEvent,
   type InfillResult,
+  type Layout,
+  type LayoutOptions,
+  type Measure,
   type Model,
   type ModelFamily,
   type StrategyName,
@@ -77,6 +80,8 @@ export async function user(): Promise<void> {
       events.push(e);
       if ("committed" in e) for (const c of e.committed) console.log(c.pos, c.text, c.p, c.top?.[0]?.p);
       else if ("lengths" in e) for (const l of e.lengths) console.log(l.lengths, l.natsPerToken);
+      else if ("expand" in e) console.log(e.expand + 1, e.hole, e.length, e.masked);
+      else if ("delete" in e) console.log(e.delete.length, e.hole, e.length, e.masked);
       else console.log(e.done, e.text, e.ms);
     },
   });
@@ -127,6 +132,17 @@ export async function user(): Promise<void> {
     m.dispose();
   }
 
+  // holes that grow: the starting layout, holeStart, the final lengths
+  const grows: BundledModel = "dreamon";
+  const dreamon: Unmask = await Unmask.load(grows, { device: "wasm" });
+  const start: Layout = await dreamon.layout("The [MASK*?] sat.", { holeStart: 6 });
+  const grown = await dreamon.infill("The [MASK*2-9] sat.", { holeStart: 6, seed: 1 });
+  const lengths: number[] | undefined = grown.hole_lengths;
+  const again: Measure = await dreamon.measure("The [MASK*?] sat.", { lengths: lengths ?? [6] });
+  const options: LayoutOptions = { lengths: [3] };
+  console.log(start.tokens, again.tokens, options);
+  dreamon.dispose();
+
   // the sampler's temperature and top-p re-applied to a step's candidates
   const top = [
     { id: 1, text: " cat", p: 0.5 },
@@ -162,6 +178,8 @@ export async function mistakes(local: Unmask): Promise<void> {
   const family: ModelFamily = "masked";
   // @ts-expect-error the family is read only
   local.family = "uniform";
+  // @ts-expect-error layout takes only how holes of unknown length are laid out
+  await local.layout("The [MASK*?] sat.", { seed: 1 });
   console.log(family);
   console.log(wrong, gpu);
 }
