@@ -35,6 +35,14 @@ TEMPLATES = [
     "[MASK*6] and they lived happily ever after.",
 ]
 
+# for a model that grows holes (trained with --dreamon-rows), fixed before any of its output was seen
+GROWING = [
+    "Peter [MASK*?] into the Forest.",
+    "Once upon a time there was a [MASK*?] who lived in a little house.",
+    "The old owl [MASK*?] and flew away.",
+    "[MASK*?] and they lived happily ever after.",
+]
+
 
 def main():
     ap = argparse.ArgumentParser()
