@@ -102,10 +102,9 @@ def dreamon_batch(stream, rng, length, rows, eot, mask_id, expand_id, max_middle
     return torch.from_numpy(xs), torch.from_numpy(ys)
 
 
-def dreamon_loss(model, x, y, mask_id, eot):
+def dreamon_loss(model, x, y, mask_id):
     """The loss on augmented rows: mean cross-entropy over the labelled positions (module
-    docstring; `eot` is kept for the signature DreamOn's end-token averaging used)."""
-    del eot
+    docstring)."""
     logp = subs_log_probs(model(x), x, mask_id)
     has = y >= 0
     nll = -logp.gather(-1, y.clamp(min=0)[..., None])[..., 0]

@@ -259,7 +259,7 @@ def main():
             if n_dreamon:
                 xd, yd = dreamon_batch(train, rng, length, n_dreamon, eot, mask_id, expand_id, args.max_middle,
                                        args.max_delete, args.merge_prob)
-                d_loss = dreamon_loss(model, xd.to(dev), yd.to(dev), mask_id, eot)
+                d_loss = dreamon_loss(model, xd.to(dev), yd.to(dev), mask_id)
                 loss = loss + d_loss
         opt.zero_grad(set_to_none=True)
         loss.backward()

@@ -95,8 +95,14 @@ impl<D: Denoiser> Infiller<D> {
             let mut best: Option<(usize, f64)> = None;
             let mut props = Vec::with_capacity(masked.len());
             let mut tops = Vec::new();
+            let moves = [g.growth.expand as usize, g.growth.end as usize];
             for (k, &pos) in masked.iter().enumerate() {
-                allowed.copy_from_slice(&self.allowed);
+                // only the two move tokens differ by position: put them back, not the whole row
+                for m in moves {
+                    if let (Some(a), Some(&b)) = (allowed.get_mut(m), self.allowed.get(m)) {
+                        *a = b;
+                    }
+                }
                 g.allow(pos, &mut allowed);
                 let row = &logits[k * v..(k + 1) * v];
                 let p = propose_row(row, &allowed, &opts.choice, &mut rng)
@@ -114,15 +120,11 @@ impl<D: Denoiser> Infiller<D> {
             let (pos, p) = (masked[k], props[k]);
             let change = g.commit(pos, p.token);
             let tok = self.tokenizer();
-            // the committed token as it was written, before its move re-indexed the canvas
-            let mut shown = g.ids.clone();
-            if change.is_some() {
-                shown = committed_view(&g, &change, pos, p.token);
-            }
+            // candidates read in the canvas as the step wrote it, before its move re-indexed it
             let mut scratch = if tops.is_empty() {
                 Vec::new()
             } else {
-                shown.clone()
+                committed_view(&g, &change, pos, p.token)
             };
             let top = if tops.is_empty() {
                 Vec::new()
