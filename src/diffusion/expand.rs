@@ -23,10 +23,8 @@
 
 use crate::error::{Error, Result};
 use crate::model::Growth;
+pub use crate::model::EXPAND;
 use crate::text::Canvas;
-
-/// The expand token's text (families-reference §6(a)).
-pub const EXPAND: &str = "<|expand|>";
 
 /// Where a hole of unknown length starts: DreamOn's `min_gen_len` (`eval_infill.yaml`).
 pub const START: usize = 4;

@@ -292,6 +292,10 @@ impl ModelSpec {
     }
 }
 
+/// The expand token's text (families-reference §6(a)). It lives with the model, which detects
+/// it in the tokenizer; `diffusion::expand` re-exports it (model/ never imports diffusion/).
+pub const EXPAND: &str = "<|expand|>";
+
 /// The token ids of DreamOn's two length moves (families-reference §6).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Growth {
@@ -310,9 +314,7 @@ fn growth_ids(tok: &crate::text::Tokenizer, spec: &ModelSpec) -> Option<Growth> 
         return None;
     }
     let v = spec.vocab_size as u32;
-    let expand = tok
-        .token_to_id(crate::diffusion::expand::EXPAND)
-        .filter(|&i| i < v)?;
+    let expand = tok.token_to_id(EXPAND).filter(|&i| i < v)?;
     let end = tok.token_to_id("<|endoftext|>").filter(|&i| i < v)?;
     Some(Growth { expand, end })
 }
