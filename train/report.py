@@ -144,7 +144,8 @@ def main():
          "training time, so the two families can be compared. Bundled in the `unmask` binary: `--model uniform`."]
         if uniform else
         ["A small MDLM (masked diffusion language model) trained by this project on public-domain children's books,",
-         "embedded in the `unmask` binary so `unmask infill` works offline (`--model default`, or no `--model`)."]
+         "embedded in the `unmask` binary so `unmask infill` works offline ("
+         + ("`--model default`, or no `--model`)." if args.name == "default" else f"`--model {args.name}`).")]
     )
     dreamon = (
         [f"- The last stage gives {a['dreamon_rows'] * 100:.0f}% of each batch DreamOn's length augmentation (`train/dreamon.py`, `--dreamon-rows`):",
@@ -202,8 +203,10 @@ def main():
         "## Evaluation on the held-out books",
         "Masks, noise and times are SplitMix64 hashes of (seed, chunk, position), so every run scores exactly the same",
         "tokens" + ("; the PyTorch side (`train/eval.py`) scores the same ones." if tmodel else
-                    ". The accuracy pass replaces 15% of the tokens with uniform noise (the uniform model's corruption) and"
-        ) + ("" if tmodel else "\nasks for each replaced token back; the bound is the family's own (the uniform closed-form NELBO)."),
+                    ". The accuracy pass " + ("replaces 15% of the tokens with uniform noise (the uniform model's corruption) and"
+                                              if uniform else "masks 15% of the tokens and")
+        ) + ("" if tmodel else "\nasks for each token back; the bound is the family's own ("
+             + ("the uniform closed-form NELBO)." if uniform else "MDLM's NELBO).")),
         "",
         f"| | {'corrupted' if uniform else 'masked'}-token top-1 accuracy (15%) | NELBO per token (nats) | perplexity bound |",
         "|---|---|---|---|",
