@@ -1,4 +1,5 @@
-// Bidirectional multi-head attention with an optional key-padding mask and sliding window, and
+// Bidirectional multi-head attention with an optional key-padding mask, a sliding window or a
+// block-causal mask (keys in the query's block of `window` positions or earlier), and
 // grouped-query attention: query head h reads key/value head h / (heads / kv_heads).
 // One workgroup per (query, head); keys are visited in slices of 64 with an online softmax, so
 // any sequence length runs in constant workgroup memory.
@@ -7,7 +8,9 @@
 // keep: [L] u32, 1 = key may be attended (padding mask)
 // out:  [L, H] f32
 
-struct Params { len: u32, heads: u32, hd: u32, window: u32, scale: f32, use_window: u32, kv_heads: u32, _p1: u32 }
+// mode: 0 every key, 1 keys within `window` of the query, 2 keys in blocks of `window` up to the
+// query's own
+struct Params { len: u32, heads: u32, hd: u32, window: u32, scale: f32, mode: u32, kv_heads: u32, _p1: u32 }
 
 @group(0) @binding(0) var<storage, read> qkv: array<f32>;
 @group(0) @binding(1) var<storage, read> keep: array<u32>;
@@ -34,9 +37,11 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid:
 
     var lo = 0u;
     var hi = p.len;
-    if (p.use_window == 1u) {
+    if (p.mode == 1u) {
         lo = select(0u, i - p.window, i > p.window);
         hi = min(p.len, i + p.window + 1u);
+    } else if (p.mode == 2u) {
+        hi = min(p.len, (i / p.window + 1u) * p.window);
     }
     // each thread owns output dims t, t + 64, … (up to MAX_HD / WG = 4 of them)
     var acc: array<f32, 4>;

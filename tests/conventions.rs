@@ -139,10 +139,20 @@ fn layer_norm_bias_is_caught() {
 fn sliding_window_is_caught() {
     let d = diff_after("modernbert", LoadOptions::default(), "logits", None, |m| {
         for b in &mut m.plan_mut().unwrap().blocks {
-            b.window = None;
+            b.keys = unmask::model::plan::Keys::All;
         }
     });
     assert_caught("ModernBERT with global attention everywhere", d);
+}
+
+#[test]
+fn qwen3_head_norms_are_caught() {
+    let d = diff_after("a2d_qwen3", LoadOptions::default(), "logits", None, |m| {
+        for b in &mut m.plan_mut().unwrap().blocks {
+            b.head_norms = None;
+        }
+    });
+    assert_caught("Qwen3 A2D without q_norm/k_norm", d);
 }
 
 #[test]

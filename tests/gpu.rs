@@ -46,6 +46,7 @@ fn gpu_forward_matches_golden_on_every_fixture() {
         ("llada", "logits", None),
         ("llada_gqa", "logits", None),
         ("dream", "logits", None),
+        ("a2d_qwen3", "logits", None),
         ("mdlm_dit", "backbone_logits.0", Some("sigma.0")),
         ("mdlm_dit_timecond", "backbone_logits.2", Some("sigma.2")),
         ("udlm", "backbone_logits.2", Some("sigma.2")),
@@ -810,4 +811,26 @@ fn continuous_step_on_the_gpu_matches_the_cpu() {
         assert_eq!(eg, ec);
         assert!(eg.contains("continuous model"), "{eg}");
     }
+}
+
+/// Qwen3 A2D set to BD3LM's blocks of 4: the block-causal mask in WGSL gives the golden
+/// `logits_block4` (the q/k norm kernel and the head dim apart from the width run here too).
+#[test]
+fn a2d_qwen3_block_causal_on_the_gpu() {
+    let Some(g) = common::gpu_or_skip() else {
+        return;
+    };
+    let mut model = unmask::engine::load_model(&fixture("a2d_qwen3")).unwrap();
+    model.set_attention(Some(4)).unwrap();
+    let (batch, gold) = golden("a2d_qwen3");
+    let got = gpu_logits(&g, &model, &batch, false);
+    let e = scaled_err(&got, &gold["logits_block4"], &batch);
+    assert!(e <= 1.0, "a2d_qwen3 block 4 on the GPU: {e}");
+    assert_logits_match(
+        "gpu a2d_qwen3 block 4",
+        &got,
+        &gold["logits_block4"],
+        &batch,
+        1e-2,
+    );
 }

@@ -307,3 +307,33 @@ fn folding_the_constant_modulation_changes_nothing() {
     assert!(d <= 1e-5, "folded vs unfolded: {d}");
     eprintln!("folded vs unfolded: {d:.2e}");
 }
+
+/// Qwen3 A2D (dllm's Tiny-A2D): q/k norms before RoPE, a head dim set apart from the width
+/// (4 × 20 on 64), a tied head stored once. Bidirectional as loaded (the MDLM checkpoint), and
+/// with BD3LM's block mask once set to blocks of 4 (`logits_block4`, dllm's
+/// `_prepare_for_sampling`): the two readings differ by up to 30, so the mask is really applied.
+#[test]
+fn a2d_qwen3_matches_golden_bidirectional_and_block_causal() {
+    let mut m = llama_family("a2d_qwen3");
+    let p = m.plan().unwrap();
+    assert_eq!((p.heads, p.kv_heads, p.head_dim, p.hidden), (4, 2, 20, 64));
+    assert!(
+        std::sync::Arc::ptr_eq(&p.embeddings.tokens, &p.head.decoder.weight),
+        "tied"
+    );
+    assert_eq!(m.spec.attention_blocks, None);
+    let (batch, g) = golden("a2d_qwen3");
+    m.set_attention(Some(4)).unwrap();
+    let f = cpu_forward(&m, &batch, false).unwrap();
+    assert_logits_match(
+        "a2d_qwen3 block 4",
+        &f.out.logits,
+        &g["logits_block4"],
+        &batch,
+        TOL,
+    );
+    let d = max_diff(&f.out.logits, &g["logits"], &batch);
+    assert!(d > 1.0, "the block mask changed nothing: {d}");
+    // the mask is the tokenizer's `<|mask|>`, as dllm adds it
+    assert_eq!(m.mask_id().unwrap(), Some(305));
+}

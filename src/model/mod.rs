@@ -54,13 +54,15 @@ pub enum Architecture {
     Gaussian,
     /// Our Analog Bits model (`train/continuous.py`): MDLM's DiT fed 12 bits per token.
     Bits,
+    /// Qwen3 A2D (dllm's Tiny-A2D: `dllm-hub/Qwen3-0.6B-diffusion-{mdlm,bd3lm}-v0.1`).
+    A2dQwen3,
 }
 
 impl Architecture {
     /// `model_type` as each family's config.json spells it (Dream's and Duo's are capitalised;
     /// Duo's is also seen lower-case). SEDD's config.json has none: it is recognised by its
     /// `tokens` or `graph` ([`Architecture::from_model_type`]).
-    pub const ALL: [(&'static str, Architecture); 13] = [
+    pub const ALL: [(&'static str, Architecture); 14] = [
         ("mdlm", Architecture::Mdlm),
         ("bert", Architecture::Bert),
         ("distilbert", Architecture::DistilBert),
@@ -74,6 +76,7 @@ impl Architecture {
         ("sedd", Architecture::Sedd),
         ("unmask-gaussian", Architecture::Gaussian),
         ("unmask-bits", Architecture::Bits),
+        ("a2d-qwen3", Architecture::A2dQwen3),
     ];
 
     pub fn from_model_type(cfg: &Config) -> Result<Architecture> {
@@ -356,6 +359,10 @@ pub struct ModelSpec {
     /// The continuous families: the width of a position's vector, the clean vector of each id
     /// and how the output reads (shared with the plan; kept when a GPU takes the weights).
     pub vectors: Option<VectorSpec>,
+    /// Block diffusion (BD3LM): attention is block-causal over blocks of this many positions
+    /// from position 0, and the sampler finishes each block before the next. `None`: every
+    /// position attends to every other.
+    pub attention_blocks: Option<usize>,
 }
 
 /// What the sampler of a continuous family needs beside the network.
@@ -587,6 +594,33 @@ impl Model {
     /// convention). Only possible while the host holds it and no backend shares it.
     pub fn plan_mut(&mut self) -> Option<&mut Plan> {
         self.plan.as_mut().and_then(Arc::get_mut)
+    }
+
+    /// Which attention the checkpoint was trained with, where its files cannot say: Qwen3 A2D's
+    /// MDLM and BD3LM checkpoints share one config (families-reference §7). `None`: every
+    /// position sees every other (MDLM); `Some(n)`: block-causal over blocks of `n` positions
+    /// from position 0 (BD3LM, trained with blocks of 32). Before a backend takes the weights.
+    pub fn set_attention(&mut self, blocks: Option<usize>) -> Result<()> {
+        if self.spec.arch != Architecture::A2dQwen3 {
+            return Err(Error::input(format!(
+                "the attention option applies to Qwen3 A2D checkpoints (a2d-qwen3), whose MDLM and BD3LM variants share one config; a {} model's attention is fixed by its architecture",
+                self.spec.arch.name()
+            )));
+        }
+        if blocks == Some(0) {
+            return Err(Error::input(
+                "a block-causal attention needs blocks of at least 1 position",
+            ));
+        }
+        let keys = blocks.map_or(plan::Keys::All, plan::Keys::BlockCausal);
+        let plan = self.plan_mut().ok_or_else(|| {
+            Error::input("the attention is set before the model is attached to a backend")
+        })?;
+        for b in &mut plan.blocks {
+            b.keys = keys;
+        }
+        self.spec.attention_blocks = blocks;
+        Ok(())
     }
 
     /// Puts `plan` in place of the model's own (a backend's form of the same weights).

@@ -127,6 +127,37 @@ pub struct Conditioning {
     pub zero_sigma: bool,
 }
 
+/// Which keys a query may attend to, padding aside.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Keys {
+    #[default]
+    All,
+    /// Sliding window: keys with `|i − j| ≤ w` (ModernBERT's local layers).
+    Window(usize),
+    /// Block-causal: keys in the query's block of `n` positions (counted from position 0) or an
+    /// earlier one (BD3LM; dllm's `_prepare_for_sampling`).
+    BlockCausal(usize),
+}
+
+impl Keys {
+    /// The keys `lo..hi` query `i` of a canvas of `len` may see.
+    pub fn range(self, i: usize, len: usize) -> (usize, usize) {
+        match self {
+            Keys::All => (0, len),
+            Keys::Window(w) => (i.saturating_sub(w), (i + w + 1).min(len)),
+            Keys::BlockCausal(n) => (0, ((i / n.max(1) + 1) * n.max(1)).min(len)),
+        }
+    }
+}
+
+/// Qwen3's per-head RMSNorms on queries and keys, before RoPE (`q_norm`, `k_norm`: one weight
+/// of `head_dim` shared by every head).
+#[derive(Clone, Debug)]
+pub struct HeadNorms {
+    pub q: Norm,
+    pub k: Norm,
+}
+
 #[derive(Clone, Debug)]
 pub struct Block {
     pub placement: NormPlacement,
@@ -135,9 +166,10 @@ pub struct Block {
     /// Fused projection, rows `[q | k | v]`: q has `heads × head_dim` rows, k and v
     /// `kv_heads × head_dim` each, head-major.
     pub qkv: Linear,
+    /// Per-head norms of q and k (Qwen3), applied before RoPE.
+    pub head_norms: Option<HeadNorms>,
     pub rope: Option<Rope>,
-    /// Sliding-window attention: a query attends to keys with `|i − j| ≤ window`.
-    pub window: Option<usize>,
+    pub keys: Keys,
     pub attn_out: Linear,
     pub ffn_norm: Option<Norm>,
     pub ffn: Ffn,

@@ -1,19 +1,20 @@
 //! Bidirectional multi-head attention over fused qkv rows, with an optional key-padding mask,
-//! an optional sliding window and grouped-query attention (fewer key/value heads than query
+//! an optional sliding window or block-causal mask and grouped-query attention (fewer key/value heads than query
 //! heads). Scores and the weighted sum go through gemm per head; the heads run in parallel
 //! natively.
 
 use super::matmul::matmul_nt;
 use crate::backend::AttentionShape;
 use crate::model::matrix::{Line, Matrix, PANEL};
+use crate::model::plan::Keys;
 
 /// `qkv`: `[len, (heads + 2·kv_heads)·hd]` rows `[q | k | v]`, head-major. `key_mask[j] = false`
-/// hides key j. `window = Some(w)` hides keys with `|i − j| > w`. Returns `[len, heads·hd]`.
+/// hides key j; `keys` hides those outside a window or later blocks. Returns `[len, heads·hd]`.
 pub fn attention(
     qkv: &[f32],
     s: &AttentionShape,
     key_mask: Option<&[bool]>,
-    window: Option<usize>,
+    keys: Keys,
 ) -> Vec<f32> {
     let (len, heads, kv, hd) = (s.len, s.heads, s.kv_heads, s.head_dim);
     assert!(kv > 0 && heads % kv == 0, "{kv} kv heads for {heads} heads");
@@ -43,10 +44,10 @@ pub fn attention(
             // K as panels of 16 keys, Vᵀ as panels of 16 dimensions (line j·len + p is
             // V[p, 16j..16j + 16]): both products go through the panel kernel, on this
             // thread (the heads are the parallel loop), with no transpose of V
-            let keys = Matrix::f32(len, hd, k).paneled();
-            let mut scores = super::panels::matmul_new(&q, len, &keys, None, false);
+            let key_panels = Matrix::f32(len, hd, k).paneled();
+            let mut scores = super::panels::matmul_new(&q, len, &key_panels, None, false);
             for (i, row) in scores.chunks_exact_mut(len).enumerate() {
-                softmax_masked(row, i, scale, key_mask, window);
+                softmax_masked(row, i, scale, key_mask, keys);
             }
             let mut lines = vec![Line([0.0; PANEL]); hd.div_ceil(PANEL) * len];
             for (j, panel) in lines.chunks_exact_mut(len).enumerate() {
@@ -70,7 +71,7 @@ pub fn attention(
             gemm_common::Parallelism::None,
         );
         for (i, row) in scores.chunks_exact_mut(len).enumerate() {
-            softmax_masked(row, i, scale, key_mask, window);
+            softmax_masked(row, i, scale, key_mask, keys);
         }
         // out = P · V: with V as [len, hd], the "nt" form needs Vᵀ as [hd, len]
         let mut vt = vec![0.0f32; hd * len];
@@ -106,18 +107,9 @@ pub fn attention(
 
 /// Scaled, masked softmax of one score row in place. A row whose keys are all hidden (a padded
 /// query outside every window) becomes all zeros instead of NaN.
-fn softmax_masked(
-    row: &mut [f32],
-    i: usize,
-    scale: f32,
-    key_mask: Option<&[bool]>,
-    window: Option<usize>,
-) {
-    // Keys outside the window are hidden; those inside may still be padding.
-    let (lo, hi) = match window {
-        Some(w) => (i.saturating_sub(w), (i + w + 1).min(row.len())),
-        None => (0, row.len()),
-    };
+fn softmax_masked(row: &mut [f32], i: usize, scale: f32, key_mask: Option<&[bool]>, keys: Keys) {
+    // Keys outside the window or in later blocks are hidden; those inside may still be padding.
+    let (lo, hi) = keys.range(i, row.len());
     row[..lo].fill(0.0);
     row[hi..].fill(0.0);
     let span = &mut row[lo..hi];
@@ -178,12 +170,7 @@ mod tests {
     use super::*;
 
     /// Straightforward f64 attention with the kv heads repeated as `repeat_kv` does.
-    fn naive(
-        qkv: &[f32],
-        s: &AttentionShape,
-        mask: Option<&[bool]>,
-        window: Option<usize>,
-    ) -> Vec<f32> {
+    fn naive(qkv: &[f32], s: &AttentionShape, mask: Option<&[bool]>, keys: Keys) -> Vec<f32> {
         let (len, heads, hd) = (s.len, s.heads, s.head_dim);
         let (h, w3) = (heads * hd, s.qkv_dim());
         // the kv columns of query head hh, after repeating each kv head `group` times
@@ -196,8 +183,12 @@ mod tests {
                 let q = &qkv[i * w3 + hh * hd..][..hd];
                 let mut w = vec![f64::NEG_INFINITY; len];
                 for (j, wj) in w.iter_mut().enumerate() {
-                    let ok =
-                        mask.is_none_or(|m| m[j]) && window.is_none_or(|win| i.abs_diff(j) <= win);
+                    let seen = match keys {
+                        Keys::All => true,
+                        Keys::Window(win) => i.abs_diff(j) <= win,
+                        Keys::BlockCausal(n) => j / n <= i / n,
+                    };
+                    let ok = mask.is_none_or(|m| m[j]) && seen;
                     if ok {
                         let k = &qkv[j * w3 + k_at(hh)..][..hd];
                         *wj = q
@@ -237,10 +228,13 @@ mod tests {
                 .collect();
             let mask: Vec<bool> = (0..len).map(|j| j < 8).collect();
             for (m, w) in [
-                (None, None),
-                (Some(&mask[..]), None),
-                (None, Some(2)),
-                (Some(&mask[..]), Some(3)),
+                (None, Keys::All),
+                (Some(&mask[..]), Keys::All),
+                (None, Keys::Window(2)),
+                (Some(&mask[..]), Keys::Window(3)),
+                (None, Keys::BlockCausal(4)),
+                (Some(&mask[..]), Keys::BlockCausal(3)),
+                (None, Keys::BlockCausal(1)),
             ] {
                 let got = attention(&qkv, &s, m, w);
                 let want = naive(&qkv, &s, m, w);
@@ -251,7 +245,7 @@ mod tests {
                     .fold(0.0, f32::max);
                 assert!(
                     d < 1e-5,
-                    "{heads}/{kv_heads} heads, mask {:?} window {w:?}: {d}",
+                    "{heads}/{kv_heads} heads, mask {:?} keys {w:?}: {d}",
                     m.is_some()
                 );
             }
@@ -275,21 +269,21 @@ mod tests {
             row[12..14].copy_from_slice(&[1.0, 1.0]);
             row[14..16].copy_from_slice(&[2.0, 2.0]);
         }
-        let out = attention(&qkv, &s, None, None);
+        let out = attention(&qkv, &s, None, Keys::All);
         assert_eq!(&out[..8], &[1.0, 1.0, 1.0, 1.0, 2.0, 2.0, 2.0, 2.0]);
     }
 
     #[test]
     fn fully_hidden_row_is_zero_not_nan() {
         let mut row = vec![1.0, 2.0, 3.0];
-        softmax_masked(&mut row, 0, 1.0, Some(&[false, false, false]), None);
+        softmax_masked(&mut row, 0, 1.0, Some(&[false, false, false]), Keys::All);
         assert_eq!(row, vec![0.0; 3]);
         // hidden keys stay hidden whatever they hold
         let mut row = vec![f32::NAN, 2.0, f32::NEG_INFINITY];
-        softmax_masked(&mut row, 0, 1.0, Some(&[false, true, false]), None);
+        softmax_masked(&mut row, 0, 1.0, Some(&[false, true, false]), Keys::All);
         assert_eq!(row, vec![0.0, 1.0, 0.0]);
         let mut row = vec![1.0, 2.0, f32::NAN, f32::INFINITY];
-        softmax_masked(&mut row, 0, 1.0, None, Some(1));
+        softmax_masked(&mut row, 0, 1.0, None, Keys::Window(1));
         assert_eq!(&row[2..], &[0.0, 0.0]);
         assert!(
             (row[0] + row[1] - 1.0).abs() < 1e-6 && row[1] > row[0],
@@ -313,7 +307,7 @@ mod tests {
             ),
         ] {
             let mut r = row.clone();
-            softmax_masked(&mut r, 2, 0.5, mask.as_ref().map(|m| &m[..]), None);
+            softmax_masked(&mut r, 2, 0.5, mask.as_ref().map(|m| &m[..]), Keys::All);
             assert!(r.iter().all(|v| v.is_nan()), "{row:?} {mask:?} -> {r:?}");
         }
         // and through the whole op: one NaN in the queries of head 1 poisons that head only
@@ -325,7 +319,7 @@ mod tests {
         };
         let mut qkv: Vec<f32> = (0..7 * s.qkv_dim()).map(|i| (i % 5) as f32 * 0.1).collect();
         qkv[4 * s.qkv_dim() + 3] = f32::NAN;
-        let out = attention(&qkv, &s, None, None);
+        let out = attention(&qkv, &s, None, Keys::All);
         for (i, o) in out.chunks_exact(6).enumerate() {
             assert!(o[..3].iter().all(|v| v.is_finite()), "row {i}: {o:?}");
             assert_eq!(o[3..].iter().all(|v| v.is_nan()), i == 4, "row {i}: {o:?}");

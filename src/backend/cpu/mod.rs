@@ -205,10 +205,13 @@ fn attention_branch(
         kv_heads: plan.kv_heads,
         head_dim: plan.head_dim,
     };
+    if let Some(n) = &b.head_norms {
+        norm::apply_heads(n, &mut qkv, &shape);
+    }
     if let Some(r) = &b.rope {
         rope::apply_qkv(r, &mut qkv, &shape);
     }
-    let a = attention(&qkv, &shape, key_mask, b.window);
+    let a = attention(&qkv, &shape, key_mask, b.keys);
     linear(&a, len, &b.attn_out)
 }
 

@@ -1,13 +1,29 @@
 //! LayerNorm (with or without bias) and RMSNorm over the last dimension, statistics in f64 so
 //! that the result is at least as accurate as the f32 references.
 
-use crate::model::plan::{Norm, NormKind};
+use crate::backend::AttentionShape;
+use crate::model::plan::{HeadNorms, Norm, NormKind};
 
 use super::for_rows;
 
 pub fn apply(norm: &Norm, x: &mut [f32]) {
     let d = norm.weight.len();
     for_rows(x, d, |row| apply_row(norm, row));
+}
+
+/// Qwen3's `q_norm` and `k_norm` in place on fused qkv rows `[q | k | v]`: each query head's
+/// `head_dim` values by `q`, each key head's by `k`; v is never touched.
+pub fn apply_heads(norms: &HeadNorms, qkv: &mut [f32], s: &AttentionShape) {
+    let (hd, q_end) = (s.head_dim, s.heads * s.head_dim);
+    let k_end = q_end + s.kv_heads * hd;
+    for row in qkv.chunks_exact_mut(s.qkv_dim()) {
+        row[..q_end]
+            .chunks_exact_mut(hd)
+            .for_each(|h| apply_row(&norms.q, h));
+        row[q_end..k_end]
+            .chunks_exact_mut(hd)
+            .for_each(|h| apply_row(&norms.k, h));
+    }
 }
 
 /// Normalise into a new buffer, leaving `x` (the residual stream) untouched.

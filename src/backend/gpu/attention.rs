@@ -1,8 +1,9 @@
-//! Dispatcher for `shaders/attention.wgsl`: bidirectional attention with padding and
-//! sliding-window masks and grouped kv heads, one workgroup per (query, head).
+//! Dispatcher for `shaders/attention.wgsl`: bidirectional attention with padding,
+//! sliding-window and block-causal masks and grouped kv heads, one workgroup per (query, head).
 
 use super::{Binding, Call, Gpu, Shader};
 use crate::backend::AttentionShape;
+use crate::model::plan::Keys;
 
 /// `struct Params` of `attention.wgsl`.
 #[repr(C)]
@@ -11,10 +12,11 @@ pub struct AttentionParams {
     pub len: u32,
     pub heads: u32,
     pub hd: u32,
-    /// Keys within this distance of the query are seen, when `use_window` is 1.
+    /// The window's reach (mode 1) or the block length (mode 2).
     pub window: u32,
     pub scale: f32,
-    pub use_window: u32,
+    /// 0: every key; 1: a sliding window; 2: block-causal.
+    pub mode: u32,
     /// Divides `heads`; query head h reads kv head `h / (heads / kv_heads)`.
     pub kv_heads: u32,
     pub _p1: u32,
@@ -29,7 +31,7 @@ pub fn attention(
     keep: &wgpu::Buffer,
     out: &wgpu::Buffer,
     shape: &AttentionShape,
-    window: Option<usize>,
+    keys: Keys,
 ) -> Call {
     let (len, heads, hd) = (shape.len, shape.heads, shape.head_dim);
     assert!(
@@ -56,9 +58,17 @@ pub fn attention(
         len: len as u32,
         heads: heads as u32,
         hd: hd as u32,
-        window: window.unwrap_or(0) as u32,
+        window: match keys {
+            Keys::All => 0,
+            Keys::Window(w) => w as u32,
+            Keys::BlockCausal(n) => n.max(1) as u32,
+        },
         scale,
-        use_window: u32::from(window.is_some()),
+        mode: match keys {
+            Keys::All => 0,
+            Keys::Window(_) => 1,
+            Keys::BlockCausal(_) => 2,
+        },
         kv_heads: shape.kv_heads as u32,
         _p1: 0,
     };
@@ -77,7 +87,7 @@ mod tests {
     use crate::backend::gpu::test_gpu;
 
     #[test]
-    fn matches_cpu_with_masks_and_windows() {
+    fn matches_cpu_with_masks_windows_and_blocks() {
         let Some(gpu) = test_gpu() else { return };
         // (len, heads, kv heads, hd): plain, then grouped (3 query heads per kv head, 2, all
         // sharing one) on lengths that are not multiples of the 64-key slice
@@ -101,10 +111,12 @@ mod tests {
                 .collect();
             let mask: Vec<bool> = (0..len).map(|j| j < len - len / 4).collect();
             for (m, w) in [
-                (None, None),
-                (Some(&mask[..]), None),
-                (None, Some(2)),
-                (Some(&mask[..]), Some(3)),
+                (None, Keys::All),
+                (Some(&mask[..]), Keys::All),
+                (None, Keys::Window(2)),
+                (Some(&mask[..]), Keys::Window(3)),
+                (None, Keys::BlockCausal(4)),
+                (Some(&mask[..]), Keys::BlockCausal(7)),
             ] {
                 let want = cpu_attention(&qkv, &shape, m, w);
                 let keep: Vec<u32> = (0..len)
@@ -131,7 +143,7 @@ mod tests {
                 }
                 assert!(
                     e < 1e-4,
-                    "len {len} heads {heads}/{kv_heads} hd {hd} mask {} window {w:?}: {e}",
+                    "len {len} heads {heads}/{kv_heads} hd {hd} mask {} keys {w:?}: {e}",
                     m.is_some()
                 );
             }
@@ -164,7 +176,7 @@ mod tests {
                 gpu.upload("keep", &keep),
                 gpu.storage("out", (len * heads * hd * 4) as u64),
             );
-            gpu.run(&[&attention(&gpu, &qb, &kb, &ob, &shape, None)]);
+            gpu.run(&[&attention(&gpu, &qb, &kb, &ob, &shape, Keys::All)]);
             let got: Vec<f32> = gpu
                 .read_blocking(&[(&ob, 0, (len * heads * hd) as u64)])
                 .unwrap();
@@ -184,7 +196,7 @@ mod tests {
             gpu.upload("keep", &keep),
             gpu.storage("out", (len * heads * hd * 4) as u64),
         );
-        gpu.run(&[&attention(&gpu, &qb, &kb, &ob, &shape, None)]);
+        gpu.run(&[&attention(&gpu, &qb, &kb, &ob, &shape, Keys::All)]);
         let got: Vec<f32> = gpu
             .read_blocking(&[(&ob, 0, (len * heads * hd) as u64)])
             .unwrap();

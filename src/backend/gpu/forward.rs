@@ -14,6 +14,7 @@ use super::embed::{embed, GpuEmbeddings};
 use super::estimate::{estimate, EstimateOut, MAX_WIDTH};
 use super::gather::gather;
 use super::glu::glu;
+use super::head_norm::{head_norm, GpuHeadNorms};
 use super::matmul::{matmul, Epilogue};
 use super::modulate::modulate;
 use super::norm::{norm, GpuNorm};
@@ -31,8 +32,8 @@ use crate::batch::Row;
 use crate::error::{Error, GpuFault, Result};
 use crate::model::matrix::Matrix;
 use crate::model::plan::{
-    Activation, Conditioning, Embeddings, Ffn, Head, Linear, NormPlacement, Plan, PositionIds,
-    Readout, Rope, VectorIo,
+    Activation, Conditioning, Embeddings, Ffn, Head, Keys, Linear, NormPlacement, Plan,
+    PositionIds, Readout, Rope, VectorIo,
 };
 
 struct GpuLinear {
@@ -66,8 +67,9 @@ struct GpuBlock {
     placement: NormPlacement,
     attn_norm: Option<GpuNorm>,
     qkv: GpuLinear,
+    head_norms: Option<GpuHeadNorms>,
     rope: Option<Rope>,
-    window: Option<usize>,
+    keys: Keys,
     attn_out: GpuLinear,
     ffn_norm: Option<GpuNorm>,
     ffn: GpuFfn,
@@ -171,8 +173,9 @@ impl GpuModel {
                 placement: b.placement,
                 attn_norm: b.attn_norm.as_ref().map(|x| GpuNorm::upload(g, x)),
                 qkv: GpuLinear::upload(g, &n("qkv"), &b.qkv, f16)?,
+                head_norms: b.head_norms.as_ref().map(|n| GpuHeadNorms::upload(g, n)),
                 rope: b.rope.clone(),
-                window: b.window,
+                keys: b.keys,
                 attn_out: GpuLinear::upload(g, &n("attn_out"), &b.attn_out, f16)?,
                 ffn_norm: b.ffn_norm.as_ref().map(|x| GpuNorm::upload(g, x)),
                 ffn,
@@ -721,10 +724,13 @@ impl GpuSession {
             shape.qkv_dim(),
             0,
         ));
+        if let Some(n) = &b.head_norms {
+            calls.push(head_norm(g, n, qkv, &shape));
+        }
         if let Some(cs) = cs {
             calls.push(rope(g, qkv, cs, &shape));
         }
-        calls.push(attention(g, qkv, &self.keep, att, &shape, b.window));
+        calls.push(attention(g, qkv, &self.keep, att, &shape, b.keys));
     }
 
     /// x += ffn(input) (gated by `gate` when modulated)

@@ -11,6 +11,7 @@ pub(crate) mod estimate;
 pub(crate) mod forward;
 pub(crate) mod gather;
 pub(crate) mod glu;
+pub(crate) mod head_norm;
 pub(crate) mod matmul;
 pub(crate) mod modulate;
 pub(crate) mod norm;

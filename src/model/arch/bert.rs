@@ -7,7 +7,7 @@
 use std::sync::Arc;
 
 use super::*;
-use crate::model::plan::{Block, Embeddings, Ffn, Head, NormPlacement, PositionIds};
+use crate::model::plan::{Block, Embeddings, Ffn, Head, Keys, NormPlacement, PositionIds};
 use crate::model::{Family, LogitReading, MaskToken};
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -103,7 +103,8 @@ pub fn build(cfg: &Config, w: &Weights, flavour: Flavour) -> Result<(ModelSpec, 
             )?),
             qkv: fused_qkv([q, k, v]),
             rope: None,
-            window: None,
+            head_norms: None,
+            keys: Keys::All,
             attn_out: linear(w, &format!("{l}.attention.output.dense"), h, h, true)?,
             ffn_norm: Some(layer_norm(
                 w,
@@ -168,6 +169,7 @@ pub fn build(cfg: &Config, w: &Weights, flavour: Flavour) -> Result<(ModelSpec, 
         max_len_field: "max_position_embeddings",
         canvas: crate::text::CanvasRule::PostProcessor,
         vectors: None,
+        attention_blocks: None,
     };
     let plan = Plan {
         hidden: h,

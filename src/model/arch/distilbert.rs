@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use super::*;
-use crate::model::plan::{Block, Embeddings, Ffn, Head, NormPlacement, PositionIds};
+use crate::model::plan::{Block, Embeddings, Ffn, Head, Keys, NormPlacement, PositionIds};
 use crate::model::{Family, LogitReading, MaskToken};
 
 const EPS: f64 = 1e-12;
@@ -44,7 +44,8 @@ pub fn build(cfg: &Config, w: &Weights) -> Result<(ModelSpec, Plan)> {
             attn_norm: Some(layer_norm(w, &format!("{l}.sa_layer_norm"), h, true, EPS)?),
             qkv: fused_qkv([q, k, v]),
             rope: None,
-            window: None,
+            head_norms: None,
+            keys: Keys::All,
             attn_out: linear(w, &format!("{l}.attention.out_lin"), h, h, true)?,
             ffn_norm: Some(layer_norm(
                 w,
@@ -93,6 +94,7 @@ pub fn build(cfg: &Config, w: &Weights) -> Result<(ModelSpec, Plan)> {
         max_len_field: "max_position_embeddings",
         canvas: crate::text::CanvasRule::PostProcessor,
         vectors: None,
+        attention_blocks: None,
     };
     let plan = Plan {
         hidden: h,

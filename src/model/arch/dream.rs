@@ -14,7 +14,7 @@
 use std::sync::Arc;
 
 use super::*;
-use crate::model::plan::{Block, Embeddings, Ffn, Head, NormPlacement, Rope};
+use crate::model::plan::{Block, Embeddings, Ffn, Head, Keys, NormPlacement, Rope};
 use crate::model::{Family, LogitReading, MaskToken};
 
 pub fn build(cfg: &Config, w: &Weights) -> Result<(ModelSpec, Plan)> {
@@ -85,7 +85,8 @@ pub fn build(cfg: &Config, w: &Weights) -> Result<(ModelSpec, Plan)> {
             attn_norm: Some(rms_norm(w, &format!("{b}.input_layernorm.weight"), h, eps)?),
             qkv: fused_qkv([q, k, v]),
             rope: Some(Rope::new(theta, hd)),
-            window: None,
+            head_norms: None,
+            keys: Keys::All,
             attn_out: linear(w, &format!("{a}.o_proj"), h, h, false)?,
             ffn_norm: Some(rms_norm(
                 w,
@@ -123,6 +124,7 @@ pub fn build(cfg: &Config, w: &Weights) -> Result<(ModelSpec, Plan)> {
         max_len_field: "max_position_embeddings",
         canvas: crate::text::CanvasRule::Bos("<|beginoftext|>"),
         vectors: None,
+        attention_blocks: None,
     };
     let plan = Plan {
         hidden: h,

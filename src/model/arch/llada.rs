@@ -7,7 +7,7 @@
 use std::sync::Arc;
 
 use super::*;
-use crate::model::plan::{Block, Embeddings, Ffn, Head, NormPlacement, Rope};
+use crate::model::plan::{Block, Embeddings, Ffn, Head, Keys, NormPlacement, Rope};
 use crate::model::{Family, LogitReading, MaskToken};
 
 pub fn build(cfg: &Config, w: &Weights) -> Result<(ModelSpec, Plan)> {
@@ -90,7 +90,8 @@ pub fn build(cfg: &Config, w: &Weights) -> Result<(ModelSpec, Plan)> {
             attn_norm: Some(rms_norm(w, &format!("{b}.attn_norm.weight"), h, eps)?),
             qkv: fused_qkv([q, k, v]),
             rope: Some(Rope::new(theta, hd)),
-            window: None,
+            head_norms: None,
+            keys: Keys::All,
             attn_out: linear(w, &format!("{b}.attn_out"), h, h, false)?,
             ffn_norm: Some(rms_norm(w, &format!("{b}.ff_norm.weight"), h, eps)?),
             ffn: Ffn::Gated {
@@ -123,6 +124,7 @@ pub fn build(cfg: &Config, w: &Weights) -> Result<(ModelSpec, Plan)> {
         max_len_field: "max_sequence_length",
         canvas: crate::text::CanvasRule::Bos("<|startoftext|>"),
         vectors: None,
+        attention_blocks: None,
     };
     let plan = Plan {
         hidden: h,

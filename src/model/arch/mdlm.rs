@@ -25,7 +25,7 @@ use std::sync::Arc;
 
 use super::*;
 use crate::model::plan::{
-    Block, Conditioning, Embeddings, Ffn, Head, NormPlacement, Readout, Rope, VectorIo,
+    Block, Conditioning, Embeddings, Ffn, Head, Keys, NormPlacement, Readout, Rope, VectorIo,
 };
 use crate::model::{Family, LogitReading, MaskToken, Noise, VectorSpec};
 use crate::text::CanvasRule;
@@ -155,6 +155,7 @@ fn mdlm_layout(cfg: &Config, flavour: Flavour) -> Result<Dit> {
             max_len_field: "model_length",
             canvas,
             vectors: None,
+            attention_blocks: None,
         },
     })
 }
@@ -233,6 +234,7 @@ fn sedd_layout(cfg: &Config) -> Result<Dit> {
             // OpenWebText with GPT-2, documents separated by <|endoftext|>
             canvas: CanvasRule::EosBothEnds,
             vectors: None,
+            attention_blocks: None,
         },
     })
 }
@@ -304,6 +306,7 @@ fn continuous_layout(cfg: &Config, flavour: Flavour) -> Result<(Dit, usize)> {
                 // trained on rows framed by <|endoftext|> as the default model
                 canvas: CanvasRule::EosBothEnds,
                 vectors: None,
+                attention_blocks: None,
             },
         },
         width,
@@ -442,7 +445,8 @@ pub fn build(cfg: &Config, w: &Weights, flavour: Flavour) -> Result<(ModelSpec, 
             rope: Some(Rope {
                 inv_freq: inv_freq.clone(),
             }),
-            window: None,
+            head_norms: None,
+            keys: Keys::All,
             attn_out,
             ffn_norm: Some(ffn_norm),
             ffn: Ffn::Plain {

@@ -8,6 +8,7 @@ mod dream;
 mod llada;
 mod mdlm;
 mod modernbert;
+mod qwen3;
 
 use super::config::Config;
 use super::matrix::Matrix;
@@ -33,6 +34,7 @@ pub fn build(cfg: &Config, w: &Weights) -> Result<(ModelSpec, Plan)> {
         Architecture::ModernBert => modernbert::build(cfg, w),
         Architecture::Llada => llada::build(cfg, w),
         Architecture::Dream => dream::build(cfg, w),
+        Architecture::A2dQwen3 => qwen3::build(cfg, w),
     }?;
     check_extra_layers(cfg, w, arch, built.1.blocks.len())?;
     Ok(built)
@@ -50,7 +52,8 @@ pub fn layers_field(arch: Architecture) -> &'static str {
         Architecture::Bert
         | Architecture::Roberta
         | Architecture::ModernBert
-        | Architecture::Dream => "num_hidden_layers",
+        | Architecture::Dream
+        | Architecture::A2dQwen3 => "num_hidden_layers",
         Architecture::DistilBert | Architecture::Llada => "n_layers",
     }
 }
@@ -81,7 +84,9 @@ fn layer_lists(arch: Architecture) -> &'static [&'static str] {
         Architecture::Bert => &["bert.encoder.layer."],
         Architecture::Roberta => &["roberta.encoder.layer."],
         Architecture::DistilBert => &["distilbert.transformer.layer."],
-        Architecture::ModernBert | Architecture::Dream => &["model.layers."],
+        Architecture::ModernBert | Architecture::Dream | Architecture::A2dQwen3 => {
+            &["model.layers."]
+        }
         Architecture::Llada => &["model.transformer.blocks."],
     }
 }

@@ -8,7 +8,7 @@
 use std::sync::Arc;
 
 use super::*;
-use crate::model::plan::{Block, Embeddings, Ffn, Head, NormPlacement, Rope};
+use crate::model::plan::{Block, Embeddings, Ffn, Head, Keys, NormPlacement, Rope};
 use crate::model::{Family, LogitReading, MaskToken};
 
 pub fn build(cfg: &Config, w: &Weights) -> Result<(ModelSpec, Plan)> {
@@ -64,7 +64,12 @@ pub fn build(cfg: &Config, w: &Weights) -> Result<(ModelSpec, Plan)> {
                 if global { global_theta } else { local_theta },
                 hd,
             )),
-            window: (!global).then_some(local / 2),
+            head_norms: None,
+            keys: if global {
+                Keys::All
+            } else {
+                Keys::Window(local / 2)
+            },
             attn_out: linear(w, &format!("{l}.attn.Wo"), h, h, attn_bias)?,
             ffn_norm: Some(norm(&format!("{l}.mlp_norm"))?),
             ffn: Ffn::Gated {
@@ -111,6 +116,7 @@ pub fn build(cfg: &Config, w: &Weights) -> Result<(ModelSpec, Plan)> {
         max_len_field: "max_position_embeddings",
         canvas: crate::text::CanvasRule::PostProcessor,
         vectors: None,
+        attention_blocks: None,
     };
     let plan = Plan {
         hidden: h,
