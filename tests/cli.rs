@@ -656,3 +656,74 @@ fn a_model_larger_than_memory_is_refused_before_loading() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// `--attention`: Qwen3 A2D runs as loaded (full), as BD3LM with `block:N`, or as BD3LM from a
+/// path naming `bd3lm` (with a warning saying so, which `full` overrides); other models refuse
+/// it, and `block:0` is refused by the parser.
+#[test]
+fn attention_option_for_qwen3_a2d() {
+    let a2d = fixture("a2d_qwen3");
+    let a2d = a2d.to_str().unwrap();
+    let t = "The cat[MASK*3] on the mat,[MASK*6] quiet.";
+    let full = run_cli(&["infill", "--backend", "cpu", "--model", a2d, t], b"");
+    let blocks = run_cli(
+        &[
+            "infill",
+            "--backend",
+            "cpu",
+            "--model",
+            a2d,
+            "--attention",
+            "block:4",
+            t,
+        ],
+        b"",
+    );
+    assert!(full.status.success() && blocks.status.success());
+    assert_ne!(full.stdout, blocks.stdout, "block:4 changed nothing");
+    let tmp = tempdir();
+    let named = tmp.path().join("Qwen3-0.6B-diffusion-bd3lm-v0.1");
+    std::fs::create_dir(&named).unwrap();
+    for f in ["config.json", "model.safetensors", "tokenizer.json"] {
+        std::fs::copy(fixture("a2d_qwen3").join(f), named.join(f)).unwrap();
+    }
+    let out = run_cli(
+        &[
+            "infill",
+            "--backend",
+            "cpu",
+            "--model",
+            named.to_str().unwrap(),
+            t,
+        ],
+        b"",
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success() && err.contains("taken as a BD3LM checkpoint"),
+        "{err}"
+    );
+    let out = run_cli(
+        &[
+            "infill",
+            "--backend",
+            "cpu",
+            "--attention",
+            "full",
+            "--model",
+            named.to_str().unwrap(),
+            t,
+        ],
+        b"",
+    );
+    assert_eq!(
+        out.stdout, full.stdout,
+        "--attention full overrides the name"
+    );
+    let out = run_cli(&["infill", "--attention", "block:4", "a [MASK] b"], b"");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("a2d-qwen3"), "{err}");
+    let out = run_cli(&["infill", "--attention", "block:0", "a [MASK] b"], b"");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("block:N"), "{err}");
+}

@@ -814,3 +814,58 @@ fn unknown_lengths_on_other_families() {
     let e = block_on(sedd.infill("the cat [MASK*1-3] on the mat .", &o, &mut |_| {})).unwrap_err();
     assert!(e.to_string().contains("SEDD"), "{e}");
 }
+
+/// Block diffusion (Qwen3 A2D set to BD3LM's blocks): the holes are filled one block of
+/// positions at a time, left to right, each finished before the next begins, whatever their
+/// confidence; the known text never changes. A step count splits over the model's blocks, a
+/// block length of the caller's is refused with the reason.
+#[test]
+fn block_diffusion_fills_the_models_blocks_in_order() {
+    let mut model = common::model("a2d_qwen3");
+    model.set_attention(Some(4)).unwrap();
+    let mut inf = unmask::engine::cpu_infiller(model).unwrap();
+    let t = "The cat[MASK*3] on the mat,[MASK*6] quiet.";
+    let canvas = inf.canvas(t).unwrap();
+    let o = opts(&inf, Strategy::TopProb, None, 1);
+    assert_eq!(o.position_blocks, Some(4));
+    let (r, ev) = run(&mut inf, t, &o);
+    holes_filled_text_kept(&inf, t, &r);
+    let block_of = |p: usize| p / 4;
+    let mut done_before = 0;
+    for e in &ev {
+        for c in &e.committed {
+            assert!(
+                block_of(c.pos) >= done_before,
+                "{} before block {done_before}",
+                c.pos
+            );
+        }
+        // every hole of the blocks before this step's is filled
+        let b = e.committed.iter().map(|c| block_of(c.pos)).min().unwrap();
+        let filled: Vec<usize> = ev
+            .iter()
+            .take_while(|x| !std::ptr::eq(*x, e))
+            .flat_map(|x| x.committed.iter().map(|c| c.pos))
+            .collect();
+        for &h in canvas.holes.iter().filter(|&&h| block_of(h) < b) {
+            assert!(filled.contains(&h), "hole {h} open while block {b} fills");
+        }
+        done_before = b;
+    }
+    let blocks: std::collections::BTreeSet<usize> =
+        canvas.holes.iter().map(|&h| block_of(h)).collect();
+    let mut o = opts(&inf, Strategy::TopProb, Some(blocks.len() + 1), 1);
+    o.steps = Some(blocks.len() + 1);
+    let e = block_on(inf.infill(t, &o, &mut |_| {}))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("the model's blocks of 4 positions"), "{e}");
+    let e = InfillOptions {
+        block_length: Some(2),
+        ..InfillOptions::default()
+    }
+    .resolve(&inf.model)
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("fills its own blocks of 4 positions"), "{e}");
+}

@@ -152,6 +152,7 @@ fn half_precision_is_used_in_place_and_matches_the_widened_model() {
                 LoadOptions {
                     fold_adaln: false,
                     precision: Precision::Q8,
+                    ..LoadOptions::default()
                 },
             )
             .unwrap();

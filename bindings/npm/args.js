@@ -470,9 +470,16 @@ export function schedulePoints(v) {
   return finite("schedule", "points", v);
 }
 
+/** @type {Checker<string>} Qwen3 A2D's attention: `auto`, `full` or `block:N` (N ≥ 1). */
+const attention = (fn, name, v) => {
+  if (typeof v !== "string" || !/^(auto|full|block:[1-9][0-9]{0,6})$/.test(v)) throw bad(fn, name, "'auto', 'full' or 'block:N' (N a whole number from 1)", v);
+  return v;
+};
+
 const LOAD = {
   device: oneOf("auto", "webgpu", "wasm", "gpu", "cpu"),
   weights: oneOf("f16", "f32"),
+  attention,
   onProgress: callback,
   signal,
   wasmUrl: location,

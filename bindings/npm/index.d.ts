@@ -16,6 +16,12 @@ export interface LoadOptions {
   device?: Device;
   /** GPU weight storage; arithmetic is f32 either way. */
   weights?: "f16" | "f32";
+  /**
+   * Qwen3 A2D only (dllm's MDLM and BD3LM checkpoints share one config, so the files cannot
+   * say): `"full"` for the MDLM checkpoint, `"block:32"` for BD3LM (block-causal attention,
+   * filled block by block). Default `"auto"`: full.
+   */
+  attention?: "auto" | "full" | `block:${number}`;
   onProgress?: ((event: ProgressEvent) => void) | null;
   signal?: AbortSignal | null;
   /** Where the .wasm is, when a bundler moved it. */

@@ -360,7 +360,7 @@ export function makeUnmask(platform) {
         if (!platform.loadInWorker) throw namedError("BadInput", "load: options.worker must be false here, not true: a worker needs a browser");
         return platform.loadInWorker(from.kind === "files" ? from.files : from.kind === "folder" ? from.where : from.name, checked);
       }
-      const { device = "auto", weights: weightFormat, onProgress, signal, cache } = checked;
+      const { device = "auto", weights: weightFormat, attention, onProgress, signal, cache } = checked;
       const { wasm, threads } = await platform.init(checked);
       checkSignal(signal);
       /** @param {import("./index.js").ProgressEvent} event */
@@ -423,7 +423,7 @@ export function makeUnmask(platform) {
           throw readFailure(e, parts[i].file, signal);
         }
       }
-      const settings = { device, ...(weightFormat ? { weights: weightFormat } : {}) };
+      const settings = { device, ...(weightFormat ? { weights: weightFormat } : {}), ...(attention ? { attention } : {}) };
       const loader = await guarded(wasm, () => wasm.Loader.create(new TextDecoder().decode(small[0]), small[1], settings));
       /** @type {{ fileBytes: number, f32Bytes: number, tensors: number } | null} */
       let header = null;

@@ -135,6 +135,9 @@ struct LoadOptions {
     device: Option<String>,
     /// GPU weight storage: `f16` (default) or `f32`.
     weights: Option<String>,
+    /// Qwen3 A2D only: `full` (the MDLM checkpoint, the default) or `block:N` (BD3LM, 32),
+    /// which the checkpoint's files do not say.
+    attention: Option<String>,
 }
 
 impl LoadOptions {
@@ -173,6 +176,7 @@ const WASM_MEMORY: u64 = 4 << 30;
 /// is widened to f32 as it passes, so the checkpoint never sits whole in wasm memory.
 #[wasm_bindgen]
 pub struct Loader {
+    attention: engine::Attention,
     cfg: Config,
     tokenizer: Tokenizer,
     target: engine::Target,
@@ -199,11 +203,16 @@ impl Loader {
     ) -> Result<Loader, JsValue> {
         let opts: LoadOptions = read_options("load options", options)?;
         let device = opts.device()?;
+        let attention = match &opts.attention {
+            None => engine::Attention::Auto,
+            Some(a) => a.parse().map_err(engine_error)?,
+        };
         let cfg = Config::parse("config.json", &config).map_err(engine_error)?;
         let tokenizer =
             Tokenizer::from_bytes("tokenizer.json", &tokenizer).map_err(engine_error)?;
         let target = engine::target(device).await.map_err(engine_error)?;
         Ok(Loader {
+            attention,
             cfg,
             tokenizer,
             target,
@@ -245,6 +254,7 @@ impl Loader {
     /// weights to a GPU), then calls `on_phase("warmup")` and warms the shaders up.
     pub async fn finish(self, on_phase: Option<js_sys::Function>) -> Result<Unmask, JsValue> {
         let Loader {
+            attention,
             cfg,
             tokenizer,
             target,
@@ -255,7 +265,11 @@ impl Loader {
             let weights = stream.finish().map_err(engine_error)?;
             Model::from_parts(&cfg, &weights, Some(tokenizer)).map_err(engine_error)?
         };
-        let model = engine::prepare(model, engine::LoadOptions::default()).map_err(engine_error)?;
+        let opts = engine::LoadOptions {
+            attention,
+            ..engine::LoadOptions::default()
+        };
+        let model = engine::prepare(model, opts).map_err(engine_error)?;
         let selection = target.selection.clone();
         let mut inf = target.attach(model).await.map_err(engine_error)?;
         if let Some(f) = &on_phase {

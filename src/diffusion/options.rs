@@ -249,6 +249,12 @@ impl InfillOptions {
         o.steps = self.steps;
         o.schedule = self.schedule.schedule();
         o.block_len = self.block_length;
+        o.position_blocks = model.spec.attention_blocks;
+        if let (Some(n), Some(_)) = (o.position_blocks, o.block_len) {
+            return Err(Error::input(format!(
+                "blockLength: this block-diffusion model (BD3LM) fills its own blocks of {n} positions, left to right; leave the block length out"
+            )));
+        }
         o.cfg_scale = self.cfg;
         o.cache = self.cache;
         o.seed = self.seed;

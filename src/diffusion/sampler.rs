@@ -41,6 +41,10 @@ pub struct SamplerOptions {
     pub schedule: Schedule,
     /// Semi-autoregressive blocks: fill the holes `block_len` at a time, left to right.
     pub block_len: Option<usize>,
+    /// Block diffusion (BD3LM, the model's `attention_blocks`): the blocks are the model's own,
+    /// `n` positions each from position 0, and each is finished before the next, since the
+    /// block-causal attention lets no block see a later one.
+    pub position_blocks: Option<usize>,
     pub choice: TokenChoice,
     pub seed: u64,
     /// Classifier-free guidance weight w: `un + (w + 1)·(cond − un)`, where `un` sees the known
@@ -75,6 +79,7 @@ impl Default for SamplerOptions {
             steps: None,
             schedule: Schedule::default(),
             block_len: None,
+            position_blocks: None,
             choice: TokenChoice {
                 temperature: 0.0,
                 ..TokenChoice::default()
@@ -97,19 +102,46 @@ impl SamplerOptions {
     /// hole, so blocks of unequal size (`[MASK*5]` in blocks of 3) need no care; a step count
     /// is split evenly over the blocks, and one that cannot be is refused naming the values
     /// the caller gave.
-    pub fn block_steps(&self, holes: usize) -> Result<Vec<usize>> {
-        let b = self.block_len.unwrap_or(holes).max(1);
-        let sizes: Vec<usize> = (0..holes).step_by(b).map(|s| b.min(holes - s)).collect();
+    pub fn block_steps(&self, holes: &[usize]) -> Result<Vec<usize>> {
+        let sizes: Vec<usize> = self.hole_blocks(holes).iter().map(Vec::len).collect();
         let n = sizes.len();
+        let (b, holes) = (self.block_len.unwrap_or(holes.len()).max(1), holes.len());
         match (self.strategy, self.steps) {
             (Strategy::FirstHitting | Strategy::MaskPredict, _)
             | (Strategy::Threshold(_), None) => Ok(vec![0; n]),
             (_, None) => Ok(sizes),
-            (_, Some(steps)) if n > 0 && !steps.is_multiple_of(n) => Err(Error::input(format!(
-                "{steps} steps cannot be split evenly over {n} blocks (block length {b} over \
-                 {holes} holes); use a multiple of {n}, or leave the steps out for one per hole"
-            ))),
+            (_, Some(steps)) if n > 0 && !steps.is_multiple_of(n) => {
+                let blocks = match self.position_blocks {
+                    Some(p) => format!("the model's blocks of {p} positions"),
+                    None => format!("block length {b}"),
+                };
+                Err(Error::input(format!(
+                    "{steps} steps cannot be split evenly over {n} blocks ({blocks} over \
+                     {holes} holes); use a multiple of {n}, or leave the steps out for one per hole"
+                )))
+            }
             (_, Some(steps)) => Ok(vec![steps / n.max(1); n]),
+        }
+    }
+
+    /// The hole positions (ascending) of each block, left to right: the model's own blocks of
+    /// positions for block diffusion, else runs of `block_len` holes (all in one without it).
+    pub fn hole_blocks(&self, holes: &[usize]) -> Vec<Vec<usize>> {
+        match self.position_blocks {
+            Some(n) => {
+                let mut out: Vec<Vec<usize>> = Vec::new();
+                for &p in holes {
+                    match out.last_mut() {
+                        Some(last) if last[0] / n == p / n => last.push(p),
+                        _ => out.push(vec![p]),
+                    }
+                }
+                out
+            }
+            None => {
+                let b = self.block_len.unwrap_or(holes.len()).max(1);
+                holes.chunks(b).map(|c| c.to_vec()).collect()
+            }
         }
     }
 }
@@ -477,7 +509,7 @@ impl<D: Denoiser> Infiller<D> {
                 Err(e) => return Err(e),
             };
             let holes = canvas.holes.len();
-            match opts.check(Some(holes)).and(opts.block_steps(holes)) {
+            match opts.check(Some(holes)).and(opts.block_steps(&canvas.holes)) {
                 Ok(_) => out.push((lengths, canvas)),
                 Err(e) => {
                     unsuited.get_or_insert((lengths, e));
@@ -844,18 +876,11 @@ impl<'a, D: Denoiser, H: Host + ?Sized> Run<'a, D, H> {
         self.host.event(&TraceEvent::Step(event));
     }
 
-    /// The hole positions of each semi-autoregressive block.
-    fn blocks(&self) -> Vec<Vec<usize>> {
-        let holes = &self.canvas.holes;
-        let b = self.opts.block_len.unwrap_or(holes.len()).max(1);
-        holes.chunks(b).map(|c| c.to_vec()).collect()
-    }
-
     /// Every strategy that commits each token once.
     async fn absorbing(&mut self) -> Result<()> {
-        let blocks = self.blocks();
+        let blocks = self.opts.hole_blocks(&self.canvas.holes);
         let strategy = self.opts.strategy;
-        let steps = self.opts.block_steps(self.canvas.holes.len())?;
+        let steps = self.opts.block_steps(&self.canvas.holes)?;
         for (block, &per_block) in blocks.iter().zip(&steps) {
             let active = |masked: &[usize]| -> Vec<usize> {
                 masked

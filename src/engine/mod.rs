@@ -35,6 +35,57 @@ pub struct LoadOptions {
     /// The precision the weight matrices are held in: as stored (f16/bf16 in place), widened
     /// to f32, or quantised to q8_0.
     pub precision: Precision,
+    /// Which attention a checkpoint whose files cannot say was trained with (Qwen3 A2D).
+    pub attention: Attention,
+}
+
+/// The attention a Qwen3 A2D checkpoint runs with ([`Model::set_attention`]); as a string
+/// `auto`, `full` or `block:N`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub enum Attention {
+    /// The config's `block_size` where it has one; else block-causal with blocks of 32 when the
+    /// folder's path names `bd3lm`; else every position sees every other.
+    #[default]
+    Auto,
+    /// Every position sees every other (the MDLM checkpoint).
+    Full,
+    /// Block-causal over blocks of this many positions (the BD3LM checkpoint: 32).
+    Blocks(usize),
+}
+
+impl TryFrom<String> for Attention {
+    type Error = crate::Error;
+    fn try_from(s: String) -> Result<Attention> {
+        s.parse()
+    }
+}
+
+impl From<Attention> for String {
+    fn from(a: Attention) -> String {
+        match a {
+            Attention::Auto => "auto".into(),
+            Attention::Full => "full".into(),
+            Attention::Blocks(n) => format!("block:{n}"),
+        }
+    }
+}
+
+impl std::str::FromStr for Attention {
+    type Err = crate::Error;
+    /// `auto`, `full` or `block:N`.
+    fn from_str(s: &str) -> Result<Attention> {
+        match s {
+            "auto" => Ok(Attention::Auto),
+            "full" => Ok(Attention::Full),
+            _ => match s.strip_prefix("block:").map(str::parse::<usize>) {
+                Some(Ok(n)) if n > 0 => Ok(Attention::Blocks(n)),
+                _ => Err(crate::Error::input(format!(
+                    "attention `{s}`: expected auto, full or block:N with N at least 1"
+                ))),
+            },
+        }
+    }
 }
 
 impl Default for LoadOptions {
@@ -42,6 +93,7 @@ impl Default for LoadOptions {
         LoadOptions {
             fold_adaln: true,
             precision: Precision::Stored,
+            attention: Attention::Auto,
         }
     }
 }
@@ -62,6 +114,11 @@ impl LoadOptions {
 /// one backend wants happens when the model is attached to it ([`Target::attach`]): the CPU
 /// packs panels ([`for_cpu`]), a GPU uploads.
 pub fn prepare(mut model: Model, opts: LoadOptions) -> Result<Model> {
+    match opts.attention {
+        Attention::Auto => {}
+        Attention::Full => model.set_attention(None)?,
+        Attention::Blocks(n) => model.set_attention(Some(n))?,
+    }
     if let Some(plan) = model.plan_mut() {
         if opts.fold_adaln {
             cpu::modulate::fold_constant(plan);
@@ -111,7 +168,11 @@ pub fn load_model_with(dir: &std::path::Path, opts: LoadOptions) -> Result<Model
             memory::machine_memory(),
         )?;
     }
-    prepare(Model::load(dir)?, opts)
+    let mut model = Model::load(dir)?;
+    if opts.attention == Attention::Auto {
+        model.attention_from_name(dir)?;
+    }
+    prepare(model, opts)
 }
 
 /// What loading `dir` in `precision` will take, from the headers alone.

@@ -31,6 +31,10 @@ pub use weights::Weights;
 /// 1 GiB of f32 on the CPU; a config beyond it is refused at load, naming the field.
 pub const MAX_CONTEXT: usize = 16384;
 
+/// dllm's block length for Qwen3 A2D BD3LM (`examples/a2d/bd3lm`, `block_size 32` in training
+/// and sampling).
+pub const BD3LM_BLOCK: usize = 32;
+
 /// The most layers a config may declare (the largest released checkpoints have about 128);
 /// every layer's tensors must also be in the weights.
 pub const MAX_LAYERS: usize = 1024;
@@ -424,6 +428,33 @@ impl Model {
             None
         };
         Model::from_parts(&cfg, &weights, tokenizer)
+    }
+
+    /// Qwen3 A2D's MDLM and BD3LM checkpoints share a config, and no file of theirs says which
+    /// attention they were trained with; their repositories' names do
+    /// (`dllm-hub/Qwen3-0.6B-diffusion-bd3lm-v0.1`), and so does every path the Hugging Face
+    /// cache stores them under (`models--dllm-hub--…-bd3lm-v0.1/snapshots/…`). A folder path
+    /// naming `bd3lm` loads with dllm's block of 32 and says so (`engine::Attention::Auto`).
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn attention_from_name(&mut self, dir: &Path) -> Result<()> {
+        if self.spec.arch != Architecture::A2dQwen3 || self.spec.attention_blocks.is_some() {
+            return Ok(());
+        }
+        let path = dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf());
+        let named = path.components().any(|c| {
+            c.as_os_str()
+                .to_string_lossy()
+                .to_lowercase()
+                .contains("bd3lm")
+        });
+        if named {
+            self.set_attention(Some(BD3LM_BLOCK))?;
+            self.warnings.push(format!(
+                "{}: taken as a BD3LM checkpoint from its path (block-causal attention, blocks of {BD3LM_BLOCK}); `--attention full` or `block:N` says otherwise",
+                dir.display()
+            ));
+        }
+        Ok(())
     }
 
     /// Builds a model from an already-parsed config, weights and tokenizer (the browser,

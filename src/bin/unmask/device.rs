@@ -7,7 +7,9 @@ use std::path::Path;
 use clap::ValueEnum;
 
 use unmask::blocking::block_on;
-use unmask::engine::{self, BackendChoice, DeviceOptions, Engine, LoadOptions, WeightFormat};
+use unmask::engine::{
+    self, Attention, BackendChoice, DeviceOptions, Engine, LoadOptions, WeightFormat,
+};
 use unmask::model::matrix::Precision;
 use unmask::model::Model;
 #[cfg(not(feature = "default-model"))]
@@ -49,6 +51,15 @@ pub struct Device {
     /// Weight storage.
     #[arg(long, value_enum, default_value = "f16")]
     pub weights: WeightsArg,
+    /// Which attention a Qwen3 A2D checkpoint was trained with, which its files do not say:
+    /// `full` (the MDLM checkpoint), `block:N` (BD3LM: block-causal, N = 32), or `auto` (a
+    /// folder whose path names `bd3lm` is block:32, else full).
+    #[arg(long, default_value = "auto", value_parser = parse_attention)]
+    pub attention: Attention,
+}
+
+fn parse_attention(s: &str) -> std::result::Result<Attention, String> {
+    s.parse().map_err(|e: unmask::Error| e.to_string())
 }
 
 impl WeightsArg {
@@ -97,7 +108,10 @@ impl Device {
 /// The model `--model` names: a bundled model by name (`default`, `uniform`), or a folder; the
 /// embedded default model without it.
 pub fn load_model(dir: Option<&Path>, device: Device) -> Result<Model> {
-    let opts = LoadOptions::precision(device.precision());
+    let opts = LoadOptions {
+        attention: device.attention,
+        ..LoadOptions::precision(device.precision())
+    };
     // a large model takes a while to map and check: say what it will take first
     if let Some(est) = dir.and_then(|d| engine::memory_estimate(d, opts.precision).ok()) {
         if est.weights >= 1 << 30 {
