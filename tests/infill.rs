@@ -405,6 +405,40 @@ fn threshold_needs_fewer_forward_passes() {
     assert!(fast.nfe < one.nfe, "threshold {} vs {}", fast.nfe, one.nfe);
 }
 
+/// Entropy-bounded acceptance: each step commits the lowest-entropy run its bound allows, so
+/// a loose bound needs fewer passes than a bound of 0, a bound of γ = ∞ commits every hole in
+/// one pass, every step commits something, and a step budget is kept. (The rule itself is
+/// tested on known entropies in `diffusion::strategy`.)
+#[test]
+fn entropy_bound_commits_by_its_rule() {
+    let mut inf = infiller("bert");
+    let t = "the [MASK*12] river .";
+    let (tight, tight_ev) = {
+        let o = opts(&inf, Strategy::EntropyBound(0.0), None, 0);
+        run(&mut inf, t, &o)
+    };
+    let (loose, _) = {
+        let o = opts(&inf, Strategy::EntropyBound(2.0), None, 0);
+        run(&mut inf, t, &o)
+    };
+    let (all, _) = {
+        let o = opts(&inf, Strategy::EntropyBound(f64::MAX), None, 0);
+        run(&mut inf, t, &o)
+    };
+    eprintln!(
+        "entropy bound 0: {} NFE, 2: {} NFE, inf: {} NFE",
+        tight.nfe, loose.nfe, all.nfe
+    );
+    holes_filled_text_kept(&inf, t, &loose);
+    assert!(tight_ev.iter().all(|e| !e.committed.is_empty()));
+    assert!(loose.nfe < tight.nfe, "{} vs {}", loose.nfe, tight.nfe);
+    assert_eq!(all.nfe, 1);
+    let mut o = opts(&inf, Strategy::EntropyBound(0.0), Some(3), 0);
+    o.seed = 0;
+    let (_, ev) = run(&mut inf, t, &o);
+    assert!(ev.len() <= 3, "a budget of 3 steps took {}", ev.len());
+}
+
 #[test]
 fn forward_skip_cache_saves_passes_and_changes_nothing() {
     for model in ["mdlm_dit", "llada"] {

@@ -91,16 +91,17 @@ export interface ModelFiles {
  * The unmasking strategies, by name: the engine's one list (`Strategy::ALL`), which
  * {@link strategies} returns at run time; the package's tests fail if this union drifts from it.
  */
-export type StrategyName = "ancestral" | "first-hitting" | "top-prob" | "margin" | "entropy" | "threshold" | "mask-predict" | "remdm" | "uniform" | "psi" | "sedd-euler" | "sedd-analytic" | "ddim" | "ddpm";
+export type StrategyName = "ancestral" | "first-hitting" | "top-prob" | "margin" | "entropy" | "threshold" | "entropy-bound" | "mask-predict" | "remdm" | "uniform" | "psi" | "sedd-euler" | "sedd-analytic" | "ddim" | "ddpm";
 
 /**
  * A strategy as `InfillOptions.strategy` takes it: a name, or one with its argument in [0, 1]:
- * `threshold:TAU`, `remdm:ETA` (masked models), `psi:KAPPA` (uniform-state models). `uniform`
+ * `threshold:TAU`, `remdm:ETA` (masked models), `psi:KAPPA` (uniform-state models); or
+ * `entropy-bound:GAMMA` (masked models; GAMMA in nats, 0 or more, default 0.1). `uniform`
  * and `psi` sample uniform-state models (`Unmask.load("uniform")`), `sedd-*` SEDD models,
  * `ddim` and `ddpm` the continuous ones (`Unmask.load("gaussian")`, `"bits"`); the others
  * masked models. A strategy of another family is refused with `BadInput`.
  */
-export type Strategy = StrategyName | `threshold:${number}` | `remdm:${number}` | `psi:${number}` | `ddim:${number}` | `ddpm:${number}`;
+export type Strategy = StrategyName | `threshold:${number}` | `entropy-bound:${number}` | `remdm:${number}` | `psi:${number}` | `ddim:${number}` | `ddpm:${number}`;
 
 /**
  * The discrete diffusion a model was trained for, which decides the strategies that sample it

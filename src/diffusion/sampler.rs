@@ -17,7 +17,7 @@ use super::proposal::{finish_with_row, finish_with_tail, propose_from_summary};
 use super::proposal::{propose_with_row, FromSummary};
 use super::proposal::{Proposal, TokenChoice};
 use super::schedule::Schedule;
-use super::strategy::{remask_count, threshold_select, top_k, transfer_counts, Strategy};
+use super::strategy::{remask_count, top_k, transfer_counts, Strategy};
 use super::trace::{Candidate, Commit, DoneEvent, Pending, StepEvent, TraceEvent};
 use crate::backend::summarize_rows;
 use crate::backend::{Ask, Denoiser, Summaries};
@@ -108,7 +108,7 @@ impl SamplerOptions {
         let (b, holes) = (self.block_len.unwrap_or(holes.len()).max(1), holes.len());
         match (self.strategy, self.steps) {
             (Strategy::FirstHitting | Strategy::MaskPredict, _)
-            | (Strategy::Threshold(_), None) => Ok(vec![0; n]),
+            | (Strategy::Threshold(_) | Strategy::EntropyBound(_), None) => Ok(vec![0; n]),
             (_, None) => Ok(sizes),
             (_, Some(steps)) if n > 0 && !steps.is_multiple_of(n) => {
                 let blocks = match self.position_blocks {
@@ -905,7 +905,7 @@ impl<'a, D: Denoiser, H: Host + ?Sized> Run<'a, D, H> {
                         self.commit(vec![(pick, p.token, p.p)], t, Vec::new());
                     }
                 }
-                Strategy::Threshold(tau) => {
+                Strategy::Threshold(_) | Strategy::EntropyBound(_) => {
                     for i in 0.. {
                         let rows = active(&self.masked);
                         if rows.is_empty() {
@@ -914,13 +914,12 @@ impl<'a, D: Denoiser, H: Host + ?Sized> Run<'a, D, H> {
                         self.step += 1;
                         let t = rows.len() as f64 / self.canvas.holes.len() as f64;
                         let props = self.propose_rows(&rows, t).await?;
-                        let conf: Vec<f64> = props.iter().map(|p| p.p).collect();
                         // with a step budget: at least what finishes the block in time
                         let floor = match per_block {
                             0 => 1,
                             s => rows.len().div_ceil(s.saturating_sub(i).max(1)),
                         };
-                        let chosen = threshold_select(&conf, tau, floor);
+                        let chosen = strategy.accepted(&props, floor);
                         let tokens = chosen
                             .iter()
                             .map(|&i| (rows[i], props[i].token, props[i].p))

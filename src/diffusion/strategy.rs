@@ -21,6 +21,11 @@ pub enum Strategy {
     /// Fast-dLLM: the most confident proposal plus every other with `p ≥ τ`; with a step
     /// budget, at least the transfer count that finishes in it (the most confident first).
     Threshold(f64),
+    /// Entropy-bounded acceptance (EB-sampler, arXiv 2505.24857; DiffusionGemma's
+    /// `EntropyBoundSampler`): sort the proposals by entropy, lowest first, and commit the longest
+    /// run whose entropies sum to at most γ more than its last one's, `Σ_{j≤k} H_(j) − H_(k) ≤ γ`
+    /// (the lowest always); with a step budget, at least what finishes in it.
+    EntropyBound(f64),
     /// Mask-Predict: predict every hole, then re-mask and re-predict the least probable ones.
     MaskPredict,
     /// ReMDM (`remdm@f830d659fb`, max-capped-η): MDLM's ancestral step where a committed token is
@@ -60,7 +65,7 @@ impl Strategy {
     /// Every strategy, in the order the surfaces list them: the one list the CLI's help, the
     /// npm package's types, the web demo and the docs take their names from (or are tested
     /// against).
-    pub const ALL: [StrategyInfo; 14] = [
+    pub const ALL: [StrategyInfo; 15] = [
         StrategyInfo {
             name: "ancestral",
             usage: "ancestral",
@@ -90,6 +95,11 @@ impl Strategy {
             name: "threshold",
             usage: "threshold[:TAU]",
             help: "Fast-dLLM: the most confident plus every proposal with p >= TAU (0.9)",
+        },
+        StrategyInfo {
+            name: "entropy-bound",
+            usage: "entropy-bound[:GAMMA]",
+            help: "DiffusionGemma's rule: the lowest-entropy proposals while their entropies sum to at most GAMMA (0.1) over the last",
         },
         StrategyInfo {
             name: "mask-predict",
@@ -144,6 +154,25 @@ impl Strategy {
             Strategy::Margin => p.margin,
             Strategy::Entropy => p.neg_entropy,
             _ => p.p,
+        }
+    }
+
+    /// What a strategy that commits as many as its confidence allows (threshold, entropy-bound)
+    /// takes of this step's proposals, at least the `floor` best; the others' `floor` best.
+    pub fn accepted(&self, props: &[Proposal], floor: usize) -> Vec<usize> {
+        match *self {
+            Strategy::Threshold(tau) => {
+                let conf: Vec<f64> = props.iter().map(|p| p.p).collect();
+                threshold_select(&conf, tau, floor)
+            }
+            Strategy::EntropyBound(gamma) => {
+                let h: Vec<f64> = props.iter().map(|p| -p.neg_entropy).collect();
+                entropy_bound_select(&h, gamma, floor)
+            }
+            _ => {
+                let s: Vec<f64> = props.iter().map(|p| self.score(p)).collect();
+                top_k(&s, floor.max(1))
+            }
         }
     }
 
@@ -210,6 +239,19 @@ impl FromStr for Strategy {
                 };
                 return Ok(Strategy::Threshold(tau));
             }
+            "entropy-bound" | "eb" => {
+                let gamma = match arg {
+                    None => 0.1,
+                    Some(a) => a
+                        .parse::<f64>()
+                        .ok()
+                        .filter(|g| g.is_finite() && *g >= 0.0)
+                        .ok_or_else(|| {
+                            format!("entropy bound `{a}` must be a number of nats, 0 or more")
+                        })?,
+                };
+                return Ok(Strategy::EntropyBound(gamma));
+            }
             "mask-predict" | "remask" => Strategy::MaskPredict,
             "remdm" | "psi" => {
                 let (default, what) = if name == "remdm" {
@@ -274,6 +316,7 @@ impl fmt::Display for Strategy {
             Strategy::Margin => write!(f, "margin"),
             Strategy::Entropy => write!(f, "entropy"),
             Strategy::Threshold(t) => write!(f, "threshold:{t}"),
+            Strategy::EntropyBound(g) => write!(f, "entropy-bound:{g}"),
             Strategy::MaskPredict => write!(f, "mask-predict"),
             Strategy::Remdm(e) => write!(f, "remdm:{e}"),
             Strategy::Uniform => write!(f, "uniform"),
@@ -323,6 +366,26 @@ pub fn threshold_select(p: &[f64], tau: f64, floor: usize) -> Vec<usize> {
     out
 }
 
+/// Entropy-bounded acceptance: indices (ascending) of the longest run of the lowest entropies
+/// `h` with `Σ_{j≤k} h_(j) − h_(k) ≤ gamma`, and at least the `floor` lowest (1 without a step
+/// budget). Ties keep the earlier index first, as a stable sort does.
+pub fn entropy_bound_select(h: &[f64], gamma: f64, floor: usize) -> Vec<usize> {
+    let mut idx: Vec<usize> = (0..h.len()).collect();
+    idx.sort_by(|&a, &b| h[a].total_cmp(&h[b]).then(a.cmp(&b)));
+    let mut sum = 0.0;
+    let mut k = 0;
+    for (n, &i) in idx.iter().enumerate() {
+        sum += h[i];
+        if n > 0 && sum - h[i] > gamma {
+            break;
+        }
+        k = n + 1;
+    }
+    idx.truncate(k.max(floor.max(1)).min(h.len()));
+    idx.sort_unstable();
+    idx
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -355,10 +418,11 @@ mod tests {
             Strategy::SeddAnalytic => 11,
             Strategy::Ddim(_) => 12,
             Strategy::Ddpm(_) => 13,
+            Strategy::EntropyBound(_) => 14,
         };
         let mut seen: Vec<usize> = parsed.iter().map(variant).collect();
         seen.sort();
-        assert_eq!(seen, (0..14).collect::<Vec<_>>());
+        assert_eq!(seen, (0..15).collect::<Vec<_>>());
         assert!(Strategy::names().contains("threshold[:TAU]"));
     }
 
@@ -429,5 +493,33 @@ mod tests {
         ] {
             assert_eq!(s.parse::<Strategy>().unwrap().to_string(), s);
         }
+    }
+
+    /// The EB rule on known entropies: sorted 0.01, 0.02, 0.05, 0.3, 0.5, the sums less the last
+    /// are 0, 0.01, 0.03, 0.08, 0.38, so γ = 0.1 takes four; γ = 0 takes the lowest alone; a
+    /// floor raises the count; an empty step takes nothing.
+    #[test]
+    fn entropy_bound_takes_the_longest_run_within_gamma() {
+        let h = [0.5, 0.01, 0.02, 0.3, 0.05];
+        assert_eq!(entropy_bound_select(&h, 0.1, 1), vec![1, 2, 3, 4]);
+        assert_eq!(entropy_bound_select(&h, 0.02, 1), vec![1, 2]);
+        assert_eq!(entropy_bound_select(&h, 0.0, 1), vec![1]);
+        assert_eq!(entropy_bound_select(&h, 0.0, 3), vec![1, 2, 4]);
+        assert_eq!(entropy_bound_select(&h, 10.0, 1), vec![0, 1, 2, 3, 4]);
+        // what counts is the others' sum: after two certain rows any one more fits γ = 0
+        assert_eq!(
+            entropy_bound_select(&[0.0, 0.0, 0.7, 0.9], 0.0, 1),
+            vec![0, 1, 2]
+        );
+        assert!(entropy_bound_select(&[], 0.1, 1).is_empty());
+        assert_eq!(
+            "entropy-bound".parse::<Strategy>(),
+            Ok(Strategy::EntropyBound(0.1))
+        );
+        assert_eq!(
+            "eb:0.5".parse::<Strategy>(),
+            Ok(Strategy::EntropyBound(0.5))
+        );
+        assert!("entropy-bound:-1".parse::<Strategy>().is_err());
     }
 }

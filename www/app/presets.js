@@ -25,6 +25,7 @@ export const STRATEGY_NOTES = {
   margin: { label: "margin", help: "Commit where the best token leads the second by most." },
   entropy: { label: "entropy", help: "Commit where the predicted distribution is most peaked (lowest entropy)." },
   threshold: { value: "threshold:0.9", label: "threshold 0.9 (Fast-dLLM)", help: "Commit the most confident prediction plus every other above p = 0.9: many tokens per pass when the model is sure." },
+  "entropy-bound": { value: "entropy-bound:0.1", label: "entropy bound 0.1 (DiffusionGemma)", help: "Commit the lowest-entropy predictions while their entropies, less the last one's, sum to at most 0.1 nats: as many per pass as the model is jointly sure of." },
   "mask-predict": { label: "Mask-Predict", help: "Predict every hole, then re-mask the least confident and predict again (10 iterations): tokens can change." },
   remdm: { value: "remdm:0.05", label: "ReMDM η 0.05 (masked, revises)", help: "MDLM's ancestral steps, but a committed token is re-masked with probability min(η, (1 − α_s)/α_t), so the fill can revise itself." },
   uniform: { label: "uniform posterior (UDLM/Duo)", help: "Uniform-state models: every hole holds a token from the start; each step keeps it, draws from the model, or draws noise, by the exact posterior; a greedy last step." },
