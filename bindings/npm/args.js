@@ -403,6 +403,7 @@ const INFILL = {
   cfg: finite,
   force,
   cache: bool,
+  dualCache: bool,
   seed: whole,
   candidates: whole,
   pending: bool,

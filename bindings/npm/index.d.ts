@@ -186,6 +186,12 @@ export interface InfillOptions {
   cfg?: number;
   force?: { hole: number; text: string }[];
   cache?: boolean;
+  /**
+   * Fast-dLLM's DualCache: while a block of holes is decoded (`blockLength`), reuse the keys
+   * and values of the rest of the canvas from the block's first pass and compute only the
+   * block (LLaDA, Dream, Qwen3 A2D, on the WASM path). Fewer FLOPs; fills may differ slightly.
+   */
+  dualCache?: boolean;
   seed?: number;
   /** How many of each committed position's most likely tokens a step event lists (at most 16). */
   candidates?: number;

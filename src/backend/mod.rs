@@ -75,6 +75,19 @@ pub struct Ask<'a> {
     /// Seeds one draw per row from the tail of its candidates ([`RowSummary::tail`]), for a
     /// step that samples; a backend with the logits on the host ignores it.
     pub tail_seed: Option<u32>,
+    /// Reuse of keys and values between passes (DualCache, BD3LM); a backend or model without
+    /// a cache runs the whole canvas instead.
+    pub cache: Option<CachePass>,
+}
+
+/// A pass that keeps or reuses every layer's keys and values (`cpu::kv_cache`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CachePass {
+    /// The whole canvas, keeping the keys and values.
+    Refresh,
+    /// Only positions `start..end` (which hold every row asked for) over the kept keys and
+    /// values, theirs replaced.
+    Span { start: usize, end: usize },
 }
 
 /// The per-row summaries of one step's rows.

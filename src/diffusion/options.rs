@@ -188,6 +188,10 @@ pub struct InfillOptions {
     pub force: Vec<Force>,
     /// Skip the forward pass when nothing changed since the last one.
     pub cache: bool,
+    /// Fast-dLLM's DualCache: while a block of holes is decoded, reuse the keys and values of
+    /// the rest of the canvas from the block's first pass (LLaDA, Dream, Qwen3 A2D on the CPU;
+    /// elsewhere every pass runs the whole canvas). Fewer FLOPs per step; fills may differ.
+    pub dual_cache: bool,
     pub seed: u64,
     /// Report this many of each committed position's most likely tokens in its step event
     /// (at most 16; default none).
@@ -213,6 +217,7 @@ impl Default for InfillOptions {
             cfg: 0.0,
             force: Vec::new(),
             cache: true,
+            dual_cache: false,
             seed: 0,
             candidates: None,
             pending: false,
@@ -257,6 +262,8 @@ impl InfillOptions {
         }
         o.cfg_scale = self.cfg;
         o.cache = self.cache;
+        // block diffusion reuses its finished blocks' keys and values always: exactly
+        o.dual_cache = self.dual_cache || model.spec.attention_blocks.is_some();
         o.seed = self.seed;
         o.candidates = self.candidates.unwrap_or(0);
         o.pending = self.pending;

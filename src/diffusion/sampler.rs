@@ -20,7 +20,7 @@ use super::schedule::Schedule;
 use super::strategy::{remask_count, top_k, transfer_counts, Strategy};
 use super::trace::{Candidate, Commit, DoneEvent, Pending, StepEvent, TraceEvent};
 use crate::backend::summarize_rows;
-use crate::backend::{Ask, Denoiser, Summaries};
+use crate::backend::{Ask, CachePass, Denoiser, Summaries};
 use crate::batch::{Batch, Row};
 use crate::error::{Error, Result};
 use crate::model::Model;
@@ -54,6 +54,10 @@ pub struct SamplerOptions {
     pub forced: Vec<(usize, u32)>,
     /// Skip the forward pass when nothing changed (time-agnostic models only).
     pub cache: bool,
+    /// Fast-dLLM's DualCache: within a block, keep the keys and values of the rest of the
+    /// canvas from the block's first pass and compute only the block's span (an approximation;
+    /// `InfillOptions::resolve` sets it for block diffusion, where it is exact).
+    pub dual_cache: bool,
     /// Report this many of each committed position's most likely tokens in its trace event
     /// (at most [`TOP_K`](crate::backend::TOP_K); 0: none).
     pub candidates: usize,
@@ -88,6 +92,7 @@ impl Default for SamplerOptions {
             cfg_scale: 0.0,
             forced: Vec::new(),
             cache: true,
+            dual_cache: false,
             candidates: 0,
             pending: false,
             hole_start: None,
@@ -611,6 +616,10 @@ struct Run<'a, D, H: ?Sized> {
     /// the last pass, reused while the canvas has not changed (time-agnostic models only)
     cache: Option<Cached>,
     dirty: bool,
+    /// the output rows of the current block, when its passes go through the key/value cache
+    kv_span: Option<(usize, usize)>,
+    /// the next pass is the block's first: it refreshes the key/value cache
+    kv_fresh: bool,
     /// with `candidates` > 0: the last proposal's most likely (token, p) per position
     candidates: HashMap<usize, Vec<(u32, f64)>>,
     /// [`PROBES`](crate::backend::PROBES) ids per row whose logits the next pass returns
@@ -643,6 +652,8 @@ impl<'a, D: Denoiser, H: Host + ?Sized> Run<'a, D, H> {
             nfe: 0,
             step: 0,
             cache: None,
+            kv_span: None,
+            kv_fresh: false,
             dirty: true,
             candidates: HashMap::new(),
             probes: Vec::new(),
@@ -708,6 +719,14 @@ impl<'a, D: Denoiser, H: Host + ?Sized> Run<'a, D, H> {
         let out_rows = self.inf.model.spec.logit_rows(rows);
         // Guidance reads the rows' logits and reduces them on the host; so does a guidance
         // weight without known text to mask, which needs only the one pass.
+        // the block's first pass refreshes the key/value cache, its others run the block's span
+        let cache = self.kv_span.map(|(start, end)| {
+            if self.kv_fresh {
+                CachePass::Refresh
+            } else {
+                CachePass::Span { start, end }
+            }
+        });
         let summaries = if self.opts.cfg_scale > 0.0 {
             let d = &mut self.inf.denoiser;
             let mut logits = d.logits(&Row::plain(&self.ids, sigma), &out_rows).await?;
@@ -740,6 +759,7 @@ impl<'a, D: Denoiser, H: Host + ?Sized> Run<'a, D, H> {
                     &Ask {
                         probes: &self.probes,
                         tail_seed,
+                        cache,
                     },
                     &inf.allowed,
                     temperature,
@@ -756,6 +776,7 @@ impl<'a, D: Denoiser, H: Host + ?Sized> Run<'a, D, H> {
             });
         }
         self.dirty = false;
+        self.kv_fresh = false;
         self.cache = Some(Cached {
             rows: rows.to_vec(),
             probes: self.probes.clone(),
@@ -876,12 +897,25 @@ impl<'a, D: Denoiser, H: Host + ?Sized> Run<'a, D, H> {
         self.host.event(&TraceEvent::Step(event));
     }
 
+    /// The output rows a block's passes need, as a span for the key/value cache, when one is
+    /// used: always for block diffusion (exact: no block sees a later one), with `dual_cache`
+    /// otherwise (Fast-dLLM's DualCache: the rest of the canvas is as of the block's start).
+    fn cache_span(&self, block: &[usize]) -> Option<(usize, usize)> {
+        if !self.opts.dual_cache {
+            return None;
+        }
+        let rows = self.inf.model.spec.logit_rows(block);
+        Some((*rows.iter().min()?, *rows.iter().max()? + 1))
+    }
+
     /// Every strategy that commits each token once.
     async fn absorbing(&mut self) -> Result<()> {
         let blocks = self.opts.hole_blocks(&self.canvas.holes);
         let strategy = self.opts.strategy;
         let steps = self.opts.block_steps(&self.canvas.holes)?;
         for (block, &per_block) in blocks.iter().zip(&steps) {
+            self.kv_span = self.cache_span(block);
+            self.kv_fresh = true;
             let active = |masked: &[usize]| -> Vec<usize> {
                 masked
                     .iter()

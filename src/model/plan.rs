@@ -380,6 +380,16 @@ impl Plan {
         (self.heads + 2 * self.kv_heads) * self.head_dim
     }
 
+    /// FLOPs of a pass over `n` positions of a `len`-token canvas whose other keys and values
+    /// are cached (`backend::cpu::kv_cache::span`): the products on `n` rows, attention of `n`
+    /// queries over `len` keys.
+    pub fn flops_span(&self, n: usize, len: usize, head_rows: usize) -> f64 {
+        // `flops(n, ..)` counts n queries over n keys; the other len − n keys come on top
+        let extra_keys = len.saturating_sub(n);
+        self.flops(n, head_rows)
+            + self.blocks.len() as f64 * 4.0 * (n * extra_keys * self.heads * self.head_dim) as f64
+    }
+
     /// Multiply-add FLOPs (×2) of one forward over `len` positions with the head on `head_rows`.
     pub fn flops(&self, len: usize, head_rows: usize) -> f64 {
         let mm =

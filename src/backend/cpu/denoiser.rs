@@ -4,9 +4,10 @@
 
 use std::sync::Arc;
 
+use super::kv_cache::{self, KvCache};
 use super::{add_prior, continuous, encode, forward, head, in_pool};
-use crate::backend::summarize_rows;
 use crate::backend::{check_input, check_rows, Ask, Backend, Denoiser, ForwardOutput, Summaries};
+use crate::backend::{summarize_rows, CachePass};
 use crate::backend::{VectorOut, VectorStep};
 use crate::batch::{Batch, Row};
 use crate::error::{Error, Result};
@@ -16,6 +17,10 @@ pub struct CpuDenoiser {
     plan: Arc<Plan>,
     /// The last `summaries` call's logits, for `last_row_logits`.
     last: Arc<Vec<f32>>,
+    /// The keys and values of the last refresh ([`CachePass`]), updated by span passes.
+    kv: Option<KvCache>,
+    /// FLOPs of every pass run so far ([`Plan::flops`], [`Plan::flops_span`]).
+    pub flops: f64,
 }
 
 impl CpuDenoiser {
@@ -23,6 +28,44 @@ impl CpuDenoiser {
         CpuDenoiser {
             plan,
             last: Arc::default(),
+            kv: None,
+            flops: 0.0,
+        }
+    }
+
+    /// Logits of `rows` through the key/value cache: a refresh keeps it, a span pass reuses it.
+    /// A plan the cache does not serve, or a span with no cache of this canvas's length, runs
+    /// the whole canvas (a refresh where the plan allows).
+    fn logits_cached(&mut self, row: &Row, rows: &[usize], pass: CachePass) -> Result<Vec<f32>> {
+        check_rows(rows, row.ids.len())?;
+        let plan = self.plan.clone();
+        check_input(&plan, row)?;
+        if kv_cache::unsupported(&plan).is_some() || row.vectors.is_some() {
+            return self.logits_now(row, rows);
+        }
+        let len = row.ids.len();
+        match (pass, self.kv.as_mut()) {
+            (CachePass::Span { start, end }, Some(cache)) if cache.len == len => {
+                if let Some(&r) = rows.iter().find(|&&r| r < start || r >= end) {
+                    return Err(Error::input(format!(
+                        "row {r} is outside the span {start}..{end} of a cached pass"
+                    )));
+                }
+                let hidden = in_pool(|| kv_cache::span(&plan, row, cache, start, end))?;
+                self.flops += plan.flops_span(end - start, len, rows.len());
+                Ok(in_pool(|| kv_cache::span_head(&plan, &hidden, start, rows)))
+            }
+            _ => {
+                let (hidden, cache) = in_pool(|| kv_cache::refresh(&plan, row));
+                self.kv = Some(cache);
+                self.flops += plan.flops(len, rows.len());
+                let h = plan.hidden;
+                let mut picked = Vec::with_capacity(rows.len() * h);
+                for &r in rows {
+                    picked.extend_from_slice(&hidden[r * h..(r + 1) * h]);
+                }
+                Ok(in_pool(|| head(&plan, &picked, rows.len(), None)))
+            }
         }
     }
 
@@ -65,7 +108,13 @@ impl Denoiser for CpuDenoiser {
         allowed: &[bool],
         temperature: f64,
     ) -> Result<Summaries> {
-        let logits = Arc::new(self.logits_now(row, rows)?);
+        let logits = Arc::new(match ask.cache {
+            Some(pass) => self.logits_cached(row, rows, pass)?,
+            None => {
+                self.flops += self.plan.flops(row.ids.len(), rows.len());
+                self.logits_now(row, rows)?
+            }
+        });
         let summaries = summarize_rows(&logits, self.plan.vocab, allowed, temperature, ask.probes);
         self.last = logits.clone();
         Ok(Summaries {

@@ -9,6 +9,7 @@ mod denoiser;
 pub(crate) mod embed;
 pub(crate) mod exp;
 pub(crate) mod glu;
+pub mod kv_cache;
 pub mod matmul;
 pub mod modulate;
 pub(crate) mod norm;
@@ -129,7 +130,7 @@ pub fn encode(plan: &Plan, row: &Row, capture: bool) -> Encoded {
         layers.push(x.clone());
     }
     for b in &plan.blocks {
-        block(plan, b, &mut x, len, row.key_mask, cond.as_deref());
+        block(plan, b, &mut x, len, row.key_mask, cond.as_deref(), None);
         if capture {
             layers.push(x.clone());
         }
@@ -148,6 +149,7 @@ fn block(
     len: usize,
     key_mask: Option<&[bool]>,
     cond: Option<&[f32]>,
+    keep: Option<&mut kv_cache::KvLayer>,
 ) {
     let h = plan.hidden;
     let mods = b
@@ -164,7 +166,7 @@ fn block(
             if let (Some(shift), Some(scale)) = (part(0), part(1)) {
                 modulate(&mut a, shift, scale);
             }
-            let o = attention_branch(plan, b, &a, len, key_mask);
+            let o = attention_branch(plan, b, &a, len, key_mask, keep);
             gated_residual(x, &o, part(2));
             let mut f = match &b.ffn_norm {
                 Some(n) => norm::normed(n, x),
@@ -177,7 +179,7 @@ fn block(
             gated_residual(x, &o, part(5));
         }
         NormPlacement::Post => {
-            let o = attention_branch(plan, b, x, len, key_mask);
+            let o = attention_branch(plan, b, x, len, key_mask, keep);
             gated_residual(x, &o, None);
             if let Some(n) = &b.attn_norm {
                 norm::apply(n, x);
@@ -197,6 +199,7 @@ fn attention_branch(
     x: &[f32],
     len: usize,
     key_mask: Option<&[bool]>,
+    keep: Option<&mut kv_cache::KvLayer>,
 ) -> Vec<f32> {
     let mut qkv = linear(x, len, &b.qkv);
     let shape = AttentionShape {
@@ -210,6 +213,9 @@ fn attention_branch(
     }
     if let Some(r) = &b.rope {
         rope::apply_qkv(r, &mut qkv, &shape);
+    }
+    if let Some(layer) = keep {
+        layer.store(&qkv, &shape, 0);
     }
     let a = attention(&qkv, &shape, key_mask, b.keys);
     linear(&a, len, &b.attn_out)

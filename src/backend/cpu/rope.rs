@@ -7,10 +7,15 @@ use crate::model::plan::Rope;
 /// cos/sin tables `[len, d/2]`: the angle `pos · inv_freq` is formed in f32 (as the
 /// references do), its cosine and sine taken in f64.
 pub fn tables(rope: &Rope, len: usize) -> (Vec<f32>, Vec<f32>) {
+    tables_at(rope, 0, len)
+}
+
+/// The tables of positions `first..first + len`.
+pub fn tables_at(rope: &Rope, first: usize, len: usize) -> (Vec<f32>, Vec<f32>) {
     let half = rope.inv_freq.len();
     let mut cos = Vec::with_capacity(len * half);
     let mut sin = Vec::with_capacity(len * half);
-    for p in 0..len {
+    for p in first..first + len {
         for &f in &rope.inv_freq {
             let angle = (p as f32 * f) as f64;
             cos.push(angle.cos() as f32);
@@ -22,10 +27,16 @@ pub fn tables(rope: &Rope, len: usize) -> (Vec<f32>, Vec<f32>) {
 
 /// Rotates the q and k parts of fused `qkv` rows `[len, (heads + 2·kv_heads)·hd]` in place.
 pub fn apply_qkv(rope: &Rope, qkv: &mut [f32], shape: &AttentionShape) {
+    apply_qkv_at(rope, qkv, shape, 0)
+}
+
+/// [`apply_qkv`] for rows that sit at positions `first..first + len` of the canvas (a pass
+/// over a span of it, the rest in a key/value cache).
+pub fn apply_qkv_at(rope: &Rope, qkv: &mut [f32], shape: &AttentionShape, first: usize) {
     let (len, hd) = (shape.len, shape.head_dim);
     let half = hd / 2;
     debug_assert_eq!(rope.inv_freq.len(), half);
-    let (cos, sin) = tables(rope, len);
+    let (cos, sin) = tables_at(rope, first, len);
     let width = shape.qkv_dim();
     for (p, row) in qkv.chunks_exact_mut(width).enumerate() {
         let (c, s) = (

@@ -194,6 +194,7 @@ mod tests {
         let ask = Ask {
             probes: &probes,
             tail_seed: Some(12345),
+            cache: None,
         };
         out.write_ask(&gpu, &ask);
         gpu.run(&[&reduce(&gpu, &lb, &ab, &out, (rows, v), 0.7, true)]);
