@@ -314,6 +314,9 @@ pub struct InfillReport<'a> {
     pub result: &'a InfillResult,
     pub strategy: Strategy,
     pub seed: u64,
+    /// On the CPU: the fill's forward FLOPs, in billions (`Plan::flops`, `Plan::flops_span`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gflops: Option<f64>,
 }
 
 impl Serialize for Strategy {

@@ -235,6 +235,16 @@ fn report<'a>(result: &'a InfillResult, opts: &SamplerOptions) -> InfillReport<'
         result,
         strategy: opts.strategy,
         seed: opts.seed,
+        gflops: None,
+    }
+}
+
+/// FLOPs the CPU backend has run so far (`None` on the GPU).
+fn cpu_flops(inf: &Engine) -> Option<f64> {
+    match &inf.denoiser {
+        unmask::engine::AnyDenoiser::Cpu(d) => Some(d.flops),
+        #[allow(unreachable_patterns)]
+        _ => None,
     }
 }
 
@@ -303,8 +313,15 @@ fn infill(
 ) -> std::result::Result<(), Fail> {
     let mut trace = Trace::create(trace)?;
     let animate = !json && std::io::stdout().is_terminal();
+    let before = cpu_flops(inf);
     match fill_one(inf, template, opts, &mut trace, animate)? {
-        Filled::Done(r) if json => out.json(&report(&r, opts))?,
+        Filled::Done(r) if json => {
+            let gflops = before.zip(cpu_flops(inf)).map(|(a, b)| (b - a) / 1e9);
+            out.json(&InfillReport {
+                gflops,
+                ..report(&r, opts)
+            })?
+        }
         Filled::Done(r) => out.line(&r.text)?,
         Filled::Animated => {}
     }
@@ -361,18 +378,25 @@ fn batch(
                 e.valid_up_to() + 1
             )))),
             Ok(t) if t.trim().is_empty() => Ok(None),
-            Ok(t) => fill_one(inf, t, opts, &mut trace, animate).map(Some),
+            Ok(t) => {
+                let before = cpu_flops(inf);
+                fill_one(inf, t, opts, &mut trace, animate)
+                    .map(|f| Some((f, before.zip(cpu_flops(inf)).map(|(a, b)| (b - a) / 1e9))))
+            }
         };
         let line = |outcome| BatchLine { line: n, outcome };
         match outcome {
             Ok(None) if json => out.json(&line(Outcome::Empty { empty: true }))?,
             Ok(None) => out.line("")?,
-            Ok(Some(Filled::Done(r))) if json => {
-                out.json(&line(Outcome::Filled(report(&r, opts))))?
+            Ok(Some((Filled::Done(r), gflops))) if json => {
+                out.json(&line(Outcome::Filled(InfillReport {
+                    gflops,
+                    ..report(&r, opts)
+                })))?
             }
             // a line break the model wrote into a fill would split the line in two
-            Ok(Some(Filled::Done(r))) => out.line(&r.text.replace(['\n', '\r'], " "))?,
-            Ok(Some(Filled::Animated)) => {}
+            Ok(Some((Filled::Done(r), _))) => out.line(&r.text.replace(['\n', '\r'], " "))?,
+            Ok(Some((Filled::Animated, _))) => {}
             Err(Fail::Error(e)) => {
                 failed += 1;
                 let msg = bare(&e);
