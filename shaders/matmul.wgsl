@@ -5,7 +5,10 @@
 // x:    [M, K] f32
 // w:    [N, ldw] — f16 packed two per u32 along K (ldw = ceil(K/2)) when F16; q8_0 when Q8: per
 //       block of 32 along K, 8 words of four int8 each (low byte first) then one word whose low
-//       half is the block's f16 scale (ldw = 9·ceil(K/32)); else f32 (ldw = K)
+//       half is the block's f16 scale (ldw = 9·ceil(K/32)); q4_0 when Q4: per block of 32 along
+//       K, 4 words of the block's 16 bytes (low byte first; byte j holds value j in its low
+//       nibble and value j + 16 in its high one, as llama.cpp), then one word whose low half is
+//       the f16 scale (ldw = 5·ceil(K/32)), value = (nibble − 8)·scale; else f32 (ldw = K)
 // b:    [N] f32 (read when HAS_BIAS)
 // gate: [N] f32 (read when GATED)
 // y:    [M, ldy] f32, columns y_off .. y_off + N; added to when ACCUM
@@ -14,6 +17,7 @@
 
 override F16: bool = true;
 override Q8: bool = false;
+override Q4: bool = false;
 override HAS_BIAS: bool = false;
 override GATED: bool = false;
 override ACCUM: bool = false;
@@ -40,6 +44,14 @@ fn weight(row: u32, col: u32) -> f32 {
         // sign-extend the byte: shift it to the top, then arithmetic shift down
         let q = bitcast<i32>(word << (24u - 8u * (col % 4u))) >> 24u;
         return f32(q) * unpack2x16float(w[base + 8u]).x;
+    }
+    if Q4 {
+        let base = row * p.ldw + (col / 32u) * 5u;
+        let j = col % 32u;
+        let byte = (w[base + (j % 16u) / 4u] >> (8u * (j % 4u))) & 0xFFu;
+        // the first 16 values of a block are the low nibbles, the last 16 the high ones
+        let q = select(byte & 0xFu, byte >> 4u, j >= 16u);
+        return (f32(q) - 8.0) * unpack2x16float(w[base + 4u]).x;
     }
     if F16 {
         let word = w[row * p.ldw + col / 2u];

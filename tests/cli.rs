@@ -727,3 +727,52 @@ fn attention_option_for_qwen3_a2d() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success() && err.contains("block:N"), "{err}");
 }
+
+/// `quantize --format q4` writes a folder whose forward pass is exactly the one `--weights q4`
+/// (or its other spelling, `q4_0`) computes on the original model, and not the f32 one.
+#[test]
+fn quantize_to_q4_reads_back_as_weights_q4() {
+    let tmp = common::tempdir();
+    let q4 = tmp.path().join("q4");
+    let out = Command::new(BIN)
+        .arg("quantize")
+        .arg(fixture("llada"))
+        .arg(&q4)
+        .args(["--format", "q4"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.contains("tensors quantised to q4_0"),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let input = tmp.path().join("in.safetensors");
+    write_input("llada", &input, false, None);
+    let logits = |model: &Path, weights: &[&str]| {
+        let output = tmp.path().join("out.safetensors");
+        let out = Command::new(BIN)
+            .args(["forward", "--backend", "cpu", "--model"])
+            .arg(model)
+            .arg("--input")
+            .arg(&input)
+            .arg("--output")
+            .arg(&output)
+            .args(weights)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{weights:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let mut t = read_f32_tensors("out", &std::fs::read(&output).unwrap()).unwrap();
+        t.remove("logits").expect("logits written").data
+    };
+    let from_file = logits(&q4, &[]);
+    for spelling in ["q4", "q4_0"] {
+        let at_load = logits(&fixture("llada"), &["--weights", spelling]);
+        assert!(from_file == at_load, "--weights {spelling}");
+    }
+    assert!(from_file != logits(&fixture("llada"), &["--weights", "f32"]));
+}

@@ -181,6 +181,43 @@ fn q8_weights_match_the_cpu_q8_run() {
     }
 }
 
+/// q4_0 matrices run through the matmul kernel's q4 path and match the CPU's q4 run: the
+/// kernel unpacks the same nibbles and scales the host widens, so only the summation order
+/// differs. The fixtures' ragged rows (widths not a multiple of 32) exercise the padded last
+/// block.
+#[test]
+fn q4_weights_match_the_cpu_q4_run() {
+    let Some(g) = common::gpu_or_skip() else {
+        return;
+    };
+    for name in [
+        "bert",
+        "llada",
+        "mdlm_dit",
+        "modernbert",
+        "dream",
+        "llada_gqa",
+    ] {
+        let model = unmask::engine::load_model_with(
+            &fixture(name),
+            unmask::engine::LoadOptions::precision(unmask::model::matrix::Precision::Q4),
+        )
+        .unwrap();
+        assert!(model
+            .plan()
+            .unwrap()
+            .matrices()
+            .iter()
+            .all(|m| m.dtype() == "q4_0"));
+        let (batch, _) = golden(name);
+        let want = cpu_forward(&model, &batch, false).unwrap().out.logits;
+        let got = gpu_logits(&g, &model, &batch, false);
+        let e = scaled_err(&got, &want, &batch);
+        eprintln!("{name} q4: {e:.3}");
+        assert!(e <= 1.0, "{name} q4 weights: {e}");
+    }
+}
+
 /// A bf16 checkpoint used in place on the host uploads as f16 and runs as the f16 path does.
 #[test]
 fn bf16_in_place_runs_on_the_gpu() {

@@ -1,7 +1,7 @@
 //! Weights in the precision they were stored in: f16 and bf16 checkpoints are used in place
 //! (their matrices stay 16-bit, no f32 copy) and compute the same logits as the f32 model with
-//! the same rounded weights; q8_0 (`--weights q8`, `unmask quantize`) stays within its stated
-//! bound of the f32 model on every fixture; a quantised folder reads back exactly.
+//! the same rounded weights; q8_0 and q4_0 (`--weights q8|q4`, `unmask quantize`) stay within
+//! their stated bounds of the f32 model on every fixture; a quantised folder reads back exactly.
 
 mod common;
 
@@ -14,7 +14,7 @@ use safetensors::tensor::TensorView;
 use safetensors::{Dtype, SafeTensors};
 use unmask::batch::Batch;
 use unmask::engine::LoadOptions;
-use unmask::model::matrix::Precision;
+use unmask::model::matrix::{Precision, Quant};
 use unmask::tensor::Tensor;
 
 const FIXTURES: [&str; 9] = [
@@ -35,6 +35,16 @@ const FIXTURES: [&str; 9] = [
 /// 2.7% (ModernBERT) and at least 95.1% (LLaDA-GQA); the bounds leave room for other draws.
 const Q8_REL_BOUND: f32 = 0.05;
 const Q8_TOP1_BOUND: f64 = 0.9;
+
+/// The stated q4_0 bound against the f32 model, as [`Q8_REL_BOUND`] and [`Q8_TOP1_BOUND`].
+/// Measured (printed by `q4_is_within_its_bound_on_every_fixture`): from 14.3% (RoBERTa) to
+/// 37.7% (LLaDA) of the largest |logit|, and top-1 agreement from 100% (RoBERTa) down to 54.2%
+/// (LLaDA) and 37.5% (MDLM-DiT with σ): about 15 times q8_0's error, as a step 16 times as
+/// coarse gives. The fixtures' random weights leave many near-ties in the argmax, so
+/// agreement is the looser measure; a trained model's is far higher. The bounds leave room for
+/// other summation orders.
+const Q4_REL_BOUND: f32 = 0.5;
+const Q4_TOP1_BOUND: f64 = 0.3;
 
 /// A copy of a fixture folder with every float tensor stored as `dtype`.
 fn converted_fixture(name: &str, dtype: Dtype) -> (common::TempDir, std::path::PathBuf) {
@@ -158,6 +168,18 @@ fn half_precision_is_used_in_place_and_matches_the_widened_model() {
             .unwrap();
             let (a, b) = (logits(&q_mapped, &batch), logits(&q_widened, &batch));
             assert!(a.data == b.data, "{name} {dtype:?}: q8 of the map differs");
+            let q4_mapped = load(&dir, Precision::Q4);
+            let q4_widened = unmask::engine::prepare(
+                load(&dir, Precision::F32),
+                LoadOptions {
+                    fold_adaln: false,
+                    precision: Precision::Q4,
+                    ..LoadOptions::default()
+                },
+            )
+            .unwrap();
+            let (a, b) = (logits(&q4_mapped, &batch), logits(&q4_widened, &batch));
+            assert!(a.data == b.data, "{name} {dtype:?}: q4 of the map differs");
             // the map's dropped pages read back from the file
             let again = max_diff(
                 &logits(&stored, &batch),
@@ -206,50 +228,107 @@ fn q8_is_within_its_bound_on_every_fixture() {
 }
 
 #[test]
-fn a_quantized_folder_reads_back_as_the_same_model() {
-    for name in ["llada", "bert", "modernbert"] {
-        let tmp = common::tempdir();
-        let out = tmp.path().join("q8");
-        let mut calls = 0;
-        let report =
-            unmask::model::quantize::quantize_dir(&fixture(name), &out, |_, _| calls += 1).unwrap();
-        assert!(
-            report.quantized > 0 && calls == report.tensors,
-            "{report:?}"
-        );
-        assert!(report.bytes_out * 3 < report.bytes_in, "{report:?}");
-        let from_file = load(&out, Precision::Stored);
-        assert!(from_file.warnings.is_empty(), "{:?}", from_file.warnings);
-        assert!(from_file
-            .plan()
-            .unwrap()
+fn q4_is_within_its_bound_on_every_fixture() {
+    for name in FIXTURES {
+        let (batch, _) = golden(name);
+        let f32_model = load(&fixture(name), Precision::Stored);
+        let q4 = load(&fixture(name), Precision::Q4);
+        let plan = q4.plan().unwrap();
+        assert!(plan.matrices().iter().all(|m| m.dtype() == "q4_0"));
+        let ratio = plan.matrix_bytes() as f64 / f32_model.plan().unwrap().matrix_bytes() as f64;
+        // 18 bytes (16 of packed values, an f16 scale) per block of 32 values, rows padded to
+        // whole blocks: 4.5 bits a weight
+        let want: usize = plan
             .matrices()
             .iter()
-            .all(|m| m.dtype() == "q8_0"));
-        let at_load = load(&fixture(name), Precision::Q8);
-        let (batch, _) = golden(name);
-        let (a, b) = (logits(&from_file, &batch), logits(&at_load, &batch));
-        assert!(
-            a.data == b.data,
-            "{name}: quantised ahead of time differs from quantised at load"
+            .map(|m| m.rows * m.cols.div_ceil(32) * 18)
+            .sum();
+        assert_eq!(plan.matrix_bytes(), want, "{name}");
+        assert!(ratio < 0.2, "{name}: q4 holds {ratio:.3} of the f32 bytes");
+        let (rel, top1) = compare(&logits(&q4, &batch), &logits(&f32_model, &batch), &batch);
+        eprintln!(
+            "{name} q4_0: relative logit error {:.3}%, top-1 agreement {:.1}%, {:.3}× the f32 bytes",
+            100.0 * rel,
+            100.0 * top1,
+            ratio
         );
-        // a second run into the same folder is refused rather than mixing two models
-        let e = unmask::model::quantize::quantize_dir(&fixture(name), &out, |_, _| {})
-            .unwrap_err()
-            .to_string();
-        assert!(e.contains("q8") && e.contains("not an empty folder"), "{e}");
+        assert!(rel > 0.0 && rel <= Q4_REL_BOUND, "{name}: {rel}");
+        assert!(top1 >= Q4_TOP1_BOUND, "{name}: {top1}");
+    }
+}
+
+#[test]
+fn a_quantized_folder_reads_back_as_the_same_model() {
+    for (format, precision) in [(Quant::Q8, Precision::Q8), (Quant::Q4, Precision::Q4)] {
+        for name in ["llada", "bert", "modernbert"] {
+            let tmp = common::tempdir();
+            let out = tmp.path().join(format.name());
+            let mut calls = 0;
+            let report =
+                unmask::model::quantize::quantize_dir_as(&fixture(name), &out, format, |_, _| {
+                    calls += 1
+                })
+                .unwrap();
+            assert!(
+                report.quantized > 0 && calls == report.tensors,
+                "{report:?}"
+            );
+            // q8_0 matrices take 0.27 of their f32 bytes, q4_0 ones 0.14; the small tensors
+            // (norms, biases, position tables) stay f32 (LLaDA's file: 0.21 of it in q4_0)
+            let shrink = if format == Quant::Q8 { 3 } else { 4 };
+            assert!(
+                report.bytes_out * shrink < report.bytes_in,
+                "{format:?} {report:?}"
+            );
+            let from_file = load(&out, Precision::Stored);
+            assert!(from_file.warnings.is_empty(), "{:?}", from_file.warnings);
+            assert!(from_file
+                .plan()
+                .unwrap()
+                .matrices()
+                .iter()
+                .all(|m| m.dtype() == format.name()));
+            let at_load = load(&fixture(name), precision);
+            let (batch, _) = golden(name);
+            let (a, b) = (logits(&from_file, &batch), logits(&at_load, &batch));
+            assert!(
+                a.data == b.data,
+                "{name} {format:?}: quantised ahead of time differs from quantised at load"
+            );
+            // asked for in the format it already has, the file is used as it is
+            let again = logits(&load(&out, precision), &batch);
+            assert!(again.data == b.data, "{name} {format:?}");
+            // a second run into the same folder is refused rather than mixing two models
+            let e =
+                unmask::model::quantize::quantize_dir_as(&fixture(name), &out, format, |_, _| {})
+                    .unwrap_err()
+                    .to_string();
+            assert!(
+                e.contains(format.name()) && e.contains("not an empty folder"),
+                "{e}"
+            );
+        }
     }
 }
 
 #[test]
 fn a_quantized_file_with_a_wrong_scale_shape_is_named() {
+    for format in [Quant::Q8, Quant::Q4] {
+        wrong_scale_shape_is_named(format);
+    }
+}
+
+fn wrong_scale_shape_is_named(format: Quant) {
     let tmp = common::tempdir();
-    let out = tmp.path().join("q8");
-    unmask::model::quantize::quantize_dir(&fixture("llada"), &out, |_, _| {}).unwrap();
+    let out = tmp.path().join(format.name());
+    unmask::model::quantize::quantize_dir_as(&fixture("llada"), &out, format, |_, _| {}).unwrap();
     let path = out.join("model.safetensors");
     let bytes = std::fs::read(&path).unwrap();
     let st = SafeTensors::deserialize(&bytes).unwrap();
-    let target = "model.transformer.blocks.0.q_proj.weight.q8_0_scale";
+    let target = format!(
+        "model.transformer.blocks.0.q_proj.weight.{}_scale",
+        format.name()
+    );
     let mut owned: Vec<(String, Dtype, Vec<usize>, Vec<u8>)> = st
         .tensors()
         .into_iter()
@@ -273,7 +352,8 @@ fn a_quantized_file_with_a_wrong_scale_shape_is_named() {
         .err()
         .expect("broken scales load")
         .to_string();
-    assert!(e.contains(target) && e.contains("q8_0 matrix"), "{e}");
+    let needs = format!("{} matrix [64, 64] needs F16 [64, 2]", format.name());
+    assert!(e.contains(&target) && e.contains(&needs), "{e}");
 }
 
 /// A copy of the fixture `name` whose tensor `tensor` holds `value` at flat index `at`.
@@ -361,6 +441,56 @@ fn q8_refuses_weights_it_cannot_hold() {
                     "{value} {p:?}: {e:?}"
                 );
             }
+        }
+    }
+}
+
+/// q4 refuses what it cannot hold as q8 does, naming the matrix, row and column (`--weights
+/// q4`) or the checkpoint's tensor (`unmask quantize --format q4`). Its limit is 16 times
+/// lower (8 steps of the largest f16 scale, 5.2e5), and a weight between the two limits is
+/// refused by q4 while q8, which the message offers, holds it.
+#[test]
+fn q4_refuses_weights_it_cannot_hold() {
+    let tensor = "model.transformer.blocks.0.k_proj.weight";
+    for (value, says) in [
+        (f32::NAN, "holds NaN: q4_0 cannot hold a non-finite weight"),
+        (
+            f32::INFINITY,
+            "holds inf: q4_0 cannot hold a non-finite weight",
+        ),
+        (6.0e5, "holds 6e5, beyond the ±5.24032e5"),
+    ] {
+        // k_proj is [64, 64]: flat index 64·3 + 40 is row 3, column 40
+        let tmp = fixture_with("llada", tensor, 64 * 3 + 40, value);
+        let e = unmask::engine::load_model_with(tmp.path(), LoadOptions::precision(Precision::Q4))
+            .err()
+            .unwrap_or_else(|| panic!("{value}: --weights q4 loaded"))
+            .to_string();
+        assert_eq!(
+            e,
+            format!(
+                "--weights q4: tensor `block 0 q/k/v projection`: row 67, column 40 {says}{}",
+                if value.is_finite() {
+                    " a q4_0 block's f16 scale can hold (65504 × 8); keep this model in q8, f32, bf16 or as stored"
+                } else {
+                    " (f32 and bf16 refuse it at the first pass); the checkpoint is damaged"
+                }
+            ),
+            "{value}"
+        );
+        let out = tmp.path().join("q4");
+        let e = unmask::model::quantize::quantize_dir_as(tmp.path(), &out, Quant::Q4, |_, _| {})
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains(&format!("tensor `{tensor}`: row 3, column 40 {says}")),
+            "{value}: {e}"
+        );
+        eprintln!("{e}");
+        if value.is_finite() {
+            let q8 =
+                unmask::engine::load_model_with(tmp.path(), LoadOptions::precision(Precision::Q8));
+            assert!(q8.is_ok(), "q8 refused {value}");
         }
     }
 }

@@ -33,7 +33,7 @@ pub struct LoadOptions {
     /// Fold MDLM's constant adaLN modulation into the weights when σ is always zero.
     pub fold_adaln: bool,
     /// The precision the weight matrices are held in: as stored (f16/bf16 in place), widened
-    /// to f32, or quantised to q8_0.
+    /// to f32, or quantised to q8_0 or q4_0.
     pub precision: Precision,
     /// Which attention a checkpoint whose files cannot say was trained with (Qwen3 A2D).
     pub attention: Attention,
@@ -110,9 +110,9 @@ impl LoadOptions {
 /// Prepares a model's plan for any backend: with `fold_adaln`, a constant modulation becomes
 /// plain norms and linears (`backend::cpu::modulate::fold_constant`); then the matrices are put
 /// in the precision asked for (after folding, which computes new values in f32). A weight the
-/// precision cannot hold (q8: NaN, ±∞, |w| past 8.3e6) is an error naming the matrix. What only
-/// one backend wants happens when the model is attached to it ([`Target::attach`]): the CPU
-/// packs panels ([`for_cpu`]), a GPU uploads.
+/// precision cannot hold (q8: NaN, ±∞, |w| past 8.3e6; q4: past 5.2e5) is an error naming the
+/// matrix. What only one backend wants happens when the model is attached to it
+/// ([`Target::attach`]): the CPU packs panels ([`for_cpu`]), a GPU uploads.
 pub fn prepare(mut model: Model, opts: LoadOptions) -> Result<Model> {
     match opts.attention {
         Attention::Auto => {}

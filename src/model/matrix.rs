@@ -1,5 +1,5 @@
 //! A weight matrix `[rows, cols]` kept in the precision it was stored in: f32, f16 or bf16
-//! (natively, in place in the memory-mapped checkpoint), or q8_0 blocks. Backends read it a
+//! (natively, in place in the memory-mapped checkpoint), or q8_0 or q4_0 blocks. Backends read it a
 //! panel of rows at a time as f32 ([`Matrix::rows_f32`]), so no f32 copy of a half-precision
 //! or quantised model ever exists whole.
 
@@ -9,6 +9,13 @@ use half::{bf16, f16};
 
 /// Values per q8_0 block, as llama.cpp's Q8_0: 32 int8 values share one f16 scale.
 pub const Q8_BLOCK: usize = 32;
+
+/// Values per q4_0 block, as llama.cpp's Q4_0: 32 4-bit values share one f16 scale.
+pub const Q4_BLOCK: usize = 32;
+
+/// Bytes of one q4_0 block's values: two 4-bit values a byte, value j in the low nibble of
+/// byte j and value j + 16 in its high nibble (llama.cpp's order, not interleaved).
+pub const Q4_BYTES: usize = Q4_BLOCK / 2;
 
 /// Rows per panel of [`Storage::Panels`]: two AVX vectors of f32.
 pub const PANEL: usize = 16;
@@ -161,6 +168,13 @@ pub enum Storage {
         qs: RowBytes,
         scales: RowBytes,
     },
+    /// Each row padded with zeros to whole blocks: `qs` holds `rows × blocks × 16` bytes of
+    /// packed 4-bit values (see [`Q4_BYTES`]), `scales` `rows × blocks` little-endian f16
+    /// scales; value = (q − 8) · scale.
+    Q4 {
+        qs: RowBytes,
+        scales: RowBytes,
+    },
     /// f32 rows interleaved by panels of [`PANEL`]: line `j·cols + p` holds column p of rows
     /// 16j..16j + 16, zeros past the last row. The layout the CPU's AVX2 kernel streams
     /// (`backend::cpu::panels`), made once when a model is attached to the CPU instead of
@@ -181,6 +195,8 @@ pub enum Precision {
     Bf16,
     /// Every matrix quantised to q8_0 at load.
     Q8,
+    /// Every matrix quantised to q4_0 at load.
+    Q4,
 }
 
 impl Precision {
@@ -191,6 +207,18 @@ impl Precision {
             Precision::F32 => "f32",
             Precision::Bf16 => "bf16",
             Precision::Q8 => "q8",
+            Precision::Q4 => "q4",
+        }
+    }
+}
+
+impl Precision {
+    /// The block format this precision quantises to, if it is one.
+    pub fn quant(self) -> Option<Quant> {
+        match self {
+            Precision::Q8 => Some(Quant::Q8),
+            Precision::Q4 => Some(Quant::Q4),
+            _ => None,
         }
     }
 }
@@ -203,8 +231,9 @@ impl std::str::FromStr for Precision {
             "f32" => Ok(Precision::F32),
             "bf16" => Ok(Precision::Bf16),
             "q8" | "q8_0" => Ok(Precision::Q8),
+            "q4" | "q4_0" => Ok(Precision::Q4),
             other => Err(format!(
-                "unknown weight format `{other}` (stored, f32, bf16, q8)"
+                "unknown weight format `{other}` (stored, f32, bf16, q8, q4)"
             )),
         }
     }
@@ -217,28 +246,69 @@ pub struct Matrix {
     pub storage: Storage,
 }
 
-/// A weight q8_0 cannot hold ([`Matrix::quantized`]): where it is and what it holds.
+/// The block formats a matrix can be quantised to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Quant {
+    Q8,
+    Q4,
+}
+
+impl Quant {
+    /// The name of the layout (llama.cpp's), as [`Matrix::dtype`] gives it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Quant::Q8 => "q8_0",
+            Quant::Q4 => "q4_0",
+        }
+    }
+
+    /// The largest |weight| a block can hold.
+    pub fn max(self) -> f32 {
+        match self {
+            Quant::Q8 => Q8_MAX,
+            Quant::Q4 => Q4_MAX,
+        }
+    }
+
+    /// Bytes of one block of 32 values, scale included.
+    pub fn block_bytes(self) -> usize {
+        match self {
+            Quant::Q8 => Q8_BLOCK + 2,
+            Quant::Q4 => Q4_BYTES + 2,
+        }
+    }
+}
+
+/// A weight a quantised format cannot hold ([`Matrix::quantized_as`]): where it is, what it
+/// holds, and the format.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Unquantizable {
     pub row: usize,
     pub col: usize,
     pub value: f32,
+    pub format: Quant,
 }
 
 impl std::fmt::Display for Unquantizable {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let (r, c, v) = (self.row, self.col, self.value);
+        let name = self.format.name();
         if v.is_finite() {
+            let (steps, keep) = match self.format {
+                Quant::Q8 => (127, "f32, bf16 or as stored"),
+                // q8_0 holds 16 times as much
+                Quant::Q4 => (8, "q8, f32, bf16 or as stored"),
+            };
             write!(
                 f,
-                "row {r}, column {c} holds {v:e}, beyond the ±{:e} a q8_0 block's f16 scale can \
-                 hold (65504 × 127); keep this model in f32, bf16 or as stored",
-                Q8_MAX
+                "row {r}, column {c} holds {v:e}, beyond the ±{:e} a {name} block's f16 scale can \
+                 hold (65504 × {steps}); keep this model in {keep}",
+                self.format.max()
             )
         } else {
             write!(
                 f,
-                "row {r}, column {c} holds {v}: q8_0 cannot hold a non-finite weight (f32 and \
+                "row {r}, column {c} holds {v}: {name} cannot hold a non-finite weight (f32 and \
                  bf16 refuse it at the first pass); the checkpoint is damaged"
             )
         }
@@ -247,6 +317,10 @@ impl std::fmt::Display for Unquantizable {
 
 /// The largest |weight| a q8_0 block can hold: 127 steps of the largest finite f16 scale.
 pub const Q8_MAX: f32 = 65504.0 * 127.0;
+
+/// The largest |weight| a q4_0 block can hold: 8 steps (the −8 end of its 4-bit range) of the
+/// largest finite f16 scale.
+pub const Q4_MAX: f32 = 65504.0 * 8.0;
 
 impl Matrix {
     pub fn f32(rows: usize, cols: usize, data: Vec<f32>) -> Matrix {
@@ -287,6 +361,24 @@ impl Matrix {
         })
     }
 
+    /// Blocks per row of the q4_0 layout.
+    pub fn q4_blocks(cols: usize) -> usize {
+        cols.div_ceil(Q4_BLOCK)
+    }
+
+    /// A q4_0 matrix from its two arrays (sizes checked here, as for [`Matrix::q8`]).
+    pub fn q4(rows: usize, cols: usize, qs: Bytes, scales: Bytes) -> Option<Matrix> {
+        let blocks = Matrix::q4_blocks(cols);
+        (qs.len == rows * blocks * Q4_BYTES && scales.len == 2 * rows * blocks).then(|| Matrix {
+            rows,
+            cols,
+            storage: Storage::Q4 {
+                qs: RowBytes::new(qs, blocks * Q4_BYTES),
+                scales: RowBytes::new(scales, 2 * blocks),
+            },
+        })
+    }
+
     pub fn shape(&self) -> [usize; 2] {
         [self.rows, self.cols]
     }
@@ -298,6 +390,7 @@ impl Matrix {
             Storage::Half(Half::F16, _) => "f16",
             Storage::Half(Half::Bf16, _) => "bf16",
             Storage::Q8 { .. } => "q8_0",
+            Storage::Q4 { .. } => "q4_0",
         }
     }
 
@@ -307,7 +400,7 @@ impl Matrix {
             Storage::F32(v) => 4 * v.len(),
             Storage::Panels(l) => std::mem::size_of_val(l.as_slice()),
             Storage::Half(_, b) => b.len(),
-            Storage::Q8 { qs, scales } => qs.len() + scales.len(),
+            Storage::Q8 { qs, scales } | Storage::Q4 { qs, scales } => qs.len() + scales.len(),
         }
     }
 
@@ -366,6 +459,24 @@ impl Matrix {
                     }
                 }
             }
+            Storage::Q4 { qs, scales } => {
+                for (i, row) in out.chunks_exact_mut(c).enumerate() {
+                    let (q, sc) = (qs.row(r0 + i), scales.row(r0 + i));
+                    for (bi, vals) in row.chunks_mut(Q4_BLOCK).enumerate() {
+                        let d = f16::from_le_bytes([sc[2 * bi], sc[2 * bi + 1]]).to_f32();
+                        let qb = &q[bi * Q4_BYTES..(bi + 1) * Q4_BYTES];
+                        // two passes over the 16 bytes, one per nibble, rather than a branch per
+                        // value: the ragged last block simply ends early in either
+                        let (lo, hi) = vals.split_at_mut(vals.len().min(Q4_BYTES));
+                        for (v, &b) in lo.iter_mut().zip(qb) {
+                            *v = ((b & 0x0F) as i32 - 8) as f32 * d;
+                        }
+                        for (v, &b) in hi.iter_mut().zip(qb) {
+                            *v = ((b >> 4) as i32 - 8) as f32 * d;
+                        }
+                    }
+                }
+            }
         }
     }
 
@@ -417,8 +528,8 @@ impl Matrix {
         }
     }
 
-    /// An f32 matrix in panels ([`Storage::Panels`]); any other storage is left as it is (half
-    /// and q8 matrices are widened a panel at a time when used instead).
+    /// An f32 matrix in panels ([`Storage::Panels`]); any other storage is left as it is (half,
+    /// q8 and q4 matrices are widened a panel at a time when used instead).
     pub fn paneled(&self) -> Matrix {
         let Storage::F32(v) = &self.storage else {
             return self.clone();
@@ -462,6 +573,7 @@ impl Matrix {
                     row: r,
                     col: bi * Q8_BLOCK + j,
                     value: vals[j],
+                    format: Quant::Q8,
                 };
                 // `max` skips NaN: look for it (and ±∞) on its own
                 if let Some(j) = vals.iter().position(|v| !v.is_finite()) {
@@ -482,23 +594,97 @@ impl Matrix {
                 scales[s..s + 2].copy_from_slice(&scale.to_le_bytes());
             }
         }
-        // the source's mapped pages are not needed again: without this a checkpoint quantised
-        // at load would be resident twice (measured: 21 GiB peak for LLaDA-8B, 8.5 GB of it q8)
-        if let Storage::Half(_, b) = &self.storage {
-            b.parts.iter().for_each(Bytes::drop_pages);
-        }
+        self.drop_source_pages();
         Ok(
             Matrix::q8(rows, cols, Bytes::owned(qs), Bytes::owned(scales))
                 .expect("sizes computed above"),
         )
     }
 
+    /// The source's mapped pages are not needed again once quantised: without this a checkpoint
+    /// quantised at load would be resident twice (measured: 21 GiB peak for LLaDA-8B, 8.5 GB of
+    /// it q8).
+    fn drop_source_pages(&self) {
+        if let Storage::Half(_, b) = &self.storage {
+            b.parts.iter().for_each(Bytes::drop_pages);
+        }
+    }
+
+    /// q4_0 quantisation as llama.cpp's reference `quantize_row_q4_0_ref`, to the bit: per block
+    /// of 32, `max` is the value of largest magnitude (its sign kept, the first of ties),
+    /// `d = max / −8`, and each value becomes `min(15, trunc(x / d + 8.5))`, so `max` itself is
+    /// exactly −8 steps and the other end of the range (+7) is one step short. The scale is
+    /// stored as f16. A ragged last block is quantised as if padded with zeros, which gives
+    /// the padding nibble 8 (value 0). Refused as [`Matrix::quantized`] refuses: NaN, ±∞, and
+    /// |w| above [`Q4_MAX`] (8 steps of the largest f16 scale).
+    pub fn quantized_q4(&self) -> std::result::Result<Matrix, Unquantizable> {
+        let (rows, cols) = (self.rows, self.cols);
+        let blocks = Matrix::q4_blocks(cols);
+        let mut qs = vec![0u8; rows * blocks * Q4_BYTES];
+        let mut scales = vec![0u8; 2 * rows * blocks];
+        let mut row = vec![0.0f32; cols];
+        for r in 0..rows {
+            self.rows_f32(r, r + 1, &mut row);
+            for (bi, vals) in row.chunks(Q4_BLOCK).enumerate() {
+                let at_col = |j: usize| Unquantizable {
+                    row: r,
+                    col: bi * Q4_BLOCK + j,
+                    value: vals[j],
+                    format: Quant::Q4,
+                };
+                if let Some(j) = vals.iter().position(|v| !v.is_finite()) {
+                    return Err(at_col(j));
+                }
+                let (mut amax, mut max, mut at_max) = (0.0f32, 0.0f32, 0);
+                for (j, &v) in vals.iter().enumerate() {
+                    if amax < v.abs() {
+                        (amax, max, at_max) = (v.abs(), v, j);
+                    }
+                }
+                // not "the scale overflows" as for q8: a value a little past the limit would
+                // still round to the largest finite scale, and be clipped without a word
+                if amax > Q4_MAX {
+                    return Err(at_col(at_max));
+                }
+                let d = max / -8.0;
+                let scale = f16::from_f32(d);
+                // the reciprocal of the f32 `d`, not of its f16 rounding, as the reference
+                let id = if d != 0.0 { 1.0 / d } else { 0.0 };
+                let mut x = [0.0f32; Q4_BLOCK];
+                x[..vals.len()].copy_from_slice(vals);
+                // `as i8` truncates toward zero as C's cast does (x·id + 8.5 is never below 0)
+                let nibble = |v: f32| ((v * id + 8.5) as i8).min(15) as u8;
+                let at = (r * blocks + bi) * Q4_BYTES;
+                for j in 0..Q4_BYTES {
+                    qs[at + j] = nibble(x[j]) | (nibble(x[Q4_BYTES + j]) << 4);
+                }
+                let s = 2 * (r * blocks + bi);
+                scales[s..s + 2].copy_from_slice(&scale.to_le_bytes());
+            }
+        }
+        self.drop_source_pages();
+        Ok(
+            Matrix::q4(rows, cols, Bytes::owned(qs), Bytes::owned(scales))
+                .expect("sizes computed above"),
+        )
+    }
+
+    /// The matrix quantised to `format` ([`Matrix::quantized`], [`Matrix::quantized_q4`]).
+    pub fn quantized_as(&self, format: Quant) -> std::result::Result<Matrix, Unquantizable> {
+        match format {
+            Quant::Q8 => self.quantized(),
+            Quant::Q4 => self.quantized_q4(),
+        }
+    }
+
     /// The matrix in `format`: unchanged for `Stored`, widened or quantised otherwise (which
-    /// fails on a weight q8_0 cannot hold, see [`Matrix::quantized`]).
+    /// fails on a weight q8_0 or q4_0 cannot hold, see [`Matrix::quantized_as`]). A q4_0
+    /// matrix asked for as q8 is quantised again from its dequantised values.
     pub fn converted(&self, format: Precision) -> std::result::Result<Matrix, Unquantizable> {
         Ok(match (format, &self.storage) {
             (Precision::Stored, _) | (Precision::F32, Storage::F32(_)) => self.clone(),
             (Precision::Q8, Storage::Q8 { .. }) => self.clone(),
+            (Precision::Q4, Storage::Q4 { .. }) => self.clone(),
             (Precision::F32, _) => self.widened(),
             (Precision::Bf16, Storage::Half(Half::Bf16, _)) => self.clone(),
             (Precision::Bf16, _) => Matrix::half(
@@ -508,6 +694,7 @@ impl Matrix {
                 Bytes::owned(half_bytes(Half::Bf16, &self.to_f32())),
             ),
             (Precision::Q8, _) => self.quantized()?,
+            (Precision::Q4, _) => self.quantized_q4()?,
         })
     }
 
@@ -538,23 +725,30 @@ impl Matrix {
                 };
             }
         }
-        let q8: Option<Vec<(&RowBytes, &RowBytes)>> = parts
-            .iter()
-            .map(|p| match &p.storage {
-                Storage::Q8 { qs, scales } => Some((qs, scales)),
-                _ => None,
-            })
-            .collect();
-        if let Some(q) = q8 {
-            let storage = Storage::Q8 {
-                qs: RowBytes::concat(q.iter().map(|(a, _)| *a)),
-                scales: RowBytes::concat(q.iter().map(|(_, b)| *b)),
-            };
-            return Matrix {
-                rows,
-                cols,
-                storage,
-            };
+        for format in [Quant::Q8, Quant::Q4] {
+            let like: Option<Vec<(&RowBytes, &RowBytes)>> = parts
+                .iter()
+                .map(|p| match (&p.storage, format) {
+                    (Storage::Q8 { qs, scales }, Quant::Q8)
+                    | (Storage::Q4 { qs, scales }, Quant::Q4) => Some((qs, scales)),
+                    _ => None,
+                })
+                .collect();
+            if let Some(q) = like {
+                let (qs, scales) = (
+                    RowBytes::concat(q.iter().map(|(a, _)| *a)),
+                    RowBytes::concat(q.iter().map(|(_, b)| *b)),
+                );
+                let storage = match format {
+                    Quant::Q8 => Storage::Q8 { qs, scales },
+                    Quant::Q4 => Storage::Q4 { qs, scales },
+                };
+                return Matrix {
+                    rows,
+                    cols,
+                    storage,
+                };
+            }
         }
         let mut v = Vec::with_capacity(rows * cols);
         for p in parts {
@@ -725,6 +919,143 @@ mod tests {
         assert_eq!(back, v);
     }
 
+    /// The stored bytes of a q4_0 matrix's row `r`: (packed values, f16 scales).
+    fn q4_row(m: &Matrix, r: usize) -> (Vec<u8>, Vec<f16>) {
+        let Storage::Q4 { qs, scales } = &m.storage else {
+            panic!("{} is not q4_0", m.dtype())
+        };
+        let sc = scales.row(r).chunks_exact(2);
+        let sc = sc.map(|c| f16::from_le_bytes([c[0], c[1]])).collect();
+        (qs.row(r).to_vec(), sc)
+    }
+
+    /// The bytes of llama.cpp's layout, worked out by hand: the first 16 values in the low
+    /// nibbles, the last 16 in the high ones; `d = max / −8` with max's sign; each value
+    /// `min(15, trunc(x / d + 8.5))`, so halves round up and +8 steps clip to +7.
+    #[test]
+    fn q4_blocks_are_llama_cpps_bytes() {
+        // low half: −8 … 7 (d = 1, nibble j); high half: −4, −3.5, … 3.5
+        let mut v: Vec<f32> = (0..16).map(|j| j as f32 - 8.0).collect();
+        v.extend((0..16).map(|j| (j as f32 - 8.0) / 2.0));
+        let q = Matrix::f32(1, 32, v.clone()).quantized_q4().unwrap();
+        assert_eq!(q.dtype(), "q4_0");
+        let (qs, sc) = q4_row(&q, 0);
+        assert_eq!(sc, vec![f16::ONE]);
+        let want: Vec<u8> = (0..16u8).map(|j| j | ((4 + j.div_ceil(2)) << 4)).collect();
+        assert_eq!(qs, want);
+        // −3.5 → −3 (half up), every low value exact
+        let back = q.to_f32();
+        assert_eq!(back[..16], v[..16]);
+        assert_eq!((back[16], back[17], back[18]), (-4.0, -3.0, -3.0));
+
+        // a positive max: d = −2, so 16 is nibble 0; −14 is +7 steps; −16 (+8) clips to −14;
+        // the first of two equal magnitudes gives the sign
+        let mut v = vec![0.0f32; 32];
+        (v[0], v[1], v[2], v[17]) = (16.0, -14.0, -16.0, 3.0);
+        let q = Matrix::f32(1, 32, v).quantized_q4().unwrap();
+        let (qs, sc) = q4_row(&q, 0);
+        assert_eq!(sc, vec![f16::from_f32(-2.0)]);
+        // 0 → 8; value 17 (3 / −2 + 8.5 = 7) in byte 1's high nibble
+        assert_eq!(&qs[..3], &[0x80, 0x7F, 0x8F]);
+        let back = q.to_f32();
+        assert_eq!(back[..3], [16.0, -14.0, -14.0]);
+        assert_eq!(back[17], 2.0);
+    }
+
+    #[test]
+    fn q4_error_is_within_half_a_step_per_block() {
+        // 37 columns: one whole block and a padded one (5 values and 27 of padding)
+        let (rows, cols) = (5, 37);
+        let v: Vec<f32> = vals(rows * cols).iter().map(|x| x * 0.37).collect();
+        let q = Matrix::f32(rows, cols, v.clone()).quantized_q4().unwrap();
+        assert_eq!(q.dtype(), "q4_0");
+        assert_eq!(q.bytes(), rows * 2 * (16 + 2));
+        let back = q.to_f32();
+        for r in 0..rows {
+            for (b, block) in v[r * cols..(r + 1) * cols].chunks(32).enumerate() {
+                let max = block
+                    .iter()
+                    .fold(0.0f32, |m, &x| if x.abs() > m.abs() { x } else { m });
+                let d = max / -8.0;
+                for (j, x) in block.iter().enumerate() {
+                    let got = back[r * cols + b * 32 + j];
+                    // half a step, a whole one where +8 steps clip to +7, plus the f16
+                    // rounding of the scale (8 steps of it at most)
+                    let steps = if x / d > 7.5 { 1.0 } else { 0.5 };
+                    let bound = d.abs() * steps + max.abs() * 1e-3;
+                    assert!((got - x).abs() <= bound, "({r},{j}): {got} vs {x}");
+                }
+            }
+            // the padding holds value 0 (nibble 8), not −8 steps
+            let (qs, _) = q4_row(&q, r);
+            assert!(qs[16 + 5..].iter().all(|&b| b == 0x88), "{:x?}", &qs[16..]);
+        }
+        let z = Matrix::f32(1, 3, vec![0.0; 3])
+            .quantized_q4()
+            .unwrap()
+            .to_f32();
+        assert_eq!(z, vec![0.0; 3]);
+        // a range of rows reads what the whole matrix reads
+        let mut out = vec![0.0; 2 * cols];
+        q.rows_f32(2, 4, &mut out);
+        assert_eq!(out, back[2 * cols..4 * cols]);
+    }
+
+    /// As q8_0: NaN, ±∞ and a weight past 8 steps of the largest f16 scale are refused naming
+    /// the row and column; the limit itself is kept exactly.
+    #[test]
+    fn q4_refuses_what_it_cannot_hold() {
+        for (bad, what) in [
+            (f32::NAN, "NaN: q4_0 cannot hold"),
+            (f32::INFINITY, "inf: q4_0 cannot hold"),
+            (f32::NEG_INFINITY, "-inf: q4_0 cannot hold"),
+            // below q8's limit, past q4's; rounds to a finite f16 scale all the same
+            (5.25e5, "beyond the ±5.24032e5 a q4_0 block"),
+            (-1.0e30, "beyond"),
+            (f32::MAX, "beyond"),
+        ] {
+            let mut v = vals(3 * 40);
+            v[40 + 33] = bad;
+            let m = Matrix::f32(3, 40, v);
+            let e = m.quantized_q4().unwrap_err();
+            assert_eq!((e.row, e.col, e.format), (1, 33, Quant::Q4), "{bad}");
+            assert!(e.value == bad || bad.is_nan() && e.value.is_nan());
+            let msg = e.to_string();
+            assert!(
+                msg.starts_with("row 1, column 33 holds") && msg.contains(what),
+                "{bad}: {msg}"
+            );
+            let via = m.converted(Precision::Q4).unwrap_err();
+            assert_eq!(via.to_string(), msg);
+        }
+        let mut v = vec![0.0f32; 32];
+        v[5] = Q4_MAX;
+        v[6] = -Q4_MAX / 8.0;
+        v[7] = -Q4_MAX * 7.0 / 8.0;
+        let back = Matrix::f32(1, 32, v.clone())
+            .quantized_q4()
+            .unwrap()
+            .to_f32();
+        assert_eq!(back, v);
+    }
+
+    #[test]
+    fn precisions_parse_by_name() {
+        for p in [
+            Precision::Stored,
+            Precision::F32,
+            Precision::Bf16,
+            Precision::Q8,
+            Precision::Q4,
+        ] {
+            assert_eq!(p.name().parse::<Precision>(), Ok(p));
+        }
+        assert_eq!("q4_0".parse::<Precision>(), Ok(Precision::Q4));
+        assert_eq!("q8_0".parse::<Precision>(), Ok(Precision::Q8));
+        let e = "q3".parse::<Precision>().unwrap_err();
+        assert!(e.contains("q8, q4"), "{e}");
+    }
+
     #[test]
     fn stacking_keeps_the_precision_of_like_parts() {
         let a = Matrix::half(
@@ -750,5 +1081,11 @@ mod tests {
         let q = Matrix::stack(&[&a.quantized().unwrap(), &b.quantized().unwrap()]);
         assert_eq!((q.rows, q.dtype()), (3, "q8_0"));
         assert_eq!(q.to_f32()[6..], b.quantized().unwrap().to_f32()[..]);
+        let q4 = Matrix::stack(&[&a.quantized_q4().unwrap(), &b.quantized_q4().unwrap()]);
+        assert_eq!((q4.rows, q4.dtype()), (3, "q4_0"));
+        assert_eq!(q4.to_f32()[6..], b.quantized_q4().unwrap().to_f32()[..]);
+        // q8 beside q4 has no common block format
+        let mixed = Matrix::stack(&[&a.quantized().unwrap(), &b.quantized_q4().unwrap()]);
+        assert_eq!(mixed.dtype(), "f32");
     }
 }

@@ -4,7 +4,7 @@
 
 use safetensors::Dtype;
 
-use super::matrix::{Matrix, Precision, Q8_BLOCK};
+use super::matrix::{Matrix, Precision, Quant, Q4_BYTES, Q8_BLOCK};
 use super::weights::Weights;
 use crate::error::{Error, Result};
 
@@ -30,7 +30,7 @@ impl Estimate {
     /// One line for the user: "16.1 GB of bf16 weights, used in place; about 17.0 GB in all".
     pub fn describe(&self) -> String {
         let held = match self.precision {
-            // f16, bf16 and q8_0 files are read where they lie; only f32 tensors are copied
+            // f16, bf16, q8_0 and q4_0 files are read where they lie; only f32 tensors are copied
             Precision::Stored if !self.stored.contains("f32") => {
                 format!("{} weights, used in place", self.stored)
             }
@@ -38,6 +38,7 @@ impl Estimate {
             Precision::F32 => format!("{} weights widened to f32", self.stored),
             Precision::Bf16 => format!("{} weights rounded to bf16", self.stored),
             Precision::Q8 => format!("{} weights quantised to q8_0", self.stored),
+            Precision::Q4 => format!("{} weights quantised to q4_0", self.stored),
         };
         format!(
             "{} of {held}; about {} in all with the working memory of {ESTIMATE_TOKENS} tokens",
@@ -47,8 +48,41 @@ impl Estimate {
     }
 }
 
+/// Bytes a `[rows, cols]` matrix takes once converted to `precision` (`None`: kept as stored).
+fn converted_bytes(rows: usize, cols: usize, precision: Precision) -> Option<u64> {
+    let (rows, cols) = (rows as u64, cols as u64);
+    let blocks = Matrix::q8_blocks(cols as usize) as u64;
+    match (precision, precision.quant()) {
+        (_, Some(q)) => Some(rows * blocks * q.block_bytes() as u64),
+        (Precision::F32, _) => Some(rows * cols * 4),
+        (Precision::Bf16, _) => Some(rows * cols * 2),
+        _ => None,
+    }
+}
+
+/// Whether `name` (of `dtype`) is the packed values of a quantised checkpoint's matrix, and in
+/// which format.
+fn quant_values(name: &str, dtype: Dtype) -> Option<Quant> {
+    let q = match dtype {
+        Dtype::I8 => Quant::Q8,
+        Dtype::U8 => Quant::Q4,
+        _ => return None,
+    };
+    name.strip_suffix(q.name())?.ends_with('.').then_some(q)
+}
+
+/// Whether `name` is the f16 scales of a quantised checkpoint's matrix, and in which format.
+fn quant_scales(name: &str) -> Option<Quant> {
+    [Quant::Q8, Quant::Q4].into_iter().find(|q| {
+        name.strip_suffix("_scale")
+            .and_then(|n| n.strip_suffix(q.name()))
+            .is_some_and(|n| n.ends_with('.'))
+    })
+}
+
 /// The estimate for the checkpoint behind `w` held in `precision`. Every 2-D float tensor
-/// counts as a matrix (held as stored, widened or quantised); the rest is held as f32.
+/// counts as a matrix (held as stored, widened or quantised), and so does a quantised
+/// checkpoint's pair of values and scales; the rest is held as f32.
 pub fn estimate(w: &Weights, precision: Precision) -> Estimate {
     let mut weights = 0u64;
     let mut stored: Vec<&'static str> = Vec::new();
@@ -58,26 +92,41 @@ pub fn estimate(w: &Weights, precision: Precision) -> Estimate {
             continue;
         };
         let elems: u64 = shape.iter().map(|&d| d as u64).product();
+        // a quantised pair is held as it is when asked for as stored or in its own format,
+        // and converted from its values otherwise (the scales then take nothing of their own)
+        let kept = |q: Quant| precision == Precision::Stored || precision.quant() == Some(q);
+        if let (Some(q), [rows, width]) = (quant_values(&name, dtype), shape.as_slice()) {
+            if !stored.contains(&q.name()) {
+                stored.push(q.name());
+            }
+            let per_block = match q {
+                Quant::Q8 => Q8_BLOCK,
+                Quant::Q4 => Q4_BYTES,
+            };
+            let cols = width / per_block * Q8_BLOCK;
+            weights += match converted_bytes(*rows, cols, precision) {
+                Some(b) if !kept(q) => b,
+                _ => elems,
+            };
+            dims.push((*rows, cols));
+            continue;
+        }
+        if let (Some(q), Dtype::F16) = (quant_scales(&name), dtype) {
+            weights += if kept(q) { elems * 2 } else { 0 };
+            continue;
+        }
         let (size, label) = match dtype {
             Dtype::F16 => (2, "f16"),
             Dtype::BF16 => (2, "bf16"),
             Dtype::F32 | Dtype::F64 => (4, "f32"),
-            Dtype::I8 => (1, "q8_0"),
             _ => continue,
         };
         if !stored.contains(&label) {
             stored.push(label);
         }
-        weights += match (shape.as_slice(), precision, dtype) {
-            // a quantised checkpoint's int8 payloads, held as they are unless widened
-            (_, Precision::F32, Dtype::I8) => elems * 4,
-            (_, _, Dtype::I8) => elems,
-            ([rows, cols], Precision::Q8, _) => {
-                (*rows * Matrix::q8_blocks(*cols) * (Q8_BLOCK + 2)) as u64
-            }
-            ([_, _], Precision::Stored, _) => elems * size,
-            ([_, _], Precision::Bf16, _) => elems * 2,
-            // vectors (norms, biases) and widened matrices
+        weights += match (shape.as_slice(), precision) {
+            ([rows, cols], p) => converted_bytes(*rows, *cols, p).unwrap_or(elems * size),
+            // vectors (norms, biases)
             _ => elems * 4,
         };
         if let [rows, cols] = shape.as_slice() {
@@ -195,7 +244,7 @@ pub fn parse_size(s: &str) -> std::result::Result<u64, String> {
 }
 
 /// Refuses a model whose estimate exceeds `memory` (the machine's total), naming `origin`, the
-/// figures, and q8 when that would fit.
+/// figures, and q8 (or else q4) when that would fit.
 /// An [`MEMORY_VAR`] that does not parse is an error here, whatever `memory` says.
 pub fn check(origin: &str, w: &Weights, est: &Estimate, memory: Option<u64>) -> Result<()> {
     memory_override()?;
@@ -205,15 +254,24 @@ pub fn check(origin: &str, w: &Weights, est: &Estimate, memory: Option<u64>) -> 
     if est.total() <= limit {
         return Ok(());
     }
-    let q8 = estimate(w, Precision::Q8);
-    let hint = if est.precision != Precision::Q8 && q8.total() <= limit {
-        format!(
-            "; with --weights q8 it would take about {}",
-            human(q8.total())
-        )
-    } else {
-        String::new()
+    // the finer format first: q4 only when q8 would not fit (or is what was asked for)
+    let smaller = match est.precision {
+        Precision::Q4 => &[][..],
+        Precision::Q8 => &[Precision::Q4][..],
+        _ => &[Precision::Q8, Precision::Q4][..],
     };
+    let hint = smaller
+        .iter()
+        .map(|&p| (p, estimate(w, p)))
+        .find(|(_, e)| e.total() <= limit)
+        .map(|(p, e)| {
+            format!(
+                "; with --weights {} it would take about {}",
+                p.name(),
+                human(e.total())
+            )
+        })
+        .unwrap_or_default();
     Err(Error::TooLarge(format!(
         "{origin}: {}, more than this machine's {} of memory{hint}",
         est.describe(),
@@ -235,6 +293,66 @@ pub fn human(bytes: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A checkpoint of an f32 matrix [40, 70] with its bias, and a q4_0 pair for a [40, 96]
+    /// one, as `unmask quantize --format q4` writes it.
+    fn mixed() -> Weights {
+        use safetensors::tensor::TensorView;
+        let f32s = vec![0u8; 4 * 40 * 70];
+        let bias = vec![0u8; 4 * 70];
+        let qs = vec![0x88u8; 40 * 3 * 16];
+        let scales = vec![0u8; 2 * 40 * 3];
+        let views = [
+            ("a.weight", Dtype::F32, vec![40, 70], &f32s),
+            ("a.bias", Dtype::F32, vec![70], &bias),
+            ("b.weight.q4_0", Dtype::U8, vec![40, 48], &qs),
+            ("b.weight.q4_0_scale", Dtype::F16, vec![40, 3], &scales),
+        ]
+        .map(|(n, d, s, b)| (n, TensorView::new(d, s, b).unwrap()));
+        let bytes = safetensors::serialize(views, None).unwrap();
+        Weights::from_bytes("mixed", bytes).unwrap()
+    }
+
+    #[test]
+    fn q4_and_q8_are_counted_by_their_blocks() {
+        let w = mixed();
+        let bias = 4 * 70;
+        // a: 40 rows of 3 blocks (70 columns padded to 96); b: 40 rows of 3 blocks
+        let cases = [
+            (Precision::Stored, 40 * 70 * 4 + 40 * 3 * 18),
+            (Precision::Q4, 40 * 3 * 18 * 2),
+            (Precision::Q8, 40 * 3 * 34 * 2),
+            (Precision::F32, (40 * 70 + 40 * 96) * 4),
+            (Precision::Bf16, (40 * 70 + 40 * 96) * 2),
+        ];
+        for (p, want) in cases {
+            let est = estimate(&w, p);
+            assert_eq!(est.weights, want + bias, "{p:?}");
+            assert_eq!(est.stored, "f32+q4_0");
+        }
+        assert!(estimate(&w, Precision::Q4)
+            .describe()
+            .contains("of f32+q4_0 weights quantised to q4_0"));
+    }
+
+    #[test]
+    fn a_refusal_names_the_block_format_that_would_fit() {
+        let w = mixed();
+        let [f32s, q8, q4] =
+            [Precision::F32, Precision::Q8, Precision::Q4].map(|p| estimate(&w, p));
+        assert!(q4.total() < q8.total() && q8.total() < f32s.total());
+        let refused =
+            |est: &Estimate, limit: u64| check("m", &w, est, Some(limit)).unwrap_err().to_string();
+        let e = refused(&f32s, q8.total());
+        assert!(e.contains("with --weights q8 it would take"), "{e}");
+        let e = refused(&f32s, q4.total());
+        assert!(e.contains("with --weights q4 it would take"), "{e}");
+        let e = refused(&q8, q4.total());
+        assert!(e.contains("with --weights q4 it would take"), "{e}");
+        let e = refused(&q4, q4.total() - 1);
+        assert!(!e.contains("with --weights"), "{e}");
+        assert!(check("m", &w, &q4, Some(q4.total())).is_ok());
+    }
 
     #[test]
     fn sizes_parse_with_suffixes() {

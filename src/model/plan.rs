@@ -291,8 +291,8 @@ impl Plan {
     }
 
     /// The plan with every weight matrix in `format` (a tied decoder stays tied). A weight the
-    /// format cannot hold (q8_0: NaN, ±∞, |w| past 8.3e6) is an error naming the matrix, the
-    /// row and the column.
+    /// format cannot hold (q8_0: NaN, ±∞, |w| past 8.3e6; q4_0: past 5.2e5) is an error naming
+    /// the matrix, the row and the column.
     pub fn converted(&self, format: Precision) -> Result<Plan> {
         if format == Precision::Stored {
             return Ok(self.clone());

@@ -1,8 +1,9 @@
 //! `unmask quantize DIR OUT`: a checkpoint rewritten with every weight matrix its architecture
 //! reads (linears, token embeddings) as q8_0 (`<name>.q8_0`, I8 `[rows, blocks·32]`, and
-//! `<name>.q8_0_scale`, F16 `[rows, blocks]`), everything else (norms, biases, position
-//! tables) copied as it is, so the folder loads as exactly the model `--weights q8` quantises
-//! at load. [`Weights::matrix`] reads the pair back in place.
+//! `<name>.q8_0_scale`, F16 `[rows, blocks]`) or q4_0 (`<name>.q4_0`, U8 `[rows, blocks·16]`
+//! of packed 4-bit values, and `<name>.q4_0_scale`, F16 `[rows, blocks]`), everything else
+//! (norms, biases, position tables) copied as it is, so the folder loads as exactly the model
+//! `--weights q8` (or `q4`) quantises at load. [`Weights::matrix`] reads the pair back in place.
 //!
 //! The file is written one tensor at a time after a header computed up front, so quantising an
 //! 8B checkpoint needs no more memory than its largest tensor.
@@ -13,8 +14,8 @@ use std::path::Path;
 use safetensors::Dtype;
 use serde_json::{json, Map, Value};
 
-use super::matrix::{Matrix, Storage, Q8_BLOCK};
-use super::weights::{q8_name, q8_scale_name, Weights};
+use super::matrix::{Matrix, Quant, Storage, Q4_BYTES, Q8_BLOCK};
+use super::weights::{quant_name, quant_scale_name, Weights};
 use crate::error::{Error, Result};
 
 /// What one quantisation did.
@@ -31,11 +32,21 @@ enum Entry {
     Quantize(String, usize, usize),
 }
 
-/// Quantises the checkpoint in `dir` into the folder `out` (created; its config.json and
-/// tokenizer files are copied). `progress(done, total)` is called after each tensor.
+/// Quantises the checkpoint in `dir` to q8_0 into the folder `out` (created; its config.json
+/// and tokenizer files are copied). `progress(done, total)` is called after each tensor.
 pub fn quantize_dir(
     dir: &Path,
     out: &Path,
+    progress: impl FnMut(usize, usize),
+) -> Result<Quantized> {
+    quantize_dir_as(dir, out, Quant::Q8, progress)
+}
+
+/// [`quantize_dir`] into `format`.
+pub fn quantize_dir_as(
+    dir: &Path,
+    out: &Path,
+    format: Quant,
     mut progress: impl FnMut(usize, usize),
 ) -> Result<Quantized> {
     if out.exists() && std::fs::read_dir(out).map_or(true, |mut d| d.next().is_some()) {
@@ -67,7 +78,7 @@ pub fn quantize_dir(
     let mut header = Map::new();
     header.insert(
         "__metadata__".into(),
-        json!({"format": "pt", "unmask.quantization": "q8_0"}),
+        json!({"format": "pt", "unmask.quantization": format.name()}),
     );
     let mut entries = Vec::new();
     let mut offset = 0usize;
@@ -90,16 +101,21 @@ pub fn quantize_dir(
         if let (true, [rows, cols]) = (matrix, shape.as_slice()) {
             let (rows, cols) = (*rows, *cols);
             let blocks = Matrix::q8_blocks(cols);
+            // both formats have a byte's element: the row width in elements is its bytes
+            let (dtype, width) = match format {
+                Quant::Q8 => ("I8", blocks * Q8_BLOCK),
+                Quant::Q4 => ("U8", blocks * Q4_BYTES),
+            };
             add(
                 &mut header,
-                q8_name(&name),
-                "I8".into(),
-                vec![rows, blocks * Q8_BLOCK],
-                rows * blocks * Q8_BLOCK,
+                quant_name(&name, format),
+                dtype.into(),
+                vec![rows, width],
+                rows * width,
             );
             add(
                 &mut header,
-                q8_scale_name(&name),
+                quant_scale_name(&name, format),
                 "F16".into(),
                 vec![rows, blocks],
                 2 * rows * blocks,
@@ -132,10 +148,10 @@ pub fn quantize_dir(
             Entry::Quantize(name, rows, cols) => {
                 let q = w
                     .matrix(name, *rows, *cols)?
-                    .quantized()
+                    .quantized_as(format)
                     .map_err(|e| Error::tensor(w.origin(), name, e.to_string()))?;
-                let Storage::Q8 { qs, scales } = &q.storage else {
-                    unreachable!("quantized() gives q8_0")
+                let (Storage::Q8 { qs, scales } | Storage::Q4 { qs, scales }) = &q.storage else {
+                    unreachable!("quantized_as() gives q8_0 or q4_0")
                 };
                 let mut failed = None;
                 for part in [qs, scales] {

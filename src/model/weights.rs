@@ -11,7 +11,7 @@ use half::{bf16, f16};
 use safetensors::tensor::{Metadata, TensorInfo};
 use safetensors::Dtype;
 
-use super::matrix::{self, Half, Matrix};
+use super::matrix::{self, Half, Matrix, Quant};
 use crate::error::{Error, Result};
 use crate::tensor::Tensor;
 
@@ -408,10 +408,13 @@ impl Weights {
             self.record(name);
             return Ok(got);
         }
-        // a quantised checkpoint holds every 2-D weight as q8_0, including those a builder
-        // reads as a plain tensor (position tables)
+        // a quantised checkpoint holds every 2-D weight as q8_0 or q4_0, including those a
+        // builder reads as a plain tensor (position tables)
         if let [rows, cols] = *shape {
-            if self.index.contains_key(&q8_name(name)) {
+            let quantised = [Quant::Q8, Quant::Q4]
+                .iter()
+                .any(|&f| self.index.contains_key(&quant_name(name, f)));
+            if quantised {
                 let m = self.matrix(name, rows, cols)?;
                 return Ok(Some(Tensor::new(shape.to_vec(), m.to_f32())));
             }
@@ -422,7 +425,7 @@ impl Weights {
     /// A weight matrix that must exist as `[rows, cols]`, in its stored precision: f16 and bf16
     /// tensors of a file stay where they are (the memory map natively), others become f32.
     /// A quantised checkpoint (`unmask quantize`) holds it as `<name>.q8_0` and
-    /// `<name>.q8_0_scale` instead.
+    /// `<name>.q8_0_scale` instead, or `<name>.q4_0` and `<name>.q4_0_scale`.
     pub fn matrix(&self, name: &str, rows: usize, cols: usize) -> Result<Matrix> {
         self.matrix_opt(name, rows, cols)?.ok_or_else(|| {
             Error::tensor(
@@ -454,40 +457,52 @@ impl Weights {
                 self.record(name);
                 return Ok(Some(Matrix::half(rows, cols, kind, file.view(info))));
             }
-        } else if let Some((file, q)) = in_file(&q8_name(name)) {
-            let scale_name = q8_scale_name(name);
-            let Some((sfile, s)) = in_file(&scale_name) else {
-                return Err(Error::tensor(
-                    &file.path,
-                    &scale_name,
-                    format!("missing: `{}` has no scales", q8_name(name)),
-                ));
-            };
-            let blocks = Matrix::q8_blocks(cols);
-            for (n, info, dtype, shape) in [
-                (
-                    q8_name(name),
-                    q,
-                    Dtype::I8,
-                    [rows, blocks * matrix::Q8_BLOCK],
-                ),
-                (scale_name.clone(), s, Dtype::F16, [rows, blocks]),
-            ] {
-                if info.dtype != dtype || info.shape != shape {
+        } else {
+            for format in [Quant::Q8, Quant::Q4] {
+                let values_name = quant_name(name, format);
+                let Some((file, q)) = in_file(&values_name) else {
+                    continue;
+                };
+                let scale_name = quant_scale_name(name, format);
+                let Some((sfile, s)) = in_file(&scale_name) else {
                     return Err(Error::tensor(
                         &file.path,
-                        &n,
-                        format!(
-                            "is {:?} {:?}; a q8_0 matrix [{rows}, {cols}] needs {dtype:?} {shape:?}",
-                            info.dtype, info.shape
-                        ),
+                        &scale_name,
+                        format!("missing: `{values_name}` has no scales"),
                     ));
+                };
+                // the same number of blocks for both formats; q4_0 packs two values a byte
+                let blocks = Matrix::q8_blocks(cols);
+                let (dtype, width) = match format {
+                    Quant::Q8 => (Dtype::I8, blocks * matrix::Q8_BLOCK),
+                    Quant::Q4 => (Dtype::U8, blocks * matrix::Q4_BYTES),
+                };
+                for (n, info, dtype, shape) in [
+                    (&values_name, q, dtype, [rows, width]),
+                    (&scale_name, s, Dtype::F16, [rows, blocks]),
+                ] {
+                    if info.dtype != dtype || info.shape != shape {
+                        return Err(Error::tensor(
+                            &file.path,
+                            n,
+                            format!(
+                                "is {:?} {:?}; a {} matrix [{rows}, {cols}] needs {dtype:?} {shape:?}",
+                                info.dtype,
+                                info.shape,
+                                format.name()
+                            ),
+                        ));
+                    }
                 }
+                self.record(&values_name);
+                self.record(&scale_name);
+                let (qs, scales) = (file.view(q), sfile.view(s));
+                let m = match format {
+                    Quant::Q8 => Matrix::q8(rows, cols, qs, scales),
+                    Quant::Q4 => Matrix::q4(rows, cols, qs, scales),
+                };
+                return Ok(Some(m.expect("shapes checked")));
             }
-            self.record(&q8_name(name));
-            self.record(&scale_name);
-            let m = Matrix::q8(rows, cols, file.view(q), sfile.view(s)).expect("shapes checked");
-            return Ok(Some(m));
         }
         Ok(self
             .get_opt(name, &[rows, cols])?
@@ -656,13 +671,15 @@ fn convert_to_f32(path: &str, name: &str, dtype: Dtype, bytes: &[u8]) -> Result<
     Ok(out)
 }
 
-/// The names under which a quantised checkpoint holds matrix `name`.
-pub fn q8_name(name: &str) -> String {
-    format!("{name}.q8_0")
+/// `<name>.q8_0` or `<name>.q4_0`: the name under which a quantised checkpoint holds the
+/// packed values of matrix `name`.
+pub fn quant_name(name: &str, format: Quant) -> String {
+    format!("{name}.{}", format.name())
 }
 
-pub fn q8_scale_name(name: &str) -> String {
-    format!("{name}.q8_0_scale")
+/// `<name>.q8_0_scale` or `<name>.q4_0_scale`: the f16 scales of its blocks.
+pub fn quant_scale_name(name: &str, format: Quant) -> String {
+    format!("{name}.{}_scale", format.name())
 }
 
 fn half_kind(dtype: Dtype) -> Option<Half> {

@@ -127,7 +127,7 @@ fn by_column_blocks(a: &[f32], m: usize, k: usize, w: &[f32], n: usize, out: &mu
 /// `x[rows, in] · Wᵀ + b`
 pub fn linear(x: &[f32], rows: usize, lin: &Linear) -> Vec<f32> {
     let (n, k) = (lin.out_dim(), lin.in_dim());
-    // Panels, and (where the panel kernel runs) halves and q8 widened into panels; f32 rows
+    // Panels, and (where the panel kernel runs) halves, q8 and q4 widened into panels; f32 rows
     // (a plan that was not prepared, any CPU without AVX2) go through gemm. The bias is added
     // in the kernel's last depth block, while the tile is in registers.
     let paneled = matches!(lin.weight.storage, Storage::Panels(_));
@@ -152,7 +152,7 @@ pub fn linear(x: &[f32], rows: usize, lin: &Linear) -> Vec<f32> {
     out
 }
 
-/// `out[m, n] = a[m, k] · W[n, k]ᵀ` for a matrix held in f16, bf16 or q8_0: each task widens a
+/// `out[m, n] = a[m, k] · W[n, k]ᵀ` for a matrix held in f16, bf16, q8_0 or q4_0: each task widens a
 /// row block of W ([`block_rows`] rows) to f32 and multiplies it with a single-threaded gemm
 /// into its own columns of `out`. The model is never widened whole, and each weight is read
 /// once per product. (A "panel" is only the interleaved layout of `panels.rs`.)
@@ -233,7 +233,7 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn half_and_q8_row_blocks_match_their_widened_weights() {
+    fn half_and_quantised_row_blocks_match_their_widened_weights() {
         use crate::model::matrix::{half_bytes, Bytes, Half};
         // n spans several row blocks and ends in a partial one; k is odd
         for &(m, k, n) in &[(1, 5, 3), (9, 1031, 77), (33, 65, 600)] {
@@ -247,6 +247,7 @@ pub(crate) mod tests {
                 Matrix::half(n, k, Half::F16, Bytes::owned(half_bytes(Half::F16, &w))),
                 Matrix::half(n, k, Half::Bf16, Bytes::owned(half_bytes(Half::Bf16, &w))),
                 Matrix::f32(n, k, w.clone()).quantized().unwrap(),
+                Matrix::f32(n, k, w.clone()).quantized_q4().unwrap(),
             ];
             for mat in mats {
                 let want = naive(&a, m, k, &mat.to_f32(), n, None);

@@ -10,7 +10,7 @@
 //! The kernel computes a tile of up to 6 rows of `a` × one 16-wide panel in 12 ymm
 //! accumulators, over a depth block of [`DEPTH`] (so the panel's lines stay in L1 while every
 //! row of `a` passes them). `a` is packed in 6-row tiles per product (it is small: m × k), so
-//! the six broadcasts of a step read one stream. Matrices held in f16, bf16 or q8_0 are widened
+//! the six broadcasts of a step read one stream. Matrices held in f16, bf16, q8_0 or q4_0 are widened
 //! into the same panels a few at a time, so one kernel serves every stored format. Where the CPU
 //! has AVX-512F the same loops run 6 rows × 2 panels in zmm registers (`Kernel`), with the
 //! same bits.
@@ -31,7 +31,7 @@ const DEPTH: usize = 256;
 /// between being written and being read by the kernel (or packed by gemm in `matmul.rs`).
 const BLOCK_VALUES: usize = 1 << 16;
 
-/// Rows of a 16-bit or q8 W widened to f32 per task: a multiple of 16 (whole kernel tiles and
+/// Rows of a 16-bit, q8 or q4 W widened to f32 per task: a multiple of 16 (whole kernel tiles and
 /// whole panels), 16 to 256.
 pub fn block_rows(k: usize) -> usize {
     (BLOCK_VALUES / k.max(1))
@@ -115,7 +115,7 @@ impl Kernel {
 }
 
 /// `out[m, n] = a[m, k] · Wᵀ + bias`. A matrix held as panels is read in place; one held in
-/// f16, bf16, q8_0 (or f32 rows) is widened a few panels at a time, each task into its own
+/// f16, bf16, q8_0, q4_0 (or f32 rows) is widened a few panels at a time, each task into its own
 /// buffer that stays in L2 until the kernel has read it. Panics on a CPU without AVX2/FMA
 /// (callers check [`available`]).
 pub fn matmul(a: &[f32], m: usize, w: &Matrix, bias: Option<&[f32]>, out: &mut [f32]) {
@@ -777,6 +777,7 @@ mod tests {
                 Matrix::half(n, k, Half::F16, Bytes::owned(half_bytes(Half::F16, &w))),
                 Matrix::half(n, k, Half::Bf16, Bytes::owned(half_bytes(Half::Bf16, &w))),
                 f32_rows.quantized().unwrap(),
+                f32_rows.quantized_q4().unwrap(),
             ];
             for (mat, bias) in mats.iter().flat_map(|m| [(m, None), (m, Some(&b[..]))]) {
                 let w = mat.to_f32();

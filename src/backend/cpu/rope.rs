@@ -6,11 +6,7 @@ use crate::model::plan::Rope;
 
 /// cos/sin tables `[len, d/2]`: the angle `pos · inv_freq` is formed in f32 (as the
 /// references do), its cosine and sine taken in f64.
-pub fn tables(rope: &Rope, len: usize) -> (Vec<f32>, Vec<f32>) {
-    tables_at(rope, 0, len)
-}
-
-/// The tables of positions `first..first + len`.
+/// Positions `first..first + len`.
 pub fn tables_at(rope: &Rope, first: usize, len: usize) -> (Vec<f32>, Vec<f32>) {
     let half = rope.inv_freq.len();
     let mut cos = Vec::with_capacity(len * half);

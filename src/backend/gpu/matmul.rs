@@ -75,6 +75,7 @@ pub fn matmul(
     let consts = [
         ("F16", flag(w.packing == Packing::F16)),
         ("Q8", flag(w.packing == Packing::Q8)),
+        ("Q4", flag(w.packing == Packing::Q4)),
         ("HAS_BIAS", if e.bias.is_some() { 1.0 } else { 0.0 }),
         ("GATED", if e.gate.is_some() { 1.0 } else { 0.0 }),
         ("ACCUM", if e.accum { 1.0 } else { 0.0 }),
@@ -140,8 +141,15 @@ mod tests {
     fn matches_cpu_on_odd_shapes() {
         let Some(gpu) = test_gpu() else { return };
         for &(m, k, n) in &[(1, 1, 1), (7, 13, 5), (33, 65, 47), (70, 31, 129)] {
-            // f32, f16 from f32, bf16 held in place (packed to f16), q8_0 blocks
-            for (fmt, f16) in [("f32", false), ("f16", true), ("bf16", true), ("q8", true)] {
+            // f32, f16 from f32, bf16 held in place (packed to f16), q8_0 and q4_0 blocks
+            let formats = [
+                ("f32", false),
+                ("f16", true),
+                ("bf16", true),
+                ("q8", true),
+                ("q4", true),
+            ];
+            for (fmt, f16) in formats {
                 for act in [
                     None,
                     Some(Activation::GeluErf),
@@ -160,6 +168,7 @@ mod tests {
                             Matrix::half(n, k, Half::Bf16, Bytes::owned(half_bytes(Half::Bf16, &w)))
                         }
                         "q8" => Matrix::f32(n, k, w).quantized().unwrap(),
+                        "q4" => Matrix::f32(n, k, w).quantized_q4().unwrap(),
                         _ => Matrix::f32(n, k, w),
                     };
                     let b = data(n, 3);
@@ -175,6 +184,7 @@ mod tests {
                     }
                     let wm = GpuMatrix::upload(&gpu, "w", &wt, f16, true).unwrap();
                     assert_eq!(wm.packing == Packing::Q8, fmt == "q8");
+                    assert_eq!(wm.packing == Packing::Q4, fmt == "q4");
                     let (xb, bb, gb, yb) = (
                         gpu.upload("x", &x),
                         gpu.upload("b", &b),

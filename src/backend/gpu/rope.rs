@@ -3,7 +3,7 @@
 
 use super::context::groups_1d;
 use super::{Binding, Call, Gpu, Shader};
-use crate::backend::cpu::rope::tables;
+use crate::backend::cpu::rope::tables_at;
 use crate::backend::AttentionShape;
 use crate::model::plan::Rope;
 
@@ -19,7 +19,7 @@ pub struct RopeParams {
 
 /// `[len, hd/2, 2]` interleaved (cos, sin).
 pub fn table(gpu: &Gpu, rope: &Rope, len: usize) -> wgpu::Buffer {
-    let (c, s) = tables(rope, len);
+    let (c, s) = tables_at(rope, 0, len);
     let cs: Vec<f32> = c.iter().zip(&s).flat_map(|(c, s)| [*c, *s]).collect();
     gpu.upload("rope.cs", &cs)
 }

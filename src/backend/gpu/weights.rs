@@ -1,6 +1,6 @@
 //! Weight matrices on the device: f16 packed two per u32 along the input dimension by default
-//! (portable storage, arithmetic stays f32), f32 on request, q8_0 blocks when the model holds
-//! them, split by rows over several buffers when a matrix is larger than one storage binding
+//! (portable storage, arithmetic stays f32), f32 on request, q8_0 or q4_0 blocks when the
+//! model holds them, split by rows over several buffers when a matrix is larger than one storage binding
 //! (the 50k-row head on a 128 MiB limit). Rows are packed from the host matrix a chunk at a
 //! time, so a half-precision or quantised model is never widened whole on the way.
 
@@ -8,17 +8,23 @@ use half::f16;
 
 use super::Gpu;
 use crate::error::{Error, Result};
-use crate::model::matrix::{Half, Matrix, Storage, Q8_BLOCK};
+use crate::model::matrix::{Half, Matrix, Storage, Q4_BYTES, Q8_BLOCK};
 
 /// u32 words per q8_0 block on the device: 32 int8 values in 8 words, then the f16 scale in
 /// the low half of a ninth (`shaders/matmul.wgsl`, `weight()`).
 pub const Q8_WORDS: usize = 9;
+
+/// u32 words per q4_0 block on the device: its 16 bytes of packed 4-bit values in 4 words (as
+/// stored: byte j holds value j in its low nibble and value j + 16 in its high one), then the
+/// f16 scale in the low half of a fifth (`shaders/matmul.wgsl`, `weight()`).
+pub const Q4_WORDS: usize = 5;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Packing {
     F32,
     F16,
     Q8,
+    Q4,
 }
 
 pub struct Chunk {
@@ -43,10 +49,15 @@ pub fn pack_rows(m: &Matrix, r0: usize, r1: usize, packing: Packing) -> Vec<u32>
     let ldw = words_per_row(cols, packing);
     let mut out = Vec::with_capacity((r1 - r0) * ldw);
     match (packing, &m.storage) {
-        (Packing::Q8, Storage::Q8 { qs, scales }) => {
+        (Packing::Q8, Storage::Q8 { qs, scales }) | (Packing::Q4, Storage::Q4 { qs, scales }) => {
+            let block_bytes = if packing == Packing::Q8 {
+                Q8_BLOCK
+            } else {
+                Q4_BYTES
+            };
             for r in r0..r1 {
                 let (q, sc) = (qs.row(r), scales.row(r));
-                for (b, block) in q.chunks_exact(Q8_BLOCK).enumerate() {
+                for (b, block) in q.chunks_exact(block_bytes).enumerate() {
                     out.extend(
                         block
                             .chunks_exact(4)
@@ -56,7 +67,9 @@ pub fn pack_rows(m: &Matrix, r0: usize, r1: usize, packing: Packing) -> Vec<u32>
                 }
             }
         }
-        (Packing::Q8, _) => unreachable!("q8 packing is chosen only for q8 matrices"),
+        (Packing::Q8 | Packing::Q4, _) => {
+            unreachable!("block packings are chosen only for matrices held so")
+        }
         (Packing::F16, Storage::Half(Half::F16, bytes)) if cols.is_multiple_of(2) => {
             // the stored bits as they are
             bytes.for_rows(r0, r1, |b| {
@@ -97,16 +110,25 @@ fn words_per_row(cols: usize, packing: Packing) -> usize {
         Packing::F32 => cols,
         Packing::F16 => cols.div_ceil(2),
         Packing::Q8 => Matrix::q8_blocks(cols) * Q8_WORDS,
+        Packing::Q4 => Matrix::q4_blocks(cols) * Q4_WORDS,
     }
 }
 
 impl GpuMatrix {
-    /// Uploads `m` as f16 pairs (`f16`) or f32, or as q8_0 blocks when it is held so and the
-    /// kernel reading it takes them (`q8_ok`: the matmul does, the embedding lookup does not).
-    pub fn upload(gpu: &Gpu, name: &str, m: &Matrix, f16: bool, q8_ok: bool) -> Result<GpuMatrix> {
+    /// Uploads `m` as f16 pairs (`f16`) or f32, or as q8_0 or q4_0 blocks when it is held so
+    /// and the kernel reading it takes them (`blocks_ok`: the matmul does, the embedding lookup
+    /// does not).
+    pub fn upload(
+        gpu: &Gpu,
+        name: &str,
+        m: &Matrix,
+        f16: bool,
+        blocks_ok: bool,
+    ) -> Result<GpuMatrix> {
         let (rows, cols) = (m.rows, m.cols);
         let packing = match &m.storage {
-            Storage::Q8 { .. } if q8_ok => Packing::Q8,
+            Storage::Q8 { .. } if blocks_ok => Packing::Q8,
+            Storage::Q4 { .. } if blocks_ok => Packing::Q4,
             _ if f16 => Packing::F16,
             _ => Packing::F32,
         };

@@ -23,7 +23,7 @@ use crate::out::{say, Fail, Out};
     .help("auto: the CPU, and the GPU beside it when any adapter exists; cpu or gpu: only that one")
     .hide_possible_values(true)))]
 #[command(mut_arg("weights", |a| a.help(
-    "Weight storage: f16 (the GPU's f16; the host keeps what is stored), f32, bf16 or q8 \
+    "Weight storage: f16 (the GPU's f16; the host keeps what is stored), f32, bf16, q8 or q4 \
      (the host's matrices rounded or quantised)")))]
 pub struct Args {
     /// Time this model folder instead (its load time is reported too).
@@ -192,6 +192,7 @@ fn header(
         let w = match weights {
             WeightsArg::F32 => "f32 weights",
             WeightsArg::Q8 => "q8_0 weights (embeddings f16)",
+            WeightsArg::Q4 => "q4_0 weights (embeddings f16)",
             WeightsArg::F16 | WeightsArg::Bf16 => "f16 weights",
         };
         let adapter = t.selection.adapter.as_deref().unwrap_or("unknown adapter");

@@ -38,7 +38,13 @@ pub enum WeightsArg {
     F32,
     /// Quantised at load to q8_0 (blocks of 32 int8 with an f16 scale), on the host and the
     /// GPU: about half the memory of f16.
+    #[value(alias = "q8_0")]
     Q8,
+    /// Quantised at load to q4_0 (blocks of 32 4-bit values with an f16 scale, as llama.cpp's
+    /// Q4_0), on the host and the GPU: about a quarter of the memory of f16, and less accurate
+    /// than q8.
+    #[value(alias = "q4_0")]
+    Q4,
     /// Rounded to bf16 on the host at load (f16 on the GPU): for benchmarks of f32 checkpoints.
     Bf16,
 }
@@ -67,6 +73,7 @@ impl WeightsArg {
     pub fn precision(self) -> Precision {
         match self {
             WeightsArg::Q8 => Precision::Q8,
+            WeightsArg::Q4 => Precision::Q4,
             WeightsArg::Bf16 => Precision::Bf16,
             WeightsArg::F32 => Precision::F32,
             WeightsArg::F16 => Precision::Stored,
@@ -76,7 +83,9 @@ impl WeightsArg {
     /// How the GPU holds the matrices.
     pub fn format(self) -> WeightFormat {
         match self {
-            WeightsArg::F16 | WeightsArg::Q8 | WeightsArg::Bf16 => WeightFormat::F16,
+            WeightsArg::F16 | WeightsArg::Q8 | WeightsArg::Q4 | WeightsArg::Bf16 => {
+                WeightFormat::F16
+            }
             WeightsArg::F32 => WeightFormat::F32,
         }
     }

@@ -441,6 +441,7 @@ mod tests {
             result: &result,
             strategy: Strategy::Threshold(0.9),
             seed: 7,
+            gflops: None,
         };
         let alone = serde_json::to_string(&report).unwrap();
         let json = |line, outcome| serde_json::to_string(&BatchLine { line, outcome }).unwrap();

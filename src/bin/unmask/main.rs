@@ -52,7 +52,9 @@ enum Command {
     /// Measure model quality on a text file: masked-token accuracy and the family's bound (MDLM or uniform NELBO, SEDD score entropy).
     Eval(eval::Args),
     /// Rewrite a checkpoint with its weight matrices quantised to q8_0 (blocks of 32 int8 values
-    /// and an f16 scale, as llama.cpp's Q8_0), in a safetensors layout `--model` reads back.
+    /// and an f16 scale, as llama.cpp's Q8_0) or, with `--format q4`, q4_0 (blocks of 32 4-bit
+    /// values and an f16 scale, as llama.cpp's Q4_0), in a safetensors layout `--model` reads
+    /// back.
     Quantize(quantize::Args),
     /// Time the forward pass of an MDLM-OWT-shaped model with random weights (or of --model).
     Bench(bench::Args),
