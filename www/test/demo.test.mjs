@@ -109,7 +109,7 @@ test("desktop: fill, watch, scrub, inspect, corrupt, race", { timeout: 600_000 }
   // those that sample the loaded (masked) model; the page's notes name no strategy the engine lacks
   const strategies = await menus(page, "absorbing");
   assert.deepEqual(strategies.sampler, ["", ...strategies.fits], "the sampler offers the model default, then the engine's strategies that fit, in its order");
-  assert.deepEqual(strategies.fits, ["ancestral", "first-hitting", "top-prob", "margin", "entropy", "threshold", "mask-predict", "remdm"]);
+  assert.deepEqual(strategies.fits, ["ancestral", "first-hitting", "top-prob", "margin", "entropy", "threshold", "entropy-bound", "mask-predict", "remdm"]);
   assert.match(strategies.first, /model default: confidence/, "the default named first");
   assert.deepEqual(strategies.race, [strategies.byDefault, ...strategies.fits.filter((s) => s !== strategies.byDefault)], "the race: the default first, then the rest");
   assert.deepEqual(strategies.notes.filter((n) => n !== "default" && !strategies.engine.includes(n)), [], "every strategy the page describes is the engine's");

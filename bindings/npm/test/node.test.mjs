@@ -123,7 +123,7 @@ test("strategies(): the engine's list, the same names as index.d.ts's StrategyNa
   }
   const of = (f) => listed.filter((s) => s.families.includes(f)).map((s) => s.name);
   assert.deepEqual(of("uniform"), ["uniform", "psi"]);
-  assert.deepEqual(of("absorbing"), ["ancestral", "first-hitting", "top-prob", "margin", "entropy", "threshold", "mask-predict", "remdm"]);
+  assert.deepEqual(of("absorbing"), ["ancestral", "first-hitting", "top-prob", "margin", "entropy", "threshold", "entropy-bound", "mask-predict", "remdm"]);
   assert.deepEqual(listed.find((s) => s.defaultFor.includes("absorbing")).name, "top-prob");
   assert.deepEqual(of("gaussian"), ["ddim", "ddpm"]);
   assert.deepEqual(of("bits"), ["ddim", "ddpm"]);
@@ -1126,4 +1126,17 @@ test("fuzz-js-args: 3000 seeded hostile calls to every public function and optio
   // and the model still works: the same fill as before
   assert.equal((await model.infill(template, { seed: 7 })).text, reference.text);
   model.dispose();
+});
+
+test("dualCache and entropy-bound on the default model; attention is Qwen3 A2D's and is checked", async () => {
+  const model = await Unmask.load("default", { device: "wasm" });
+  const t = "The cat [MASK*8] on the mat and then the dog came home to the [MASK*4].";
+  for (const options of [{ dualCache: true, blockLength: 4 }, { strategy: "entropy-bound:4" }]) {
+    const r = await model.infill(t, options);
+    assert.ok(r.text.startsWith("The cat ") && r.text.includes(" on the mat and then the dog came home to the "), r.text);
+    assert.equal(r.holes, 12);
+  }
+  await assert.rejects(model.infill(t, { dualCache: "yes" }), (e) => e.name === "BadInput" && /dualCache/.test(e.message));
+  await assert.rejects(Unmask.load("default", { device: "wasm", attention: "block:0" }), (e) => e.name === "BadInput" && /attention/.test(e.message));
+  await assert.rejects(Unmask.load("default", { device: "wasm", attention: "block:4" }), (e) => e.code === "BadInput" && /a2d-qwen3/.test(e.message));
 });
