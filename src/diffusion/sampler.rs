@@ -717,8 +717,6 @@ impl<'a, D: Denoiser, H: Host + ?Sized> Run<'a, D, H> {
             .then(|| pass_seed(self.opts.seed, self.nfe));
         // the output rows that predict these positions (Dream's: one before each)
         let out_rows = self.inf.model.spec.logit_rows(rows);
-        // Guidance reads the rows' logits and reduces them on the host; so does a guidance
-        // weight without known text to mask, which needs only the one pass.
         // the block's first pass refreshes the key/value cache, its others run the block's span
         let cache = self.kv_span.map(|(start, end)| {
             if self.kv_fresh {
@@ -727,6 +725,8 @@ impl<'a, D: Denoiser, H: Host + ?Sized> Run<'a, D, H> {
                 CachePass::Span { start, end }
             }
         });
+        // Guidance reads the rows' logits and reduces them on the host; so does a guidance
+        // weight without known text to mask, which needs only the one pass.
         let summaries = if self.opts.cfg_scale > 0.0 {
             let d = &mut self.inf.denoiser;
             let mut logits = d.logits(&Row::plain(&self.ids, sigma), &out_rows).await?;

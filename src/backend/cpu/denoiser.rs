@@ -33,6 +33,13 @@ impl CpuDenoiser {
         }
     }
 
+    /// [`logits_now`](CpuDenoiser::logits_now), its FLOPs counted.
+    fn logits_counted(&mut self, row: &Row, rows: &[usize]) -> Result<Vec<f32>> {
+        let logits = self.logits_now(row, rows)?;
+        self.flops += self.plan.flops(row.ids.len(), rows.len());
+        Ok(logits)
+    }
+
     /// Logits of `rows` through the key/value cache: a refresh keeps it, a span pass reuses it.
     /// A plan the cache does not serve, or a span with no cache of this canvas's length, runs
     /// the whole canvas (a refresh where the plan allows).
@@ -41,7 +48,7 @@ impl CpuDenoiser {
         let plan = self.plan.clone();
         check_input(&plan, row)?;
         if kv_cache::unsupported(&plan).is_some() || row.vectors.is_some() {
-            return self.logits_now(row, rows);
+            return self.logits_counted(row, rows);
         }
         let len = row.ids.len();
         match (pass, self.kv.as_mut()) {
@@ -59,12 +66,7 @@ impl CpuDenoiser {
                 let (hidden, cache) = in_pool(|| kv_cache::refresh(&plan, row));
                 self.kv = Some(cache);
                 self.flops += plan.flops(len, rows.len());
-                let h = plan.hidden;
-                let mut picked = Vec::with_capacity(rows.len() * h);
-                for &r in rows {
-                    picked.extend_from_slice(&hidden[r * h..(r + 1) * h]);
-                }
-                Ok(in_pool(|| head(&plan, &picked, rows.len(), None)))
+                Ok(in_pool(|| kv_cache::span_head(&plan, &hidden, 0, rows)))
             }
         }
     }
@@ -110,10 +112,7 @@ impl Denoiser for CpuDenoiser {
     ) -> Result<Summaries> {
         let logits = Arc::new(match ask.cache {
             Some(pass) => self.logits_cached(row, rows, pass)?,
-            None => {
-                self.flops += self.plan.flops(row.ids.len(), rows.len());
-                self.logits_now(row, rows)?
-            }
+            None => self.logits_counted(row, rows)?,
         });
         let summaries = summarize_rows(&logits, self.plan.vocab, allowed, temperature, ask.probes);
         self.last = logits.clone();
@@ -132,7 +131,7 @@ impl Denoiser for CpuDenoiser {
     }
 
     async fn logits(&mut self, row: &Row<'_>, rows: &[usize]) -> Result<Vec<f32>> {
-        self.logits_now(row, rows)
+        self.logits_counted(row, rows)
     }
 
     async fn forward(&mut self, batch: &Batch, capture: bool) -> Result<ForwardOutput> {
@@ -154,7 +153,7 @@ impl Denoiser for CpuDenoiser {
         step.check(io.width)?;
         let len = step.row.ids.len();
         let all: Vec<usize> = (0..len).collect();
-        let logits = self.logits_now(&step.row, &all)?;
+        let logits = self.logits_counted(&step.row, &all)?;
         Ok(continuous::finish(
             step,
             io.readout,

@@ -9,16 +9,16 @@
 //! keys and values replace the cached ones in place (so they persist to the next step, as in
 //! Fast-dLLM's `replace_position`), and their queries attend to the whole cache.
 //!
-//! Models whose blocks are pre-norm with RoPE and no position table, token types or time
-//! conditioning (LLaDA, Dream, Qwen3 A2D): those inputs would have to be sliced per row, and
-//! the models the cache is for have none.
+//! Both run the blocks as [`encode`](super::encode) does (`super::block` with a [`Kv`]). Models
+//! with a position table, token types or time conditioning are not served: those inputs would
+//! have to be sliced per row, and the models the cache is for (LLaDA, Dream, Qwen3 A2D, the
+//! folded default MDLM) have none.
 
-use super::matmul::linear;
-use super::{embed, ffn, head, norm, rope};
+use super::{embed, head, norm, Kv};
 use crate::backend::AttentionShape;
 use crate::batch::Row;
 use crate::error::{Error, Result};
-use crate::model::plan::{Keys, NormPlacement, Plan};
+use crate::model::plan::{Keys, Plan};
 
 /// One layer's keys and values, `[len, kv_heads·hd]` each.
 #[derive(Clone, Debug, Default)]
@@ -60,12 +60,6 @@ pub fn unsupported(plan: &Plan) -> Option<&'static str> {
         Some("a continuous input")
     } else if plan.embeddings.positions.is_some() || plan.embeddings.token_types.is_some() {
         Some("a position or token-type table")
-    } else if plan
-        .blocks
-        .iter()
-        .any(|b| b.placement != NormPlacement::Pre || b.rope.is_none() || b.modulation.is_some())
-    {
-        Some("blocks that are not pre-norm with RoPE")
     } else {
         None
     }
@@ -81,7 +75,7 @@ pub fn refresh(plan: &Plan, row: &Row) -> (Vec<f32>, KvCache) {
     }
     let mut layers = vec![KvLayer::default(); plan.blocks.len()];
     for (b, layer) in plan.blocks.iter().zip(&mut layers) {
-        super::block(plan, b, &mut x, len, row.key_mask, None, Some(layer));
+        super::block(plan, b, &mut x, len, row.key_mask, None, Kv::Keep(layer));
     }
     (x, KvCache { len, layers })
 }
@@ -112,34 +106,9 @@ pub fn span(
     if let Some(nm) = &plan.embeddings.norm {
         norm::apply(nm, &mut x);
     }
-    let shape = AttentionShape {
-        len: n,
-        heads: plan.heads,
-        kv_heads: plan.kv_heads,
-        head_dim: plan.head_dim,
-    };
     for (b, layer) in plan.blocks.iter().zip(&mut cache.layers) {
-        let a = match &b.attn_norm {
-            Some(nm) => norm::normed(nm, &x),
-            None => x.clone(),
-        };
-        let mut qkv = linear(&a, n, &b.qkv);
-        if let Some(hn) = &b.head_norms {
-            norm::apply_heads(hn, &mut qkv, &shape);
-        }
-        if let Some(r) = &b.rope {
-            rope::apply_qkv_at(r, &mut qkv, &shape, start);
-        }
-        layer.store(&qkv, &shape, start);
-        let o = attend(&qkv, layer, &shape, len, start, row.key_mask, b.keys);
-        let o = linear(&o, n, &b.attn_out);
-        x.iter_mut().zip(&o).for_each(|(a, b)| *a += b);
-        let f = match &b.ffn_norm {
-            Some(nm) => norm::normed(nm, &x),
-            None => x.clone(),
-        };
-        let o = ffn(&b.ffn, &f, n);
-        x.iter_mut().zip(&o).for_each(|(a, b)| *a += b);
+        let kv = Kv::Span { layer, start, len };
+        super::block(plan, b, &mut x, n, row.key_mask, None, kv);
     }
     Ok(x)
 }
@@ -157,7 +126,7 @@ pub fn span_head(plan: &Plan, hidden: &[f32], start: usize, rows: &[usize]) -> V
 
 /// The span's queries (rows of fused `qkv`, at positions `first..`) over every cached key and
 /// value, with the padding mask and the plan's key range: `[n, heads·hd]`.
-fn attend(
+pub(crate) fn attend(
     qkv: &[f32],
     layer: &KvLayer,
     s: &AttentionShape,

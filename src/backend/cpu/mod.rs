@@ -130,7 +130,15 @@ pub fn encode(plan: &Plan, row: &Row, capture: bool) -> Encoded {
         layers.push(x.clone());
     }
     for b in &plan.blocks {
-        block(plan, b, &mut x, len, row.key_mask, cond.as_deref(), None);
+        block(
+            plan,
+            b,
+            &mut x,
+            len,
+            row.key_mask,
+            cond.as_deref(),
+            Kv::None,
+        );
         if capture {
             layers.push(x.clone());
         }
@@ -142,6 +150,23 @@ pub fn encode(plan: &Plan, row: &Row, capture: bool) -> Encoded {
     }
 }
 
+/// What a block does with its keys and values ([`kv_cache`]).
+pub(crate) enum Kv<'a> {
+    /// The rows are the whole canvas; nothing is kept.
+    None,
+    /// The rows are the whole canvas; their keys and values are kept.
+    Keep(&'a mut kv_cache::KvLayer),
+    /// The rows are positions `start..` of a canvas of `len`: their keys and values replace the
+    /// layer's at those slots, and their queries attend to all of the layer's.
+    Span {
+        layer: &'a mut kv_cache::KvLayer,
+        start: usize,
+        len: usize,
+    },
+}
+
+/// One block on `len` rows of `x`, in place. `key_mask` covers the keys attended to: the
+/// rows themselves, or with [`Kv::Span`] the whole canvas.
 fn block(
     plan: &Plan,
     b: &Block,
@@ -149,7 +174,7 @@ fn block(
     len: usize,
     key_mask: Option<&[bool]>,
     cond: Option<&[f32]>,
-    keep: Option<&mut kv_cache::KvLayer>,
+    kv: Kv,
 ) {
     let h = plan.hidden;
     let mods = b
@@ -166,7 +191,7 @@ fn block(
             if let (Some(shift), Some(scale)) = (part(0), part(1)) {
                 modulate(&mut a, shift, scale);
             }
-            let o = attention_branch(plan, b, &a, len, key_mask, keep);
+            let o = attention_branch(plan, b, &a, len, key_mask, kv);
             gated_residual(x, &o, part(2));
             let mut f = match &b.ffn_norm {
                 Some(n) => norm::normed(n, x),
@@ -179,7 +204,7 @@ fn block(
             gated_residual(x, &o, part(5));
         }
         NormPlacement::Post => {
-            let o = attention_branch(plan, b, x, len, key_mask, keep);
+            let o = attention_branch(plan, b, x, len, key_mask, kv);
             gated_residual(x, &o, None);
             if let Some(n) = &b.attn_norm {
                 norm::apply(n, x);
@@ -199,7 +224,7 @@ fn attention_branch(
     x: &[f32],
     len: usize,
     key_mask: Option<&[bool]>,
-    keep: Option<&mut kv_cache::KvLayer>,
+    kv: Kv,
 ) -> Vec<f32> {
     let mut qkv = linear(x, len, &b.qkv);
     let shape = AttentionShape {
@@ -211,13 +236,28 @@ fn attention_branch(
     if let Some(n) = &b.head_norms {
         norm::apply_heads(n, &mut qkv, &shape);
     }
+    let first = match &kv {
+        Kv::Span { start, .. } => *start,
+        _ => 0,
+    };
     if let Some(r) = &b.rope {
-        rope::apply_qkv(r, &mut qkv, &shape);
+        rope::apply_qkv_at(r, &mut qkv, &shape, first);
     }
-    if let Some(layer) = keep {
-        layer.store(&qkv, &shape, 0);
-    }
-    let a = attention(&qkv, &shape, key_mask, b.keys);
+    let a = match kv {
+        Kv::None => attention(&qkv, &shape, key_mask, b.keys),
+        Kv::Keep(layer) => {
+            layer.store(&qkv, &shape, 0);
+            attention(&qkv, &shape, key_mask, b.keys)
+        }
+        Kv::Span {
+            layer,
+            start,
+            len: canvas,
+        } => {
+            layer.store(&qkv, &shape, start);
+            kv_cache::attend(&qkv, layer, &shape, canvas, start, key_mask, b.keys)
+        }
+    };
     linear(&a, len, &b.attn_out)
 }
 

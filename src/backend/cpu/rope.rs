@@ -22,6 +22,7 @@ pub fn tables_at(rope: &Rope, first: usize, len: usize) -> (Vec<f32>, Vec<f32>) 
 }
 
 /// Rotates the q and k parts of fused `qkv` rows `[len, (heads + 2·kv_heads)·hd]` in place.
+#[cfg(test)]
 pub fn apply_qkv(rope: &Rope, qkv: &mut [f32], shape: &AttentionShape) {
     apply_qkv_at(rope, qkv, shape, 0)
 }
