@@ -204,7 +204,7 @@ pub async fn matmul_gflops(
         k,
         (0..n * k).map(|_| rng.random_range(-0.05..0.05)).collect(),
     );
-    let wm = GpuMatrix::upload(gpu, "w", &w, f16, false)?;
+    let wm = GpuMatrix::upload(gpu, "w", &w, f16, false, &Default::default())?;
     let xb = gpu.upload("x", &x);
     let yb = gpu.storage("y", (m * n * 4) as u64);
     let calls = matmul(gpu, &xb, m, &wm, &Epilogue::plain(), &yb, n, 0);

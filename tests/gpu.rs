@@ -871,3 +871,110 @@ fn a2d_qwen3_block_causal_on_the_gpu() {
         1e-2,
     );
 }
+
+/// A streamed load with WebGPU's path: each matrix of a LLaDA, Dream or Qwen3 A2D checkpoint
+/// goes to the GPU as it arrives (`Target::sink`), the host keeps only the norms, and the
+/// logits are the bits of the model loaded whole and uploaded, in f16, q8 and q4.
+#[test]
+fn streamed_matrices_go_straight_to_the_gpu() {
+    use unmask::backend::Denoiser;
+    use unmask::engine::{BackendChoice, DeviceOptions, LoadOptions};
+    use unmask::model::config::Config;
+    use unmask::model::matrix::Precision;
+    use unmask::model::stream::WeightStream;
+    use unmask::model::Architecture;
+
+    if common::gpu_or_skip().is_none() {
+        return;
+    }
+    let device = DeviceOptions {
+        backend: BackendChoice::Gpu,
+        weights: WeightFormat::F16,
+    };
+    for name in ["a2d_qwen3", "llada", "dream"] {
+        let dir = fixture(name);
+        let bytes = std::fs::read(dir.join("model.safetensors")).unwrap();
+        let text = std::fs::read_to_string(dir.join("config.json")).unwrap();
+        let cfg = Config::parse("config.json", &text).unwrap();
+        let arch = Architecture::from_model_type(&cfg).unwrap();
+        let (batch, _) = golden(name);
+        for precision in [Precision::Stored, Precision::Q8, Precision::Q4] {
+            let target = block_on(unmask::engine::target(device)).unwrap();
+            let (sink, rule) = target.sink(arch, precision).expect("a GPU and a rule");
+            let mut stream = WeightStream::new("model.safetensors");
+            stream.send_to(sink, rule);
+            let mut need = None;
+            // chunks that split tensors and elements
+            for chunk in bytes.chunks(997) {
+                stream.push(chunk).unwrap();
+                if need.is_none() {
+                    if let Some(h) = stream.header() {
+                        need = Some(
+                            target
+                                .check_fits("m", h, Some(1 << 32), Some(arch), precision)
+                                .unwrap(),
+                        );
+                    }
+                }
+            }
+            let need = need.unwrap();
+            let largest = stream.largest_sent();
+            let weights = stream.finish().unwrap();
+            let model = Model::from_parts(&cfg, &weights, None).unwrap();
+            let plan = model.plan().unwrap();
+            assert!(
+                plan.matrices().iter().all(|m| m.on_device()),
+                "{name}: every matrix on the device"
+            );
+            let host: usize = plan.matrices().iter().map(|m| m.bytes()).sum();
+            assert_eq!(host, 0, "{name}: no matrix bytes on the host");
+            assert_eq!(
+                need.in_flight, largest,
+                "{name}: the largest tensor in flight"
+            );
+            let opts = LoadOptions {
+                precision,
+                ..LoadOptions::default()
+            };
+            let mut model = unmask::engine::prepare(model, opts).unwrap();
+            let mut streamed = block_on(target.denoiser(&mut model)).unwrap();
+            // the same checkpoint loaded whole, converted on the host, uploaded; as on the
+            // stream, the lookup's table (and a head tied to it) keeps the stored precision
+            let mut whole = unmask::engine::load_model(&dir).unwrap();
+            let p = whole.plan_mut().unwrap();
+            let table = p.embeddings.tokens.clone();
+            let tied = Arc::ptr_eq(&table, &p.head.decoder.weight);
+            *p = p.converted(precision).unwrap();
+            p.embeddings.tokens = table.clone();
+            if tied {
+                p.head.decoder.weight = table;
+            }
+            let target = block_on(unmask::engine::target(device)).unwrap();
+            let mut uploaded = block_on(target.denoiser(&mut whole)).unwrap();
+            let a = block_on(streamed.forward(&batch, false)).unwrap().logits;
+            let b = block_on(uploaded.forward(&batch, false)).unwrap().logits;
+            assert_eq!(a.shape, b.shape);
+            let same = a
+                .data
+                .iter()
+                .zip(&b.data)
+                .all(|(x, y)| x.to_bits() == y.to_bits());
+            assert!(
+                same,
+                "{name} {precision:?}: streamed logits differ from uploaded ones"
+            );
+            // the CPU cannot take device rows
+            let e = unmask::engine::for_cpu(&mut model).unwrap_err().to_string();
+            assert!(e.contains("streamed to the GPU"), "{e}");
+            eprintln!(
+                "{name} {}: device {} B (need said {}), largest tensor in flight {largest} B",
+                precision.name(),
+                match &streamed {
+                    AnyDenoiser::Gpu(d) => d.model().weight_bytes,
+                    _ => 0,
+                },
+                need.device
+            );
+        }
+    }
+}

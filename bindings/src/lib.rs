@@ -25,8 +25,9 @@ use unmask::diffusion::proposal;
 use unmask::diffusion::{Host, InfillOptions, Schedule, Strategy, TokenChoice, TraceEvent};
 use unmask::engine::{self, BackendChoice, DeviceOptions, Engine, Selection, WeightFormat};
 use unmask::model::config::Config;
+use unmask::model::matrix::Precision;
 use unmask::model::stream::WeightStream;
-use unmask::model::{Family as ModelFamily, Model};
+use unmask::model::{Architecture, Family as ModelFamily, Model};
 use unmask::text::Tokenizer;
 
 /// Runs once when the module is instantiated: the CPU matmul's simd128 kernels are chosen at
@@ -154,16 +155,26 @@ impl LoadOptions {
             }
         };
         let weights = match self.weights.as_deref().unwrap_or("f16") {
-            "f16" => WeightFormat::F16,
+            // q8/q4 blocks of the products; what is not a product stays f16 on a GPU
+            "f16" | "q8" | "q4" => WeightFormat::F16,
             "f32" => WeightFormat::F32,
             other => {
                 return Err(js_error(
                     "BadInput",
-                    &format!("weights `{other}`: expected 'f16' or 'f32'"),
+                    &format!("weights `{other}`: expected 'f16', 'f32', 'q8' or 'q4'"),
                 ))
             }
         };
         Ok(DeviceOptions { backend, weights })
+    }
+
+    /// The precision the model's matrices are held in (`device` has checked the spelling).
+    fn precision(&self) -> Precision {
+        match self.weights.as_deref() {
+            Some("q8") => Precision::Q8,
+            Some("q4") => Precision::Q4,
+            _ => Precision::Stored,
+        }
     }
 }
 
@@ -177,6 +188,9 @@ const WASM_MEMORY: u64 = 4 << 30;
 #[wasm_bindgen]
 pub struct Loader {
     attention: engine::Attention,
+    precision: Precision,
+    /// The architecture whose matrices stream to the GPU, when they do.
+    streaming: Option<Architecture>,
     cfg: Config,
     tokenizer: Tokenizer,
     target: engine::Target,
@@ -184,13 +198,23 @@ pub struct Loader {
     checked: bool,
 }
 
-/// What a checkpoint's header says, returned by the push that completes it.
+/// What a checkpoint's header says, returned by the push that completes it: its size, and the
+/// memory it will take where it runs (before any tensor is read).
 #[derive(serde::Serialize)]
 #[serde(rename_all = "camelCase")]
 struct HeaderInfo {
     file_bytes: u64,
     f32_bytes: u64,
     tensors: usize,
+    /// Bytes of weights wasm memory keeps.
+    wasm_bytes: u64,
+    /// Peak wasm bytes of the load: those, the largest tensor on its way to the GPU, and
+    /// working memory.
+    wasm_peak_bytes: u64,
+    /// Bytes of weights in GPU buffers (0 on the wasm backend).
+    gpu_bytes: u64,
+    /// Whether the weight matrices stream straight to the GPU.
+    to_gpu: bool,
 }
 
 #[wasm_bindgen]
@@ -203,6 +227,7 @@ impl Loader {
     ) -> Result<Loader, JsValue> {
         let opts: LoadOptions = read_options("load options", options)?;
         let device = opts.device()?;
+        let precision = opts.precision();
         let attention = match &opts.attention {
             None => engine::Attention::Auto,
             Some(a) => a.parse().map_err(engine_error)?,
@@ -211,12 +236,25 @@ impl Loader {
         let tokenizer =
             Tokenizer::from_bytes("tokenizer.json", &tokenizer).map_err(engine_error)?;
         let target = engine::target(device).await.map_err(engine_error)?;
+        let arch = Architecture::from_model_type(&cfg).map_err(engine_error)?;
+        let mut stream = WeightStream::new("model.safetensors");
+        // With WebGPU the large models' matrices go straight to the GPU as they arrive: wasm
+        // memory then holds one tensor at a time, not the model
+        let streaming = match target.sink(arch, precision) {
+            Some((sink, rule)) => {
+                stream.send_to(sink, rule);
+                Some(arch)
+            }
+            None => None,
+        };
         Ok(Loader {
             attention,
+            precision,
+            streaming,
             cfg,
             tokenizer,
             target,
-            stream: WeightStream::new("model.safetensors"),
+            stream,
             checked: false,
         })
     }
@@ -238,14 +276,25 @@ impl Loader {
         let Some(h) = self.stream.header() else {
             return Ok(JsValue::UNDEFINED);
         };
-        self.target
-            .check_fits("model.safetensors", h, Some(WASM_MEMORY))
+        let need = self
+            .target
+            .check_fits(
+                "model.safetensors",
+                h,
+                Some(WASM_MEMORY),
+                self.streaming,
+                self.precision,
+            )
             .map_err(engine_error)?;
         self.checked = true;
         let info = HeaderInfo {
             file_bytes: h.file_len(),
             f32_bytes: h.f32_bytes(),
             tensors: h.entries.len(),
+            wasm_bytes: need.host,
+            wasm_peak_bytes: need.host_peak(),
+            gpu_bytes: need.device,
+            to_gpu: self.streaming.is_some(),
         };
         serde_wasm_bindgen::to_value(&info).map_err(|e| js_error("BadModel", &e.to_string()))
     }
@@ -255,6 +304,7 @@ impl Loader {
     pub async fn finish(self, on_phase: Option<js_sys::Function>) -> Result<Unmask, JsValue> {
         let Loader {
             attention,
+            precision,
             cfg,
             tokenizer,
             target,
@@ -267,6 +317,7 @@ impl Loader {
         };
         let opts = engine::LoadOptions {
             attention,
+            precision,
             ..engine::LoadOptions::default()
         };
         let model = engine::prepare(model, opts).map_err(engine_error)?;
@@ -383,6 +434,11 @@ impl Forward {
             allowed,
         } = &self.context
         {
+            if embeddings.on_device() {
+                return Err(unmask::Error::Input(
+                    "the noising views read the embeddings, and this model's went to the GPU as it streamed in: they are not in wasm memory".into(),
+                ));
+            }
             let ctx = NoisingContext::new(embeddings.as_tensor(), self.mask, allowed)?;
             self.context = Lazy::Built(ctx);
         }

@@ -9,6 +9,15 @@
 pub mod cpu;
 #[cfg(feature = "gpu")]
 pub mod gpu;
+
+/// u32 words per weight block in the GPU's matrix buffers (`shaders/matmul.wgsl`, `weight()`),
+/// known without the `gpu` feature so that a header can be sized for a device before a load.
+pub mod gpu_words {
+    /// q8_0: 32 int8 values in 8 words, then the f16 scale in the low half of a ninth.
+    pub const Q8: usize = 9;
+    /// q4_0: its 16 bytes of packed values in 4 words, then the f16 scale in a fifth.
+    pub const Q4: usize = 5;
+}
 mod summary;
 
 use crate::batch::{Batch, Row};

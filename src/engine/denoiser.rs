@@ -3,7 +3,10 @@
 #[cfg(feature = "gpu")]
 use super::select::WeightFormat;
 #[cfg(feature = "gpu")]
-use crate::backend::{gpu::Gpu, GpuDenoiser};
+use crate::backend::{
+    gpu::{Gpu, Held},
+    GpuDenoiser,
+};
 use crate::backend::{
     Ask, Backend, CpuDenoiser, Denoiser, ForwardOutput, Summaries, VectorOut, VectorStep,
 };
@@ -43,8 +46,20 @@ impl AnyDenoiser {
         model: &Model,
         weights: WeightFormat,
     ) -> Result<AnyDenoiser> {
+        AnyDenoiser::upload_held(gpu, model, weights, &Held::default()).await
+    }
+
+    /// [`AnyDenoiser::upload`] of a model whose matrices may be on the device already (a
+    /// streamed load's [`Held`]).
+    #[cfg(feature = "gpu")]
+    pub async fn upload_held(
+        gpu: std::sync::Arc<Gpu>,
+        model: &Model,
+        weights: WeightFormat,
+        held: &Held,
+    ) -> Result<AnyDenoiser> {
         let f16 = weights == WeightFormat::F16;
-        let d = GpuDenoiser::upload(gpu, model.plan()?, f16).await?;
+        let d = GpuDenoiser::upload_held(gpu, model.plan()?, f16, held).await?;
         Ok(AnyDenoiser::Gpu(Box::new(d)))
     }
 }

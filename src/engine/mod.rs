@@ -17,7 +17,7 @@ pub use target::{fits, target, Target};
 use crate::backend::{cpu, Denoiser, ForwardOutput};
 use crate::batch::Batch;
 use crate::diffusion::{reading, subs, Infiller};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::model::matrix::Precision;
 use crate::model::plan::Plan;
 use crate::model::{LogitReading, Model};
@@ -134,6 +134,13 @@ pub fn prepare(mut model: Model, opts: LoadOptions) -> Result<Model> {
 /// panel kernel runs (AVX2/AVX-512), in place when no one else holds the plan (a load peaks at
 /// one matrix above the model), on a copy otherwise.
 pub fn for_cpu(model: &mut Model) -> Result<()> {
+    if let Ok(plan) = model.plan() {
+        if plan.matrices().iter().any(|m| m.on_device()) {
+            return Err(Error::Input(
+                "this model's weights were streamed to the GPU as they loaded: it runs only there (load it again for the CPU)".into(),
+            ));
+        }
+    }
     if !cpu::panels::available() {
         return Ok(());
     }

@@ -8,14 +8,18 @@ use super::select::{choose, DeviceOptions, GpuHandle, Selection, WeightFormat};
 use super::Engine;
 use crate::diffusion::Infiller;
 use crate::error::{Error, Result};
-use crate::model::stream::Header;
-use crate::model::Model;
+use crate::model::matrix::{Matrix, Precision, Quant};
+use crate::model::stream::{DeviceRule, DeviceUse, Header, MatrixSink};
+use crate::model::{arch, Architecture, Model};
 
 /// Where a model will run, not yet attached to one.
 pub struct Target {
     gpu: Option<GpuHandle>,
     pub selection: Selection,
     weights: WeightFormat,
+    /// Matrices a streamed load has already sent to the GPU ([`Target::sink`]).
+    #[cfg(feature = "gpu")]
+    held: std::sync::Arc<std::sync::Mutex<crate::backend::gpu::Held>>,
 }
 
 /// Chooses the backend `device` asks for (see [`Selection`]).
@@ -25,7 +29,31 @@ pub async fn target(device: DeviceOptions) -> Result<Target> {
         gpu,
         selection,
         weights: device.weights,
+        #[cfg(feature = "gpu")]
+        held: Default::default(),
     })
+}
+
+/// The memory a checkpoint will take where it runs, from its header alone: what the page and
+/// the package state before the download, and what [`Target::check_fits`] holds against the
+/// limits.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Need {
+    /// Bytes of weights this process keeps (wasm memory in the browser).
+    pub host: u64,
+    /// Bytes of the largest tensor held whole on its way to the device (0 when none goes).
+    pub in_flight: u64,
+    /// Bytes of weights in device buffers (0 on the CPU).
+    pub device: u64,
+}
+
+impl Need {
+    /// Host bytes at the peak of the load: the model's own, one tensor on its way to the
+    /// device, and working memory.
+    pub fn host_peak(&self) -> u64 {
+        self.host + self.in_flight + headroom(self.host)
+    }
 }
 
 impl Target {
@@ -38,17 +66,50 @@ impl Target {
         None
     }
 
-    /// Whether a checkpoint with this header can run here: its weights, widened to f32 as the
-    /// model keeps them, within `memory` bytes (the address space of a wasm32 module; `None`:
-    /// no bound), and, on a GPU, every weight row within one storage binding.
-    pub fn check_fits(&self, path: &str, header: &Header, memory: Option<u64>) -> Result<()> {
-        fits(
-            path,
-            header,
-            memory,
-            self.max_binding(),
-            self.weights == WeightFormat::F16,
-        )
+    /// Whether a checkpoint with this header can run here, and what it will take: its weights
+    /// as this process keeps them (widened to f32, or, for the matrices a streamed load sends
+    /// to the GPU, one of them at a time) within `memory` bytes (the address space of a wasm32
+    /// module; `None`: no bound), and, on a GPU, every weight row in the device's format
+    /// (f16 pairs, f32, q8_0 or q4_0 blocks) within one storage binding.
+    pub fn check_fits(
+        &self,
+        path: &str,
+        header: &Header,
+        memory: Option<u64>,
+        streaming: Option<Architecture>,
+        precision: Precision,
+    ) -> Result<Need> {
+        let device = self.gpu.is_some().then(|| DeviceFormat {
+            f16: self.weights == WeightFormat::F16,
+            quant: precision.quant(),
+            binding: self.max_binding(),
+            rule: streaming.and_then(arch::device_rule),
+        });
+        fits(path, header, memory, device)
+    }
+
+    /// Where a streamed load of an `arch` checkpoint sends its matrices, when this target is
+    /// a GPU and the architecture allows it ([`arch::device_rule`]): each goes up as it
+    /// arrives, in `precision` (q8/q4 quantised on the way), and the model built from the
+    /// stream holds them as device rows that [`Target::attach`] takes.
+    pub fn sink(
+        &self,
+        arch: Architecture,
+        precision: Precision,
+    ) -> Option<(Box<dyn MatrixSink>, DeviceRule)> {
+        let rule = arch::device_rule(arch)?;
+        #[cfg(feature = "gpu")]
+        if let Some(g) = &self.gpu {
+            let sink = crate::backend::gpu::DeviceSink {
+                gpu: g.clone(),
+                held: self.held.clone(),
+                f16: self.weights == WeightFormat::F16,
+                quant: precision.quant(),
+            };
+            return Some((Box::new(sink), rule));
+        }
+        let _ = (rule, precision);
+        None
     }
 
     /// A denoiser for `model` on the chosen backend, the model kept whole: a GPU uploads the
@@ -59,7 +120,13 @@ impl Target {
     pub async fn denoiser(&self, model: &mut Model) -> Result<AnyDenoiser> {
         #[cfg(feature = "gpu")]
         if let Some(g) = &self.gpu {
-            return AnyDenoiser::upload(g.clone(), model, self.weights).await;
+            let held = std::mem::take(&mut *self.held.lock().map_err(|_| {
+                Error::gpu(
+                    crate::error::GpuFault::Failed,
+                    "the device's matrices were poisoned",
+                )
+            })?);
+            return AnyDenoiser::upload_held(g.clone(), model, self.weights, &held).await;
         }
         #[cfg(not(feature = "gpu"))]
         let _ = &self.gpu;
@@ -93,36 +160,64 @@ fn headroom(weights: u64) -> u64 {
     weights / 8 + (64 << 20)
 }
 
-/// See [`Target::check_fits`]; `f16`: the GPU stores weight matrices as f16 pairs.
+/// What a GPU target keeps of a checkpoint: f16 pairs or f32, `quant` blocks for products,
+/// its largest binding, and which tensors a streamed load sends to it (`rule`).
+#[derive(Clone, Copy)]
+pub struct DeviceFormat {
+    pub f16: bool,
+    pub quant: Option<Quant>,
+    pub binding: Option<u64>,
+    pub rule: Option<DeviceRule>,
+}
+
+impl DeviceFormat {
+    /// Bytes of one row of a `cols`-wide matrix on the device, used as `used`.
+    fn row_bytes(&self, cols: usize, used: DeviceUse) -> u64 {
+        use crate::backend::gpu_words;
+        let words = match (used, self.quant) {
+            (DeviceUse::Product, Some(Quant::Q8)) => Matrix::q8_blocks(cols) * gpu_words::Q8,
+            (DeviceUse::Product, Some(Quant::Q4)) => Matrix::q4_blocks(cols) * gpu_words::Q4,
+            _ if self.f16 => cols.div_ceil(2),
+            _ => cols,
+        };
+        words as u64 * 4
+    }
+}
+
+/// See [`Target::check_fits`]; `device`: the GPU's format, `None` on the CPU.
 pub fn fits(
     path: &str,
     header: &Header,
     memory: Option<u64>,
-    binding: Option<u64>,
-    f16: bool,
-) -> Result<()> {
-    let weights = header.f32_bytes();
-    if let Some(limit) = memory {
-        let need = weights + headroom(weights);
-        if need > limit {
-            return Err(Error::TooLarge(format!(
-                "{path}: its weights take {} as f32 (about {} with working memory), more than the {} this module can address",
-                human(weights),
-                human(need),
-                human(limit)
-            )));
+    device: Option<DeviceFormat>,
+) -> Result<Need> {
+    let mut need = Need::default();
+    for e in header.entries.iter().filter(|e| e.is_float()) {
+        let sent = match (device.and_then(|d| d.rule), e.shape.as_slice()) {
+            (Some(rule), [_, _]) => rule(&e.name, &e.shape),
+            _ => None,
+        };
+        if sent.is_some() {
+            need.in_flight = need.in_flight.max(e.end - e.start);
+        } else {
+            need.host = need.host.saturating_add(e.elements().saturating_mul(4));
         }
-    }
-    if let Some(limit) = binding {
-        for e in &header.entries {
-            // matrices are split by rows over buffers; vectors and tables go up whole, as f32
-            let (bytes, what) = match e.shape.as_slice() {
-                [_, cols] => {
-                    let words = if f16 { cols.div_ceil(2) } else { *cols };
-                    ((words * 4) as u64, "one row")
-                }
-                _ => (e.elements().saturating_mul(4), "the whole tensor"),
-            };
+        let Some(d) = device else { continue };
+        // matrices are split by rows over buffers; vectors and tables go up whole, as f32
+        let (bytes, total, what) = match e.shape.as_slice() {
+            [rows, cols] => {
+                // the lookup reads f16/f32; without a rule the lookup is not told apart, and
+                // the product's format is the bound
+                let row = d.row_bytes(*cols, sent.unwrap_or(DeviceUse::Product));
+                (row, row.saturating_mul(*rows as u64), "one row")
+            }
+            _ => {
+                let b = e.elements().saturating_mul(4);
+                (b, b, "the whole tensor")
+            }
+        };
+        need.device = need.device.saturating_add(total);
+        if let Some(limit) = d.binding {
             if bytes > limit {
                 return Err(Error::TooLarge(format!(
                     "{path}: tensor `{}`: {what} takes {}, more than the adapter's storage binding limit of {}",
@@ -133,7 +228,26 @@ pub fn fits(
             }
         }
     }
-    Ok(())
+    if let Some(limit) = memory {
+        let peak = need.host_peak();
+        if peak > limit {
+            let kept = if need.in_flight > 0 {
+                format!(
+                    "its weights kept here take {} as f32, plus {} for the largest tensor on its way to the GPU",
+                    human(need.host),
+                    human(need.in_flight)
+                )
+            } else {
+                format!("its weights take {} as f32", human(need.host))
+            };
+            return Err(Error::TooLarge(format!(
+                "{path}: {kept} (about {} with working memory), more than the {} this module can address",
+                human(peak),
+                human(limit)
+            )));
+        }
+    }
+    Ok(need)
 }
 
 fn human(bytes: u64) -> String {
@@ -166,12 +280,21 @@ mod tests {
         }
     }
 
+    fn gpu(f16: bool, quant: Option<Quant>, binding: Option<u64>) -> Option<DeviceFormat> {
+        Some(DeviceFormat {
+            f16,
+            quant,
+            binding,
+            rule: None,
+        })
+    }
+
     #[test]
     fn memory_bound_counts_f32_weights_and_headroom() {
         // a 126464 x 4096 bf16 head is 0.96 GiB on disk and 1.93 GiB as f32
         let h = header(vec![126464, 4096]);
-        assert!(fits("m", &h, Some(4 << 30), None, true).is_ok());
-        let e = fits("m", &h, Some(2 << 30), None, true).unwrap_err();
+        assert!(fits("m", &h, Some(4 << 30), None).is_ok());
+        let e = fits("m", &h, Some(2 << 30), None).unwrap_err();
         assert!(matches!(e, Error::TooLarge(_)));
         let msg = e.to_string();
         assert!(
@@ -183,21 +306,79 @@ mod tests {
     }
 
     #[test]
-    fn binding_bound_is_per_row_for_matrices() {
+    fn binding_bound_is_per_row_in_the_device_format() {
         let h = header(vec![50000, 1000]);
-        // f16 rows are 2000 bytes, f32 rows 4000
-        assert!(fits("m", &h, None, Some(2000), true).is_ok());
-        let msg = fits("m", &h, None, Some(2000), false)
+        // f16 rows are 2000 bytes, f32 rows 4000, q8_0 32 blocks x 36, q4_0 32 x 20
+        assert!(fits("m", &h, None, gpu(true, None, Some(2000))).is_ok());
+        let msg = fits("m", &h, None, gpu(false, None, Some(2000)))
             .unwrap_err()
             .to_string();
         assert!(
             msg.contains("`lm_head.weight`") && msg.contains("one row"),
             "{msg}"
         );
+        assert!(fits("m", &h, None, gpu(false, Some(Quant::Q8), Some(1152))).is_ok());
+        assert!(fits("m", &h, None, gpu(false, Some(Quant::Q8), Some(1151))).is_err());
+        assert!(fits("m", &h, None, gpu(false, Some(Quant::Q4), Some(640))).is_ok());
+        assert!(fits("m", &h, None, gpu(false, Some(Quant::Q4), Some(639))).is_err());
         let v = header(vec![3000]);
-        let msg = fits("m", &v, None, Some(4000), true)
+        let msg = fits("m", &v, None, gpu(true, None, Some(4000)))
             .unwrap_err()
             .to_string();
         assert!(msg.contains("the whole tensor"), "{msg}");
+    }
+
+    #[test]
+    fn device_bytes_count_halves_and_blocks() {
+        let h = header(vec![1000, 64]);
+        let need = |f16, quant| fits("m", &h, None, gpu(f16, quant, None)).unwrap();
+        assert_eq!(need(false, None).device, 1000 * 64 * 4);
+        assert_eq!(need(true, None).device, 1000 * 64 * 2);
+        assert_eq!(need(true, Some(Quant::Q8)).device, 1000 * 2 * 36);
+        assert_eq!(need(true, Some(Quant::Q4)).device, 1000 * 2 * 20);
+        // nothing streams without a rule: the host keeps all of it as f32
+        assert_eq!(need(true, Some(Quant::Q4)).host, 1000 * 64 * 4);
+        assert_eq!(fits("m", &h, None, None).unwrap().device, 0);
+    }
+
+    #[test]
+    fn a_streamed_load_keeps_one_matrix_on_the_host() {
+        // a Qwen3-0.6B-sized table (151936 x 1024 bf16: 297 MiB) and a norm
+        let n: u64 = 151936 * 1024;
+        let h = Header {
+            data_start: 8,
+            data_len: n * 2 + 4096,
+            entries: vec![
+                Entry {
+                    name: "model.embed_tokens.weight".into(),
+                    dtype: Dtype::BF16,
+                    shape: vec![151936, 1024],
+                    start: 0,
+                    end: n * 2,
+                },
+                Entry {
+                    name: "model.norm.weight".into(),
+                    dtype: Dtype::F32,
+                    shape: vec![1024],
+                    start: n * 2,
+                    end: n * 2 + 4096,
+                },
+            ],
+        };
+        let rule = arch::device_rule(Architecture::A2dQwen3);
+        let device = DeviceFormat {
+            f16: true,
+            quant: Some(Quant::Q8),
+            binding: None,
+            rule,
+        };
+        let need = fits("m", &h, Some(1 << 30), Some(device)).unwrap();
+        assert_eq!(need.host, 4096);
+        assert_eq!(need.in_flight, n * 2);
+        // the lookup's table stays f16 when products are q8
+        assert_eq!(need.device, n * 2 + 4096);
+        // the same checkpoint kept on the host is 594 MiB as f32: past a 512 MiB bound
+        assert!(fits("m", &h, Some(512 << 20), gpu(true, None, None)).is_err());
+        assert!(fits("m", &h, Some(512 << 20), Some(device)).is_ok());
     }
 }

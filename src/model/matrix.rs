@@ -126,6 +126,22 @@ impl RowBytes {
         }
     }
 
+    /// The bytes of rows `r0..r1` when one part holds them all (a tensor read whole), so a
+    /// caller can hand them on without a copy.
+    pub fn rows_slice(&self, r0: usize, r1: usize) -> Option<&[u8]> {
+        let mut base = 0;
+        for p in &self.parts {
+            let n = self.rows_of(p);
+            if r0 >= base && r1 <= base + n {
+                return Some(
+                    &p.as_slice()[(r0 - base) * self.row_bytes..(r1 - base) * self.row_bytes],
+                );
+            }
+            base += n;
+        }
+        None
+    }
+
     /// One row's bytes.
     pub fn row(&self, r: usize) -> &[u8] {
         let mut base = 0;
@@ -180,6 +196,27 @@ pub enum Storage {
     /// (`backend::cpu::panels`), made once when a model is attached to the CPU instead of
     /// being packed again on every product.
     Panels(Vec<Line>),
+    /// Rows held by a device, not by this process: the browser streams a checkpoint's matrices
+    /// straight into GPU buffers, so wasm memory never holds the model. The host knows each
+    /// part only by the key the device gave it; it can neither read nor convert the values.
+    Device(DeviceRows),
+}
+
+/// Rows of [`Storage::Device`]: parts in order, each a whole matrix the device holds (stacking
+/// fused q/k/v joins parts, as it joins byte ranges of halves).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DeviceRows {
+    pub parts: Vec<DevicePart>,
+    /// The device's format, as [`Matrix::dtype`] names it ("f16", "q8_0", …).
+    pub dtype: &'static str,
+    /// Bytes the device holds for these rows.
+    pub bytes: u64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DevicePart {
+    pub key: u64,
+    pub rows: usize,
 }
 
 /// The precision a model's matrices are held in, as a user asks for it (`--weights`).
@@ -391,7 +428,13 @@ impl Matrix {
             Storage::Half(Half::Bf16, _) => "bf16",
             Storage::Q8 { .. } => "q8_0",
             Storage::Q4 { .. } => "q4_0",
+            Storage::Device(d) => d.dtype,
         }
+    }
+
+    /// Whether the values live on a device ([`Storage::Device`]) rather than in this process.
+    pub fn on_device(&self) -> bool {
+        matches!(self.storage, Storage::Device(_))
     }
 
     /// Bytes the matrix holds.
@@ -401,6 +444,8 @@ impl Matrix {
             Storage::Panels(l) => std::mem::size_of_val(l.as_slice()),
             Storage::Half(_, b) => b.len(),
             Storage::Q8 { qs, scales } | Storage::Q4 { qs, scales } => qs.len() + scales.len(),
+            // none of them in this process
+            Storage::Device(_) => 0,
         }
     }
 
@@ -422,6 +467,12 @@ impl Matrix {
         );
         assert_eq!(out.len(), (r1 - r0) * c, "panel size");
         match &self.storage {
+            // a plan with device rows attaches only to that device (`engine::for_cpu` refuses
+            // it), and the host-side views check `on_device` first
+            Storage::Device(d) => panic!(
+                "a {}×{c} {} matrix lives on the GPU: the host cannot read its rows",
+                self.rows, d.dtype
+            ),
             Storage::F32(v) => out.copy_from_slice(&v[r0 * c..r1 * c]),
             Storage::Panels(lines) => {
                 // panel by panel, each line read once for all the rows wanted from it
@@ -682,6 +733,8 @@ impl Matrix {
     /// matrix asked for as q8 is quantised again from its dequantised values.
     pub fn converted(&self, format: Precision) -> std::result::Result<Matrix, Unquantizable> {
         Ok(match (format, &self.storage) {
+            // converted as it streamed to the device, in the precision the load asked for
+            (_, Storage::Device(_)) => self.clone(),
             (Precision::Stored, _) | (Precision::F32, Storage::F32(_)) => self.clone(),
             (Precision::Q8, Storage::Q8 { .. }) => self.clone(),
             (Precision::Q4, Storage::Q4 { .. }) => self.clone(),
@@ -708,6 +761,29 @@ impl Matrix {
             "stacked column counts"
         );
         let rows = parts.iter().map(|p| p.rows).sum();
+        let device: Option<Vec<&DeviceRows>> = parts
+            .iter()
+            .map(|p| match &p.storage {
+                Storage::Device(d) => Some(d),
+                _ => None,
+            })
+            .collect();
+        if let Some(d) = device {
+            assert!(
+                d.iter().all(|x| x.dtype == d[0].dtype),
+                "stacked device rows of one format"
+            );
+            let storage = Storage::Device(DeviceRows {
+                parts: d.iter().flat_map(|x| x.parts.iter().copied()).collect(),
+                dtype: d[0].dtype,
+                bytes: d.iter().map(|x| x.bytes).sum(),
+            });
+            return Matrix {
+                rows,
+                cols,
+                storage,
+            };
+        }
         let halves: Option<Vec<(Half, &RowBytes)>> = parts
             .iter()
             .map(|p| match &p.storage {

@@ -9,9 +9,30 @@ use std::collections::HashMap;
 
 use safetensors::Dtype;
 
+use super::matrix::{Bytes, Half, Matrix};
 use super::weights::{float_size, widen, Weights};
 use crate::error::{Error, Result};
 use crate::tensor::Tensor;
+
+/// How a device uses a matrix sent to it as it streams in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DeviceUse {
+    /// A product's weights: any format the matrix kernel reads (f16 pairs, q8_0, q4_0).
+    Product,
+    /// The token embedding table: the lookup reads f16 or f32 only.
+    Table,
+}
+
+/// Where a stream sends the matrices a device should hold instead of this process (a GPU:
+/// `backend::gpu::DeviceSink`). `put` gets each one whole, in its stored precision, and
+/// returns the matrix the model keeps: [`super::matrix::Storage::Device`] rows.
+pub trait MatrixSink {
+    fn put(&mut self, name: &str, m: Matrix, used: DeviceUse) -> Result<Matrix>;
+}
+
+/// Which of a checkpoint's tensors go to the device, by name and shape (the architecture's
+/// rule, `model::arch::device_use`).
+pub type DeviceRule = fn(&str, &[usize]) -> Option<DeviceUse>;
 
 /// The safetensors crate's own bound on a header (100 MB): anything larger is not a real one.
 const MAX_HEADER: u64 = 100_000_000;
@@ -34,6 +55,11 @@ impl Entry {
 
     fn float_size(&self) -> Option<usize> {
         float_size(self.dtype)
+    }
+
+    /// Whether the tensor holds floats (the weights; not integer buffers).
+    pub fn is_float(&self) -> bool {
+        self.float_size().is_some()
     }
 }
 
@@ -168,6 +194,16 @@ pub struct WeightStream {
     /// Tensors present in the file that are not floats, kept by name so that a builder asking
     /// for one is told its dtype.
     others: HashMap<String, (Dtype, Vec<usize>)>,
+    /// The device the rule's matrices go to, and the rule.
+    sink: Option<(Box<dyn MatrixSink>, DeviceRule)>,
+    /// How the tensor being read is used there, when it goes.
+    sending: Option<DeviceUse>,
+    /// Its stored bytes so far (a device's tensor is not widened: it goes up as stored).
+    raw: Vec<u8>,
+    /// The matrices sent, as the model keeps them.
+    sent: HashMap<String, Matrix>,
+    /// Bytes of the largest tensor held whole on the way to the device.
+    largest_sent: u64,
 }
 
 impl WeightStream {
@@ -184,7 +220,23 @@ impl WeightStream {
             carry: Vec::new(),
             tensors: HashMap::new(),
             others: HashMap::new(),
+            sink: None,
+            sending: None,
+            raw: Vec::new(),
+            sent: HashMap::new(),
+            largest_sent: 0,
         }
+    }
+
+    /// Sends the 2-D float tensors `rule` picks to `sink` as each one completes, instead of
+    /// keeping them widened: this process then holds at most one of them at a time.
+    pub fn send_to(&mut self, sink: Box<dyn MatrixSink>, rule: DeviceRule) {
+        self.sink = Some((sink, rule));
+    }
+
+    /// Bytes of the largest tensor held whole so far on its way to the device.
+    pub fn largest_sent(&self) -> u64 {
+        self.largest_sent
     }
 
     /// The header, once its bytes have arrived.
@@ -234,6 +286,26 @@ impl WeightStream {
         let h = self.header.as_ref().expect("header parsed");
         while let Some(e) = h.entries.get(self.current) {
             if e.end > e.start {
+                self.sending = match (&self.sink, e.float_size(), e.shape.len()) {
+                    (Some((_, rule)), Some(_), 2) => rule(&e.name, &e.shape),
+                    _ => None,
+                };
+                if self.sending.is_some() {
+                    let n = usize::try_from(e.end - e.start).map_err(|_| {
+                        Error::TooLarge(format!(
+                            "{}: tensor `{}` is larger than this process can address",
+                            self.path, e.name
+                        ))
+                    })?;
+                    self.raw = Vec::new();
+                    self.raw.try_reserve_exact(n).map_err(|_| {
+                        Error::TooLarge(format!(
+                            "{}: no memory for tensor `{}` ({n} bytes) on its way to the device",
+                            self.path, e.name
+                        ))
+                    })?;
+                    return Ok(());
+                }
                 let n = if e.float_size().is_some() {
                     e.elements()
                 } else {
@@ -285,7 +357,9 @@ impl WeightStream {
             let (bytes, rest) = chunk.split_at(take);
             chunk = rest;
             self.at += take as u64;
-            if let Some(size) = e.float_size() {
+            if self.sending.is_some() {
+                self.raw.extend_from_slice(bytes);
+            } else if let Some(size) = e.float_size() {
                 let dtype = e.dtype;
                 let mut bytes = bytes;
                 if !self.carry.is_empty() {
@@ -303,7 +377,14 @@ impl WeightStream {
             }
             if self.at == e.end {
                 let e = &h.entries[self.current];
-                if e.float_size().is_some() {
+                if let Some(used) = self.sending.take() {
+                    let (name, shape, dtype) = (e.name.clone(), e.shape.clone(), e.dtype);
+                    self.largest_sent = self.largest_sent.max(self.raw.len() as u64);
+                    let m = stored_matrix(dtype, &shape, std::mem::take(&mut self.raw));
+                    let (sink, _) = self.sink.as_mut().expect("sending has a sink");
+                    let m = sink.put(&name, m, used)?;
+                    self.sent.insert(name, m);
+                } else if e.float_size().is_some() {
                     let data = std::mem::take(&mut self.filling);
                     self.tensors
                         .insert(e.name.clone(), Tensor::new(e.shape.clone(), data));
@@ -344,7 +425,27 @@ impl WeightStream {
                 ),
             ));
         }
-        Ok(Weights::from_streamed(self.path, self.tensors, self.others))
+        Ok(Weights::from_streamed(
+            self.path,
+            self.tensors,
+            self.others,
+            self.sent,
+        ))
+    }
+}
+
+/// A 2-D float tensor's stored bytes as a matrix: f16 and bf16 kept as they are, others
+/// widened to f32.
+fn stored_matrix(dtype: Dtype, shape: &[usize], raw: Vec<u8>) -> Matrix {
+    let (rows, cols) = (shape[0], shape[1]);
+    match dtype {
+        Dtype::F16 => Matrix::half(rows, cols, Half::F16, Bytes::owned(raw)),
+        Dtype::BF16 => Matrix::half(rows, cols, Half::Bf16, Bytes::owned(raw)),
+        _ => {
+            let mut v = Vec::with_capacity(rows * cols);
+            widen(dtype, &raw, &mut v);
+            Matrix::f32(rows, cols, v)
+        }
     }
 }
 

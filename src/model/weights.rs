@@ -132,6 +132,8 @@ pub struct Weights {
     streamed_shapes: HashMap<String, Vec<usize>>,
     /// Streamed tensors that are not floats (integer buffers), with their dtype.
     streamed_others: HashMap<String, Dtype>,
+    /// Streamed matrices sent to a device as they arrived ([`super::stream::MatrixSink`]).
+    on_device: HashMap<String, Matrix>,
     /// The names a builder has read, to find the tensors it left unused.
     read: std::sync::Mutex<std::collections::HashSet<String>>,
     /// The names read as weight matrices ([`Weights::matrix`]): what `unmask quantize` quantises.
@@ -216,11 +218,13 @@ impl Weights {
         }
     }
 
-    /// Tensors widened as they streamed in, plus the names and dtypes of non-float ones.
+    /// Tensors widened as they streamed in, the names and dtypes of non-float ones, and the
+    /// matrices a device holds.
     pub(super) fn from_streamed(
         origin: String,
         tensors: HashMap<String, Tensor>,
         others: HashMap<String, (Dtype, Vec<usize>)>,
+        on_device: HashMap<String, Matrix>,
     ) -> Weights {
         let mut shapes: HashMap<String, Vec<usize>> = tensors
             .iter()
@@ -231,7 +235,11 @@ impl Weights {
             shapes.insert(name.clone(), shape);
             dtypes.insert(name, dtype);
         }
+        for (name, m) in &on_device {
+            shapes.insert(name.clone(), vec![m.rows, m.cols]);
+        }
         Weights {
+            on_device,
             streamed: std::sync::Mutex::new(tensors),
             streamed_shapes: shapes,
             streamed_others: dtypes,
@@ -248,6 +256,7 @@ impl Weights {
             streamed: std::sync::Mutex::new(HashMap::new()),
             streamed_shapes: HashMap::new(),
             streamed_others: HashMap::new(),
+            on_device: HashMap::new(),
             read: Default::default(),
             matrices: Default::default(),
         }
@@ -440,6 +449,18 @@ impl Weights {
         if let Ok(mut m) = self.matrices.lock() {
             m.insert(name.to_string());
         }
+        if let Some(m) = self.on_device.get(name) {
+            if m.shape() != [rows, cols] {
+                return Err(Error::tensor(
+                    &self.origin,
+                    name,
+                    format!("has shape {:?}, expected {:?}", m.shape(), [rows, cols]),
+                ));
+            }
+            self.record(name);
+            // a handle to the device's rows: a second read (a tied head) shares them
+            return Ok(Some(m.clone()));
+        }
         let in_file = |n: &str| {
             self.index
                 .get(n)
@@ -532,6 +553,13 @@ impl Weights {
                     &self.origin,
                     name,
                     format!("has shape {stored:?}, expected {shape:?}"),
+                ));
+            }
+            if self.on_device.contains_key(name) {
+                return Err(Error::tensor(
+                    &self.origin,
+                    name,
+                    "went to the GPU as it streamed in, so it cannot be read as a host tensor (the architecture's device rule should leave it out)",
                 ));
             }
             if let Some(&dtype) = self.streamed_others.get(name) {

@@ -8,6 +8,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use super::forward::{GpuModel, GpuSession};
+use super::weights::Held;
 use super::Gpu;
 use crate::backend::summarize_rows;
 use crate::backend::{check_rows, Ask, Backend, Denoiser, ForwardOutput, Summaries};
@@ -27,8 +28,18 @@ pub struct GpuDenoiser {
 impl GpuDenoiser {
     /// Uploads `plan`'s weights (f16 pairs when `f16`, else f32; arithmetic is f32 either way).
     pub async fn upload(gpu: Arc<Gpu>, plan: &Plan, f16: bool) -> Result<GpuDenoiser> {
+        GpuDenoiser::upload_held(gpu, plan, f16, &Held::default()).await
+    }
+
+    /// [`GpuDenoiser::upload`] of a plan whose matrices may be on the device already, in `held`.
+    pub async fn upload_held(
+        gpu: Arc<Gpu>,
+        plan: &Plan,
+        f16: bool,
+        held: &Held,
+    ) -> Result<GpuDenoiser> {
         Ok(GpuDenoiser {
-            model: GpuModel::upload(gpu, plan, f16).await?,
+            model: GpuModel::upload_held(gpu, plan, f16, held).await?,
             sessions: HashMap::new(),
             last: None,
         })

@@ -142,7 +142,9 @@ mod tests {
                 .collect();
         for f16 in [false, true] {
             let packing = if f16 { Packing::F16 } else { Packing::F32 };
-            let mut tokens = GpuMatrix::upload(&gpu, "tok", &plan_e.tokens, f16, true).unwrap();
+            let mut tokens =
+                GpuMatrix::upload(&gpu, "tok", &plan_e.tokens, f16, true, &Default::default())
+                    .unwrap();
             // three chunks of 8 rows
             tokens.chunks = (0..v)
                 .step_by(8)

@@ -21,7 +21,7 @@ use super::norm::{norm, GpuNorm};
 use super::reduce::{reduce, ReduceBuffers};
 use super::rope::{rope, table};
 use super::vector_update::{coefficients, vector_update, UpdateBuffers};
-use super::weights::GpuMatrix;
+use super::weights::{GpuMatrix, Held, Packing};
 use super::{Call, Gpu};
 use crate::backend::cpu::embed::position_ids;
 use crate::backend::cpu::matmul::linear;
@@ -30,7 +30,7 @@ use crate::backend::AttentionShape;
 use crate::backend::{check_input, Ask, RowSummary, VectorOut, VectorStep, PROBES};
 use crate::batch::Row;
 use crate::error::{Error, GpuFault, Result};
-use crate::model::matrix::Matrix;
+use crate::model::matrix::{Matrix, Storage};
 use crate::model::plan::{
     Activation, Conditioning, Embeddings, Ffn, Head, Keys, Linear, NormPlacement, Plan,
     PositionIds, Readout, Rope, VectorIo,
@@ -42,9 +42,9 @@ struct GpuLinear {
 }
 
 impl GpuLinear {
-    fn upload(gpu: &Gpu, name: &str, l: &Linear, f16: bool) -> Result<GpuLinear> {
+    fn upload(gpu: &Gpu, held: &Held, name: &str, l: &Linear, f16: bool) -> Result<GpuLinear> {
         Ok(GpuLinear {
-            w: GpuMatrix::upload(gpu, name, &l.weight, f16, true)?,
+            w: GpuMatrix::upload(gpu, name, &l.weight, f16, true, held)?,
             b: l.bias.as_ref().map(|b| gpu.upload(name, b)),
         })
     }
@@ -117,14 +117,25 @@ pub struct GpuModel {
 impl GpuModel {
     /// Uploads a plan; `f16` stores weight matrices as f16 pairs (arithmetic stays f32).
     pub async fn upload(gpu: Arc<Gpu>, plan: &Plan, f16: bool) -> Result<GpuModel> {
+        GpuModel::upload_held(gpu, plan, f16, &Held::default()).await
+    }
+
+    /// [`GpuModel::upload`] of a plan whose matrices may already be on the device, in `held`
+    /// (a streamed load): those are taken from it, not uploaded again.
+    pub async fn upload_held(
+        gpu: Arc<Gpu>,
+        plan: &Plan,
+        f16: bool,
+        held: &Held,
+    ) -> Result<GpuModel> {
         let g = gpu.clone();
         g.guard("uploading the weights", || {
-            GpuModel::upload_unguarded(gpu, plan, f16)
+            GpuModel::upload_unguarded(gpu, plan, f16, held)
         })
         .await
     }
 
-    fn upload_unguarded(gpu: Arc<Gpu>, plan: &Plan, f16: bool) -> Result<GpuModel> {
+    fn upload_unguarded(gpu: Arc<Gpu>, plan: &Plan, f16: bool, held: &Held) -> Result<GpuModel> {
         if plan.head_dim > MAX_HEAD_DIM {
             return Err(Error::gpu(
                 crate::error::GpuFault::Failed,
@@ -140,7 +151,7 @@ impl GpuModel {
             Some(io) => (None, Some(GpuVectors::upload(g, plan, io)?)),
             None => (
                 Some(GpuEmbeddings {
-                    tokens: GpuMatrix::upload(g, "embed.tokens", &e.tokens, f16, false)?,
+                    tokens: GpuMatrix::upload(g, "embed.tokens", &e.tokens, f16, false, held)?,
                     positions: e
                         .positions
                         .as_ref()
@@ -159,24 +170,24 @@ impl GpuModel {
             let n = |s: &str| format!("blocks.{i}.{s}");
             let ffn = match &b.ffn {
                 Ffn::Plain { up, act, down } => GpuFfn::Plain {
-                    up: GpuLinear::upload(g, &n("up"), up, f16)?,
+                    up: GpuLinear::upload(g, held, &n("up"), up, f16)?,
                     act: *act,
-                    down: GpuLinear::upload(g, &n("down"), down, f16)?,
+                    down: GpuLinear::upload(g, held, &n("down"), down, f16)?,
                 },
                 Ffn::Gated { up, act, down } => GpuFfn::Gated {
-                    up: GpuLinear::upload(g, &n("up"), up, f16)?,
+                    up: GpuLinear::upload(g, held, &n("up"), up, f16)?,
                     act: *act,
-                    down: GpuLinear::upload(g, &n("down"), down, f16)?,
+                    down: GpuLinear::upload(g, held, &n("down"), down, f16)?,
                 },
             };
             blocks.push(GpuBlock {
                 placement: b.placement,
                 attn_norm: b.attn_norm.as_ref().map(|x| GpuNorm::upload(g, x)),
-                qkv: GpuLinear::upload(g, &n("qkv"), &b.qkv, f16)?,
+                qkv: GpuLinear::upload(g, held, &n("qkv"), &b.qkv, f16)?,
                 head_norms: b.head_norms.as_ref().map(|n| GpuHeadNorms::upload(g, n)),
                 rope: b.rope.clone(),
                 keys: b.keys,
-                attn_out: GpuLinear::upload(g, &n("attn_out"), &b.attn_out, f16)?,
+                attn_out: GpuLinear::upload(g, held, &n("attn_out"), &b.attn_out, f16)?,
                 ffn_norm: b.ffn_norm.as_ref().map(|x| GpuNorm::upload(g, x)),
                 ffn,
                 modulation: b.modulation.clone(),
@@ -185,13 +196,31 @@ impl GpuModel {
         let h = &plan.head;
         let transform = match &h.transform {
             Some((dense, act, nm)) => Some((
-                GpuLinear::upload(g, "head.dense", dense, f16)?,
+                GpuLinear::upload(g, held, "head.dense", dense, f16)?,
                 *act,
                 GpuNorm::upload(g, nm),
             )),
             None => None,
         };
-        let decoder = GpuLinear::upload(g, "head.decoder", &h.decoder, f16)?;
+        // A head tied to the embeddings (Qwen3, LLaDA's small ones) reads the lookup's buffers
+        // when both would hold the same words: 311 MB saved on Qwen3-0.6B in f16. Blocks are
+        // not shared: the lookup reads f16 while the product reads the blocks.
+        let shared = match &embed {
+            Some(em)
+                if Arc::ptr_eq(&e.tokens, &h.decoder.weight)
+                    && h.decoder.bias.is_none()
+                    && !matches!(em.tokens.packing, Packing::Q8 | Packing::Q4)
+                    && !matches!(e.tokens.storage, Storage::Q8 { .. } | Storage::Q4 { .. }) =>
+            {
+                Some(em.tokens.clone())
+            }
+            _ => None,
+        };
+        let decoder_shared = shared.is_some();
+        let decoder = match shared {
+            Some(w) => GpuLinear { w, b: None },
+            None => GpuLinear::upload(g, held, "head.decoder", &h.decoder, f16)?,
+        };
         let mut m = GpuModel {
             gpu: gpu.clone(),
             hidden: plan.hidden,
@@ -214,6 +243,9 @@ impl GpuModel {
             weight_bytes: 0,
         };
         m.weight_bytes = m.matrices().map(|w| w.bytes()).sum::<u64>();
+        if decoder_shared {
+            m.weight_bytes -= m.decoder.w.bytes();
+        }
         Ok(m)
     }
 
@@ -320,7 +352,7 @@ impl GpuVectors {
                 plan.vocab, io.readout
             )));
         }
-        let table = GpuMatrix::upload(g, "vectors.table", t, false, false)?;
+        let table = GpuMatrix::upload(g, "vectors.table", t, false, false, &Held::default())?;
         if table.chunks.len() != 1 {
             return Err(fail(format!(
                 "the clean-vector table ({} bytes) exceeds one storage binding",
@@ -329,7 +361,7 @@ impl GpuVectors {
         }
         Ok(GpuVectors {
             width,
-            input: GpuLinear::upload(g, "vectors.input", &io.input, false)?,
+            input: GpuLinear::upload(g, &Held::default(), "vectors.input", &io.input, false)?,
             table,
             readout: io.readout,
         })

@@ -182,7 +182,8 @@ mod tests {
                     for (i, v) in want.iter_mut().enumerate() {
                         *v = *v * gate[i % n] + prior[i];
                     }
-                    let wm = GpuMatrix::upload(&gpu, "w", &wt, f16, true).unwrap();
+                    let wm =
+                        GpuMatrix::upload(&gpu, "w", &wt, f16, true, &Default::default()).unwrap();
                     assert_eq!(wm.packing == Packing::Q8, fmt == "q8");
                     assert_eq!(wm.packing == Packing::Q4, fmt == "q4");
                     let (xb, bb, gb, yb) = (
@@ -217,7 +218,7 @@ mod tests {
         // force a chunk size of 8 rows to exercise the split path on a small matrix
         let (m, k, n) = (3, 6, 21);
         let wt = Matrix::f32(n, k, data(n * k, 9));
-        let mut wm = GpuMatrix::upload(&gpu, "w", &wt, false, false).unwrap();
+        let mut wm = GpuMatrix::upload(&gpu, "w", &wt, false, false, &Default::default()).unwrap();
         wm.chunks = (0..n)
             .step_by(8)
             .map(|s| {

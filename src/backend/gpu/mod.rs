@@ -25,6 +25,7 @@ pub use context::Gpu;
 pub(crate) use context::{Binding, Call};
 pub use forward::GpuModel;
 pub use reduce::summary_bytes;
+pub use weights::{DeviceSink, Held};
 
 /// Threads per workgroup of the element-wise kernels (embed, gather, glu, modulate, rope,
 /// vector_update): handed to their WGSL as the override constant `WG` and used for their

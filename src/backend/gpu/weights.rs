@@ -4,20 +4,21 @@
 //! (the 50k-row head on a 128 MiB limit). Rows are packed from the host matrix a chunk at a
 //! time, so a half-precision or quantised model is never widened whole on the way.
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
 use half::f16;
 
 use super::Gpu;
-use crate::error::{Error, Result};
-use crate::model::matrix::{Half, Matrix, Storage, Q4_BYTES, Q8_BLOCK};
+use crate::error::{Error, GpuFault, Result};
+use crate::model::matrix::{
+    DevicePart, DeviceRows, Half, Matrix, Quant, Storage, Q4_BYTES, Q8_BLOCK,
+};
+use crate::model::stream::{DeviceUse, MatrixSink};
 
-/// u32 words per q8_0 block on the device: 32 int8 values in 8 words, then the f16 scale in
-/// the low half of a ninth (`shaders/matmul.wgsl`, `weight()`).
-pub const Q8_WORDS: usize = 9;
-
-/// u32 words per q4_0 block on the device: its 16 bytes of packed 4-bit values in 4 words (as
-/// stored: byte j holds value j in its low nibble and value j + 16 in its high one), then the
-/// f16 scale in the low half of a fifth (`shaders/matmul.wgsl`, `weight()`).
-pub const Q4_WORDS: usize = 5;
+/// u32 words per q8_0 and q4_0 block on the device (their layout: `backend::gpu_words`).
+pub const Q8_WORDS: usize = crate::backend::gpu_words::Q8;
+pub const Q4_WORDS: usize = crate::backend::gpu_words::Q4;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Packing {
@@ -27,6 +28,7 @@ pub enum Packing {
     Q4,
 }
 
+#[derive(Clone)]
 pub struct Chunk {
     pub buffer: wgpu::Buffer,
     /// First row held.
@@ -34,6 +36,7 @@ pub struct Chunk {
     pub rows: usize,
 }
 
+#[derive(Clone)]
 pub struct GpuMatrix {
     pub chunks: Vec<Chunk>,
     pub rows: usize,
@@ -118,13 +121,19 @@ impl GpuMatrix {
     /// Uploads `m` as f16 pairs (`f16`) or f32, or as q8_0 or q4_0 blocks when it is held so
     /// and the kernel reading it takes them (`blocks_ok`: the matmul does, the embedding lookup
     /// does not).
+    /// A matrix already on the device ([`Storage::Device`]) is taken from `held`, not uploaded
+    /// again: its parts' chunks joined in order.
     pub fn upload(
         gpu: &Gpu,
         name: &str,
         m: &Matrix,
         f16: bool,
         blocks_ok: bool,
+        held: &Held,
     ) -> Result<GpuMatrix> {
+        if let Storage::Device(d) = &m.storage {
+            return held.join(name, m, d, blocks_ok);
+        }
         let (rows, cols) = (m.rows, m.cols);
         let packing = match &m.storage {
             Storage::Q8 { .. } if blocks_ok => Packing::Q8,
@@ -136,16 +145,28 @@ impl GpuMatrix {
         let row_bytes = (ldw * 4) as u64;
         let per_chunk = (gpu.max_binding() / row_bytes.max(1)) as usize;
         if per_chunk == 0 {
-            return Err(Error::gpu(crate::error::GpuFault::Failed, format!("one row of `{name}` ({row_bytes} bytes) exceeds the adapter's storage binding limit"
-            )));
+            return Err(Error::gpu(
+                GpuFault::Failed,
+                format!(
+                    "one row of `{name}` ({row_bytes} bytes) exceeds the adapter's storage binding limit"
+                ),
+            ));
         }
+        // f16 pairs are the stored bytes themselves: a tensor read whole goes up without a copy
+        let stored = match (&m.storage, packing) {
+            (Storage::Half(Half::F16, b), Packing::F16) if cols.is_multiple_of(2) => Some(b),
+            _ => None,
+        };
         let mut chunks = Vec::new();
         let mut start = 0;
         while start < rows {
             let end = (start + per_chunk).min(rows);
-            let words = pack_rows(m, start, end, packing);
+            let buffer = match stored.and_then(|b| b.rows_slice(start, end)) {
+                Some(bytes) => gpu.upload(name, bytes),
+                None => gpu.upload(name, &pack_rows(m, start, end, packing)),
+            };
             chunks.push(Chunk {
-                buffer: gpu.upload(name, &words),
+                buffer,
                 start,
                 rows: end - start,
             });
@@ -162,5 +183,118 @@ impl GpuMatrix {
 
     pub fn bytes(&self) -> u64 {
         (self.rows * self.ldw * 4) as u64
+    }
+}
+
+/// Matrices uploaded before their model exists (a streamed load sends each to the device as
+/// it arrives), by the key their [`DevicePart`]s carry; the model's upload takes them from
+/// here instead of from host memory.
+#[derive(Default)]
+pub struct Held {
+    matrices: HashMap<u64, GpuMatrix>,
+    next: u64,
+}
+
+impl Held {
+    fn put(&mut self, m: GpuMatrix) -> u64 {
+        self.next += 1;
+        self.matrices.insert(self.next, m);
+        self.next
+    }
+
+    /// Bytes held on the device.
+    pub fn bytes(&self) -> u64 {
+        self.matrices.values().map(GpuMatrix::bytes).sum()
+    }
+
+    /// The parts of `d` joined into one matrix (stacked rows share the parts' buffers).
+    fn join(&self, name: &str, m: &Matrix, d: &DeviceRows, blocks_ok: bool) -> Result<GpuMatrix> {
+        let fail = |msg: String| Err(Error::gpu(GpuFault::Failed, format!("`{name}`: {msg}")));
+        let mut out: Option<GpuMatrix> = None;
+        let mut rows = 0;
+        for part in &d.parts {
+            let Some(p) = self.matrices.get(&part.key) else {
+                return fail(format!(
+                    "device matrix {} is not held (a plan streamed to another device?)",
+                    part.key
+                ));
+            };
+            if p.rows != part.rows || p.cols != m.cols {
+                return fail(format!(
+                    "device matrix {} is {}×{}, the plan expects {}×{}",
+                    part.key, p.rows, p.cols, part.rows, m.cols
+                ));
+            }
+            let o = out.get_or_insert_with(|| GpuMatrix {
+                chunks: Vec::new(),
+                rows: 0,
+                cols: p.cols,
+                ldw: p.ldw,
+                packing: p.packing,
+            });
+            if (o.ldw, o.packing) != (p.ldw, p.packing) {
+                return fail("stacked parts held in different formats".into());
+            }
+            o.chunks.extend(p.chunks.iter().map(|c| Chunk {
+                buffer: c.buffer.clone(),
+                start: rows + c.start,
+                rows: c.rows,
+            }));
+            rows += p.rows;
+        }
+        let Some(mut out) = out else {
+            return fail("no device rows".into());
+        };
+        out.rows = rows;
+        if rows != m.rows {
+            return fail(format!("{rows} device rows, the plan expects {}", m.rows));
+        }
+        if !blocks_ok && matches!(out.packing, Packing::Q8 | Packing::Q4) {
+            return fail("held in blocks, which the embedding lookup cannot read".into());
+        }
+        Ok(out)
+    }
+}
+
+/// Where a streamed load sends its matrices: each is converted to the precision asked (`quant`,
+/// else f16 pairs or f32) and uploaded as it arrives, then dropped from host memory. A table
+/// the lookup reads (the token embeddings) stays f16/f32: the lookup cannot read blocks.
+pub struct DeviceSink {
+    pub gpu: Arc<Gpu>,
+    pub held: Arc<Mutex<Held>>,
+    pub f16: bool,
+    pub quant: Option<Quant>,
+}
+
+impl MatrixSink for DeviceSink {
+    fn put(&mut self, name: &str, m: Matrix, used: DeviceUse) -> Result<Matrix> {
+        let m = match (self.quant, used) {
+            (Some(q), DeviceUse::Product) => m
+                .quantized_as(q)
+                .map_err(|e| Error::tensor(format!("weights {}", q.name()), name, e.to_string()))?,
+            _ => m,
+        };
+        let g = GpuMatrix::upload(&self.gpu, name, &m, self.f16, true, &Held::default())?;
+        let dtype = match g.packing {
+            Packing::F32 => "f32",
+            Packing::F16 => "f16",
+            Packing::Q8 => "q8_0",
+            Packing::Q4 => "q4_0",
+        };
+        let (rows, cols, bytes) = (g.rows, g.cols, g.bytes());
+        let mut held = self
+            .held
+            .lock()
+            .map_err(|_| Error::gpu(GpuFault::Failed, "the device's matrices were poisoned"))?;
+        let key = held.put(g);
+        Ok(Matrix {
+            rows,
+            cols,
+            storage: Storage::Device(DeviceRows {
+                parts: vec![DevicePart { key, rows }],
+                dtype,
+                bytes,
+            }),
+        })
     }
 }

@@ -13,6 +13,7 @@ mod qwen3;
 use super::config::Config;
 use super::matrix::Matrix;
 use super::plan::{Activation, Linear, Norm, NormKind, Plan};
+use super::stream::{DeviceRule, DeviceUse};
 use super::weights::Weights;
 use super::{Architecture, ModelSpec, MAX_CONTEXT, MAX_LAYERS};
 use crate::error::{Error, Result};
@@ -38,6 +39,26 @@ pub fn build(cfg: &Config, w: &Weights) -> Result<(ModelSpec, Plan)> {
     }?;
     check_extra_layers(cfg, w, arch, built.1.blocks.len())?;
     Ok(built)
+}
+
+/// Which tensors a streamed load may send to a GPU as they arrive (`stream::MatrixSink`):
+/// architectures whose builder reads every 2-D tensor as a weight matrix and nothing of them on
+/// the host (no folding, no position table). The large real models (LLaDA, Dream, Qwen3 A2D)
+/// are these; the others load as before, widened in host memory.
+pub fn device_rule(arch: Architecture) -> Option<DeviceRule> {
+    fn llama_like(name: &str, _shape: &[usize]) -> Option<DeviceUse> {
+        Some(
+            if name.ends_with("embed_tokens.weight") || name.ends_with(".wte.weight") {
+                DeviceUse::Table
+            } else {
+                DeviceUse::Product
+            },
+        )
+    }
+    match arch {
+        Architecture::Llada | Architecture::Dream | Architecture::A2dQwen3 => Some(llama_like),
+        _ => None,
+    }
 }
 
 /// The config field holding an architecture's layer count.
