@@ -70,6 +70,12 @@ export type ProgressEvent =
       /** Served from the Cache API rather than the network. */
       cached: boolean;
     }
+  /**
+   * The checkpoint's header is in (its first kB): the memory the model will take where it
+   * loads, stated before the weights download. A model that cannot fit has already been
+   * refused (`ModelTooLarge`) by then.
+   */
+  | ({ phase: "memory" } & CheckpointNeed)
   /** The weights are in: the model is built and, on WebGPU, uploaded. */
   | { phase: "compile"; backend: Backend; parameters: number | null }
   /** A first pass compiles the shaders (WebGPU). */
@@ -145,6 +151,48 @@ export interface StrategyInfo {
 
 /** Every unmasking strategy, in the order the CLI's help lists them (the module starts on first use). */
 export declare function strategies(): Promise<StrategyInfo[]>;
+
+/** What a loaded model holds. */
+export interface ModelMemory {
+  /** The module's wasm memory: its peak so far, since a wasm memory never shrinks. */
+  wasmBytes: number;
+  /** Weight buffers on the GPU (0 on the wasm backend). */
+  gpuBytes: number;
+}
+
+/** What a checkpoint will take where it loads, from its header alone. */
+export interface CheckpointNeed {
+  /** Bytes of model.safetensors. */
+  fileBytes: number;
+  /** Its float weights' bytes as f32. */
+  f32Bytes: number;
+  tensors: number;
+  /** Weights kept in wasm memory (f32), after the load. */
+  wasmBytes: number;
+  /**
+   * wasm memory at the load's peak: those, the largest tensor on its way to the GPU, and
+   * working memory. A wasm32 module addresses 4 GiB.
+   */
+  wasmPeakBytes: number;
+  /** Weights in GPU buffers (0 on the wasm backend). */
+  gpuBytes: number;
+  /**
+   * Whether the weight matrices stream straight into GPU buffers as they download (WebGPU,
+   * and LLaDA, Dream or Qwen3 A2D): wasm memory then holds one tensor at a time.
+   */
+  toGpu: boolean;
+  /** Where it would run. */
+  backend: Backend;
+  /** Why a load would refuse it here (`ModelTooLarge`'s message), or null when it fits. */
+  refused: string | null;
+}
+
+/**
+ * The memory a model will need where {@link Unmask.load} would put it with these options,
+ * before it downloads: its config.json and the header at the front of model.safetensors are
+ * read (a few kB), then the download stops.
+ */
+export declare function need(source?: BundledModel | string | URL | ModelFiles | null, options?: LoadOptions): Promise<CheckpointNeed>;
 
 /** `reapply`'s options; left out, each changes nothing. */
 export interface ReapplyOptions {
@@ -493,6 +541,8 @@ export interface Model {
   readonly backendReason: BackendReason;
   /** Bytes read back from the GPU since loading (0 on the CPU); live during a fill (in a worker: as of its last step). */
   readonly readbackBytes: number;
+  /** What the model holds (in a worker: as of its load). */
+  readonly memory: ModelMemory;
   /** Threads of the CPU path (see `LoadOptions.threads`). */
   readonly threads: number;
   infill(template: string, options?: InfillOptions): Promise<InfillResult>;
@@ -557,6 +607,7 @@ export declare class Unmask implements Model {
   readonly backendReason: BackendReason;
   readonly family: ModelFamily;
   readonly readbackBytes: number;
+  readonly memory: ModelMemory;
   readonly threads: number;
   infill(template: string, options?: InfillOptions): Promise<InfillResult>;
   measure(template: string, options?: LayoutOptions): Promise<Measure>;
@@ -579,6 +630,7 @@ export declare class RemoteUnmask implements Model {
   readonly backendReason: BackendReason;
   readonly family: ModelFamily;
   readonly readbackBytes: number;
+  readonly memory: ModelMemory;
   readonly threads: number;
   infill(template: string, options?: InfillOptions): Promise<InfillResult>;
   measure(template: string, options?: LayoutOptions): Promise<Measure>;

@@ -113,7 +113,7 @@ const platform = {
 };
 
 export const Unmask = makeUnmask(platform);
-export const { strategies, reapply } = makeTools(platform);
+export const { strategies, reapply, need } = makeTools(platform);
 
 /**
  * Node keeps no download cache: local files are read where they are.

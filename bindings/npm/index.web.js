@@ -259,7 +259,7 @@ const platform = {
 };
 
 export const Unmask = makeUnmask(platform);
-export const { strategies, reapply } = makeTools(platform);
+export const { strategies, reapply, need } = makeTools(platform);
 
 /**
  * Whether every file of `source` (as `Unmask.load` takes it; nothing: the default model; a

@@ -120,7 +120,7 @@ export const OPS = /** @type {const} */ (["load", "infill", "measure", "layout",
  * }} Values
  */
 
-/** @typedef {{ backend: import("./index.js").Backend, backendReason: import("./index.js").BackendReason, family: import("./index.js").ModelFamily }} LoadInfo */
+/** @typedef {{ backend: import("./index.js").Backend, backendReason: import("./index.js").BackendReason, family: import("./index.js").ModelFamily, memory: import("./index.js").ModelMemory }} LoadInfo */
 
 /** @typedef {Call & { v: number, id: number }} Request */
 

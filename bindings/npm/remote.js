@@ -174,6 +174,11 @@ export class RemoteUnmask {
     return this.#info.family;
   }
 
+  /** What the model held in its worker when it loaded (wasm memory, GPU weight buffers). */
+  get memory() {
+    return this.#info.memory;
+  }
+
   get threads() {
     return this.#info.backendReason.threads?.count ?? 1;
   }

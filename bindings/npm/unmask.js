@@ -268,6 +268,30 @@ function readFailure(e, file, signal) {
 }
 
 /**
+ * @param {Uint8Array[]} parts
+ * @param {number} n their total length
+ */
+function concat(parts, n) {
+  const out = new Uint8Array(n);
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.byteLength;
+  }
+  return out;
+}
+
+/**
+ * The memory figures of a header's info, as the `memory` event and `need` give them.
+ * @param {import("./index.js").CheckpointNeed} info
+ * @returns {import("./index.js").CheckpointNeed}
+ */
+function memoryOf(info) {
+  const { fileBytes, f32Bytes, tensors, wasmBytes, wasmPeakBytes, gpuBytes, toGpu, backend, refused } = info;
+  return { fileBytes, f32Bytes, tensors, wasmBytes, wasmPeakBytes, gpuBytes, toGpu, backend, refused: refused ?? null };
+}
+
+/**
  * @param {ByteSource} source
  * @param {(n: number) => void} progress
  * @param {AbortSignal | undefined} signal
@@ -425,7 +449,7 @@ export function makeUnmask(platform) {
       }
       const settings = { device, ...(weightFormat ? { weights: weightFormat } : {}), ...(attention ? { attention } : {}) };
       const loader = await guarded(wasm, () => wasm.Loader.create(new TextDecoder().decode(small[0]), small[1], settings));
-      /** @type {{ fileBytes: number, f32Bytes: number, tensors: number } | null} */
+      /** @type {import("./index.js").CheckpointNeed | null} */
       let header = null;
       let consumed = false;
       try {
@@ -439,7 +463,12 @@ export function makeUnmask(platform) {
             // the push that completes the header checks that the model fits (ModelTooLarge),
             // so an oversized checkpoint stops after its first bytes
             const c = chunk;
-            header = (await guarded(wasm, () => loader.push(c))) ?? header;
+            const info = await guarded(wasm, () => loader.push(c));
+            if (info && !header) {
+              header = info;
+              // stated as soon as the header is in, before the weights come
+              emit({ phase: "memory", ...memoryOf(info) });
+            }
             n += chunk.byteLength;
             report(n);
             checkSignal(signal);
@@ -486,6 +515,11 @@ export function makeUnmask(platform) {
     }
 
     /** Bytes read back from the GPU since loading (0 on the CPU); live during a fill. */
+    /** What the model holds: this module's wasm memory (its peak: it never shrinks) and the GPU's weight buffers. */
+    get memory() {
+      return { wasmBytes: this.#wasm.wasmMemoryBytes(), gpuBytes: this.#raw.gpuWeightBytes };
+    }
+
     get readbackBytes() {
       return this.#raw.readbackBytes;
     }
@@ -604,6 +638,62 @@ export function makeUnmask(platform) {
 export function makeTools(platform) {
   const wasm = async () => (await platform.init({}, true)).wasm;
   return {
+    /**
+     * The memory a model will need where it would load with these options, before it
+     * downloads: reads its config.json and the header at the front of model.safetensors (a few
+     * kB), then stops the download.
+     * @param {string | URL | ModelFiles | null} [source]
+     * @param {LoadOptions} [options]
+     * @returns {Promise<import("./index.js").CheckpointNeed>}
+     */
+    async need(source, options) {
+      const checked = args.loadOptions(options);
+      const from = args.loadSource(source, checked);
+      const { device = "auto", weights, attention, signal, cache } = checked;
+      const w = await wasm();
+      checkSignal(signal);
+      const files = from.kind === "files" ? from.files : null;
+      /** @type {Where} */
+      const where = from.kind === "folder" ? folderOf(String(from.where)) : { bundled: from.kind === "bundled" ? from.name : "default" };
+      /** @param {"config.json" | "model.safetensors"} file */
+      const open = async (file) => {
+        try {
+          if (files !== null) return memorySource(file === "config.json" ? files.config : files.weights);
+          return await platform.open(where, file, signal, { cache });
+        } catch (e) {
+          throw readFailure(e, file, signal);
+        }
+      };
+      const config = new TextDecoder().decode(await readWhole(await open("config.json"), () => {}, signal));
+      const src = await open("model.safetensors");
+      /** @type {Uint8Array[]} */
+      const got = [];
+      let n = 0;
+      let want = 8;
+      try {
+        for (let chunk; n < want && (chunk = await src.next()) !== null; ) {
+          got.push(chunk);
+          n += chunk.byteLength;
+          if (want === 8 && n >= 8) {
+            const head = concat(got, n);
+            const len = new DataView(head.buffer, head.byteOffset, 8).getBigUint64(0, true);
+            // past the engine's bound the 8 bytes are enough for its error
+            want = len > 100_000_000n ? 8 : 8 + Number(len);
+          }
+          checkSignal(signal);
+        }
+      } catch (e) {
+        await src.cancel(e);
+        throw readFailure(e, "model.safetensors", signal);
+      }
+      await src.cancel(undefined);
+      const settings = { device, ...(weights ? { weights } : {}), ...(attention ? { attention } : {}) };
+      const head = concat(got, n);
+      const info = await guarded(w, () => w.checkpointNeed(config, head, settings));
+      if (!info) throw namedError("BadModel", `model.safetensors: truncated: ${n} bytes, too short for the safetensors header it announces`);
+      return memoryOf(info);
+    },
+
     /**
      * Every unmasking strategy, from the engine's one list (`Strategy::ALL`).
      * @returns {Promise<import("./index.js").StrategyInfo[]>}

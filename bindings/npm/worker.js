@@ -51,7 +51,7 @@ async function handle(data) {
         loading = false;
       }
       const m = model;
-      post(reply.value(id, { backend: m.backend, backendReason: m.backendReason, family: m.family }));
+      post(reply.value(id, { backend: m.backend, backendReason: m.backendReason, family: m.family, memory: m.memory }));
       return;
     }
     case "infill": {

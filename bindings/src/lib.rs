@@ -26,7 +26,7 @@ use unmask::diffusion::{Host, InfillOptions, Schedule, Strategy, TokenChoice, Tr
 use unmask::engine::{self, BackendChoice, DeviceOptions, Engine, Selection, WeightFormat};
 use unmask::model::config::Config;
 use unmask::model::matrix::Precision;
-use unmask::model::stream::WeightStream;
+use unmask::model::stream::{Header, WeightStream};
 use unmask::model::{Architecture, Family as ModelFamily, Model};
 use unmask::text::Tokenizer;
 
@@ -178,6 +178,13 @@ impl LoadOptions {
     }
 }
 
+/// Bytes of this module's linear memory now: a wasm memory never shrinks, so this is also the
+/// peak so far (what a load cost).
+#[wasm_bindgen(js_name = wasmMemoryBytes)]
+pub fn wasm_memory_bytes() -> f64 {
+    (core::arch::wasm32::memory_size::<0>() as f64) * 65536.0
+}
+
 /// Bytes a wasm32 module can address: the model, widened to f32, must fit in them.
 const WASM_MEMORY: u64 = 4 << 30;
 
@@ -215,6 +222,63 @@ struct HeaderInfo {
     gpu_bytes: u64,
     /// Whether the weight matrices stream straight to the GPU.
     to_gpu: bool,
+    /// `"webgpu"` or `"wasm"`: where it would run.
+    backend: &'static str,
+    /// Why it cannot load here (`checkpointNeed` only: a load refuses with this message).
+    refused: Option<String>,
+}
+
+impl HeaderInfo {
+    fn new(
+        h: &Header,
+        need: engine::Need,
+        target: &engine::Target,
+        to_gpu: bool,
+        refused: Option<String>,
+    ) -> HeaderInfo {
+        HeaderInfo {
+            file_bytes: h.file_len(),
+            f32_bytes: h.f32_bytes(),
+            tensors: h.entries.len(),
+            wasm_bytes: need.host,
+            wasm_peak_bytes: need.host_peak(),
+            gpu_bytes: need.device,
+            to_gpu,
+            backend: backend_name(&target.selection),
+            refused,
+        }
+    }
+}
+
+/// The memory a checkpoint will need where it would run, before it downloads: from its
+/// `config.json` and the first bytes of its `model.safetensors` (the header; `undefined` until
+/// `head` holds all of it). Chooses the backend as `Loader.create` does with these options.
+/// Returns `{ fileBytes, f32Bytes, tensors, wasmBytes, wasmPeakBytes, gpuBytes, toGpu,
+/// backend, refused }`, `refused` being the reason a load would give when it does not fit.
+#[wasm_bindgen(js_name = checkpointNeed)]
+pub async fn checkpoint_need(
+    config: String,
+    head: Vec<u8>,
+    options: JsValue,
+) -> Result<JsValue, JsValue> {
+    let opts: LoadOptions = read_options("load options", options)?;
+    let device = opts.device()?;
+    let precision = opts.precision();
+    let cfg = Config::parse("config.json", &config).map_err(engine_error)?;
+    let arch = Architecture::from_model_type(&cfg).map_err(engine_error)?;
+    let Some(h) = Header::parse("model.safetensors", &head).map_err(engine_error)? else {
+        return Ok(JsValue::UNDEFINED);
+    };
+    let target = engine::target(device).await.map_err(engine_error)?;
+    let streaming = target.streams(arch).then_some(arch);
+    let path = "model.safetensors";
+    let need = target.need(&h, streaming, precision);
+    let refused = target
+        .check_fits(path, &h, Some(WASM_MEMORY), streaming, precision)
+        .err()
+        .map(|e| e.to_string());
+    let info = HeaderInfo::new(&h, need, &target, streaming.is_some(), refused);
+    serde_wasm_bindgen::to_value(&info).map_err(|e| js_error("BadModel", &e.to_string()))
 }
 
 #[wasm_bindgen]
@@ -287,15 +351,7 @@ impl Loader {
             )
             .map_err(engine_error)?;
         self.checked = true;
-        let info = HeaderInfo {
-            file_bytes: h.file_len(),
-            f32_bytes: h.f32_bytes(),
-            tensors: h.entries.len(),
-            wasm_bytes: need.host,
-            wasm_peak_bytes: need.host_peak(),
-            gpu_bytes: need.device,
-            to_gpu: self.streaming.is_some(),
-        };
+        let info = HeaderInfo::new(h, need, &self.target, self.streaming.is_some(), None);
         serde_wasm_bindgen::to_value(&info).map_err(|e| js_error("BadModel", &e.to_string()))
     }
 
@@ -346,6 +402,7 @@ impl Loader {
             family: inf.model.spec.family,
             forward: RefCell::new(Some(forward)),
             gpu: inf.denoiser.device().cloned(),
+            gpu_weight_bytes: inf.denoiser.device_weight_bytes(),
             state: Rc::new(RefCell::new(State::Ready(Box::new(inf)))),
             selection,
         })
@@ -402,6 +459,8 @@ pub struct Unmask {
     family: ModelFamily,
     /// The device, for its counters, readable while a fill holds the engine.
     gpu: Option<std::sync::Arc<unmask::backend::gpu::Gpu>>,
+    /// Bytes of the weights the device holds.
+    gpu_weight_bytes: u64,
     /// What `corrupt` needs, taken out of the engine at load time so that it works while a
     /// fill holds the engine; `None` once disposed.
     forward: RefCell<Option<Forward>>,
@@ -654,6 +713,12 @@ impl Unmask {
     #[wasm_bindgen(getter, unchecked_return_type = "ModelFamily")]
     pub fn family(&self) -> String {
         family_name(self.family).into()
+    }
+
+    /// Bytes of weights in GPU buffers (0 on the CPU).
+    #[wasm_bindgen(getter, js_name = gpuWeightBytes)]
+    pub fn gpu_weight_bytes(&self) -> f64 {
+        self.gpu_weight_bytes as f64
     }
 
     /// Bytes read back from the GPU since the model was loaded (0 on the CPU); readable during

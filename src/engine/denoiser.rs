@@ -65,6 +65,15 @@ impl AnyDenoiser {
 }
 
 impl AnyDenoiser {
+    /// Bytes of weights in device buffers (0 on the CPU).
+    pub fn device_weight_bytes(&self) -> u64 {
+        match self {
+            AnyDenoiser::Cpu(_) => 0,
+            #[cfg(feature = "gpu")]
+            AnyDenoiser::Gpu(d) => d.model().weight_bytes,
+        }
+    }
+
     /// The GPU this denoiser runs on, if any (its counters, such as the bytes read back).
     #[cfg(feature = "gpu")]
     pub fn device(&self) -> Option<&std::sync::Arc<Gpu>> {

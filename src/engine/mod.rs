@@ -12,7 +12,7 @@ mod target;
 
 pub use denoiser::AnyDenoiser;
 pub use select::{BackendChoice, DeviceOptions, Reason, Selection, WeightFormat};
-pub use target::{fits, target, Target};
+pub use target::{fits, target, DeviceFormat, Need, Target};
 
 use crate::backend::{cpu, Denoiser, ForwardOutput};
 use crate::batch::Batch;

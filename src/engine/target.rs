@@ -88,6 +88,28 @@ impl Target {
         fits(path, header, memory, device)
     }
 
+    /// What [`Target::check_fits`] counts, with no limit held against it.
+    pub fn need(
+        &self,
+        header: &Header,
+        streaming: Option<Architecture>,
+        precision: Precision,
+    ) -> Need {
+        let device = self.gpu.is_some().then(|| DeviceFormat {
+            f16: self.weights == WeightFormat::F16,
+            quant: precision.quant(),
+            binding: None,
+            rule: streaming.and_then(arch::device_rule),
+        });
+        // without limits nothing is refused
+        fits("", header, None, device).unwrap_or_default()
+    }
+
+    /// Whether a streamed load of an `arch` checkpoint sends its matrices to the device here.
+    pub fn streams(&self, arch: Architecture) -> bool {
+        self.gpu.is_some() && arch::device_rule(arch).is_some()
+    }
+
     /// Where a streamed load of an `arch` checkpoint sends its matrices, when this target is
     /// a GPU and the architecture allows it ([`arch::device_rule`]): each goes up as it
     /// arrives, in `precision` (q8/q4 quantised on the way), and the model built from the

@@ -103,7 +103,7 @@ function checkFill(out) {
   assert.doesNotMatch(r.text, /\[MASK|<\|/);
   assert.equal(out.steps.at(-1).done, true);
   assert.equal(out.steps.filter((e) => !e.done).reduce((n, e) => n + e.committed.length, 0), 3);
-  assert.deepEqual(out.progress.filter((p) => p !== "download"), ["compile", "warmup", "ready"]);
+  assert.deepEqual(out.progress.filter((p) => p !== "download"), ["memory", "compile", "warmup", "ready"]);
 }
 
 test("the WASM CPU path fills a template in the page", async () => {
@@ -160,6 +160,29 @@ test("WebGPU (SwiftShader here) runs the GPU infill path and agrees with the CPU
     assert.equal(auto.reason.reason.kind, "hardware-adapter");
   }
   checkFill(auto);
+});
+
+test("a Qwen3 A2D checkpoint on WebGPU streams its matrices to the GPU: wasm memory keeps the norms, need() says so first", async () => {
+  const template = "The cat [MASK*3] on the mat.";
+  const cpu = await page.evaluate(([t]) => window.streamed("wasm", "f32", t), [template]);
+  assert.equal(cpu.backend, "wasm");
+  assert.equal(cpu.stated.toGpu, false);
+  assert.equal(cpu.stated.gpuBytes, 0);
+  assert.equal(cpu.stated.wasmBytes, cpu.stated.f32Bytes);
+  for (const weights of ["f32", "f16", "q8", "q4"]) {
+    const gpu = await page.evaluate(([w, t]) => window.streamed("webgpu", w, t), [weights, template]);
+    console.log(`a2d ${weights}: ${JSON.stringify({ stated: gpu.stated, memory: gpu.memory })}`);
+    assert.equal(gpu.backend, "webgpu");
+    assert.equal(gpu.stated.toGpu, true, weights);
+    assert.deepEqual(gpu.event, { phase: "memory", ...gpu.stated }, "the load's memory event says what need() said");
+    // only the norms stay in wasm memory: q/k norms, two per layer and the final one, as f32
+    assert.ok(gpu.stated.wasmBytes > 0 && gpu.stated.wasmBytes < 8000, `${gpu.stated.wasmBytes}`);
+    assert.ok(gpu.memory.gpuBytes > 0 && gpu.memory.gpuBytes <= gpu.stated.gpuBytes, JSON.stringify(gpu));
+    assert.ok(gpu.text.startsWith("The cat ") && gpu.text.endsWith(" on the mat."), gpu.text);
+    assert.equal(gpu.corrupt?.name, "BadInput", "the noising views say the embeddings are on the GPU");
+    assert.match(gpu.corrupt.message, /GPU/);
+    if (weights === "f32") assert.equal(gpu.text, cpu.text, "greedy fills agree between the streamed GPU model and the CPU");
+  }
 });
 
 test("the bundled models by name, on the page and in a worker: \"uniform\" fills by uniform-state diffusion", async () => {

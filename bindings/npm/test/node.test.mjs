@@ -6,7 +6,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createRequire } from "node:module";
 import { createServer } from "node:http";
-import { Unmask, RemoteUnmask, strategies, reapply } from "unmask";
+import { Unmask, RemoteUnmask, strategies, reapply, need } from "unmask";
 
 const template = "Peter [MASK*2] ran into the [MASK] Forest.";
 
@@ -22,7 +22,19 @@ test("the default model fills a template and keeps the known text", async () => 
   assert.ok(downloads.every((p) => p.totalBytes === last.totalBytes));
   // the weights arrive in pieces, each widened to f32 as it passes (never the whole file at once)
   assert.ok(downloads.filter((p) => p.file === "model.safetensors").length > 4);
-  assert.deepEqual(progress.filter((p) => p.phase !== "download").map((p) => p.phase), ["compile", "warmup", "ready"]);
+  assert.deepEqual(progress.filter((p) => p.phase !== "download").map((p) => p.phase), ["memory", "compile", "warmup", "ready"]);
+  // the memory is stated once the header is in, before the rest of the weights
+  const memory = progress.find((p) => p.phase === "memory");
+  const weightEvents = downloads.filter((p) => p.file === "model.safetensors");
+  assert.ok(progress.indexOf(memory) < progress.indexOf(weightEvents.at(-1)), "memory before the download ends");
+  assert.equal(memory.backend, "wasm");
+  assert.equal(memory.toGpu, false);
+  assert.equal(memory.gpuBytes, 0);
+  assert.equal(memory.wasmBytes, memory.f32Bytes);
+  assert.ok(memory.wasmPeakBytes > memory.wasmBytes && memory.refused === null);
+  // wasm memory holds the model (as f32) and no more than the load's stated peak
+  assert.equal(model.memory.gpuBytes, 0);
+  assert.ok(model.memory.wasmBytes > memory.wasmBytes && model.memory.wasmBytes < memory.wasmPeakBytes + 64e6, JSON.stringify([model.memory, memory]));
   const compile = progress.find((p) => p.phase === "compile");
   assert.ok(compile.parameters > 7e6 && compile.parameters < 9e6, `${compile.parameters} parameters`);
 
@@ -543,6 +555,15 @@ test("a checkpoint too large for wasm32 memory fails from its header, before its
     Unmask.load({ config: config.toString(), weights: headerOnly([50000, 30000]), tokenizer }, { device: "wasm" }),
     (e) => e.name === "ModelTooLarge" && /model.safetensors/.test(e.message) && /5.59 GiB/.test(e.message) && /4.00 GiB/.test(e.message),
   );
+  // need() says so before any load, from the same header
+  const big = await need({ config: config.toString(), weights: headerOnly([50000, 30000]), tokenizer }, { device: "wasm" });
+  assert.equal(big.wasmBytes, 6e9);
+  assert.equal(big.fileBytes > 6e9 / 2, true);
+  assert.match(big.refused, /5\.59 GiB/);
+  const fine = await need(undefined, { device: "wasm" });
+  assert.equal(fine.refused, null);
+  assert.equal(fine.backend, "wasm");
+  assert.ok(fine.wasmBytes > 28e6 && fine.wasmBytes < 36e6, `${fine.wasmBytes}`);
   // a small one passes the check and then fails as truncated
   await assert.rejects(
     Unmask.load({ config: config.toString(), weights: headerOnly([10, 10]), tokenizer }, { device: "wasm" }),
