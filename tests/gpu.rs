@@ -1015,3 +1015,82 @@ fn cached_passes_match_the_cpu() {
         );
     }
 }
+
+/// An engine on the GPU (f32 weights) for `model`.
+fn gpu_engine(g: &Arc<Gpu>, model: Model) -> Engine {
+    let d = block_on(AnyDenoiser::gpu(g.clone(), &model, WeightFormat::F32)).unwrap();
+    Engine::new(model, d).unwrap()
+}
+
+/// Greedy infills through the key/value cache: with DualCache (blocks of 4 holes) the GPU
+/// gives the CPU's fill, steps and NFE on Qwen3 A2D, LLaDA and Dream; under BD3LM's blocks
+/// (which cache by default) the GPU's fill with the cache is its fill without it, and the
+/// CPU's.
+#[test]
+fn cached_infill_agrees_between_cpu_and_gpu() {
+    use unmask::diffusion::{InfillOptions, SamplerOptions, Strategy};
+    let Some(g) = common::gpu_or_skip() else {
+        return;
+    };
+    let t = "The cat sat on the [MASK*8] and then it was quiet again.";
+    for name in ["a2d_qwen3", "llada", "dream"] {
+        let mut cpu = cpu_infiller(name);
+        let mut gpu = gpu_infiller(&g, name);
+        for strategy in [Strategy::TopProb, Strategy::Threshold(0.3)] {
+            let mut o = InfillOptions {
+                strategy: Some(strategy),
+                ..InfillOptions::default()
+            }
+            .resolve(&cpu.model)
+            .unwrap();
+            o.choice.temperature = 0.0;
+            o.block_len = Some(4);
+            o.dual_cache = true;
+            let a = block_on(cpu.infill(t, &o, &mut |_| {})).unwrap();
+            let b = block_on(gpu.infill(t, &o, &mut |_| {})).unwrap();
+            let uncached = SamplerOptions {
+                dual_cache: false,
+                ..o.clone()
+            };
+            let c = block_on(gpu.infill(t, &uncached, &mut |_| {})).unwrap();
+            // where the cache changes the fill, agreeing with the CPU shows the spans ran
+            eprintln!(
+                "{name} {strategy} dual cache: {:?}, {} NFE; without: {:?}",
+                b.text, b.nfe, c.text
+            );
+            assert_eq!(
+                a.ids, b.ids,
+                "{name} {strategy}: CPU {:?} vs GPU {:?}",
+                a.text, b.text
+            );
+            assert_eq!((a.steps, a.nfe), (b.steps, b.nfe), "{name} {strategy}");
+        }
+    }
+    let blocks_of_4 = || {
+        let mut model = unmask::engine::load_model(&fixture("a2d_qwen3")).unwrap();
+        model.set_attention(Some(4)).unwrap();
+        model
+    };
+    let mut cpu = unmask::engine::cpu_infiller(blocks_of_4()).unwrap();
+    let mut gpu = gpu_engine(&g, blocks_of_4());
+    let t = "The cat[MASK*3] on the mat,[MASK*6] quiet.";
+    let o = InfillOptions {
+        strategy: Some(Strategy::TopProb),
+        ..InfillOptions::default()
+    }
+    .resolve(&gpu.model)
+    .unwrap();
+    assert!(o.dual_cache, "block diffusion caches by default");
+    let mut plain = o.clone();
+    plain.dual_cache = false;
+    let cached = block_on(gpu.infill(t, &o, &mut |_| {})).unwrap();
+    let full = block_on(gpu.infill(t, &plain, &mut |_| {})).unwrap();
+    let on_cpu = block_on(cpu.infill(t, &o, &mut |_| {})).unwrap();
+    eprintln!("BD3LM blocks of 4 on the GPU: {:?}", cached.text);
+    assert_eq!(
+        cached.ids, full.ids,
+        "BD3LM: the cache changed the GPU's fill"
+    );
+    assert_eq!(cached.nfe, full.nfe);
+    assert_eq!(cached.ids, on_cpu.ids, "BD3LM: GPU v CPU with the cache");
+}
