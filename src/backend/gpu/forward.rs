@@ -1404,3 +1404,54 @@ fn record_ops(enc: &mut wgpu::CommandEncoder, ops: &[Op]) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backend::gpu::test_gpu;
+    use crate::blocking::block_on;
+
+    fn workgroups(ops: &[Op]) -> Vec<u64> {
+        ops.iter()
+            .flat_map(|op| match op {
+                Op::Calls(c) => c
+                    .iter()
+                    .map(|c| c.groups.iter().map(|&g| g as u64).product())
+                    .collect(),
+                Op::Copy(..) => Vec::new(),
+            })
+            .collect()
+    }
+
+    /// A span pass dispatches the refresh's kernels in the same order, each on the span's rows
+    /// only: no dispatch is larger, and over 7 of 200 positions the whole pass is a small
+    /// fraction (matmul tiles of 32 rows round 7 up; attention still reads every key).
+    #[test]
+    fn a_span_pass_runs_only_its_rows() {
+        let Some(gpu) = test_gpu() else { return };
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/a2d_qwen3");
+        let model = crate::model::Model::load(&dir).unwrap();
+        let gm = block_on(GpuModel::upload(
+            Arc::new(gpu),
+            model.plan().unwrap(),
+            false,
+        ))
+        .unwrap();
+        let len = 200;
+        let mut s = block_on(gm.session(len, 8)).unwrap();
+        let ids: Vec<u32> = (0..len).map(|i| (i * 37 % 300) as u32).collect();
+        let row = Row::plain(&ids, 0.0);
+        s.prepare_cache(&gm, &row, &[0], CachePass::Refresh)
+            .unwrap();
+        s.kv.as_mut().unwrap().filled = true;
+        let span = CachePass::Span { start: 3, end: 10 };
+        s.prepare_cache(&gm, &row, &[4], span).unwrap();
+        let kv = s.kv.as_ref().unwrap();
+        let (full, part) = (workgroups(&kv.refresh), workgroups(&kv.spans[&(3, 10)]));
+        assert_eq!(full.len(), part.len(), "the same dispatches");
+        assert!(full.iter().zip(&part).all(|(f, p)| p <= f));
+        let (f, p) = (full.iter().sum::<u64>(), part.iter().sum::<u64>());
+        eprintln!("workgroups: {p} for a span of 7 rows, {f} for the refresh of 200");
+        assert!(p * 5 < f, "{p} workgroups for 7 rows, {f} for 200");
+    }
+}
