@@ -978,3 +978,226 @@ fn streamed_matrices_go_straight_to_the_gpu() {
         }
     }
 }
+
+/// `a` and `b` (`[rows, V]`) within atol/rtol 1e-3, each row's argmax the same.
+fn assert_rows_match(what: &str, a: &[f32], b: &[f32], v: usize) {
+    assert_eq!(a.len(), b.len(), "{what}: sizes");
+    for (r, (x, y)) in a.chunks_exact(v).zip(b.chunks_exact(v)).enumerate() {
+        let e = x
+            .iter()
+            .zip(y)
+            .map(|(p, q)| (p - q).abs() / (1e-3 + 1e-3 * q.abs()))
+            .fold(0.0, f32::max);
+        assert!(e <= 1.0, "{what}: row {r} outside atol/rtol 1e-3 ({e})");
+        let arg = |s: &[f32]| {
+            (0..v)
+                .max_by(|&i, &j| s[i].total_cmp(&s[j]))
+                .expect("a row")
+        };
+        assert_eq!(arg(x), arg(y), "{what}: row {r} argmax");
+    }
+}
+
+/// The key/value cache on the GPU against the CPU's (`cpu::kv_cache`): a refresh, then span
+/// passes over positions 3..10 (no tile size divides it) after the canvas changed inside the
+/// span, the second reading the keys and values the first replaced. Logits of the span's rows
+/// (asked out of order) within atol/rtol 1e-3 with equal argmax, through the session and
+/// through the denoisers' summaries; on Qwen3 A2D with every key and with BD3LM's blocks of 4,
+/// on LLaDA with a padding mask, and on Dream.
+#[test]
+fn cached_passes_match_the_cpu() {
+    use unmask::backend::gpu::GpuDenoiser;
+    use unmask::backend::{Ask, CachePass, Denoiser};
+    let Some(g) = common::gpu_or_skip() else {
+        return;
+    };
+    for (name, blocks, padded) in [
+        ("a2d_qwen3", None, false),
+        ("a2d_qwen3", Some(4), false),
+        ("llada", None, true),
+        ("dream", None, false),
+    ] {
+        let mut model = unmask::engine::load_model(&fixture(name)).unwrap();
+        if blocks.is_some() {
+            model.set_attention(blocks).unwrap();
+        }
+        let what = format!("{name} blocks {blocks:?}");
+        let plan = model.plan().unwrap().clone();
+        let v = plan.vocab;
+        let len = 19;
+        let mut ids: Vec<u32> = (0..len).map(|i| (i * 37 % 300 + 5) as u32).collect();
+        let mask: Vec<bool> = (0..len).map(|j| j < len - 2).collect();
+        let gm = block_on(GpuModel::upload(g.clone(), &plan, false)).unwrap();
+        let mut s = block_on(gm.session(len, len)).unwrap();
+        let mut cpu = CpuDenoiser::new(plan.clone());
+        let mut gpu = block_on(GpuDenoiser::upload(g.clone(), &plan, false)).unwrap();
+        let allowed = vec![true; v];
+        let key_mask = padded.then_some(&mask[..]);
+        fn row_of<'a>(ids: &'a [u32], key_mask: Option<&'a [bool]>) -> Row<'a> {
+            Row {
+                key_mask,
+                ..Row::plain(ids, 0.0)
+            }
+        }
+        let all: Vec<usize> = (0..len).collect();
+        let span = [9usize, 3, 5, 4, 8];
+        let passes = [
+            (CachePass::Refresh, &all[..]),
+            (CachePass::Span { start: 3, end: 10 }, &span[..]),
+            (CachePass::Span { start: 3, end: 10 }, &span[..]),
+        ];
+        for (k, &(pass, rows)) in passes.iter().enumerate() {
+            if k > 0 {
+                // a step commits inside the span
+                ids[3 + k] = (40 + k) as u32;
+                ids[9] = (70 + k) as u32;
+            }
+            let row = row_of(&ids, key_mask);
+            let ask = Ask {
+                cache: Some(pass),
+                ..Default::default()
+            };
+            let want = block_on(cpu.summaries(&row, rows, &ask, &allowed, 1.0)).unwrap();
+            let want_logits = want.logits.clone().expect("the CPU keeps its logits");
+            let got = block_on(s.logits_pass(&gm, &row, rows, Some(pass))).unwrap();
+            assert_rows_match(&format!("{what} pass {k}"), &got, &want_logits, v);
+            // how far the cached pass is from the whole canvas's: 0 for a refresh; a span reads
+            // the keys outside it as of the refresh, so the comparison above is not vacuous
+            let plain = block_on(s.logits(&gm, &row, rows)).unwrap();
+            let max = |a: &[f32], b: &[f32]| {
+                a.iter()
+                    .zip(b)
+                    .map(|(x, y)| (x - y).abs())
+                    .fold(0.0, f32::max)
+            };
+            eprintln!(
+                "{what} pass {k}: max |GPU − CPU| {:.1e}, cached v uncached {:.1e}",
+                max(&got, &want_logits),
+                max(&got, &plain)
+            );
+            let sums = block_on(gpu.summaries(&row, rows, &ask, &allowed, 1.0)).unwrap();
+            for (r, (a, b)) in sums.rows.iter().zip(&want.rows).enumerate() {
+                assert!(
+                    (a.lse - b.lse).abs() < 1e-3 && a.top[0].0 == b.top[0].0,
+                    "{what} pass {k} row {r}: lse {} v {}, top {} v {}",
+                    a.lse,
+                    b.lse,
+                    a.top[0].0,
+                    b.top[0].0
+                );
+            }
+        }
+        // what both refuse: a row outside the span, a span outside the canvas
+        let row = row_of(&ids, key_mask);
+        let bad = Ask {
+            cache: Some(CachePass::Span { start: 3, end: 10 }),
+            ..Default::default()
+        };
+        for d in [
+            block_on(gpu.summaries(&row, &[2], &bad, &allowed, 1.0)).unwrap_err(),
+            block_on(cpu.summaries(&row, &[2], &bad, &allowed, 1.0)).unwrap_err(),
+        ] {
+            assert!(d.to_string().contains("outside the span 3..10"), "{d}");
+        }
+        let e = block_on(s.logits_pass(
+            &gm,
+            &row,
+            &[18],
+            Some(CachePass::Span { start: 12, end: 20 }),
+        ))
+        .unwrap_err();
+        assert!(e.to_string().contains("not inside the canvas"), "{e}");
+        // a span at a length with no refresh of its own refreshes, as on the CPU
+        let short = &ids[..12];
+        let ask = Ask {
+            cache: Some(CachePass::Span { start: 3, end: 10 }),
+            ..Default::default()
+        };
+        let short = Row::plain(short, 0.0);
+        let want = block_on(cpu.summaries(&short, &[4], &ask, &allowed, 1.0)).unwrap();
+        let sums = block_on(gpu.summaries(&short, &[4], &ask, &allowed, 1.0)).unwrap();
+        assert!(
+            (sums.rows[0].lse - want.rows[0].lse).abs() < 1e-3,
+            "{what}: short canvas"
+        );
+    }
+}
+
+/// An engine on the GPU (f32 weights) for `model`.
+fn gpu_engine(g: &Arc<Gpu>, model: Model) -> Engine {
+    let d = block_on(AnyDenoiser::gpu(g.clone(), &model, WeightFormat::F32)).unwrap();
+    Engine::new(model, d).unwrap()
+}
+
+/// Greedy infills through the key/value cache: with DualCache (blocks of 4 holes) the GPU
+/// gives the CPU's fill, steps and NFE on Qwen3 A2D, LLaDA and Dream; under BD3LM's blocks
+/// (which cache by default) the GPU's fill with the cache is its fill without it, and the
+/// CPU's.
+#[test]
+fn cached_infill_agrees_between_cpu_and_gpu() {
+    use unmask::diffusion::{InfillOptions, SamplerOptions, Strategy};
+    let Some(g) = common::gpu_or_skip() else {
+        return;
+    };
+    let t = "The cat sat on the [MASK*8] and then it was quiet again.";
+    for name in ["a2d_qwen3", "llada", "dream"] {
+        let mut cpu = cpu_infiller(name);
+        let mut gpu = gpu_infiller(&g, name);
+        for strategy in [Strategy::TopProb, Strategy::Threshold(0.3)] {
+            let mut o = InfillOptions {
+                strategy: Some(strategy),
+                ..InfillOptions::default()
+            }
+            .resolve(&cpu.model)
+            .unwrap();
+            o.choice.temperature = 0.0;
+            o.block_len = Some(4);
+            o.dual_cache = true;
+            let a = block_on(cpu.infill(t, &o, &mut |_| {})).unwrap();
+            let b = block_on(gpu.infill(t, &o, &mut |_| {})).unwrap();
+            let uncached = SamplerOptions {
+                dual_cache: false,
+                ..o.clone()
+            };
+            let c = block_on(gpu.infill(t, &uncached, &mut |_| {})).unwrap();
+            // where the cache changes the fill, agreeing with the CPU shows the spans ran
+            eprintln!(
+                "{name} {strategy} dual cache: {:?}, {} NFE; without: {:?}",
+                b.text, b.nfe, c.text
+            );
+            assert_eq!(
+                a.ids, b.ids,
+                "{name} {strategy}: CPU {:?} vs GPU {:?}",
+                a.text, b.text
+            );
+            assert_eq!((a.steps, a.nfe), (b.steps, b.nfe), "{name} {strategy}");
+        }
+    }
+    let blocks_of_4 = || {
+        let mut model = unmask::engine::load_model(&fixture("a2d_qwen3")).unwrap();
+        model.set_attention(Some(4)).unwrap();
+        model
+    };
+    let mut cpu = unmask::engine::cpu_infiller(blocks_of_4()).unwrap();
+    let mut gpu = gpu_engine(&g, blocks_of_4());
+    let t = "The cat[MASK*3] on the mat,[MASK*6] quiet.";
+    let o = InfillOptions {
+        strategy: Some(Strategy::TopProb),
+        ..InfillOptions::default()
+    }
+    .resolve(&gpu.model)
+    .unwrap();
+    assert!(o.dual_cache, "block diffusion caches by default");
+    let mut plain = o.clone();
+    plain.dual_cache = false;
+    let cached = block_on(gpu.infill(t, &o, &mut |_| {})).unwrap();
+    let full = block_on(gpu.infill(t, &plain, &mut |_| {})).unwrap();
+    let on_cpu = block_on(cpu.infill(t, &o, &mut |_| {})).unwrap();
+    eprintln!("BD3LM blocks of 4 on the GPU: {:?}", cached.text);
+    assert_eq!(
+        cached.ids, full.ids,
+        "BD3LM: the cache changed the GPU's fill"
+    );
+    assert_eq!(cached.nfe, full.nfe);
+    assert_eq!(cached.ids, on_cpu.ids, "BD3LM: GPU v CPU with the cache");
+}

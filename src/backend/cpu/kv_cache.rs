@@ -43,6 +43,18 @@ impl KvLayer {
             self.v[at..at + w].copy_from_slice(&row[q_end + w..q_end + 2 * w]);
         }
     }
+
+    /// The keys, `[len, kv_heads·hd]` (the GPU cache's test reads them).
+    #[cfg(all(test, feature = "gpu"))]
+    pub(crate) fn k(&self) -> &[f32] {
+        &self.k
+    }
+
+    /// The values, `[len, kv_heads·hd]`.
+    #[cfg(all(test, feature = "gpu"))]
+    pub(crate) fn v(&self) -> &[f32] {
+        &self.v
+    }
 }
 
 /// Every layer's keys and values for one canvas length.

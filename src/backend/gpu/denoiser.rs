@@ -2,7 +2,9 @@
 //! length, created on first use and owned here. Each step records the backbone, the head on
 //! the requested rows and the per-row reduction into one encoder and reads back the summaries;
 //! a continuous step records the backbone, the head on every position, the estimate and the
-//! update, and reads back x̂0, the readout and the new canvas.
+//! update, and reads back x̂0, the readout and the new canvas. A step's `Ask.cache` runs
+//! through the key/value cache of the session of the last refresh's length, chosen as the CPU
+//! denoiser chooses (a span with no cache of this length refreshes instead).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -11,7 +13,7 @@ use super::forward::{GpuModel, GpuSession};
 use super::weights::Held;
 use super::Gpu;
 use crate::backend::summarize_rows;
-use crate::backend::{check_rows, Ask, Backend, Denoiser, ForwardOutput, Summaries};
+use crate::backend::{check_rows, Ask, Backend, CachePass, Denoiser, ForwardOutput, Summaries};
 use crate::backend::{VectorOut, VectorStep};
 use crate::batch::{Batch, Row, VectorInput};
 use crate::error::{Error, Result};
@@ -23,6 +25,9 @@ pub struct GpuDenoiser {
     sessions: HashMap<usize, GpuSession>,
     /// The canvas length of the last `summaries` call whose logits stayed on the device.
     last: Option<usize>,
+    /// The canvas length of the last refresh of the key/value cache: only that session's
+    /// cache is kept, as the CPU keeps one.
+    kv_len: Option<usize>,
 }
 
 impl GpuDenoiser {
@@ -42,6 +47,7 @@ impl GpuDenoiser {
             model: GpuModel::upload_held(gpu, plan, f16, held).await?,
             sessions: HashMap::new(),
             last: None,
+            kv_len: None,
         })
     }
 
@@ -62,8 +68,14 @@ impl GpuDenoiser {
         Ok(self.sessions.get_mut(&len).expect("inserted above"))
     }
 
-    /// Logits of `rows` in as many head calls as the binding limit needs.
-    async fn logits_chunked(&mut self, row: &Row<'_>, rows: &[usize]) -> Result<Vec<f32>> {
+    /// Logits of `rows` in as many head calls as the binding limit needs (each part reruns
+    /// `pass`, which over an unchanged canvas stores the same keys and values again).
+    async fn logits_chunked(
+        &mut self,
+        row: &Row<'_>,
+        rows: &[usize],
+        pass: Option<CachePass>,
+    ) -> Result<Vec<f32>> {
         let len = row.ids.len();
         check_rows(rows, len)?;
         let cap = self.model.max_rows(len);
@@ -71,9 +83,46 @@ impl GpuDenoiser {
         self.session(len).await?;
         let session = self.sessions.get_mut(&len).expect("created above");
         for part in rows.chunks(cap) {
-            out.extend(session.logits(&self.model, row, part).await?);
+            out.extend(session.logits_pass(&self.model, row, part, pass).await?);
         }
         Ok(out)
+    }
+
+    /// The pass `cache` asks for, as the CPU denoiser runs it: none for a model the cache does
+    /// not serve (the whole canvas instead), a refresh where no refresh of this canvas length
+    /// is the last one, else the span, whose rows must lie in it.
+    fn cache_pass(
+        &self,
+        row: &Row<'_>,
+        rows: &[usize],
+        cache: Option<CachePass>,
+    ) -> Result<Option<CachePass>> {
+        let Some(pass) = cache else { return Ok(None) };
+        if self.model.cache_unsupported().is_some() || row.vectors.is_some() {
+            return Ok(None);
+        }
+        let len = row.ids.len();
+        match pass {
+            CachePass::Span { start, end } if self.kv_len == Some(len) => {
+                if let Some(&r) = rows.iter().find(|&&r| r < start || r >= end) {
+                    return Err(Error::input(format!(
+                        "row {r} is outside the span {start}..{end} of a cached pass"
+                    )));
+                }
+                Ok(Some(pass))
+            }
+            _ => Ok(Some(CachePass::Refresh)),
+        }
+    }
+
+    /// After a refresh at `len`: that session holds the cache, the others' is freed.
+    fn refreshed(&mut self, len: usize) {
+        self.kv_len = Some(len);
+        for (&l, s) in &mut self.sessions {
+            if l != len {
+                s.drop_cache();
+            }
+        }
     }
 }
 
@@ -91,10 +140,14 @@ impl Denoiser for GpuDenoiser {
         temperature: f64,
     ) -> Result<Summaries> {
         let len = row.ids.len();
+        let pass = self.cache_pass(row, rows, ask.cache)?;
         if rows.len() > self.model.max_rows(len) {
             // more rows than one head call holds: their logits come to the host in parts and
             // are reduced there
-            let logits = self.logits_chunked(row, rows).await?;
+            let logits = self.logits_chunked(row, rows, pass).await?;
+            if pass == Some(CachePass::Refresh) {
+                self.refreshed(len);
+            }
             self.last = None;
             let v = self.model.vocab;
             return Ok(Summaries {
@@ -104,9 +157,16 @@ impl Denoiser for GpuDenoiser {
         }
         self.session(len).await?;
         let session = self.sessions.get_mut(&len).expect("created above");
+        let ask = Ask {
+            cache: pass,
+            ..*ask
+        };
         let summaries = session
-            .summaries(&self.model, row, rows, ask, allowed, temperature)
+            .summaries(&self.model, row, rows, &ask, allowed, temperature)
             .await?;
+        if pass == Some(CachePass::Refresh) {
+            self.refreshed(len);
+        }
         self.last = Some(len);
         Ok(Summaries {
             rows: summaries,
@@ -123,7 +183,7 @@ impl Denoiser for GpuDenoiser {
     }
 
     async fn logits(&mut self, row: &Row<'_>, rows: &[usize]) -> Result<Vec<f32>> {
-        self.logits_chunked(row, rows).await
+        self.logits_chunked(row, rows, None).await
     }
 
     async fn forward(&mut self, batch: &Batch, _capture: bool) -> Result<ForwardOutput> {
@@ -133,7 +193,7 @@ impl Denoiser for GpuDenoiser {
         let v = self.model.vocab;
         let mut logits = Vec::with_capacity(batch.size * batch.len * v);
         for b in 0..batch.size {
-            logits.extend(self.logits_chunked(&batch.row(b), &all).await?);
+            logits.extend(self.logits_chunked(&batch.row(b), &all, None).await?);
         }
         Ok(ForwardOutput {
             logits: Tensor::new(vec![batch.size, batch.len, v], logits),

@@ -4,17 +4,20 @@
 //! ones) and, for the sampler, is reduced on the device so a step reads back a few KB. A
 //! continuous model's canvas enters through one product instead of the lookup, and its step
 //! (`GpuSession::vector_step`) ends in the estimate and the update, reading back x̂0, the
-//! readout and the new canvas, not the logits.
+//! readout and the new canvas, not the logits. With a key/value cache
+//! ([`CachePass`]) a refresh also keeps every layer's keys and values in the session, and a
+//! span pass runs only the span's rows over them (`backend/cpu/kv_cache.rs` is the reference).
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use super::attention::{attention, MAX_HEAD_DIM};
+use super::attention::{attention, attention_cached, MAX_HEAD_DIM};
 use super::embed::{embed, GpuEmbeddings};
 use super::estimate::{estimate, EstimateOut, MAX_WIDTH};
 use super::gather::gather;
 use super::glu::glu;
 use super::head_norm::{head_norm, GpuHeadNorms};
+use super::kv_cache::kv_store;
 use super::matmul::{matmul, Epilogue};
 use super::modulate::modulate;
 use super::norm::{norm, GpuNorm};
@@ -24,10 +27,11 @@ use super::vector_update::{coefficients, vector_update, UpdateBuffers};
 use super::weights::{GpuMatrix, Held, Packing};
 use super::{Call, Gpu};
 use crate::backend::cpu::embed::position_ids;
+use crate::backend::cpu::kv_cache;
 use crate::backend::cpu::matmul::linear;
 use crate::backend::cpu::modulate as adaln;
 use crate::backend::AttentionShape;
-use crate::backend::{check_input, Ask, RowSummary, VectorOut, VectorStep, PROBES};
+use crate::backend::{check_input, Ask, CachePass, RowSummary, VectorOut, VectorStep, PROBES};
 use crate::batch::Row;
 use crate::error::{Error, GpuFault, Result};
 use crate::model::matrix::{Matrix, Storage};
@@ -110,6 +114,8 @@ pub struct GpuModel {
     final_modulation: Option<Linear>,
     transform: Option<(GpuLinear, Activation, GpuNorm)>,
     decoder: GpuLinear,
+    /// Why the key/value cache cannot serve this plan ([`kv_cache::unsupported`]).
+    cache_unsupported: Option<&'static str>,
     /// Bytes of weights uploaded.
     pub weight_bytes: u64,
 }
@@ -240,6 +246,7 @@ impl GpuModel {
             final_modulation: h.final_modulation.clone(),
             transform,
             decoder,
+            cache_unsupported: kv_cache::unsupported(plan),
             weight_bytes: 0,
         };
         m.weight_bytes = m.matrices().map(|w| w.bytes()).sum::<u64>();
@@ -279,6 +286,17 @@ impl GpuModel {
 
     pub fn is_f16(&self) -> bool {
         self.f16
+    }
+
+    /// Why the key/value cache cannot serve this model, or `None` when it can.
+    pub fn cache_unsupported(&self) -> Option<&'static str> {
+        self.cache_unsupported
+    }
+
+    /// Bytes of device memory a key/value cache takes per canvas position: every layer's keys
+    /// and values, f32.
+    pub fn cache_bytes_per_position(&self) -> u64 {
+        (self.blocks.len() * 2 * self.kv_heads * self.head_dim * 4) as u64
     }
 
     /// The width of a continuous model's vectors; `None` for a model that reads ids.
@@ -498,11 +516,62 @@ pub struct GpuSession {
     final_mod: Option<wgpu::Buffer>,
     /// A continuous model's buffers.
     vectors: Option<VectorBuffers>,
+    /// The backbone's scratch buffers, `[L, ·]`; a span pass uses their first rows.
+    scratch: Scratch,
     backbone: Vec<Op>,
+    /// The key/value cache, allocated by the first cached pass.
+    kv: Option<KvBuffers>,
     /// head dispatches per row count, with or without the output prior
     heads: HashMap<(usize, bool), Vec<Op>>,
     head_bufs: (wgpu::Buffer, wgpu::Buffer, wgpu::Buffer),
     reducers: HashMap<(usize, u64, bool), Call>,
+}
+
+/// The backbone's intermediate buffers, sized for the whole canvas.
+struct Scratch {
+    /// `[L, hidden]`: the normed input of a sublayer.
+    h: wgpu::Buffer,
+    /// `[L, (heads + 2·kv_heads)·hd]`.
+    qkv: wgpu::Buffer,
+    /// `[L, heads·hd]`: attention's output.
+    att: wgpu::Buffer,
+    /// `[L, ffn]` and the activation's `[L, ffn/2 + 1]`.
+    up: wgpu::Buffer,
+    act: wgpu::Buffer,
+}
+
+/// Every layer's keys and values for the session's canvas, and the passes that use them.
+struct KvBuffers {
+    /// Per layer `[L, 2·kv_heads·hd]` rows `[k | v]` (`kv_cache.wgsl`).
+    layers: Vec<wgpu::Buffer>,
+    /// `[L]` u32: a span's ids from its first position, what a span's embedding reads.
+    span_ids: wgpu::Buffer,
+    /// The whole canvas, keeping the keys and values.
+    refresh: Vec<Op>,
+    /// Span passes by `(start, end)`: a block's steps repeat one span, so each is recorded once.
+    spans: HashMap<(usize, usize), Vec<Op>>,
+    /// Whether a refresh has filled `layers`.
+    filled: bool,
+}
+
+/// Spans a session keeps recorded; past this the map starts again (a canvas has a few blocks).
+const MAX_SPANS: usize = 16;
+
+/// The rows a recorded backbone runs, and what it does with their keys and values.
+#[derive(Clone, Copy)]
+enum Pass<'a> {
+    /// The whole canvas; nothing kept.
+    Plain,
+    /// The whole canvas; each layer's keys and values kept in its cache buffer.
+    Keep(&'a [wgpu::Buffer]),
+    /// Canvas positions `start..start + n`, embedded from `ids` (`[n]` from the span's first):
+    /// their keys and values replace the cache's, their queries attend to all of it.
+    Span {
+        cache: &'a [wgpu::Buffer],
+        ids: &'a wgpu::Buffer,
+        start: usize,
+        n: usize,
+    },
 }
 
 impl GpuSession {
@@ -555,7 +624,15 @@ impl GpuSession {
                 .vectors
                 .as_ref()
                 .map(|v| VectorBuffers::new(g, len, max_rows, v.width)),
+            scratch: Scratch {
+                h: g.storage("h", f(len * h)),
+                qkv: g.storage("qkv", f(len * m.attention_shape(len).qkv_dim())),
+                att: g.storage("attn", f(len * hh)),
+                up: g.storage("ffn.up", f(len * max_ff)),
+                act: g.storage("ffn.act", f(len * max_ff / 2 + len)),
+            },
             backbone: Vec::new(),
+            kv: None,
             heads: HashMap::new(),
             head_bufs: (
                 g.storage("head.a", f(max_rows * h)),
@@ -564,31 +641,33 @@ impl GpuSession {
             ),
             reducers: HashMap::new(),
         };
-        s.backbone = s.record_backbone(m, len, hh, max_ff)?;
+        s.backbone = s.record_backbone(m, Pass::Plain);
         Ok(s)
     }
 
-    fn record_backbone(
-        &self,
-        m: &GpuModel,
-        len: usize,
-        hh: usize,
-        max_ff: usize,
-    ) -> Result<Vec<Op>> {
+    /// The backbone's dispatches for `pass`: over the whole canvas, or over a span's rows only
+    /// (every op but attention then runs on those rows alone).
+    fn record_backbone(&self, m: &GpuModel, pass: Pass) -> Vec<Op> {
         let g = &*m.gpu;
         let h = m.hidden;
-        let f = |n: usize| (n * 4) as u64;
-        let hbuf = g.storage("h", f(len * h));
-        let qkv = g.storage("qkv", f(len * m.attention_shape(len).qkv_dim()));
-        let att = g.storage("attn", f(len * hh));
-        let up = g.storage("ffn.up", f(len * max_ff));
-        let act = g.storage("ffn.act", f(len * max_ff / 2 + len));
+        // `len` rows from canvas position `first`
+        let (first, len, ids) = match pass {
+            Pass::Span { start, n, ids, .. } => (start, n, ids),
+            Pass::Plain | Pass::Keep(_) => (0, self.len, &self.ids),
+        };
+        let Scratch {
+            h: hbuf,
+            qkv,
+            att,
+            up,
+            act,
+        } = &self.scratch;
         let mut rec = Recorder::default();
         match (&m.embed, &m.vectors, &self.vectors) {
             (Some(e), ..) => rec.calls.extend(embed(
                 g,
                 e,
-                &self.ids,
+                ids,
                 &self.pos_ids,
                 &self.type_ids,
                 &self.x,
@@ -613,18 +692,18 @@ impl GpuSession {
             _ => unreachable!("a model uploads either a lookup or a vector input"),
         }
         if let Some(n) = &m.emb_norm {
-            self.renorm(g, &mut rec, Some(n), &hbuf, len, h);
+            self.renorm(g, &mut rec, Some(n), hbuf, len, h);
         }
         let mut tables: Vec<(Vec<u32>, wgpu::Buffer)> = Vec::new();
         let mut mods = self.mods.iter();
-        for b in &m.blocks {
+        for (layer, b) in m.blocks.iter().enumerate() {
             let mb = b.modulation.as_ref().and_then(|_| mods.next());
             let cs = b.rope.as_ref().map(|r| {
                 let key: Vec<u32> = r.inv_freq.iter().map(|v| v.to_bits()).collect();
                 if let Some((_, buf)) = tables.iter().find(|(k, _)| *k == key) {
                     buf.clone()
                 } else {
-                    let buf = table(g, r, len);
+                    let buf = table(g, r, first, len);
                     tables.push((key, buf.clone()));
                     buf
                 }
@@ -637,15 +716,16 @@ impl GpuSession {
                     &mut rec,
                     b.attn_norm.as_ref(),
                     mb.map(|x| &x.attn),
-                    &hbuf,
+                    hbuf,
                     len,
                     h,
                 );
-                &hbuf
+                hbuf
             } else {
                 &self.x
             };
-            self.attention_calls(m, b, input, &qkv, &att, cs.as_ref(), len, &mut rec.calls);
+            let bufs = (input, qkv, att);
+            self.attention_calls(m, b, bufs, cs.as_ref(), (pass, layer), &mut rec.calls);
             let e = Epilogue {
                 bias: b.attn_out.b.as_ref(),
                 gate: mb.map(|x| &x.attn_gate),
@@ -653,9 +733,9 @@ impl GpuSession {
                 accum: true,
             };
             rec.calls
-                .extend(matmul(g, &att, len, &b.attn_out.w, &e, &self.x, h, 0));
+                .extend(matmul(g, att, len, &b.attn_out.w, &e, &self.x, h, 0));
             if !pre {
-                self.renorm(g, &mut rec, b.attn_norm.as_ref(), &hbuf, len, h);
+                self.renorm(g, &mut rec, b.attn_norm.as_ref(), hbuf, len, h);
             }
             // feed-forward, the same way round
             let input = if pre {
@@ -664,11 +744,11 @@ impl GpuSession {
                     &mut rec,
                     b.ffn_norm.as_ref(),
                     mb.map(|x| &x.ffn),
-                    &hbuf,
+                    hbuf,
                     len,
                     h,
                 );
-                &hbuf
+                hbuf
             } else {
                 &self.x
             };
@@ -676,17 +756,17 @@ impl GpuSession {
                 m,
                 b,
                 input,
-                &up,
-                &act,
+                up,
+                act,
                 len,
                 mb.map(|x| &x.ffn_gate),
                 &mut rec.calls,
             );
             if !pre {
-                self.renorm(g, &mut rec, b.ffn_norm.as_ref(), &hbuf, len, h);
+                self.renorm(g, &mut rec, b.ffn_norm.as_ref(), hbuf, len, h);
             }
         }
-        Ok(rec.finish())
+        rec.finish()
     }
 
     /// Pre-LN input: `h = norm(x)` (a copy when the block has no norm), then the adaLN
@@ -727,19 +807,23 @@ impl GpuSession {
         }
     }
 
-    #[allow(clippy::too_many_arguments)]
+    /// `att = attention(qkv(input))` for the rows of `pass`, in layer `layer`: `(input, qkv,
+    /// att)` are the buffers; with a cache the rows' keys and values are stored first, so a
+    /// span's queries see their own.
     fn attention_calls(
         &self,
         m: &GpuModel,
         b: &GpuBlock,
-        input: &wgpu::Buffer,
-        qkv: &wgpu::Buffer,
-        att: &wgpu::Buffer,
+        (input, qkv, att): (&wgpu::Buffer, &wgpu::Buffer, &wgpu::Buffer),
         cs: Option<&wgpu::Buffer>,
-        len: usize,
+        (pass, layer): (Pass, usize),
         calls: &mut Vec<Call>,
     ) {
         let g = &*m.gpu;
+        let len = match pass {
+            Pass::Span { n, .. } => n,
+            Pass::Plain | Pass::Keep(_) => self.len,
+        };
         let shape = m.attention_shape(len);
         calls.extend(matmul(
             g,
@@ -762,7 +846,21 @@ impl GpuSession {
         if let Some(cs) = cs {
             calls.push(rope(g, qkv, cs, &shape));
         }
-        calls.push(attention(g, qkv, &self.keep, att, &shape, b.keys));
+        match pass {
+            Pass::Plain => calls.push(attention(g, qkv, &self.keep, att, &shape, b.keys)),
+            Pass::Keep(cache) => {
+                calls.push(kv_store(g, qkv, &cache[layer], &shape, 0, self.len));
+                calls.push(attention(g, qkv, &self.keep, att, &shape, b.keys));
+            }
+            Pass::Span { cache, start, .. } => {
+                let c = &cache[layer];
+                calls.push(kv_store(g, qkv, c, &shape, start, self.len));
+                let at = (start, self.len);
+                calls.push(attention_cached(
+                    g, qkv, c, &self.keep, att, &shape, at, b.keys,
+                ));
+            }
+        }
     }
 
     /// x += ffn(input) (gated by `gate` when modulated)
@@ -1014,22 +1112,122 @@ impl GpuSession {
             .clone()
     }
 
+    /// Gets the cache ready for `pass` over `row` with the head on `rows`: the buffers and the
+    /// refresh on first use, a span's ids written and its dispatches recorded. Refuses what
+    /// the CPU's `kv_cache` refuses: a model it does not serve, a span outside the canvas or
+    /// not holding every row, a span before any refresh.
+    fn prepare_cache(
+        &mut self,
+        m: &GpuModel,
+        row: &Row,
+        rows: &[usize],
+        pass: CachePass,
+    ) -> Result<()> {
+        if let Some(why) = m.cache_unsupported {
+            return Err(Error::input(format!(
+                "the key/value cache does not serve a model with {why}"
+            )));
+        }
+        let g = &*m.gpu;
+        let len = self.len;
+        if self.kv.is_none() {
+            let bytes = (len * 2 * m.kv_heads * m.head_dim * 4) as u64;
+            if bytes > g.max_binding() {
+                return Err(Error::gpu(
+                    GpuFault::Failed,
+                    format!("one layer's keys and values for {len} positions ({bytes} bytes) exceed one storage binding"),
+                ));
+            }
+            let layers = (0..m.blocks.len())
+                .map(|i| g.storage(&format!("kv.{i}"), bytes))
+                .collect::<Vec<_>>();
+            let refresh = self.record_backbone(m, Pass::Keep(&layers));
+            self.kv = Some(KvBuffers {
+                span_ids: g.storage("kv.span_ids", (len.max(1) * 4) as u64),
+                layers,
+                refresh,
+                spans: HashMap::new(),
+                filled: false,
+            });
+        }
+        let CachePass::Span { start, end } = pass else {
+            return Ok(());
+        };
+        let kv = self.kv.as_ref().expect("made above");
+        if !kv.filled {
+            return Err(Error::input(format!(
+                "a span pass over a canvas of {len} tokens with no cache of it: refresh first"
+            )));
+        }
+        if let Some(&r) = rows.iter().find(|&&r| r < start || r >= end) {
+            return Err(Error::input(format!(
+                "row {r} is outside the span {start}..{end} of a cached pass"
+            )));
+        }
+        if start >= end || end > len {
+            return Err(Error::input(format!(
+                "span {start}..{end} is not inside the canvas of {len} tokens"
+            )));
+        }
+        g.write(&kv.span_ids, &row.ids[start..end]);
+        if !kv.spans.contains_key(&(start, end)) {
+            let pass = Pass::Span {
+                cache: &kv.layers,
+                ids: &kv.span_ids,
+                start,
+                n: end - start,
+            };
+            let ops = self.record_backbone(m, pass);
+            let spans = &mut self.kv.as_mut().expect("made above").spans;
+            if spans.len() >= MAX_SPANS {
+                spans.clear();
+            }
+            spans.insert((start, end), ops);
+        }
+        Ok(())
+    }
+
+    /// Frees the key/value cache (another canvas length holds the denoiser's cache now).
+    pub fn drop_cache(&mut self) {
+        self.kv = None;
+    }
+
+    /// Whether a refresh has filled this session's key/value cache.
+    pub fn cache_filled(&self) -> bool {
+        self.kv.as_ref().is_some_and(|kv| kv.filled)
+    }
+
     fn encode_step(
         &mut self,
         m: &GpuModel,
         rows: &[usize],
         prior: bool,
         extra: &[&Call],
+        pass: Option<CachePass>,
     ) -> wgpu::CommandBuffer {
         let g = &*m.gpu;
-        let rows_u: Vec<u32> = rows.iter().map(|&r| r as u32).collect();
+        // a span pass's hidden states are its rows only, the first at row 0
+        let first = match pass {
+            Some(CachePass::Span { start, .. }) => start,
+            _ => 0,
+        };
+        let rows_u: Vec<u32> = rows.iter().map(|&r| (r - first) as u32).collect();
         g.write(&self.rows, &rows_u);
         let mut enc = g
             .device
             .create_command_encoder(&wgpu::CommandEncoderDescriptor {
                 label: Some("step"),
             });
-        record_ops(&mut enc, &self.backbone);
+        let backbone = match (pass, &mut self.kv) {
+            (None, _) => &self.backbone,
+            (Some(CachePass::Refresh), Some(kv)) => {
+                kv.filled = true;
+                &kv.refresh
+            }
+            (Some(CachePass::Span { start, end }), Some(kv)) => &kv.spans[&(start, end)],
+            (Some(_), None) => unreachable!("prepare_cache made the cache"),
+        };
+        record_ops(&mut enc, backbone);
         let head = self.head_ops(m, rows.len(), prior);
         record_ops(&mut enc, head);
         if !extra.is_empty() {
@@ -1062,17 +1260,33 @@ impl GpuSession {
         row: &Row<'_>,
         rows: &[usize],
     ) -> Result<Vec<f32>> {
+        self.logits_pass(m, row, rows, None).await
+    }
+
+    /// [`logits`](GpuSession::logits) through the key/value cache when `pass` says so: a
+    /// refresh keeps it, a span pass runs positions `start..end` only (every row in it).
+    pub async fn logits_pass(
+        &mut self,
+        m: &GpuModel,
+        row: &Row<'_>,
+        rows: &[usize],
+        pass: Option<CachePass>,
+    ) -> Result<Vec<f32>> {
         self.check_rows(rows)?;
         let prior = self.write_inputs(m, row)?;
-        let cb = self.encode_step(m, rows, prior, &[]);
+        if let Some(p) = pass {
+            self.prepare_cache(m, row, rows, p)?;
+        }
+        let cb = self.encode_step(m, rows, prior, &[], pass);
         m.gpu.queue.submit([cb]);
         m.gpu
             .read::<f32>(&[(&self.logits, 0, (rows.len() * m.vocab) as u64)])
             .await
     }
 
-    /// One denoising step for the sampler: the backbone, the head on `rows`, and the per-row
-    /// reductions; only the summaries come back.
+    /// One denoising step for the sampler: the backbone (through the key/value cache as
+    /// `ask.cache` says), the head on `rows`, and the per-row reductions; only the summaries
+    /// come back.
     pub async fn summaries(
         &mut self,
         m: &GpuModel,
@@ -1092,6 +1306,9 @@ impl GpuSession {
             )));
         }
         let prior = self.write_inputs(m, row)?;
+        if let Some(p) = ask.cache {
+            self.prepare_cache(m, row, rows, p)?;
+        }
         self.reduce.write_ask(&m.gpu, ask);
         let allowed = self.allowed(m, allowed);
         let key = (rows.len(), temperature.to_bits(), !probes.is_empty());
@@ -1108,7 +1325,7 @@ impl GpuSession {
             self.reducers.insert(key, c);
         }
         let reducer = self.reducers.remove(&key).expect("inserted above");
-        let cb = self.encode_step(m, rows, prior, &[&reducer]);
+        let cb = self.encode_step(m, rows, prior, &[&reducer], ask.cache);
         self.reducers.insert(key, reducer);
         m.gpu.queue.submit([cb]);
         self.reduce.read(&m.gpu, rows.len(), m.vocab, ask).await
@@ -1178,7 +1395,7 @@ impl GpuSession {
         }
         let (est, upd) = vb.calls.remove(&step.round).expect("inserted above");
         let all: Vec<usize> = (0..len).collect();
-        let cb = self.encode_step(m, &all, prior, &[&est, &upd]);
+        let cb = self.encode_step(m, &all, prior, &[&est, &upd], None);
         let vb = self.vectors.as_mut().expect("a continuous model's session");
         vb.calls.insert(step.round, (est, upd));
         g.queue.submit([cb]);
@@ -1217,5 +1434,56 @@ fn record_ops(enc: &mut wgpu::CommandEncoder, ops: &[Op]) {
             Op::Calls(c) => super::context::record(enc, &c.iter().collect::<Vec<_>>()),
             Op::Copy(src, dst, bytes) => enc.copy_buffer_to_buffer(src, 0, dst, 0, *bytes),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backend::gpu::test_gpu;
+    use crate::blocking::block_on;
+
+    fn workgroups(ops: &[Op]) -> Vec<u64> {
+        ops.iter()
+            .flat_map(|op| match op {
+                Op::Calls(c) => c
+                    .iter()
+                    .map(|c| c.groups.iter().map(|&g| g as u64).product())
+                    .collect(),
+                Op::Copy(..) => Vec::new(),
+            })
+            .collect()
+    }
+
+    /// A span pass dispatches the refresh's kernels in the same order, each on the span's rows
+    /// only: no dispatch is larger, and over 7 of 200 positions the whole pass is a small
+    /// fraction (matmul tiles of 32 rows round 7 up; attention still reads every key).
+    #[test]
+    fn a_span_pass_runs_only_its_rows() {
+        let Some(gpu) = test_gpu() else { return };
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/a2d_qwen3");
+        let model = crate::model::Model::load(&dir).unwrap();
+        let gm = block_on(GpuModel::upload(
+            Arc::new(gpu),
+            model.plan().unwrap(),
+            false,
+        ))
+        .unwrap();
+        let len = 200;
+        let mut s = block_on(gm.session(len, 8)).unwrap();
+        let ids: Vec<u32> = (0..len).map(|i| (i * 37 % 300) as u32).collect();
+        let row = Row::plain(&ids, 0.0);
+        s.prepare_cache(&gm, &row, &[0], CachePass::Refresh)
+            .unwrap();
+        s.kv.as_mut().unwrap().filled = true;
+        let span = CachePass::Span { start: 3, end: 10 };
+        s.prepare_cache(&gm, &row, &[4], span).unwrap();
+        let kv = s.kv.as_ref().unwrap();
+        let (full, part) = (workgroups(&kv.refresh), workgroups(&kv.spans[&(3, 10)]));
+        assert_eq!(full.len(), part.len(), "the same dispatches");
+        assert!(full.iter().zip(&part).all(|(f, p)| p <= f));
+        let (f, p) = (full.iter().sum::<u64>(), part.iter().sum::<u64>());
+        eprintln!("workgroups: {p} for a span of 7 rows, {f} for the refresh of 200");
+        assert!(p * 5 < f, "{p} workgroups for 7 rows, {f} for 200");
     }
 }

@@ -12,6 +12,7 @@ pub(crate) mod forward;
 pub(crate) mod gather;
 pub(crate) mod glu;
 pub(crate) mod head_norm;
+pub(crate) mod kv_cache;
 pub(crate) mod matmul;
 pub(crate) mod modulate;
 pub(crate) mod norm;

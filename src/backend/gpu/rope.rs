@@ -17,9 +17,10 @@ pub struct RopeParams {
     pub kv_heads: u32,
 }
 
-/// `[len, hd/2, 2]` interleaved (cos, sin).
-pub fn table(gpu: &Gpu, rope: &Rope, len: usize) -> wgpu::Buffer {
-    let (c, s) = tables_at(rope, 0, len);
+/// `[len, hd/2, 2]` interleaved (cos, sin) of positions `first..first + len`: a span pass
+/// rotates its rows by their canvas positions, as the cached keys were.
+pub fn table(gpu: &Gpu, rope: &Rope, first: usize, len: usize) -> wgpu::Buffer {
+    let (c, s) = tables_at(rope, first, len);
     let cs: Vec<f32> = c.iter().zip(&s).flat_map(|(c, s)| [*c, *s]).collect();
     gpu.upload("rope.cs", &cs)
 }
@@ -80,7 +81,7 @@ mod tests {
                 .collect();
             let mut want = qkv.clone();
             cpu::rope::apply_qkv(&r, &mut want, &shape);
-            let (qb, cs) = (gpu.upload("qkv", &qkv), table(&gpu, &r, len));
+            let (qb, cs) = (gpu.upload("qkv", &qkv), table(&gpu, &r, 0, len));
             gpu.run(&[&rope(&gpu, &qb, &cs, &shape)]);
             let got: Vec<f32> = gpu.read_blocking(&[(&qb, 0, qkv.len() as u64)]).unwrap();
             let e = got
