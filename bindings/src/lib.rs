@@ -25,6 +25,7 @@ use unmask::diffusion::proposal;
 use unmask::diffusion::{Host, InfillOptions, Schedule, Strategy, TokenChoice, TraceEvent};
 use unmask::engine::{self, BackendChoice, DeviceOptions, Engine, Selection, WeightFormat};
 use unmask::model::config::Config;
+use unmask::model::matrix::Precision;
 use unmask::model::stream::WeightStream;
 use unmask::model::{Family as ModelFamily, Model};
 use unmask::text::Tokenizer;
@@ -133,7 +134,9 @@ fn read_options<T: serde::de::DeserializeOwned + Default>(
 struct LoadOptions {
     /// `auto` (WebGPU on a hardware adapter, else the CPU), `webgpu` or `wasm` (the CPU).
     device: Option<String>,
-    /// GPU weight storage: `f16` (default) or `f32`.
+    /// Weight storage: `f16` (default; f16 on a GPU), `f32` (f32 on a GPU), or `q8` / `q4`
+    /// (quantised at load to q8_0 / q4_0 on the CPU and the GPU alike, as the CLI's
+    /// `--weights q8|q4`).
     weights: Option<String>,
     /// Qwen3 A2D only: `full` (the MDLM checkpoint, the default) or `block:N` (BD3LM, 32),
     /// which the checkpoint's files do not say.
@@ -141,7 +144,10 @@ struct LoadOptions {
 }
 
 impl LoadOptions {
-    fn device(&self) -> Result<DeviceOptions, JsValue> {
+    /// Where the model runs and how a GPU stores its weights, and the precision the host's
+    /// plan is prepared in ([`engine::prepare`]): `q8` and `q4` quantise every matrix at load
+    /// (the CLI's `WeightsArg`: f16 storage for what a GPU does not quantise).
+    fn device(&self) -> Result<(DeviceOptions, Precision), JsValue> {
         let backend = match self.device.as_deref().unwrap_or("auto") {
             "auto" => BackendChoice::Auto,
             "webgpu" | "gpu" => BackendChoice::Gpu,
@@ -153,17 +159,19 @@ impl LoadOptions {
                 ))
             }
         };
-        let weights = match self.weights.as_deref().unwrap_or("f16") {
-            "f16" => WeightFormat::F16,
-            "f32" => WeightFormat::F32,
+        let (weights, precision) = match self.weights.as_deref().unwrap_or("f16") {
+            "f16" => (WeightFormat::F16, Precision::Stored),
+            "f32" => (WeightFormat::F32, Precision::Stored),
+            "q8" => (WeightFormat::F16, Precision::Q8),
+            "q4" => (WeightFormat::F16, Precision::Q4),
             other => {
                 return Err(js_error(
                     "BadInput",
-                    &format!("weights `{other}`: expected 'f16' or 'f32'"),
+                    &format!("weights `{other}`: expected 'f16', 'f32', 'q8' or 'q4'"),
                 ))
             }
         };
-        Ok(DeviceOptions { backend, weights })
+        Ok((DeviceOptions { backend, weights }, precision))
     }
 }
 
@@ -177,6 +185,7 @@ const WASM_MEMORY: u64 = 4 << 30;
 #[wasm_bindgen]
 pub struct Loader {
     attention: engine::Attention,
+    precision: Precision,
     cfg: Config,
     tokenizer: Tokenizer,
     target: engine::Target,
@@ -202,7 +211,7 @@ impl Loader {
         options: JsValue,
     ) -> Result<Loader, JsValue> {
         let opts: LoadOptions = read_options("load options", options)?;
-        let device = opts.device()?;
+        let (device, precision) = opts.device()?;
         let attention = match &opts.attention {
             None => engine::Attention::Auto,
             Some(a) => a.parse().map_err(engine_error)?,
@@ -213,6 +222,7 @@ impl Loader {
         let target = engine::target(device).await.map_err(engine_error)?;
         Ok(Loader {
             attention,
+            precision,
             cfg,
             tokenizer,
             target,
@@ -255,6 +265,7 @@ impl Loader {
     pub async fn finish(self, on_phase: Option<js_sys::Function>) -> Result<Unmask, JsValue> {
         let Loader {
             attention,
+            precision,
             cfg,
             tokenizer,
             target,
@@ -267,7 +278,7 @@ impl Loader {
         };
         let opts = engine::LoadOptions {
             attention,
-            ..engine::LoadOptions::default()
+            ..engine::LoadOptions::precision(precision)
         };
         let model = engine::prepare(model, opts).map_err(engine_error)?;
         let selection = target.selection.clone();
