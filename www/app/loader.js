@@ -36,6 +36,12 @@ export class Loader {
     fillSelect(ui.preset, MODELS.map((m) => ({ id: m.id, name: m.name })), "default");
     ui.preset.addEventListener("change", () => {
       ui.customWrap.hidden = ui.preset.value !== "custom";
+      // a preset with its own example (a general-English model) puts it in the editor
+      const template = this.preset().template;
+      if (template && ui.template.value !== template) {
+        ui.template.value = template;
+        ui.template.dispatchEvent(new Event("input"));
+      }
       this.updateCacheStatus();
     });
     ui.load.addEventListener("click", () => this.load());
@@ -113,6 +119,7 @@ export class Loader {
     ui.progress.value = 0;
     ui.progress.removeAttribute("max");
     ui.progress.dataset.state = "loading";
+    delete ui.progressText.dataset.error;
     try {
       const m = await Unmask.load(source, {
         worker: true,
@@ -120,6 +127,9 @@ export class Loader {
         // the demo ships the single-thread module only (see ARCHITECTURE.md)
         threads: 1,
         tokenizer: preset.tokenizer,
+        // Qwen3 A2D: which attention the checkpoint was trained with, and its weights as q8
+        ...(preset.attention ? { attention: preset.attention } : {}),
+        ...(preset.weights ? { weights: preset.weights } : {}),
         signal: controller.signal,
         onProgress: showProgress,
       });
@@ -141,7 +151,10 @@ export class Loader {
       ui.progress.max = 1;
       ui.progress.value = 0;
       ui.progress.dataset.state = "error";
-      ui.progressText.textContent = "";
+      // a model this device cannot hold is refused with the reason (ModelTooLarge, from the
+      // checkpoint's header, before the rest downloads): the status line says so, not only the notice
+      ui.progressText.textContent = describeError(e);
+      ui.progressText.dataset.error = e?.code ?? "Error";
       notice(describeError(e), "error");
     } finally {
       if (this.loading === controller) this.loading = null;
