@@ -239,6 +239,12 @@ export interface StepEvent {
   remasked?: number[];
   /** With `pending: true`: the positions this step predicted but left masked, with their candidates. */
   pending?: { pos: number; top: { id: number; text: string; p: number }[] }[];
+  /**
+   * Block diffusion (`attention: "block:N"`, BD3LM): the block of canvas positions this step
+   * decodes, `start` to `end` exclusive (blocks of N from position 0, the last cut at the
+   * canvas's end). Absent on other models.
+   */
+  block?: { start: number; end: number };
 }
 
 /** How `layout` and `measure` lay out holes of unknown length (`[MASK*?]`, `[MASK*A-B]`). */

@@ -57,6 +57,12 @@ export class Loader {
     return MODELS.find((m) => m.id === ui.preset.value) ?? MODELS[0];
   }
 
+  /** The loaded model's block of positions when its preset loads it as block diffusion, else null. */
+  blockLength() {
+    const m = /^block:(\d+)$/.exec(this.loadedPreset?.attention ?? "");
+    return m ? Number(m[1]) : null;
+  }
+
   /** The preset's source; for "custom", what was typed (null when nothing was). */
   sourceOf(preset) {
     if (preset.id !== "custom") return preset.source;
@@ -114,6 +120,7 @@ export class Loader {
     this.hooks.unloading();
     this.model?.dispose();
     this.model = null;
+    this.loadedPreset = null;
     ui.backend.textContent = "loading…";
     ui.modelName.textContent = preset.id === "custom" ? source : preset.name.split(" — ")[0];
     ui.progress.value = 0;
@@ -138,6 +145,7 @@ export class Loader {
         return;
       }
       this.model = m;
+      this.loadedPreset = preset;
       ui.progress.max = 1;
       ui.progress.value = 1;
       ui.progressText.textContent = "ready";
