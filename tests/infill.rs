@@ -924,7 +924,10 @@ fn block_diffusion_step_events_name_their_block() {
         let b = e.block.expect("a block on every step of block diffusion");
         assert_eq!(b.start % 4, 0, "{b:?}");
         assert_eq!(b.end, (b.start + 4).min(len), "{b:?}");
-        assert!(b.start >= last, "blocks go left to right: {b:?} after {last}");
+        assert!(
+            b.start >= last,
+            "blocks go left to right: {b:?} after {last}"
+        );
         last = b.start;
         for c in &e.committed {
             assert!(b.start <= c.pos && c.pos < b.end, "{} outside {b:?}", c.pos);
