@@ -17,7 +17,7 @@ export const EXAMPLES = [
   { name: "Many holes", text: "[MASK*6] in the morning, [MASK*6] by the river, [MASK*6]." },
   { name: "A hole that grows (dreamon model)", text: "The little girl [MASK*?] to the park." },
   { name: "Holes of 2 to 6 tokens", text: "Once upon a time [MASK*2-6] lived in a [MASK*1-4]." },
-  { name: "Facts (a general-English model: Qwen3 0.6B)", text: QWEN3_EXAMPLE },
+  { name: "Facts (Qwen3 0.6B)", text: QWEN3_EXAMPLE },
 ];
 
 /**
