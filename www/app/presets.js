@@ -53,9 +53,11 @@ export const STRATEGY_NOTES = {
  * `template` that choosing it puts in the editor.
  *
  * Qwen3 0.6B diffusion (dllm's Tiny-A2D) loads with `weights: "q8"` on both backends: the
- * checkpoint (bf16, ~1.2 GB) streams into the WASM module as f32, 2.4 GB of its 4 GiB, and stays
+ * checkpoint (bf16 as dllm's convert.py writes it: ~1.2 GB; the hub files' dtype is not checked
+ * here) streams into the WASM module as f32, 2.4 GB of its 4 GiB, and stays
  * there as f32 on the CPU path (the WebGPU path keeps the module's copy too, beside the GPU's);
- * quantised to q8_0 at load it holds ~0.65 GB after the load instead (about the same fills).
+ * quantised to q8_0 at load it holds ~0.65 GB after the load instead (q8's effect on this model's
+ * fills is not measured here).
  * The load still passes through f32, so a device without ~3 GB to spare for the tab fails it
  * (an out-of-memory error); a checkpoint past the module's 4 GiB, or a tensor row past the
  * adapter's binding limit, is refused from the header before the rest downloads (ModelTooLarge).
@@ -76,7 +78,7 @@ export const MODELS = [
     attention: "full",
     weights: "q8",
     template: QWEN3_EXAMPLE,
-    help: "dllm's Tiny-A2D: Qwen3-0.6B turned into a masked diffusion model (bidirectional attention, every hole predicted at once) and fine-tuned on chat data; a general-English model, context up to 40960 tokens. Loaded as q8 (int8 weights): as f32 it would take 2.4 GB of the page's WebAssembly memory, as q8 about 0.65 GB once loaded (the load itself passes through f32, ~3 GB). Large: a slow download and slow on the CPU path; a device that cannot hold it says so.",
+    help: "dllm's Tiny-A2D: Qwen3-0.6B turned into a masked diffusion model (bidirectional attention, every hole predicted at once) and fine-tuned on chat data; a general-English model (the page takes canvases up to 16384 tokens). Loaded as q8 (int8 weights): as f32 it would take 2.4 GB of the page's WebAssembly memory, as q8 about 0.65 GB once loaded (the load itself passes through f32, ~3 GB). Large: a slow download and slow on the CPU path; a device that cannot hold it says so.",
   },
   {
     id: "qwen3-bd3lm",
