@@ -180,7 +180,6 @@ export function buildCanvas(el, layout, onPick, family = "absorbing") {
    */
   function update(state, { fresh = new Set(), changed = new Set(), colour = "confidence", steps = 1, selected = null, final = false, layout: next = null, order = null, move = null, blockLength = null, block = null } = {}) {
     if (next && order && next !== shown) reconcile(next, order, move);
-    showBlocks(blockLength, block);
     for (const [cell, b] of cells) {
       const pos = Number(b.dataset.pos);
       const c = state.get(cell);
@@ -227,11 +226,13 @@ export function buildCanvas(el, layout, onPick, family = "absorbing") {
         if (changed.has(cell)) b.classList.add("changed");
       }
     }
+    // (after the cells: a cell masked again gets its class list anew)
+    showBlocks(blockLength, block);
   }
 
   /**
    * Block diffusion: each cell's block of `n` positions (`data-block`), a divider before the
-   * first position of a block (`blk-start`), odd blocks underlined darker (`blk-odd`), and the
+   * first cell of each block (`blk-start`), odd blocks underlined darker (`blk-odd`), and the
    * block being decoded highlighted (`blk-active`); the canvas says which (`data-block`: "start-end").
    */
   function showBlocks(n, block) {
@@ -248,12 +249,16 @@ export function buildCanvas(el, layout, onPick, family = "absorbing") {
     el.dataset.blockLength = String(n);
     if (block) el.dataset.block = `${block.start}-${block.end}`;
     else delete el.dataset.block;
-    for (const b of cells.values()) {
-      if (b.dataset.pos === undefined) continue;
+    // in canvas order: a divider before the first cell of each block that has cells (the known
+    // text between holes has no cells, so the block may start in the text before it)
+    const placed = [...cells.values()].filter((b) => b.dataset.pos !== undefined).sort((x, y) => Number(x.dataset.pos) - Number(y.dataset.pos));
+    let before = -1;
+    for (const b of placed) {
       const pos = Number(b.dataset.pos);
       const i = Math.floor(pos / n);
       b.dataset.block = String(i);
-      b.classList.toggle("blk-start", pos % n === 0);
+      b.classList.toggle("blk-start", i !== before && (i > 0 || pos === 0));
+      before = i;
       b.classList.toggle("blk-odd", i % 2 === 1);
       b.classList.toggle("blk-active", Boolean(block) && block.start <= pos && pos < block.end);
     }

@@ -753,6 +753,7 @@ test("Qwen3 0.6B diffusion presets: attention and q8 weights passed to the load;
         starts: cells.filter((b) => b.classList.contains("blk-start")).map((b) => Number(b.dataset.pos)),
         odd: cells.filter((b) => b.classList.contains("blk-odd")).map((b) => Number(b.dataset.block) % 2),
         active: cells.filter((b) => b.classList.contains("blk-active")).map((b) => Number(b.dataset.pos)),
+        cells: cells.map((b) => Number(b.dataset.pos)),
       };
     });
   // at the first step: the first block with a hole is being decoded
@@ -760,12 +761,16 @@ test("Qwen3 0.6B diffusion presets: attention and q8 weights passed to the load;
   let b = await blocks();
   assert.equal(b.length, "32");
   assert.equal(b.wrong, 0, "every cell knows its block of 32 positions");
-  assert.ok(b.starts.every((p) => p % 32 === 0));
-  assert.ok(b.odd.every((x) => x === 1));
+  assert.ok(b.odd.length > 0 && b.odd.every((x) => x === 1), "a later block's cells, still masked, are marked too");
+  assert.ok(b.starts.length > 0, "a divider before the first cell of a block");
+  const blockOf = (p) => Math.floor(p / 32);
+  const firsts = b.cells.filter((p, j) => (j === 0 ? p === 0 || blockOf(p) > 0 : blockOf(p) !== blockOf(b.cells[j - 1])));
+  assert.deepEqual(b.starts, firsts, "a divider at the first cell of each block (none before block 0's)");
   const [start, end] = b.block.split("-").map(Number);
   assert.equal(start % 32, 0);
   assert.ok(b.active.length > 0 && b.active.every((p) => p >= start && p < end), `active ${b.active} in ${b.block}`);
-  await page.screenshot({ path: join(SHOTS, "demo-bd3lm-blocks.png"), fullPage: false });
+  await page.waitForTimeout(500); // (the cells' colours fade in 0.35 s)
+  await page.locator('[data-testid="canvas"]').screenshot({ path: join(SHOTS, "demo-bd3lm-blocks.png") });
   // at the last step: a later block
   const last = await page.getAttribute('[data-testid="scrubber"]', "max");
   await page.fill('[data-testid="scrubber"]', last);
