@@ -904,6 +904,63 @@ fn block_diffusion_fills_the_models_blocks_in_order() {
     assert!(e.contains("fills its own blocks of 4 positions"), "{e}");
 }
 
+/// Block diffusion's step events name the block of positions they decode (`block`: the model's
+/// blocks of 4 from position 0, the last cut at the canvas's end), left to right, and every
+/// token a step commits lies in it; the same fill on full attention has no `block`, and the
+/// field is left out of its JSON.
+#[test]
+fn block_diffusion_step_events_name_their_block() {
+    use unmask::diffusion::trace::BlockSpan;
+    let mut model = common::model("a2d_qwen3");
+    model.set_attention(Some(4)).unwrap();
+    let mut inf = unmask::engine::cpu_infiller(model).unwrap();
+    let t = "The cat[MASK*3] on the mat,[MASK*6] quiet[MASK].";
+    let canvas = inf.canvas(t).unwrap();
+    let len = canvas.ids.len();
+    let o = opts(&inf, Strategy::TopProb, None, 1);
+    let (_, ev) = run(&mut inf, t, &o);
+    let mut last = 0;
+    for e in &ev {
+        let b = e.block.expect("a block on every step of block diffusion");
+        assert_eq!(b.start % 4, 0, "{b:?}");
+        assert_eq!(b.end, (b.start + 4).min(len), "{b:?}");
+        assert!(
+            b.start >= last,
+            "blocks go left to right: {b:?} after {last}"
+        );
+        last = b.start;
+        for c in &e.committed {
+            assert!(b.start <= c.pos && c.pos < b.end, "{} outside {b:?}", c.pos);
+        }
+        let json = serde_json::to_value(e).unwrap();
+        assert_eq!(
+            json["block"],
+            serde_json::json!({"start": b.start, "end": b.end})
+        );
+    }
+    // every block that holds a hole is decoded, each once, in order
+    let mut want: Vec<usize> = canvas.holes.iter().map(|&h| h / 4 * 4).collect();
+    want.dedup();
+    let mut got: Vec<usize> = ev.iter().map(|e| e.block.unwrap().start).collect();
+    got.dedup();
+    assert_eq!(got, want);
+    assert_eq!(
+        ev.last().unwrap().block,
+        Some(BlockSpan {
+            start: want[want.len() - 1],
+            end: (want[want.len() - 1] + 4).min(len)
+        })
+    );
+
+    let mut full = common::model("a2d_qwen3");
+    full.set_attention(None).unwrap();
+    let mut inf = unmask::engine::cpu_infiller(full).unwrap();
+    let o = opts(&inf, Strategy::TopProb, None, 1);
+    let (_, ev) = run(&mut inf, t, &o);
+    assert!(ev.iter().all(|e| e.block.is_none()));
+    assert!(serde_json::to_value(&ev[0]).unwrap().get("block").is_none());
+}
+
 /// FLOPs the CPU denoiser has run so far.
 fn flops(inf: &Engine) -> f64 {
     match &inf.denoiser {

@@ -479,7 +479,7 @@ const attention = (fn, name, v) => {
 
 const LOAD = {
   device: oneOf("auto", "webgpu", "wasm", "gpu", "cpu"),
-  weights: oneOf("f16", "f32"),
+  weights: oneOf("f16", "f32", "q8", "q4"),
   attention,
   onProgress: callback,
   signal,

@@ -14,8 +14,15 @@ export type Device = "auto" | Backend;
 
 export interface LoadOptions {
   device?: Device;
-  /** GPU weight storage; arithmetic is f32 either way. */
-  weights?: "f16" | "f32";
+  /**
+   * How the weights are held; arithmetic is f32 either way. `"f16"` (default) and `"f32"` choose
+   * the GPU's storage (the WASM CPU path widens them to f32 as they stream in); `"q8"` and `"q4"`
+   * quantise every matrix at load (q8_0 / q4_0: blocks of 32 with an f16 scale), on the CPU and
+   * the GPU alike: about a quarter / an eighth of the f32 memory once loaded, with a small loss
+   * of accuracy (q4 more). The checkpoint is still read as f32 first, so a model must fit the
+   * wasm32 memory as f32 to load at all.
+   */
+  weights?: "f16" | "f32" | "q8" | "q4";
   /**
    * Qwen3 A2D only (dllm's MDLM and BD3LM checkpoints share one config, so the files cannot
    * say): `"full"` for the MDLM checkpoint, `"block:32"` for BD3LM (block-causal attention,
@@ -280,6 +287,12 @@ export interface StepEvent {
   remasked?: number[];
   /** With `pending: true`: the positions this step predicted but left masked, with their candidates. */
   pending?: { pos: number; top: { id: number; text: string; p: number }[] }[];
+  /**
+   * Block diffusion (`attention: "block:N"`, BD3LM): the block of canvas positions this step
+   * decodes, `start` to `end` exclusive (blocks of N from position 0, the last cut at the
+   * canvas's end). Absent on other models.
+   */
+  block?: { start: number; end: number };
 }
 
 /** How `layout` and `measure` lay out holes of unknown length (`[MASK*?]`, `[MASK*A-B]`). */

@@ -134,7 +134,9 @@ fn read_options<T: serde::de::DeserializeOwned + Default>(
 struct LoadOptions {
     /// `auto` (WebGPU on a hardware adapter, else the CPU), `webgpu` or `wasm` (the CPU).
     device: Option<String>,
-    /// GPU weight storage: `f16` (default) or `f32`.
+    /// Weight storage: `f16` (default; f16 on a GPU), `f32` (f32 on a GPU), or `q8` / `q4`
+    /// (quantised at load to q8_0 / q4_0 on the CPU and the GPU alike, as the CLI's
+    /// `--weights q8|q4`).
     weights: Option<String>,
     /// Qwen3 A2D only: `full` (the MDLM checkpoint, the default) or `block:N` (BD3LM, 32),
     /// which the checkpoint's files do not say.
@@ -142,7 +144,10 @@ struct LoadOptions {
 }
 
 impl LoadOptions {
-    fn device(&self) -> Result<DeviceOptions, JsValue> {
+    /// Where the model runs and how a GPU stores its weights, and the precision the host's
+    /// plan is prepared in ([`engine::prepare`]): `q8` and `q4` quantise every matrix at load
+    /// (the CLI's `WeightsArg`: f16 storage for what a GPU does not quantise).
+    fn device(&self) -> Result<(DeviceOptions, Precision), JsValue> {
         let backend = match self.device.as_deref().unwrap_or("auto") {
             "auto" => BackendChoice::Auto,
             "webgpu" | "gpu" => BackendChoice::Gpu,
@@ -154,10 +159,11 @@ impl LoadOptions {
                 ))
             }
         };
-        let weights = match self.weights.as_deref().unwrap_or("f16") {
-            // q8/q4 blocks of the products; what is not a product stays f16 on a GPU
-            "f16" | "q8" | "q4" => WeightFormat::F16,
-            "f32" => WeightFormat::F32,
+        let (weights, precision) = match self.weights.as_deref().unwrap_or("f16") {
+            "f16" => (WeightFormat::F16, Precision::Stored),
+            "f32" => (WeightFormat::F32, Precision::Stored),
+            "q8" => (WeightFormat::F16, Precision::Q8),
+            "q4" => (WeightFormat::F16, Precision::Q4),
             other => {
                 return Err(js_error(
                     "BadInput",
@@ -165,16 +171,7 @@ impl LoadOptions {
                 ))
             }
         };
-        Ok(DeviceOptions { backend, weights })
-    }
-
-    /// The precision the model's matrices are held in (`device` has checked the spelling).
-    fn precision(&self) -> Precision {
-        match self.weights.as_deref() {
-            Some("q8") => Precision::Q8,
-            Some("q4") => Precision::Q4,
-            _ => Precision::Stored,
-        }
+        Ok((DeviceOptions { backend, weights }, precision))
     }
 }
 
@@ -262,8 +259,7 @@ pub async fn checkpoint_need(
     options: JsValue,
 ) -> Result<JsValue, JsValue> {
     let opts: LoadOptions = read_options("load options", options)?;
-    let device = opts.device()?;
-    let precision = opts.precision();
+    let (device, precision) = opts.device()?;
     let cfg = Config::parse("config.json", &config).map_err(engine_error)?;
     let arch = Architecture::from_model_type(&cfg).map_err(engine_error)?;
     let Some(h) = Header::parse("model.safetensors", &head).map_err(engine_error)? else {
@@ -290,8 +286,7 @@ impl Loader {
         options: JsValue,
     ) -> Result<Loader, JsValue> {
         let opts: LoadOptions = read_options("load options", options)?;
-        let device = opts.device()?;
-        let precision = opts.precision();
+        let (device, precision) = opts.device()?;
         let attention = match &opts.attention {
             None => engine::Attention::Auto,
             Some(a) => a.parse().map_err(engine_error)?,

@@ -18,7 +18,7 @@ use super::proposal::{propose_with_row, FromSummary};
 use super::proposal::{Proposal, TokenChoice};
 use super::schedule::Schedule;
 use super::strategy::{remask_count, top_k, transfer_counts, Strategy};
-use super::trace::{Candidate, Commit, DoneEvent, Pending, StepEvent, TraceEvent};
+use super::trace::{BlockSpan, Candidate, Commit, DoneEvent, Pending, StepEvent, TraceEvent};
 use crate::backend::summarize_rows;
 use crate::backend::{Ask, CachePass, Denoiser, Summaries};
 use crate::batch::{Batch, Row};
@@ -620,6 +620,8 @@ struct Run<'a, D, H: ?Sized> {
     kv_span: Option<(usize, usize)>,
     /// the next pass is the block's first: it refreshes the key/value cache
     kv_fresh: bool,
+    /// block diffusion: the model's block of positions being decoded, for the trace
+    block: Option<BlockSpan>,
     /// with `candidates` > 0: the last proposal's most likely (token, p) per position
     candidates: HashMap<usize, Vec<(u32, f64)>>,
     /// [`PROBES`](crate::backend::PROBES) ids per row whose logits the next pass returns
@@ -654,6 +656,7 @@ impl<'a, D: Denoiser, H: Host + ?Sized> Run<'a, D, H> {
             cache: None,
             kv_span: None,
             kv_fresh: false,
+            block: None,
             dirty: true,
             candidates: HashMap::new(),
             probes: Vec::new(),
@@ -893,6 +896,7 @@ impl<'a, D: Denoiser, H: Host + ?Sized> Run<'a, D, H> {
             masked: self.masked.len(),
             remasked,
             pending,
+            block: self.block,
         };
         self.host.event(&TraceEvent::Step(event));
     }
@@ -916,6 +920,14 @@ impl<'a, D: Denoiser, H: Host + ?Sized> Run<'a, D, H> {
         for (block, &per_block) in blocks.iter().zip(&steps) {
             self.kv_span = self.cache_span(block);
             self.kv_fresh = true;
+            // the trace names the model's block of positions (not only its holes)
+            self.block = self.opts.position_blocks.map(|n| {
+                let start = block[0] / n * n;
+                BlockSpan {
+                    start,
+                    end: (start + n).min(self.ids.len()),
+                }
+            });
             let active = |masked: &[usize]| -> Vec<usize> {
                 masked
                     .iter()

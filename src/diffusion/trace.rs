@@ -50,6 +50,18 @@ pub struct StepEvent {
     /// With `pending`: the positions this step predicted but left masked, in canvas order.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub pending: Vec<Pending>,
+    /// Block diffusion (a model with block-causal attention, BD3LM): the block of canvas
+    /// positions this step decodes, `{"start": a, "end": b}` (b exclusive; the model's blocks
+    /// of N positions from position 0, the last one cut at the canvas's end). Absent otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub block: Option<BlockSpan>,
+}
+
+/// The canvas positions `start..end` of one block of a block-diffusion model.
+#[derive(Clone, Copy, Debug, Serialize, PartialEq, Eq)]
+pub struct BlockSpan {
+    pub start: usize,
+    pub end: usize,
 }
 
 #[derive(Clone, Debug, Serialize, PartialEq)]

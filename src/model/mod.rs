@@ -482,6 +482,12 @@ impl Model {
                 spec.arch.name()
             ));
         }
+        let tokenizer = match tokenizer {
+            Some(tok) if spec.arch == Architecture::A2dQwen3 => {
+                Some(arch::qwen3::add_mask_token(&spec, tok, cfg, &mut warnings)?)
+            }
+            t => t,
+        };
         if let Some(tok) = &tokenizer {
             check_vocabulary(cfg, &spec, tok)?;
         }

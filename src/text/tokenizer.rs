@@ -39,6 +39,25 @@ impl Tokenizer {
         self.inner.id_to_token(id)
     }
 
+    /// A copy with `token` added as a special token, and its id. The id follows the
+    /// `tokenizers` rule that Hugging Face's `add_special_tokens` goes through: one past the
+    /// largest added id, or the model's own vocabulary size when no added id reaches it — i.e.
+    /// `len(tokenizer)` for a tokenizer whose ids have no gaps.
+    pub fn with_special_token(&self, token: &str) -> (Tokenizer, u32) {
+        let mut inner = (*self.inner).clone();
+        inner.add_special_tokens(&[tokenizers::AddedToken::from(token.to_string(), true)]);
+        let id = inner
+            .token_to_id(token)
+            .expect("a token just added has an id");
+        (
+            Tokenizer {
+                path: self.path.clone(),
+                inner: std::sync::Arc::new(inner),
+            },
+            id,
+        )
+    }
+
     /// Ids of the added tokens marked special (`[CLS]`, `<|endoftext|>` …).
     pub fn special_ids(&self) -> Vec<u32> {
         self.inner

@@ -5,6 +5,8 @@
 // On a model whose holes grow (`dreamon`) the cells of a hole follow the recording's order: a
 // cell that took `<|expand|>` flashes and a new masked cell slides in after it; the cell of an
 // end token and the masked cells to its right collapse and leave.
+// On a block-diffusion model (BD3LM) the cells carry their block of N positions: a divider where
+// a block starts, alternate blocks underlined in two tones, and the block being decoded highlighted.
 
 /** Background of a committed cell: low confidence warm, high confidence cool. */
 export function confidenceColour(p) {
@@ -173,9 +175,10 @@ export function buildCanvas(el, layout, onPick, family = "absorbing") {
    * count, for step colours; `selected`: a cell; `final`: the finished fill's last step (a
    * starting token still there is then the model's answer, not noise). With holes that grow:
    * `layout` and `order` (the Recording's `layoutAt(k)` and `order(k)`) place the cells, and
-   * `move` (its `moveAt(k)`, when animated) animates the step's length move.
+   * `move` (its `moveAt(k)`, when animated) animates the step's length move. Block diffusion:
+   * `blockLength` (the model's N) and `block` (the Recording's `blockAt(k)`, `{ start, end }`).
    */
-  function update(state, { fresh = new Set(), changed = new Set(), colour = "confidence", steps = 1, selected = null, final = false, layout: next = null, order = null, move = null } = {}) {
+  function update(state, { fresh = new Set(), changed = new Set(), colour = "confidence", steps = 1, selected = null, final = false, layout: next = null, order = null, move = null, blockLength = null, block = null } = {}) {
     if (next && order && next !== shown) reconcile(next, order, move);
     for (const [cell, b] of cells) {
       const pos = Number(b.dataset.pos);
@@ -222,6 +225,42 @@ export function buildCanvas(el, layout, onPick, family = "absorbing") {
         b.classList.add("fresh");
         if (changed.has(cell)) b.classList.add("changed");
       }
+    }
+    // (after the cells: a cell masked again gets its class list anew)
+    showBlocks(blockLength, block);
+  }
+
+  /**
+   * Block diffusion: each cell's block of `n` positions (`data-block`), a divider before the
+   * first cell of each block (`blk-start`), odd blocks underlined darker (`blk-odd`), and the
+   * block being decoded highlighted (`blk-active`); the canvas says which (`data-block`: "start-end").
+   */
+  function showBlocks(n, block) {
+    if (!n) {
+      if (el.dataset.blockLength === undefined) return;
+      delete el.dataset.blockLength;
+      delete el.dataset.block;
+      for (const b of cells.values()) {
+        delete b.dataset.block;
+        b.classList.remove("blk-start", "blk-odd", "blk-active");
+      }
+      return;
+    }
+    el.dataset.blockLength = String(n);
+    if (block) el.dataset.block = `${block.start}-${block.end}`;
+    else delete el.dataset.block;
+    // in canvas order: a divider before the first cell of each block that has cells (the known
+    // text between holes has no cells, so the block may start in the text before it)
+    const placed = [...cells.values()].filter((b) => b.dataset.pos !== undefined).sort((x, y) => Number(x.dataset.pos) - Number(y.dataset.pos));
+    let before = -1;
+    for (const b of placed) {
+      const pos = Number(b.dataset.pos);
+      const i = Math.floor(pos / n);
+      b.dataset.block = String(i);
+      b.classList.toggle("blk-start", i !== before && (i > 0 || pos === 0));
+      before = i;
+      b.classList.toggle("blk-odd", i % 2 === 1);
+      b.classList.toggle("blk-active", Boolean(block) && block.start <= pos && pos < block.end);
     }
   }
 

@@ -36,6 +36,12 @@ export class Loader {
     fillSelect(ui.preset, MODELS.map((m) => ({ id: m.id, name: m.name })), "default");
     ui.preset.addEventListener("change", () => {
       ui.customWrap.hidden = ui.preset.value !== "custom";
+      // a preset with its own example (a general-English model) puts it in the editor
+      const template = this.preset().template;
+      if (template && ui.template.value !== template) {
+        ui.template.value = template;
+        ui.template.dispatchEvent(new Event("input"));
+      }
       this.updateCacheStatus();
     });
     ui.load.addEventListener("click", () => this.load());
@@ -49,6 +55,12 @@ export class Loader {
 
   preset() {
     return MODELS.find((m) => m.id === ui.preset.value) ?? MODELS[0];
+  }
+
+  /** The loaded model's block of positions when its preset loads it as block diffusion, else null. */
+  blockLength() {
+    const m = /^block:(\d+)$/.exec(this.loadedPreset?.attention ?? "");
+    return m ? Number(m[1]) : null;
   }
 
   /** The preset's source; for "custom", what was typed (null when nothing was). */
@@ -108,11 +120,13 @@ export class Loader {
     this.hooks.unloading();
     this.model?.dispose();
     this.model = null;
+    this.loadedPreset = null;
     ui.backend.textContent = "loading…";
     ui.modelName.textContent = preset.id === "custom" ? source : preset.name.split(" — ")[0];
     ui.progress.value = 0;
     ui.progress.removeAttribute("max");
     ui.progress.dataset.state = "loading";
+    delete ui.progressText.dataset.error;
     try {
       const m = await Unmask.load(source, {
         worker: true,
@@ -120,6 +134,9 @@ export class Loader {
         // the demo ships the single-thread module only (see ARCHITECTURE.md)
         threads: 1,
         tokenizer: preset.tokenizer,
+        // Qwen3 A2D: which attention the checkpoint was trained with, and its weights as q8
+        ...(preset.attention ? { attention: preset.attention } : {}),
+        ...(preset.weights ? { weights: preset.weights } : {}),
         signal: controller.signal,
         onProgress: showProgress,
       });
@@ -128,6 +145,7 @@ export class Loader {
         return;
       }
       this.model = m;
+      this.loadedPreset = preset;
       ui.progress.max = 1;
       ui.progress.value = 1;
       ui.progressText.textContent = "ready";
@@ -141,7 +159,10 @@ export class Loader {
       ui.progress.max = 1;
       ui.progress.value = 0;
       ui.progress.dataset.state = "error";
-      ui.progressText.textContent = "";
+      // a model this device cannot hold is refused with the reason (ModelTooLarge, from the
+      // checkpoint's header, before the rest downloads): the status line says so, not only the notice
+      ui.progressText.textContent = describeError(e);
+      ui.progressText.dataset.error = e?.code ?? "Error";
       notice(describeError(e), "error");
     } finally {
       if (this.loading === controller) this.loading = null;

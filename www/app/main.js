@@ -45,6 +45,8 @@ const controls = new Controls({
 const player = new Player({
   model,
   options: () => controls.options(),
+  // block diffusion: the loaded preset's block of positions (the step events say it too)
+  blockLength: () => loader.blockLength(),
   // a new fill clears an earlier error notice; the backend notice stays
   started: () => loader.showBackend(),
   filled(result) {

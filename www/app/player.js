@@ -49,7 +49,8 @@ export class Player {
   /**
    * `page.model()`: the loaded model or null; `page.options()`: the sampler's fill options;
    * `page.filled(result)`: a fill ended; `page.moved(event)`: the frame on screen is now the
-   * one after `event` (a replay ended, the scrubber moved); `page.started()`: a fill starts.
+   * one after `event` (a replay ended, the scrubber moved); `page.started()`: a fill starts;
+   * `page.blockLength()`: the loaded model's block of positions (block diffusion) or null.
    */
   constructor(page) {
     this.page = page;
@@ -105,6 +106,9 @@ export class Player {
       layout: rec.layoutAt(k),
       order: rec.order(k),
       move: animate ? rec.moveAt(k) : null,
+      // block diffusion: the model's blocks, and the one being decoded at step k
+      blockLength: rec.blockLength,
+      block: rec.blockAt(k),
     });
     ui.canvas.dataset.step = String(k);
     ui.scrubber.value = String(k);
@@ -166,7 +170,7 @@ export class Player {
     }
     this.frames.stop();
     this.closeCandidates();
-    const rec = new Recording(layout, this.page.options(), model.family);
+    const rec = new Recording(layout, this.page.options(), model.family, this.page.blockLength?.() ?? null);
     this.rec = rec;
     // what still-masked positions would be, at every step: up to 128 holes (MDLM-OWT's 1024-token
     // canvas would keep millions of candidates)
@@ -262,7 +266,7 @@ export class Player {
       });
       const chosen = result.lengths?.find((c) => c.chosen)?.lengths ?? [];
       const layout = await model.layout(template, { lengths: chosen });
-      rec = new Recording(layout, meta, model.family);
+      rec = new Recording(layout, meta, model.family, this.page.blockLength?.() ?? null);
       for (const e of events) rec.push(e);
       this.rec = rec;
       this.lastRunMs = result.ms;

@@ -1,5 +1,13 @@
 // What the page offers: ready templates, a sentence for each strategy, and models.
 
+/**
+ * General English for the Qwen3 A2D presets: facts with holes. Qwen's tokenizer splits numbers
+ * into digits, so "100" is three tokens; the text runs past 32 tokens, so the BD3LM preset
+ * decodes it in more than one block.
+ */
+const QWEN3_EXAMPLE =
+  "The Eiffel Tower stands in [MASK], the capital of France. It was built for the World's Fair of [MASK*4] and is about [MASK*3] metres tall. Water boils at [MASK*3] degrees Celsius at sea level.";
+
 export const EXAMPLES = [
   { name: "Peter in the garden", text: "Peter [MASK*3] into the garden, and [MASK*4] under the gate." },
   { name: "A story opening", text: "Once upon a time there was a little [MASK*2] who lived in a [MASK*3]." },
@@ -9,6 +17,7 @@ export const EXAMPLES = [
   { name: "Many holes", text: "[MASK*6] in the morning, [MASK*6] by the river, [MASK*6]." },
   { name: "A hole that grows (dreamon model)", text: "The little girl [MASK*?] to the park." },
   { name: "Holes of 2 to 6 tokens", text: "Once upon a time [MASK*2-6] lived in a [MASK*1-4]." },
+  { name: "Facts (Qwen3 0.6B)", text: QWEN3_EXAMPLE },
 ];
 
 /**
@@ -39,7 +48,21 @@ export const STRATEGY_NOTES = {
 /**
  * Models: the three bundled with the package ship with the page (`bundled`: loaded by name); the
  * others download from the Hugging Face hub (MDLM-OWT's repository has no tokenizer.json, so
- * GPT-2's is read beside it).
+ * GPT-2's is read beside it). A preset may name the load's `attention` (Qwen3 A2D: the files do
+ * not say which its checkpoint was trained with) and `weights` (how they are held), and a
+ * `template` that choosing it puts in the editor.
+ *
+ * Qwen3 0.6B diffusion (dllm's Tiny-A2D) loads with `weights: "q8"` on both backends: the
+ * checkpoint (bf16 as dllm's convert.py writes it: ~1.2 GB; the hub files' dtype is not checked
+ * here) streams into the WASM module as f32, 2.4 GB of its 4 GiB, and stays
+ * there as f32 on the CPU path (the WebGPU path keeps the module's copy too, beside the GPU's);
+ * quantised to q8_0 at load it holds ~0.65 GB after the load instead (q8's effect on this model's
+ * fills is not measured here).
+ * The load still passes through f32, so a device without ~3 GB to spare for the tab fails it
+ * (an out-of-memory error); a checkpoint past the module's 4 GiB, or a tensor row past the
+ * adapter's binding limit, is refused from the header before the rest downloads (ModelTooLarge).
+ * The canvas is the text as given: Qwen's post-processor adds no BOS or EOS and dllm's infill
+ * uses no chat template.
  */
 export const MODELS = [
   { id: "default", name: "default — 8 M MDLM, children's books (16 MB, offline)", source: "default", bundled: true, help: "Masked (absorbing-state) diffusion, trained by this project on public-domain children's books; context 128 tokens." },
@@ -48,5 +71,23 @@ export const MODELS = [
   { id: "mdlm-owt", name: "MDLM-OWT — kuleshov-group/mdlm-owt (170 M, ~680 MB)", source: "kuleshov-group/mdlm-owt", tokenizer: "openai-community/gpt2", help: "The MDLM paper's OpenWebText model (GPT-2 tokens, context 1024). Large: slow on the CPU path." },
   { id: "bert", name: "BERT base uncased — google-bert/bert-base-uncased (110 M, ~440 MB)", source: "google-bert/bert-base-uncased", help: "A masked language model used as a denoiser: it was trained at one noise level (15% masked), yet it can fill iteratively." },
   { id: "distilbert", name: "DistilBERT base uncased — distilbert/distilbert-base-uncased (66 M, ~270 MB)", source: "distilbert/distilbert-base-uncased", help: "BERT's distilled half: faster, a little weaker." },
+  {
+    id: "qwen3-mdlm",
+    name: "Qwen3 0.6B diffusion (MDLM) — dllm-hub/Qwen3-0.6B-diffusion-mdlm-v0.1 (0.6 B, ~1.2 GB)",
+    source: "dllm-hub/Qwen3-0.6B-diffusion-mdlm-v0.1",
+    attention: "full",
+    weights: "q8",
+    template: QWEN3_EXAMPLE,
+    help: "dllm's Tiny-A2D: Qwen3-0.6B turned into a masked diffusion model (bidirectional attention, every hole predicted at once) and fine-tuned on chat data; a general-English model (the page takes canvases up to 16384 tokens). Loaded as q8 (int8 weights): as f32 it would take 2.4 GB of the page's WebAssembly memory, as q8 about 0.65 GB once loaded (the load itself passes through f32, ~3 GB). Large: a slow download and slow on the CPU path; a device that cannot hold it says so.",
+  },
+  {
+    id: "qwen3-bd3lm",
+    name: "Qwen3 0.6B diffusion (BD3LM, blocks of 32) — dllm-hub/Qwen3-0.6B-diffusion-bd3lm-v0.1 (0.6 B, ~1.2 GB)",
+    source: "dllm-hub/Qwen3-0.6B-diffusion-bd3lm-v0.1",
+    attention: "block:32",
+    weights: "q8",
+    template: QWEN3_EXAMPLE,
+    help: "The same Qwen3-0.6B trained for block diffusion: the canvas is cut into blocks of 32 positions from the start, each block sees only itself and the blocks before it, and the blocks are filled left to right, each finished before the next (the canvas marks the blocks and the one being decoded). Loaded as q8 (int8 weights): as f32 it would take 2.4 GB of the page's WebAssembly memory, as q8 about 0.65 GB once loaded (the load itself passes through f32, ~3 GB). A device that cannot hold it says so.",
+  },
   { id: "custom", name: "any Hugging Face folder…", source: null, help: "A hub id (owner/name) or the URL of a folder with config.json, model.safetensors and tokenizer.json." },
 ];

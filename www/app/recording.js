@@ -10,6 +10,10 @@
 // for a cell an expansion added) and keeps, for each step, the order of the cells on the canvas
 // (`order(k)`: position -> cell id), the layout (`layoutAt(k)`) and the length move the step
 // made (`moveAt(k)`). Without moves a cell's id is its position.
+//
+// On a block-diffusion model (attention `block:N`, BD3LM) each step event names the block of
+// canvas positions it decodes (`block: { start, end }`); `blockAt(k)` is the block on screen at
+// frame k and `blockLength` the model's N (given by the page, or read from the events).
 
 /** The tokens whose commit moves a growing hole: an `expand` or `delete` event follows the step. */
 const MOVE_TOKENS = new Set(["<|expand|>", "<|endoftext|>"]);
@@ -48,8 +52,10 @@ export class Recording {
    * `layout`: `model.layout(template)`; `meta`: the fill options the run was asked (strategy,
    * seed …: sent as they are); `family`: the model's (`model.family`).
    */
-  constructor(layout, meta = {}, family = "absorbing") {
+  constructor(layout, meta = {}, family = "absorbing", blockLength = null) {
     this.layout = layout;
+    // block diffusion: the model's block of positions (null: no blocks, or not known yet)
+    this.blockLength = blockLength;
     this.meta = meta;
     this.family = family;
     this.events = [];
@@ -85,6 +91,8 @@ export class Recording {
       return;
     }
     const k = this.events.length + 1;
+    // (a block cut at the canvas's end is shorter than N: the longest seen is N)
+    if (e.block) this.blockLength = Math.max(this.blockLength ?? 0, e.block.end - e.block.start);
     const order = this.orders[this.orders.length - 1];
     const s = new Map(this.states[this.states.length - 1]);
     for (const pos of e.remasked ?? []) s.delete(order[pos]);
@@ -162,6 +170,16 @@ export class Recording {
   /** The event of recorded step k (1-based), or null for the start. */
   event(k) {
     return k >= 1 ? this.events[k - 1] ?? null : null;
+  }
+
+  /**
+   * Block diffusion: the block of positions `{ start, end }` at frame k: the one step k decoded,
+   * the first one before any step, and the last one once the fill is over; null on other models.
+   */
+  blockAt(k) {
+    if (this.events.length === 0) return null;
+    const i = Math.max(1, Math.min(k, this.events.length));
+    return this.events[i - 1].block ?? null;
   }
 
   /** Cells committed exactly at step k (for the pop-in transition). */

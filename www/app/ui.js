@@ -104,7 +104,9 @@ export function describeError(e) {
     OutOfMemory: "Out of memory",
     Aborted: "Stopped",
   }[e?.code];
-  return what ? `${what}: ${e.message}` : `${e?.name ?? "Error"}: ${e?.message ?? e}`;
+  // (the engine's message repeats the kind: "model too large: model.safetensors: …")
+  const message = e?.code === "ModelTooLarge" ? String(e.message).replace(/^model too large: /, "") : e?.message;
+  return what ? `${what}: ${message}` : `${e?.name ?? "Error"}: ${message ?? e}`;
 }
 
 /** Options of a `<select>`: `{ value (or id or text), name }` each. */

@@ -25,6 +25,16 @@ const TYPES = {
 };
 const TEMPLATE = "Peter [MASK*3] into the garden, and [MASK*4] under the gate.";
 
+/** The first bytes of a safetensors file whose one F32 tensor has `shape` (no data follows). */
+function headerOnly(shape) {
+  const n = shape.reduce((a, b) => a * b, 1);
+  const json = Buffer.from(JSON.stringify({ x: { dtype: "F32", shape, data_offsets: [0, n * 4] } }));
+  const out = Buffer.alloc(8 + json.length);
+  out.writeBigUInt64LE(BigInt(json.length), 0);
+  json.copy(out, 8);
+  return out;
+}
+
 let server, browser, base;
 const served = []; // every request the server saw
 const outside = []; // requests the browser made anywhere but this server
@@ -34,8 +44,18 @@ before(async () => {
   server = createServer(async (req, res) => {
     const path = decodeURIComponent(new URL(req.url, "http://x").pathname);
     served.push(`${req.method} ${path}`);
+    // a checkpoint too large for any device: its header claims 1.5 G f32 parameters (6 GiB), and
+    // nothing follows it (config and tokenizer are the Qwen3 A2D fixture's)
+    if (path === "/huge/model.safetensors") {
+      const body = headerOnly([50000, 30000]);
+      res.writeHead(200, { "content-type": "application/octet-stream", "content-length": body.length });
+      res.end(req.method === "HEAD" ? undefined : body);
+      return;
+    }
     // a model folder in Hugging Face layout, as a user's "any folder URL"
-    const file = path.startsWith("/models/")
+    const file = path.startsWith("/huge/")
+      ? join(FIXTURES, "a2d_qwen3", normalize(path.slice("/huge/".length)))
+      : path.startsWith("/models/")
       ? join(FIXTURES, normalize(path.slice("/models/".length)))
       : join(ROOT, normalize(path === "/" ? "/index.html" : path));
     try {
@@ -685,6 +705,97 @@ test("a model from a folder URL: progress, cache status, clear cache", { timeout
   await page.waitForSelector('[data-testid="canvas"][data-state="done"]', { timeout: 120_000 });
   await page.click("#clear-cache");
   await page.waitForFunction(() => /not cached/.test(document.querySelector("#progress-text").textContent), null, { timeout: 10_000 });
+  await context.close();
+});
+
+/** Points a preset at another source (the page's MODELS objects are the module's own). */
+async function repoint(page, id, source) {
+  await page.evaluate(
+    async ([id, source]) => {
+      const { MODELS } = await import("/app/presets.js");
+      MODELS.find((m) => m.id === id).source = source;
+    },
+    [id, source],
+  );
+}
+
+test("Qwen3 0.6B diffusion presets: attention and q8 weights passed to the load; BD3LM's canvas shows its blocks", { timeout: 300_000 }, async () => {
+  const { context, page } = await open({ width: 1280, height: 900 });
+  const presets = await page.evaluate(async () => {
+    const { MODELS } = await import("/app/presets.js");
+    return MODELS.filter((m) => m.id.startsWith("qwen3")).map(({ id, source, attention, weights }) => ({ id, source, attention, weights }));
+  });
+  assert.deepEqual(presets, [
+    { id: "qwen3-mdlm", source: "dllm-hub/Qwen3-0.6B-diffusion-mdlm-v0.1", attention: "full", weights: "q8" },
+    { id: "qwen3-bd3lm", source: "dllm-hub/Qwen3-0.6B-diffusion-bd3lm-v0.1", attention: "block:32", weights: "q8" },
+  ]);
+  // the BD3LM preset, loaded from the tiny Qwen3 A2D fixture instead of the hub (same options)
+  await repoint(page, "qwen3-bd3lm", `${base}/models/a2d_qwen3/`);
+  await page.selectOption("#preset", "qwen3-bd3lm");
+  const template = await page.inputValue('[data-testid="template"]');
+  assert.match(template, /Eiffel Tower/, "choosing the preset puts its example in the editor");
+  await page.click("#load");
+  await page.waitForSelector('#progress[data-state="ready"]', { timeout: 120_000 });
+  assert.ok(served.includes("GET /models/a2d_qwen3/model.safetensors"));
+  await watchFrames(page);
+  await page.click('[data-testid="fill"]');
+  await page.waitForSelector('[data-testid="canvas"][data-state="done"]', { timeout: 120_000 });
+  const tokens = Number(await page.getAttribute('[data-testid="canvas"]', "data-tokens"));
+  assert.ok(tokens > 64, `the example spans several blocks of 32: ${tokens} tokens`);
+  const blocks = async () =>
+    page.evaluate(() => {
+      const c = document.querySelector('[data-testid="canvas"]');
+      const cells = [...c.querySelectorAll(".tok")];
+      return {
+        length: c.dataset.blockLength,
+        block: c.dataset.block,
+        wrong: cells.filter((b) => Number(b.dataset.block) !== Math.floor(Number(b.dataset.pos) / 32)).length,
+        starts: cells.filter((b) => b.classList.contains("blk-start")).map((b) => Number(b.dataset.pos)),
+        odd: cells.filter((b) => b.classList.contains("blk-odd")).map((b) => Number(b.dataset.block) % 2),
+        active: cells.filter((b) => b.classList.contains("blk-active")).map((b) => Number(b.dataset.pos)),
+        cells: cells.map((b) => Number(b.dataset.pos)),
+      };
+    });
+  // at the first step: the first block with a hole is being decoded
+  await page.fill('[data-testid="scrubber"]', "1");
+  let b = await blocks();
+  assert.equal(b.length, "32");
+  assert.equal(b.wrong, 0, "every cell knows its block of 32 positions");
+  assert.ok(b.odd.length > 0 && b.odd.every((x) => x === 1), "a later block's cells, still masked, are marked too");
+  assert.ok(b.starts.length > 0, "a divider before the first cell of a block");
+  const blockOf = (p) => Math.floor(p / 32);
+  const firsts = b.cells.filter((p, j) => (j === 0 ? p === 0 || blockOf(p) > 0 : blockOf(p) !== blockOf(b.cells[j - 1])));
+  assert.deepEqual(b.starts, firsts, "a divider at the first cell of each block (none before block 0's)");
+  const [start, end] = b.block.split("-").map(Number);
+  assert.equal(start % 32, 0);
+  assert.ok(b.active.length > 0 && b.active.every((p) => p >= start && p < end), `active ${b.active} in ${b.block}`);
+  await page.waitForTimeout(500); // (the cells' colours fade in 0.35 s)
+  await page.locator('[data-testid="canvas"]').screenshot({ path: join(SHOTS, "demo-bd3lm-blocks.png") });
+  // at the last step: a later block
+  const last = await page.getAttribute('[data-testid="scrubber"]', "max");
+  await page.fill('[data-testid="scrubber"]', last);
+  const later = await blocks();
+  assert.ok(Number(later.block.split("-")[0]) > start, `${later.block} after ${b.block}`);
+
+  // the MDLM preset: full attention, no blocks on its canvas
+  await repoint(page, "qwen3-mdlm", `${base}/models/a2d_qwen3/`);
+  await page.selectOption("#preset", "qwen3-mdlm");
+  await page.click("#load");
+  await page.waitForSelector('#progress[data-state="ready"]', { timeout: 120_000 });
+  await page.click('[data-testid="fill"]');
+  await page.waitForSelector('[data-testid="canvas"][data-state="done"]', { timeout: 120_000 });
+  b = await blocks();
+  assert.deepEqual([b.length, b.block, b.active.length, b.starts.length], [undefined, undefined, 0, 0]);
+
+  // a device that cannot hold the model: refused from the header, the reason in the status line
+  await repoint(page, "qwen3-mdlm", `${base}/huge/`);
+  await page.click("#load");
+  await page.waitForSelector('#progress[data-state="error"]', { timeout: 60_000 });
+  const status = await page.textContent("#progress-text");
+  assert.match(status, /too large for this device: model\.safetensors: its weights take 5\.59 GiB as f32/);
+  assert.match(status, /4\.00 GiB/);
+  assert.equal(await page.getAttribute("#progress-text", "data-error"), "ModelTooLarge");
+  assert.match(await page.textContent("#notice"), /too large/);
   await context.close();
 });
 

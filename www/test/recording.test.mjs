@@ -106,3 +106,26 @@ test("a fill without length moves: cells are positions, as before", () => {
   assert.deepEqual([...rec.freshAt(2)].sort(), [4, 5]);
   assert.equal(textOf(rec, 2), "Once a b c d sat.");
 });
+
+test("block diffusion: the block of each frame, and the model's block length from the events", () => {
+  // 70 positions in blocks of 32: holes at 2..6 and 40..42, the last block cut at 70
+  const layout = { tokens: 70, slots: [{ known: "a" }, { hole: [2, 6], afterSpace: false }, { known: "b" }, { hole: [40, 42], afterSpace: true }, { known: "c" }] };
+  const first = { start: 0, end: 32 };
+  const second = { start: 32, end: 64 };
+  const rec = new Recording(layout);
+  assert.equal(rec.blockAt(0), null, "no steps yet: no block");
+  rec.push(step(1, [[3, "x"]], 5, { block: first }));
+  rec.push(step(2, [[2, "y"], [4, "z"], [5, "w"]], 2, { block: first }));
+  rec.push(step(3, [[40, "v"], [41, "u"]], 0, { block: second }));
+  rec.push({ done: true, text: "", steps: 3, nfe: 3, ms: 1 });
+  assert.equal(rec.blockLength, 32);
+  assert.deepEqual([0, 1, 2, 3, 9].map((k) => rec.blockAt(k)), [first, first, first, second, second]);
+  // a model without blocks: no block anywhere, and none known
+  const plain = new Recording(layout);
+  plain.push(step(1, [[3, "x"]], 5));
+  assert.deepEqual([plain.blockLength, plain.blockAt(1)], [null, null]);
+  // the page may know N before any event (its preset's attention), and a cut block does not shrink it
+  const given = new Recording(layout, {}, "absorbing", 32);
+  given.push(step(1, [[65, "x"]], 0, { block: { start: 64, end: 70 } }));
+  assert.equal(given.blockLength, 32);
+});

@@ -1033,7 +1033,7 @@ test("fuzz-js-args: 3000 seeded hostile calls to every public function and optio
   };
   const loadValid = {
     device: () => g.pick(["wasm", "auto", "webgpu"]),
-    weights: () => g.pick(["f16", "f32"]),
+    weights: () => g.pick(["f16", "f32", "q8", "q4"]),
     onProgress: () => g.pick([() => {}, throwing]),
     signal: () => g.pick([new AbortController().signal, AbortSignal.abort()]),
     wasmUrl: () => "file:///no-such.wasm",
@@ -1160,4 +1160,20 @@ test("dualCache and entropy-bound on the default model; attention is Qwen3 A2D's
   await assert.rejects(model.infill(t, { dualCache: "yes" }), (e) => e.name === "BadInput" && /dualCache/.test(e.message));
   await assert.rejects(Unmask.load("default", { device: "wasm", attention: "block:0" }), (e) => e.name === "BadInput" && /attention/.test(e.message));
   await assert.rejects(Unmask.load("default", { device: "wasm", attention: "block:4" }), (e) => e.code === "BadInput" && /a2d-qwen3/.test(e.message));
+});
+
+test("weights q8 and q4: the default model quantised at load fills a template; other values are refused naming the option", async () => {
+  const t = "The cat [MASK*3] on the mat and the dog came [MASK*2].";
+  for (const weights of ["q8", "q4"]) {
+    const model = await Unmask.load("default", { device: "wasm", weights });
+    const r = await model.infill(t, { seed: 1 });
+    assert.equal(typeof r.text, "string");
+    assert.ok(r.text.startsWith("The cat ") && r.text.includes(" on the mat and the dog came "), `${weights}: ${r.text}`);
+    assert.ok(!r.text.includes("[MASK]"), `${weights}: ${r.text}`);
+    assert.equal(r.holes, 5);
+    model.dispose();
+  }
+  await refuses(() => Unmask.load("default", { device: "wasm", weights: "q5" }), "BadInput", `load: options.weights must be 'f16', 'f32', 'q8' or 'q4', not "q5"`);
+  await refuses(() => Unmask.load("default", { device: "wasm", weights: "Q8" }), "BadInput", `load: options.weights must be 'f16', 'f32', 'q8' or 'q4', not "Q8"`);
+  await refuses(() => Unmask.load("default", { device: "wasm", weights: 8 }), "BadInput", `load: options.weights must be 'f16', 'f32', 'q8' or 'q4', not 8`);
 });

@@ -164,6 +164,7 @@ impl<D: Denoiser> Infiller<D> {
                 },
                 remasked: Vec::new(),
                 pending,
+                block: None,
             }));
             match change {
                 Some(Change::Expand { pos, hole, length }) => {

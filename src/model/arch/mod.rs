@@ -8,7 +8,7 @@ mod dream;
 mod llada;
 mod mdlm;
 mod modernbert;
-mod qwen3;
+pub(super) mod qwen3;
 
 use super::config::Config;
 use super::matrix::Matrix;

@@ -6,7 +6,8 @@
 //! before RoPE (`q_norm`, `k_norm`), no biases unless `attention_bias`, SwiGLU, `lm_head` tied
 //! to the embeddings (and then not stored). Logits are not shifted (dllm's samplers pass
 //! `right_shift_logits=False`). The mask is `mask_token_id` when the config has it, else the
-//! tokenizer's `<|mask|>` (dllm's `get_tokenizer` adds it; 151669 in the 0.6B).
+//! tokenizer's `<|mask|>` (dllm's `get_tokenizer` adds it; 151669 in the 0.6B); a tokenizer.json
+//! saved without it gets it added the way dllm adds it (`add_mask_token`).
 //!
 //! The MDLM and BD3LM checkpoints share this config: which attention one was trained with is a
 //! load option (`Model::set_attention`), defaulting to bidirectional (families-reference §7).
@@ -16,6 +17,10 @@ use std::sync::Arc;
 use super::*;
 use crate::model::plan::{Block, Embeddings, Ffn, Head, HeadNorms, Keys, NormPlacement, Rope};
 use crate::model::{Family, LogitReading, MaskToken};
+use crate::text::Tokenizer;
+
+/// The mask dllm gives Qwen3 A2D (`tokenizer.add_special_tokens({"mask_token": "<|mask|>"})`).
+const MASK: &str = "<|mask|>";
 
 pub fn build(cfg: &Config, w: &Weights) -> Result<(ModelSpec, Plan)> {
     let vocab = cfg.dim("vocab_size")?;
@@ -63,7 +68,7 @@ pub fn build(cfg: &Config, w: &Weights) -> Result<(ModelSpec, Plan)> {
     let tied = cfg.bool_or("tie_word_embeddings", true)?;
     let mask = match token_id(cfg, "mask_token_id", vocab)? {
         Some(id) => MaskToken::Id(id),
-        None => MaskToken::Text("<|mask|>"),
+        None => MaskToken::Text(MASK),
     };
     // a config may carry the block length it was trained with; none of dllm's do
     let blocks = match cfg.uint_opt("block_size")? {
@@ -160,4 +165,120 @@ pub fn build(cfg: &Config, w: &Weights) -> Result<(ModelSpec, Plan)> {
         vectors: None,
     };
     Ok((spec, plan))
+}
+
+/// dllm never saves `<|mask|>` into the checkpoint's tokenizer: its `get_tokenizer`
+/// (`dllm/utils/models.py`) adds it with `tokenizer.add_special_tokens({"mask_token": "<|mask|>"})`
+/// each time it loads one, which gives it the next id, `len(tokenizer)` — 151669 for Qwen3's
+/// (151643 BPE ids and 26 added tokens), inside the 0.6B's 151936 embedding rows. A tokenizer.json
+/// without it (Qwen3's own, or one saved before the token was added) gets the same token and id
+/// here, with a warning, when the config names no `mask_token_id`. An id with no embedding row
+/// is refused, naming the file and the token.
+pub(in crate::model) fn add_mask_token(
+    spec: &ModelSpec,
+    tok: Tokenizer,
+    cfg: &Config,
+    warnings: &mut Vec<String>,
+) -> Result<Tokenizer> {
+    if spec.mask != MaskToken::Text(MASK) || tok.token_to_id(MASK).is_some() {
+        return Ok(tok);
+    }
+    let (with, id) = tok.with_special_token(MASK);
+    if id as usize >= spec.vocab_size {
+        return Err(Error::Tokenizer {
+            path: tok.path().to_string(),
+            msg: format!(
+                "has no `{MASK}` token, the mask of a Qwen3 A2D model, and the id dllm would add it as \
+                 (`len(tokenizer)` = {id}) has no row in the model: {} `vocab_size` is {}; \
+                 add `{MASK}` to the tokenizer or set `mask_token_id` in the config",
+                cfg.path, spec.vocab_size
+            ),
+        });
+    }
+    warnings.push(format!(
+        "{}: has no `{MASK}` token; added as id {id} (`len(tokenizer)`), as dllm's `get_tokenizer` adds it",
+        tok.path()
+    ));
+    Ok(with)
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::model::{Config, Model, Weights};
+    use crate::text::Tokenizer;
+
+    fn fixture() -> std::path::PathBuf {
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/a2d_qwen3")
+    }
+
+    /// The fixture's tokenizer.json with `<|mask|>` (id 305, the last) taken out.
+    fn tokenizer_without_mask() -> Tokenizer {
+        let text = std::fs::read_to_string(fixture().join("tokenizer.json")).unwrap();
+        let mut json: serde_json::Value = serde_json::from_str(&text).unwrap();
+        let added = json["added_tokens"].as_array_mut().unwrap();
+        let before = added.len();
+        added.retain(|t| t["content"] != "<|mask|>");
+        assert_eq!(added.len(), before - 1);
+        Tokenizer::from_bytes("no-mask/tokenizer.json", json.to_string().as_bytes()).unwrap()
+    }
+
+    fn config(vocab: usize) -> Config {
+        let text = std::fs::read_to_string(fixture().join("config.json")).unwrap();
+        let mut json: serde_json::Value = serde_json::from_str(&text).unwrap();
+        json["vocab_size"] = vocab.into();
+        Config::parse("no-mask/config.json", &json.to_string()).unwrap()
+    }
+
+    #[test]
+    fn a_tokenizer_without_the_mask_gets_it_as_dllm_adds_it() {
+        let tok = tokenizer_without_mask();
+        assert_eq!(tok.token_to_id("<|mask|>"), None);
+        // `len(tokenizer)`: 300 BPE ids and 5 added tokens
+        assert_eq!(tok.vocab_size(), 305);
+        let weights = Weights::open_dir(&fixture()).unwrap();
+        let model = Model::from_parts(&config(320), &weights, Some(tok)).unwrap();
+        assert_eq!(model.mask_id().unwrap(), Some(305));
+        assert_eq!(model.mask_text().as_deref(), Some("<|mask|>"));
+        let t = model.tokenizer.as_ref().unwrap();
+        // the text of the mask reads as the mask, as it does for dllm's tokenizer
+        assert_eq!(t.encode("a<|mask|>", false).unwrap().last(), Some(&305));
+        assert!(
+            model
+                .warnings
+                .iter()
+                .any(|w| w.contains("no-mask/tokenizer.json") && w.contains("id 305")),
+            "{:?}",
+            model.warnings
+        );
+        // a tokenizer that has it loads as it is, with no warning about it
+        let full = Model::load(&fixture()).unwrap();
+        assert_eq!(full.mask_id().unwrap(), Some(305));
+        assert!(!full.warnings.iter().any(|w| w.contains("<|mask|>")));
+    }
+
+    #[test]
+    fn a_mask_id_past_the_vocabulary_is_refused_naming_the_file_and_token() {
+        // added tokens up to the model's last row (305..=319): `<|mask|>` would come next, as 320
+        let text = std::fs::read_to_string(fixture().join("tokenizer.json")).unwrap();
+        let mut json: serde_json::Value = serde_json::from_str(&text).unwrap();
+        let added = json["added_tokens"].as_array_mut().unwrap();
+        added.retain(|t| t["content"] != "<|mask|>");
+        for id in 305..320 {
+            let mut extra = added[0].clone();
+            extra["id"] = id.into();
+            extra["content"] = format!("<|extra_{id}|>").into();
+            added.push(extra);
+        }
+        let tok =
+            Tokenizer::from_bytes("full/tokenizer.json", json.to_string().as_bytes()).unwrap();
+        let weights = Weights::open_dir(&fixture()).unwrap();
+        let err = match Model::from_parts(&config(320), &weights, Some(tok)) {
+            Ok(_) => panic!("loaded with a mask id past the vocabulary"),
+            Err(e) => e.to_string(),
+        };
+        assert!(err.contains("full/tokenizer.json"), "{err}");
+        assert!(err.contains("`<|mask|>`"), "{err}");
+        assert!(err.contains("= 320"), "{err}");
+        assert!(err.contains("`vocab_size` is 320"), "{err}");
+    }
 }
