@@ -1,11 +1,18 @@
 // The model: which one (the presets, a hub id or folder URL), its load in the package's worker
 // (`worker: true`) with progress, the backend it got and why, and the browser's cache of it.
-import { Unmask, isCached, clearCache } from "/unmask/index.web.js";
+import { Unmask, isCached, clearCache, need } from "/unmask/index.web.js";
 import { MODELS } from "./presets.js";
 import { ui, notice, describeError, fillSelect } from "./ui.js";
 
 function mb(n) {
   return `${(n / 1e6).toFixed(n < 1e7 ? 1 : 0)} MB`;
+}
+
+/** What a model will take where it loads (the package's `need()` or the load's `memory` event). */
+export function describeNeed(n) {
+  if (n.refused) return `this device cannot hold it: ${n.refused}`;
+  const where = n.backend === "webgpu" ? (n.toGpu ? `${mb(n.gpuBytes)} on the GPU (streamed straight there), ` : `${mb(n.gpuBytes)} on the GPU, `) : "";
+  return `needs ${where}up to ${mb(n.wasmPeakBytes)} of WebAssembly memory`;
 }
 
 /** The progress line for one of `load`'s progress events. */
@@ -16,6 +23,8 @@ function showProgress(e) {
       ui.progress.value = e.totalLoaded;
     }
     ui.progressText.textContent = `${e.cached ? "from cache" : "downloading"} ${e.file}: ${mb(e.totalLoaded)}${e.totalBytes ? ` of ${mb(e.totalBytes)}` : ""}`;
+  } else if (e.phase === "memory") {
+    ui.progressText.title = describeNeed(e);
   } else if (e.phase === "compile") {
     ui.progressText.textContent = `building the model${e.parameters ? ` (${(e.parameters / 1e6).toFixed(1)} M parameters)` : ""} for ${e.backend === "webgpu" ? "WebGPU" : "the CPU"}…`;
   } else if (e.phase === "warmup") {
@@ -75,11 +84,25 @@ export class Loader {
     const source = this.sourceOf(preset);
     ui.presetHelp.textContent = preset.help;
     if (source === null) return;
+    let line = "";
     try {
       const hit = await isCached(source, { tokenizer: preset.tokenizer });
-      ui.progressText.textContent = preset.bundled ? "served with the page" + (hit ? " · in this browser's cache" : "") : hit ? "in this browser's cache" : "not cached: it will be downloaded";
+      line = preset.bundled ? "served with the page" + (hit ? " · in this browser's cache" : "") : hit ? "in this browser's cache" : "not cached: it will be downloaded";
+      ui.progressText.textContent = line;
     } catch {
       ui.progressText.textContent = "";
+      return;
+    }
+    if (preset.bundled) return;
+    // before any download: the memory it will take here, from its config and header (a few kB)
+    try {
+      const device = ui.device.value;
+      const n = await need(source, { device, tokenizer: preset.tokenizer, ...(preset.weights ? { weights: preset.weights } : {}) });
+      if (this.preset() !== preset) return;
+      ui.progressText.textContent = `${line} (${mb(n.fileBytes)}) · ${describeNeed(n)}`;
+      ui.progressText.dataset.need = JSON.stringify(n);
+    } catch {
+      // offline or a bad id: the load itself says what is wrong
     }
   }
 

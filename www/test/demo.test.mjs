@@ -734,6 +734,12 @@ test("Qwen3 0.6B diffusion presets: attention and q8 weights passed to the load;
   await page.selectOption("#preset", "qwen3-bd3lm");
   const template = await page.inputValue('[data-testid="template"]');
   assert.match(template, /Eiffel Tower/, "choosing the preset puts its example in the editor");
+  // before any download the page states what the model will take here (need(): config and header)
+  await page.waitForFunction(() => document.querySelector("#progress-text").dataset.need, null, { timeout: 60_000 });
+  const stated = JSON.parse(await page.getAttribute("#progress-text", "data-need"));
+  assert.equal(stated.refused, null);
+  assert.ok(stated.fileBytes > 300_000 && stated.wasmPeakBytes > 0, JSON.stringify(stated));
+  assert.match(await page.textContent("#progress-text"), /needs .*WebAssembly memory/);
   await page.click("#load");
   await page.waitForSelector('#progress[data-state="ready"]', { timeout: 120_000 });
   assert.ok(served.includes("GET /models/a2d_qwen3/model.safetensors"));
