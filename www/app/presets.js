@@ -52,15 +52,17 @@ export const STRATEGY_NOTES = {
  * not say which its checkpoint was trained with) and `weights` (how they are held), and a
  * `template` that choosing it puts in the editor.
  *
- * Qwen3 0.6B diffusion (dllm's Tiny-A2D) loads with `weights: "q8"` on both backends: the
- * checkpoint (bf16 as dllm's convert.py writes it: ~1.2 GB; the hub files' dtype is not checked
- * here) streams into the WASM module as f32, 2.4 GB of its 4 GiB, and stays
- * there as f32 on the CPU path (the WebGPU path keeps the module's copy too, beside the GPU's);
- * quantised to q8_0 at load it holds ~0.65 GB after the load instead (q8's effect on this model's
- * fills is not measured here).
- * The load still passes through f32, so a device without ~3 GB to spare for the tab fails it
- * (an out-of-memory error); a checkpoint past the module's 4 GiB, or a tensor row past the
- * adapter's binding limit, is refused from the header before the rest downloads (ModelTooLarge).
+ * Qwen3 0.6B diffusion (dllm's Tiny-A2D) loads with `weights: "q8"` on both backends. With
+ * WebGPU its matrices stream straight into GPU buffers as they download, quantised to q8_0 on
+ * the way (the embedding table, which the head shares, stays f16): ~0.81 GB of GPU buffers, and
+ * WebAssembly memory holds one tensor at a time (~0.4 GB at most; measured with a random
+ * checkpoint of this shape, docs/performance.md). On the CPU path the checkpoint (bf16 as dllm's
+ * convert.py writes it: ~1.2 GB; the hub files' dtype is not checked here) streams into the
+ * module as f32, 2.4 GB of its 4 GiB, and is quantised to ~0.65 GB after the load; a device
+ * without ~3 GB to spare for the tab fails it (an out-of-memory error). The page states what a
+ * preset will take on this device (the package's `need()`) before anything downloads; a
+ * checkpoint past the module's 4 GiB, or a row past the adapter's binding limit, is refused from
+ * its header (ModelTooLarge).
  * The canvas is the text as given: Qwen's post-processor adds no BOS or EOS and dllm's infill
  * uses no chat template.
  */
@@ -78,7 +80,7 @@ export const MODELS = [
     attention: "full",
     weights: "q8",
     template: QWEN3_EXAMPLE,
-    help: "dllm's Tiny-A2D: Qwen3-0.6B turned into a masked diffusion model (bidirectional attention, every hole predicted at once) and fine-tuned on chat data; a general-English model (the page takes canvases up to 16384 tokens). Loaded as q8 (int8 weights): as f32 it would take 2.4 GB of the page's WebAssembly memory, as q8 about 0.65 GB once loaded (the load itself passes through f32, ~3 GB). Large: a slow download and slow on the CPU path; a device that cannot hold it says so.",
+    help: "dllm's Tiny-A2D: Qwen3-0.6B turned into a masked diffusion model (bidirectional attention, every hole predicted at once) and fine-tuned on chat data; a general-English model (the page takes canvases up to 16384 tokens). Loaded as q8 (int8 weights). With WebGPU the weights stream straight into GPU buffers (~0.8 GB) and never sit in the page's WebAssembly memory; on the CPU path they pass through f32 (2.4 GB of the page's memory) and take ~0.65 GB once loaded. Large: a slow download, and slow on the CPU path; the line below says what it needs here, and a device that cannot hold it says so.",
   },
   {
     id: "qwen3-bd3lm",
@@ -87,7 +89,7 @@ export const MODELS = [
     attention: "block:32",
     weights: "q8",
     template: QWEN3_EXAMPLE,
-    help: "The same Qwen3-0.6B trained for block diffusion: the canvas is cut into blocks of 32 positions from the start, each block sees only itself and the blocks before it, and the blocks are filled left to right, each finished before the next (the canvas marks the blocks and the one being decoded). Loaded as q8 (int8 weights): as f32 it would take 2.4 GB of the page's WebAssembly memory, as q8 about 0.65 GB once loaded (the load itself passes through f32, ~3 GB). A device that cannot hold it says so.",
+    help: "The same Qwen3-0.6B trained for block diffusion: the canvas is cut into blocks of 32 positions from the start, each block sees only itself and the blocks before it, and the blocks are filled left to right, each finished before the next (the canvas marks the blocks and the one being decoded). Loaded as q8 (int8 weights): with WebGPU straight into GPU buffers (~0.8 GB), on the CPU path through f32 (2.4 GB) to ~0.65 GB; the line below says what it needs here, and a device that cannot hold it says so.",
   },
   { id: "custom", name: "any Hugging Face folder…", source: null, help: "A hub id (owner/name) or the URL of a folder with config.json, model.safetensors and tokenizer.json." },
 ];

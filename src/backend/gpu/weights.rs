@@ -20,6 +20,9 @@ use crate::model::stream::{DeviceUse, MatrixSink};
 pub const Q8_WORDS: usize = crate::backend::gpu_words::Q8;
 pub const Q4_WORDS: usize = crate::backend::gpu_words::Q4;
 
+/// Bytes of rows packed and written at a time.
+const SLAB_BYTES: u64 = 4 << 20;
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Packing {
     F32,
@@ -117,6 +120,45 @@ fn words_per_row(cols: usize, packing: Packing) -> usize {
     }
 }
 
+/// Rows `r0..r1` of `m` in a new buffer. In the browser they are written a slab at a time by
+/// queue writes: a buffer mapped at creation is a copy in wasm memory there, and a packed
+/// chunk another, so a 311 MB table would cost wasm three times its size; a slab costs 4 MiB.
+/// Natively a buffer mapped at creation is written in place, and queue writes would stage the
+/// whole model until the first submit.
+#[allow(clippy::too_many_arguments)]
+fn write_rows(
+    gpu: &Gpu,
+    name: &str,
+    m: &Matrix,
+    stored: Option<&crate::model::matrix::RowBytes>,
+    r0: usize,
+    r1: usize,
+    packing: Packing,
+    row_bytes: u64,
+) -> wgpu::Buffer {
+    if cfg!(target_arch = "wasm32") {
+        let buffer = gpu.storage(name, (r1 - r0) as u64 * row_bytes);
+        let slab = ((SLAB_BYTES / row_bytes.max(1)) as usize).max(1);
+        for s0 in (r0..r1).step_by(slab) {
+            let s1 = (s0 + slab).min(r1);
+            let at = (s0 - r0) as u64 * row_bytes;
+            match stored.and_then(|b| b.rows_slice(s0, s1)) {
+                Some(bytes) => gpu.queue.write_buffer(&buffer, at, bytes),
+                None => gpu.queue.write_buffer(
+                    &buffer,
+                    at,
+                    bytemuck::cast_slice(&pack_rows(m, s0, s1, packing)),
+                ),
+            }
+        }
+        return buffer;
+    }
+    match stored.and_then(|b| b.rows_slice(r0, r1)) {
+        Some(bytes) => gpu.upload(name, bytes),
+        None => gpu.upload(name, &pack_rows(m, r0, r1, packing)),
+    }
+}
+
 impl GpuMatrix {
     /// Uploads `m` as f16 pairs (`f16`) or f32, or as q8_0 or q4_0 blocks when it is held so
     /// and the kernel reading it takes them (`blocks_ok`: the matmul does, the embedding lookup
@@ -161,10 +203,7 @@ impl GpuMatrix {
         let mut start = 0;
         while start < rows {
             let end = (start + per_chunk).min(rows);
-            let buffer = match stored.and_then(|b| b.rows_slice(start, end)) {
-                Some(bytes) => gpu.upload(name, bytes),
-                None => gpu.upload(name, &pack_rows(m, start, end, packing)),
-            };
+            let buffer = write_rows(gpu, name, m, stored, start, end, packing, row_bytes);
             chunks.push(Chunk {
                 buffer,
                 start,
