@@ -31,7 +31,7 @@ pub trait MatrixSink {
 }
 
 /// Which of a checkpoint's tensors go to the device, by name and shape (the architecture's
-/// rule, `model::arch::device_use`).
+/// rule, `model::arch::device_rule`).
 pub type DeviceRule = fn(&str, &[usize]) -> Option<DeviceUse>;
 
 /// The safetensors crate's own bound on a header (100 MB): anything larger is not a real one.
@@ -508,6 +508,71 @@ mod tests {
             }
             let e = w.get("ids", &[3]).unwrap_err().to_string();
             assert!(e.contains("`ids`") && e.contains("I64"), "{e}");
+        }
+    }
+
+    type Sent = std::sync::Arc<std::sync::Mutex<Vec<(String, Vec<f32>, DeviceUse)>>>;
+
+    /// Records what it was sent and hands back device rows keyed by arrival.
+    struct Recorder(Sent);
+
+    impl MatrixSink for Recorder {
+        fn put(&mut self, name: &str, m: Matrix, used: DeviceUse) -> Result<Matrix> {
+            let mut got = self.0.lock().unwrap();
+            got.push((name.to_string(), m.to_f32(), used));
+            Ok(Matrix {
+                rows: m.rows,
+                cols: m.cols,
+                storage: crate::model::matrix::Storage::Device(crate::model::matrix::DeviceRows {
+                    parts: vec![crate::model::matrix::DevicePart {
+                        key: got.len() as u64,
+                        rows: m.rows,
+                    }],
+                    dtype: m.dtype(),
+                    bytes: m.bytes() as u64,
+                }),
+            })
+        }
+    }
+
+    #[test]
+    fn a_sink_gets_the_rules_matrices_whole_and_the_host_keeps_the_rest() {
+        fn rule(name: &str, _: &[usize]) -> Option<DeviceUse> {
+            match name {
+                "a" => Some(DeviceUse::Table),
+                "d" => Some(DeviceUse::Product),
+                _ => None,
+            }
+        }
+        let bytes = file();
+        let whole = Weights::from_bytes("m.safetensors", bytes.clone()).unwrap();
+        for size in [1, 7, bytes.len()] {
+            let got = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+            let mut s = WeightStream::new("m.safetensors");
+            s.send_to(Box::new(Recorder(got.clone())), rule);
+            for c in bytes.chunks(size) {
+                s.push(c).unwrap();
+            }
+            // the 2x3 f16 `a` is the largest sent: 12 bytes (a file pushed whole is read by
+            // `finish`: its first push only parses the header)
+            if size < bytes.len() {
+                assert_eq!(s.largest_sent(), 12, "chunks of {size}");
+            }
+            let w = s.finish().unwrap();
+            let mut got = got.lock().unwrap().clone();
+            got.sort_by(|x, y| x.0.cmp(&y.0));
+            let names: Vec<&str> = got.iter().map(|(n, _, _)| n.as_str()).collect();
+            assert_eq!(names, ["a", "d"], "chunks of {size}");
+            // sent in their stored precision, with the same values
+            assert_eq!(got[0].1, whole.get("a", &[2, 3]).unwrap().data);
+            assert_eq!(got[0].2, DeviceUse::Table);
+            assert_eq!(got[1].1, whole.get("d", &[1, 2]).unwrap().data);
+            let a = w.matrix("a", 2, 3).unwrap();
+            assert!(a.on_device() && a.dtype() == "f16" && a.bytes() == 0);
+            // a sent tensor cannot be read back as a host tensor; the others stay
+            let e = w.get("a", &[2, 3]).unwrap_err().to_string();
+            assert!(e.contains("GPU"), "{e}");
+            assert_eq!(w.get("b", &[3]).unwrap(), whole.get("b", &[3]).unwrap());
         }
     }
 
