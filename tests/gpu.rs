@@ -1153,13 +1153,26 @@ fn cached_infill_agrees_between_cpu_and_gpu() {
             o.choice.temperature = 0.0;
             o.block_len = Some(4);
             o.dual_cache = true;
+            let flops = |e: &Engine| e.denoiser.flops();
+            let (cpu0, gpu0) = (flops(&cpu), flops(&gpu));
             let a = block_on(cpu.infill(t, &o, &mut |_| {})).unwrap();
             let b = block_on(gpu.infill(t, &o, &mut |_| {})).unwrap();
+            // the same passes, counted from the same shapes: the GPU counts what the CPU does
+            let (cpu1, gpu1) = (flops(&cpu) - cpu0, flops(&gpu) - gpu0);
+            assert!(
+                cpu1 > 0.0 && cpu1 == gpu1,
+                "{name} {strategy}: {cpu1} vs {gpu1} FLOPs"
+            );
             let uncached = SamplerOptions {
                 dual_cache: false,
                 ..o.clone()
             };
             let c = block_on(gpu.infill(t, &uncached, &mut |_| {})).unwrap();
+            // the span passes cost less than whole-canvas ones
+            assert!(
+                gpu1 < flops(&gpu) - gpu0 - gpu1,
+                "{name} {strategy}: spans counted as cheaper"
+            );
             // where the cache changes the fill, agreeing with the CPU shows the spans ran
             eprintln!(
                 "{name} {strategy} dual cache: {:?}, {} NFE; without: {:?}",

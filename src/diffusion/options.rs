@@ -314,7 +314,7 @@ pub struct InfillReport<'a> {
     pub result: &'a InfillResult,
     pub strategy: Strategy,
     pub seed: u64,
-    /// On the CPU: the fill's forward FLOPs, in billions (`Plan::flops`, `Plan::flops_span`).
+    /// The fill's forward FLOPs, in billions (`Plan::flops`, `Plan::flops_span`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub gflops: Option<f64>,
 }

@@ -65,6 +65,15 @@ impl AnyDenoiser {
 }
 
 impl AnyDenoiser {
+    /// FLOPs of every pass this denoiser has run ([`crate::model::plan::Plan::flops`]).
+    pub fn flops(&self) -> f64 {
+        match self {
+            AnyDenoiser::Cpu(d) => d.flops,
+            #[cfg(feature = "gpu")]
+            AnyDenoiser::Gpu(d) => d.flops,
+        }
+    }
+
     /// Bytes of weights in device buffers (0 on the CPU).
     pub fn device_weight_bytes(&self) -> u64 {
         match self {

@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use super::matrix::{Matrix, Precision};
+use super::matrix::{DeviceRows, Matrix, Precision, Storage};
 use crate::error::{Error, Result};
 use crate::tensor::Tensor;
 
@@ -313,6 +313,22 @@ impl Plan {
     pub fn into_panels(&mut self) {
         let tied = Arc::ptr_eq(&self.embeddings.tokens, &self.head.decoder.weight);
         self.map_in_place(tied, &Matrix::paneled);
+    }
+
+    /// The plan with every large matrix replaced by its shape alone (device rows with no
+    /// parts): what a backend that holds the weights elsewhere keeps to count FLOPs.
+    pub fn shapes(&self) -> Plan {
+        let mut p = self.clone();
+        p.map_in_place(true, &|m| Matrix {
+            rows: m.rows,
+            cols: m.cols,
+            storage: Storage::Device(DeviceRows {
+                parts: Vec::new(),
+                dtype: "shape",
+                bytes: 0,
+            }),
+        });
+        p
     }
 
     fn map_in_place(&mut self, embeddings: bool, f: &dyn Fn(&Matrix) -> Matrix) {

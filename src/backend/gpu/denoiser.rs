@@ -28,6 +28,10 @@ pub struct GpuDenoiser {
     /// The canvas length of the last refresh of the key/value cache: only that session's
     /// cache is kept, as the CPU keeps one.
     kv_len: Option<usize>,
+    /// The plan's shapes, to count FLOPs as the CPU counts them.
+    shapes: Plan,
+    /// FLOPs of every pass run so far ([`Plan::flops`], [`Plan::flops_span`]).
+    pub flops: f64,
 }
 
 impl GpuDenoiser {
@@ -48,6 +52,8 @@ impl GpuDenoiser {
             sessions: HashMap::new(),
             last: None,
             kv_len: None,
+            shapes: plan.shapes(),
+            flops: 0.0,
         })
     }
 
@@ -141,6 +147,12 @@ impl Denoiser for GpuDenoiser {
     ) -> Result<Summaries> {
         let len = row.ids.len();
         let pass = self.cache_pass(row, rows, ask.cache)?;
+        let flops = match pass {
+            Some(CachePass::Span { start, end }) => {
+                self.shapes.flops_span(end - start, len, rows.len())
+            }
+            _ => self.shapes.flops(len, rows.len()),
+        };
         if rows.len() > self.model.max_rows(len) {
             // more rows than one head call holds: their logits come to the host in parts and
             // are reduced there
@@ -148,6 +160,7 @@ impl Denoiser for GpuDenoiser {
             if pass == Some(CachePass::Refresh) {
                 self.refreshed(len);
             }
+            self.flops += flops;
             self.last = None;
             let v = self.model.vocab;
             return Ok(Summaries {
@@ -167,6 +180,7 @@ impl Denoiser for GpuDenoiser {
         if pass == Some(CachePass::Refresh) {
             self.refreshed(len);
         }
+        self.flops += flops;
         self.last = Some(len);
         Ok(Summaries {
             rows: summaries,
@@ -183,7 +197,9 @@ impl Denoiser for GpuDenoiser {
     }
 
     async fn logits(&mut self, row: &Row<'_>, rows: &[usize]) -> Result<Vec<f32>> {
-        self.logits_chunked(row, rows, None).await
+        let logits = self.logits_chunked(row, rows, None).await?;
+        self.flops += self.shapes.flops(row.ids.len(), rows.len());
+        Ok(logits)
     }
 
     async fn forward(&mut self, batch: &Batch, _capture: bool) -> Result<ForwardOutput> {
@@ -266,6 +282,8 @@ impl Denoiser for GpuDenoiser {
         }
         self.session(len).await?;
         let session = self.sessions.get_mut(&len).expect("created above");
-        session.vector_step(&self.model, step).await
+        let out = session.vector_step(&self.model, step).await?;
+        self.flops += self.shapes.flops(len, len);
+        Ok(out)
     }
 }

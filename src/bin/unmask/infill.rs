@@ -239,13 +239,9 @@ fn report<'a>(result: &'a InfillResult, opts: &SamplerOptions) -> InfillReport<'
     }
 }
 
-/// FLOPs the CPU backend has run so far (`None` on the GPU).
-fn cpu_flops(inf: &Engine) -> Option<f64> {
-    match &inf.denoiser {
-        unmask::engine::AnyDenoiser::Cpu(d) => Some(d.flops),
-        #[allow(unreachable_patterns)]
-        _ => None,
-    }
+/// FLOPs the backend has run so far.
+fn flops_run(inf: &Engine) -> Option<f64> {
+    Some(inf.denoiser.flops())
 }
 
 /// Fills one template, writing its steps to the trace and, on a terminal, animating them.
@@ -313,10 +309,10 @@ fn infill(
 ) -> std::result::Result<(), Fail> {
     let mut trace = Trace::create(trace)?;
     let animate = !json && std::io::stdout().is_terminal();
-    let before = cpu_flops(inf);
+    let before = flops_run(inf);
     match fill_one(inf, template, opts, &mut trace, animate)? {
         Filled::Done(r) if json => {
-            let gflops = before.zip(cpu_flops(inf)).map(|(a, b)| (b - a) / 1e9);
+            let gflops = before.zip(flops_run(inf)).map(|(a, b)| (b - a) / 1e9);
             out.json(&InfillReport {
                 gflops,
                 ..report(&r, opts)
@@ -379,9 +375,9 @@ fn batch(
             )))),
             Ok(t) if t.trim().is_empty() => Ok(None),
             Ok(t) => {
-                let before = cpu_flops(inf);
+                let before = flops_run(inf);
                 fill_one(inf, t, opts, &mut trace, animate)
-                    .map(|f| Some((f, before.zip(cpu_flops(inf)).map(|(a, b)| (b - a) / 1e9))))
+                    .map(|f| Some((f, before.zip(flops_run(inf)).map(|(a, b)| (b - a) / 1e9))))
             }
         };
         let line = |outcome| BatchLine { line: n, outcome };
