@@ -514,12 +514,12 @@ export function makeUnmask(platform) {
       return this.#threads.count;
     }
 
-    /** Bytes read back from the GPU since loading (0 on the CPU); live during a fill. */
     /** What the model holds: this module's wasm memory (its peak: it never shrinks) and the GPU's weight buffers. */
     get memory() {
       return { wasmBytes: this.#wasm.wasmMemoryBytes(), gpuBytes: this.#raw.gpuWeightBytes };
     }
 
+    /** Bytes read back from the GPU since loading (0 on the CPU); live during a fill. */
     get readbackBytes() {
       return this.#raw.readbackBytes;
     }

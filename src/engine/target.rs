@@ -46,13 +46,16 @@ pub struct Need {
     pub in_flight: u64,
     /// Bytes of weights in device buffers (0 on the CPU).
     pub device: u64,
+    /// Bytes of the q8_0/q4_0 copies of the matrices this process keeps, made after the load
+    /// while the f32 ones still exist (`engine::prepare`).
+    pub converted: u64,
 }
 
 impl Need {
     /// Host bytes at the peak of the load: the model's own, one tensor on its way to the
     /// device, and working memory.
     pub fn host_peak(&self) -> u64 {
-        self.host + self.in_flight + headroom(self.host)
+        self.host + self.in_flight + self.converted + headroom(self.host)
     }
 }
 
@@ -85,7 +88,7 @@ impl Target {
             binding: self.max_binding(),
             rule: streaming.and_then(arch::device_rule),
         });
-        fits(path, header, memory, device)
+        fits(path, header, memory, device, precision.quant())
     }
 
     /// What [`Target::check_fits`] counts, with no limit held against it.
@@ -102,7 +105,7 @@ impl Target {
             rule: streaming.and_then(arch::device_rule),
         });
         // without limits nothing is refused
-        fits("", header, None, device).unwrap_or_default()
+        fits("", header, None, device, precision.quant()).unwrap_or_default()
     }
 
     /// Whether a streamed load of an `arch` checkpoint sends its matrices to the device here.
@@ -206,12 +209,14 @@ impl DeviceFormat {
     }
 }
 
-/// See [`Target::check_fits`]; `device`: the GPU's format, `None` on the CPU.
+/// See [`Target::check_fits`]; `device`: the GPU's format, `None` on the CPU; `quant`: the
+/// block format the host's matrices are converted to after the load.
 pub fn fits(
     path: &str,
     header: &Header,
     memory: Option<u64>,
     device: Option<DeviceFormat>,
+    quant: Option<Quant>,
 ) -> Result<Need> {
     let mut need = Need::default();
     for e in header.entries.iter().filter(|e| e.is_float()) {
@@ -223,6 +228,12 @@ pub fn fits(
             need.in_flight = need.in_flight.max(e.end - e.start);
         } else {
             need.host = need.host.saturating_add(e.elements().saturating_mul(4));
+            if let (Some(q), [rows, cols]) = (quant, e.shape.as_slice()) {
+                let row = Matrix::q8_blocks(*cols) as u64 * q.block_bytes() as u64;
+                need.converted = need
+                    .converted
+                    .saturating_add(row.saturating_mul(*rows as u64));
+            }
         }
         let Some(d) = device else { continue };
         // matrices are split by rows over buffers; vectors and tables go up whole, as f32
@@ -253,6 +264,11 @@ pub fn fits(
     if let Some(limit) = memory {
         let peak = need.host_peak();
         if peak > limit {
+            let converted = if need.converted > 0 {
+                format!(", plus {} quantised from them", human(need.converted))
+            } else {
+                String::new()
+            };
             let kept = if need.in_flight > 0 {
                 format!(
                     "its weights kept here take {} as f32, plus {} for the largest tensor on its way to the GPU",
@@ -263,7 +279,7 @@ pub fn fits(
                 format!("its weights take {} as f32", human(need.host))
             };
             return Err(Error::TooLarge(format!(
-                "{path}: {kept} (about {} with working memory), more than the {} this module can address",
+                "{path}: {kept}{converted} (about {} with working memory), more than the {} this module can address",
                 human(peak),
                 human(limit)
             )));
@@ -315,8 +331,8 @@ mod tests {
     fn memory_bound_counts_f32_weights_and_headroom() {
         // a 126464 x 4096 bf16 head is 0.96 GiB on disk and 1.93 GiB as f32
         let h = header(vec![126464, 4096]);
-        assert!(fits("m", &h, Some(4 << 30), None).is_ok());
-        let e = fits("m", &h, Some(2 << 30), None).unwrap_err();
+        assert!(fits("m", &h, Some(4 << 30), None, None).is_ok());
+        let e = fits("m", &h, Some(2 << 30), None, None).unwrap_err();
         assert!(matches!(e, Error::TooLarge(_)));
         let msg = e.to_string();
         assert!(
@@ -331,20 +347,20 @@ mod tests {
     fn binding_bound_is_per_row_in_the_device_format() {
         let h = header(vec![50000, 1000]);
         // f16 rows are 2000 bytes, f32 rows 4000, q8_0 32 blocks x 36, q4_0 32 x 20
-        assert!(fits("m", &h, None, gpu(true, None, Some(2000))).is_ok());
-        let msg = fits("m", &h, None, gpu(false, None, Some(2000)))
+        assert!(fits("m", &h, None, gpu(true, None, Some(2000)), None).is_ok());
+        let msg = fits("m", &h, None, gpu(false, None, Some(2000)), None)
             .unwrap_err()
             .to_string();
         assert!(
             msg.contains("`lm_head.weight`") && msg.contains("one row"),
             "{msg}"
         );
-        assert!(fits("m", &h, None, gpu(false, Some(Quant::Q8), Some(1152))).is_ok());
-        assert!(fits("m", &h, None, gpu(false, Some(Quant::Q8), Some(1151))).is_err());
-        assert!(fits("m", &h, None, gpu(false, Some(Quant::Q4), Some(640))).is_ok());
-        assert!(fits("m", &h, None, gpu(false, Some(Quant::Q4), Some(639))).is_err());
+        assert!(fits("m", &h, None, gpu(false, Some(Quant::Q8), Some(1152)), None).is_ok());
+        assert!(fits("m", &h, None, gpu(false, Some(Quant::Q8), Some(1151)), None).is_err());
+        assert!(fits("m", &h, None, gpu(false, Some(Quant::Q4), Some(640)), None).is_ok());
+        assert!(fits("m", &h, None, gpu(false, Some(Quant::Q4), Some(639)), None).is_err());
         let v = header(vec![3000]);
-        let msg = fits("m", &v, None, gpu(true, None, Some(4000)))
+        let msg = fits("m", &v, None, gpu(true, None, Some(4000)), None)
             .unwrap_err()
             .to_string();
         assert!(msg.contains("the whole tensor"), "{msg}");
@@ -353,14 +369,24 @@ mod tests {
     #[test]
     fn device_bytes_count_halves_and_blocks() {
         let h = header(vec![1000, 64]);
-        let need = |f16, quant| fits("m", &h, None, gpu(f16, quant, None)).unwrap();
+        let need = |f16, quant| fits("m", &h, None, gpu(f16, quant, None), None).unwrap();
         assert_eq!(need(false, None).device, 1000 * 64 * 4);
         assert_eq!(need(true, None).device, 1000 * 64 * 2);
         assert_eq!(need(true, Some(Quant::Q8)).device, 1000 * 2 * 36);
         assert_eq!(need(true, Some(Quant::Q4)).device, 1000 * 2 * 20);
         // nothing streams without a rule: the host keeps all of it as f32
         assert_eq!(need(true, Some(Quant::Q4)).host, 1000 * 64 * 4);
-        assert_eq!(fits("m", &h, None, None).unwrap().device, 0);
+        assert_eq!(fits("m", &h, None, None, None).unwrap().device, 0);
+        // kept on the host and quantised after the load: both copies at the peak
+        let q8 = fits("m", &h, None, None, Some(Quant::Q8)).unwrap();
+        assert_eq!(q8.converted, 1000 * 2 * 34);
+        assert_eq!(q8.host_peak(), q8.host + 1000 * 2 * 34 + headroom(q8.host));
+        assert_eq!(
+            fits("m", &h, None, None, Some(Quant::Q4))
+                .unwrap()
+                .converted,
+            1000 * 2 * 18
+        );
     }
 
     #[test]
@@ -394,13 +420,13 @@ mod tests {
             binding: None,
             rule,
         };
-        let need = fits("m", &h, Some(1 << 30), Some(device)).unwrap();
+        let need = fits("m", &h, Some(1 << 30), Some(device), None).unwrap();
         assert_eq!(need.host, 4096);
         assert_eq!(need.in_flight, n * 2);
         // the lookup's table stays f16 when products are q8
         assert_eq!(need.device, n * 2 + 4096);
         // the same checkpoint kept on the host is 594 MiB as f32: past a 512 MiB bound
-        assert!(fits("m", &h, Some(512 << 20), gpu(true, None, None)).is_err());
-        assert!(fits("m", &h, Some(512 << 20), Some(device)).is_ok());
+        assert!(fits("m", &h, Some(512 << 20), gpu(true, None, None), None).is_err());
+        assert!(fits("m", &h, Some(512 << 20), Some(device), None).is_ok());
     }
 }
