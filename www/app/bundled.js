@@ -3,6 +3,7 @@
 // kept for the session; one fill at a time on each (a race lane and a row sampler asking for
 // the same model take turns instead of one failing with Busy).
 import { Unmask } from "/unmask/index.web.js";
+import { THREADS } from "./ui.js";
 
 /**
  * The backend a bundled model of `family` is loaded for, when the page asks for `device`: the
@@ -32,7 +33,7 @@ export class BundledModels {
       m = null;
     }
     if (!m) {
-      const entry = { device, model: Unmask.load(name, { worker: true, device, threads: 1 }) };
+      const entry = { device, model: Unmask.load(name, { worker: true, device, threads: THREADS }) };
       // a failed load is forgotten, so that the next ask tries again
       entry.model.catch(() => this.own.get(name) === entry && this.own.delete(name));
       this.own.set(name, entry);

@@ -2,7 +2,7 @@
 // (`worker: true`) with progress, the backend it got and why, and the browser's cache of it.
 import { Unmask, isCached, clearCache, need } from "/unmask/index.web.js";
 import { MODELS } from "./presets.js";
-import { ui, notice, describeError, fillSelect } from "./ui.js";
+import { ui, notice, describeError, fillSelect, THREADS } from "./ui.js";
 
 function mb(n) {
   return `${(n / 1e6).toFixed(n < 1e7 ? 1 : 0)} MB`;
@@ -112,7 +112,7 @@ export class Loader {
     if (!model) return;
     const r = model.backendReason;
     const gpu = model.backend === "webgpu";
-    ui.backend.textContent = gpu ? `WebGPU · ${r.adapter ?? "adapter"}` : "CPU · WebAssembly";
+    ui.backend.textContent = gpu ? `WebGPU · ${r.adapter ?? "adapter"}` : `CPU · WebAssembly${model.threads > 1 ? ` · ${model.threads} threads` : ""}`;
     ui.backend.className = gpu ? "pill" : "pill cpu";
     const why = {
       requested: gpu ? "asked for WebGPU" : "asked for the CPU",
@@ -154,8 +154,8 @@ export class Loader {
       const m = await Unmask.load(source, {
         worker: true,
         device: ui.device.value,
-        // the demo ships the single-thread module only (see ARCHITECTURE.md)
-        threads: 1,
+        // every core where the page is cross-origin isolated (coi-sw.js), else one
+        threads: THREADS,
         tokenizer: preset.tokenizer,
         // Qwen3 A2D: which attention the checkpoint was trained with, and its weights as q8
         ...(preset.attention ? { attention: preset.attention } : {}),

@@ -14,6 +14,13 @@ import { RowSampler } from "./sample.js";
 import { legendGradient } from "./canvas.js";
 import { ui, notice, describeError } from "./ui.js";
 
+// Threads on a static host: coi-sw.js adds the isolation headers a thread pool needs, from the
+// next visit on (see it for why); where it cannot register, the page stays on one thread
+// (ui.js's THREADS).
+if ("serviceWorker" in navigator && !globalThis.crossOriginIsolated) {
+  navigator.serviceWorker.register("/coi-sw.js").catch(() => {});
+}
+
 const model = () => loader.model;
 
 const loader = new Loader({

@@ -3,6 +3,12 @@
 
 const $ = (id) => document.getElementById(id);
 
+/**
+ * Threads of the CPU path: all the cores (the package's "auto") on a cross-origin-isolated
+ * page, which coi-sw.js makes of a static host from the second visit; else one.
+ */
+export const THREADS = globalThis.crossOriginIsolated ? "auto" : 1;
+
 export const ui = {
   // the editor and the sampler
   template: $("template"),

@@ -82,7 +82,8 @@ async function open(viewport) {
   const context = await browser.newContext({ viewport, deviceScaleFactor: 1 });
   const page = await context.newPage();
   context.on("request", (r) => {
-    if (!r.url().startsWith(base) && !r.url().startsWith("data:")) outside.push(r.url());
+    // (blob: URLs of the page's own origin are the thread pool's workers, not a download)
+    if (!r.url().startsWith(base) && !r.url().startsWith("data:") && !r.url().startsWith(`blob:${base}`)) outside.push(r.url());
   });
   page.on("console", (m) => {
     if (m.type() === "error") problems.push(`console: ${m.text()}`);
@@ -705,6 +706,38 @@ test("a model from a folder URL: progress, cache status, clear cache", { timeout
   await page.waitForSelector('[data-testid="canvas"][data-state="done"]', { timeout: 120_000 });
   await page.click("#clear-cache");
   await page.waitForFunction(() => /not cached/.test(document.querySelector("#progress-text").textContent), null, { timeout: 10_000 });
+  await context.close();
+});
+
+test("threads on a static host: the service worker isolates the page from its second visit; the CPU path then runs on every core and fills the same", { timeout: 300_000 }, async () => {
+  const { context, page } = await open({ width: 1280, height: 900 });
+  // the test server sends no COOP/COEP, as a static host would not
+  assert.equal(await page.evaluate(() => crossOriginIsolated), false, "the first visit is not isolated");
+  assert.doesNotMatch(await page.textContent("#backend"), /threads/);
+  await page.evaluate(() => navigator.serviceWorker.ready);
+  const fill = async (template = TEMPLATE) => {
+    await page.fill('[data-testid="template"]', template);
+    await page.click('[data-testid="fill"]');
+    await page.waitForSelector('[data-testid="canvas"][data-state="done"]', { timeout: 120_000 });
+    return page.evaluate(() => [...document.querySelectorAll('[data-testid="canvas"] .tok')].map((c) => c.textContent).join("|"));
+  };
+  // the page's own ms/step figure (the engine's time, not the animation's) on a longer canvas
+  const long = "Peter [MASK*4] into the garden, and he [MASK*4] under the gate. ".repeat(5);
+  const msPerStep = async () => {
+    await fill(long);
+    return Number(await page.textContent("#f-ms"));
+  };
+  const oneMs = await msPerStep();
+  const one = await fill();
+  await page.reload();
+  await page.waitForSelector('[data-testid="fill"]:not([disabled])', { timeout: 120_000 });
+  assert.equal(await page.evaluate(() => crossOriginIsolated), true, "the second visit is isolated by coi-sw.js");
+  const cores = await page.evaluate(() => Math.min(navigator.hardwareConcurrency, 8));
+  if (cores > 1) assert.match(await page.textContent("#backend"), new RegExp(`${cores} threads`));
+  const threaded = await fill();
+  assert.equal(threaded, one, "the same fill on every core as on one");
+  const manyMs = await msPerStep();
+  console.log(`# demo, default model, ${long.length} characters with 40 holes: ${oneMs} ms/step on 1 thread, ${manyMs} ms/step on ${cores}`);
   await context.close();
 });
 
