@@ -308,13 +308,7 @@ async function readWhole(source, progress, signal) {
     checkSignal(signal);
   }
   await source.done();
-  const out = new Uint8Array(n);
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.byteLength;
-  }
-  return out;
+  return concat(parts, n);
 }
 
 /**
