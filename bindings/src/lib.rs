@@ -1125,7 +1125,9 @@ pub async fn bench_forward(
         cond: 128,
         max_len: len.max(1),
     };
-    let model = random_mdlm(&shape, 0).map_err(engine_error)?;
+    let mut model = random_mdlm(&shape, 0).map_err(engine_error)?;
+    // as a model attached to the CPU is: its matrices in the panel kernel's layout
+    unmask::engine::for_cpu(&mut model).map_err(engine_error)?;
     let mut d = unmask::backend::CpuDenoiser::new(model.plan().map_err(engine_error)?.clone());
     let m = measure(&model, &mut d, "mdlm-shape", len, iters, 1)
         .await

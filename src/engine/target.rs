@@ -8,7 +8,7 @@ use super::select::{choose, DeviceOptions, GpuHandle, Selection, WeightFormat};
 use super::Engine;
 use crate::diffusion::Infiller;
 use crate::error::{Error, Result};
-use crate::model::matrix::{Matrix, Precision, Quant};
+use crate::model::matrix::{Matrix, Precision, Quant, PANEL};
 use crate::model::stream::{DeviceRule, DeviceUse, Header, MatrixSink};
 use crate::model::{arch, Architecture, Model};
 
@@ -49,13 +49,17 @@ pub struct Need {
     /// Bytes of the q8_0/q4_0 copies of the matrices this process keeps, made after the load
     /// while the f32 ones still exist (`engine::prepare`).
     pub converted: u64,
+    /// Bytes of the largest matrix's copy in the panel kernel's layout, made on the CPU while
+    /// its rows still exist (`engine::for_cpu` packs one matrix at a time; 0 where the kernel
+    /// does not run, on a GPU, or for quantised matrices, which are not repacked).
+    pub packed: u64,
 }
 
 impl Need {
     /// Host bytes at the peak of the load: the model's own, one tensor on its way to the
     /// device, and working memory.
     pub fn host_peak(&self) -> u64 {
-        self.host + self.in_flight + self.converted + headroom(self.host)
+        self.host + self.in_flight + self.converted + self.packed + headroom(self.host)
     }
 }
 
@@ -228,6 +232,12 @@ pub fn fits(
             need.in_flight = need.in_flight.max(e.end - e.start);
         } else {
             need.host = need.host.saturating_add(e.elements().saturating_mul(4));
+            if let (None, None, [rows, cols]) = (device, quant, e.shape.as_slice()) {
+                if crate::backend::cpu::panels::available() {
+                    let panels = (rows.div_ceil(PANEL) * PANEL) as u64 * *cols as u64 * 4;
+                    need.packed = need.packed.max(panels);
+                }
+            }
             if let (Some(q), [rows, cols]) = (quant, e.shape.as_slice()) {
                 let row = Matrix::q8_blocks(*cols) as u64 * q.block_bytes() as u64;
                 need.converted = need
@@ -266,6 +276,11 @@ pub fn fits(
         if peak > limit {
             let converted = if need.converted > 0 {
                 format!(", plus {} quantised from them", human(need.converted))
+            } else if need.packed > 0 {
+                format!(
+                    ", plus {} while its largest matrix is repacked for the CPU",
+                    human(need.packed)
+                )
             } else {
                 String::new()
             };
@@ -331,7 +346,26 @@ mod tests {
     fn memory_bound_counts_f32_weights_and_headroom() {
         // a 126464 x 4096 bf16 head is 0.96 GiB on disk and 1.93 GiB as f32
         let h = header(vec![126464, 4096]);
-        assert!(fits("m", &h, Some(4 << 30), None, None).is_ok());
+        let f32_bytes = 126464 * 4096 * 4;
+        if crate::backend::cpu::panels::available() {
+            // the panel copy made on attaching to the CPU is counted while the rows exist:
+            // 3.86 GiB plus headroom no longer fits in 4 GiB
+            let need = fits("m", &h, Some(5 << 30), None, None).unwrap();
+            assert_eq!((need.host, need.packed), (f32_bytes, f32_bytes));
+            let msg = fits("m", &h, Some(4 << 30), None, None)
+                .unwrap_err()
+                .to_string();
+            assert!(
+                msg.contains("1.93 GiB while its largest matrix is repacked"),
+                "{msg}"
+            );
+            // quantised matrices are not repacked
+            let q8 = fits("m", &h, Some(5 << 30), None, Some(Quant::Q8)).unwrap();
+            assert_eq!(q8.packed, 0);
+        } else {
+            assert_eq!(fits("m", &h, None, None, None).unwrap().packed, 0);
+            assert!(fits("m", &h, Some(4 << 30), None, None).is_ok());
+        }
         let e = fits("m", &h, Some(2 << 30), None, None).unwrap_err();
         assert!(matches!(e, Error::TooLarge(_)));
         let msg = e.to_string();

@@ -141,13 +141,15 @@ fn softmax_masked(row: &mut [f32], i: usize, scale: f32, key_mask: Option<&[bool
     let mut tops = [f32::NEG_INFINITY; 8];
     let mut chunks = span.chunks_exact(8);
     for c in &mut chunks {
-        tops.iter_mut().zip(c).for_each(|(t, &v)| *t = t.max(v));
+        tops.iter_mut()
+            .zip(c)
+            .for_each(|(t, &v)| *t = super::exp::max(v, *t));
     }
     let max = chunks
         .remainder()
         .iter()
         .chain(&tops)
-        .fold(f32::NEG_INFINITY, |a, &b| a.max(b));
+        .fold(f32::NEG_INFINITY, |a, &b| super::exp::max(b, a));
     if max == f32::NEG_INFINITY {
         span.fill(0.0);
         return;

@@ -61,7 +61,7 @@ pub(crate) fn for_rows<F: Fn(&mut [f32]) + Sync + Send>(data: &mut [f32], cols: 
 
 /// Threads the parallel loops here may use: the rayon pool's natively (and with
 /// `wasm-threads`), one otherwise.
-#[allow(dead_code)] // only the x86-64 panel kernel asks
+#[allow(dead_code)] // only the panel kernel asks (x86-64 and wasm32 with simd128)
 pub(crate) fn threads() -> usize {
     #[cfg(any(not(target_arch = "wasm32"), feature = "wasm-threads"))]
     {
@@ -74,7 +74,7 @@ pub(crate) fn threads() -> usize {
 }
 
 /// `(0..n).for_each(f)`, in parallel natively (and with `wasm-threads`).
-#[allow(dead_code)] // wasm32 builds have no caller
+#[allow(dead_code)] // no caller where the panel kernel does not run
 pub(crate) fn for_each_index<F: Fn(usize) + Sync + Send>(n: usize, f: F) {
     #[cfg(any(not(target_arch = "wasm32"), feature = "wasm-threads"))]
     {

@@ -13,10 +13,16 @@
 //! the six broadcasts of a step read one stream. Matrices held in f16, bf16, q8_0 or q4_0 are widened
 //! into the same panels a few at a time, so one kernel serves every stored format. Where the CPU
 //! has AVX-512F the same loops run 6 rows × 2 panels in zmm registers (`Kernel`), with the
-//! same bits.
-// Only x86-64 runs the kernel; elsewhere `available()` is false and the rest goes unused.
+//! same bits. In WebAssembly with simd128 the same loops run a 4-lane build
+//! ([`Kernel::Simd128`]): the same products in the same order, each a multiply and an add, as
+//! base simd128 has no fused multiply-add.
+// The kernels run on x86-64 and on wasm32 with simd128; elsewhere `available()` is false and
+// only the tests run the 4-lane build (on plain arrays).
 #![cfg_attr(
-    not(target_arch = "x86_64"),
+    not(any(
+        target_arch = "x86_64",
+        all(target_arch = "wasm32", target_feature = "simd128")
+    )),
     allow(dead_code, unused_imports, unused_variables)
 )]
 
@@ -44,31 +50,46 @@ const OUT_BLOCK: usize = 1 << 15;
 /// 16 ymm registers.
 const TILE: usize = 6;
 
-/// Whether this CPU runs the panel kernel (checked once; std caches the answer).
+/// Whether this CPU runs the panel kernel (checked once; std caches the answer). Always in a
+/// wasm32 build with simd128 (the module would not have been instantiated without it).
 pub fn available() -> bool {
     #[cfg(target_arch = "x86_64")]
     {
         std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
     }
-    #[cfg(not(target_arch = "x86_64"))]
+    #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+    {
+        true
+    }
+    #[cfg(not(any(
+        target_arch = "x86_64",
+        all(target_arch = "wasm32", target_feature = "simd128")
+    )))]
     {
         false
     }
 }
 
-/// The two builds of the kernel: 16 ymm registers (AVX2 + FMA), or 32 zmm registers, where a
+/// The builds of the kernel: 16 ymm registers (AVX2 + FMA), or 32 zmm registers, where a
 /// panel's line is one register (AVX-512F). Both add the same products in the same order, lane
-/// by lane, so they give the same bits.
+/// by lane, so they give the same bits. `Simd128`, WebAssembly's: the same order with a
+/// multiply and an add per product (rounded twice, where FMA rounds once), so its bits are
+/// those of plain scalar arithmetic in that order, which the tests check on plain arrays (the
+/// build off wasm32).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Kernel {
     Avx2,
     Avx512,
+    Simd128,
 }
 
 impl Kernel {
     /// AVX-512 where the CPU has it: half the instructions and loads per product, and on
     /// CPUs with two 512-bit FMA units twice the peak.
     pub(crate) fn best() -> Kernel {
+        if cfg!(target_arch = "wasm32") {
+            return Kernel::Simd128;
+        }
         if Kernel::Avx512.runs_here() {
             Kernel::Avx512
         } else {
@@ -82,17 +103,17 @@ impl Kernel {
             match self {
                 Kernel::Avx2 => available(),
                 Kernel::Avx512 => available() && std::arch::is_x86_feature_detected!("avx512f"),
+                Kernel::Simd128 => true,
             }
         }
         #[cfg(not(target_arch = "x86_64"))]
         {
-            false
+            self == Kernel::Simd128
         }
     }
 
     /// # Safety
     /// As [`avx2::panels`], and `self.runs_here()`.
-    #[cfg(target_arch = "x86_64")]
     #[allow(clippy::too_many_arguments)]
     unsafe fn panels(
         self,
@@ -108,16 +129,21 @@ impl Kernel {
         j1: usize,
     ) {
         match self {
+            #[cfg(target_arch = "x86_64")]
             Kernel::Avx2 => avx2::panels(a, m, k, lines, bias, n, out, ldc, j0, j1),
+            #[cfg(target_arch = "x86_64")]
             Kernel::Avx512 => avx512::panels(a, m, k, lines, bias, n, out, ldc, j0, j1),
+            Kernel::Simd128 => simd128::panels(a, m, k, lines, bias, n, out, ldc, j0, j1),
+            #[cfg(not(target_arch = "x86_64"))]
+            Kernel::Avx2 | Kernel::Avx512 => unreachable!("{self:?} runs only on x86-64"),
         }
     }
 }
 
 /// `out[m, n] = a[m, k] · Wᵀ + bias`. A matrix held as panels is read in place; one held in
 /// f16, bf16, q8_0, q4_0 (or f32 rows) is widened a few panels at a time, each task into its own
-/// buffer that stays in L2 until the kernel has read it. Panics on a CPU without AVX2/FMA
-/// (callers check [`available`]).
+/// buffer that stays in L2 until the kernel has read it. Panics where [`available`] is false
+/// (callers check it).
 pub fn matmul(a: &[f32], m: usize, w: &Matrix, bias: Option<&[f32]>, out: &mut [f32]) {
     product(a, m, w, bias, as_uninit(out), true, Kernel::best())
 }
@@ -154,8 +180,6 @@ fn as_uninit(out: &mut [f32]) -> &mut [MaybeUninit<f32>] {
 }
 
 /// Writes every value of `out` (`[m, n]`).
-// Off x86-64 the kernel block below is compiled out, leaving the k = 0 branch's `return` last.
-#[cfg_attr(not(target_arch = "x86_64"), allow(clippy::needless_return))]
 fn product(
     a: &[f32],
     m: usize,
@@ -174,7 +198,6 @@ fn product(
     if let Some(b) = bias {
         assert_eq!(b.len(), n, "bias size");
     }
-    assert!(available(), "the panel kernel needs AVX2 and FMA");
     assert!(
         kernel.runs_here(),
         "{kernel:?} is not available on this CPU"
@@ -190,7 +213,6 @@ fn product(
         }
         return;
     }
-    #[cfg(target_arch = "x86_64")]
     {
         let panels = n.div_ceil(PANEL);
         struct Out(*mut f32);
@@ -220,12 +242,19 @@ fn product(
         };
         // Shared out among the threads for a large `a` (the down projection's is 6 MB at
         // L = 512): packed by one thread, it kept the other waiting for 2% of a forward pass.
-        if parallel && super::threads() > 1 && packed.len() >= 1 << 16 {
-            use rayon::prelude::*;
-            packed
-                .par_chunks_exact_mut(k * TILE)
-                .enumerate()
-                .for_each(|(t, dst)| pack(t, dst));
+        #[cfg(any(not(target_arch = "wasm32"), feature = "wasm-threads"))]
+        let shared = parallel && super::threads() > 1 && packed.len() >= 1 << 16;
+        #[cfg(all(target_arch = "wasm32", not(feature = "wasm-threads")))]
+        let shared = false;
+        if shared {
+            #[cfg(any(not(target_arch = "wasm32"), feature = "wasm-threads"))]
+            {
+                use rayon::prelude::*;
+                packed
+                    .par_chunks_exact_mut(k * TILE)
+                    .enumerate()
+                    .for_each(|(t, dst)| pack(t, dst));
+            }
         } else {
             for (t, dst) in packed.chunks_exact_mut(k * TILE).enumerate() {
                 pack(t, dst);
@@ -283,7 +312,6 @@ fn product(
     }
 }
 
-#[cfg(target_arch = "x86_64")]
 thread_local! {
     /// Each thread's row and panel buffers for widening, kept between tasks (a few hundred KB;
     /// made for every task they would be page-faulted in again).
@@ -291,8 +319,8 @@ thread_local! {
 }
 
 /// Rows `r0..r1` of `w` (r0 a multiple of 16) as panels in `lines`: each panel's 16 rows
-/// widened into `rows` (zeros past r1), then turned into lines 8 × 8 values at a time.
-#[cfg(target_arch = "x86_64")]
+/// widened into `rows` (zeros past r1), then turned into lines (8 × 8 values at a time with
+/// AVX2).
 fn widen(w: &Matrix, r0: usize, r1: usize, rows: &mut Vec<f32>, lines: &mut Vec<Line>) {
     let k = w.cols;
     rows.resize(PANEL * k, 0.0);
@@ -301,8 +329,15 @@ fn widen(w: &Matrix, r0: usize, r1: usize, rows: &mut Vec<f32>, lines: &mut Vec<
         let (a, b) = (r0 + j * PANEL, (r0 + (j + 1) * PANEL).min(r1));
         w.rows_f32(a, b, &mut rows[..(b - a) * k]);
         rows[(b - a) * k..].fill(0.0);
-        // SAFETY: `available()` was asserted by the caller; `rows` is [16, k], `panel` [k]
-        unsafe { avx2::transpose(rows, k, panel) };
+        #[cfg(target_arch = "x86_64")]
+        if available() {
+            // SAFETY: AVX2 is present; `rows` is [16, k], `panel` [k]
+            unsafe { avx2::transpose(rows, k, panel) };
+            continue;
+        }
+        for (q, line) in panel.iter_mut().enumerate() {
+            line.0 = std::array::from_fn(|r| rows[r * k + q]);
+        }
     }
 }
 
@@ -723,19 +758,266 @@ mod avx512 {
     }
 }
 
+/// The kernel in WebAssembly's 128-bit vectors: a panel's line is four of them, and a tile is
+/// 2 rows × one panel in 8 accumulators (4 weight loads and 2 broadcasts per 8 products). Rows
+/// are taken two at a time out of the 6-row tiles of `a`. In V8 (16 xmm registers, one its
+/// scratch) the 6 × 16 and 3 × 16 tiles spill their accumulators: measured on the MDLM-OWT
+/// shapes (Node 20, one thread), 2 × 16 gave 56–58 GFLOP/s, 3 × 16 30, 6 × 16 34, 1 × 16 42.
+/// Each product is a multiply and then an add (base simd128 has no fused multiply-add), in the
+/// order of the x86 builds. Off wasm32 the same loops run on plain `[f32; 4]`, which the tests
+/// compare with scalar arithmetic bit for bit.
+mod simd128 {
+    use super::{Line, DEPTH, OUT_BLOCK, PANEL, TILE};
+    use vector::{add, load, mul, splat, store, zero, V};
+
+    #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+    mod vector {
+        use core::arch::wasm32::*;
+        pub type V = v128;
+        /// # Safety
+        /// `p` points at 4 readable f32 (any alignment: v128.load is unaligned)
+        #[inline(always)]
+        pub unsafe fn load(p: *const f32) -> V {
+            v128_load(p as *const v128)
+        }
+        /// # Safety
+        /// `p` points at 4 writable f32
+        #[inline(always)]
+        pub unsafe fn store(p: *mut f32, v: V) {
+            v128_store(p as *mut v128, v)
+        }
+        /// # Safety
+        /// `p` points at a readable f32
+        #[inline(always)]
+        pub unsafe fn splat(p: *const f32) -> V {
+            v128_load32_splat(p as *const u32)
+        }
+        #[inline(always)]
+        pub fn zero() -> V {
+            f32x4_splat(0.0)
+        }
+        #[inline(always)]
+        pub fn add(a: V, b: V) -> V {
+            f32x4_add(a, b)
+        }
+        #[inline(always)]
+        pub fn mul(a: V, b: V) -> V {
+            f32x4_mul(a, b)
+        }
+    }
+
+    /// The same four lanes as plain arrays: IEEE multiplies and adds, lane by lane, as
+    /// simd128's are.
+    #[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
+    mod vector {
+        #[derive(Clone, Copy)]
+        pub struct V([f32; 4]);
+        /// # Safety
+        /// `p` points at 4 readable f32
+        #[inline(always)]
+        pub unsafe fn load(p: *const f32) -> V {
+            V(std::ptr::read_unaligned(p as *const [f32; 4]))
+        }
+        /// # Safety
+        /// `p` points at 4 writable f32
+        #[inline(always)]
+        pub unsafe fn store(p: *mut f32, v: V) {
+            std::ptr::write_unaligned(p as *mut [f32; 4], v.0)
+        }
+        /// # Safety
+        /// `p` points at a readable f32
+        #[inline(always)]
+        pub unsafe fn splat(p: *const f32) -> V {
+            V([*p; 4])
+        }
+        #[inline(always)]
+        pub fn zero() -> V {
+            V([0.0; 4])
+        }
+        #[inline(always)]
+        pub fn add(a: V, b: V) -> V {
+            V(std::array::from_fn(|i| a.0[i] + b.0[i]))
+        }
+        #[inline(always)]
+        pub fn mul(a: V, b: V) -> V {
+            V(std::array::from_fn(|i| a.0[i] * b.0[i]))
+        }
+    }
+
+    /// Rows taken per tile.
+    const ROWS: usize = 2;
+
+    /// # Safety
+    /// As [`super::avx2::panels`] (without its CPU features).
+    #[allow(clippy::too_many_arguments)]
+    pub unsafe fn panels(
+        a: &[f32],
+        m: usize,
+        k: usize,
+        lines: &[Line],
+        bias: Option<&[f32]>,
+        n: usize,
+        out: *mut f32,
+        ldc: usize,
+        j0: usize,
+        j1: usize,
+    ) {
+        let group = (OUT_BLOCK / (m * PANEL).max(1)).max(1);
+        let mut g0 = j0;
+        while g0 < j1 {
+            let g1 = (g0 + group).min(j1);
+            let mut p0 = 0;
+            while p0 < k {
+                let depth = DEPTH.min(k - p0);
+                let (first, last) = (p0 == 0, p0 + depth == k);
+                for j in g0..g1 {
+                    let cols = PANEL.min(n - j * PANEL);
+                    let mut b = Line([0.0; PANEL]);
+                    if let (true, Some(bias)) = (last, bias) {
+                        b.0[..cols].copy_from_slice(&bias[j * PANEL..j * PANEL + cols]);
+                    }
+                    let t = Tile {
+                        depth,
+                        w: lines.as_ptr().add(j * k + p0) as *const f32,
+                        cols,
+                        ldc,
+                        load: !first,
+                        bias: &b,
+                    };
+                    let c = out.add(j * PANEL);
+                    // row i is lane i mod 6 of tile i / 6; pairs never straddle two tiles
+                    let row =
+                        |i: usize| a.as_ptr().add((i / TILE) * TILE * k + p0 * TILE + i % TILE);
+                    let mut i = 0;
+                    while i + ROWS <= m {
+                        t.run::<ROWS>(row(i), c.add(i * ldc));
+                        i += ROWS;
+                    }
+                    if i < m {
+                        t.run::<1>(row(i), c.add(i * ldc));
+                    }
+                }
+                p0 += depth;
+            }
+            g0 = g1;
+        }
+    }
+
+    /// One panel's depth block, applied to `R` rows.
+    struct Tile<'b> {
+        depth: usize,
+        w: *const f32,
+        /// Valid columns of the panel (16 but in the last one).
+        cols: usize,
+        ldc: usize,
+        /// Accumulate onto `out` (every depth block but the first).
+        load: bool,
+        /// Added on the last depth block (zeros otherwise).
+        bias: &'b Line,
+    }
+
+    impl Tile<'_> {
+        /// `c[r, 0..cols] (+)= bias + Σ_p a[r, p] · w[p, 0..cols]`, `a` at stride 6 by depth.
+        #[inline(always)]
+        unsafe fn run<const R: usize>(&self, a: *const f32, c: *mut f32) {
+            let mut acc = [[zero(); 4]; R];
+            let full = self.cols == PANEL;
+            if self.load {
+                for (r, acc) in acc.iter_mut().enumerate() {
+                    let row = c.add(r * self.ldc);
+                    let mut t = Line([0.0; PANEL]);
+                    let src = if full {
+                        row as *const f32
+                    } else {
+                        std::ptr::copy_nonoverlapping(row, t.0.as_mut_ptr(), self.cols);
+                        t.0.as_ptr()
+                    };
+                    for (q, acc) in acc.iter_mut().enumerate() {
+                        *acc = load(src.add(4 * q));
+                    }
+                }
+            }
+            for q in 0..4 {
+                let b = load(self.bias.0.as_ptr().add(4 * q));
+                for acc in acc.iter_mut() {
+                    acc[q] = add(acc[q], b);
+                }
+            }
+            let (mut w, mut a) = (self.w, a);
+            for _ in 0..self.depth {
+                let ws: [V; 4] = std::array::from_fn(|q| load(w.add(4 * q)));
+                for (r, acc) in acc.iter_mut().enumerate() {
+                    let x = splat(a.add(r));
+                    for (acc, w) in acc.iter_mut().zip(&ws) {
+                        *acc = add(*acc, mul(x, *w));
+                    }
+                }
+                w = w.add(PANEL);
+                a = a.add(TILE);
+            }
+            for (r, acc) in acc.iter().enumerate() {
+                let row = c.add(r * self.ldc);
+                if full {
+                    for (q, acc) in acc.iter().enumerate() {
+                        store(row.add(4 * q), *acc);
+                    }
+                } else {
+                    let mut t = Line([0.0; PANEL]);
+                    for (q, acc) in acc.iter().enumerate() {
+                        store(t.0.as_mut_ptr().add(4 * q), *acc);
+                    }
+                    std::ptr::copy_nonoverlapping(t.0.as_ptr(), row, self.cols);
+                }
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::backend::cpu::matmul::tests::naive;
     use crate::model::matrix::{half_bytes, Bytes, Half};
 
-    /// The kernels this CPU runs; says which it cannot.
+    /// The fused multiply-add kernels this CPU runs; says which it cannot.
     fn kernels() -> Vec<Kernel> {
         let all = [Kernel::Avx2, Kernel::Avx512];
         for k in all.iter().filter(|k| !k.runs_here()) {
             println!("{k:?}: not on this CPU, so only the other kernel is compared here");
         }
         all.into_iter().filter(|k| k.runs_here()).collect()
+    }
+
+    /// The products in the kernels' order, one multiply and one add each as simd128 does
+    /// them: per depth block of 256 the running sum (0 at first), plus the bias on the last
+    /// block, then each product in depth order.
+    fn in_kernel_order(
+        a: &[f32],
+        m: usize,
+        k: usize,
+        w: &[f32],
+        n: usize,
+        bias: Option<&[f32]>,
+    ) -> Vec<f32> {
+        let mut out = vec![0.0f32; m * n];
+        for i in 0..m {
+            for j in 0..n {
+                let mut acc = 0.0f32;
+                for p0 in (0..k).step_by(DEPTH) {
+                    let end = (p0 + DEPTH).min(k);
+                    acc += if end == k {
+                        bias.map_or(0.0, |b| b[j])
+                    } else {
+                        0.0
+                    };
+                    for p in p0..end {
+                        acc += a[i * k + p] * w[j * k + p];
+                    }
+                }
+                out[i * n + j] = acc;
+            }
+        }
+        out
     }
 
     /// Shapes off every boundary: partial tiles (m mod 6), partial panels (n mod 16), depth
@@ -792,6 +1074,28 @@ mod tests {
                     let mut other = vec![f32::NAN; m * n];
                     product(&a, m, mat, bias, as_uninit(&mut other), true, kernel);
                     assert_eq!(other, got, "{kernel:?} ({m},{k},{n})");
+                }
+                // the 4-lane build (plain arrays here) gives scalar arithmetic's bits in the
+                // same order, and within rounding of the fused builds
+                let mut lanes = vec![f32::NAN; m * n];
+                product(
+                    &a,
+                    m,
+                    mat,
+                    bias,
+                    as_uninit(&mut lanes),
+                    true,
+                    Kernel::Simd128,
+                );
+                let ordered = in_kernel_order(&a, m, k, &w, n, bias);
+                for (i, (g, o)) in lanes.iter().zip(&ordered).enumerate() {
+                    assert_eq!(g.to_bits(), o.to_bits(), "Simd128 ({m},{k},{n}) at {i}");
+                }
+                for (i, (g, x)) in lanes.iter().zip(&got).enumerate() {
+                    assert!(
+                        (g - x).abs() <= 1e-4 * (1.0 + x.abs()),
+                        "Simd128 ({m},{k},{n}) at {i}: {g} vs {x}"
+                    );
                 }
                 for (i, (g, w)) in got.iter().zip(&want).enumerate() {
                     assert!(
