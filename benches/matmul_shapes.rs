@@ -1,11 +1,12 @@
-//! The CPU's two f32 product paths side by side on the MDLM-OWT shapes: gemm over row-major
-//! weights (packing them on every call) and the panel kernel over weights packed once
-//! (`backend/cpu/panels.rs`), interleaved call by call so a noisy machine affects both alike.
-//! Best of N, as GFLOP/s. `cargo bench --bench matmul_shapes [-- M]` (M rows, default 128);
+//! The CPU's f32 product paths side by side on the MDLM-OWT shapes: gemm over row-major
+//! weights (packing them on every call) and each build of the panel kernel this CPU runs
+//! (`panels::Kernel`) over weights packed once (`backend/cpu/panels.rs`), interleaved call by
+//! call so a noisy machine affects all alike. Best of N, as GFLOP/s; the builds must give the
+//! same bits. `cargo bench --bench matmul_shapes [-- M]` (M rows, default 128);
 //! `SHAPES=768x2304,3072x768` (k x n) picks shapes, `RAYON_NUM_THREADS` the threads.
 
 use std::time::Instant;
-use unmask::backend::cpu::{matmul::linear, panels};
+use unmask::backend::cpu::{matmul::linear, panels, panels::Kernel};
 use unmask::model::matrix::Matrix;
 use unmask::model::plan::Linear;
 
@@ -50,28 +51,41 @@ fn main() {
         let packed = rows.paneled();
         let lin = Linear::from_matrix(rows, Some(b.clone()));
         let reps = if n > 10000 { 10 } else { 60 };
-        let (mut best_g, mut best_p) = (f64::MAX, f64::MAX);
-        let (mut want, mut got) = (vec![], vec![0.0f32; m * n]);
+        let kernels: Vec<Kernel> = Kernel::X86.into_iter().filter(|k| k.runs_here()).collect();
+        let mut best_g = f64::MAX;
+        let mut best = vec![f64::MAX; kernels.len()];
+        let mut want = vec![];
+        let mut got = vec![vec![0.0f32; m * n]; kernels.len()];
         for _ in 0..reps {
             let t = Instant::now();
             want = linear(&a, m, &lin);
             best_g = best_g.min(t.elapsed().as_secs_f64() * 1e3);
-            let t = Instant::now();
-            let mut o = vec![0.0f32; m * n];
-            panels::matmul(&a, m, &packed, Some(&b), &mut o);
-            best_p = best_p.min(t.elapsed().as_secs_f64() * 1e3);
-            got = o;
+            for ((&kernel, best), got) in kernels.iter().zip(&mut best).zip(&mut got) {
+                let t = Instant::now();
+                let mut o = vec![0.0f32; m * n];
+                panels::matmul_with(kernel, &a, m, &packed, Some(&b), &mut o);
+                *best = best.min(t.elapsed().as_secs_f64() * 1e3);
+                *got = o;
+            }
         }
-        let diff = got
+        let diff = got[0]
             .iter()
             .zip(&want)
             .map(|(x, y)| (x - y).abs())
             .fold(0.0f32, f32::max);
+        for (kernel, other) in kernels.iter().zip(&got) {
+            assert!(other == &got[0], "{kernel:?} gave other bits");
+        }
         let gf = 2.0 * (m * n * k) as f64 / 1e6;
+        let rates: Vec<String> = kernels
+            .iter()
+            .zip(&best)
+            .map(|(k, ms)| format!("{} {ms:>8.2} ms {:>6.1}", k.name(), gf / ms))
+            .collect();
         println!(
-            "k {k:>5} n {n:>6}: gemm {best_g:>8.2} ms {:>6.1} GFLOP/s | panels {best_p:>8.2} ms {:>6.1} GFLOP/s | max |diff| {diff:.1e}",
+            "k {k:>5} n {n:>6}: gemm {best_g:>8.2} ms {:>6.1} | {} GFLOP/s | max |diff| vs gemm {diff:.1e}",
             gf / best_g,
-            gf / best_p
+            rates.join(" | ")
         );
     }
 }

@@ -15,7 +15,8 @@
 //! has AVX-512F the same loops run 6 rows × 2 panels in zmm registers (`Kernel`), with the
 //! same bits. In WebAssembly with simd128 the same loops run a 4-lane build
 //! ([`Kernel::Simd128`]): the same products in the same order, each a multiply and an add, as
-//! base simd128 has no fused multiply-add.
+//! base simd128 has no fused multiply-add. `UNMASK_CPU_KERNEL` ([`KERNEL_VAR`]) forces an x86
+//! build.
 // The kernels run on x86-64 and on wasm32 with simd128; elsewhere `available()` is false and
 // only the tests run the 4-lane build (on plain arrays).
 #![cfg_attr(
@@ -71,22 +72,75 @@ pub fn available() -> bool {
 }
 
 /// The builds of the kernel: 16 ymm registers (AVX2 + FMA), or 32 zmm registers, where a
-/// panel's line is one register (AVX-512F). Both add the same products in the same order, lane
-/// by lane, so they give the same bits. `Simd128`, WebAssembly's: the same order with a
-/// multiply and an add per product (rounded twice, where FMA rounds once), so its bits are
-/// those of plain scalar arithmetic in that order, which the tests check on plain arrays (the
-/// build off wasm32).
+/// panel's line is one register (AVX-512F). The x86 builds add the same products in the same
+/// order, lane by lane, so they give the same bits. `Simd128`, WebAssembly's: the same order
+/// with a multiply and an add per product (rounded twice, where FMA rounds once), so its bits
+/// are those of plain scalar arithmetic in that order, which the tests check on plain arrays
+/// (the build off wasm32).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Kernel {
+pub enum Kernel {
+    /// 6 rows × 1 panel (16 columns) in 12 ymm accumulators: 2 weight loads and 6 broadcasts
+    /// per 12 FMAs.
     Avx2,
+    /// 6 rows × 2 panels in 12 zmm accumulators: 2 weight loads and 6 broadcasts per 12 FMAs
+    /// of twice the width.
     Avx512,
+    /// WebAssembly's 2 rows × 1 panel in 4-lane vectors, a multiply and an add per product
+    /// (plain arrays off wasm32, for the tests).
     Simd128,
 }
 
+/// The environment variable that forces an x86 build of the kernel: `avx2` or `avx512`.
+pub const KERNEL_VAR: &str = "UNMASK_CPU_KERNEL";
+
 impl Kernel {
+    /// The x86-64 builds (fused multiply-adds, the same bits), in the order benches and tests
+    /// list them: the ones [`KERNEL_VAR`] names.
+    pub const X86: [Kernel; 2] = [Kernel::Avx2, Kernel::Avx512];
+
+    /// The build the products use: [`KERNEL_VAR`] where it names one this CPU runs, else the
+    /// fastest here (read once; a name this CPU cannot run, or an unknown one, is said once on
+    /// stderr and ignored).
+    pub fn best() -> Kernel {
+        static CHOSEN: std::sync::OnceLock<Kernel> = std::sync::OnceLock::new();
+        *CHOSEN.get_or_init(|| {
+            let value = std::env::var_os(KERNEL_VAR).unwrap_or_default();
+            Kernel::chosen(&value.to_string_lossy()).unwrap_or_else(|(k, warning)| {
+                eprintln!("unmask: {warning}");
+                k
+            })
+        })
+    }
+
+    /// The build [`KERNEL_VAR`]`=value` asks for (the fastest where empty), or the fastest
+    /// with the reason it was not taken.
+    fn chosen(value: &str) -> Result<Kernel, (Kernel, String)> {
+        let fastest = Kernel::fastest();
+        let value = value.trim();
+        match Kernel::named(value) {
+            _ if value.is_empty() => Ok(fastest),
+            Some(k) if k.runs_here() => Ok(k),
+            Some(k) => Err((
+                fastest,
+                format!(
+                    "{KERNEL_VAR}={value}: this CPU cannot run the {} kernel; using {}",
+                    k.name(),
+                    fastest.name()
+                ),
+            )),
+            None => Err((
+                fastest,
+                format!(
+                    "{KERNEL_VAR}={value}: not a kernel (avx2 or avx512); using {}",
+                    fastest.name()
+                ),
+            )),
+        }
+    }
+
     /// AVX-512 where the CPU has it: half the instructions and loads per product, and on
-    /// CPUs with two 512-bit FMA units twice the peak.
-    pub(crate) fn best() -> Kernel {
+    /// CPUs with two 512-bit FMA units twice the peak. Simd128 in WebAssembly.
+    fn fastest() -> Kernel {
         if cfg!(target_arch = "wasm32") {
             return Kernel::Simd128;
         }
@@ -97,7 +151,23 @@ impl Kernel {
         }
     }
 
-    pub(crate) fn runs_here(self) -> bool {
+    /// The kernel's name, as [`KERNEL_VAR`] takes it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Kernel::Avx2 => "avx2",
+            Kernel::Avx512 => "avx512",
+            Kernel::Simd128 => "simd128",
+        }
+    }
+
+    fn named(name: &str) -> Option<Kernel> {
+        Kernel::X86
+            .into_iter()
+            .find(|k| k.name().eq_ignore_ascii_case(name))
+    }
+
+    /// Whether this CPU runs this build.
+    pub fn runs_here(self) -> bool {
         #[cfg(target_arch = "x86_64")]
         {
             match self {
@@ -146,6 +216,19 @@ impl Kernel {
 /// (callers check it).
 pub fn matmul(a: &[f32], m: usize, w: &Matrix, bias: Option<&[f32]>, out: &mut [f32]) {
     product(a, m, w, bias, as_uninit(out), true, Kernel::best())
+}
+
+/// [`matmul`] with a given build of the kernel (benchmarks compare them). Panics where this CPU
+/// does not run it.
+pub fn matmul_with(
+    kernel: Kernel,
+    a: &[f32],
+    m: usize,
+    w: &Matrix,
+    bias: Option<&[f32]>,
+    out: &mut [f32],
+) {
+    product(a, m, w, bias, as_uninit(out), true, kernel)
 }
 
 /// [`matmul`] into a new vector, never zeroed: the kernel writes every value before any is
@@ -981,7 +1064,7 @@ mod tests {
 
     /// The fused multiply-add kernels this CPU runs; says which it cannot.
     fn kernels() -> Vec<Kernel> {
-        let all = [Kernel::Avx2, Kernel::Avx512];
+        let all = Kernel::X86;
         for k in all.iter().filter(|k| !k.runs_here()) {
             println!("{k:?}: not on this CPU, so only the other kernel is compared here");
         }
@@ -1107,6 +1190,38 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// `UNMASK_CPU_KERNEL`'s values: a build by name (any case), the fastest where unset,
+    /// and the fastest with a warning for an unknown name or a build this CPU cannot run.
+    #[test]
+    fn the_kernel_variable_names_a_build() {
+        let fastest = Kernel::fastest();
+        assert_eq!(Kernel::chosen(""), Ok(fastest));
+        assert_eq!(Kernel::chosen("  "), Ok(fastest));
+        for k in Kernel::X86 {
+            let want = if k.runs_here() {
+                Ok(k)
+            } else {
+                Err((
+                    fastest,
+                    format!(
+                        "{KERNEL_VAR}={}: this CPU cannot run the {} kernel; using {}",
+                        k.name(),
+                        k.name(),
+                        fastest.name()
+                    ),
+                ))
+            };
+            assert_eq!(Kernel::chosen(k.name()), want);
+            assert_eq!(
+                Kernel::chosen(&format!(" {} ", k.name().to_uppercase())).map_err(|e| e.0),
+                want.clone().map_err(|e| e.0)
+            );
+        }
+        let (k, warning) = Kernel::chosen("avx3").unwrap_err();
+        assert_eq!(k, fastest);
+        assert!(warning.contains("avx3: not a kernel"), "{warning}");
     }
 
     #[test]
