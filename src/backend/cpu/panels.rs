@@ -10,13 +10,14 @@
 //! The kernel computes a tile of up to 6 rows of `a` × one 16-wide panel in 12 ymm
 //! accumulators, over a depth block of [`DEPTH`] (so the panel's lines stay in L1 while every
 //! row of `a` passes them). `a` is packed in 6-row tiles per product (it is small: m × k), so
-//! the six broadcasts of a step read one stream. Matrices held in f16, bf16, q8_0 or q4_0 are widened
-//! into the same panels a few at a time, so one kernel serves every stored format. Where the CPU
-//! has AVX-512F the same loops run 6 rows × 2 panels in zmm registers (`Kernel`), with the
-//! same bits. In WebAssembly with simd128 the same loops run a 4-lane build
-//! ([`Kernel::Simd128`]): the same products in the same order, each a multiply and an add, as
-//! base simd128 has no fused multiply-add. `UNMASK_CPU_KERNEL` ([`KERNEL_VAR`]) forces an x86
-//! build.
+//! the six broadcasts of a step read one stream. Matrices held in f16, bf16, q8_0 or q4_0 are
+//! widened into the same panels a few at a time, so one kernel serves every stored format.
+//! Where the CPU has AVX-512F the same loops run 6 rows × 2 panels in zmm registers
+//! (`Kernel`), with the same bits. In WebAssembly with simd128 the same loops run a 4-lane
+//! build ([`Kernel::Simd128`]): the same products in the same order, each a multiply and an
+//! add, as base simd128 has no fused multiply-add. `UNMASK_CPU_KERNEL` ([`KERNEL_VAR`]) forces
+//! an x86 build. A second AVX2 tile, 3 rows × 2 panels with fewer loads per FMA, runs only where
+//! that variable asks for it ([`Kernel::Avx2Pairs`]).
 // The kernels run on x86-64 and on wasm32 with simd128; elsewhere `available()` is false and
 // only the tests run the 4-lane build (on plain arrays).
 #![cfg_attr(
@@ -82,6 +83,11 @@ pub enum Kernel {
     /// 6 rows × 1 panel (16 columns) in 12 ymm accumulators: 2 weight loads and 6 broadcasts
     /// per 12 FMAs.
     Avx2,
+    /// 3 rows × 2 panels (32 columns) in 12 ymm accumulators: 4 weight loads and 3 broadcasts
+    /// per 12 FMAs. Only where [`KERNEL_VAR`] asks for it (`avx2-3x32`): on the one machine
+    /// measured (AVX-512, forced to AVX2) it was no faster than [`Kernel::Avx2`], whose loop
+    /// there already runs near the 8-wide FMA peak; kept to be measured on AVX2-only CPUs.
+    Avx2Pairs,
     /// 6 rows × 2 panels in 12 zmm accumulators: 2 weight loads and 6 broadcasts per 12 FMAs
     /// of twice the width.
     Avx512,
@@ -90,13 +96,14 @@ pub enum Kernel {
     Simd128,
 }
 
-/// The environment variable that forces an x86 build of the kernel: `avx2` or `avx512`.
+/// The environment variable that forces an x86 build of the kernel: `avx2` or `avx512` (or
+/// `avx2-3x32`, [`Kernel::Avx2Pairs`]).
 pub const KERNEL_VAR: &str = "UNMASK_CPU_KERNEL";
 
 impl Kernel {
     /// The x86-64 builds (fused multiply-adds, the same bits), in the order benches and tests
     /// list them: the ones [`KERNEL_VAR`] names.
-    pub const X86: [Kernel; 2] = [Kernel::Avx2, Kernel::Avx512];
+    pub const X86: [Kernel; 3] = [Kernel::Avx2, Kernel::Avx2Pairs, Kernel::Avx512];
 
     /// The build the products use: [`KERNEL_VAR`] where it names one this CPU runs, else the
     /// fastest here (read once; a name this CPU cannot run, or an unknown one, is said once on
@@ -131,7 +138,7 @@ impl Kernel {
             None => Err((
                 fastest,
                 format!(
-                    "{KERNEL_VAR}={value}: not a kernel (avx2 or avx512); using {}",
+                    "{KERNEL_VAR}={value}: not a kernel (avx2, avx512 or avx2-3x32); using {}",
                     fastest.name()
                 ),
             )),
@@ -155,6 +162,7 @@ impl Kernel {
     pub fn name(self) -> &'static str {
         match self {
             Kernel::Avx2 => "avx2",
+            Kernel::Avx2Pairs => "avx2-3x32",
             Kernel::Avx512 => "avx512",
             Kernel::Simd128 => "simd128",
         }
@@ -171,7 +179,7 @@ impl Kernel {
         #[cfg(target_arch = "x86_64")]
         {
             match self {
-                Kernel::Avx2 => available(),
+                Kernel::Avx2 | Kernel::Avx2Pairs => available(),
                 Kernel::Avx512 => available() && std::arch::is_x86_feature_detected!("avx512f"),
                 Kernel::Simd128 => true,
             }
@@ -200,12 +208,16 @@ impl Kernel {
     ) {
         match self {
             #[cfg(target_arch = "x86_64")]
-            Kernel::Avx2 => avx2::panels(a, m, k, lines, bias, n, out, ldc, j0, j1),
+            Kernel::Avx2 => avx2::panels::<false>(a, m, k, lines, bias, n, out, ldc, j0, j1),
+            #[cfg(target_arch = "x86_64")]
+            Kernel::Avx2Pairs => avx2::panels::<true>(a, m, k, lines, bias, n, out, ldc, j0, j1),
             #[cfg(target_arch = "x86_64")]
             Kernel::Avx512 => avx512::panels(a, m, k, lines, bias, n, out, ldc, j0, j1),
             Kernel::Simd128 => simd128::panels(a, m, k, lines, bias, n, out, ldc, j0, j1),
             #[cfg(not(target_arch = "x86_64"))]
-            Kernel::Avx2 | Kernel::Avx512 => unreachable!("{self:?} runs only on x86-64"),
+            Kernel::Avx2 | Kernel::Avx2Pairs | Kernel::Avx512 => {
+                unreachable!("{self:?} runs only on x86-64")
+            }
         }
     }
 }
@@ -429,7 +441,10 @@ mod avx2 {
     use super::{Line, DEPTH, OUT_BLOCK, PANEL, TILE};
     use std::arch::x86_64::*;
 
-    /// Panels `j0..j1` of the product, all rows of `a`, depth block by depth block.
+    /// Panels `j0..j1` of the product, all rows of `a`, depth block by depth block: each panel
+    /// against 6 rows at a time (the 6 × 16 tile, [`super::Kernel::Avx2`]), or with `PAIRS`
+    /// panels in pairs against 3 rows at a time (the 3 × 32 tile, the halves of a packed 6-row
+    /// tile, [`super::Kernel::Avx2Pairs`]; a group's lone last panel still against 6 rows).
     ///
     /// # Safety
     /// AVX2 and FMA present; `a` is `a` packed in tiles (`[⌈m/6⌉, k, 6]`), `lines` panels
@@ -438,7 +453,7 @@ mod avx2 {
     /// panels `j0..j1`.
     #[allow(clippy::too_many_arguments)]
     #[target_feature(enable = "avx2,fma")]
-    pub unsafe fn panels(
+    pub unsafe fn panels<const PAIRS: bool>(
         a: &[f32],
         m: usize,
         k: usize,
@@ -453,7 +468,13 @@ mod avx2 {
         // Panels go in groups whose output columns (m × 16 × group) stay in L2 while every
         // depth block passes them: one pass per depth block over the whole output would send
         // a wide output (the 50k-wide head: 26 MB at m = 128) through memory once per block.
+        // With PAIRS, groups of whole pairs.
         let group = (OUT_BLOCK / (m * PANEL).max(1)).max(1);
+        let group = if PAIRS {
+            group.max(2).next_multiple_of(2)
+        } else {
+            group
+        };
         let mut g0 = j0;
         while g0 < j1 {
             let g1 = (g0 + group).min(j1);
@@ -461,53 +482,185 @@ mod avx2 {
             while p0 < k {
                 let depth = DEPTH.min(k - p0);
                 let (first, last) = (p0 == 0, p0 + depth == k);
-                for j in g0..g1 {
-                    let cols = PANEL.min(n - j * PANEL);
-                    let mut b = Line([0.0; PANEL]);
+                let mut j = g0;
+                while j < g1 {
+                    let pair = PAIRS && j + 1 < g1;
+                    let np = if pair { 2 } else { 1 };
+                    let cols = (np * PANEL).min(n - j * PANEL);
+                    let mut b = Wide([0.0; 2 * PANEL]);
                     if let (true, Some(bias)) = (last, bias) {
                         b.0[..cols].copy_from_slice(&bias[j * PANEL..j * PANEL + cols]);
                     }
                     let w = lines.as_ptr().add(j * k + p0);
-                    let c = out.add(j * PANEL);
-                    // the lines the next block reads, fetched from memory while the first
-                    // tile of this one computes
-                    let next = if j + 1 < g1 {
-                        w.add(k)
+                    // the lines the next panel (or pair) reads, or the next block's first, fetched
+                    // while the first tile of this one computes
+                    let next = if j + np < g1 {
+                        w.add(np * k)
                     } else if !last {
                         lines.as_ptr().add(g0 * k + p0 + depth)
                     } else {
                         lines.as_ptr().add(g1.min(j1 - 1) * k)
                     };
-                    let t = Tile {
+                    let t = Block {
                         depth,
                         w,
+                        k,
                         cols,
                         ldc,
                         load: !first,
                         bias: &b,
                     };
-                    let mut i = 0;
-                    if m >= TILE {
-                        t.run_fetching::<TILE>(a.as_ptr().add(p0 * TILE), c, next);
-                        i += TILE;
+                    let (a, c) = (a.as_ptr().add(p0 * TILE), out.add(j * PANEL));
+                    if pair {
+                        t.rows::<3, 4>(a, m, k, c, next);
+                    } else {
+                        t.rows::<6, 2>(a, m, k, c, next);
                     }
-                    while i + TILE <= m {
-                        t.run::<TILE>(a.as_ptr().add(i * k + p0 * TILE), c.add(i * ldc));
-                        i += TILE;
-                    }
-                    let (ap, cp) = (a.as_ptr().add(i * k + p0 * TILE), c.add(i * ldc));
-                    match m - i {
-                        0 => {}
-                        1 => t.run::<1>(ap, cp),
-                        2 => t.run::<2>(ap, cp),
-                        3 => t.run::<3>(ap, cp),
-                        4 => t.run::<4>(ap, cp),
-                        _ => t.run::<5>(ap, cp),
-                    }
+                    j += np;
                 }
                 p0 += depth;
             }
             g0 = g1;
+        }
+    }
+
+    /// Two panels' worth of values (bias, or a partial row), aligned for ymm loads.
+    #[repr(align(64))]
+    struct Wide([f32; 2 * PANEL]);
+
+    /// One depth block of one or two panels (`V` = 2 or 4 ymm vectors of 8 columns), applied
+    /// to tiles of rows.
+    struct Block<'b> {
+        depth: usize,
+        /// Line `p0` of the first panel; the second panel's is `k` lines on.
+        w: *const Line,
+        k: usize,
+        /// Valid columns (`8·V` but in the last panels).
+        cols: usize,
+        ldc: usize,
+        /// Accumulate onto `out` (every depth block but the first).
+        load: bool,
+        /// Added on the last depth block (zeros otherwise).
+        bias: &'b Wide,
+    }
+
+    impl Block<'_> {
+        /// Every row of `a` in tiles of `R` rows (6, or 3: each packed tile's halves), the
+        /// first tile prefetching `next` (`V / 2` panels' lines).
+        #[inline]
+        #[target_feature(enable = "avx2,fma")]
+        unsafe fn rows<const R: usize, const V: usize>(
+            &self,
+            a: *const f32,
+            m: usize,
+            k: usize,
+            c: *mut f32,
+            next: *const Line,
+        ) {
+            let mut i = 0;
+            while i < m {
+                // row i of the packed `a`: tile i / 6, lane i % 6, from depth p0
+                let ap = a.add(i / TILE * TILE * k + i % TILE);
+                let cp = c.add(i * self.ldc);
+                match (m - i).min(R) {
+                    r if r == R && i == 0 => self.run::<R, V, true>(ap, cp, next),
+                    r if r == R => self.run::<R, V, false>(ap, cp, next),
+                    1 => self.run::<1, V, false>(ap, cp, next),
+                    2 => self.run::<2, V, false>(ap, cp, next),
+                    3 if R > 3 => self.run::<3, V, false>(ap, cp, next),
+                    4 if R > 4 => self.run::<4, V, false>(ap, cp, next),
+                    5 if R > 5 => self.run::<5, V, false>(ap, cp, next),
+                    _ => unreachable!("tiles of {R} rows"),
+                }
+                i += R;
+            }
+        }
+
+        /// `R` rows × `V` vectors: `c[r, 0..cols] (+)= Σ_p a[r, p] · w[p, 0..cols] + bias`,
+        /// prefetching `next[0..depth]` (and the next panel's) with `FETCH`. Each value gets
+        /// the same operations in the same order as in every other tile and build: the stored
+        /// sum (or zero), plus the bias (or zero), then one FMA per depth step.
+        #[inline]
+        #[target_feature(enable = "avx2,fma")]
+        unsafe fn run<const R: usize, const V: usize, const FETCH: bool>(
+            &self,
+            a: *const f32,
+            c: *mut f32,
+            next: *const Line,
+        ) {
+            let mut acc = [[_mm256_setzero_ps(); V]; R];
+            let full = self.cols == 8 * V;
+            if self.load {
+                for (r, acc) in acc.iter_mut().enumerate() {
+                    let row = c.add(r * self.ldc);
+                    if full {
+                        for (v, acc) in acc.iter_mut().enumerate() {
+                            *acc = _mm256_loadu_ps(row.add(8 * v));
+                        }
+                    } else {
+                        let mut t = Wide([0.0; 2 * PANEL]);
+                        let t = &mut t.0;
+                        std::ptr::copy_nonoverlapping(row, t.as_mut_ptr(), self.cols);
+                        for (v, acc) in acc.iter_mut().enumerate() {
+                            *acc = _mm256_load_ps(t.as_ptr().add(8 * v));
+                        }
+                    }
+                }
+            }
+            for v in 0..V {
+                let b = _mm256_load_ps(self.bias.0.as_ptr().add(8 * v));
+                for acc in acc.iter_mut() {
+                    acc[v] = _mm256_add_ps(acc[v], b);
+                }
+            }
+            // vector v: half v % 2 of panel v / 2, whose lines are k apart
+            let w: [*const f32; V] = std::array::from_fn(|v| {
+                (self.w.wrapping_add(v / 2 * self.k) as *const f32).wrapping_add(v % 2 * 8)
+            });
+            for p in 0..self.depth {
+                if FETCH {
+                    _mm_prefetch::<_MM_HINT_T0>(next.wrapping_add(p) as *const i8);
+                    if V == 4 {
+                        _mm_prefetch::<_MM_HINT_T0>(next.wrapping_add(self.k + p) as *const i8);
+                    }
+                }
+                let ap = a.add(p * TILE);
+                if V > R {
+                    // wide: R broadcasts held, one weight vector at a time (12 + 3 + 1 ymm)
+                    let x: [__m256; R] = std::array::from_fn(|r| _mm256_broadcast_ss(&*ap.add(r)));
+                    for v in 0..V {
+                        let w = _mm256_load_ps(w[v].add(p * PANEL));
+                        for (acc, x) in acc.iter_mut().zip(&x) {
+                            acc[v] = _mm256_fmadd_ps(*x, w, acc[v]);
+                        }
+                    }
+                } else {
+                    // tall: V weight vectors held, one broadcast at a time
+                    let w: [__m256; V] =
+                        std::array::from_fn(|v| _mm256_load_ps(w[v].add(p * PANEL)));
+                    for (r, acc) in acc.iter_mut().enumerate() {
+                        let x = _mm256_broadcast_ss(&*ap.add(r));
+                        for (acc, w) in acc.iter_mut().zip(&w) {
+                            *acc = _mm256_fmadd_ps(x, *w, *acc);
+                        }
+                    }
+                }
+            }
+            for (r, acc) in acc.iter().enumerate() {
+                let row = c.add(r * self.ldc);
+                if full {
+                    for (v, acc) in acc.iter().enumerate() {
+                        _mm256_storeu_ps(row.add(8 * v), *acc);
+                    }
+                } else {
+                    let mut t = Wide([0.0; 2 * PANEL]);
+                    let t = &mut t.0;
+                    for (v, acc) in acc.iter().enumerate() {
+                        _mm256_store_ps(t.as_mut_ptr().add(8 * v), *acc);
+                    }
+                    std::ptr::copy_nonoverlapping(t.as_ptr(), row, self.cols);
+                }
+            }
         }
     }
 
@@ -558,100 +711,6 @@ mod avx2 {
         }
         for (q, line) in panel.iter_mut().enumerate().skip(p) {
             line.0 = std::array::from_fn(|r| rows[r * k + q]);
-        }
-    }
-
-    /// One panel's depth block, applied to tiles of rows.
-    struct Tile<'b> {
-        depth: usize,
-        w: *const Line,
-        /// Valid columns of the panel (16 but in the last one).
-        cols: usize,
-        ldc: usize,
-        /// Accumulate onto `out` (every depth block but the first).
-        load: bool,
-        /// Added on the last depth block (zeros otherwise).
-        bias: &'b Line,
-    }
-
-    impl Tile<'_> {
-        /// `R` rows: `c[r, 0..cols] (+)= Σ_p a[r, p] · w[p, 0..cols] + bias`.
-        #[inline]
-        #[target_feature(enable = "avx2,fma")]
-        unsafe fn run<const R: usize>(&self, a: *const f32, c: *mut f32) {
-            self.run_with::<R, false>(a, c, std::ptr::null())
-        }
-
-        /// [`Tile::run`], also prefetching `next[0..depth]` (one line per step).
-        #[inline]
-        #[target_feature(enable = "avx2,fma")]
-        unsafe fn run_fetching<const R: usize>(
-            &self,
-            a: *const f32,
-            c: *mut f32,
-            next: *const Line,
-        ) {
-            self.run_with::<R, true>(a, c, next)
-        }
-
-        #[inline]
-        #[target_feature(enable = "avx2,fma")]
-        unsafe fn run_with<const R: usize, const FETCH: bool>(
-            &self,
-            a: *const f32,
-            c: *mut f32,
-            next: *const Line,
-        ) {
-            let mut acc = [[_mm256_setzero_ps(); 2]; R];
-            let full = self.cols == PANEL;
-            if self.load {
-                for (r, acc) in acc.iter_mut().enumerate() {
-                    let row = c.add(r * self.ldc);
-                    if full {
-                        acc[0] = _mm256_loadu_ps(row);
-                        acc[1] = _mm256_loadu_ps(row.add(8));
-                    } else {
-                        let mut t = Line([0.0; PANEL]);
-                        std::ptr::copy_nonoverlapping(row, t.0.as_mut_ptr(), self.cols);
-                        acc[0] = _mm256_load_ps(t.0.as_ptr());
-                        acc[1] = _mm256_load_ps(t.0.as_ptr().add(8));
-                    }
-                }
-            }
-            let b0 = _mm256_load_ps(self.bias.0.as_ptr());
-            let b1 = _mm256_load_ps(self.bias.0.as_ptr().add(8));
-            for acc in acc.iter_mut() {
-                acc[0] = _mm256_add_ps(acc[0], b0);
-                acc[1] = _mm256_add_ps(acc[1], b1);
-            }
-            let mut w = self.w as *const f32;
-            let mut a = a;
-            for p in 0..self.depth {
-                if FETCH {
-                    _mm_prefetch::<_MM_HINT_T0>(next.wrapping_add(p) as *const i8);
-                }
-                let w0 = _mm256_load_ps(w);
-                let w1 = _mm256_load_ps(w.add(8));
-                for (r, acc) in acc.iter_mut().enumerate() {
-                    let x = _mm256_broadcast_ss(&*a.add(r));
-                    acc[0] = _mm256_fmadd_ps(x, w0, acc[0]);
-                    acc[1] = _mm256_fmadd_ps(x, w1, acc[1]);
-                }
-                w = w.add(PANEL);
-                a = a.add(TILE);
-            }
-            for (r, acc) in acc.iter().enumerate() {
-                let row = c.add(r * self.ldc);
-                if full {
-                    _mm256_storeu_ps(row, acc[0]);
-                    _mm256_storeu_ps(row.add(8), acc[1]);
-                } else {
-                    let mut t = Line([0.0; PANEL]);
-                    _mm256_store_ps(t.0.as_mut_ptr(), acc[0]);
-                    _mm256_store_ps(t.0.as_mut_ptr().add(8), acc[1]);
-                    std::ptr::copy_nonoverlapping(t.0.as_ptr(), row, self.cols);
-                }
-            }
         }
     }
 }
@@ -1124,6 +1183,17 @@ mod tests {
             // an odd number of panels in a group (the AVX-512 tile takes them in pairs)
             (700, 70, 48),
             (3, 40, 80),
+            // the 3 × 32 AVX2 tile's 3-row halves (m mod 3, m mod 6 = 4 or 5), with tasks of more
+            // than one panel (over 8 panels): pairs with a partial second panel (500, 264),
+            // a lone partial panel after pairs (280), odd groups of pairs (400 rows)
+            (4, 300, 500),
+            (5, 40, 264),
+            (8, 33, 280),
+            (9, 257, 300),
+            (10, 20, 2000),
+            (11, 513, 136),
+            (400, 40, 1000),
+            (700, 30, 744),
         ];
         for &(m, k, n) in &shapes {
             let a: Vec<f32> = (0..m * k)
