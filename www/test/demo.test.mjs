@@ -741,6 +741,51 @@ test("threads on a static host: the service worker isolates the page from its se
   await context.close();
 });
 
+test("where service workers are blocked the page stays on one thread and works; the worker's cost on the first and second visit is printed", { timeout: 300_000 }, async () => {
+  // time from navigation to a page ready to fill (the default model loaded), in a fresh
+  // context each time, alternating contexts that block service workers and ones that allow them
+  const visit = async (serviceWorkers) => {
+    const context = await browser.newContext({ viewport: { width: 1280, height: 900 }, serviceWorkers });
+    const page = await context.newPage();
+    page.on("pageerror", (e) => problems.push(`pageerror: ${e.message}`));
+    const ready = async (load) => {
+      const t0 = Date.now();
+      await load();
+      await page.waitForSelector('[data-testid="fill"]:not([disabled])', { timeout: 120_000 });
+      return Date.now() - t0;
+    };
+    const first = await ready(() => page.goto(`${base}/`));
+    const installed = serviceWorkers === "allow" ? await page.evaluate(() => navigator.serviceWorker.ready.then(() => true)) : false;
+    const second = await ready(() => page.reload());
+    const isolated = await page.evaluate(() => crossOriginIsolated);
+    const backend = await page.textContent("#backend");
+    let fill = "";
+    if (serviceWorkers === "block") {
+      await page.fill('[data-testid="template"]', TEMPLATE);
+      await page.click('[data-testid="fill"]');
+      await page.waitForSelector('[data-testid="canvas"][data-state="done"]', { timeout: 120_000 });
+      fill = await page.evaluate(() => [...document.querySelectorAll('[data-testid="canvas"] .tok')].map((c) => c.textContent).join(""));
+    }
+    await context.close();
+    return { first, second, installed, isolated, backend, fill };
+  };
+  const runs = { block: [], allow: [] };
+  for (let i = 0; i < 3; i++) {
+    for (const mode of i % 2 ? ["allow", "block"] : ["block", "allow"]) runs[mode].push(await visit(mode));
+  }
+  for (const r of runs.block) {
+    assert.equal(r.isolated, false, "no service worker, no isolation");
+    assert.doesNotMatch(r.backend, /threads/);
+    assert.ok(r.fill.length > TEMPLATE.length / 2, `a fill on one thread: ${r.fill}`);
+  }
+  for (const r of runs.allow) {
+    assert.ok(r.installed && r.isolated, "the worker installs on the first visit and isolates the second");
+  }
+  const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+  const line = (key) => `${median(runs.block.map((r) => r[key]))} ms without the worker, ${median(runs.allow.map((r) => r[key]))} ms with it`;
+  console.log(`# demo ready to fill (median of 3 fresh contexts each): first visit ${line("first")}; second visit ${line("second")} (with it: isolated, threaded module and pool)`);
+});
+
 /** Points a preset at another source (the page's MODELS objects are the module's own). */
 async function repoint(page, id, source) {
   await page.evaluate(
