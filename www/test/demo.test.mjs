@@ -776,13 +776,16 @@ test("where service workers are blocked the page stays on one thread and works; 
   for (const r of runs.block) {
     assert.equal(r.isolated, false, "no service worker, no isolation");
     assert.doesNotMatch(r.backend, /threads/);
-    assert.ok(r.fill.length > TEMPLATE.length / 2, `a fill on one thread: ${r.fill}`);
+    assert.ok(r.fill.length > 0 && !/MASK/.test(r.fill), `a fill on one thread: ${r.fill}`);
   }
   for (const r of runs.allow) {
     assert.ok(r.installed && r.isolated, "the worker installs on the first visit and isolates the second");
   }
   const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
-  const line = (key) => `${median(runs.block.map((r) => r[key]))} ms without the worker, ${median(runs.allow.map((r) => r[key]))} ms with it`;
+  const line = (key) => {
+    const [without, within] = [runs.block, runs.allow].map((rs) => rs.map((r) => r[key]));
+    return `${median(without)} ms without the worker (${without.join(", ")}), ${median(within)} ms with it (${within.join(", ")})`;
+  };
   console.log(`# demo ready to fill (median of 3 fresh contexts each): first visit ${line("first")}; second visit ${line("second")} (with it: isolated, threaded module and pool)`);
 });
 
