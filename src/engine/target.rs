@@ -234,7 +234,9 @@ pub fn fits(
             need.host = need.host.saturating_add(e.elements().saturating_mul(4));
             if let (None, None, [rows, cols]) = (device, quant, e.shape.as_slice()) {
                 if crate::backend::cpu::panels::available() {
-                    let panels = (rows.div_ceil(PANEL) * PANEL) as u64 * *cols as u64 * 4;
+                    // in u64: a hostile header's row count must not wrap a 32-bit usize
+                    let padded = (*rows as u64).div_ceil(PANEL as u64) * PANEL as u64;
+                    let panels = padded.saturating_mul(*cols as u64).saturating_mul(4);
                     need.packed = need.packed.max(panels);
                 }
             }
